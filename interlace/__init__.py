@@ -1,0 +1,17 @@
+"""interlace: mixed-effects models for Python, matching R's lme4.
+
+Public API: :func:`fit` (linear mixed models), the model and result classes,
+and :mod:`interlace.datasets`.
+"""
+from . import datasets
+from .errors import (ConvergenceWarning, DataError, FormulaError, InterlaceError, MissingDataWarning,
+                     RankDeficiencyWarning, SingularFitWarning)
+from .fit import fit
+from .models.lmm import CrossedLME
+from .results.lmm import CrossedLMEResult
+
+__version__ = "0.1.0"
+
+__all__ = ["fit", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
+           "FormulaError", "InterlaceError", "MissingDataWarning", "RankDeficiencyWarning",
+           "SingularFitWarning", "__version__"]

@@ -1,0 +1,169 @@
+"""The model frame: the rows and columns a model uses, with missing values dropped.
+
+Mirrors R's ``model.frame(..., na.action = na.omit)``: every column the formula,
+the random-effects terms, the weights or the offset refer to is checked to exist,
+and rows with a missing value in any of them are dropped and reported.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import patsy
+
+from ..errors import DataError, FormulaError, MissingDataWarning
+from ..formula import RandomTermSpec
+
+__all__ = ["ModelFrame", "build_frame", "formula_names", "EVAL_NAMESPACE"]
+
+#: Names a formula may use besides data columns (patsy's builtins plus numpy).
+EVAL_NAMESPACE = {
+    "np": np,
+    "numpy": np,
+    "log": np.log,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+}
+_PATSY_NAMES = {"C", "I", "Q", "center", "standardize", "scale", "Treatment", "Sum",
+                "Poly", "Helmert", "Diff", "bs", "cr", "cc", "te", "dmatrix"}
+WEIGHTS_COL = "__interlace_weights__"
+OFFSET_COL = "__interlace_offset__"
+
+
+def formula_names(code: str) -> set[str]:
+    """Bare names referenced by a formula expression, e.g. ``{"x", "np"}`` for ``np.log(x)``."""
+    try:
+        tree = ast.parse(code.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise FormulaError(f"cannot parse formula expression {code!r}: {exc.msg}") from None
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def _term_codes(formula_rhs: str) -> list[str]:
+    try:
+        desc = patsy.ModelDesc.from_formula(formula_rhs)
+    except patsy.PatsyError as exc:
+        raise FormulaError(f"cannot parse formula {formula_rhs!r}: {exc}") from None
+    return [f.code for t in desc.lhs_termlist + desc.rhs_termlist for f in t.factors]
+
+
+def _columns_of(codes: list[str], data: pd.DataFrame, where: str) -> list[str]:
+    cols: list[str] = []
+    for code in codes:
+        for name in sorted(formula_names(code)):
+            if name in data.columns:
+                if name not in cols:
+                    cols.append(name)
+            elif name not in EVAL_NAMESPACE and name not in _PATSY_NAMES and not hasattr(builtins, name):
+                raise DataError(
+                    f"column {name!r} used in {where} is not in the data "
+                    f"(available columns: {', '.join(map(str, data.columns[:20]))}"
+                    f"{', ...' if len(data.columns) > 20 else ''})"
+                )
+    return cols
+
+
+@dataclass
+class ModelFrame:
+    """Rows and columns used by a model after dropping missing values.
+
+    Attributes
+    ----------
+    data : pandas.DataFrame
+        The used columns, complete rows only, original index kept.
+    n_dropped : int
+        Rows dropped for missing values.
+    dropped_by_column : dict
+        Missing-value count per column among the original rows.
+    weights, offset : ndarray or None
+    """
+
+    data: pd.DataFrame
+    n_dropped: int = 0
+    dropped_by_column: dict = field(default_factory=dict)
+    weights: np.ndarray | None = None
+    offset: np.ndarray | None = None
+
+
+def _attach(frame: pd.DataFrame, source: pd.DataFrame, value, name: str, col: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, str):
+        if value not in source.columns:
+            raise DataError(f"{name} column {value!r} is not in the data")
+        vals = source[value]
+    else:
+        vals = np.asarray(value, dtype=float).ravel()
+        if vals.shape[0] != len(source):
+            raise DataError(f"{name} has length {vals.shape[0]} but the data have {len(source)} rows")
+    try:
+        frame[col] = np.asarray(vals, dtype=float)
+    except (TypeError, ValueError):
+        raise DataError(f"{name} must be numeric") from None
+
+
+def build_frame(
+    data: pd.DataFrame,
+    fixed_formula: str,
+    specs: list[RandomTermSpec],
+    weights=None,
+    offset=None,
+    warn: bool = True,
+) -> ModelFrame:
+    """Select the used columns of ``data`` and drop incomplete rows.
+
+    Parameters
+    ----------
+    data : DataFrame
+    fixed_formula : str
+        Two-sided fixed-effects formula.
+    specs : list of RandomTermSpec
+    weights, offset : str, array-like or None
+        A column name or a vector of the data's length.
+    warn : bool
+        Issue a :class:`MissingDataWarning` when rows are dropped.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if len(data) == 0:
+        raise DataError("data has no rows")
+    cols = _columns_of(_term_codes(fixed_formula), data, f"formula {fixed_formula!r}")
+    for spec in specs:
+        cols += [c for c in _columns_of(_term_codes(spec.lhs), data, f"term {spec.source!r}") if c not in cols]
+        for g in spec.group:
+            if g not in data.columns:
+                raise DataError(f"grouping column {g!r} of term {spec.source!r} is not in the data")
+            if g not in cols:
+                cols.append(g)
+    frame = data.loc[:, cols].copy()
+    _attach(frame, data, weights, "weights", WEIGHTS_COL)
+    _attach(frame, data, offset, "offset", OFFSET_COL)
+    missing = frame.isna()
+    bad = missing.any(axis=1).to_numpy()
+    by_col = {c: int(missing[c].sum()) for c in frame.columns if missing[c].any()}
+    by_col = {{WEIGHTS_COL: "weights", OFFSET_COL: "offset"}.get(c, c): v for c, v in by_col.items()}
+    n_dropped = int(bad.sum())
+    if n_dropped == len(frame):
+        raise DataError(
+            "no rows left after dropping rows with missing values "
+            f"(missing per column: {by_col})"
+        )
+    if n_dropped:
+        frame = frame.loc[~bad]
+        if warn:
+            warnings.warn(
+                f"{n_dropped} of {len(data)} rows dropped for missing values "
+                f"(missing per column: {by_col})",
+                MissingDataWarning,
+                stacklevel=3,
+            )
+    w = frame.pop(WEIGHTS_COL).to_numpy() if WEIGHTS_COL in frame else None
+    o = frame.pop(OFFSET_COL).to_numpy() if OFFSET_COL in frame else None
+    if w is not None and (np.any(w < 0) or not np.all(np.isfinite(w))):
+        raise DataError("weights must be finite and non-negative")
+    return ModelFrame(frame, n_dropped, by_col, w, o)

@@ -1,0 +1,209 @@
+"""Random-effects terms and the shared structure built from them (Z, Λθ pattern, θ layout).
+
+One :class:`RandomEffectsTerm` owns a grouping factor (levels and codes), its
+model-matrix block and its covariance structure.  :class:`RandomEffects`
+orders the terms (most levels first, as lme4 and MixedModels.jl do, so the
+first block of ΛᵀZᵀWZΛ + I is block-diagonal) and provides Z, the θ layout and
+Λθ.  Every model family (LMM, GLMM, CLMM, Cox frailty) uses this structure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import patsy
+import scipy.sparse as sp
+
+from ..errors import DataError
+from ..formula import RandomTermSpec
+from .covariance import Unstructured
+from .fixed import build_matrix, new_matrix
+
+__all__ = ["RandomEffectsTerm", "RandomEffects", "build_random_effects", "group_labels"]
+
+
+def group_labels(data: pd.DataFrame, group: tuple[str, ...]) -> pd.Series:
+    """The grouping factor's value per row: the column itself, or ``"a:b"`` strings for interactions."""
+    if len(group) == 1:
+        return data[group[0]]
+    out = data[group[0]].astype(str)
+    for g in group[1:]:
+        out = out + ":" + data[g].astype(str)
+    return out
+
+
+@dataclass
+class RandomEffectsTerm:
+    """One term ``(lhs | group)``.
+
+    Attributes
+    ----------
+    spec : RandomTermSpec
+    levels : pandas.Index
+        Sorted levels of the grouping factor.
+    codes : ndarray of int (n,)
+        Level index of each row.
+    X : ndarray (n, p)
+        The term's model matrix.
+    coef_names : list of str
+    design_info : patsy.DesignInfo
+    cov : Unstructured
+        Covariance structure of the term.
+    """
+
+    spec: RandomTermSpec
+    levels: pd.Index
+    codes: np.ndarray
+    X: np.ndarray
+    coef_names: list[str]
+    design_info: patsy.DesignInfo
+    cov: Unstructured
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def p(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def nlevels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def q(self) -> int:
+        return self.nlevels * self.p
+
+    def Z(self) -> sp.csc_matrix:
+        """Sparse ``n × q`` block; column ``level * p + j`` holds coefficient ``j`` of ``level``."""
+        n, p = self.X.shape
+        rows = np.repeat(np.arange(n), p)
+        cols = (self.codes[:, None] * p + np.arange(p)).ravel()
+        return sp.csc_matrix((self.X.ravel(), (rows, cols)), shape=(n, self.q))
+
+    def new_design(self, data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Model matrix and level codes of new data; unseen levels get code -1."""
+        X = new_matrix(self.design_info, data, f"random-effects term {self.spec.source!r}")
+        for g in self.spec.group:
+            if g not in data.columns:
+                raise DataError(f"grouping column {g!r} of term {self.spec.source!r} is not in newdata")
+        lab = group_labels(data, self.spec.group)
+        codes = self.levels.get_indexer(lab)
+        return X, codes
+
+
+def _make_term(spec: RandomTermSpec, data: pd.DataFrame) -> RandomEffectsTerm:
+    lab = group_labels(data, spec.group)
+    codes, levels = pd.factorize(lab, sort=True)
+    levels = pd.Index(levels, name=spec.name)
+    n = len(data)
+    if len(levels) < 2:
+        raise DataError(
+            f"grouping factor {spec.name!r} of term {spec.source!r} has {len(levels)} level; "
+            "a random effect needs at least 2 sampled levels"
+        )
+    if len(levels) >= n:
+        raise DataError(
+            f"grouping factor {spec.name!r} has {len(levels)} levels for {n} observations; "
+            "the number of levels must be less than the number of observations"
+        )
+    mm = build_matrix(spec.lhs, data, f"random-effects term {spec.source!r}")
+    names = ["Intercept" if c == "Intercept" else c for c in mm.design_info.column_names]
+    X = np.asarray(mm, dtype=float)
+    if X.shape[1] * len(levels) > n:
+        raise DataError(
+            f"term {spec.source!r} has {X.shape[1] * len(levels)} random effects for {n} observations; "
+            "its parameters are unidentifiable"
+        )
+    return RandomEffectsTerm(spec, levels, codes.astype(np.int64), X, names, mm.design_info,
+                             Unstructured(X.shape[1]))
+
+
+class RandomEffects:
+    """All random-effects terms of a model, in fitting order (most levels first).
+
+    Parameters
+    ----------
+    terms : list of RandomEffectsTerm
+        In the order the user wrote them; stored reordered by decreasing ``nlevels``
+        (stable), as lme4 does.
+    """
+
+    def __init__(self, terms: list[RandomEffectsTerm]) -> None:
+        self.user_order = list(terms)
+        self.terms = sorted(terms, key=lambda t: -t.nlevels)
+        qs = [t.q for t in self.terms]
+        self.col_offsets = np.concatenate([[0], np.cumsum(qs)]).astype(np.int64)
+        nth = [t.cov.n_theta for t in self.terms]
+        self.theta_offsets = np.concatenate([[0], np.cumsum(nth)]).astype(np.int64)
+        self._build_lambda_pattern()
+
+    @property
+    def q(self) -> int:
+        return int(self.col_offsets[-1])
+
+    @property
+    def n_theta(self) -> int:
+        return int(self.theta_offsets[-1])
+
+    def theta_slice(self, k: int) -> slice:
+        return slice(self.theta_offsets[k], self.theta_offsets[k + 1])
+
+    @property
+    def theta0(self) -> np.ndarray:
+        return np.concatenate([t.cov.theta0 for t in self.terms])
+
+    @property
+    def lower(self) -> np.ndarray:
+        return np.concatenate([t.cov.lower for t in self.terms])
+
+    def templates(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Per-term lower-triangular templates ``T_k``."""
+        return [t.cov.template(theta[self.theta_slice(k)]) for k, t in enumerate(self.terms)]
+
+    def Z(self, first: int = 0, last: int | None = None) -> sp.csc_matrix:
+        """Horizontal stack of the terms' Z blocks ``first:last``."""
+        blocks = [t.Z() for t in self.terms[first:last]]
+        n = self.terms[0].X.shape[0]
+        if not blocks:
+            return sp.csc_matrix((n, 0))
+        return sp.hstack(blocks, format="csc")
+
+    def _build_lambda_pattern(self) -> None:
+        rows, cols, lind = [], [], []
+        for k, t in enumerate(self.terms):
+            L = np.arange(t.nlevels)[:, None] * t.p
+            rows.append((self.col_offsets[k] + L + t.cov.rows).ravel())
+            cols.append((self.col_offsets[k] + L + t.cov.cols).ravel())
+            lind.append(np.broadcast_to(self.theta_offsets[k] + np.arange(t.cov.n_theta),
+                                        (t.nlevels, t.cov.n_theta)).ravel())
+        rows, cols, lind = (np.concatenate(a) for a in (rows, cols, lind))
+        order = np.lexsort((rows, cols))  # CSC order
+        self._lam_rows, self._lam_cols, self.lind = rows[order], cols[order], lind[order]
+        q = self.q
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(self._lam_cols, minlength=q))])
+        self._lam_indptr = indptr
+
+    def Lambda(self, theta: np.ndarray, first: int = 0, last: int | None = None) -> sp.csc_matrix:
+        """Λθ (``q × q``, lower block-diagonal), or the sub-block of terms ``first:last``."""
+        L = sp.csc_matrix((np.asarray(theta, float)[self.lind], self._lam_rows, self._lam_indptr),
+                          shape=(self.q, self.q))
+        if first == 0 and last is None:
+            return L
+        a = self.col_offsets[first]
+        b = self.col_offsets[len(self.terms) if last is None else last]
+        return L[a:b, a:b].tocsc()
+
+    def split_b(self, b: np.ndarray) -> list[np.ndarray]:
+        """Per-term ``(nlevels, p)`` arrays of a stacked random-effects vector."""
+        return [b[self.col_offsets[k]:self.col_offsets[k + 1]].reshape(t.nlevels, t.p)
+                for k, t in enumerate(self.terms)]
+
+
+def build_random_effects(specs: list[RandomTermSpec], data: pd.DataFrame) -> RandomEffects:
+    """Build every term of ``specs`` on the complete-case ``data``."""
+    if not specs:
+        raise DataError("a mixed model needs at least one random-effects term (use groups= or random=)")
+    return RandomEffects([_make_term(s, data) for s in specs])

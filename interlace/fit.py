@@ -1,0 +1,56 @@
+"""``interlace.fit``: the one-call entry point for linear mixed models."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .models.lmm import CrossedLME, parse_method
+
+__all__ = ["fit"]
+
+
+def fit(formula: str, data: pd.DataFrame, groups=None, random=None, method: str = "REML",
+        weights=None, offset=None, engine: str = "auto", optimizer: str = "bobyqa",
+        start=None, check_conv: bool = True, maxiter: int | None = None):
+    """Fit a linear mixed model (lme4's ``lmer``).
+
+    Parameters
+    ----------
+    formula : str
+        Fixed effects ``"y ~ x1 + x2"``; may also hold lme4 random terms
+        (``"y ~ x + (1 + x | g)"``).
+    data : DataFrame
+    groups : str or list of str, optional
+        One random intercept per column, crossed; the first is the primary
+        grouping factor (used by :meth:`bootstrap_se`).
+    random : str or list of str, optional
+        lme4 terms: ``(1|g)``, ``(1 + x|g)``, ``(0 + x|g)``, ``(x||g)``,
+        ``(1|a:b)``, ``(1|a/b)``, ``(1|a/b/c)``.
+    method : {"REML", "ML"}
+    weights, offset : str or array-like, optional
+        Prior weights and an offset (column names or vectors of ``len(data)``).
+    engine : {"auto", "blocked", "cholmod"}
+        Sparse Cholesky engine; all give the same estimates.
+    optimizer : {"bobyqa", "L-BFGS-B", "Nelder-Mead", "Powell"}
+    start : array-like, optional
+        Starting θ.
+    check_conv : bool
+        lme4's post-fit convergence and singularity checks (warnings).
+    maxiter : int, optional
+        Objective evaluation budget.
+
+    Returns
+    -------
+    CrossedLMEResult
+        (wrapped by statsmodels' results wrapper.)
+
+    Examples
+    --------
+    >>> from interlace import fit, datasets
+    >>> res = fit("Reaction ~ Days", datasets.load("sleepstudy"), random=["(Days | Subject)"])
+    >>> round(res.fe_params["Days"], 4)
+    10.4673
+    """
+    reml = parse_method(method)
+    model = CrossedLME.from_formula(formula, data, groups=groups, random=random, reml=reml,
+                                    weights=weights, offset=offset, engine=engine)
+    return model.fit(start_params=start, method=optimizer, maxiter=maxiter, check_conv=check_conv)

@@ -1,0 +1,223 @@
+"""Parse lme4-style model formulas into a fixed part and random-effects term specs.
+
+No numerics here: this module only turns strings into :class:`RandomTermSpec`
+objects, expanding lme4's shorthands exactly as lme4 does:
+
+* ``(1 + x || g)``  -> ``(1 | g) + (0 + x | g)``  (uncorrelated terms)
+* ``(1 | a/b)``     -> ``(1 | a) + (1 | a:b)``
+* ``(1 | a/b/c)``   -> ``(1 | a) + (1 | a:b) + (1 | a:b:c)``
+* ``(1 | a:b)``     -> one term grouped by the interaction of ``a`` and ``b``
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import patsy
+
+from ..errors import FormulaError
+
+__all__ = ["RandomTermSpec", "split_formula", "parse_random_term", "parse_random", "model_terms"]
+
+
+@dataclass(frozen=True)
+class RandomTermSpec:
+    """One random-effects term ``(lhs | group)`` after expansion.
+
+    Attributes
+    ----------
+    lhs : str
+        Right-hand side of a patsy formula giving the term's model matrix
+        (``"1"``, ``"1 + x"``, ``"0 + x"``).
+    group : tuple of str
+        Columns whose interaction defines the grouping factor.
+    source : str
+        The term as the user wrote it, for error messages.
+    """
+
+    lhs: str
+    group: tuple[str, ...]
+    source: str
+
+    @property
+    def name(self) -> str:
+        """Name of the grouping factor, e.g. ``"batch:cask"``."""
+        return ":".join(self.group)
+
+
+def _find_bar_terms(rhs: str) -> list[tuple[int, int]]:
+    """Spans ``(start, end)`` of top-level parenthesised groups containing ``|``."""
+    spans = []
+    depth = 0
+    start = None
+    for i, ch in enumerate(rhs):
+        if ch == "(":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise FormulaError(f"unbalanced ')' in formula: {rhs!r}")
+            if depth == 0 and "|" in rhs[start : i + 1]:
+                spans.append((start, i + 1))
+    if depth != 0:
+        raise FormulaError(f"unbalanced '(' in formula: {rhs!r}")
+    return spans
+
+
+def split_formula(formula: str) -> tuple[str, list[str]]:
+    """Split ``"y ~ x + (1 + x | g)"`` into ``("y ~ x", ["(1 + x | g)"])``.
+
+    Parameters
+    ----------
+    formula : str
+        A two-sided formula, possibly with lme4 random-effects terms.
+
+    Returns
+    -------
+    fixed : str
+        The fixed-effects formula (``"y ~ 1"`` if nothing fixed remains).
+    bars : list of str
+        The random-effects terms as written, parentheses included.
+    """
+    if not isinstance(formula, str):
+        raise FormulaError(f"formula must be a string, got {type(formula).__name__}")
+    if formula.count("~") != 1:
+        raise FormulaError(
+            f"formula {formula!r} must have exactly one '~' separating response and predictors"
+        )
+    lhs, rhs = formula.split("~")
+    if not lhs.strip():
+        raise FormulaError(f"formula {formula!r} has no response on the left of '~'")
+    spans = _find_bar_terms(rhs)
+    bars = [rhs[a:b] for a, b in spans]
+    rest = rhs
+    for a, b in reversed(spans):
+        rest = rest[:a] + rest[b:]
+    # tidy dangling '+' signs left by removal
+    rest = re.sub(r"\+\s*(\+\s*)+", "+ ", rest)
+    rest = re.sub(r"^\s*\+|\+\s*$", "", rest.strip()).strip()
+    if not rest:
+        rest = "1"
+    return f"{lhs.strip()} ~ {rest}", bars
+
+
+def _split_lhs_terms(lhs: str, source: str) -> tuple[bool, list[str]]:
+    """Split a term's left-hand side into (has_intercept, non-intercept term codes)."""
+    try:
+        desc = patsy.ModelDesc.from_formula(lhs)
+    except patsy.PatsyError as exc:
+        raise FormulaError(f"cannot parse random-effects term {source!r}: {exc}") from None
+    has_int = any(len(t.factors) == 0 for t in desc.rhs_termlist)
+    others = [":".join(f.code for f in t.factors) for t in desc.rhs_termlist if t.factors]
+    return has_int, others
+
+
+def parse_random_term(term: str) -> list[RandomTermSpec]:
+    """Expand one lme4 term such as ``"(1 + x || g)"`` or ``"(1|a/b)"``.
+
+    Parameters
+    ----------
+    term : str
+        The term, with or without its enclosing parentheses.
+
+    Returns
+    -------
+    list of RandomTermSpec
+    """
+    source = term.strip()
+    body = source
+    if body.startswith("(") and body.endswith(")"):
+        body = body[1:-1]
+    if "|" not in body:
+        raise FormulaError(
+            f"random-effects term {source!r} has no '|': write it as '(1 | group)' or '(1 + x | group)'"
+        )
+    double = "||" in body
+    lhs, grp = body.split("||" if double else "|", 1)
+    lhs, grp = lhs.strip(), grp.strip()
+    if not lhs:
+        raise FormulaError(f"random-effects term {source!r} has nothing left of '|' (did you mean '(1 | {grp})'?)")
+    if not grp or "|" in grp:
+        raise FormulaError(f"random-effects term {source!r} needs one grouping factor right of '|'")
+    if re.search(r"[+*()~]", grp):
+        raise FormulaError(
+            f"grouping expression {grp!r} in {source!r} is not supported: use a column, 'a:b' or 'a/b'"
+        )
+    parts = [p.strip() for p in grp.split("/")]
+    if any(not p for p in parts):
+        raise FormulaError(f"empty nesting level in {source!r}")
+    groups: list[tuple[str, ...]] = []
+    prefix: tuple[str, ...] = ()
+    for p in parts:
+        cols = tuple(c.strip() for c in p.split(":"))
+        if any(not c for c in cols):
+            raise FormulaError(f"empty factor name in grouping expression {grp!r} of {source!r}")
+        prefix = prefix + cols
+        groups.append(prefix)
+    has_int, others = _split_lhs_terms(lhs, source)
+    if not has_int and not others:
+        raise FormulaError(f"random-effects term {source!r} has no columns")
+    if double:
+        lhs_list = (["1"] if has_int else []) + [f"0 + {o}" for o in others]
+    else:
+        lhs_list = [" + ".join((["1"] if has_int else ["0"]) + others)]
+    return [RandomTermSpec(lhs=l, group=g, source=source) for g in groups for l in lhs_list]
+
+
+def parse_random(random) -> list[RandomTermSpec]:
+    """Expand a list of term strings (or one string with ``+`` between terms)."""
+    if random is None:
+        return []
+    if isinstance(random, str):
+        spans = _find_bar_terms(random)
+        if not spans:
+            return parse_random_term(random)
+        items = [random[a:b] for a, b in spans]
+    else:
+        items = list(random)
+    specs: list[RandomTermSpec] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise FormulaError(f"random-effects terms must be strings, got {item!r}")
+        specs.extend(parse_random_term(item))
+    return specs
+
+
+def model_terms(formula: str, groups=None, random=None) -> tuple[str, list[RandomTermSpec]]:
+    """Fixed formula and every random-effects term from the three ways of giving them.
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ x"`` or a full lme4 formula ``"y ~ x + (1 + x | g)"``.
+    groups : str or list of str, optional
+        Columns that each get a random intercept ``(1 | g)``, in the order given.
+    random : str or list of str, optional
+        lme4 terms such as ``"(1 + x | g)"``, ``"(1 | a/b)"``, ``"(x || g)"``.
+
+    Returns
+    -------
+    fixed : str
+    specs : list of RandomTermSpec
+        Groups first, then ``random``, then bar terms of ``formula``.
+    """
+    fixed, bars = split_formula(formula)
+    specs: list[RandomTermSpec] = []
+    if groups is not None:
+        glist = [groups] if isinstance(groups, str) else list(groups)
+        for g in glist:
+            if not isinstance(g, str):
+                raise FormulaError(f"groups must be column names, got {g!r}")
+            specs.extend(parse_random_term(f"(1 | {g})"))
+    specs.extend(parse_random(random))
+    for b in bars:
+        specs.extend(parse_random_term(b))
+    seen = set()
+    for s in specs:
+        key = (s.lhs.replace(" ", ""), s.group)
+        if key in seen:
+            raise FormulaError(f"random-effects term {s.source!r} is given twice")
+        seen.add(key)
+    return fixed, specs

@@ -1,0 +1,143 @@
+"""Blocked PLS engine on numpy/scipy (no CHOLMOD needed).
+
+Blocks, with Z = [Z1 Z2] (Z1 the term with most levels):
+
+* L11: block-diagonal, one ``p1 × p1`` Cholesky factor per level of term 1
+  (a vector of square roots for a scalar term).
+* L21 = Λ2ᵀ A21 Λ1 L11⁻ᵀ: sparse (or dense when A21 is dense).
+* L22: dense Cholesky of Λ2ᵀA22Λ2 + I − L21 L21ᵀ.
+* L31, L32, L33: the dense [X y] rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from ..design.terms import RandomEffects
+from .pls import Factorization, PLSSystem
+
+__all__ = ["BlockedPLS"]
+
+
+class BlockedPLS(PLSSystem):
+    """Blocked Cholesky engine; see the module docstring."""
+
+    engine = "blocked"
+
+    def __init__(self, re: RandomEffects, X: np.ndarray) -> None:
+        super().__init__(re, X)
+        t1 = re.terms[0]
+        self.l1, self.p1 = t1.nlevels, t1.p
+        self.q1 = t1.q
+        self.q2 = re.q - self.q1
+        self._Z1 = t1.Z()
+        self._Z2 = re.Z(1)
+        p1, l1 = self.p1, self.l1
+        # index pattern of the block-diagonal D1 = blockdiag(T1 L11_i^{-T})
+        r, c = np.meshgrid(np.arange(p1), np.arange(p1), indexing="ij")
+        base = np.arange(l1)[:, None, None] * p1
+        self._d1_rows = (base + r).ravel()
+        self._d1_cols = (base + c).ravel()
+
+    def set_data(self, y, w=None) -> None:
+        XY, w = self._xy(y, w)
+        t1 = self.re.terms[0]
+        X1 = t1.X
+        p1, l1 = self.p1, self.l1
+        A11 = np.empty((l1, p1, p1))
+        for a in range(p1):
+            for b in range(a, p1):
+                A11[:, a, b] = np.bincount(t1.codes, w * X1[:, a] * X1[:, b], minlength=l1)
+                A11[:, b, a] = A11[:, a, b]
+        self.A11 = A11
+        XYw = XY * w[:, None]
+        self.A31 = np.asarray((self._Z1.T @ XYw).T)
+        self.A33 = XY.T @ XYw
+        if self.q2:
+            Z2w = sp.diags(w) @ self._Z2
+            self.A22 = (self._Z2.T @ Z2w).tocsc()
+            A21 = (Z2w.T @ self._Z1).tocsr()
+            if A21.nnz > 0.25 * self.q1 * self.q2:
+                A21 = A21.toarray()
+            self.A21 = A21
+            self.A32 = np.asarray((self._Z2.T @ XYw).T)
+
+    def _D1(self, T1: np.ndarray):
+        """L11 blocks and D1 = T1 L11⁻ᵀ per level; returns (logdet contribution, D1 blocks)."""
+        if self.p1 == 1:
+            t = T1[0, 0]
+            d = np.sqrt(t * t * self.A11[:, 0, 0] + 1.0)
+            self._L11 = d[:, None, None]
+            return 2.0 * np.sum(np.log(d)), (t / d)[:, None, None]
+        M11 = np.einsum("ba,ibc,cd->iad", T1, self.A11, T1)
+        M11 += np.eye(self.p1)
+        L11 = np.linalg.cholesky(M11)
+        self._L11 = L11
+        # D1_i = T1 L11_i^{-T}  <=>  D1_i^T = L11_i^{-1} T1^T
+        D1t = np.linalg.solve(L11, np.broadcast_to(T1.T, L11.shape))
+        ld = 2.0 * np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2)))
+        return ld, np.transpose(D1t, (0, 2, 1))
+
+    def _times_D1(self, A, D1):
+        """A (k × q1, dense or sparse) times blockdiag(D1)."""
+        if sp.issparse(A):
+            if self.p1 == 1:
+                return (A @ sp.diags(D1[:, 0, 0])).tocsr()
+            D = sp.csr_matrix((D1.ravel(), (self._d1_rows, self._d1_cols)), shape=(self.q1, self.q1))
+            return (A @ D).tocsr()
+        if self.p1 == 1:
+            return A * D1[:, 0, 0]
+        k = A.shape[0]
+        return np.einsum("kia,iab->kib", A.reshape(k, self.l1, self.p1), D1).reshape(k, self.q1)
+
+    def factor(self, theta) -> Factorization:
+        re = self.re
+        theta = np.asarray(theta, float)
+        T1 = re.terms[0].cov.template(theta[re.theta_slice(0)])
+        try:
+            ld1, D1 = self._D1(T1)
+        except np.linalg.LinAlgError:
+            return Factorization(np.inf, np.inf, np.inf, ok=False)
+        self._D1blocks, self._T1 = D1, T1
+        L31 = self._times_D1(self.A31, D1)
+        self._L31 = L31
+        ld2 = 0.0
+        if self.q2:
+            Lam2 = re.Lambda(theta, 1)
+            self._Lam2 = Lam2
+            L21 = Lam2.T @ self._times_D1(self.A21, D1)
+            M22 = (Lam2.T @ self.A22 @ Lam2).toarray()
+            M22[np.diag_indices_from(M22)] += 1.0
+            LL = L21 @ L21.T
+            M22 -= LL.toarray() if sp.issparse(LL) else LL
+            try:
+                L22 = sla.cholesky(M22, lower=True, check_finite=False, overwrite_a=True)
+            except np.linalg.LinAlgError:
+                return Factorization(np.inf, np.inf, np.inf, ok=False)
+            self._L21, self._L22 = L21, L22
+            R = np.asarray((Lam2.T @ self.A32.T).T) - np.asarray(L21 @ L31.T).T
+            L32 = sla.solve_triangular(L22, R.T, lower=True, check_finite=False).T
+            self._L32 = L32
+            ld2 = 2.0 * float(np.sum(np.log(np.diag(L22))))
+            M33 = self.A33 - L31 @ L31.T - L32 @ L32.T
+        else:
+            M33 = self.A33 - L31 @ L31.T
+        return self._finish(M33, float(ld1) + ld2)
+
+    def solve(self):
+        p = self.p
+        beta = self._beta()
+        if self.q2:
+            r2 = self._L32[p] - self._L32[:p].T @ beta
+            u2 = sla.solve_triangular(self._L22.T, r2, lower=False, check_finite=False)
+            r1 = self._L31[p] - self._L31[:p].T @ beta - np.asarray(self._L21.T @ u2).ravel()
+        else:
+            u2 = np.zeros(0)
+            r1 = self._L31[p] - self._L31[:p].T @ beta
+        R1 = r1.reshape(self.l1, self.p1)
+        if self.p1 == 1:
+            u1 = R1[:, 0] / self._L11[:, 0, 0]
+        else:
+            u1 = np.linalg.solve(np.transpose(self._L11, (0, 2, 1)), R1[..., None])[..., 0].ravel()
+        return beta, np.concatenate([u1, u2])

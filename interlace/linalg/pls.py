@@ -1,0 +1,153 @@
+"""Penalized least squares (PLS) systems: the sparse core shared by every model family.
+
+For a fixed structure (Z, X) and data (y, prior or working weights w), a PLS
+system solves, for any θ,
+
+    min_{u, β}  ‖W^{1/2}(y − Xβ − ZΛθu)‖² + ‖u‖²
+
+through the blocked Cholesky factor of the augmented matrix
+
+    [ΛᵀZᵀWZΛ + I   ΛᵀZᵀWX   ΛᵀZᵀWy]
+    [     ·          XᵀWX      XᵀWy  ]  =  L Lᵀ
+    [     ·           ·        yᵀWy  ]
+
+(lme4's formulation, MixedModels.jl's blocked evaluation).  The cross-products
+are formed once per :meth:`PLSSystem.set_data`; :meth:`PLSSystem.factor` then
+costs nothing per row.  It yields ``log|L_Z|²``, ``log|L_X|²`` and the penalized
+weighted residual sum of squares; :meth:`PLSSystem.solve` gives β and u at the
+current θ.
+
+Two engines implement it and give the same numbers:
+
+* :class:`~interlace.linalg.blocked.BlockedPLS` — numpy/scipy only.  The first
+  (largest) term's block is block-diagonal, the remaining Z columns are dense.
+* :class:`~interlace.linalg.cholmod.CholmodPLS` — CHOLMOD (scikit-sparse):
+  symbolic analysis once, numeric refactorization per θ; best for large
+  nested structures.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..design.terms import RandomEffects
+
+__all__ = ["PLSSystem", "Factorization", "HAVE_CHOLMOD", "make_pls", "BLOCKED_DENSE_LIMIT"]
+
+try:  # pragma: no cover - depends on the machine
+    import sksparse.cholmod  # noqa: F401
+
+    HAVE_CHOLMOD = True
+except ImportError:  # pragma: no cover
+    HAVE_CHOLMOD = False
+
+#: Above this many columns outside the first term, ``engine="auto"`` prefers CHOLMOD.
+BLOCKED_DENSE_LIMIT = 2500
+
+
+@dataclass
+class Factorization:
+    """What one factorization at θ gives.
+
+    Attributes
+    ----------
+    ldL2 : float
+        ``log|ΛᵀZᵀWZΛ + I|``.
+    ldRX2 : float
+        ``log|XᵀWX − …|`` (the fixed-effects Schur complement).
+    pwrss : float
+        Penalized weighted residual sum of squares at the conditional optimum.
+    ok : bool
+        False when a block was not numerically positive definite.
+    """
+
+    ldL2: float
+    ldRX2: float
+    pwrss: float
+    ok: bool = True
+
+
+class PLSSystem:
+    """Common interface of the PLS engines (see module docstring)."""
+
+    engine = "abstract"
+
+    def __init__(self, re: RandomEffects, X: np.ndarray) -> None:
+        self.re = re
+        self.X = np.asarray(X, dtype=float)
+        self.n, self.p = self.X.shape
+
+    # -- to implement ----------------------------------------------------
+    def set_data(self, y: np.ndarray, w: np.ndarray | None = None) -> None:
+        """Form the weighted cross-products of [Z X y] (the only O(n) step)."""
+        raise NotImplementedError
+
+    def factor(self, theta: np.ndarray) -> Factorization:
+        """Factor the augmented system at θ."""
+        raise NotImplementedError
+
+    def solve(self) -> tuple[np.ndarray, np.ndarray]:
+        """β and the spherical random effects u at the last factored θ."""
+        raise NotImplementedError
+
+    def RX(self) -> np.ndarray:
+        """Lower Cholesky factor ``L_X`` of the fixed-effects Schur complement at the last θ."""
+        return self._L33[: self.p, : self.p]
+
+    # -- shared helpers -------------------------------------------------------
+    def _xy(self, y: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        XY = np.column_stack([self.X, np.asarray(y, float)])
+        w = np.ones(self.n) if w is None else np.asarray(w, float)
+        return XY, w
+
+    def _finish(self, M33: np.ndarray, ldL2: float) -> Factorization:
+        """Factor the (p+1)×(p+1) trailing block and assemble the criterion pieces."""
+        try:
+            L33 = np.linalg.cholesky(M33)
+        except np.linalg.LinAlgError:
+            return Factorization(np.inf, np.inf, np.inf, ok=False)
+        self._L33 = L33
+        p = self.p
+        d = np.diag(L33)
+        ldRX2 = 2.0 * float(np.sum(np.log(d[:p]))) if p else 0.0
+        return Factorization(ldL2, ldRX2, float(d[p] ** 2))
+
+    def _beta(self) -> np.ndarray:
+        p = self.p
+        if p == 0:
+            return np.zeros(0)
+        L = self._L33
+        from scipy.linalg import solve_triangular
+
+        return solve_triangular(L[:p, :p].T, L[p, :p], lower=False)
+
+
+def make_pls(re: RandomEffects, X: np.ndarray, engine: str = "auto") -> PLSSystem:
+    """Choose and build a PLS engine.
+
+    Parameters
+    ----------
+    re : RandomEffects
+    X : ndarray (n, p)
+    engine : {"auto", "blocked", "cholmod"}
+        ``"auto"`` uses the blocked engine unless the columns outside the
+        largest term exceed :data:`BLOCKED_DENSE_LIMIT` and CHOLMOD is installed.
+    """
+    from .blocked import BlockedPLS
+
+    if engine == "auto":
+        q2 = re.q - re.terms[0].q
+        engine = "cholmod" if (HAVE_CHOLMOD and q2 > BLOCKED_DENSE_LIMIT) else "blocked"
+    if engine == "blocked":
+        return BlockedPLS(re, X)
+    if engine == "cholmod":
+        if not HAVE_CHOLMOD:
+            raise ImportError(
+                "engine='cholmod' needs scikit-sparse (pip install 'scikit-sparse<0.5' after "
+                "apt-get install libsuitesparse-dev); engine='blocked' needs nothing extra"
+            )
+        from .cholmod import CholmodPLS
+
+        return CholmodPLS(re, X)
+    raise ValueError(f"unknown engine {engine!r}: use 'auto', 'blocked' or 'cholmod'")

@@ -1,0 +1,4 @@
+"""statsmodels ``LikelihoodModel`` subclasses."""
+from .lmm import CrossedLME
+
+__all__ = ["CrossedLME"]

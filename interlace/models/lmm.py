@@ -1,0 +1,168 @@
+"""The linear mixed model as a statsmodels ``LikelihoodModel``.
+
+Pipeline (lme4's): formula → model frame and design (``interlace.design``) →
+PLS engine and deviance of θ (``interlace.linalg``, ``interlace.objective``) →
+optimizer and checks (``interlace.optimize``) → :class:`CrossedLMEResult`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from statsmodels.base.model import LikelihoodModel
+
+from ..design import build_fixed, build_frame, build_random_effects
+from ..design.fixed import FixedDesign
+from ..design.frame import ModelFrame
+from ..design.terms import RandomEffects
+from ..errors import InterlaceError
+from ..formula import model_terms
+from ..linalg import make_pls
+from ..objective import LMMDeviance
+from ..optimize import check_convergence, minimize
+
+__all__ = ["CrossedLME", "parse_method"]
+
+
+def parse_method(method: str) -> bool:
+    """``"REML"``/``"ML"`` (any case) → ``reml`` flag, with a clear error otherwise."""
+    m = str(method).upper()
+    if m not in ("REML", "ML"):
+        raise InterlaceError(f"method must be 'REML' or 'ML', got {method!r}")
+    return m == "REML"
+
+
+class CrossedLME(LikelihoodModel):
+    """Linear mixed model with crossed, nested and random-slope terms (lme4's ``lmer``).
+
+    Usually built with :meth:`from_formula` or :func:`interlace.fit`.
+
+    Parameters
+    ----------
+    endog : array-like (n,)
+        Response.
+    exog : array-like (n, p)
+        Fixed-effects model matrix.
+    random_effects : RandomEffects
+        The random-effects structure (see :mod:`interlace.design.terms`).
+    weights, offset : array-like, optional
+        Prior weights and an offset added to the linear predictor.
+    reml : bool
+        REML (default) or maximum likelihood.
+    engine : {"auto", "blocked", "cholmod"}
+        Sparse Cholesky engine.
+    """
+
+    def __init__(self, endog, exog, random_effects: RandomEffects, weights=None, offset=None,
+                 reml: bool = True, engine: str = "auto", **kwargs) -> None:
+        self._frame: ModelFrame | None = kwargs.pop("frame", None)
+        self._fixed: FixedDesign | None = kwargs.pop("fixed_design", None)
+        self.formula = kwargs.pop("formula", None)
+        super().__init__(endog, exog, missing="none", **kwargs)
+        self.random_effects_structure = random_effects
+        self.weights = None if weights is None else np.asarray(weights, float)
+        self.offset = None if offset is None else np.asarray(offset, float)
+        self.reml = bool(reml)
+        self.engine = engine
+        self.nobs = float(self.endog.shape[0])
+        self.k_fe = self.exog.shape[1]
+        self.df_model = self.k_fe - 1
+        self.df_resid = self.nobs - self.k_fe
+        self._deviance: LMMDeviance | None = None
+
+    # ---------------------------------------------------------------- building
+    @classmethod
+    def from_formula(cls, formula: str, data: pd.DataFrame, groups=None, random=None, reml: bool = True,
+                     weights=None, offset=None, engine: str = "auto", subset=None, drop_cols=None,
+                     *args, **kwargs) -> "CrossedLME":
+        """Build the model from an lme4-style formula.
+
+        Parameters
+        ----------
+        formula : str
+            ``"y ~ x"`` or ``"y ~ x + (1 + x | g)"``.
+        data : DataFrame
+        groups : str or list of str, optional
+            Random intercept per column (crossed).
+        random : str or list of str, optional
+            lme4 random-effects terms.
+        reml : bool
+        weights, offset : str or array-like, optional
+            Column names or vectors aligned with ``data``.
+        engine : {"auto", "blocked", "cholmod"}
+        subset : array-like of bool, optional
+            Rows of ``data`` to use.
+        """
+        if subset is not None:
+            data = data.loc[np.asarray(subset, bool)]
+        fixed, specs = model_terms(formula, groups, random)
+        frame = build_frame(data, fixed, specs, weights=weights, offset=offset)
+        fx = build_fixed(fixed, frame.data)
+        re = build_random_effects(specs, frame.data)
+        endog = pd.Series(fx.y, index=frame.data.index, name=fx.response)
+        exog = pd.DataFrame(fx.X, index=frame.data.index, columns=fx.names)
+        mod = cls(endog, exog, re, weights=frame.weights, offset=frame.offset, reml=reml, engine=engine,
+                  frame=frame, fixed_design=fx, formula=formula)
+        mod.data.frame = data
+        mod.specs = specs
+        mod.groups_arg = groups
+        mod.offset_arg = offset if isinstance(offset, str) else None
+        return mod
+
+    # ---------------------------------------------------------------- objective
+    def deviance_function(self) -> LMMDeviance:
+        """The criterion of θ (profiled deviance for ML, REML criterion for REML)."""
+        if self._deviance is None:
+            pls = make_pls(self.random_effects_structure, np.asarray(self.exog, float), self.engine)
+            y = np.asarray(self.endog, float)
+            if self.offset is not None:
+                y = y - self.offset
+            self._deviance = LMMDeviance(pls, y, self.weights, self.reml)
+        return self._deviance
+
+    def loglike(self, params) -> float:
+        """Profiled log-likelihood (ML) or REML log-likelihood at θ = ``params``."""
+        return -0.5 * self.deviance_function()(np.asarray(params, float))
+
+    def score(self, params):
+        """Numerical gradient of :meth:`loglike` in θ."""
+        from statsmodels.tools.numdiff import approx_fprime_cs
+
+        return approx_fprime_cs(np.asarray(params, float), self.loglike)
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, start_params=None, method: str = "bobyqa", maxiter: int | None = None,
+            check_conv: bool = True, reml: bool | None = None, optimizer_options: dict | None = None,
+            **kwargs):
+        """Estimate θ by minimizing the criterion; β, σ² and the BLUPs follow at the optimum.
+
+        Parameters
+        ----------
+        start_params : array-like, optional
+            Starting θ (default: identity templates).
+        method : str
+            Optimizer: ``"bobyqa"`` (default, Py-BOBYQA), ``"L-BFGS-B"``, ``"Nelder-Mead"``, ``"Powell"``.
+        maxiter : int, optional
+            Evaluation budget.
+        check_conv : bool
+            Run lme4's gradient/singularity checks and warn.
+        reml : bool, optional
+            Override the model's REML/ML setting.
+
+        Returns
+        -------
+        CrossedLMEResultWrapper
+        """
+        from ..results.lmm import CrossedLMEResult, CrossedLMEResultWrapper
+
+        if reml is not None and bool(reml) != self.reml:
+            self.reml = bool(reml)
+            self._deviance = None
+        dev = self.deviance_function()
+        re = self.random_effects_structure
+        x0 = re.theta0 if start_params is None else np.asarray(start_params, float)
+        opt = minimize(dev, x0, re.lower, optimizer=method, maxfun=maxiter, options=optimizer_options)
+        if check_conv:
+            opt.messages = check_convergence(dev, opt.x, re.lower, opt.converged, opt.message)
+        sol = dev.solution(opt.x)
+        res = CrossedLMEResult(self, sol, opt)
+        return CrossedLMEResultWrapper(res)

@@ -1,0 +1,5 @@
+"""Optimizers (BOBYQA by default) and lme4-style convergence checks."""
+from .checks import check_convergence, is_singular
+from .optimizers import OPTIMIZERS, OptSummary, minimize
+
+__all__ = ["OPTIMIZERS", "OptSummary", "check_convergence", "is_singular", "minimize"]

@@ -1,0 +1,104 @@
+"""lme4-style post-fit checks: singularity and the scaled-gradient convergence test.
+
+* Singular: a θ element with lower bound 0 below ``tol = 1e-4`` (lme4's ``isSingular``).
+* Convergence: finite-difference gradient g and Hessian H of the criterion at the
+  optimum over the parameters not on the boundary; the fit is flagged when
+  ``max(min(|H⁻¹g|, |g|)) > 2e-3`` (lme4's ``check.conv.grad``), or when H is
+  not positive definite.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..errors import ConvergenceWarning, SingularFitWarning
+
+__all__ = ["is_singular", "finite_diff_derivs", "check_convergence", "SINGULAR_MSG"]
+
+SINGULAR_MSG = "boundary (singular) fit: see CrossedLMEResult.is_singular"
+
+
+def is_singular(theta: np.ndarray, lower: np.ndarray, tol: float = 1e-4) -> bool:
+    """True if any bounded-below θ is within ``tol`` of its bound (lme4's ``isSingular``)."""
+    theta, lower = np.asarray(theta), np.asarray(lower)
+    bounded = lower == 0
+    return bool(np.any(theta[bounded] < tol))
+
+
+def finite_diff_derivs(fun, x: np.ndarray, delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference gradient and Hessian of ``fun`` at ``x`` (as lme4's ``deriv12``)."""
+    x = np.asarray(x, float)
+    n = x.size
+    f0 = fun(x)
+    g = np.empty(n)
+    H = np.empty((n, n))
+    fp = np.empty(n)
+    fm = np.empty(n)
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = delta
+        fp[i], fm[i] = fun(x + e), fun(x - e)
+        g[i] = (fp[i] - fm[i]) / (2 * delta)
+        H[i, i] = (fp[i] - 2 * f0 + fm[i]) / delta**2
+    for i in range(n):
+        for j in range(i):
+            ei = np.zeros(n)
+            ej = np.zeros(n)
+            ei[i] = delta
+            ej[j] = delta
+            H[i, j] = H[j, i] = (fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej) + fun(x - ei - ej)) / (
+                4 * delta**2
+            )
+    return g, H
+
+
+def check_convergence(fun, x: np.ndarray, lower: np.ndarray, optimizer_ok: bool, optimizer_msg: str,
+                      tol_grad: float = 2e-3, tol_singular: float = 1e-4, warn: bool = True) -> list[str]:
+    """Run the checks, issue warnings, and return their messages.
+
+    Parameters
+    ----------
+    fun : callable
+        The criterion that was minimized.
+    x, lower : ndarray
+        Optimum and lower bounds.
+    optimizer_ok : bool
+        The optimizer's success flag; its message becomes a warning when False.
+    """
+    msgs: list[tuple[str, type]] = []
+    if not optimizer_ok:
+        msgs.append((f"optimizer did not report convergence: {optimizer_msg}", ConvergenceWarning))
+    singular = is_singular(x, lower, tol_singular)
+    if singular:
+        msgs.append((SINGULAR_MSG, SingularFitWarning))
+    free = ~((lower == 0) & (x < tol_singular))
+    if np.any(free):
+        idx = np.flatnonzero(free)
+
+        def sub(z):
+            full = x.copy()
+            full[idx] = z
+            return fun(full)
+
+        g, H = finite_diff_derivs(sub, x[idx])
+        if not np.all(np.isfinite(H)):
+            msgs.append(("unable to evaluate scaled gradient", ConvergenceWarning))
+        else:
+            try:
+                c = np.linalg.cholesky(H)
+                scgrad = np.linalg.solve(c.T, np.linalg.solve(c, g))
+                mingrad = np.minimum(np.abs(scgrad), np.abs(g))
+                k = int(np.argmax(mingrad))
+                if mingrad[k] > tol_grad:
+                    msgs.append((f"Model failed to converge with max|grad| = {mingrad[k]:.6g} "
+                                 f"(tol = {tol_grad:g}, component {idx[k] + 1})", ConvergenceWarning))
+            except np.linalg.LinAlgError:
+                if not singular:
+                    msgs.append(("Model failed to converge: degenerate Hessian with "
+                                 f"{int(np.sum(np.linalg.eigvalsh(H) <= 0))} negative eigenvalues",
+                                 ConvergenceWarning))
+    if warn:
+        for m, cls in msgs:
+            warnings.warn(m, cls, stacklevel=4)
+    return [m for m, _ in msgs]

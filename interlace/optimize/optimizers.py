@@ -1,0 +1,107 @@
+"""Bound-constrained minimizers behind one protocol, and the fit log they produce.
+
+``minimize(fun, x0, lower, optimizer=...)`` runs BOBYQA (Py-BOBYQA, lme4's
+default algorithm) or a scipy method over the box ``lower <= x``, and returns
+an :class:`OptSummary` (MixedModels.jl's name for the record of a fit).
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.optimize
+
+__all__ = ["OptSummary", "minimize", "OPTIMIZERS"]
+
+OPTIMIZERS = ("bobyqa", "L-BFGS-B", "Nelder-Mead", "Powell")
+_BIG = 1e20
+
+
+@dataclass
+class OptSummary:
+    """Record of an optimization.
+
+    Attributes
+    ----------
+    optimizer : str
+    x0, lower, x : ndarray
+        Start, lower bounds and final parameters.
+    fmin : float
+    n_evals : int
+    converged : bool
+        The optimizer's own success flag (lme4-style checks are in ``messages``).
+    message : str
+    seconds : float
+    messages : list of str
+        Convergence and singularity warnings issued after the fit.
+    """
+
+    optimizer: str
+    x0: np.ndarray
+    lower: np.ndarray
+    x: np.ndarray
+    fmin: float
+    n_evals: int
+    converged: bool
+    message: str
+    seconds: float
+    messages: list = field(default_factory=list)
+
+
+def _safe(fun):
+    def wrapped(x):
+        v = fun(x)
+        return v if np.isfinite(v) else 1e100
+
+    return wrapped
+
+
+def minimize(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = None,
+             rhobeg: float = 0.2, rhoend: float = 1e-9, options: dict | None = None) -> OptSummary:
+    """Minimize ``fun`` over ``x >= lower``.
+
+    Parameters
+    ----------
+    fun : callable
+        Objective of a 1-d array.
+    x0, lower : array-like
+        Start and lower bounds (``-inf`` for unbounded).
+    optimizer : {"bobyqa", "L-BFGS-B", "Nelder-Mead", "Powell"}
+    maxfun : int, optional
+        Evaluation budget (default ``max(1000, 100 * len(x0)**2)``).
+    rhobeg, rhoend : float
+        BOBYQA's initial and final trust-region radii.
+    options : dict, optional
+        Passed to the optimizer (Py-BOBYQA ``user_params`` or scipy ``options``).
+    """
+    x0 = np.asarray(x0, float)
+    lower = np.asarray(lower, float)
+    n = x0.size
+    maxfun = maxfun or max(1000, 100 * n * n)
+    f = _safe(fun)
+    t0 = time.perf_counter()
+    if optimizer.lower() == "bobyqa":
+        import pybobyqa
+
+        xl = np.where(np.isfinite(lower), lower, -_BIG)
+        xu = np.full(n, _BIG)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = pybobyqa.solve(f, x0, bounds=(xl, xu), rhobeg=rhobeg, rhoend=rhoend, maxfun=maxfun,
+                                 user_params=options, do_logging=False)
+        ok = res.flag in (res.EXIT_SUCCESS, res.EXIT_SLOW_WARNING)
+        x, fmin, nf, msg = res.x, res.f, res.nf, res.msg
+    elif optimizer in OPTIMIZERS:
+        bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+        opts = {"maxiter": maxfun} if optimizer != "L-BFGS-B" else {"maxfun": maxfun, "ftol": 1e-14, "gtol": 1e-9}
+        if optimizer == "Nelder-Mead":
+            opts.update(xatol=1e-9, fatol=1e-12)
+        opts.update(options or {})
+        res = scipy.optimize.minimize(f, x0, method=optimizer, bounds=bounds, options=opts)
+        x, fmin, nf, msg, ok = res.x, res.fun, res.nfev, str(res.message), bool(res.success)
+    else:
+        raise ValueError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    x = np.maximum(np.asarray(x, float), lower)
+    return OptSummary(optimizer, x0, lower, x, float(fmin), int(nf), ok, msg, time.perf_counter() - t0)

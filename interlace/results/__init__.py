@@ -1,0 +1,4 @@
+"""Result objects: fitted LMMs, VarCorr tables, summaries."""
+from .lmm import CrossedLMEResult, CrossedLMEResultWrapper
+
+__all__ = ["CrossedLMEResult", "CrossedLMEResultWrapper"]
