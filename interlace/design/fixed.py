@@ -56,7 +56,7 @@ def build_matrix(rhs: str, data: pd.DataFrame, where: str) -> patsy.DesignMatrix
 def new_matrix(design_info: patsy.DesignInfo, data: pd.DataFrame, where: str) -> np.ndarray:
     """Encode new data with a stored design, naming the factor and value on failure."""
     try:
-        (m,) = patsy.build_design_matrices([design_info], data, eval_env=_ENV, NA_action="raise")
+        (m,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
     except patsy.PatsyError as exc:
         msg = str(exc).splitlines()[0]
         raise DataError(f"cannot encode new data for {where}: {msg}") from None

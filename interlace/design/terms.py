@@ -91,6 +91,10 @@ class RandomEffectsTerm:
                 raise DataError(f"grouping column {g!r} of term {self.spec.source!r} is not in newdata")
         lab = group_labels(data, self.spec.group)
         codes = self.levels.get_indexer(lab)
+        miss = codes < 0
+        if miss.any():  # match on labels, so 308 and "308" name the same level
+            by_str = {str(v): i for i, v in enumerate(self.levels)}
+            codes[miss] = [by_str.get(str(v), -1) for v in np.asarray(lab)[miss]]
         return X, codes
 
 

@@ -27,6 +27,7 @@ Two engines implement it and give the same numbers:
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,8 @@ from ..design.terms import RandomEffects
 __all__ = ["PLSSystem", "Factorization", "HAVE_CHOLMOD", "make_pls", "BLOCKED_DENSE_LIMIT"]
 
 try:  # pragma: no cover - depends on the machine
+    if os.environ.get("INTERLACE_DISABLE_CHOLMOD"):
+        raise ImportError("CHOLMOD disabled by INTERLACE_DISABLE_CHOLMOD")
     import sksparse.cholmod  # noqa: F401
 
     HAVE_CHOLMOD = True
