@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from statsmodels.base.model import LikelihoodModel
+from threadpoolctl import threadpool_limits
 
 from ..design import build_fixed, build_frame, build_random_effects
 from ..design.fixed import FixedDesign
@@ -16,7 +17,7 @@ from ..design.frame import ModelFrame
 from ..design.terms import RandomEffects
 from ..errors import InterlaceError
 from ..formula import model_terms
-from ..linalg import make_pls
+from ..linalg import BLOCKED_DENSE_LIMIT, make_pls
 from ..objective import LMMDeviance
 from ..optimize import check_convergence, minimize
 
@@ -132,7 +133,7 @@ class CrossedLME(LikelihoodModel):
     # ---------------------------------------------------------------- fitting
     def fit(self, start_params=None, method: str = "bobyqa", maxiter: int | None = None,
             check_conv: bool = True, reml: bool | None = None, optimizer_options: dict | None = None,
-            **kwargs):
+            blas_threads: int | None = None, **kwargs):
         """Estimate θ by minimizing the criterion; β, σ² and the BLUPs follow at the optimum.
 
         Parameters
@@ -147,16 +148,27 @@ class CrossedLME(LikelihoodModel):
             Run lme4's gradient/singularity checks and warn.
         reml : bool, optional
             Override the model's REML/ML setting.
+        blas_threads : int, optional
+            BLAS threads during the fit. Default: 1 unless the dense part of the
+            factor has more than :data:`~interlace.linalg.BLOCKED_DENSE_LIMIT` columns
+            (threaded BLAS slows small factorizations, badly so on a busy machine).
 
         Returns
         -------
         CrossedLMEResultWrapper
         """
-        from ..results.lmm import CrossedLMEResult, CrossedLMEResultWrapper
-
         if reml is not None and bool(reml) != self.reml:
             self.reml = bool(reml)
             self._deviance = None
+        re = self.random_effects_structure
+        if blas_threads is None:
+            blas_threads = 1 if re.q - re.terms[0].q <= BLOCKED_DENSE_LIMIT else None
+        with threadpool_limits(limits=blas_threads, user_api="blas"):
+            return self._fit(start_params, method, maxiter, check_conv, optimizer_options)
+
+    def _fit(self, start_params, method, maxiter, check_conv, optimizer_options):
+        from ..results.lmm import CrossedLMEResult, CrossedLMEResultWrapper
+
         dev = self.deviance_function()
         re = self.random_effects_structure
         x0 = re.theta0 if start_params is None else np.asarray(start_params, float)

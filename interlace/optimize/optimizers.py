@@ -13,9 +13,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.optimize
 
-__all__ = ["OptSummary", "minimize", "OPTIMIZERS"]
+__all__ = ["OptSummary", "minimize", "OPTIMIZERS", "HAVE_NLOPT"]
 
-OPTIMIZERS = ("bobyqa", "L-BFGS-B", "Nelder-Mead", "Powell")
+OPTIMIZERS = ("bobyqa", "pybobyqa", "nlopt_bobyqa", "L-BFGS-B", "Nelder-Mead", "Powell")
+
+try:  # NLopt's BOBYQA (lme4's default through nloptwrap) has almost no per-evaluation overhead
+    import nlopt as _nlopt
+
+    HAVE_NLOPT = True
+except ImportError:  # pragma: no cover - depends on the machine
+    _nlopt = None
+    HAVE_NLOPT = False
 _BIG = 1e20
 
 
@@ -68,7 +76,10 @@ def minimize(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = Non
         Objective of a 1-d array.
     x0, lower : array-like
         Start and lower bounds (``-inf`` for unbounded).
-    optimizer : {"bobyqa", "L-BFGS-B", "Nelder-Mead", "Powell"}
+    optimizer : {"bobyqa", "pybobyqa", "nlopt_bobyqa", "L-BFGS-B", "Nelder-Mead", "Powell"}
+        ``"bobyqa"`` is Powell's BOBYQA (lme4's default algorithm) served by NLopt when
+        the ``nlopt`` package is installed, else by Py-BOBYQA; ``"pybobyqa"`` and
+        ``"nlopt_bobyqa"`` choose the implementation.
     maxfun : int, optional
         Evaluation budget (default ``max(1000, 100 * len(x0)**2)``).
     rhobeg, rhoend : float
@@ -82,7 +93,39 @@ def minimize(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = Non
     maxfun = maxfun or max(1000, 100 * n * n)
     f = _safe(fun)
     t0 = time.perf_counter()
-    if optimizer.lower() == "bobyqa":
+    name = optimizer.lower()
+    if name == "bobyqa":
+        name = "nlopt_bobyqa" if HAVE_NLOPT else "pybobyqa"
+    if name == "nlopt_bobyqa":
+        if not HAVE_NLOPT:
+            raise ImportError("optimizer='nlopt_bobyqa' needs the nlopt package (pip install nlopt)")
+        nf = [0]
+
+        def obj(x, grad):
+            nf[0] += 1
+            return f(x)
+
+        opt = _nlopt.opt(_nlopt.LN_BOBYQA, n)
+        opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
+        opt.set_min_objective(obj)
+        opt.set_ftol_abs(1e-12)
+        opt.set_xtol_abs(1e-10)
+        opt.set_maxeval(maxfun)
+        opt.set_initial_step(np.full(n, rhobeg))
+        for k, v in (options or {}).items():
+            getattr(opt, f"set_{k}")(v)
+        try:
+            x = opt.optimize(np.maximum(x0, lower))
+            code = opt.last_optimize_result()
+            msg = {1: "success", 2: "stopval reached", 3: "ftol reached", 4: "xtol reached",
+                   5: "maximum evaluations reached", 6: "maxtime reached"}.get(code, f"NLopt code {code}")
+        except (RuntimeError, ValueError) as exc:  # NLopt "roundoff limited" and the like
+            x, code, msg = np.maximum(x0, lower), -1, f"NLopt failure: {exc}"
+        fmin = opt.last_optimum_value() if code > 0 else f(x)
+        ok = code > 0 and code != _nlopt.MAXEVAL_REACHED
+        nf = nf[0]
+        optimizer = "nlopt_bobyqa"
+    elif name == "pybobyqa":
         import pybobyqa
 
         xl = np.where(np.isfinite(lower), lower, -_BIG)
@@ -93,6 +136,7 @@ def minimize(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = Non
                                  user_params=options, do_logging=False)
         ok = res.flag in (res.EXIT_SUCCESS, res.EXIT_SLOW_WARNING)
         x, fmin, nf, msg = res.x, res.f, res.nf, res.msg
+        optimizer = "pybobyqa"
     elif optimizer in OPTIMIZERS:
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
         opts = {"maxiter": maxfun} if optimizer != "L-BFGS-B" else {"maxfun": maxfun, "ftol": 1e-14, "gtol": 1e-9}
