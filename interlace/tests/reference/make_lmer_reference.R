@@ -251,6 +251,8 @@ set.seed(20240618)
 sim <- list()
 for (nm in c("nested3", "crossed_missing", "weights", "offset", "slopes_crossed", "factor_slope"))
   sim[[nm]] <- read_csv_plain(file.path(sim_dir, paste0(nm, ".csv")))
+## the quickstart's data is simulated by numpy: written by make_quickstart_data.py, only read here
+sim$quickstart <- read_csv_plain(file.path(sim_dir, "quickstart.csv"))
 
 ## ---------------------------------------------------------------------------
 ## 3. case definitions
@@ -315,7 +317,17 @@ cases <- list(
      sp("slopes_crossed"), TRUE, "y ~ x", c("(1 + x | g1)", "(1 | g2)"),
      list(data.frame(x = 0.5, g1 = "NEW", g2 = "NEW"))),
   mk("factor_slope_reml", y ~ f + (0 + f | g), "factor_slope", sim$factor_slope, sp("factor_slope"), TRUE,
-     "y ~ f", "(0 + f | g)", list(data.frame(f = "B", g = "NEW")))
+     "y ~ f", "(0 + f | g)", list(data.frame(f = "B", g = "NEW"))),
+  mk("quickstart_crossed_reml", score ~ hours_studied + prior_gpa + (1 | student_id) + (1 | school_id),
+     "quickstart", sim$quickstart, sp("quickstart"), TRUE, "score ~ hours_studied + prior_gpa",
+     c("(1 | student_id)", "(1 | school_id)"),
+     list(data.frame(hours_studied = c(5, 8), prior_gpa = c(3.2, 3.8), student_id = c("s1", "s_new"),
+                     school_id = c("sch1", "sch2")))),
+  mk("quickstart_slopes_reml", score ~ hours_studied + prior_gpa + (1 + hours_studied | student_id) + (1 | school_id),
+     "quickstart", sim$quickstart, sp("quickstart"), TRUE, "score ~ hours_studied + prior_gpa",
+     c("(1 + hours_studied | student_id)", "(1 | school_id)"),
+     list(data.frame(hours_studied = c(5, 8), prior_gpa = c(3.2, 3.8), student_id = c("s1", "s_new"),
+                     school_id = c("sch1", "sch2"))))
 )
 
 ## ---------------------------------------------------------------------------
