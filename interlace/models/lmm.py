@@ -109,6 +109,18 @@ class CrossedLME(LikelihoodModel):
         mod.offset_arg = offset if isinstance(offset, str) else None
         return mod
 
+    def clone(self, reml: bool | None = None) -> "CrossedLME":
+        """The same model (data, terms, engine), optionally with the other criterion."""
+        mod = type(self)(self.data.orig_endog, self.data.orig_exog, self.random_effects_structure,
+                         weights=self.weights, offset=self.offset,
+                         reml=self.reml if reml is None else reml, engine=self.engine,
+                         frame=self._frame, fixed_design=self._fixed, formula=self.formula)
+        for attr in ("specs", "groups_arg", "offset_arg"):
+            if hasattr(self, attr):
+                setattr(mod, attr, getattr(self, attr))
+        mod.data.frame = getattr(self.data, "frame", None)
+        return mod
+
     # ---------------------------------------------------------------- objective
     def deviance_function(self) -> LMMDeviance:
         """The criterion of θ (profiled deviance for ML, REML criterion for REML)."""
@@ -158,8 +170,9 @@ class CrossedLME(LikelihoodModel):
         CrossedLMEResultWrapper
         """
         if reml is not None and bool(reml) != self.reml:
-            self.reml = bool(reml)
-            self._deviance = None
+            return self.clone(reml=bool(reml)).fit(start_params, method, maxiter, check_conv,
+                                                   optimizer_options=optimizer_options,
+                                                   blas_threads=blas_threads)
         re = self.random_effects_structure
         if blas_threads is None:
             blas_threads = 1 if re.q - re.terms[0].q <= BLOCKED_DENSE_LIMIT else None

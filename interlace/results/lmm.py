@@ -286,6 +286,21 @@ class CrossedLMEResult(LikelihoodModelResults):
         eta = self._linear_predictor(X, designs, off)
         return pd.Series(eta, index=newdata.index, name="predicted")
 
+    # ------------------------------------------------------------ comparison
+    def compare_lr_test(self, restricted, refit: bool = True):
+        """Likelihood-ratio test against a nested model, as statsmodels' ``compare_lr_test``.
+
+        REML fits are refitted by ML first (as lme4's ``anova``), with a warning.
+
+        Returns
+        -------
+        LRTest
+            Unpacks as ``(lr_stat, p_value, df_diff)``.
+        """
+        from ..inference.lrt import lr_test
+
+        return lr_test(self, restricted, refit=refit)
+
     # ------------------------------------------------------------ reporting
     def summary(self, alpha: float = 0.05):
         """statsmodels ``Summary`` with lme4's information (random effects, groups, scaled residuals)."""
