@@ -39,6 +39,19 @@ class BlockedPLS(PLSSystem):
         base = np.arange(l1)[:, None, None] * p1
         self._d1_rows = (base + r).ravel()
         self._d1_cols = (base + c).ravel()
+        # pattern of Λ2 (terms 2..k), fixed once: data entry -> θ index
+        if self.q2:
+            marker = re.Lambda(np.arange(1.0, re.n_theta + 1.0))[self.q1:, self.q1:].tocsc()
+            marker.sort_indices()
+            self._lam2 = (marker.indices.copy(), marker.indptr.copy(), marker.data.astype(np.int64) - 1)
+            # all later terms scalar: Λ2 is diagonal and scaling replaces sparse products
+            self._diag2 = all(t.p == 1 for t in re.terms[1:])
+            if self._diag2:
+                self._lam2_lind = marker.data.astype(np.int64) - 1
+
+    def _Lambda2(self, theta: np.ndarray) -> sp.csc_matrix:
+        idx, ptr, lind = self._lam2
+        return sp.csc_matrix((theta[lind], idx, ptr), shape=(self.q2, self.q2))
 
     def set_data(self, y, w=None) -> None:
         XY, w = self._xy(y, w)
@@ -56,10 +69,13 @@ class BlockedPLS(PLSSystem):
         self.A33 = XY.T @ XYw
         if self.q2:
             Z2w = sp.diags(w) @ self._Z2
-            self.A22 = (self._Z2.T @ Z2w).tocsc()
+            self.A22 = (self._Z2.T @ Z2w).toarray()  # M22 is dense anyway
             A21 = (Z2w.T @ self._Z1).tocsr()
             if A21.nnz > 0.25 * self.q1 * self.q2:
                 A21 = A21.toarray()
+            else:
+                A21.sort_indices()
+                self._a21_rows = np.repeat(np.arange(self.q2), np.diff(A21.indptr))
             self.A21 = A21
             self.A32 = np.asarray((self._Z2.T @ XYw).T)
 
@@ -91,6 +107,24 @@ class BlockedPLS(PLSSystem):
         k = A.shape[0]
         return np.einsum("kia,iab->kib", A.reshape(k, self.l1, self.p1), D1).reshape(k, self.q1)
 
+    def _scaled_blocks(self, theta, D1):
+        """L21, Λ2ᵀA22Λ2 and A32Λ2 when Λ2 is diagonal (every later term scalar)."""
+        lam2 = theta[self._lam2_lind]
+        A21 = self.A21
+        if sp.issparse(A21):
+            if self.p1 == 1:
+                data = A21.data * lam2[self._a21_rows] * D1[:, 0, 0][A21.indices]
+                L21 = sp.csr_matrix((data, A21.indices, A21.indptr), shape=A21.shape)
+            else:
+                L21 = self._times_D1(A21, D1)
+                L21 = sp.csr_matrix((L21.data * lam2[np.repeat(np.arange(self.q2), np.diff(L21.indptr))],
+                                     L21.indices, L21.indptr), shape=L21.shape)
+        else:
+            L21 = lam2[:, None] * self._times_D1(A21, D1)
+        M22 = self.A22 * lam2[:, None]
+        M22 *= lam2[None, :]
+        return L21, M22, self.A32 * lam2[None, :]
+
     def factor(self, theta) -> Factorization:
         re = self.re
         theta = np.asarray(theta, float)
@@ -104,10 +138,13 @@ class BlockedPLS(PLSSystem):
         self._L31 = L31
         ld2 = 0.0
         if self.q2:
-            Lam2 = re.Lambda(theta, 1)
-            self._Lam2 = Lam2
-            L21 = Lam2.T @ self._times_D1(self.A21, D1)
-            M22 = (Lam2.T @ self.A22 @ Lam2).toarray()
+            if self._diag2:
+                L21, M22, LamA32 = self._scaled_blocks(theta, D1)
+            else:
+                Lam2 = self._Lambda2(theta)
+                L21 = Lam2.T @ self._times_D1(self.A21, D1)
+                M22 = np.asarray((Lam2.T @ (Lam2.T @ self.A22).T).T)
+                LamA32 = np.asarray((Lam2.T @ self.A32.T).T)
             M22[np.diag_indices_from(M22)] += 1.0
             LL = L21 @ L21.T
             M22 -= LL.toarray() if sp.issparse(LL) else LL
@@ -116,7 +153,7 @@ class BlockedPLS(PLSSystem):
             except np.linalg.LinAlgError:
                 return Factorization(np.inf, np.inf, np.inf, ok=False)
             self._L21, self._L22 = L21, L22
-            R = np.asarray((Lam2.T @ self.A32.T).T) - np.asarray(L21 @ L31.T).T
+            R = LamA32 - np.asarray(L21 @ L31.T).T
             L32 = sla.solve_triangular(L22, R.T, lower=True, check_finite=False).T
             self._L32 = L32
             ld2 = 2.0 * float(np.sum(np.log(np.diag(L22))))

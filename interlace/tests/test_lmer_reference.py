@@ -52,10 +52,13 @@ def _coef_key(r_coef: str, names) -> str:
     raise KeyError(r_coef)
 
 
-@pytest.fixture(scope="module", params=[(c, e) for c in CASES for e in ("blocked", "cholmod")],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+# every case on both engines with the default optimizer, and with Py-BOBYQA on the blocked engine
+COMBOS = [(c, e, "bobyqa") for c in CASES for e in ("blocked", "cholmod")] + [(c, "blocked", "pybobyqa") for c in CASES]
+
+
+@pytest.fixture(scope="module", params=COMBOS, ids=lambda p: "-".join(p))
 def fitted(request):
-    case, engine = request.param
+    case, engine, optimizer = request.param
     if engine == "cholmod" and not interlace.linalg.HAVE_CHOLMOD:
         pytest.skip("no CHOLMOD")
     d = load_case("lmer", case)
@@ -64,7 +67,7 @@ def fitted(request):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = interlace.fit(py["formula"], data, random=py["random"], method=py["method"],
-                            weights=py["weights"], offset=py["offset"], engine=engine)
+                            weights=py["weights"], offset=py["offset"], engine=engine, optimizer=optimizer)
     return d, res
 
 
