@@ -47,6 +47,27 @@ except ImportError:  # pragma: no cover
 
 #: Above this many columns outside the first term, ``engine="auto"`` prefers CHOLMOD.
 BLOCKED_DENSE_LIMIT = 2500
+#: ``engine="auto"`` also prefers CHOLMOD when the block the blocked engine keeps dense
+#: has more than this many columns and is sparser than :data:`SPARSE_FILL_LIMIT` (nested designs).
+SPARSE_MIN_COLUMNS = 300
+SPARSE_FILL_LIMIT = 0.05
+
+
+def lower_block_fill(re: RandomEffects) -> float:
+    """Fraction of nonzeros in the (dense-stored) block of the terms after the first, after elimination.
+
+    The pattern of ΛᵀZ₂ᵀZ₂Λ − L₂₁L₂₁ᵀ is that of Z₂ᵀZ₂ + (Z₂ᵀZ₁)(Z₂ᵀZ₁)ᵀ: dense for
+    crossed factors, block-diagonal (sparse) for nested ones.
+    """
+    Z1, Z2 = re.terms[0].Z(), re.Z(1)
+    q2 = Z2.shape[1]
+    if q2 == 0:
+        return 0.0
+    Z1.data[:] = 1.0
+    Z2.data[:] = 1.0
+    A21 = (Z2.T @ Z1).tocsr()
+    pattern = (Z2.T @ Z2) + A21 @ A21.T
+    return pattern.nnz / float(q2 * q2)
 
 
 @dataclass
@@ -134,14 +155,19 @@ def make_pls(re: RandomEffects, X: np.ndarray, engine: str = "auto") -> PLSSyste
     re : RandomEffects
     X : ndarray (n, p)
     engine : {"auto", "blocked", "cholmod"}
-        ``"auto"`` uses the blocked engine unless the columns outside the
-        largest term exceed :data:`BLOCKED_DENSE_LIMIT` and CHOLMOD is installed.
+        ``"auto"`` uses the blocked engine unless CHOLMOD is installed and either
+        the columns outside the largest term exceed :data:`BLOCKED_DENSE_LIMIT`
+        or they exceed :data:`SPARSE_MIN_COLUMNS` with a sparse filled pattern
+        (:func:`lower_block_fill`), as in large nested designs.
     """
     from .blocked import BlockedPLS
 
     if engine == "auto":
         q2 = re.q - re.terms[0].q
-        engine = "cholmod" if (HAVE_CHOLMOD and q2 > BLOCKED_DENSE_LIMIT) else "blocked"
+        engine = "blocked"
+        if HAVE_CHOLMOD and (q2 > BLOCKED_DENSE_LIMIT
+                             or (q2 > SPARSE_MIN_COLUMNS and lower_block_fill(re) < SPARSE_FILL_LIMIT)):
+            engine = "cholmod"
     if engine == "blocked":
         return BlockedPLS(re, X)
     if engine == "cholmod":

@@ -46,6 +46,8 @@ class CrossedLMEResult(LikelihoodModelResults):
         self.opt_summary = opt
         self.theta = sol.theta
         self.reml = model.reml
+        #: the PLS engine that computed the fit ("blocked" or "cholmod")
+        self.engine = model.deviance_function().pls.engine
         self._names = list(model.exog_names)
         self._blocks: list[GroupBlock] = group_blocks(model.random_effects_structure)
 
