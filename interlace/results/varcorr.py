@@ -44,8 +44,9 @@ def group_blocks(re: RandomEffects) -> list[GroupBlock]:
     return blocks
 
 
-def varcorr_frame(covs: dict[str, pd.DataFrame], scale: float, blocks: list[GroupBlock]) -> pd.DataFrame:
-    """Rows (grp, var1, var2, vcov, sdcor): variances, then covariances/correlations, then residual."""
+def varcorr_frame(covs: dict[str, pd.DataFrame], scale: float | None, blocks: list[GroupBlock]) -> pd.DataFrame:
+    """Rows (grp, var1, var2, vcov, sdcor): variances, then covariances/correlations, then the residual
+    (omitted when ``scale`` is None, as for binomial and Poisson GLMMs)."""
     rows = []
     for b in blocks:
         C = covs[b.name]
@@ -58,5 +59,6 @@ def varcorr_frame(covs: dict[str, pd.DataFrame], scale: float, blocks: list[Grou
                 c = C.values[i, j]
                 r = c / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
                 rows.append((b.name, names[j], names[i], c, r))
-    rows.append(("Residual", None, None, scale, np.sqrt(scale)))
+    if scale is not None:
+        rows.append(("Residual", None, None, scale, np.sqrt(scale)))
     return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
