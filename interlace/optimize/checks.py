@@ -1,10 +1,10 @@
 """lme4-style post-fit checks: singularity and the scaled-gradient convergence test.
 
 * Singular: a θ element with lower bound 0 below ``tol = 1e-4`` (lme4's ``isSingular``).
-* Convergence: finite-difference gradient g and Hessian H of the criterion at the
-  optimum over the parameters not on the boundary; the fit is flagged when
-  ``max(min(|H⁻¹g|, |g|)) > 2e-3`` (lme4's ``check.conv.grad``), or when H is
-  not positive definite.
+* Convergence: finite-difference gradient g and Hessian H = UᵀU of the criterion
+  at the optimum over the parameters not on the boundary; the fit is flagged when
+  ``max(min(|U⁻¹g|, |g|)) > 2e-3`` (lme4's ``check.conv.grad``, which computes
+  ``solve(chol(H), g)``), or when H is not positive definite.
 """
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def finite_diff_derivs(fun, x: np.ndarray, delta: float = 1e-4) -> tuple[np.ndar
 
 
 def check_convergence(fun, x: np.ndarray, lower: np.ndarray, optimizer_ok: bool, optimizer_msg: str,
-                      tol_grad: float = 2e-3, tol_singular: float = 1e-4, warn: bool = True) -> list[str]:
+                      tol_grad: float = 2e-3, tol_singular: float = 1e-4, warn: bool = True,
+                      derivs_out: dict | None = None) -> list[str]:
     """Run the checks, issue warnings, and return their messages.
 
     Parameters
@@ -65,6 +66,9 @@ def check_convergence(fun, x: np.ndarray, lower: np.ndarray, optimizer_ok: bool,
         Optimum and lower bounds.
     optimizer_ok : bool
         The optimizer's success flag; its message becomes a warning when False.
+    derivs_out : dict, optional
+        Filled with ``free`` (indices of the parameters off the boundary), ``gradient``
+        and ``hessian`` (over those), for callers that need the Hessian (GLMM SEs).
     """
     msgs: list[tuple[str, type]] = []
     if not optimizer_ok:
@@ -82,12 +86,14 @@ def check_convergence(fun, x: np.ndarray, lower: np.ndarray, optimizer_ok: bool,
             return fun(full)
 
         g, H = finite_diff_derivs(sub, x[idx])
+        if derivs_out is not None:
+            derivs_out.update(free=idx, gradient=g, hessian=H)
         if not np.all(np.isfinite(H)):
             msgs.append(("unable to evaluate scaled gradient", ConvergenceWarning))
         else:
             try:
-                c = np.linalg.cholesky(H)
-                scgrad = np.linalg.solve(c.T, np.linalg.solve(c, g))
+                c = np.linalg.cholesky(H)  # H = c cᵀ; lme4 scales g by the upper factor: (cᵀ)⁻¹ g
+                scgrad = np.linalg.solve(c.T, g)
                 mingrad = np.minimum(np.abs(scgrad), np.abs(g))
                 k = int(np.argmax(mingrad))
                 if mingrad[k] > tol_grad:
