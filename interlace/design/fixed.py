@@ -1,16 +1,16 @@
 """Fixed-effects design: response vector and model matrix X, with rank deficiency handled."""
 from __future__ import annotations
 
+import builtins
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import patsy
-import scipy.linalg
 
 from ..errors import DataError, FormulaError, RankDeficiencyWarning
-from .frame import EVAL_NAMESPACE
+from .frame import _PATSY_NAMES, EVAL_NAMESPACE, formula_names
 
 __all__ = ["FixedDesign", "build_fixed", "build_matrix", "new_matrix"]
 
@@ -59,6 +59,17 @@ def new_matrix(design_info: patsy.DesignInfo, data: pd.DataFrame, where: str) ->
         (m,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
     except patsy.PatsyError as exc:
         msg = str(exc).splitlines()[0]
+        code = exc.origin.relevant_code() if getattr(exc, "origin", None) is not None else None
+        if code is not None:
+            missing = [n for n in sorted(formula_names(code))
+                       if n not in data.columns and n not in EVAL_NAMESPACE and n not in _PATSY_NAMES
+                       and not hasattr(builtins, n)]
+            if missing and "NameError" in msg:
+                msg = f"column {missing[0]!r} is not in newdata"
+            elif "does not match any of the expected levels" in msg:
+                msg = f"column {code!r} has a level not seen in fitting: {msg}"
+            else:
+                msg = f"in {code!r}: {msg}"
         raise DataError(f"cannot encode new data for {where}: {msg}") from None
     return np.asarray(m, dtype=float)
 
@@ -72,6 +83,58 @@ def _check_response(lhs: str, data: pd.DataFrame) -> None:
                 f"response {name!r} is not numeric (dtype {col.dtype}); "
                 "for a binary or count outcome use interlace.glmer, for an ordered one interlace.clmm"
             )
+
+
+def _r_column_order(design_info: patsy.DesignInfo, rhs: str) -> np.ndarray:
+    """Positions of patsy's columns in R's ``model.matrix`` order.
+
+    patsy puts purely categorical terms before numeric ones; R keeps the terms as
+    written, sorted (stably) by interaction order.  Rank-deficient columns are
+    chosen in R's order so the same ones as in lme4 are dropped.
+    """
+    try:
+        written = patsy.ModelDesc.from_formula(rhs).rhs_termlist
+    except patsy.PatsyError:
+        written = list(design_info.terms)
+    pos = {t: i for i, t in enumerate(written)}
+    terms = sorted(design_info.terms, key=lambda t: (len(t.factors), pos.get(t, len(pos))))
+    sl = design_info.term_slices
+    return np.concatenate([np.arange(sl[t].start, sl[t].stop) for t in terms] + [np.zeros(0, np.intp)]
+                          ).astype(np.intp)
+
+
+def _independent_columns(X: np.ndarray, tol: float) -> np.ndarray:
+    """Columns kept by R's ``qr(X, tol, LAPACK = FALSE)`` (LINPACK ``dqrdc2``), as lme4 drops them.
+
+    Columns are taken left to right; one whose norm, after projecting out the kept
+    columns, falls below ``tol`` times its original norm is dropped.  So of two
+    collinear columns the later one goes, as in lme4 (a largest-norm-first pivoted QR
+    would drop whichever is shorter).
+    """
+    n, p = X.shape
+    norm0 = np.linalg.norm(X, axis=0)
+    norm0 = np.where(norm0 > 0, norm0, 1.0)
+    # an unpivoted QR in this order is dqrdc2 up to the first negligible column
+    j0 = 0
+    if n >= p:
+        d = np.abs(np.diag(np.linalg.qr(X, mode="r")))
+        bad = np.flatnonzero(d < tol * norm0)
+        if bad.size == 0:
+            return np.arange(p)
+        j0 = int(bad[0])
+    Q = np.empty((n, min(n, p)))
+    if j0:
+        Q[:, :j0] = np.linalg.qr(X[:, :j0])[0]
+    kept: list[int] = list(range(j0))
+    for j in range(j0, p):
+        Qk = Q[:, :len(kept)]
+        r = X[:, j] - Qk @ (Qk.T @ X[:, j])
+        r = r - Qk @ (Qk.T @ r)  # second pass: Gram-Schmidt loses orthogonality otherwise
+        nr = np.linalg.norm(r)
+        if nr >= tol * norm0[j] and nr > 0 and len(kept) < n:
+            Q[:, len(kept)] = r / nr
+            kept.append(j)
+    return np.asarray(kept, dtype=np.intp)
 
 
 def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7) -> FixedDesign:
@@ -98,15 +161,19 @@ def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7) 
     names_full = list(Xfull.design_info.column_names)
     X = np.asarray(Xfull, dtype=float)
     y = np.asarray(ymat, dtype=float).ravel()
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"response {lhs.strip()!r} has {int(np.sum(~np.isfinite(y)))} non-finite values")
+    bad_cols = [names_full[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
+    if bad_cols:
+        raise DataError(f"fixed-effects column(s) {', '.join(map(repr, bad_cols))} have non-finite values")
     keep = np.arange(X.shape[1])
     dropped: list[str] = []
     if X.shape[1] > 0:
-        _, R, piv = scipy.linalg.qr(X, mode="economic", pivoting=True)
-        d = np.abs(np.diag(R))
-        rank = int(np.sum(d > rank_tol * d[0])) if d.size and d[0] > 0 else 0
-        if rank < X.shape[1]:
-            keep = np.sort(piv[:rank])
-            dropped = [names_full[i] for i in sorted(piv[rank:])]
+        order = _r_column_order(Xfull.design_info, rhs)
+        kept = np.sort(order[_independent_columns(X[:, order], rank_tol)])
+        if kept.size < X.shape[1]:
+            keep = kept
+            dropped = [names_full[i] for i in np.setdiff1d(np.arange(X.shape[1]), kept)]
             warnings.warn(
                 f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
                 f"column{'s' if len(dropped) > 1 else ''} / coefficient{'s' if len(dropped) > 1 else ''}: "

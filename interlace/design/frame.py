@@ -166,4 +166,13 @@ def build_frame(
     o = frame.pop(OFFSET_COL).to_numpy() if OFFSET_COL in frame else None
     if w is not None and (np.any(w < 0) or not np.all(np.isfinite(w))):
         raise DataError("weights must be finite and non-negative")
+    if w is not None and not np.any(w > 0):
+        raise DataError("weights are all zero: no observation carries information")
+    if o is not None and not np.all(np.isfinite(o)):
+        raise DataError(f"offset has {int(np.sum(~np.isfinite(o)))} infinite values")
+    for c in frame.columns:
+        if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
+            n_inf = int(np.isinf(frame[c].to_numpy(float)).sum())
+            if n_inf:
+                raise DataError(f"column {c!r} has {n_inf} infinite value{'s' if n_inf > 1 else ''}")
     return ModelFrame(frame, n_dropped, by_col, w, o)

@@ -90,11 +90,18 @@ def split_formula(formula: str) -> tuple[str, list[str]]:
     lhs, rhs = formula.split("~")
     if not lhs.strip():
         raise FormulaError(f"formula {formula!r} has no response on the left of '~'")
+    if re.search(r"[+*:/]\s*$", rhs):
+        raise FormulaError(f"formula {formula!r} ends with an operator: a term is missing after it")
     spans = _find_bar_terms(rhs)
     bars = [rhs[a:b] for a, b in spans]
     rest = rhs
     for a, b in reversed(spans):
         rest = rest[:a] + rest[b:]
+    if "|" in rest:
+        raise FormulaError(
+            f"formula {formula!r} has a '|' outside parentheses: write random-effects terms "
+            "as '(1 | group)' or '(1 + x | group)'"
+        )
     # tidy dangling '+' signs left by removal
     rest = re.sub(r"\+\s*(\+\s*)+", "+ ", rest)
     rest = re.sub(r"^\s*\+|\+\s*$", "", rest.strip()).strip()
@@ -176,7 +183,12 @@ def parse_random(random) -> list[RandomTermSpec]:
             return parse_random_term(random)
         items = [random[a:b] for a, b in spans]
     else:
-        items = list(random)
+        try:
+            items = list(random)
+        except TypeError:
+            raise FormulaError(
+                f"random must be a term string or a list of term strings, got {type(random).__name__}"
+            ) from None
     specs: list[RandomTermSpec] = []
     for item in items:
         if not isinstance(item, str):

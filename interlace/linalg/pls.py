@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..design.terms import RandomEffects
+from ..errors import InterlaceError
 
 __all__ = ["PLSSystem", "Factorization", "HAVE_CHOLMOD", "make_pls", "BLOCKED_DENSE_LIMIT"]
 
@@ -44,6 +45,8 @@ try:  # pragma: no cover - depends on the machine
     HAVE_CHOLMOD = True
 except ImportError:  # pragma: no cover
     HAVE_CHOLMOD = False
+
+ENGINES = ("auto", "blocked", "cholmod")
 
 #: Above this many columns outside the first term, ``engine="auto"`` prefers CHOLMOD.
 BLOCKED_DENSE_LIMIT = 2500
@@ -179,4 +182,4 @@ def make_pls(re: RandomEffects, X: np.ndarray, engine: str = "auto") -> PLSSyste
         from .cholmod import CholmodPLS
 
         return CholmodPLS(re, X)
-    raise ValueError(f"unknown engine {engine!r}: use 'auto', 'blocked' or 'cholmod'")
+    raise InterlaceError(f"unknown engine {engine!r}: use 'auto', 'blocked' or 'cholmod'")

@@ -15,9 +15,10 @@ from ..design import build_fixed, build_frame, build_random_effects
 from ..design.fixed import FixedDesign
 from ..design.frame import ModelFrame
 from ..design.terms import RandomEffects
-from ..errors import InterlaceError
+from ..errors import DataError, InterlaceError
 from ..formula import model_terms
 from ..linalg import BLOCKED_DENSE_LIMIT, make_pls
+from ..linalg.pls import ENGINES
 from ..objective import LMMDeviance
 from ..optimize import check_convergence, minimize
 
@@ -63,6 +64,8 @@ class CrossedLME(LikelihoodModel):
         self.weights = None if weights is None else np.asarray(weights, float)
         self.offset = None if offset is None else np.asarray(offset, float)
         self.reml = bool(reml)
+        if engine not in ENGINES:
+            raise InterlaceError(f"unknown engine {engine!r}: use 'auto', 'blocked' or 'cholmod'")
         self.engine = engine
         self.nobs = float(self.endog.shape[0])
         self.k_fe = self.exog.shape[1]
@@ -94,7 +97,10 @@ class CrossedLME(LikelihoodModel):
             Rows of ``data`` to use.
         """
         if subset is not None:
-            data = data.loc[np.asarray(subset, bool)]
+            subset = np.asarray(subset, bool)
+            if subset.shape != (len(data),):
+                raise DataError(f"subset has {subset.size} elements but the data have {len(data)} rows")
+            data = data.loc[subset]
         fixed, specs = model_terms(formula, groups, random)
         frame = build_frame(data, fixed, specs, weights=weights, offset=offset)
         fx = build_fixed(fixed, frame.data)
@@ -138,9 +144,9 @@ class CrossedLME(LikelihoodModel):
 
     def score(self, params):
         """Numerical gradient of :meth:`loglike` in θ."""
-        from statsmodels.tools.numdiff import approx_fprime_cs
+        from statsmodels.tools.numdiff import approx_fprime
 
-        return approx_fprime_cs(np.asarray(params, float), self.loglike)
+        return approx_fprime(np.asarray(params, float), self.loglike, centered=True)
 
     # ---------------------------------------------------------------- fitting
     def fit(self, start_params=None, method: str = "bobyqa", maxiter: int | None = None,

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.optimize
 
+from ..errors import InterlaceError
+
 __all__ = ["OptSummary", "minimize", "OPTIMIZERS", "HAVE_NLOPT"]
 
 OPTIMIZERS = ("bobyqa", "pybobyqa", "nlopt_bobyqa", "L-BFGS-B", "Nelder-Mead", "Powell")
@@ -87,9 +89,13 @@ def minimize(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = Non
     options : dict, optional
         Passed to the optimizer (Py-BOBYQA ``user_params`` or scipy ``options``).
     """
+    if not isinstance(optimizer, str) or optimizer.lower() not in {o.lower() for o in OPTIMIZERS}:
+        raise InterlaceError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
     x0 = np.asarray(x0, float)
     lower = np.asarray(lower, float)
     n = x0.size
+    if lower.shape != x0.shape:
+        raise InterlaceError(f"starting values have {x0.size} elements; the model has {lower.size} parameters")
     maxfun = maxfun or max(1000, 100 * n * n)
     f = _safe(fun)
     t0 = time.perf_counter()
@@ -151,7 +157,7 @@ def minimize(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = Non
         opts.update(options or {})
         res = scipy.optimize.minimize(f, x0, method=optimizer, bounds=bounds, options=opts)
         x, fmin, nf, msg, ok = res.x, res.fun, res.nfev, str(res.message), bool(res.success)
-    else:
-        raise ValueError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    else:  # pragma: no cover - names are checked above
+        raise InterlaceError(f"unknown optimizer {optimizer!r}")
     x = np.maximum(np.asarray(x, float), lower)
     return OptSummary(optimizer, x0, lower, x, float(fmin), int(nf), ok, msg, time.perf_counter() - t0)

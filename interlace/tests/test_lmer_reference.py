@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import interlace
-from interlace.tests.conftest import ENGINES, case_data, case_names, load_case
+from interlace.tests.conftest import case_data, case_names, load_case
 
 CASES = case_names("lmer")
 RTOL = 1e-4
