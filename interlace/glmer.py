@@ -1,0 +1,44 @@
+"""``interlace.glmer``: generalized linear mixed models in one call (lme4's ``glmer``)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .models.glmm import GLMM
+
+__all__ = ["glmer"]
+
+
+def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None = None, groups=None,
+          random=None, weights=None, offset=None, nAGQ: int = 1, engine: str = "auto",
+          optimizer: str = "bobyqa", start=None, check_conv: bool = True, maxiter: int | None = None):
+    """Fit a generalized linear mixed model.
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ x"``, ``"cbind(successes, failures) ~ x"``, or with lme4 random
+        terms ``"y ~ x + (1 | g)"``.
+    data : DataFrame
+    family : str or statsmodels family
+        ``"binomial"``, ``"poisson"``, ``"gamma"``, ``"inverse_gaussian"``, or a
+        ``statsmodels.genmod.families`` object (its link is used).
+    link : str, optional
+        ``"logit"``, ``"probit"``, ``"cloglog"``, ``"cauchit"``, ``"log"``, ``"sqrt"``,
+        ``"inverse"``, ``"identity"``; default the family's canonical link.
+    groups, random : as in :func:`interlace.fit`
+    weights : str or array-like, optional
+        Prior weights; the number of trials for a binomial proportion response.
+    offset : str or array-like, optional
+        Added to the linear predictor (e.g. ``log(exposure)``).
+    nAGQ : int
+        0: PIRLS only (fast, approximate); 1: Laplace (default); >1: adaptive
+        Gauss-Hermite quadrature with that many nodes (one scalar term only).
+    engine, optimizer, start, check_conv, maxiter : as in :func:`interlace.fit`
+
+    Returns
+    -------
+    GLMMResult
+    """
+    model = GLMM.from_formula(formula, data, family=family, link=link, groups=groups, random=random,
+                              weights=weights, offset=offset, nAGQ=nAGQ, engine=engine)
+    return model.fit(start_params=start, method=optimizer, maxiter=maxiter, check_conv=check_conv)

@@ -1,0 +1,257 @@
+"""Generalized linear mixed models as a statsmodels ``LikelihoodModel`` (lme4's ``glmer``).
+
+Same pipeline and random-effects structure as :class:`~interlace.models.lmm.CrossedLME`;
+the response side is a GLM family.  Estimation follows lme4:
+
+1. θ optimized with (β, u) from joint PIRLS (this is the whole fit for ``nAGQ=0``);
+2. (θ, β) optimized jointly with u from PIRLS given (θ, β), the objective being the
+   Laplace approximation (``nAGQ=1``) or adaptive Gauss-Hermite quadrature
+   (``nAGQ>1``, one scalar random-effects term only).
+
+Standard errors of β come from the finite-difference Hessian of the objective in
+(θ, β), as lme4's default ``vcov``; where that Hessian is not positive definite
+they fall back to the PIRLS factor (lme4's ``RX``), with a warning.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from statsmodels.base.model import LikelihoodModel
+from threadpoolctl import threadpool_limits
+
+from ..design import build_fixed, build_frame, build_random_effects
+from ..design.fixed import build_matrix
+from ..design.response import binary_column, binomial_response, split_cbind
+from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError
+from ..families import GLMFamily, resolve_family
+from ..formula import model_terms
+from ..linalg import BLOCKED_DENSE_LIMIT
+from ..linalg.pls import ENGINES
+from ..objective.agq import agq_deviance
+from ..objective.glmm import GLMMResponse, PIRLS
+from ..optimize import check_convergence, minimize
+
+__all__ = ["GLMM"]
+
+
+class GLMM(LikelihoodModel):
+    """Generalized linear mixed model.
+
+    Usually built with :meth:`from_formula` or :func:`interlace.glmer`.
+
+    Parameters
+    ----------
+    endog : array-like (n,)
+        Response (a proportion for binomial data with ``weights`` = trials).
+    exog : array-like (n, p)
+    random_effects : RandomEffects
+    family : GLMFamily or str or statsmodels family
+    weights, offset : array-like, optional
+    nAGQ : int
+        0 (PIRLS only), 1 (Laplace, default) or the number of adaptive
+        Gauss-Hermite nodes (one scalar random-effects term only).
+    engine : {"auto", "blocked", "cholmod"}
+    """
+
+    def __init__(self, endog, exog, random_effects, family, weights=None, offset=None, nAGQ: int = 1,
+                 engine: str = "auto", **kwargs) -> None:
+        self._frame = kwargs.pop("frame", None)
+        self._fixed = kwargs.pop("fixed_design", None)
+        self.formula = kwargs.pop("formula", None)
+        super().__init__(endog, exog, missing="none", **kwargs)
+        if engine not in ENGINES:
+            raise InterlaceError(f"unknown engine {engine!r}: use 'auto', 'blocked' or 'cholmod'")
+        self.family: GLMFamily = resolve_family(family)
+        self.random_effects_structure = random_effects
+        n = self.endog.shape[0]
+        self.weights = np.ones(n) if weights is None else np.asarray(weights, float)
+        self.offset = None if offset is None else np.asarray(offset, float)
+        self.nAGQ = int(nAGQ)
+        re = random_effects
+        if self.nAGQ < 0:
+            raise InterlaceError(f"nAGQ must be 0, 1 or more, got {nAGQ}")
+        if self.nAGQ > 1 and not (len(re.terms) == 1 and re.terms[0].p == 1):
+            raise InterlaceError("nAGQ > 1 is only available for a single scalar random-effects term "
+                                 "such as (1 | g); use nAGQ=1 (Laplace)")
+        self.engine = engine
+        self.nobs = float(n)
+        self.k_fe = self.exog.shape[1]
+        self.df_model = self.k_fe - 1
+        self.df_resid = self.nobs - self.k_fe
+        self._check_response()
+        self._pirls: PIRLS | None = None
+
+    def _check_response(self) -> None:
+        y = np.asarray(self.endog, float)
+        name = self.family.name
+        if name in ("poisson", "negative_binomial") and np.any(y < 0):
+            raise DataError(f"{name} response must be non-negative counts (found {y[y < 0][0]:g})")
+        if name in ("gamma", "inverse_gaussian") and np.any(y <= 0):
+            raise DataError(f"{name} response must be positive (found {y[y <= 0][0]:g})")
+        if name == "binomial" and np.any((y < 0) | (y > 1)):
+            raise DataError("binomial response must be 0/1 or a proportion in [0, 1]")
+
+    # ---------------------------------------------------------------- building
+    @classmethod
+    def from_formula(cls, formula: str, data: pd.DataFrame, family="binomial", link: str | None = None,
+                     groups=None, random=None, weights=None, offset=None, nAGQ: int = 1,
+                     engine: str = "auto", subset=None, *args, **kwargs) -> "GLMM":
+        """Build the model from an lme4-style formula.
+
+        The response may be written ``cbind(successes, failures)`` for binomial data;
+        a 0/1, logical or two-level column; or a proportion with ``weights`` = trials.
+        Other parameters as :func:`interlace.glmer`.
+        """
+        fam = resolve_family(family, link)
+        if subset is not None:
+            subset = np.asarray(subset, bool)
+            if subset.shape != (len(data),):
+                raise DataError(f"subset has {subset.size} elements but the data have {len(data)} rows")
+            data = data.loc[subset]
+        fixed, specs = model_terms(formula, groups, random)
+        design_formula, s_expr, f_expr = split_cbind(fixed)
+        if fam.name == "binomial" and s_expr is None and isinstance(data, pd.DataFrame):
+            data = binary_column(data, fixed.split("~")[0].strip())
+        frame_formula = design_formula
+        if f_expr is not None:
+            frame_formula = f"I({s_expr}) + I({f_expr}) ~ {design_formula.split('~', 1)[1]}"
+        frame = build_frame(data, frame_formula, specs, weights=weights, offset=offset)
+        fx = build_fixed(design_formula, frame.data)
+        re = build_random_effects(specs, frame.data)
+        y, w = fx.y, frame.weights
+        if fam.name == "binomial":
+            failures = None
+            if f_expr is not None:
+                failures = np.asarray(build_matrix(f"I({f_expr}) - 1", frame.data, "the failures"), float).ravel()
+            y, w = binomial_response(y, failures, w, fixed.split("~")[0].strip())
+        elif f_expr is not None:
+            raise FormulaError(f"cbind() on the left of {fixed!r} is only for the binomial family")
+        endog = pd.Series(y, index=frame.data.index, name=fx.response)
+        exog = pd.DataFrame(fx.X, index=frame.data.index, columns=fx.names)
+        mod = cls(endog, exog, re, fam, weights=w, offset=frame.offset, nAGQ=nAGQ, engine=engine,
+                  frame=frame, fixed_design=fx, formula=formula)
+        mod.data.frame = data
+        mod.specs = specs
+        mod.offset_arg = offset if isinstance(offset, str) else None
+        return mod
+
+    # ---------------------------------------------------------------- objective
+    def pirls(self) -> PIRLS:
+        """The PIRLS machinery on the shared PLS engines."""
+        if self._pirls is None:
+            n = self.endog.shape[0]
+            off = np.zeros(n) if self.offset is None else self.offset
+            resp = GLMMResponse(np.asarray(self.endog, float), self.weights, off, self.family)
+            self._pirls = PIRLS(self.random_effects_structure, np.asarray(self.exog, float), resp, self.engine)
+        return self._pirls
+
+    def deviance_at(self, theta, beta, n_agq: int | None = None) -> float:
+        """−2 log L (Laplace or AGQ) at (θ, β), with u from PIRLS."""
+        pr = self.pirls()
+        st = pr.run(theta, beta)
+        k = self.nAGQ if n_agq is None else n_agq
+        if k > 1:
+            return agq_deviance(pr, st, np.asarray(theta, float), np.asarray(beta, float), k)
+        return pr.laplace(st)
+
+    def loglike(self, params) -> float:
+        """Log-likelihood at ``params`` = (θ, β) (Laplace or AGQ as set by ``nAGQ``)."""
+        nth = self.random_effects_structure.n_theta
+        params = np.asarray(params, float)
+        return -0.5 * self.deviance_at(params[:nth], params[nth:])
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, start_params=None, method: str = "bobyqa", maxiter: int | None = None,
+            check_conv: bool = True, blas_threads: int | None = None, **kwargs):
+        """Estimate θ and β as lme4's ``glmer`` (see the module docstring).
+
+        Parameters
+        ----------
+        start_params : array-like, optional
+            Starting θ (stage 1).
+        method : str
+            Optimizer, as for :meth:`CrossedLME.fit`.
+        maxiter : int, optional
+        check_conv : bool
+            lme4's convergence checks (the Hessian they compute also gives the SEs).
+        blas_threads : int, optional
+
+        Returns
+        -------
+        GLMMResultWrapper
+        """
+        re = self.random_effects_structure
+        if blas_threads is None:
+            blas_threads = 1 if re.q - re.terms[0].q <= BLOCKED_DENSE_LIMIT else None
+        with threadpool_limits(limits=blas_threads, user_api="blas"):
+            return self._fit(start_params, method, maxiter, check_conv)
+
+    def _fit(self, start_params, method, maxiter, check_conv):
+        from ..results.glmm import GLMMResult, GLMMResultWrapper
+
+        re = self.random_effects_structure
+        pr = self.pirls()
+        nth, p = re.n_theta, self.k_fe
+        state = {"beta": np.zeros(p)}
+
+        def stage1(theta):
+            st = pr.run(theta, state["beta"], joint=True)
+            if st.converged:
+                state["beta"] = st.beta
+            return pr.laplace(st)
+
+        theta0 = re.theta0 if start_params is None else np.asarray(start_params, float)
+        pr.run(theta0, state["beta"], joint=True)  # a first PIRLS from β = 0 gives the GLM start
+        opt1 = minimize(stage1, theta0, re.lower, optimizer=method, maxfun=maxiter)
+        st1 = pr.run(opt1.x, state["beta"], joint=True)
+        if self.nAGQ == 0:
+            theta, beta = opt1.x, st1.beta
+            opt = opt1
+            obj = lambda x: stage1(x)  # noqa: E731
+            lower = re.lower
+            xopt = theta
+        else:
+            lower = np.concatenate([re.lower, np.full(p, -np.inf)])
+            obj = lambda x: self.deviance_at(x[:nth], x[nth:])  # noqa: E731
+            x0 = np.concatenate([opt1.x, st1.beta])
+            opt = minimize(obj, x0, lower, optimizer=method, maxfun=maxiter, rhobeg=0.1)
+            opt.n_evals += opt1.n_evals
+            xopt = opt.x
+            theta, beta = xopt[:nth], xopt[nth:]
+        derivs: dict = {}
+        if check_conv or self.nAGQ > 0:
+            opt.messages = check_convergence(obj, xopt, lower, opt.converged, opt.message,
+                                             warn=check_conv, derivs_out=derivs)
+        st = pr.run(theta, beta, joint=self.nAGQ == 0)
+        objective = obj(xopt)
+        vcov = self._vcov(theta, beta, st, derivs, nth)
+        res = GLMMResult(self, theta, beta, st, objective, vcov, opt)
+        return GLMMResultWrapper(res)
+
+    def _vcov(self, theta, beta, st, derivs, nth) -> np.ndarray:
+        """Hessian-based vcov of β (lme4's default), falling back to the PIRLS factor."""
+        p = self.k_fe
+        if self.nAGQ > 0 and derivs:
+            free, H = derivs["free"], derivs["hessian"]
+            beta_pos = np.searchsorted(free, np.arange(nth, nth + p))  # β are never on a bound
+            if True:
+                try:
+                    V = np.linalg.inv(0.5 * H)
+                    Vb = V[np.ix_(beta_pos, beta_pos)]
+                    if np.all(np.linalg.eigvalsh(0.5 * (Vb + Vb.T)) > 0):
+                        return 0.5 * (Vb + Vb.T)
+                except np.linalg.LinAlgError:
+                    pass
+            warnings.warn("variance-covariance matrix computed from finite-difference Hessian is not "
+                          "positive definite: falling back to var-cov estimated from RX", ConvergenceWarning,
+                          stacklevel=4)
+        pr = self.pirls()
+        w, r = pr._working(st.eta, st.mu)
+        pls = pr.pls_joint
+        pls.set_data(st.eta - pr.resp.offset + r, w)
+        pls.factor(theta)
+        RXinv = np.linalg.inv(pls.RX())
+        return RXinv.T @ RXinv
+

@@ -1,0 +1,171 @@
+"""Results of a GLMM fit (:class:`GLMMResult`), lme4's ``glmer`` quantities under statsmodels' names."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from statsmodels.base import wrapper as wrap
+from statsmodels.base.model import LikelihoodResultsWrapper
+
+from ..objective.glmm import PIRLSState
+from ..optimize import OptSummary
+from .base import MixedResultsBase
+
+__all__ = ["GLMMResult", "GLMMResultWrapper"]
+
+
+class GLMMResult(MixedResultsBase):
+    """A fitted GLMM.
+
+    ``params``/``bse``/``tvalues``/``pvalues`` are the fixed effects with Wald z
+    tests (lme4's ``summary``), SEs from the Hessian of the objective.
+
+    Attributes
+    ----------
+    family : GLMFamily
+    nAGQ : int
+    theta : ndarray
+    opt_summary : OptSummary
+    """
+
+    def __init__(self, model, theta, beta, st: PIRLSState, objective: float, vcov: np.ndarray,
+                 opt: OptSummary) -> None:
+        super().__init__(model, np.asarray(beta, float), normalized_cov_params=vcov, scale=1.0)
+        self.use_t = False
+        b = np.asarray(model.random_effects_structure.Lambda(theta) @ st.u).ravel()
+        self.sol = _Sol(np.asarray(theta, float), b, st.u)
+        self.state = st
+        self.objective = float(objective)
+        self.opt_summary = opt
+        self.family = model.family
+        self.nAGQ = model.nAGQ
+        self.engine = model.pirls().pls_u.engine
+        self._init_shared(model)
+
+    _residual_variance = None
+    reml = False
+
+    # ------------------------------------------------------------ likelihood
+    @property
+    def llf(self) -> float:
+        """Log-likelihood (Laplace or adaptive Gauss-Hermite approximation)."""
+        return -0.5 * self.objective
+
+    @property
+    def deviance(self) -> float:
+        """``-2 * llf``."""
+        return self.objective
+
+    @property
+    def df_modelwc(self) -> int:
+        """Number of parameters: β and θ."""
+        return len(self._names) + self.theta.size
+
+    @property
+    def aic(self) -> float:
+        return -2 * self.llf + 2 * self.df_modelwc
+
+    @property
+    def bic(self) -> float:
+        return -2 * self.llf + np.log(self.nobs) * self.df_modelwc
+
+    @property
+    def nobs(self) -> int:
+        return int(self.model.nobs)
+
+    # ------------------------------------------------------------ fitted values and residuals
+    @property
+    def fittedvalues(self) -> pd.Series:
+        """Conditional means μ̂ on the response scale (lme4's ``fitted``)."""
+        mu = self.family.linkinv(self._eta_fit())
+        return pd.Series(mu, index=self.model.data.row_labels, name="fitted")
+
+    def resid_response(self) -> pd.Series:
+        return pd.Series(np.asarray(self.model.endog, float) - self.fittedvalues.to_numpy(),
+                         index=self.model.data.row_labels, name="resid_response")
+
+    @property
+    def resid(self) -> pd.Series:
+        """Deviance residuals (lme4's default ``residuals`` for GLMMs)."""
+        return self.resid_deviance()
+
+    def resid_pearson(self) -> pd.Series:
+        mu = self.fittedvalues.to_numpy()
+        y = np.asarray(self.model.endog, float)
+        r = (y - mu) * np.sqrt(self.model.weights / self.family.variance(mu))
+        return pd.Series(r, index=self.model.data.row_labels, name="resid_pearson")
+
+    def resid_deviance(self) -> pd.Series:
+        mu = self.fittedvalues.to_numpy()
+        y = np.asarray(self.model.endog, float)
+        d = self.family.dev_resid(y, mu, self.model.weights)
+        r = np.sign(y - mu) * np.sqrt(np.maximum(d, 0))
+        return pd.Series(r, index=self.model.data.row_labels, name="resid_deviance")
+
+    def predict(self, newdata: pd.DataFrame | None = None, type: str = "response", include_re: bool = True,
+                offset=None) -> pd.Series:
+        """Predictions on the link or response scale; unseen levels contribute 0.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Default: the fitted rows.
+        type : {"response", "link"}
+        include_re : bool
+            Include the conditional modes (lme4's default); False gives the population level.
+        offset : array-like, optional
+        """
+        if type not in ("response", "link"):
+            raise ValueError(f"type must be 'response' or 'link', got {type!r}")
+        if newdata is None:
+            eta = self._eta_fit(include_re)
+            index = self.model.data.row_labels
+        else:
+            eta = self._eta_new(newdata, include_re, offset)
+            index = newdata.index
+        out = eta if type == "link" else self.family.linkinv(eta)
+        return pd.Series(out, index=index, name="predicted")
+
+    @property
+    def converged(self) -> bool:
+        return self.opt_summary.converged and not any(
+            m.startswith("Model failed") or m.startswith("optimizer") for m in self.opt_summary.messages)
+
+    def compare_lr_test(self, restricted):
+        """Likelihood-ratio test against a nested GLMM (same data)."""
+        from ..inference.lrt import lr_test
+
+        return lr_test(self, restricted, refit=False)
+
+    def summary(self, alpha: float = 0.05):
+        from .summary import glmm_summary
+
+        return glmm_summary(self, alpha)
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+
+class _Sol:
+    """Minimal solution record the shared result code reads (θ, b, u)."""
+
+    def __init__(self, theta, b, u):
+        self.theta, self.b, self.u = theta, b, u
+
+
+class GLMMResultWrapper(LikelihoodResultsWrapper):
+    """Labels statsmodels' outputs with the fixed-effect names."""
+
+    _attrs = {"params": "columns", "bse": "columns", "pvalues": "columns", "tvalues": "columns",
+              "normalized_cov_params": "cov"}
+    _wrap_attrs = wrap.union_dicts(_attrs)
+
+    def __str__(self) -> str:
+        return str(self._results)
+
+    def __repr__(self) -> str:
+        r = self._results
+        return (f"<GLMMResult: {r.model.formula!r}, {r.family.name}({r.family.link_name}), nAGQ={r.nAGQ}, "
+                f"n={r.nobs}, llf={r.llf:.4f}>")
+
+
+wrap.populate_wrapper(GLMMResultWrapper, GLMMResult)
