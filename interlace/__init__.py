@@ -7,13 +7,13 @@ from . import datasets
 from .errors import (ConvergenceWarning, DataError, FormulaError, InterlaceError, MissingDataWarning,
                      RankDeficiencyWarning, SingularFitWarning)
 from .fit import fit
-from .glmer import glmer
+from .glmer import glmer, glmer_nb
 from .models.glmm import GLMM
 from .models.lmm import CrossedLME
 from .results.lmm import CrossedLMEResult
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "glmer", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
+__all__ = ["fit", "glmer", "glmer_nb", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
            "FormulaError", "InterlaceError", "MissingDataWarning", "RankDeficiencyWarning",
            "SingularFitWarning", "__version__"]

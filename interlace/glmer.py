@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .families import GLMFamily
 from .models.glmm import GLMM
+from .models.negbin import fit_negative_binomial
 
-__all__ = ["glmer"]
+__all__ = ["glmer", "glmer_nb"]
 
 
 def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None = None, groups=None,
@@ -42,3 +44,16 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
     model = GLMM.from_formula(formula, data, family=family, link=link, groups=groups, random=random,
                               weights=weights, offset=offset, nAGQ=nAGQ, engine=engine)
     return model.fit(start_params=start, method=optimizer, maxiter=maxiter, check_conv=check_conv)
+
+
+def glmer_nb(formula: str, data: pd.DataFrame, link: str = "log", groups=None, random=None, weights=None,
+             offset=None, nAGQ: int = 1, engine: str = "auto", optimizer: str = "bobyqa",
+             check_conv: bool = True, maxiter: int | None = None):
+    """Negative-binomial GLMM with the shape θ estimated (lme4's ``glmer.nb``).
+
+    Parameters are those of :func:`glmer` (without ``family``). The result has
+    ``nb_theta``, the estimated shape (variance μ + μ²/θ).
+    """
+    model = GLMM.from_formula(formula, data, family=GLMFamily("negative_binomial", link, 1.0), groups=groups,
+                              random=random, weights=weights, offset=offset, nAGQ=nAGQ, engine=engine)
+    return fit_negative_binomial(model, method=optimizer, maxiter=maxiter, check_conv=check_conv)

@@ -74,11 +74,13 @@ class PIRLS:
     engine : str
         PLS engine (see :func:`interlace.linalg.make_pls`).
     tol : float
-        Relative change of the penalized deviance at which iterations stop.
+        Relative change of the penalized deviance at which iterations stop ...
+    utol : float
+        ... together with the largest change of u (and β) in an iteration.
     """
 
     def __init__(self, re: RandomEffects, X: np.ndarray, resp: GLMMResponse, engine: str = "auto",
-                 tol: float = 1e-10, maxit: int = 60) -> None:
+                 tol: float = 1e-10, utol: float = 1e-9, maxit: int = 100) -> None:
         self.re = re
         self.X = np.asarray(X, float)
         self.resp = resp
@@ -87,7 +89,7 @@ class PIRLS:
         self.pls_u = make_pls(re, self.X[:, :0], engine)
         self._pls_joint = None
         self.engine = engine
-        self.tol, self.maxit = tol, maxit
+        self.tol, self.utol, self.maxit = tol, utol, maxit
         self.u = np.zeros(re.q)
 
     @property
@@ -152,7 +154,12 @@ class PIRLS:
                 Xb = self.X @ beta
             change = abs(old - new) / (abs(new) + 0.1)
             old = new
-            if change < self.tol:
+            # both the penalized deviance and the mode itself must settle: the Laplace
+            # deviance is not stationary in u for families with a dispersion
+            step_size = step * float(np.max(np.abs(du), initial=0.0))
+            if joint:
+                step_size = max(step_size, step * float(np.max(np.abs(db), initial=0.0)))
+            if change < self.tol and step_size < self.utol:
                 converged = True
                 break
         # factor once more with the weights at the mode (the Laplace determinant)
@@ -163,6 +170,18 @@ class PIRLS:
         self.u = u
         return PIRLSState(beta, u, eta, mu, f.ldL2, old, converged, it)
 
-    def laplace(self, st: PIRLSState, dispersion: float = 1.0) -> float:
-        """Laplace approximation to −2 log L at a PIRLS state."""
-        return -2.0 * self.resp.cond_loglik(st.mu, dispersion) + float(st.u @ st.u) + st.ldL2
+    def cond_minus2ll(self, mu: np.ndarray) -> float:
+        """−2 log p(y | u) as lme4 evaluates it (R's ``family$aic``).
+
+        For families with a dispersion (Gamma, inverse Gaussian) the dispersion is
+        its ML-style estimate ``Σ deviance residuals / Σ weights`` at μ, and 2 is
+        added for it, as in R's ``Gamma()$aic``.
+        """
+        if self.resp.family.has_dispersion:
+            disp = float(np.sum(self.resp.dev_resid(mu)) / np.sum(self.resp.weights))
+            return -2.0 * self.resp.cond_loglik(mu, disp) + 2.0
+        return -2.0 * self.resp.cond_loglik(mu)
+
+    def laplace(self, st: PIRLSState) -> float:
+        """Laplace approximation to −2 log L at a PIRLS state (lme4's ``glmerLaplace``)."""
+        return self.cond_minus2ll(st.mu) + float(st.u @ st.u) + st.ldL2

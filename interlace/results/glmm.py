@@ -41,8 +41,24 @@ class GLMMResult(MixedResultsBase):
         self.engine = model.pirls().pls_u.engine
         self._init_shared(model)
 
-    _residual_variance = None
     reml = False
+
+    @property
+    def sigma(self) -> float:
+        """Dispersion SD: √(pwrss/n) for Gamma / inverse Gaussian (lme4's ``sigma``), else 1."""
+        if not self.family.has_dispersion:
+            return 1.0
+        st = self.state
+        w, r = self.model.pirls()._working(st.eta, st.mu)
+        return float(np.sqrt((np.sum(w * r * r) + st.u @ st.u) / self.nobs))
+
+    @property
+    def _re_scale(self) -> float:
+        return self.sigma ** 2
+
+    @property
+    def _residual_variance(self) -> float | None:
+        return self.sigma ** 2 if self.family.has_dispersion else None
 
     # ------------------------------------------------------------ likelihood
     @property
@@ -52,13 +68,20 @@ class GLMMResult(MixedResultsBase):
 
     @property
     def deviance(self) -> float:
-        """``-2 * llf``."""
+        """Conditional deviance Σ dᵢ(y, μ̂) at the modes (lme4's ``deviance`` for GLMMs)."""
+        return float(np.sum(self.family.dev_resid(np.asarray(self.model.endog, float), self.state.mu,
+                                                  self.model.weights)))
+
+    @property
+    def minus2llf(self) -> float:
+        """``-2 * llf`` (what lme4's summary prints as "deviance")."""
         return self.objective
 
     @property
     def df_modelwc(self) -> int:
-        """Number of parameters: β and θ."""
-        return len(self._names) + self.theta.size
+        """Number of parameters: β, θ, and the dispersion or negative-binomial shape."""
+        extra = 1 if (self.family.has_dispersion or self.family.name == "negative_binomial") else 0
+        return len(self._names) + self.theta.size + extra
 
     @property
     def aic(self) -> float:

@@ -81,7 +81,7 @@ def glmm_summary(res, alpha: float = 0.05) -> Summary:
         "No. Observations:": str(res.nobs),
         "Groups (levels):": ", ".join(f"{k} ({v})" for k, v in res.ngroups.items()),
         "Log-Likelihood:": f"{res.llf:.4f}",
-        "Deviance (-2 llf):": f"{res.deviance:.4f}",
+        "-2 log-likelihood:": f"{res.minus2llf:.4f}",
         "AIC:": f"{res.aic:.4f}",
         "BIC:": f"{res.bic:.4f}",
         "Converged:": "Yes" if res.converged else "No",
