@@ -162,6 +162,27 @@ class BlockedPLS(PLSSystem):
             M33 = self.A33 - L31 @ L31.T
         return self._finish(M33, float(ld1) + ld2)
 
+    def _L11_solve(self, B1: np.ndarray, transpose: bool) -> np.ndarray:
+        """Solve with the block-diagonal L11 (or its transpose) for the rows of block 1."""
+        k = B1.shape[1]
+        R = B1.reshape(self.l1, self.p1, k)
+        if self.p1 == 1:
+            return (R / self._L11).reshape(self.q1, k)
+        L = np.transpose(self._L11, (0, 2, 1)) if transpose else self._L11
+        return np.linalg.solve(L, R).reshape(self.q1, k)
+
+    def solve_M(self, B):
+        B = np.asarray(B, float)
+        B1, B2 = B[: self.q1], B[self.q1:]
+        # forward: L y = b
+        y1 = self._L11_solve(B1, transpose=False)
+        if self.q2:
+            y2 = sla.solve_triangular(self._L22, B2 - np.asarray(self._L21 @ y1), lower=True, check_finite=False)
+            x2 = sla.solve_triangular(self._L22.T, y2, lower=False, check_finite=False)
+            x1 = self._L11_solve(y1 - np.asarray(self._L21.T @ x2), transpose=True)
+            return np.vstack([x1, x2])
+        return self._L11_solve(y1, transpose=True)
+
     def solve(self):
         p = self.p
         beta = self._beta()

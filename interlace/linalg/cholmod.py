@@ -56,6 +56,9 @@ class CholmodPLS(PLSSystem):
         M33 = self.A33 - S.T @ S
         return self._finish(M33, float(F.logdet()))
 
+    def solve_M(self, B):
+        return np.asarray(self._factor.solve_A(np.asarray(B, float)))
+
     def solve(self):
         p = self.p
         beta = self._beta()

@@ -118,6 +118,35 @@ class PLSSystem:
         """β and the spherical random effects u at the last factored θ."""
         raise NotImplementedError
 
+    def solve_M(self, B: np.ndarray) -> np.ndarray:
+        """Solve (ΛᵀZᵀWZΛ + I) X = B at the last factored θ."""
+        raise NotImplementedError
+
+    def cond_cov_blocks(self, chunk: int = 512) -> list[np.ndarray]:
+        """Per term, the ``(nlevels, p, p)`` diagonal blocks of (ΛᵀZᵀWZΛ + I)⁻¹ at the last θ.
+
+        Multiplied by Λ on both sides and by σ² they are the conditional covariances
+        of the random effects (lme4's ``ranef(condVar = TRUE)``).
+        """
+        re = self.re
+        q = re.q
+        # within-level blocks: column j pairs with the other columns of its level
+        blocks = [np.empty((t.nlevels, t.p, t.p)) for t in re.terms]
+        owner = np.concatenate([np.full(t.q, k) for k, t in enumerate(re.terms)])
+        for a in range(0, q, chunk):
+            b = min(q, a + chunk)
+            E = np.zeros((q, b - a))
+            E[np.arange(a, b), np.arange(b - a)] = 1.0
+            X = self.solve_M(E)
+            for j in range(a, b):
+                k = owner[j]
+                t = re.terms[k]
+                off = j - re.col_offsets[k]
+                lev, c = divmod(off, t.p)
+                start = re.col_offsets[k] + lev * t.p
+                blocks[k][lev, :, c] = X[start:start + t.p, j - a]
+        return blocks
+
     def RX(self) -> np.ndarray:
         """Lower Cholesky factor ``L_X`` of the fixed-effects Schur complement at the last θ."""
         return self._L33[: self.p, : self.p]

@@ -165,6 +165,53 @@ class MixedResultsBase(LikelihoodModelResults):
                 eta = eta + np.where(seen, np.sum(Xk * B, axis=1), 0.0)
         return eta
 
+    # ------------------------------------------------------------ conditional variances
+    def _factored_pls(self):
+        """The PLS system factored at the fit (subclasses refactor it at the optimum)."""
+        raise NotImplementedError
+
+    def _condvar_terms(self) -> list[np.ndarray]:
+        """Per term (fitting order): ``(nlevels, p, p)`` conditional covariances σ² T Bᵢ Tᵀ."""
+        cached = getattr(self, "_condvar_cache", None)
+        if cached is not None:
+            return cached
+        re = self.model.random_effects_structure
+        blocks = self._factored_pls().cond_cov_blocks()
+        out = []
+        for k, t in enumerate(re.terms):
+            T = t.cov.template(self.theta[re.theta_slice(k)])
+            out.append(self._re_scale * np.einsum("ab,ibc,dc->iad", T, blocks[k], T))
+        self._condvar_cache = out
+        return out
+
+    @property
+    def random_effects_condvar(self) -> dict[str, np.ndarray]:
+        """Conditional covariance of each level's random effects given the data and the estimates,
+        an array ``(nlevels, k, k)`` per grouping factor (lme4's ``attr(ranef(m, condVar=TRUE)[[g]], "postVar")``)."""
+        terms = self._condvar_terms()
+        out = {}
+        for blk in self._blocks:
+            k = len(blk.coef_names)
+            V = np.zeros((len(blk.levels), k, k))
+            pos = 0
+            for i in blk.term_index:
+                p = terms[i].shape[1]
+                V[:, pos:pos + p, pos:pos + p] = terms[i]
+                pos += p
+            out[blk.name] = V
+        return out
+
+    @property
+    def random_effects_condsd(self) -> dict:
+        """Conditional standard deviations of the BLUPs / conditional modes, shaped as :attr:`random_effects`."""
+        out = {}
+        for blk in self._blocks:
+            V = self.random_effects_condvar[blk.name]
+            sd = np.sqrt(np.maximum(np.diagonal(V, axis1=1, axis2=2), 0.0))
+            df = pd.DataFrame(sd, index=blk.levels, columns=blk.coef_names)
+            out[blk.name] = df.iloc[:, 0].rename(blk.name) if df.shape[1] == 1 and blk.coef_names == ["Intercept"] else df
+        return out
+
     def _eta_new(self, newdata: pd.DataFrame, include_re: bool, offset) -> np.ndarray:
         """Linear predictor for new data (unseen levels contribute 0)."""
         if not isinstance(newdata, pd.DataFrame):

@@ -52,6 +52,11 @@ class GLMMResult(MixedResultsBase):
         w, r = self.model.pirls()._working(st.eta, st.mu)
         return float(np.sqrt((np.sum(w * r * r) + st.u @ st.u) / self.nobs))
 
+    def _factored_pls(self):
+        pr = self.model.pirls()
+        pr.run(self.theta, np.asarray(self.params, float), u0=self.sol.u)  # refactors at the mode
+        return pr.pls_u
+
     @property
     def _re_scale(self) -> float:
         return self.sigma ** 2

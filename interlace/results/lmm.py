@@ -50,6 +50,11 @@ class CrossedLMEResult(MixedResultsBase):
     def _re_scale(self) -> float:
         return self.scale
 
+    def _factored_pls(self):
+        dev = self.model.deviance_function()
+        dev.pls.factor(self.theta)
+        return dev.pls
+
     @property
     def _residual_variance(self) -> float:
         return self.scale

@@ -130,6 +130,21 @@ def test_blups(fitted):
             np.testing.assert_allclose(ob[col].to_numpy()[rows], vals, rtol=RTOL, atol=1e-6 * scale)
 
 
+def test_conditional_sds(fitted):
+    """lme4's ranef(m, condVar = TRUE): sqrt of the postVar diagonals."""
+    d, res = fitted
+    ours = res.random_effects_condsd
+    for g, block in d["ranef"].items():
+        k = _match_group(g, ours)
+        ob = ours[k]
+        ob = ob.to_frame() if ob.ndim == 1 else ob
+        idx = {str(v): i for i, v in enumerate(ob.index)}
+        rows = [idx[_relabel(lv, g, k)] for lv in block["levels"]]
+        for coef, vals in block["condsd"].items():
+            col = ob.columns[0] if ob.shape[1] == 1 else _coef_key(coef, ob.columns)
+            np.testing.assert_allclose(ob[col].to_numpy()[rows], vals, rtol=RTOL, atol=1e-6 * res.sigma)
+
+
 def test_fitted_and_predict(fitted):
     d, res = fitted
     scale = np.max(np.abs(d["fitted"]))

@@ -417,11 +417,23 @@ for (cs in cases) {
               isTRUE(all.equal(unname(p_fe), unname(predict(m_off, newdata = nd, re.form = NA)), tolerance = 1e-7)))
   }
 
-  re <- ranef(m, condVar = FALSE)
+  re <- ranef(m, condVar = TRUE)
   ranef_out <- lapply(names(re), function(g) {
     d <- re[[g]]
+    pv <- attr(d, "postVar")
+    if (is.null(pv)) pv <- attr(d, "condVar")
+    ## terms sharing a factor (e.g. (x || g)) give a list of arrays, one per term
+    if (is.list(pv)) {
+      sds <- unlist(lapply(pv, function(a) lapply(seq_len(dim(a)[1]), function(k) sqrt(a[k, k, ]))),
+                    recursive = FALSE)
+    } else {
+      sds <- lapply(seq_len(dim(pv)[1]), function(k) sqrt(pv[k, k, ]))
+    }
+    sds <- lapply(sds, vec)
+    names(sds) <- names(d)
     list(levels = vec(rownames(d)),
-         columns = setNames(lapply(names(d), function(cn) vec(d[[cn]])), names(d)))
+         columns = setNames(lapply(names(d), function(cn) vec(d[[cn]])), names(d)),
+         condsd = sds)
   })
   names(ranef_out) <- names(re)
 
