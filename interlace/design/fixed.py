@@ -31,7 +31,7 @@ class FixedDesign:
     design_info : patsy.DesignInfo
         For encoding new data exactly as in fitting.
     keep : ndarray of int
-        Positions of the kept columns in the full patsy matrix.
+        Positions in patsy's matrix of the kept columns, in R's column order.
     dropped : list of str
         Names of columns dropped for rank deficiency.
     """
@@ -169,11 +169,13 @@ def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7) 
     keep = np.arange(X.shape[1])
     dropped: list[str] = []
     if X.shape[1] > 0:
-        order = _r_column_order(Xfull.design_info, rhs)
-        kept = np.sort(order[_independent_columns(X[:, order], rank_tol)])
+        # columns in R's order (terms as written, by interaction order), so coefficient
+        # tables read as lme4's; patsy's own order is only used to encode new data
+        keep = _r_column_order(Xfull.design_info, rhs)
+        kept = keep[_independent_columns(X[:, keep], rank_tol)]
         if kept.size < X.shape[1]:
+            dropped = [names_full[i] for i in keep if i not in set(kept)]
             keep = kept
-            dropped = [names_full[i] for i in np.setdiff1d(np.arange(X.shape[1]), kept)]
             warnings.warn(
                 f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
                 f"column{'s' if len(dropped) > 1 else ''} / coefficient{'s' if len(dropped) > 1 else ''}: "
@@ -181,5 +183,5 @@ def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7) 
                 RankDeficiencyWarning,
                 stacklevel=3,
             )
-            X = X[:, keep]
+        X = X[:, keep]
     return FixedDesign(y, X, [names_full[i] for i in keep], lhs.strip(), Xfull.design_info, keep, dropped)

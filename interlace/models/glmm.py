@@ -119,7 +119,7 @@ class GLMM(LikelihoodModel):
             frame_formula = f"I({s_expr}) + I({f_expr}) ~ {design_formula.split('~', 1)[1]}"
         frame = build_frame(data, frame_formula, specs, weights=weights, offset=offset)
         fx = build_fixed(design_formula, frame.data)
-        re = build_random_effects(specs, frame.data)
+        re = build_random_effects(specs, frame.data, check_nobs=False)
         y, w = fx.y, frame.weights
         if fam.name == "binomial":
             failures = None
