@@ -28,3 +28,26 @@ class MissingDataWarning(UserWarning):
 
 class RankDeficiencyWarning(UserWarning):
     """Fixed-effect columns were dropped because the model matrix is rank deficient."""
+
+
+def warn_user(message: str, category: type[Warning]) -> None:
+    """Issue a warning attributed to the caller's code, not to interlace's internals.
+
+    Walks up the stack to the first frame outside the installed ``interlace``
+    package (its tests count as outside), so the reported line is the user's call.
+    """
+    import os
+    import sys
+    import warnings
+
+    pkg = os.path.dirname(os.path.abspath(__file__))
+    tests = os.path.join(pkg, "tests")
+    level = 2  # stacklevel 2 is the frame that called warn_user
+    frame = sys._getframe(1)
+    while frame is not None:
+        fname = os.path.abspath(frame.f_code.co_filename)
+        if not fname.startswith(pkg + os.sep) or fname.startswith(tests + os.sep):
+            break
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

@@ -18,7 +18,8 @@ def names() -> list[str]:
 def load(name: str) -> pd.DataFrame:
     """Load a bundled dataset by name, e.g. ``load("sleepstudy")``.
 
-    Grouping columns are read as strings so levels keep their labels.
+    Columns are read as pandas infers them: numeric labels (sleepstudy's ``Subject``,
+    cake's ``replicate``) load as integers; as grouping factors they work either way.
     """
     path = _DIR / f"{name.lower()}.csv"
     if not path.exists():

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import builtins
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import patsy
 
-from ..errors import DataError, FormulaError, RankDeficiencyWarning
+from ..errors import DataError, FormulaError, RankDeficiencyWarning, warn_user
 from .frame import _PATSY_NAMES, EVAL_NAMESPACE, formula_names
 
 __all__ = ["FixedDesign", "build_fixed", "build_matrix", "new_matrix"]
@@ -176,12 +175,11 @@ def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7) 
         if kept.size < X.shape[1]:
             dropped = [names_full[i] for i in keep if i not in set(kept)]
             keep = kept
-            warnings.warn(
+            warn_user(
                 f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
                 f"column{'s' if len(dropped) > 1 else ''} / coefficient{'s' if len(dropped) > 1 else ''}: "
                 + ", ".join(dropped),
                 RankDeficiencyWarning,
-                stacklevel=3,
             )
         X = X[:, keep]
     return FixedDesign(y, X, [names_full[i] for i in keep], lhs.strip(), Xfull.design_info, keep, dropped)

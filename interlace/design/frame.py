@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import ast
 import builtins
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import patsy
 
-from ..errors import DataError, FormulaError, MissingDataWarning
+from ..errors import DataError, FormulaError, MissingDataWarning, warn_user
 from ..formula import RandomTermSpec
 
 __all__ = ["ModelFrame", "build_frame", "formula_names", "EVAL_NAMESPACE"]
@@ -156,11 +155,10 @@ def build_frame(
     if n_dropped:
         frame = frame.loc[~bad]
         if warn:
-            warnings.warn(
+            warn_user(
                 f"{n_dropped} of {len(data)} rows dropped for missing values "
                 f"(missing per column: {by_col})",
                 MissingDataWarning,
-                stacklevel=3,
             )
     w = frame.pop(WEIGHTS_COL).to_numpy() if WEIGHTS_COL in frame else None
     o = frame.pop(OFFSET_COL).to_numpy() if OFFSET_COL in frame else None

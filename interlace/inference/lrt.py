@@ -1,13 +1,12 @@
 """Likelihood-ratio comparison of nested mixed models (lme4's ``anova(m1, m2)`` for two models)."""
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.stats as st
 
-from ..errors import InterlaceError
+from ..errors import InterlaceError, warn_user
 
 __all__ = ["LRTest", "lr_test", "as_ml"]
 
@@ -68,12 +67,15 @@ def lr_test(full, restricted, refit: bool = True) -> LRTest:
             "models were not fitted to the same data (different rows or response); "
             "a likelihood-ratio test needs identical observations"
         )
+    if not refit and a.reml != b.reml:
+        raise InterlaceError("cannot compare a REML fit with an ML fit; use refit=True")
+    if a.df_modelwc == b.df_modelwc:
+        raise InterlaceError("models have the same number of parameters: they are not nested")
     refitted = False
     if refit and (a.reml or b.reml):
         a, b = as_ml(a), as_ml(b)
         refitted = True
-        warnings.warn("refitting model(s) with ML (instead of REML) for the likelihood-ratio test",
-                      UserWarning, stacklevel=3)
+        warn_user("refitting model(s) with ML (instead of REML) for the likelihood-ratio test", UserWarning)
     elif a.reml != b.reml:
         raise InterlaceError("cannot compare a REML fit with an ML fit; use refit=True")
     df = a.df_modelwc - b.df_modelwc

@@ -14,7 +14,6 @@ they fall back to the PIRLS factor (lme4's ``RX``), with a warning.
 """
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -24,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from ..design import build_fixed, build_frame, build_random_effects
 from ..design.fixed import build_matrix
 from ..design.response import binary_column, binomial_response, split_cbind
-from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError
+from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, warn_user
 from ..families import GLMFamily, resolve_family
 from ..formula import model_terms
 from ..linalg import BLOCKED_DENSE_LIMIT
@@ -244,9 +243,8 @@ class GLMM(LikelihoodModel):
                         return 0.5 * (Vb + Vb.T)
                 except np.linalg.LinAlgError:
                     pass
-            warnings.warn("variance-covariance matrix computed from finite-difference Hessian is not "
-                          "positive definite: falling back to var-cov estimated from RX", ConvergenceWarning,
-                          stacklevel=4)
+            warn_user("variance-covariance matrix computed from finite-difference Hessian is not "
+                      "positive definite: falling back to var-cov estimated from RX", ConvergenceWarning)
         pr = self.pirls()
         w, r = pr._working(st.eta, st.mu)
         pls = pr.pls_joint

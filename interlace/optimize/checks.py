@@ -8,11 +8,10 @@
 """
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 
-from ..errors import ConvergenceWarning, SingularFitWarning
+from ..errors import ConvergenceWarning, SingularFitWarning, warn_user
 
 __all__ = ["is_singular", "finite_diff_derivs", "check_convergence", "SINGULAR_MSG"]
 
@@ -106,5 +105,5 @@ def check_convergence(fun, x: np.ndarray, lower: np.ndarray, optimizer_ok: bool,
                                  ConvergenceWarning))
     if warn:
         for m, cls in msgs:
-            warnings.warn(m, cls, stacklevel=4)
+            warn_user(m, cls)
     return [m for m, _ in msgs]

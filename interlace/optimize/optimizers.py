@@ -89,8 +89,10 @@ def minimize(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = Non
     options : dict, optional
         Passed to the optimizer (Py-BOBYQA ``user_params`` or scipy ``options``).
     """
-    if not isinstance(optimizer, str) or optimizer.lower() not in {o.lower() for o in OPTIMIZERS}:
+    canonical = {o.lower(): o for o in OPTIMIZERS}
+    if not isinstance(optimizer, str) or optimizer.lower() not in canonical:
         raise InterlaceError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    optimizer = canonical[optimizer.lower()]
     x0 = np.asarray(x0, float)
     lower = np.asarray(lower, float)
     n = x0.size

@@ -30,6 +30,7 @@ class MixedResultsBase(LikelihoodModelResults):
 
     def _init_shared(self, model) -> None:
         self.theta = self.sol.theta
+        self.df_resid = model.df_resid  # statsmodels' t_test/f_test read it (Wald z is used)
         self._names = list(model.exog_names)
         self._blocks: list[GroupBlock] = group_blocks(model.random_effects_structure)
 
