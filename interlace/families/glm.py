@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.stats as st
+from scipy.special import gammaln, xlog1py, xlogy
 import statsmodels.genmod.families as smf_fam
 from statsmodels.genmod.families import links as L
 
@@ -105,19 +106,12 @@ class GLMFamily:
     def dev_resid(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Unit deviances times prior weights (R's ``family$dev.resids``)."""
         if self.name == "binomial":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                a = np.where(y > 0, y * np.log(y / mu), 0.0)
-                b = np.where(y < 1, (1 - y) * np.log((1 - y) / (1 - mu)), 0.0)
-            return 2 * w * (a + b)
+            return 2 * w * (xlogy(y, y / mu) + xlogy(1 - y, (1 - y) / (1 - mu)))
         if self.name == "poisson":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                a = np.where(y > 0, y * np.log(y / mu), 0.0)
-            return 2 * w * (a - (y - mu))
+            return 2 * w * (xlogy(y, y / mu) - (y - mu))
         if self.name == "negative_binomial":
             th = self.nb_theta
-            with np.errstate(divide="ignore", invalid="ignore"):
-                a = np.where(y > 0, y * np.log(y / mu), 0.0)
-            return 2 * w * (a - (y + th) * np.log((y + th) / (mu + th)))
+            return 2 * w * (xlogy(y, y / mu) - (y + th) * np.log((y + th) / (mu + th)))
         if self.name == "gamma":
             return -2 * w * (np.log(y / mu) - (y - mu) / mu)
         if self.name == "inverse_gaussian":
@@ -127,18 +121,21 @@ class GLMFamily:
     def loglik_obs(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, dispersion: float = 1.0) -> np.ndarray:
         """Per-observation conditional log-likelihood, with lme4's conventions.
 
-        Binomial ``y`` is a proportion and ``w`` the number of trials; other
-        families use ``w`` as a multiplier, as R's ``family$aic``.
+        Binomial ``y`` is a proportion and ``w`` the number of trials (R's
+        ``dbinom(round(w*y), round(w), mu)``); other families use ``w`` as a
+        multiplier, as R's ``family$aic``.
         """
         if self.name == "binomial":
             n = np.round(w)
             k = np.round(w * y)
-            return np.where(w > 0, st.binom.logpmf(k, n, mu), 0.0)
+            ll = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1) + xlogy(k, mu) + xlog1py(n - k, -mu)
+            return np.where(w > 0, ll, 0.0)
         if self.name == "poisson":
-            return w * st.poisson.logpmf(y, mu)
+            return w * (xlogy(y, mu) - mu - gammaln(y + 1))
         if self.name == "negative_binomial":
             th = self.nb_theta
-            return w * st.nbinom.logpmf(y, th, th / (th + mu))
+            return w * (gammaln(y + th) - gammaln(th) - gammaln(y + 1) + xlogy(th, th / (th + mu))
+                        + xlogy(y, mu / (th + mu)))
         if self.name == "gamma":
             shape = 1.0 / dispersion
             return w * st.gamma.logpdf(y, shape, scale=mu * dispersion)

@@ -15,9 +15,14 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..design.terms import RandomEffects
+from .crossprod import WeightedGram, row_structure, weighted_cross
 from .pls import Factorization, PLSSystem
 
-__all__ = ["BlockedPLS"]
+__all__ = ["BlockedPLS", "DENSE_A21_ELEMENTS"]
+
+#: A21 (terms 2..k × term 1) is stored dense when it has at most this many elements
+#: (or is more than a quarter full): small dense products beat sparse bookkeeping.
+DENSE_A21_ELEMENTS = 200_000
 
 
 class BlockedPLS(PLSSystem):
@@ -31,9 +36,17 @@ class BlockedPLS(PLSSystem):
         self.l1, self.p1 = t1.nlevels, t1.p
         self.q1 = t1.q
         self.q2 = re.q - self.q1
-        self._Z1 = t1.Z()
-        self._Z2 = re.Z(1)
         p1, l1 = self.p1, self.l1
+        # per-row nonzeros of Z1 and Z2, and the fixed patterns of their weighted products
+        self._rows1 = row_structure(re, 0, 1)
+        if self.q2:
+            self._rows2 = row_structure(re, 1)
+            probe = WeightedGram(*self._rows2, *self._rows1, (self.q2, self.q1), dense=False)
+            # small or filled blocks are cheaper dense
+            dense21 = probe.nnz > 0.25 * self.q1 * self.q2 or self.q1 * self.q2 <= DENSE_A21_ELEMENTS
+            self._gram21 = WeightedGram(*self._rows2, *self._rows1, (self.q2, self.q1), dense=True) if dense21 \
+                else probe
+            self._gram22 = WeightedGram(*self._rows2, *self._rows2, (self.q2, self.q2), dense=True)
         # index pattern of the block-diagonal D1 = blockdiag(T1 L11_i^{-T})
         r, c = np.meshgrid(np.arange(p1), np.arange(p1), indexing="ij")
         base = np.arange(l1)[:, None, None] * p1
@@ -65,19 +78,15 @@ class BlockedPLS(PLSSystem):
                 A11[:, b, a] = A11[:, a, b]
         self.A11 = A11
         XYw = XY * w[:, None]
-        self.A31 = np.asarray((self._Z1.T @ XYw).T)
+        self.A31 = weighted_cross(*self._rows1, XYw, self.q1)
         self.A33 = XY.T @ XYw
         if self.q2:
-            Z2w = sp.diags(w) @ self._Z2
-            self.A22 = (self._Z2.T @ Z2w).toarray()  # M22 is dense anyway
-            A21 = (Z2w.T @ self._Z1).tocsr()
-            if A21.nnz > 0.25 * self.q1 * self.q2:
-                A21 = A21.toarray()
-            else:
-                A21.sort_indices()
+            self.A22 = self._gram22(w)  # M22 is dense anyway
+            A21 = self._gram21(w)
+            if sp.issparse(A21) and not hasattr(self, "_a21_rows"):
                 self._a21_rows = np.repeat(np.arange(self.q2), np.diff(A21.indptr))
             self.A21 = A21
-            self.A32 = np.asarray((self._Z2.T @ XYw).T)
+            self.A32 = weighted_cross(*self._rows2, XYw, self.q2)
 
     def _D1(self, T1: np.ndarray):
         """L11 blocks and D1 = T1 L11⁻ᵀ per level; returns (logdet contribution, D1 blocks)."""

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from sksparse.cholmod import CholmodNotPositiveDefiniteError, analyze
 
 from ..design.terms import RandomEffects
+from .crossprod import WeightedGram, row_structure, weighted_cross
 from .pls import Factorization, PLSSystem
 
 __all__ = ["CholmodPLS"]
@@ -23,15 +24,16 @@ class CholmodPLS(PLSSystem):
 
     def __init__(self, re: RandomEffects, X: np.ndarray) -> None:
         super().__init__(re, X)
-        self._Z = re.Z()
+        self._rows = row_structure(re)
+        self._gram = WeightedGram(*self._rows, *self._rows, (re.q, re.q), dense=False)
         self._factor = None
 
     def set_data(self, y, w=None) -> None:
         XY, w = self._xy(y, w)
-        Zw = sp.diags(w) @ self._Z
-        self.A = (self._Z.T @ Zw).tocsc()
-        self.C0 = np.asarray(Zw.T @ XY)
-        self.A33 = XY.T @ (XY * w[:, None])
+        XYw = XY * w[:, None]
+        self.A = self._gram(w).tocsc()
+        self.C0 = weighted_cross(*self._rows, XYw, self.re.q).T
+        self.A33 = XY.T @ XYw
         if self._factor is None:
             rng = np.random.default_rng(0)
             theta = rng.uniform(0.5, 1.5, self.re.n_theta)

@@ -215,7 +215,10 @@ class GLMM(LikelihoodModel):
             lower = np.concatenate([re.lower, np.full(p, -np.inf)])
             obj = lambda x: self.deviance_at(x[:nth], x[nth:])  # noqa: E731
             x0 = np.concatenate([opt1.x, st1.beta])
-            opt = minimize(obj, x0, lower, optimizer=method, maxfun=maxiter, rhobeg=0.1)
+            # initial steps: 0.05 for θ, the stage-1 standard errors for β (scale-aware)
+            se1 = np.sqrt(np.diag(self._vcov(opt1.x, st1.beta, st1, {}, nth)))
+            steps = np.concatenate([np.full(nth, 0.05), np.clip(se1, 1e-4, 1.0)])
+            opt = minimize(obj, x0, lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
             opt.n_evals += opt1.n_evals
             xopt = opt.x
             theta, beta = xopt[:nth], xopt[nth:]

@@ -69,7 +69,7 @@ def _safe(fun):
 
 
 def minimize(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = None,
-             rhobeg: float = 0.2, rhoend: float = 1e-9, options: dict | None = None) -> OptSummary:
+             rhobeg=0.2, rhoend: float = 1e-9, options: dict | None = None) -> OptSummary:
     """Minimize ``fun`` over ``x >= lower``.
 
     Parameters
@@ -85,7 +85,8 @@ def minimize(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = Non
     maxfun : int, optional
         Evaluation budget (default ``max(1000, 100 * len(x0)**2)``).
     rhobeg, rhoend : float
-        BOBYQA's initial and final trust-region radii.
+        BOBYQA's initial and final trust-region radii (NLopt takes ``rhobeg`` per
+        coordinate as an array too; Py-BOBYQA uses its smallest element).
     options : dict, optional
         Passed to the optimizer (Py-BOBYQA ``user_params`` or scipy ``options``).
     """
@@ -123,7 +124,7 @@ def minimize(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = Non
         opt.set_xtol_rel(1e-7)
         opt.set_ftol_rel(1e-15)
         opt.set_maxeval(maxfun)
-        opt.set_initial_step(np.full(n, rhobeg))
+        opt.set_initial_step(np.broadcast_to(np.asarray(rhobeg, float), (n,)).copy())
         for k, v in (options or {}).items():
             getattr(opt, f"set_{k}")(v)
         messages = {1: "success", 2: "stopval reached", 3: "ftol reached", 4: "xtol reached",
@@ -146,7 +147,7 @@ def minimize(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = Non
         xu = np.full(n, _BIG)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = pybobyqa.solve(f, x0, bounds=(xl, xu), rhobeg=rhobeg, rhoend=rhoend, maxfun=maxfun,
+            res = pybobyqa.solve(f, x0, bounds=(xl, xu), rhobeg=float(np.min(rhobeg)), rhoend=rhoend, maxfun=maxfun,
                                  user_params=options, do_logging=False)
         ok = res.flag in (res.EXIT_SUCCESS, res.EXIT_SLOW_WARNING)
         x, fmin, nf, msg = res.x, res.f, res.nf, res.msg

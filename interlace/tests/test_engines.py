@@ -116,7 +116,15 @@ def _deviance(re, fx, w, engine, reml):
     return LMMDeviance(pls, fx.y, w, reml)
 
 
-def test_design_shapes():
+@pytest.fixture(autouse=True, params=["small-dense", "sparse"])
+def a21_storage(request, monkeypatch):
+    """Run every test with small A21 blocks stored dense (the default) and with sparse storage forced."""
+    if request.param == "sparse":
+        monkeypatch.setattr("interlace.linalg.blocked.DENSE_A21_ELEMENTS", 0)
+    return request.param
+
+
+def test_design_shapes(a21_storage):
     """The designs exercise what they are meant to (checked against the simulation recipe)."""
     _, re, _, _ = _build("vector_first_term")
     assert [t.name for t in re.terms] == ["g", "h"] and re.terms[0].p == 3 and re.terms[0].nlevels == 40
@@ -133,6 +141,9 @@ def test_design_shapes():
         pls = make_pls(re, fx.X, "blocked")
         pls.set_data(fx.y, w)
         kinds[name] = (re.terms[0].p, sp.issparse(pls.A21))
+    if a21_storage == "small-dense":
+        assert not any(k[1] for k in kinds.values())
+        return
     assert kinds == {"crossed": (1, False), "nested3": (1, True), "slopes_crossed": (2, False),
                      "weights": (1, False), "vector_first_term": (3, False), "nested_slopes": (2, True)}
 
