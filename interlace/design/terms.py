@@ -17,10 +17,10 @@ import scipy.sparse as sp
 
 from ..errors import DataError
 from ..formula import RandomTermSpec
-from .covariance import Unstructured
+from .covariance import CovarianceStructure, Unstructured
 from .fixed import build_matrix, new_matrix
 
-__all__ = ["RandomEffectsTerm", "RandomEffects", "build_random_effects", "group_labels"]
+__all__ = ["RandomEffects", "RandomEffectsTerm", "build_random_effects", "group_labels", "term_from_arrays"]
 
 
 def group_labels(data: pd.DataFrame, group: tuple[str, ...]) -> pd.Series:
@@ -47,9 +47,11 @@ class RandomEffectsTerm:
     X : ndarray (n, p)
         The term's model matrix.
     coef_names : list of str
-    design_info : patsy.DesignInfo
-    cov : Unstructured
-        Covariance structure of the term.
+    design_info : patsy.DesignInfo or None
+        None for a term built from arrays (:func:`term_from_arrays`), which
+        cannot encode new data.
+    cov : CovarianceStructure
+        Covariance structure of the term (:mod:`interlace.design.covariance`).
     """
 
     spec: RandomTermSpec
@@ -57,8 +59,8 @@ class RandomEffectsTerm:
     codes: np.ndarray
     X: np.ndarray
     coef_names: list[str]
-    design_info: patsy.DesignInfo
-    cov: Unstructured
+    design_info: patsy.DesignInfo | None
+    cov: CovarianceStructure
 
     @property
     def name(self) -> str:
@@ -85,6 +87,9 @@ class RandomEffectsTerm:
 
     def new_design(self, data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Model matrix and level codes of new data; unseen levels get code -1."""
+        if self.design_info is None:
+            raise DataError(f"random-effects term {self.spec.source!r} was built from arrays "
+                            "and cannot encode new data")
         X = new_matrix(self.design_info, data, f"random-effects term {self.spec.source!r}")
         for g in self.spec.group:
             if g not in data.columns:
@@ -98,7 +103,18 @@ class RandomEffectsTerm:
         return X, codes
 
 
-def _make_term(spec: RandomTermSpec, data: pd.DataFrame) -> RandomEffectsTerm:
+def _make_term(spec: RandomTermSpec, data: pd.DataFrame, cov: CovarianceStructure | None = None,
+               check_nobs: bool = True) -> RandomEffectsTerm:
+    """Build one term from its spec on the complete-case data.
+
+    Parameters
+    ----------
+    spec : RandomTermSpec
+    data : DataFrame
+    cov : CovarianceStructure, optional
+        The term's covariance structure; default :class:`Unstructured` of the
+        term's width (lme4's).  Its ``p`` must equal the number of columns.
+    """
     lab = group_labels(data, spec.group)
     codes, levels = pd.factorize(lab, sort=True)
     levels = pd.Index(levels, name=spec.name)
@@ -108,7 +124,7 @@ def _make_term(spec: RandomTermSpec, data: pd.DataFrame) -> RandomEffectsTerm:
             f"grouping factor {spec.name!r} of term {spec.source!r} has {len(levels)} level; "
             "a random effect needs at least 2 sampled levels"
         )
-    if len(levels) >= n:
+    if check_nobs and len(levels) >= n:
         raise DataError(
             f"grouping factor {spec.name!r} has {len(levels)} levels for {n} observations; "
             "the number of levels must be less than the number of observations"
@@ -116,13 +132,62 @@ def _make_term(spec: RandomTermSpec, data: pd.DataFrame) -> RandomEffectsTerm:
     mm = build_matrix(spec.lhs, data, f"random-effects term {spec.source!r}")
     names = ["Intercept" if c == "Intercept" else c for c in mm.design_info.column_names]
     X = np.asarray(mm, dtype=float)
-    if X.shape[1] * len(levels) > n:
+    if check_nobs and X.shape[1] * len(levels) > n:
         raise DataError(
             f"term {spec.source!r} has {X.shape[1] * len(levels)} random effects for {n} observations; "
             "its parameters are unidentifiable"
         )
     return RandomEffectsTerm(spec, levels, codes.astype(np.int64), X, names, mm.design_info,
-                             Unstructured(X.shape[1]))
+                             _check_cov(cov, X.shape[1], spec.source))
+
+
+def _check_cov(cov: CovarianceStructure | None, p: int, source: str) -> CovarianceStructure:
+    if cov is None:
+        return Unstructured(p)
+    if cov.p != p:
+        raise DataError(f"covariance structure of term {source!r} is {cov.p} x {cov.p} "
+                        f"but the term has {p} columns")
+    return cov
+
+
+def term_from_arrays(group, X, coef_names: list[str], cov: CovarianceStructure | None = None,
+                     name: str = "group", source: str | None = None) -> RandomEffectsTerm:
+    """A term from a grouping vector and a model matrix (no formula, no level checks).
+
+    Used by interfaces that build their own designs (statsmodels' MixedLM
+    ``groups``/``exog_re``/``exog_vc``).  Unlike the formula path, a single level
+    is allowed (MixedLM's one-group idiom for crossed designs).
+
+    Parameters
+    ----------
+    group : array-like (n,)
+        Group label of each row; levels are sorted.
+    X : array-like (n, p)
+        The term's model matrix.
+    coef_names : list of str
+        One name per column of ``X``.
+    cov : CovarianceStructure, optional
+        Default :class:`Unstructured` ``(p)``.
+    name : str
+        Name of the grouping factor.
+    source : str, optional
+        Description for messages.
+    """
+    X = np.asarray(X, dtype=float)
+    if X.ndim == 1:
+        X = X[:, None]
+    group = np.asarray(group)
+    if group.shape[0] != X.shape[0]:
+        raise DataError(f"grouping vector has {group.shape[0]} rows but the design has {X.shape[0]}")
+    if len(coef_names) != X.shape[1]:
+        raise DataError(f"{len(coef_names)} coefficient names for {X.shape[1]} columns")
+    codes, levels = pd.factorize(group, sort=True)
+    if (codes < 0).any():
+        raise DataError(f"grouping vector of {name!r} has missing values")
+    source = source or f"({' + '.join(map(str, coef_names))} | {name})"
+    spec = RandomTermSpec(lhs="<array>", group=(name,), source=source)
+    return RandomEffectsTerm(spec, pd.Index(levels, name=name), codes.astype(np.int64), X, list(coef_names),
+                             None, _check_cov(cov, X.shape[1], source))
 
 
 class RandomEffects:
@@ -181,8 +246,9 @@ class RandomEffects:
             L = np.arange(t.nlevels)[:, None] * t.p
             rows.append((self.col_offsets[k] + L + t.cov.rows).ravel())
             cols.append((self.col_offsets[k] + L + t.cov.cols).ravel())
-            lind.append(np.broadcast_to(self.theta_offsets[k] + np.arange(t.cov.n_theta),
-                                        (t.nlevels, t.cov.n_theta)).ravel())
+            # template entry -> its θ position (several entries may share one θ)
+            lind.append(np.broadcast_to(self.theta_offsets[k] + t.cov.theta_index,
+                                        (t.nlevels, t.cov.rows.size)).ravel())
         rows, cols, lind = (np.concatenate(a) for a in (rows, cols, lind))
         order = np.lexsort((rows, cols))  # CSC order
         self._lam_rows, self._lam_cols, self.lind = rows[order], cols[order], lind[order]
@@ -206,8 +272,13 @@ class RandomEffects:
                 for k, t in enumerate(self.terms)]
 
 
-def build_random_effects(specs: list[RandomTermSpec], data: pd.DataFrame) -> RandomEffects:
-    """Build every term of ``specs`` on the complete-case ``data``."""
+def build_random_effects(specs: list[RandomTermSpec], data: pd.DataFrame, check_nobs: bool = True
+                         ) -> RandomEffects:
+    """Build every term of ``specs`` on the complete-case ``data``.
+
+    ``check_nobs`` refuses terms with as many levels (or random effects) as rows,
+    as lmer does; GLMMs skip it (observation-level random effects), as glmer does.
+    """
     if not specs:
         raise DataError("a mixed model needs at least one random-effects term (use groups= or random=)")
-    return RandomEffects([_make_term(s, data) for s in specs])
+    return RandomEffects([_make_term(s, data, check_nobs=check_nobs) for s in specs])
