@@ -213,6 +213,43 @@ class MixedResultsBase(LikelihoodModelResults):
             out[blk.name] = df.iloc[:, 0].rename(blk.name) if df.shape[1] == 1 and blk.coef_names == ["Intercept"] else df
         return out
 
+    # ------------------------------------------------------------ simulation
+    def _draw_response(self, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def _linear_predictor_link(self, eta: np.ndarray) -> np.ndarray:
+        return eta
+
+    def simulate(self, nsim: int = 1, seed: int | None = None, use_u: bool = False) -> pd.DataFrame:
+        """Simulate responses from the fitted model (lme4's ``simulate``).
+
+        Parameters
+        ----------
+        nsim : int
+            Number of simulated responses.
+        seed : int, optional
+        use_u : bool
+            False (lme4's default, ``re.form = NA``): draw new random effects for
+            every simulation; True: condition on the estimated random effects.
+
+        Returns
+        -------
+        DataFrame
+            One column per simulation (``sim_1`` …), rows as the fitted data.
+        """
+        rng = np.random.default_rng(seed)
+        re = self.model.random_effects_structure
+        eta0 = self._eta_fit(include_re=False)
+        Z = re.Z()
+        Lam = re.Lambda(self.theta)
+        sd = np.sqrt(self._re_scale)
+        out = np.empty((eta0.size, nsim))
+        for i in range(nsim):
+            b = self.sol.b if use_u else sd * (Lam @ rng.standard_normal(re.q))
+            mu = self._linear_predictor_link(eta0 + Z @ b)
+            out[:, i] = self._draw_response(mu, rng)
+        return pd.DataFrame(out, index=self.model.data.row_labels, columns=[f"sim_{i + 1}" for i in range(nsim)])
+
     def _eta_new(self, newdata: pd.DataFrame, include_re: bool, offset) -> np.ndarray:
         """Linear predictor for new data (unseen levels contribute 0)."""
         if not isinstance(newdata, pd.DataFrame):

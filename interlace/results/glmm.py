@@ -52,6 +52,26 @@ class GLMMResult(MixedResultsBase):
         w, r = self.model.pirls()._working(st.eta, st.mu)
         return float(np.sqrt((np.sum(w * r * r) + st.u @ st.u) / self.nobs))
 
+    def _linear_predictor_link(self, eta):
+        return self.family.linkinv(eta)
+
+    def _draw_response(self, mu, rng):
+        fam, w = self.family, self.model.weights
+        if fam.name == "binomial":
+            n = np.round(w).astype(np.int64)
+            return np.divide(rng.binomial(n, mu), n, out=np.zeros(mu.size), where=n > 0)
+        if fam.name == "poisson":
+            return rng.poisson(mu).astype(float)
+        if fam.name == "negative_binomial":
+            th = fam.nb_theta
+            return rng.negative_binomial(th, th / (th + mu)).astype(float)
+        disp = self.sigma ** 2
+        if fam.name == "gamma":
+            return rng.gamma(1.0 / disp, mu * disp)
+        if fam.name == "inverse_gaussian":
+            return rng.wald(mu, 1.0 / disp)
+        return mu + np.sqrt(disp) * rng.standard_normal(mu.size)
+
     def _factored_pls(self):
         pr = self.model.pirls()
         pr.run(self.theta, np.asarray(self.params, float), u0=self.sol.u)  # refactors at the mode

@@ -50,6 +50,10 @@ class CrossedLMEResult(MixedResultsBase):
     def _re_scale(self) -> float:
         return self.scale
 
+    def _draw_response(self, mu, rng):
+        w = self.model.weights if self.model.weights is not None else 1.0
+        return mu + self.sigma * rng.standard_normal(mu.size) / np.sqrt(w)
+
     def _factored_pls(self):
         dev = self.model.deviance_function()
         dev.pls.factor(self.theta)

@@ -137,7 +137,14 @@ for (nm in names(real)) {
   readme <- c(readme, sprintf("- `%s.csv`: lme4 %s `%s`, %d rows. Columns: %s.",
                               nm, lme4_version, real_rname[[nm]], nrow(real[[nm]]), real_desc[[nm]]))
 }
-writeLines(readme, file.path(real_dir, "README.md"))
+## keep the lines other reference scripts appended (make_glmer_reference.R adds its datasets)
+readme_path <- file.path(real_dir, "README.md")
+if (file.exists(readme_path)) {
+  old <- readLines(readme_path)
+  start <- grep("^Also written by", old)
+  if (length(start)) readme <- c(readme, "", old[start[1]:length(old)])
+}
+writeLines(readme, readme_path)
 
 ## InstEval for benchmarks
 inst <- lme4::InstEval[, c("s", "d", "dept", "service", "studage", "lectage", "y")]
