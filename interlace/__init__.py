@@ -8,12 +8,13 @@ from .errors import (ConvergenceWarning, DataError, FormulaError, InterlaceError
                      RankDeficiencyWarning, SingularFitWarning)
 from .fit import fit
 from .glmer import glmer, glmer_nb
+from .inference.lrt import anova
 from .models.glmm import GLMM
 from .models.lmm import CrossedLME
 from .results.lmm import CrossedLMEResult
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "glmer", "glmer_nb", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
+__all__ = ["fit", "glmer", "glmer_nb", "anova", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
            "FormulaError", "InterlaceError", "MissingDataWarning", "RankDeficiencyWarning",
            "SingularFitWarning", "__version__"]

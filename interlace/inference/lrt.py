@@ -4,11 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import scipy.stats as st
 
 from ..errors import InterlaceError, warn_user
 
-__all__ = ["LRTest", "lr_test", "as_ml"]
+__all__ = ["LRTest", "lr_test", "as_ml", "anova"]
 
 
 @dataclass
@@ -85,3 +86,53 @@ def lr_test(full, restricted, refit: bool = True) -> LRTest:
         a, b, df = b, a, -df
     stat = max(2.0 * (a.llf - b.llf), 0.0)
     return LRTest(float(stat), int(df), float(st.chi2.sf(stat, df)), refitted)
+
+
+def anova(*results, refit: bool = True, **named) -> pd.DataFrame:
+    """lme4's ``anova(m1, m2, ...)``: models ordered by parameters, each tested against the previous.
+
+    Parameters
+    ----------
+    *results, **named : CrossedLMEResult or GLMMResult
+        Fits to the same data; keyword arguments name the rows (positional ones are
+        named ``m1``, ``m2``, … in the order given).
+    refit : bool
+        Refit REML fits by ML first (lme4's default), with a warning.
+
+    Returns
+    -------
+    DataFrame
+        Columns npar, AIC, BIC, logLik, deviance (−2 logLik), Chisq, Df, Pr(>Chisq);
+        ``attrs["models"]`` holds each row's formula.
+    """
+    items = [(f"m{i + 1}", r) for i, r in enumerate(results)] + list(named.items())
+    if len(items) < 2:
+        raise InterlaceError("anova needs at least two models to compare")
+    fits = [(name, getattr(r, "_results", r)) for name, r in items]
+    base = fits[0][1]
+    for name, r in fits[1:]:
+        if not _same_data(base, r):
+            raise InterlaceError(f"model {name!r} was not fitted to the same data as {fits[0][0]!r} "
+                                 "(different rows or response)")
+    if refit and any(r.reml for _, r in fits):
+        warn_user("refitting model(s) with ML (instead of REML)", UserWarning)
+        fits = [(name, as_ml(r)) for name, r in fits]
+    elif len({r.reml for _, r in fits}) > 1:
+        raise InterlaceError("cannot compare REML and ML fits; use refit=True")
+    fits.sort(key=lambda nr: nr[1].df_modelwc)  # stable: ties keep the order given
+    rows = []
+    prev = None
+    for name, r in fits:
+        npar = r.df_modelwc
+        row = {"npar": npar, "AIC": r.aic, "BIC": r.bic, "logLik": r.llf, "deviance": -2 * r.llf,
+               "Chisq": np.nan, "Df": np.nan, "Pr(>Chisq)": np.nan}
+        if prev is not None:
+            df = npar - prev.df_modelwc
+            stat = max(2 * (r.llf - prev.llf), 0.0)
+            row.update({"Chisq": stat, "Df": df, "Pr(>Chisq)": st.chi2.sf(stat, df) if df > 0 else np.nan})
+        rows.append((name, row))
+        prev = r
+    out = pd.DataFrame([r for _, r in rows], index=[n for n, _ in rows])
+    out["Df"] = out["Df"].astype("Int64")
+    out.attrs["models"] = {name: str(r.model.formula) for name, r in fits}
+    return out
