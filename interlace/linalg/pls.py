@@ -159,6 +159,8 @@ class PLSSystem:
 
     def _finish(self, M33: np.ndarray, ldL2: float) -> Factorization:
         """Factor the (p+1)×(p+1) trailing block and assemble the criterion pieces."""
+        if not (np.all(np.isfinite(M33)) and np.isfinite(ldL2)):
+            return Factorization(np.inf, np.inf, np.inf, ok=False)
         try:
             L33 = np.linalg.cholesky(M33)
         except np.linalg.LinAlgError:

@@ -184,7 +184,9 @@ class GLMM(LikelihoodModel):
         re = self.random_effects_structure
         if blas_threads is None:
             blas_threads = 1 if re.q - re.terms[0].q <= BLOCKED_DENSE_LIMIT else None
-        with threadpool_limits(limits=blas_threads, user_api="blas"):
+        # overflow in the links at extreme η is expected under separation; it is reported
+        # by the separation check instead of as numpy's RuntimeWarnings
+        with threadpool_limits(limits=blas_threads, user_api="blas"), np.errstate(all="ignore"):
             return self._fit(start_params, method, maxiter, check_conv)
 
     def _fit(self, start_params, method, maxiter, check_conv):
@@ -227,10 +229,26 @@ class GLMM(LikelihoodModel):
             opt.messages = check_convergence(obj, xopt, lower, opt.converged, opt.message,
                                              warn=check_conv, derivs_out=derivs)
         st = pr.run(theta, beta, joint=self.nAGQ == 0)
+        self._warn_fit_problems(st, opt)
         objective = obj(xopt)
         vcov = self._vcov(theta, beta, st, derivs, nth)
         res = GLMMResult(self, theta, beta, st, objective, vcov, opt)
         return GLMMResultWrapper(res)
+
+    def _warn_fit_problems(self, st, opt) -> None:
+        """glm's separation warnings and a non-converged PIRLS, as messages and warnings."""
+        msgs = []
+        eps = 10 * np.finfo(float).eps
+        if not st.converged:
+            msgs.append(f"PIRLS did not converge at the optimum ({st.iterations} iterations)")
+        if self.family.name == "binomial" and np.any((st.mu < eps) | (st.mu > 1 - eps)):
+            msgs.append("fitted probabilities numerically 0 or 1 occurred (complete or quasi-complete "
+                        "separation): estimates and SEs of the affected fixed effects are unreliable")
+        elif self.family.name in ("poisson", "negative_binomial") and np.any(st.mu < eps):
+            msgs.append("fitted rates numerically 0 occurred")
+        for m in msgs:
+            warn_user(m, ConvergenceWarning)
+        opt.messages = list(opt.messages) + msgs
 
     def _vcov(self, theta, beta, st, derivs, nth) -> np.ndarray:
         """Hessian-based vcov of β (lme4's default), falling back to the PIRLS factor."""

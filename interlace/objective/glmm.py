@@ -138,7 +138,10 @@ class PIRLS:
             beta_new, u_new = pls.solve()
             du = u_new - u
             db = beta_new - beta if joint else None
+            if not (np.all(np.isfinite(du)) and (not joint or np.all(np.isfinite(db)))):
+                break
             step = 1.0
+            improved = False
             for _ in range(12):
                 u_try = u + step * du
                 b_try = beta + step * db if joint else beta
@@ -146,8 +149,11 @@ class PIRLS:
                 mu_try = fam.linkinv(eta_try)
                 new = self._pdev(mu_try, u_try)
                 if np.isfinite(new) and new <= old * (1 + 1e-12) + 1e-12:
+                    improved = True
                     break
                 step /= 2
+            if not improved:  # no step lowers the penalized deviance: stay at the last iterate
+                break
             u, eta, mu = u_try, eta_try, mu_try
             if joint:
                 beta = b_try

@@ -176,7 +176,7 @@ class GLMMResult(MixedResultsBase):
     @property
     def converged(self) -> bool:
         return self.opt_summary.converged and not any(
-            m.startswith("Model failed") or m.startswith("optimizer") for m in self.opt_summary.messages)
+            m.startswith(("Model failed", "optimizer", "PIRLS", "unable")) for m in self.opt_summary.messages)
 
     def compare_lr_test(self, restricted):
         """Likelihood-ratio test against a nested GLMM (same data)."""
