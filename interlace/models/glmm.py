@@ -227,7 +227,7 @@ class GLMM(LikelihoodModel):
         derivs: dict = {}
         if check_conv or self.nAGQ > 0:
             opt.messages = check_convergence(obj, xopt, lower, opt.converged, opt.message,
-                                             warn=check_conv, derivs_out=derivs)
+                                             warn=check_conv, derivs_out=derivs, delta=1e-3)
         st = pr.run(theta, beta, joint=self.nAGQ == 0)
         self._warn_fit_problems(st, opt)
         objective = obj(xopt)

@@ -152,7 +152,12 @@ class PIRLS:
                     improved = True
                     break
                 step /= 2
-            if not improved:  # no step lowers the penalized deviance: stay at the last iterate
+            if not improved:  # no step lowers the penalized deviance: stay at the last iterate,
+                # which is the mode when the proposed change is only rounding noise
+                size = float(np.max(np.abs(du), initial=0.0))
+                if joint:
+                    size = max(size, float(np.max(np.abs(db), initial=0.0)))
+                converged = size < 1e-6
                 break
             u, eta, mu = u_try, eta_try, mu_try
             if joint:

@@ -54,7 +54,7 @@ def finite_diff_derivs(fun, x: np.ndarray, delta: float = 1e-4) -> tuple[np.ndar
 
 def check_convergence(fun, x: np.ndarray, lower: np.ndarray, optimizer_ok: bool, optimizer_msg: str,
                       tol_grad: float = 2e-3, tol_singular: float = 1e-4, warn: bool = True,
-                      derivs_out: dict | None = None) -> list[str]:
+                      derivs_out: dict | None = None, delta: float = 1e-4) -> list[str]:
     """Run the checks, issue warnings, and return their messages.
 
     Parameters
@@ -68,6 +68,9 @@ def check_convergence(fun, x: np.ndarray, lower: np.ndarray, optimizer_ok: bool,
     derivs_out : dict, optional
         Filled with ``free`` (indices of the parameters off the boundary), ``gradient``
         and ``hessian`` (over those), for callers that need the Hessian (GLMM SEs).
+    delta : float
+        Finite-difference step (lme4's 1e-4; GLMMs use 1e-3, where the PIRLS
+        inner loop leaves ~1e-10 of noise that a smaller step would amplify).
     """
     msgs: list[tuple[str, type]] = []
     if not optimizer_ok:
@@ -84,7 +87,7 @@ def check_convergence(fun, x: np.ndarray, lower: np.ndarray, optimizer_ok: bool,
             full[idx] = z
             return fun(full)
 
-        g, H = finite_diff_derivs(sub, x[idx])
+        g, H = finite_diff_derivs(sub, x[idx], delta)
         if derivs_out is not None:
             derivs_out.update(free=idx, gradient=g, hessian=H)
         if not np.all(np.isfinite(H)):

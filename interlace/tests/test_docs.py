@@ -53,6 +53,7 @@ PAGES = [
     "coming-from-lme4.md",
     "model-comparison.md",
     "mixedlm.md",
+    "glmm.md",
 ]
 
 #: Pages linked from the docs that other contributors are writing.

@@ -305,8 +305,25 @@ set.seed(20240705)
   write_csv_plain(d, file.path(sim_dir, "glmm_negbin.csv"))
 }
 
+## 12: inverse Gaussian, log link (draws by Michael, Schucany & Haas's transformation)
+set.seed(20240706)
+{
+  ng <- 30; n <- 600; lambda <- 8
+  g <- sort(all_groups(ng, n))
+  x <- r6(rnorm(n))
+  u <- rnorm(ng, 0, 0.4)
+  mu <- exp(0.5 + 0.3 * x + u[g])
+  v <- rnorm(n)^2
+  z <- mu + mu^2 * v / (2 * lambda) - mu / (2 * lambda) * sqrt(4 * mu * lambda * v + mu^2 * v^2)
+  y <- r6(ifelse(runif(n) <= mu / (mu + z), z, mu^2 / z))
+  stopifnot(all(y > 0))
+  d <- data.frame(y = y, x = x, g = lab("g", g, 2))
+  write_csv_plain(d, file.path(sim_dir, "glmm_invgauss.csv"))
+}
+
 sim <- list()
-for (nm in c("glmm_binary_crossed", "glmm_binary_slope", "glmm_poisson_offset", "glmm_gamma", "glmm_negbin"))
+for (nm in c("glmm_binary_crossed", "glmm_binary_slope", "glmm_poisson_offset", "glmm_gamma", "glmm_negbin",
+             "glmm_invgauss"))
   sim[[nm]] <- read_csv_plain(file.path(sim_dir, paste0(nm, ".csv")))
 
 ## ---------------------------------------------------------------------------
@@ -373,6 +390,10 @@ cases <- list(
      notes = c("sigma = sigma(m) = sqrt(pwrss / n) (devcomp sigmaML; pwrss = weighted working-residual SS + |u|^2)",
                "theta is relative to sigma: random-effect sd = theta * sigma (varcorr sdcor)",
                "-2 logLik = Gamma()$aic(y, 1, mu, wt, dev = sum(deviance residuals^2)) + |u|^2 + ldL2; R's Gamma aic uses dispersion dev/n and adds 2")),
+  mk("invgauss_log", y ~ x + (1 | g), "glmm_invgauss", sim$glmm_invgauss, sp("glmm_invgauss"),
+     inverse.gaussian(link = "log"), "inverse_gaussian", "log", "y ~ x", "(1 | g)",
+     list(data.frame(x = 0.5, g = "NEW")),
+     notes = "as gamma_log: dispersion dev/n in R's inverse.gaussian()$aic, sigma = sqrt(pwrss / n), theta relative to sigma"),
   mk("negbin", y ~ x + (1 | g), "glmm_negbin", sim$glmm_negbin, sp("glmm_negbin"),
      "nb", "negative_binomial", "log", "y ~ x", "(1 | g)", list(data.frame(x = 0.5, g = "NEW")),
      notes = "glmer.nb; nb_theta is the NB shape (size), Var = mu + mu^2/theta; df includes theta"),
