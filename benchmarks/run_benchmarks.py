@@ -1,0 +1,1084 @@
+#!/usr/bin/env python3
+"""Speed, memory and agreement of interlace against lme4 and statsmodels.
+
+Run by hand (never by the test suite), from the repository root::
+
+    python3 benchmarks/run_benchmarks.py                       # everything
+    python3 benchmarks/run_benchmarks.py --only sleepstudy insteval --repeats 5
+    python3 benchmarks/run_benchmarks.py --engines auto blocked cholmod
+    python3 benchmarks/run_benchmarks.py --skip-r --skip-statsmodels
+
+It writes ``docs/benchmarks.md`` (tables, machine, versions, threads and the
+command that reproduces it) and ``benchmarks/results.json`` (raw results).
+
+How things are measured
+-----------------------
+* Every fit runs in a subprocess started by a small launcher whose only child
+  it is; the launcher reads ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``
+  after the child exits, which is the child's peak resident set size.
+* **Wall seconds**: each worker loads the data (not timed), makes one untimed
+  warm-up fit, then ``--repeats`` timed fits; the median is reported.  For
+  interlace and statsmodels the clock (``time.perf_counter``) runs around the
+  whole fitting call, so formula processing and building the design are
+  included.  For lme4 it is ``system.time`` around ``lmer()`` inside R.
+* **Peak memory**: for interlace, one fit in a fresh subprocess; the baseline
+  is the same worker that imports the same modules and loads the data but fits
+  nothing; both and their difference are reported.  For lme4 and statsmodels
+  the peak of the timing worker is used (the previous model is dropped and the
+  garbage collector runs before each fit), against a data-only baseline.
+* **Agreement** with lme4 in the same run: the largest relative difference of
+  the fixed effects, the largest relative difference of the variance
+  components (every entry of each random-effects covariance matrix and the
+  residual variance; a covariance is divided by ``sqrt(var_i var_j)`` of
+  lme4, i.e. compared on the correlation scale) and ``|llf - llf_lme4|``.
+* **Threads**: ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``,
+  ``MKL_NUM_THREADS`` and friends are set to ``--threads`` (default 1) in
+  every worker, Python and R alike.
+
+Simulated data are written once per run to a temporary directory (or
+``--data-dir``) as CSV files that every tool reads, so all tools fit the
+same numbers; they are never written inside the repository.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+R_WORKER = HERE / "lme4_worker.R"
+INSTEVAL_CSV = HERE / "data" / "insteval.csv.gz"
+DEFAULT_MD = ROOT / "docs" / "benchmarks.md"
+DEFAULT_JSON = HERE / "results.json"
+RSCRIPT = "/usr/bin/Rscript"
+
+#: Seed of every simulated data set (each workload adds its own offset).
+SEED = 20240601
+#: Per-fit limit for statsmodels, seconds.
+STATSMODELS_TIMEOUT = 300.0
+#: Thread-count variables set in every worker.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "BLIS_NUM_THREADS")
+
+# The launcher: runs its argv as its only child (stdout sent to stderr), enforces a
+# timeout and prints one JSON line with the status, RUSAGE_CHILDREN.ru_maxrss and
+# the child's CPU time.
+_LAUNCHER = r"""
+import json, os, resource, signal, subprocess, sys
+timeout = float(sys.argv[1])
+p = subprocess.Popen(sys.argv[2:], stdout=sys.stderr, start_new_session=True)
+try:
+    rc = p.wait(timeout=timeout)
+    status = "ok" if rc == 0 else f"exit code {rc}"
+except subprocess.TimeoutExpired:
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    status = "timeout"
+except BaseException:
+    os.killpg(p.pid, signal.SIGKILL)
+    raise
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"status": status, "maxrss_kb": ru.ru_maxrss, "cpu_seconds": ru.ru_utime + ru.ru_stime}))
+"""
+
+
+# =============================================================================== workloads
+@dataclass(frozen=True)
+class Workload:
+    """One benchmark model and the data it is fitted to.
+
+    Attributes
+    ----------
+    name : str
+        Key used by ``--only``.
+    formula : str
+        lme4 formula, passed unchanged to ``lmer`` and to ``interlace.fit``.
+    method : {"REML", "ML"}
+    summary : str
+        One-line description for the report.
+    data : callable or None
+        ``data(directory) -> Path`` writes the CSV and returns its path; None
+        for a file shipped in the repository (``path``).
+    path : Path, optional
+        Data file when ``data`` is None.
+    r_factors : tuple of str
+        Columns R turns into factors (grouping factors and factor covariates).
+    py_categorical : tuple of str
+        Columns Python reads as strings (categorical); grouping columns may stay
+        integer-coded.
+    statsmodels : dict or None
+        ``MixedLM.from_formula`` arguments, or None when statsmodels is skipped.
+    statsmodels_note : str
+        Why statsmodels is skipped, or how it is set up.
+    target : callable or None
+        ``target(rows) -> list of (text, measured, ok)`` for the issue's goals.
+    notes : str
+        Extra remarks for the report (e.g. exactly which model is fitted).
+    """
+
+    name: str
+    formula: str
+    method: str
+    summary: str
+    data: Callable[[Path], Path] | None = None
+    path: Path | None = None
+    r_factors: tuple = ()
+    py_categorical: tuple = ()
+    statsmodels: dict | None = None
+    statsmodels_note: str = ""
+    target: Callable | None = None
+    notes: str = ""
+
+
+def _rng(offset: int):
+    """numpy Generator seeded with :data:`SEED` and a workload offset."""
+    import numpy as np
+
+    return np.random.default_rng([SEED, offset])
+
+
+def _write_csv(df, path: Path) -> Path:
+    """Write a frame with round-trip float precision (pandas' default repr)."""
+    df.to_csv(path, index=False)
+    return path
+
+
+def _levels_all_present(codes, n_levels: int, name: str) -> None:
+    """Raise if a simulated grouping factor misses a level."""
+    import numpy as np
+
+    if np.unique(codes).size != n_levels:
+        raise RuntimeError(f"simulated factor {name} does not use all {n_levels} levels")
+
+
+def make_sleepstudy(directory: Path) -> Path:
+    """lme4's sleepstudy (shipped by ``interlace.datasets``) as a CSV."""
+    import interlace
+
+    return _write_csv(interlace.datasets.load("sleepstudy"), directory / "sleepstudy.csv")
+
+
+def simulate_crossed(n: int, n1: int, n2: int, n_x: int, offset: int):
+    """Two crossed random intercepts and ``n_x`` standard-normal covariates.
+
+    ``y = 1 + sum_k 0.5 k x_k + u1[g1] + u2[g2] + e`` with ``u1 ~ N(0, 1)``,
+    ``u2 ~ N(0, 0.5^2)``, ``e ~ N(0, 1)``; each row draws its ``g1`` and ``g2``
+    levels uniformly (unbalanced, fully crossed).
+
+    Parameters
+    ----------
+    n, n1, n2 : int
+        Rows and numbers of levels of ``g1`` and ``g2``.
+    n_x : int
+        Covariates, named ``x`` if one, else ``x1``, ``x2``, ...
+    offset : int
+        Seed offset.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``y``, the covariates, ``g1``, ``g2`` (integer codes).
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = _rng(offset)
+    g1 = rng.integers(0, n1, n)
+    g2 = rng.integers(0, n2, n)
+    _levels_all_present(g1, n1, "g1")
+    _levels_all_present(g2, n2, "g2")
+    X = rng.standard_normal((n, n_x))
+    u1 = rng.standard_normal(n1)
+    u2 = 0.5 * rng.standard_normal(n2)
+    y = 1.0 + X @ (0.5 * np.arange(1, n_x + 1)) + u1[g1] + u2[g2] + rng.standard_normal(n)
+    names = ["x"] if n_x == 1 else [f"x{k + 1}" for k in range(n_x)]
+    cols = {"y": y, **{nm: X[:, k] for k, nm in enumerate(names)}, "g1": g1, "g2": g2}
+    return pd.DataFrame(cols)
+
+
+def make_crossed_200x100(directory: Path) -> Path:
+    """20,000 rows, 200 × 100 crossed levels (:func:`simulate_crossed`)."""
+    return _write_csv(simulate_crossed(20_000, 200, 100, 1, offset=2), directory / "crossed_200x100.csv")
+
+
+def make_crossed_1m(directory: Path) -> Path:
+    """1,000,000 rows, 1,000 × 500 crossed levels, two covariates."""
+    return _write_csv(simulate_crossed(1_000_000, 1000, 500, 2, offset=5), directory / "crossed_1m.csv")
+
+
+def make_slopes_500(directory: Path) -> Path:
+    """Correlated random intercept and slope: 500 groups × 100 rows.
+
+    ``y = 2 + 0.8 x + b0[g] + b1[g] x + e`` with ``sd(b0) = 1``, ``sd(b1) = 0.5``,
+    ``corr(b0, b1) = 0.3``, ``x, e ~ N(0, 1)``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = _rng(6)
+    n_groups, per = 500, 100
+    g = np.repeat(np.arange(n_groups), per)
+    x = rng.standard_normal(g.size)
+    cov = np.array([[1.0, 0.3 * 0.5], [0.3 * 0.5, 0.25]])
+    b = rng.standard_normal((n_groups, 2)) @ np.linalg.cholesky(cov).T
+    y = 2.0 + 0.8 * x + b[g, 0] + b[g, 1] * x + rng.standard_normal(g.size)
+    return _write_csv(pd.DataFrame({"y": y, "x": x, "g": g}), directory / "slopes_500.csv")
+
+
+def _seconds(rows, tool="interlace", engine="auto"):
+    """Median seconds of one row of a workload's results (None if missing)."""
+    r = rows.get(_key(tool, engine))
+    return r.get("median_seconds") if r and r.get("status") == "ok" else None
+
+
+def _time_target(limit: float) -> Callable:
+    """Target ``interlace (auto) median ≤ limit`` seconds."""
+    def check(rows):
+        t = _seconds(rows)
+        return [(f"interlace (auto) ≤ {limit:g} s", _fmt_s(t), None if t is None else t <= limit)]
+    return check
+
+
+def _insteval_target(rows):
+    """insteval: ≤ 3 s and ≥ 8× faster than lme4 in the same run."""
+    out = _time_target(3.0)(rows)
+    t, tr = _seconds(rows), _seconds(rows, "lme4", "")
+    speedup = None if (t is None or tr is None) else tr / t
+    out.append(("interlace (auto) ≥ 8× faster than lme4", "n/a" if speedup is None else f"{speedup:.1f}×",
+                None if speedup is None else speedup >= 8))
+    return out
+
+
+def _crossed_1m_target(rows):
+    """crossed_1m: ≤ 5 s and ≤ 1.5 GB peak RSS (fresh process, total)."""
+    out = _time_target(5.0)(rows)
+    r = rows.get(_key("interlace", "auto"), {})
+    peak = r.get("peak_mb")
+    out.append(("interlace (auto) peak RSS ≤ 1.5 GB (whole process)",
+                "n/a" if peak is None else f"{peak / 1000:.2f} GB (fit alone {r.get('delta_mb', 0) / 1000:.2f} GB)",
+                None if peak is None else peak <= 1500))
+    return out
+
+
+def _slopes_target(rows):
+    """slopes_500: interlace ahead of lme4."""
+    t, tr = _seconds(rows), _seconds(rows, "lme4", "")
+    ok = None if (t is None or tr is None) else t < tr
+    return [("interlace (auto) faster than lme4", "n/a" if ok is None else f"{_fmt_s(t)} vs {_fmt_s(tr)}", ok)]
+
+
+WORKLOADS: list[Workload] = [
+    Workload(
+        "sleepstudy", "Reaction ~ Days + (Days | Subject)", "REML",
+        "lme4's sleepstudy, 180 rows, 18 subjects, correlated intercept and slope",
+        data=make_sleepstudy, r_factors=("Subject",),
+        statsmodels={"formula": "Reaction ~ Days", "groups": "Subject", "re_formula": "~Days"},
+        statsmodels_note="`mixedlm('Reaction ~ Days', groups='Subject', re_formula='~Days')`",
+        target=_time_target(0.015)),
+    Workload(
+        "crossed_200x100", "y ~ x + (1 | g1) + (1 | g2)", "REML",
+        "simulated, 20,000 rows, g1: 200 levels crossed with g2: 100 levels",
+        data=make_crossed_200x100, r_factors=("g1", "g2"),
+        statsmodels={"formula": "y ~ x", "groups": "_one", "re_formula": "0",
+                     "vc_formula": {"g1": "0 + C(g1)", "g2": "0 + C(g2)"}},
+        statsmodels_note="crossed factors as variance components of one all-rows group: "
+                         "`groups=1, re_formula='0', vc_formula={'g1': '0 + C(g1)', 'g2': '0 + C(g2)'}`",
+        target=_time_target(0.15)),
+    Workload(
+        "insteval", "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)", "REML",
+        "lme4's InstEval, 73,421 rows, s: 2,972 × d: 1,128 crossed, dept: 14",
+        path=INSTEVAL_CSV, r_factors=("s", "d", "dept", "service"),
+        statsmodels_note="skipped: measured at > 600 s and 11.8 GB (one all-rows group with ~4,100 dense "
+                         "variance-component columns)",
+        target=_insteval_target,
+        notes="R: `service` is a factor (levels 0, 1; fixed effect `service1`). Python: `service` is "
+              "numeric 0/1 (fixed effect `service`): the same model matrix."),
+    Workload(
+        "insteval_4theta_ml", "y ~ 1 + service + (1 | s) + (1 | d) + (0 + service | dept)", "ML",
+        "InstEval, ML, by-dept 2×2 covariance of the service levels",
+        path=INSTEVAL_CSV, r_factors=("s", "d", "dept", "service"), py_categorical=("service",),
+        statsmodels_note="skipped: same data as insteval, larger model",
+        target=_time_target(5.0),
+        notes="`service` is a factor in both tools, so `(0 + service | dept)` has two columns "
+              "(service0, service1 indicators) with an unstructured 2×2 covariance per dept: θ has "
+              "5 entries (s, d, and 3 for the dept block), not 4 as the name suggests (a numeric 0/1 "
+              "`service` would give 3). Fixed effects: intercept and `service1` (`service[T.1]`)."),
+    Workload(
+        "crossed_1m", "y ~ x1 + x2 + (1 | g1) + (1 | g2)", "REML",
+        "simulated, 1,000,000 rows, g1: 1,000 levels crossed with g2: 500 levels",
+        data=make_crossed_1m, r_factors=("g1", "g2"),
+        statsmodels_note="skipped: statsmodels can only treat crossed factors as variance components of one "
+                         "group, whose dense 1,000,000 × 1,500 design alone is 12 GB",
+        target=_crossed_1m_target),
+    Workload(
+        "slopes_500", "y ~ x + (1 + x | g)", "REML",
+        "simulated, 50,000 rows, 500 groups × 100 rows, correlated intercept and slope",
+        data=make_slopes_500, r_factors=("g",),
+        statsmodels={"formula": "y ~ x", "groups": "g", "re_formula": "~x"},
+        statsmodels_note="`mixedlm('y ~ x', groups='g', re_formula='~x')`",
+        target=_slopes_target),
+]
+BY_NAME = {w.name: w for w in WORKLOADS}
+
+
+# =============================================================================== workers
+def load_frame(spec: dict):
+    """Read a workload's CSV as the Python workers see it.
+
+    Parameters
+    ----------
+    spec : dict
+        Worker spec (``data``, ``py_categorical``, ``add_constant_group``).
+
+    Returns
+    -------
+    DataFrame
+    """
+    import pandas as pd
+
+    df = pd.read_csv(spec["data"])
+    for col in spec.get("py_categorical", []):
+        df[col] = df[col].astype(str)
+    if spec.get("add_constant_group"):
+        df["_one"] = 1
+    return df
+
+
+def _timed(fit: Callable, repeats: int, per_fit_timeout: float | None):
+    """One warm-up call of ``fit`` then ``repeats`` timed calls.
+
+    Parameters
+    ----------
+    fit : callable
+        No-argument function returning a fitted result.
+    repeats : int
+    per_fit_timeout : float, optional
+        Seconds after which SIGALRM aborts a fit with :class:`TimeoutError`.
+
+    Returns
+    -------
+    (list of float, object)
+        The timed seconds and the last result.
+    """
+    def on_alarm(signum, frame):
+        raise TimeoutError
+
+    if per_fit_timeout:
+        signal.signal(signal.SIGALRM, on_alarm)
+
+    def call():
+        if per_fit_timeout:
+            signal.setitimer(signal.ITIMER_REAL, per_fit_timeout)
+        try:
+            t0 = time.perf_counter()
+            res = fit()
+            return time.perf_counter() - t0, res
+        finally:
+            if per_fit_timeout:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+
+    _, res = call()  # warm-up
+    seconds = []
+    for _ in range(repeats):
+        del res
+        gc.collect()
+        t, res = call()
+        seconds.append(t)
+    return seconds, res
+
+
+def _frame_cov(cov) -> list:
+    """Covariance matrix (DataFrame or array) as nested lists."""
+    import numpy as np
+
+    return np.asarray(cov, float).tolist()
+
+
+def _thread_info() -> list:
+    """BLAS/OpenMP thread pools seen by this process (threadpoolctl), if available."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [{k: d.get(k) for k in ("user_api", "internal_api", "num_threads", "version", "filepath")}
+            for d in threadpool_info()]
+
+
+def worker_interlace(spec: dict) -> dict:
+    """Fit with ``interlace.fit``: modes ``time``, ``peak`` (one fit) and ``baseline``."""
+    import interlace  # noqa: F401  (imported in every mode, so the baseline holds it too)
+    from interlace import fit
+
+    df = load_frame(spec)
+    out = {"status": "ok", "mode": spec["mode"], "threads": _thread_info()}
+    if spec["mode"] == "baseline":
+        return out
+
+    def run():
+        return fit(spec["formula"], df, method=spec["method"], engine=spec["engine"])
+
+    if spec["mode"] == "peak":
+        res = run()
+        seconds = None
+    else:
+        seconds, res = _timed(run, spec["repeats"], None)
+    dev = getattr(res.model, "_deviance", None)
+    pls = getattr(dev, "pls", None)
+    opt = res.opt_summary
+    out.update(
+        seconds=seconds,
+        optimizer_seconds=float(opt.seconds),
+        n_evals=int(opt.n_evals),
+        engine_used=getattr(res, "engine", None) or getattr(pls, "engine", None),
+        fe={str(k): float(v) for k, v in res.fe_params.items()},
+        cov=[{"group": g, "names": list(c.index), "matrix": _frame_cov(c)}
+             for g, c in res.random_effects_cov.items()],
+        residual_var=float(res.scale),
+        llf=float(res.llf),
+        theta=[float(t) for t in res.theta],
+        messages=list(opt.messages),
+        converged=bool(res.converged),
+    )
+    return out
+
+
+def worker_statsmodels(spec: dict) -> dict:
+    """Fit with statsmodels ``MixedLM``: modes ``time`` (each fit limited to ``per_fit_timeout`` s) and ``baseline``."""
+    import warnings
+
+    import statsmodels.formula.api as smf
+
+    sm_args = dict(spec["statsmodels"])
+    spec["add_constant_group"] = sm_args.get("groups") == "_one"
+    df = load_frame(spec)
+    out = {"status": "ok", "mode": spec["mode"], "threads": _thread_info()}
+    if spec["mode"] == "baseline":
+        return out
+    formula = sm_args.pop("formula")
+
+    def run():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = smf.mixedlm(formula, df, **sm_args)
+            res = model.fit(reml=spec["method"] == "REML", full_output=True)
+        res._bench_warnings = sorted({str(w.message).splitlines()[0] for w in caught})
+        return res
+
+    try:
+        seconds, res = _timed(run, spec["repeats"], spec["per_fit_timeout"])
+    except TimeoutError:
+        return {**out, "status": "timeout"}
+    group = sm_args["groups"]
+    cov = []
+    if res.k_re:
+        cov.append({"group": group, "names": list(res.cov_re.index), "matrix": _frame_cov(res.cov_re)})
+    if res.k_vc:
+        for name, v in zip(res.model.exog_vc.names, res.vcomp):
+            cov.append({"group": name, "names": [name], "matrix": [[float(v)]]})
+    hist = res.hist or []
+    out.update(
+        seconds=seconds,
+        n_evals=int(sum(h.get("fcalls", 0) for h in hist)),
+        n_grad_evals=int(sum(h.get("gcalls", 0) for h in hist)),
+        fe={str(k): float(v) for k, v in res.fe_params.items()},
+        cov=cov,
+        residual_var=float(res.scale),
+        llf=float(res.llf),
+        messages=res._bench_warnings,
+        converged=bool(res.converged),
+    )
+    return out
+
+
+def worker_main(spec_path: str) -> None:
+    """Entry point of a Python worker subprocess: read the spec, run, write JSON."""
+    spec = json.loads(Path(spec_path).read_text())
+    try:
+        if spec["tool"] == "interlace":
+            out = worker_interlace(spec)
+        else:
+            out = worker_statsmodels(spec)
+    except Exception as exc:  # noqa: BLE001 - reported in the results, not fatal for the run
+        import traceback
+
+        traceback.print_exc()
+        out = {"status": f"error: {type(exc).__name__}: {exc}"}
+    Path(spec["out"]).write_text(json.dumps(out))
+
+
+# =============================================================================== driver
+def _busy_cpu_seconds() -> float | None:
+    """Non-idle CPU seconds of the whole machine since boot (``/proc/stat``), None if unavailable."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        ticks = [int(x) for x in fields]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    steal_guest = sum(ticks[7:]) if len(ticks) > 7 else 0  # steal, guest (guest is counted in user)
+    return (sum(ticks) - idle - steal_guest) / os.sysconf("SC_CLK_TCK")
+
+
+def _source_digest() -> str:
+    """Short hash of interlace's Python sources (to detect edits during a run)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "interlace").rglob("*.py")):
+        if "tests" not in path.parts:
+            h.update(str(path.relative_to(ROOT)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _key(tool: str, engine: str) -> str:
+    """Row key inside a workload: ``interlace[auto]``, ``lme4``, ``statsmodels``."""
+    return f"{tool}[{engine}]" if engine else tool
+
+
+def _fmt_s(t) -> str:
+    """Seconds with three significant digits (``n/a`` for None)."""
+    if t is None:
+        return "n/a"
+    return f"{t:.3g}" if t < 100 else f"{t:.0f}"
+
+
+class Runner:
+    """Runs the workers of one benchmark session and collects their results.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed command line.
+    workdir : Path
+        Directory for data, specs, worker outputs and logs.
+    """
+
+    def __init__(self, args, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.env = dict(os.environ)
+        for var in THREAD_VARS:
+            self.env[var] = str(args.threads)
+        self.env["PYTHONHASHSEED"] = "0"
+        self._n = 0
+
+    def log(self, msg: str) -> None:
+        """Progress line on stderr with the elapsed time."""
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    def _measure(self, cmd: list, spec: dict, timeout: float) -> dict:
+        """Run one worker under the launcher.
+
+        Parameters
+        ----------
+        cmd : list of str
+            Worker command; the spec path is appended.
+        spec : dict
+            Worker spec (``out`` is filled in here).
+        timeout : float
+            Seconds before the worker is killed.
+
+        Returns
+        -------
+        dict
+            The worker's JSON output plus ``maxrss_kb`` and the launcher status.
+        """
+        self._n += 1
+        stem = self.workdir / f"w{self._n:03d}_{spec['workload']}_{spec['tool']}_{spec['mode']}"
+        spec = {**spec, "out": str(stem) + ".out.json"}
+        spec_path = Path(str(stem) + ".spec.json")
+        spec_path.write_text(json.dumps(spec))
+        launcher = [sys.executable, "-c", _LAUNCHER, str(timeout), *cmd, str(spec_path)]
+        busy0, t0 = _busy_cpu_seconds(), time.perf_counter()
+        proc = subprocess.run(launcher, check=False, capture_output=True, text=True, env=self.env, cwd=ROOT)
+        busy1, wall = _busy_cpu_seconds(), time.perf_counter() - t0
+        Path(str(stem) + ".log").write_text(proc.stderr)
+        try:
+            info = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            info = {"status": f"launcher failed: {proc.stderr[-500:]}", "maxrss_kb": None}
+        out_path = Path(spec["out"])
+        if info["status"] == "ok" and out_path.exists():
+            result = json.loads(out_path.read_text())
+        else:
+            tail = proc.stderr.strip().splitlines()[-3:]
+            result = {"status": info["status"] if info["status"] != "ok" else "no output",
+                      "stderr_tail": tail}
+        result["maxrss_kb"] = info.get("maxrss_kb")
+        result["worker_wall_seconds"] = wall
+        if busy0 is not None and busy1 is not None and info.get("cpu_seconds") is not None and wall > 0:
+            # CPU used by everything else on the machine while the worker ran, in cores.
+            result["background_cores"] = max(0.0, (busy1 - busy0 - info["cpu_seconds"]) / wall)
+        return result
+
+    def python_worker(self, spec: dict, timeout: float) -> dict:
+        """Run a Python worker (this file with ``--worker``)."""
+        return self._measure([sys.executable, str(Path(__file__).resolve()), "--worker"], spec, timeout)
+
+    def r_worker(self, spec: dict, timeout: float) -> dict:
+        """Run the lme4 worker (``Rscript lme4_worker.R``)."""
+        return self._measure([RSCRIPT, "--vanilla", str(R_WORKER)], spec, timeout)
+
+    # ------------------------------------------------------------------ tools
+    def run_lme4(self, w: Workload, data: Path) -> dict:
+        """Time lme4 on a workload (warm-up + repeats) and measure its memory."""
+        spec = {"workload": w.name, "tool": "lme4", "data": str(data), "factors": list(w.r_factors),
+                "formula": w.formula, "reml": w.method == "REML", "repeats": self.args.repeats}
+        base = self.r_worker({**spec, "mode": "baseline"}, 600)
+        res = self.r_worker({**spec, "mode": "time"}, self.args.timeout)
+        return self._finish(res, base, base_key="maxrss_kb", peak_from=res)
+
+    def run_interlace(self, w: Workload, data: Path, engine: str) -> dict:
+        """Time interlace (warm-up + repeats), then one fit and a baseline for memory."""
+        spec = {"workload": w.name, "tool": "interlace", "data": str(data),
+                "py_categorical": list(w.py_categorical), "formula": w.formula, "method": w.method,
+                "engine": engine, "repeats": self.args.repeats}
+        res = self.python_worker({**spec, "mode": "time"}, self.args.timeout)
+        if res.get("status") != "ok":
+            return self._finish(res, None)
+        peak = self.python_worker({**spec, "mode": "peak"}, self.args.timeout)
+        base = self.python_worker({**spec, "mode": "baseline"}, 600)
+        res["timing_worker_maxrss_kb"] = res.get("maxrss_kb")
+        if peak.get("status") != "ok":
+            res["memory_status"] = peak.get("status")
+        return self._finish(res, base, peak_from=peak)
+
+    def run_statsmodels(self, w: Workload, data: Path) -> dict:
+        """Time statsmodels MixedLM with a per-fit timeout."""
+        n_fits = self.args.repeats + 1
+        spec = {"workload": w.name, "tool": "statsmodels", "data": str(data), "statsmodels": w.statsmodels,
+                "py_categorical": list(w.py_categorical), "method": w.method, "repeats": self.args.repeats,
+                "per_fit_timeout": STATSMODELS_TIMEOUT}
+        res = self.python_worker({**spec, "mode": "time"}, STATSMODELS_TIMEOUT * n_fits + 120)
+        if res.get("status") != "ok":
+            return self._finish(res, None)
+        base = self.python_worker({**spec, "mode": "baseline"}, 600)
+        return self._finish(res, base, peak_from=res)
+
+    @staticmethod
+    def _finish(res: dict, base: dict | None, base_key: str = "maxrss_kb", peak_from: dict | None = None) -> dict:
+        """Add the median time and memory (MB = 10^6 bytes) to a worker result."""
+        if res.get("seconds"):
+            res["median_seconds"] = statistics.median(res["seconds"])
+        kb = (peak_from or {}).get("maxrss_kb")
+        base_kb = (base or {}).get(base_key)
+        if kb is not None:
+            res["peak_mb"] = kb * 1024 / 1e6
+        if base_kb is not None:
+            res["baseline_mb"] = base_kb * 1024 / 1e6
+        if kb is not None and base_kb is not None:
+            res["delta_mb"] = (kb - base_kb) * 1024 / 1e6
+        return res
+
+    # ------------------------------------------------------------------ session
+    def run(self, workloads: list[Workload]) -> dict:
+        """Run every selected workload and tool; results keyed by workload then row."""
+        results: dict = {}
+        for w in workloads:
+            self.log(f"{w.name}: preparing data")
+            data = w.data(self.workdir) if w.data else w.path
+            rows: dict = {}
+            results[w.name] = rows
+            if not self.args.skip_r:
+                self.log(f"{w.name}: lme4")
+                rows[_key("lme4", "")] = self.run_lme4(w, data)
+                self._progress(w.name, "lme4", rows[_key("lme4", "")])
+            for engine in self.args.engines:
+                self.log(f"{w.name}: interlace engine={engine}")
+                rows[_key("interlace", engine)] = r = self.run_interlace(w, data, engine)
+                self._progress(w.name, f"interlace[{engine}]", r)
+            if not self.args.skip_statsmodels:
+                if w.statsmodels is None:
+                    rows[_key("statsmodels", "")] = {"status": "skipped", "note": w.statsmodels_note}
+                else:
+                    self.log(f"{w.name}: statsmodels")
+                    rows[_key("statsmodels", "")] = r = self.run_statsmodels(w, data)
+                    self._progress(w.name, "statsmodels", r)
+            add_agreement(rows)
+            if w.data is not None and not self.args.data_dir:
+                Path(data).unlink(missing_ok=True)
+        return results
+
+    def _progress(self, name: str, tool: str, r: dict) -> None:
+        """Log one finished row."""
+        self.log(f"    {name} {tool}: status={r.get('status')} median={_fmt_s(r.get('median_seconds'))} s "
+                 f"evals={r.get('n_evals')} peak={r.get('peak_mb', float('nan')):.0f} MB")
+
+
+# =============================================================================== agreement
+def _norm_name(name: str) -> str:
+    """Fixed-effect name without R/patsy decoration: ``(Intercept)``→``Intercept``, ``service[T.1]``→``service1``."""
+    for a, b in (("(", ""), (")", ""), ("[T.", ""), ("[", ""), ("]", "")):
+        name = name.replace(a, b)
+    return name
+
+
+def _rel(a: float, b: float, scale: float | None = None) -> float:
+    """``|a - b| / |scale or b|`` (absolute difference when the scale is 0)."""
+    s = abs(b if scale is None else scale)
+    return abs(a - b) / s if s > 0 else abs(a - b)
+
+
+def compare(res: dict, ref: dict) -> dict:
+    """Agreement of one tool's estimates with lme4's.
+
+    Parameters
+    ----------
+    res, ref : dict
+        Worker outputs (``fe``, ``cov``, ``residual_var``, ``llf``).
+
+    Returns
+    -------
+    dict
+        ``fe_max_rel``, ``vc_max_rel``, ``llf_abs`` (None where not comparable) and
+        ``notes``.
+    """
+    notes = []
+    fe_a = {_norm_name(k): v for k, v in res["fe"].items()}
+    fe_b = {_norm_name(k): v for k, v in ref["fe"].items()}
+    if set(fe_a) == set(fe_b):
+        fe = max(_rel(fe_a[k], fe_b[k]) for k in fe_b)
+    elif len(fe_a) == len(fe_b):
+        fe = max(_rel(a, b) for a, b in zip(res["fe"].values(), ref["fe"].values()))
+        notes.append(f"fixed effects matched by position: {list(res['fe'])} ~ {list(ref['fe'])}")
+    else:
+        fe = None
+        notes.append("fixed effects differ in number")
+    import numpy as np
+
+    vc = [_rel(res["residual_var"], ref["residual_var"])]
+    cov_a = {c["group"]: np.asarray(c["matrix"], float) for c in res["cov"]}
+    for c in ref["cov"]:
+        B = np.asarray(c["matrix"], float)
+        A = cov_a.get(c["group"])
+        if A is None or A.shape != B.shape:
+            notes.append(f"no matching covariance for {c['group']}")
+            vc = None
+            break
+        d = np.sqrt(np.diag(B))
+        for i in range(B.shape[0]):
+            for j in range(i + 1):
+                vc.append(_rel(A[i, j], B[i, j], d[i] * d[j]))
+    return {"fe_max_rel": fe, "vc_max_rel": None if vc is None else max(vc),
+            "llf_abs": abs(res["llf"] - ref["llf"]), "notes": notes}
+
+
+def add_agreement(rows: dict) -> None:
+    """Compare every successful non-lme4 row with the lme4 row of the same workload."""
+    ref = rows.get(_key("lme4", ""))
+    if not ref or ref.get("status") != "ok":
+        return
+    for key, r in rows.items():
+        if key != "lme4" and r.get("status") == "ok" and "fe" in r:
+            r["agreement"] = compare(r, ref)
+
+
+# =============================================================================== report
+def _sh(cmd: list) -> str:
+    """Stripped stdout of a command ('' on failure)."""
+    try:
+        return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine_info() -> dict:
+    """CPU, cores, memory, OS and load average of this machine."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem_gb = int(line.split()[1]) * 1024 / 1e9
+    except OSError:
+        pass
+    return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(), "memory_gb": mem_gb,
+            "os": platform.platform(), "python": platform.python_version(),
+            "loadavg_at_start": os.getloadavg()}
+
+
+def git_state() -> str:
+    """Commit of the work tree, and whether interlace/ has uncommitted changes."""
+    commit = _sh(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]) or "unknown"
+    dirty = _sh(["git", "-C", str(ROOT), "status", "--porcelain", "--", "interlace"])
+    return f"{commit}{' + uncommitted changes under interlace/' if dirty else ''}"
+
+
+def versions(r_versions: dict | None) -> dict:
+    """Versions of interlace, its numeric stack, statsmodels and (from the R worker) R and lme4."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("interlace", "numpy", "scipy", "pandas", "statsmodels", "Py-BOBYQA", "scikit-sparse"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    if r_versions:
+        out.update({k: r_versions[k] for k in ("R", "lme4", "Matrix", "blas", "lapack") if k in r_versions})
+    return out
+
+
+def _fmt_rel(x) -> str:
+    """Relative difference in scientific notation."""
+    return "n/a" if x is None else f"{x:.1e}"
+
+
+def _fmt_load(cores) -> str:
+    """Background load in cores (blank if unknown)."""
+    return "" if cores is None else f"{cores:.2f}"
+
+
+def _fmt_llf(agreement: dict) -> str:
+    """|Δ llf| of an agreement record."""
+    return "n/a" if not agreement else f"{agreement['llf_abs']:.1e}"
+
+
+def _tool_label(key: str, r: dict) -> str:
+    """Row label: ``interlace (auto → blocked)``, ``lme4``, ..."""
+    if key.startswith("interlace["):
+        engine = key[len("interlace["):-1]
+        used = r.get("engine_used")
+        return f"interlace ({engine} → {used})" if engine == "auto" and used else f"interlace ({engine})"
+    return key
+
+
+#: Header of the results table.
+HEADER = "| workload | tool | s (median) | opt s | evals | peak MB | Δ MB | FE rel Δ | VC rel Δ | \\|Δ llf\\| | bg load |"
+
+
+def render_markdown(report: dict) -> str:
+    """The ``docs/benchmarks.md`` page for a finished session."""
+    m, v, a = report["machine"], report["versions"], report["settings"]
+    digest = report.get("source_digest", {})
+    changed = []
+    if digest and digest.get("start") != digest.get("end"):
+        warning = ("**interlace's sources changed while this run was going on** (digest "
+                   f"{digest.get('start')} → {digest.get('end')}): later rows measured newer code.")
+        changed = [warning, ""]
+    load = "; ".join(f"{when} {', '.join(f'{x:.2f}' for x in m[key])}"
+                     for when, key in (("start", "loadavg_at_start"), ("end", "loadavg_at_end")) if key in m)
+    machine = (f"- CPU: {m['cpu']}, {m['cores']} cores; memory {m['memory_gb']:.1f} GB; {m['os']}; "
+               f"load average (1, 5, 15 min) at {load}")
+    python = (f"- Python {m['python']}: interlace {v['interlace']} (git {v['interlace_git']}), "
+              f"numpy {v['numpy']}, scipy {v['scipy']}, pandas {v['pandas']}, statsmodels {v['statsmodels']}, "
+              f"Py-BOBYQA {v['Py-BOBYQA']}, scikit-sparse {v['scikit-sparse']}")
+    r_line = (f"- {v.get('R', 'R: not run')}, lme4 {v.get('lme4', 'n/a')}, Matrix {v.get('Matrix', 'n/a')}; "
+              f"R's BLAS {v.get('blas', 'n/a')}")
+    threads = (f"- Threads: {', '.join(THREAD_VARS)} = {a['threads']} in every worker (Python and R). "
+               f"Thread pools seen by the Python workers (threadpoolctl): {report.get('python_blas', 'n/a')}.")
+    seconds = (f"- **s (median)**: one untimed warm-up fit, then the median of {a['repeats']} timed fits in "
+               "the same process; data loading excluded. interlace and statsmodels: `time.perf_counter()` "
+               "around the whole fitting call (formula, design, optimization, results). lme4: "
+               "`system.time(lmer(...))` inside R, default `lmerControl()`. **opt s**: interlace's "
+               "`opt_summary.seconds` (optimizer only).")
+    evals = ("- **evals**: objective evaluations (interlace `opt_summary.n_evals`, lme4 `m@optinfo$feval`, "
+             "statsmodels `fcalls` summed over its optimizers, gradient calls not counted).")
+    memory = ("- **peak MB** (10^6 bytes): `ru_maxrss` of the worker, read as `getrusage(RUSAGE_CHILDREN)` by "
+              "a launcher whose only child it is. interlace: a fresh process making one fit; lme4 and "
+              "statsmodels: the timing process (earlier models dropped and garbage-collected before each "
+              "fit). **Δ MB**: minus the peak of the same worker that imports the same modules and loads the "
+              "data but fits nothing.")
+    agreement = ("- **agreement** with lme4 in the same run: **FE**: max |β − β_lme4| / |β_lme4|; **VC**: max "
+                 "relative difference over the residual variance and every entry of each random-effects "
+                 "covariance matrix (covariances divided by √(var_i var_j) of lme4); **|Δ llf|**: absolute "
+                 "difference of the log-likelihood (REML log-likelihood for REML fits).")
+    statsmodels_line = (f"- statsmodels: `MixedLM` with its defaults, each fit limited to "
+                        f"{STATSMODELS_TIMEOUT:.0f} s (else reported as timeout).")
+    background = ("- **bg load**: CPU used by other processes on the machine while the timing worker ran, in "
+                  "cores (busy time from `/proc/stat` minus the worker's own CPU time, over its wall time). "
+                  f"With {a['threads']} thread(s) per worker on {m['cores']} cores, a value near or above "
+                  f"{max(m['cores'] - a['threads'], 0)} means the timing was disturbed.")
+    simulated = (f"- Simulated data: numpy `default_rng([{SEED}, k])`, written once per run to a temporary CSV "
+                 "that every tool reads (never committed).")
+    lines = [
+        "# Benchmarks", "",
+        "Generated by `benchmarks/run_benchmarks.py` (raw numbers in `benchmarks/results.json`); re-run with",
+        "", "```bash", report["command"], "```", "",
+        f"Run on {report['date']}; the whole run took {report['total_seconds'] / 60:.1f} min.", "",
+        *changed,
+        "## Machine and software", "",
+        machine, python, r_line, threads, "",
+        "## Method", "",
+        seconds, evals, memory, agreement, background, statsmodels_line, simulated, "",
+        "## Results", "",
+        HEADER,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    notes = []
+    for name, rows in report["results"].items():
+        for key, r in rows.items():
+            label = _tool_label(key, r)
+            if r.get("status") != "ok":
+                status = r.get("status", "?")
+                lines.append(f"| {name} | {label} | {status} | | | | | | | | |")
+                detail = r.get("note") or f"{status}. {' '.join(r.get('stderr_tail', []))}".rstrip()
+                notes.append(f"- {name}, {label}: {detail}")
+                continue
+            ag = r.get("agreement", {})
+            ref = key == "lme4"
+            peak = r.get("peak_mb")
+            delta = r.get("delta_mb")
+            lines.append(
+                f"| {name} | {label} | {_fmt_s(r.get('median_seconds'))} | "
+                f"{_fmt_s(r.get('optimizer_seconds')) if 'optimizer_seconds' in r else ''} | "
+                f"{r.get('n_evals', '')} | {'' if peak is None else f'{peak:.0f}'} | "
+                f"{'' if delta is None else f'{delta:.0f}'} | "
+                f"{'(ref)' if ref else _fmt_rel(ag.get('fe_max_rel'))} | "
+                f"{'(ref)' if ref else _fmt_rel(ag.get('vc_max_rel'))} | "
+                f"{'(ref)' if ref else _fmt_llf(ag)} | {_fmt_load(r.get('background_cores'))} |")
+            for msg in r.get("messages", []) or []:
+                notes.append(f"- {name}, {label}: warning: {msg}")
+            for msg in ag.get("notes", []):
+                notes.append(f"- {name}, {label}: {msg}")
+            if r.get("memory_status"):
+                notes.append(f"- {name}, {label}: memory run {r['memory_status']}")
+    lines += ["", "## Targets", "", "| workload | target | measured | met |", "|---|---|---|---|"]
+    for name, rows in report["results"].items():
+        w = BY_NAME[name]
+        if w.target is None:
+            continue
+        for text, measured, ok in w.target(rows):
+            lines.append(f"| {name} | {text} | {measured} | {'n/a' if ok is None else ('yes' if ok else 'NO')} |")
+    lines += ["", "## Workloads", ""]
+    for name in report["results"]:
+        w = BY_NAME[name]
+        lines.append(f"- **{name}** — `{w.formula}`, {w.method}; {w.summary}.")
+        if w.notes:
+            lines.append(f"  {w.notes}")
+        lines.append(f"  statsmodels: {w.statsmodels_note}.")
+    lines += ["", "## Notes", ""]
+    lines += notes or ["- none"]
+    return "\n".join(lines) + "\n"
+
+
+def _python_blas(results: dict) -> str:
+    """Summary of the thread pools an interlace worker reported."""
+    for rows in results.values():
+        for r in rows.values():
+            if r.get("threads"):
+                return "; ".join(f"{t['internal_api']} {t.get('version') or ''} with {t['num_threads']} "
+                                 f"thread(s)".replace("  ", " ") for t in r["threads"])
+    return "n/a"
+
+
+def _r_versions(results: dict) -> dict | None:
+    """Versions reported by the first successful lme4 worker."""
+    for rows in results.values():
+        r = rows.get("lme4")
+        if r and r.get("versions"):
+            return r["versions"]
+    return None
+
+
+# =============================================================================== CLI
+def parse_args(argv=None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", nargs="+", choices=list(BY_NAME), metavar="NAME",
+                   help=f"workloads to run (default all): {', '.join(BY_NAME)}")
+    p.add_argument("--repeats", type=int, default=3, help="timed fits per tool after one warm-up (default 3)")
+    p.add_argument("--engines", nargs="+", default=["auto"], choices=["auto", "blocked", "cholmod"],
+                   help="interlace engines to run (default: auto)")
+    p.add_argument("--skip-r", action="store_true", help="do not run lme4")
+    p.add_argument("--skip-statsmodels", action="store_true", help="do not run statsmodels")
+    p.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads in every worker (default 1)")
+    p.add_argument("--timeout", type=float, default=3600.0,
+                   help="seconds before an interlace or lme4 worker is killed (default 3600)")
+    p.add_argument("--data-dir", type=Path, help="keep the simulated CSVs here (default: a temporary directory)")
+    p.add_argument("--output-md", type=Path, default=DEFAULT_MD, help="report path (default docs/benchmarks.md)")
+    p.add_argument("--output-json", type=Path, default=DEFAULT_JSON,
+                   help="raw results path (default benchmarks/results.json)")
+    p.add_argument("--render-only", action="store_true",
+                   help="only rewrite the report from the raw results in --output-json (no fitting)")
+    p.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats must be at least 1")
+    if not (args.skip_r or args.render_only or args.worker) and not Path(RSCRIPT).exists():
+        p.error(f"{RSCRIPT} not found: install R and lme4, or pass --skip-r")
+    return args
+
+
+def _command_line(argv: list) -> str:
+    """The command that reproduces this run, relative to the repository root."""
+    return " ".join(["python3", "benchmarks/run_benchmarks.py", *map(shlex.quote, argv)])
+
+
+def main(argv=None) -> int:
+    """Run the selected benchmarks and write the report and the raw results."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.worker:
+        worker_main(args.worker)
+        return 0
+    if args.render_only:
+        report = json.loads(args.output_json.read_text())
+        args.output_md.write_text(render_markdown(report))
+        print(f"wrote {args.output_md} from {args.output_json}", file=sys.stderr)
+        return 0
+    workloads = [BY_NAME[n] for n in args.only] if args.only else WORKLOADS
+    started = time.time()
+    date = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    machine = machine_info()
+    git_at_start, digest_at_start = git_state(), _source_digest()
+    if args.data_dir:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        workdir = args.data_dir
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="interlace-bench-"))
+    try:
+        results = Runner(args, workdir).run(workloads)
+    finally:
+        if not args.data_dir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    machine["loadavg_at_end"] = os.getloadavg()
+    report = {
+        "command": _command_line(argv),
+        "date": date,
+        "total_seconds": time.time() - started,
+        "machine": machine,
+        "versions": {**versions(_r_versions(results)), "interlace_git": git_at_start},
+        "source_digest": {"start": digest_at_start, "end": _source_digest()},
+        "settings": {"repeats": args.repeats, "threads": args.threads, "engines": args.engines,
+                     "thread_vars": list(THREAD_VARS), "statsmodels_timeout": STATSMODELS_TIMEOUT,
+                     "seed": SEED},
+        "python_blas": _python_blas(results),
+        "results": results,
+    }
+    args.output_json.parent.mkdir(parents=True, exist_ok=True)
+    args.output_json.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    args.output_md.parent.mkdir(parents=True, exist_ok=True)
+    args.output_md.write_text(render_markdown(report))
+    print(render_markdown(report))
+    print(f"wrote {args.output_md} and {args.output_json} in {report['total_seconds'] / 60:.1f} min",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
