@@ -18,11 +18,43 @@ from ..design.terms import RandomEffects
 from .crossprod import WeightedGram, row_structure, weighted_cross
 from .pls import Factorization, PLSSystem
 
-__all__ = ["BlockedPLS", "DENSE_A21_ELEMENTS"]
+__all__ = ["BlockedPLS", "DENSE_A21_ELEMENTS", "MAX_COLUMN_PAIRS"]
 
 #: A21 (terms 2..k × term 1) is stored dense when it has at most this many elements
 #: (or is more than a quarter full): small dense products beat sparse bookkeeping.
 DENSE_A21_ELEMENTS = 200_000
+#: Largest number of (i ≤ j, k) column pairs kept for forming L21 L21ᵀ by ``bincount``.
+MAX_COLUMN_PAIRS = 20_000_000
+
+
+def _pair_count(A21: sp.csr_matrix) -> int:
+    m = np.bincount(A21.indices, minlength=A21.shape[1])
+    return int(np.sum(m * (m + 1) // 2))
+
+
+def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
+    """For every column k of A21, the pairs of its nonzeros (i ≤ j): data positions, k, and
+    the position of (i, j) among the distinct pairs."""
+    cols = A21.indices
+    order = np.argsort(cols, kind="stable")  # within a column, rows stay ascending
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(cols, minlength=A21.shape[1]))])
+    Pi, Pj, K = [], [], []
+    tri = {}
+    for k in range(A21.shape[1]):
+        seg = order[bounds[k]:bounds[k + 1]]
+        m = seg.size
+        if m == 0:
+            continue
+        if m not in tri:
+            tri[m] = np.triu_indices(m)
+        a, b = tri[m]
+        Pi.append(seg[a])
+        Pj.append(seg[b])
+        K.append(np.full(a.size, k))
+    Pi, Pj, K = np.concatenate(Pi), np.concatenate(Pj), np.concatenate(K)
+    uniq, inv = np.unique(rows[Pi] * q2 + rows[Pj], return_inverse=True)
+    ui, uj = np.divmod(uniq, q2)
+    return Pi, Pj, K, inv.ravel(), ui, uj
 
 
 class BlockedPLS(PLSSystem):
@@ -87,6 +119,9 @@ class BlockedPLS(PLSSystem):
                 self._a21_rows = np.repeat(np.arange(self.q2), np.diff(A21.indptr))
             self.A21 = A21
             self.A32 = weighted_cross(*self._rows2, XYw, self.q2)
+            if self._use_pairs():
+                Pi, Pj = self._pairs[0], self._pairs[1]
+                self._pair_prod = A21.data[Pi] * A21.data[Pj]
 
     def _D1(self, T1: np.ndarray):
         """L11 blocks and D1 = T1 L11⁻ᵀ per level; returns (logdet contribution, D1 blocks)."""
@@ -115,6 +150,30 @@ class BlockedPLS(PLSSystem):
             return A * D1[:, 0, 0]
         k = A.shape[0]
         return np.einsum("kia,iab->kib", A.reshape(k, self.l1, self.p1), D1).reshape(k, self.q1)
+
+    def _use_pairs(self) -> bool:
+        """Whether L21 L21ᵀ is formed from precomputed column pairs of a sparse A21.
+
+        With a scalar first term and diagonal Λ2, L21 L21ᵀ = Λ2 (A21 diag(δ²) A21ᵀ) Λ2, a
+        weighted sum over the columns k of A21 of outer products a_k a_kᵀ whose pattern
+        never changes: its entries are one ``bincount`` over the pairs (i ≤ j, k) instead
+        of a sparse matrix product per evaluation (InstEval: ~1.4 M pairs, 3× faster).
+        """
+        if not (self.q2 and self._diag2 and self.p1 == 1 and sp.issparse(self.A21)):
+            return False
+        if not hasattr(self, "_pairs"):
+            self._pairs = _column_pairs(self.A21, self._a21_rows, self.q2) if \
+                _pair_count(self.A21) <= MAX_COLUMN_PAIRS else None
+        return self._pairs is not None
+
+    def _pair_gram(self, c: np.ndarray) -> np.ndarray:
+        """Dense symmetric A21 diag(c) A21ᵀ from the column pairs."""
+        Pi, Pj, K, inv, ui, uj = self._pairs
+        vals = np.bincount(inv, weights=self._pair_prod * c[K], minlength=ui.size)
+        S = np.zeros((self.q2, self.q2))
+        S[ui, uj] = vals
+        S[uj, ui] = vals
+        return S
 
     def _scaled_blocks(self, theta, D1):
         """L21, Λ2ᵀA22Λ2 and A32Λ2 when Λ2 is diagonal (every later term scalar)."""
@@ -155,7 +214,13 @@ class BlockedPLS(PLSSystem):
                 M22 = np.asarray((Lam2.T @ (Lam2.T @ self.A22).T).T)
                 LamA32 = np.asarray((Lam2.T @ self.A32.T).T)
             M22[np.diag_indices_from(M22)] += 1.0
-            LL = L21 @ L21.T
+            if self._use_pairs():
+                lam2 = theta[self._lam2_lind]
+                LL = self._pair_gram(D1[:, 0, 0] ** 2)
+                LL *= lam2[:, None]
+                LL *= lam2[None, :]
+            else:
+                LL = L21 @ L21.T
             M22 -= LL.toarray() if sp.issparse(LL) else LL
             try:
                 L22 = sla.cholesky(M22, lower=True, check_finite=False, overwrite_a=True)
