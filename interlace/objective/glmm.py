@@ -48,6 +48,32 @@ class GLMMResponse:
     def dev_resid(self, mu: np.ndarray) -> np.ndarray:
         return self.family.dev_resid(self.y, mu, self.weights)
 
+    # -- the interface PIRLS uses (any response with these four methods plugs in) ----
+    def mean(self, eta: np.ndarray) -> np.ndarray:
+        """Conditional mean μ(η)."""
+        return self.family.linkinv(eta)
+
+    def working(self, eta: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """IRLS weights and working residual: ``w = μ'(η)²/V(μ)`` (× prior), ``r = (y − μ)/μ'(η)``."""
+        d = self.family.mu_eta(eta)
+        return self.weights * d * d / self.family.variance(mu), (self.y - mu) / d
+
+    def deviance(self, mu: np.ndarray) -> float:
+        """The discrepancy PIRLS minimizes (with ‖u‖²): the sum of deviance residuals."""
+        return float(np.sum(self.dev_resid(mu)))
+
+    def cond_minus2ll(self, mu: np.ndarray) -> float:
+        """−2 log p(y | u) as lme4 evaluates it (R's ``family$aic``).
+
+        For families with a dispersion (Gamma, inverse Gaussian) the dispersion is
+        its ML-style estimate ``Σ deviance residuals / Σ weights`` at μ, and 2 is
+        added for it, as in R's ``Gamma()$aic``.
+        """
+        if self.family.has_dispersion:
+            disp = float(np.sum(self.dev_resid(mu)) / np.sum(self.weights))
+            return -2.0 * self.cond_loglik(mu, disp) + 2.0
+        return -2.0 * self.cond_loglik(mu)
+
 
 @dataclass
 class PIRLSState:
@@ -70,7 +96,8 @@ class PIRLS:
     ----------
     re : RandomEffects
     X : ndarray (n, p)
-    resp : GLMMResponse
+    resp : GLMMResponse or any response with ``mean``, ``working``, ``deviance``,
+        ``cond_minus2ll`` and an ``offset`` (e.g. :class:`~interlace.families.ordinal.OrdinalResponse`)
     engine : str
         PLS engine (see :func:`interlace.linalg.make_pls`).
     tol : float
@@ -103,25 +130,22 @@ class PIRLS:
         return self.resp.offset + self.X @ beta + self.Z @ b
 
     def _pdev(self, mu, u) -> float:
-        return float(np.sum(self.resp.dev_resid(mu)) + u @ u)
+        return self.resp.deviance(mu) + float(u @ u)
 
     def _working(self, eta, mu):
-        fam = self.resp.family
-        d = fam.mu_eta(eta)
-        w = self.resp.weights * d * d / fam.variance(mu)
-        return w, (self.resp.y - mu) / d
+        return self.resp.working(eta, mu)
 
     def run(self, theta, beta, u0=None, joint: bool = False) -> PIRLSState:
         """Iterate to the conditional mode at θ (and β unless ``joint``)."""
         theta = np.asarray(theta, float)
         beta = np.asarray(beta, float).copy()
         u = (self.u if u0 is None else np.asarray(u0, float)).copy()
-        fam = self.resp.family
+        resp = self.resp
         pls = self.pls_joint if joint else self.pls_u
         Lam = self.re.Lambda(theta)
         Xb = self.X @ beta
         eta = self.resp.offset + Xb + self.Z @ (Lam @ u)
-        mu = fam.linkinv(eta)
+        mu = resp.mean(eta)
         old = self._pdev(mu, u)
         converged = False
         it = 0
@@ -146,7 +170,7 @@ class PIRLS:
                 u_try = u + step * du
                 b_try = beta + step * db if joint else beta
                 eta_try = self.resp.offset + self.X @ b_try + self.Z @ (Lam @ u_try)
-                mu_try = fam.linkinv(eta_try)
+                mu_try = resp.mean(eta_try)
                 new = self._pdev(mu_try, u_try)
                 if np.isfinite(new) and new <= old * (1 + 1e-12) + 1e-12:
                     improved = True
@@ -182,16 +206,8 @@ class PIRLS:
         return PIRLSState(beta, u, eta, mu, f.ldL2, old, converged, it)
 
     def cond_minus2ll(self, mu: np.ndarray) -> float:
-        """−2 log p(y | u) as lme4 evaluates it (R's ``family$aic``).
-
-        For families with a dispersion (Gamma, inverse Gaussian) the dispersion is
-        its ML-style estimate ``Σ deviance residuals / Σ weights`` at μ, and 2 is
-        added for it, as in R's ``Gamma()$aic``.
-        """
-        if self.resp.family.has_dispersion:
-            disp = float(np.sum(self.resp.dev_resid(mu)) / np.sum(self.resp.weights))
-            return -2.0 * self.resp.cond_loglik(mu, disp) + 2.0
-        return -2.0 * self.resp.cond_loglik(mu)
+        """−2 log p(y | u) of the response at μ."""
+        return self.resp.cond_minus2ll(mu)
 
     def laplace(self, st: PIRLSState) -> float:
         """Laplace approximation to −2 log L at a PIRLS state (lme4's ``glmerLaplace``)."""
