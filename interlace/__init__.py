@@ -7,7 +7,9 @@ from . import datasets
 from .errors import (ConvergenceWarning, DataError, FormulaError, InterlaceError, MissingDataWarning,
                      RankDeficiencyWarning, SingularFitWarning)
 from .fit import fit
+from .clmm import clmm
 from .glmer import glmer, glmer_nb
+from .models.clmm import CLMM
 from .inference.lrt import anova
 from .models.glmm import GLMM
 from .models.lmm import CrossedLME
@@ -15,6 +17,6 @@ from .results.lmm import CrossedLMEResult
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "glmer", "glmer_nb", "anova", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
+__all__ = ["fit", "glmer", "glmer_nb", "clmm", "CLMM", "anova", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
            "FormulaError", "InterlaceError", "MissingDataWarning", "RankDeficiencyWarning",
            "SingularFitWarning", "__version__"]

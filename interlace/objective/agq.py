@@ -40,8 +40,6 @@ def agq_deviance(pirls: PIRLS, st: PIRLSState, theta: np.ndarray, beta: np.ndarr
     for k in range(n_nodes):
         uk = st.u + x[k] * s
         eta = eta_fixed + zcol * lam * uk[codes]
-        mu = resp.family.linkinv(eta)
-        ll = np.bincount(codes, resp.family.loglik_obs(resp.y, mu, resp.weights, dispersion),
-                         minlength=term.nlevels)
+        ll = np.bincount(codes, resp.loglik_obs(eta, dispersion), minlength=term.nlevels)
         terms[:, k] = logw[k] + ll - 0.5 * uk * uk + 0.5 * x[k] ** 2
     return float(np.sum(np.log(h)) - 2.0 * np.sum(logsumexp(terms, axis=1)))

@@ -58,6 +58,10 @@ class GLMMResponse:
         d = self.family.mu_eta(eta)
         return self.weights * d * d / self.family.variance(mu), (self.y - mu) / d
 
+    def loglik_obs(self, eta: np.ndarray, dispersion: float = 1.0) -> np.ndarray:
+        """Per-observation conditional log-likelihood at η (for quadrature)."""
+        return self.family.loglik_obs(self.y, self.mean(eta), self.weights, dispersion)
+
     def deviance(self, mu: np.ndarray) -> float:
         """The discrepancy PIRLS minimizes (with ‖u‖²): the sum of deviance residuals."""
         return float(np.sum(self.dev_resid(mu)))

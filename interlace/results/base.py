@@ -27,6 +27,8 @@ class MixedResultsBase(LikelihoodModelResults):
     """
 
     _re_scale = 1.0
+    #: positions of the fixed effects β in ``params`` (CLMM results put thresholds first)
+    _fe = slice(None)
 
     def _init_shared(self, model) -> None:
         self.theta = self.sol.theta
@@ -41,33 +43,34 @@ class MixedResultsBase(LikelihoodModelResults):
     @property
     def fe_params(self) -> pd.Series:
         """Fixed-effect estimates β̂."""
-        return self._series(self.params, "fe_params")
+        return self._series(np.asarray(self.params)[self._fe], "fe_params")
 
     @property
     def fe_bse(self) -> pd.Series:
         """Standard errors of β̂ (from σ² (RX RXᵀ)⁻¹, lme4's ``vcov``)."""
-        return self._series(self.bse, "fe_bse")
+        return self._series(np.asarray(self.bse)[self._fe], "fe_bse")
 
     @property
     def fe_tvalues(self) -> pd.Series:
         """Wald statistics β̂ / SE."""
-        return self._series(self.tvalues, "fe_tvalues")
+        return self._series(np.asarray(self.tvalues)[self._fe], "fe_tvalues")
 
     @property
     def fe_pvalues(self) -> pd.Series:
         """Two-sided p-values from the normal approximation."""
-        return self._series(2 * st.norm.sf(np.abs(self.tvalues)), "fe_pvalues")
+        return self._series(2 * st.norm.sf(np.abs(np.asarray(self.tvalues)[self._fe])), "fe_pvalues")
 
     def fe_conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Wald confidence intervals for β (normal quantiles)."""
         z = st.norm.isf(alpha / 2)
-        b, se = np.asarray(self.params), np.asarray(self.bse)
+        b, se = np.asarray(self.params)[self._fe], np.asarray(self.bse)[self._fe]
         return pd.DataFrame({"lower": b - z * se, "upper": b + z * se}, index=self._names)
 
     @property
     def cov_fe(self) -> pd.DataFrame:
         """Covariance matrix of β̂."""
-        return pd.DataFrame(self.cov_params(), index=self._names, columns=self._names)
+        return pd.DataFrame(np.asarray(self.cov_params())[self._fe, self._fe], index=self._names,
+                            columns=self._names)
 
     # ------------------------------------------------------------ variance parameters
     def _cov_of(self, blk: GroupBlock) -> pd.DataFrame:
@@ -154,7 +157,7 @@ class MixedResultsBase(LikelihoodModelResults):
 
     # ------------------------------------------------------------ fitted values
     def _linear_predictor(self, X: np.ndarray, term_designs, offset) -> np.ndarray:
-        eta = X @ np.asarray(self.params) if X.shape[1] else np.zeros(X.shape[0])
+        eta = X @ np.asarray(self.params)[self._fe] if X.shape[1] else np.zeros(X.shape[0])
         if offset is not None:
             eta = eta + offset
         re = self.model.random_effects_structure

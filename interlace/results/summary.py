@@ -53,11 +53,38 @@ def lmm_summary(res, alpha: float = 0.05) -> Summary:
     s.add_df(pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"], index=["Scaled residuals"]),
              float_format="%.4f")
     s.add_df(random_effects_table(res), index=False)
-    _add_fixed_effects(s, res, alpha)
-    notes = ["p-values and intervals for fixed effects: Wald z (normal approximation)."]
+    notes = [_add_lmm_fixed_effects(s, res, alpha)]
     notes += list(res.opt_summary.messages)
     s.add_text("\n".join(notes))
     return s
+
+
+_LMM_FE_NOTES = {
+    "satterthwaite": "Fixed effects: t tests with Satterthwaite's degrees of freedom (lmerTest's "
+                     "summary); intervals use the same t quantiles.",
+    "kenward-roger": "Fixed effects: t tests with Kenward-Roger degrees of freedom and adjusted "
+                     "standard errors (lmerTest's summary(m, ddf = \"Kenward-Roger\")); intervals use "
+                     "the same t quantiles.",
+    "normal": "p-values and intervals for fixed effects: Wald z (normal approximation).",
+}
+
+
+def _add_lmm_fixed_effects(s: Summary, res, alpha: float) -> str:
+    """The LMM fixed-effects table, t tests with ``res.df_method`` (z tests for "normal"); returns its note."""
+    method = res.df_method
+    if method == "normal":
+        _add_fixed_effects(s, res, alpha)
+        return _LMM_FE_NOTES[method]
+    tab = res._fe_tests()
+    ci = res.fe_conf_int(alpha)
+    label = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger"}[method]
+    fe = pd.DataFrame({
+        "Coef.": tab["Estimate"], "Std.Err.": tab["Std. Error"], f"df ({label})": tab["df"],
+        "t": tab["t value"], "P>|t|": tab["Pr(>|t|)"],
+        f"[{alpha / 2:g}": ci["lower"], f"{1 - alpha / 2:g}]": ci["upper"],
+    })
+    s.add_df(fe, float_format="%.4f")
+    return _LMM_FE_NOTES[method]
 
 
 def _add_fixed_effects(s: Summary, res, alpha: float) -> None:
@@ -95,6 +122,34 @@ def glmm_summary(res, alpha: float = 0.05) -> Summary:
     s.add_df(random_effects_table(res), index=False)
     _add_fixed_effects(s, res, alpha)
     notes = ["p-values and intervals for fixed effects: Wald z; SEs from the Hessian of the deviance."]
+    notes += list(res.opt_summary.messages)
+    s.add_text("\n".join(notes))
+    return s
+
+
+def clmm_summary(res, alpha: float = 0.05) -> Summary:
+    """Build the summary of a :class:`~interlace.results.clmm.CLMMResult` (ordinal's ``summary(clmm)``)."""
+    s = Summary()
+    approx = "Laplace approximation" if res.nAGQ <= 1 else f"adaptive Gauss-Hermite quadrature, nAGQ = {res.nAGQ}"
+    s.add_title(f"Cumulative link mixed model fitted with the {approx}")
+    info = {
+        "Formula:": str(res.model.formula),
+        "Link / threshold:": f"{res.link} / {res.threshold}",
+        "No. Observations:": str(res.nobs),
+        "Groups (levels):": ", ".join(f"{k} ({v})" for k, v in res.ngroups.items()),
+        "Log-Likelihood:": f"{res.llf:.4f}",
+        "AIC:": f"{res.aic:.4f}",
+        "BIC:": f"{res.bic:.4f}",
+        "cond.H:": f"{res.cond_H:.2e}",
+        "Converged:": "Yes" if res.converged else "No",
+    }
+    s.add_dict(info, ncols=2)
+    s.add_df(random_effects_table(res), index=False)
+    tab = res.coef_table
+    na = res.model.n_alpha
+    s.add_df(tab.iloc[na:], float_format="%.4f")
+    s.add_df(tab.iloc[:na, :2], float_format="%.4f")
+    notes = ["Coefficients: Wald z; SEs from the Hessian of the log-likelihood. Threshold parameters below."]
     notes += list(res.opt_summary.messages)
     s.add_text("\n".join(notes))
     return s

@@ -1,0 +1,41 @@
+"""``interlace.clmm``: cumulative link mixed models for ordinal outcomes (R's ``ordinal::clmm``)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .models.clmm import CLMM
+
+__all__ = ["clmm"]
+
+
+def clmm(formula: str, data: pd.DataFrame, groups=None, random=None, link: str = "logit",
+         threshold: str = "flexible", nAGQ: int = 1, levels=None, weights=None, engine: str = "auto",
+         optimizer: str = "bobyqa", start=None, check_conv: bool = True, maxiter: int | None = None):
+    """Fit a cumulative link mixed model: P(Y ≤ j) = F(α_j − xᵀβ − zᵀb).
+
+    Parameters
+    ----------
+    formula : str
+        ``"rating ~ temp + contact"`` (no intercept is estimated: the thresholds take
+        its place), optionally with random terms ``+ (1 | judge)``.
+    data : DataFrame
+        The response is an ordered pandas Categorical, integers (ordered by value),
+        or any values with ``levels=`` giving their order.
+    groups, random : as in :func:`interlace.fit` (random intercepts, crossed or nested)
+    link : {"logit", "probit", "cloglog", "loglog", "cauchit"}
+    threshold : {"flexible", "symmetric", "equidistant"}
+    nAGQ : int
+        1: Laplace (default); >1: adaptive Gauss-Hermite quadrature (one term only).
+    levels : list, optional
+        Order of the response categories.
+    weights : str or array-like, optional
+        Case weights.
+    engine, optimizer, start, check_conv, maxiter : as in :func:`interlace.fit`
+
+    Returns
+    -------
+    CLMMResult
+    """
+    model = CLMM.from_formula(formula, data, groups=groups, random=random, link=link, threshold=threshold,
+                              nAGQ=nAGQ, levels=levels, weights=weights, engine=engine)
+    return model.fit(start_params=start, method=optimizer, maxiter=maxiter, check_conv=check_conv)

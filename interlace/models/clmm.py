@@ -1,0 +1,225 @@
+"""Cumulative link mixed models for ordinal outcomes (R's ``ordinal::clmm``).
+
+Same random-effects structure, PLS engines and PIRLS as the GLMM; the response is an
+:class:`~interlace.families.ordinal.OrdinalResponse`.  The threshold parameters, the
+coefficients β and θ are optimized together on the Laplace approximation (or adaptive
+Gauss-Hermite quadrature for one scalar term), with the conditional modes from Newton
+iterations at each step; the start is the fit without random effects (``clm``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from statsmodels.base.model import LikelihoodModel
+from threadpoolctl import threadpool_limits
+
+from ..design import build_fixed, build_frame, build_random_effects
+from ..errors import DataError, InterlaceError
+from ..families.ordinal import CumulativeLink, OrdinalResponse, threshold_jacobian
+from ..formula import model_terms
+from ..linalg import BLOCKED_DENSE_LIMIT
+from ..linalg.pls import ENGINES
+from ..objective.agq import agq_deviance
+from ..objective.glmm import PIRLS
+from ..optimize import check_convergence, minimize
+
+__all__ = ["CLMM", "ordinal_codes"]
+
+_Y = "__interlace_ordinal_y__"
+
+
+def ordinal_codes(col: pd.Series, levels=None) -> tuple[np.ndarray, list]:
+    """Category index (0 … K−1, NaN for missing) and the ordered levels of a response column."""
+    name = col.name
+    if levels is not None:
+        levels = list(levels)
+        lab = col.astype(object)
+        index = {v: i for i, v in enumerate(levels)}
+        index.update({str(v): i for i, v in enumerate(levels)})
+        codes = np.array([np.nan if pd.isna(v) else index.get(v, index.get(str(v), -1)) for v in lab], float)
+        bad = col[codes == -1]
+        if len(bad):
+            raise DataError(f"response {name!r} has value {bad.iloc[0]!r} not among levels={levels}")
+    elif isinstance(col.dtype, pd.CategoricalDtype):
+        if not col.cat.ordered:
+            raise DataError(f"response {name!r} is an unordered categorical: make it ordered or pass levels=")
+        levels = list(col.cat.categories)
+        codes = col.cat.codes.to_numpy().astype(float)
+        codes[codes < 0] = np.nan
+    elif pd.api.types.is_numeric_dtype(col):
+        vals = col.dropna().unique()
+        levels = sorted(vals.tolist())
+        index = {v: i for i, v in enumerate(levels)}
+        codes = np.array([np.nan if pd.isna(v) else index[v] for v in col], float)
+    else:
+        raise DataError(f"response {name!r} holds strings: give their order with levels=[...] "
+                        "or make it an ordered pandas Categorical")
+    K = len(levels)
+    if K < 3:
+        raise DataError(f"response {name!r} has {K} categories; an ordinal model needs at least 3 "
+                        "(for two, use interlace.glmer with family='binomial')")
+    seen = np.bincount(codes[~np.isnan(codes)].astype(int), minlength=K)
+    if np.any(seen == 0):
+        empty = [levels[i] for i in np.flatnonzero(seen == 0)]
+        raise DataError(f"response {name!r} has empty categories {empty}: drop them from levels=")
+    return codes, levels
+
+
+class CLMM(LikelihoodModel):
+    """Cumulative link mixed model. Usually built with :meth:`from_formula` or :func:`interlace.clmm`.
+
+    Parameters
+    ----------
+    endog : array-like of int (n,)
+        Category index 0 … K−1.
+    exog : array-like (n, p)
+        Fixed effects without an intercept (the thresholds take its place).
+    random_effects : RandomEffects
+    levels : list
+        Ordered category labels.
+    link : {"logit", "probit", "cloglog", "loglog", "cauchit"}
+    threshold : {"flexible", "symmetric", "equidistant"}
+    nAGQ : int
+        1: Laplace; >1: adaptive Gauss-Hermite quadrature (one scalar term).
+    """
+
+    def __init__(self, endog, exog, random_effects, levels, link: str = "logit", threshold: str = "flexible",
+                 nAGQ: int = 1, weights=None, engine: str = "auto", **kwargs) -> None:
+        self._frame = kwargs.pop("frame", None)
+        self._fixed = kwargs.pop("fixed_design", None)
+        self.formula = kwargs.pop("formula", None)
+        super().__init__(endog, exog, missing="none", **kwargs)
+        if engine not in ENGINES:
+            raise InterlaceError(f"unknown engine {engine!r}: use 'auto', 'blocked' or 'cholmod'")
+        self.random_effects_structure = random_effects
+        self.levels = list(levels)
+        self.link = CumulativeLink(link)
+        self.threshold = threshold
+        self.J, tnames = threshold_jacobian(threshold, len(self.levels) - 1)
+        self.threshold_names = [f"{a}|{b}" for a, b in zip(self.levels[:-1], self.levels[1:])]
+        self.threshold_param_names = tnames or self.threshold_names
+        self.nAGQ = int(nAGQ)
+        re = random_effects
+        if any(t.p != 1 for t in re.terms):
+            raise InterlaceError("clmm supports random intercepts (scalar terms) such as (1 | g), as ordinal's "
+                                 "clmm does; random slopes are not available")
+        if self.nAGQ > 1 and len(re.terms) != 1:
+            raise InterlaceError("nAGQ > 1 is only available for a single random-effects term; use nAGQ=1")
+        n = self.endog.shape[0]
+        self.weights = np.ones(n) if weights is None else np.asarray(weights, float)
+        self.offset = None
+        self.engine = engine
+        self.nobs = float(n)
+        self.k_fe = self.exog.shape[1]
+        self.df_model = self.k_fe
+        self.df_resid = self.nobs - self.k_fe - self.J.shape[1]
+        self._pirls: PIRLS | None = None
+
+    @classmethod
+    def from_formula(cls, formula: str, data: pd.DataFrame, groups=None, random=None, link: str = "logit",
+                     threshold: str = "flexible", nAGQ: int = 1, levels=None, weights=None,
+                     engine: str = "auto", subset=None, *args, **kwargs) -> "CLMM":
+        """Build the model from ``"rating ~ temp + contact"`` plus random terms (see :func:`interlace.clmm`)."""
+        if subset is not None:
+            data = data.loc[np.asarray(subset, bool)]
+        fixed, specs = model_terms(formula, groups, random)
+        lhs, rhs = (part.strip() for part in fixed.split("~", 1))
+        if lhs not in data.columns:
+            raise DataError(f"response column {lhs!r} is not in the data")
+        codes, lev = ordinal_codes(data[lhs], levels)
+        data = data.assign(**{_Y: codes})
+        frame = build_frame(data, f"{_Y} ~ {rhs}", specs, weights=weights)
+        fx = build_fixed(f"{_Y} ~ {rhs}", frame.data)
+        keep = [i for i, nme in enumerate(fx.names) if nme != "Intercept"]
+        fx.X, fx.names, fx.keep = fx.X[:, keep], [fx.names[i] for i in keep], fx.keep[keep]
+        re = build_random_effects(specs, frame.data, check_nobs=False)
+        endog = pd.Series(fx.y.astype(int), index=frame.data.index, name=lhs)
+        exog = pd.DataFrame(fx.X, index=frame.data.index, columns=fx.names)
+        mod = cls(endog, exog, re, lev, link=link, threshold=threshold, nAGQ=nAGQ, weights=frame.weights,
+                  engine=engine, frame=frame, fixed_design=fx, formula=formula)
+        mod.data.frame = data
+        mod.specs = specs
+        mod.response_name = lhs
+        mod.offset_arg = None
+        return mod
+
+    # ---------------------------------------------------------------- objective
+    def pirls(self) -> PIRLS:
+        if self._pirls is None:
+            n = self.endog.shape[0]
+            resp = OrdinalResponse(np.asarray(self.endog, int), len(self.levels), self.link,
+                                   np.zeros(len(self.levels) - 1), np.zeros(n), self.weights)
+            self._pirls = PIRLS(self.random_effects_structure, np.asarray(self.exog, float), resp, self.engine)
+        return self._pirls
+
+    @property
+    def n_alpha(self) -> int:
+        return self.J.shape[1]
+
+    def split(self, par: np.ndarray):
+        """(thresholds α, β, θ) from the parameter vector (threshold parameters, β, θ)."""
+        par = np.asarray(par, float)
+        na, p = self.n_alpha, self.k_fe
+        return self.J @ par[:na], par[na:na + p], par[na + p:]
+
+    def deviance_at(self, par: np.ndarray) -> float:
+        """−2 log L (Laplace or AGQ) at (threshold parameters, β, θ)."""
+        alpha, beta, theta = self.split(par)
+        if np.any(np.diff(alpha) <= 0):
+            return np.inf
+        pr = self.pirls()
+        pr.resp.alpha = alpha
+        st = pr.run(theta, beta)
+        if self.nAGQ > 1:
+            return agq_deviance(pr, st, theta, beta, self.nAGQ)
+        return pr.laplace(st)
+
+    def loglike(self, params) -> float:
+        return -0.5 * self.deviance_at(params)
+
+    def _start(self) -> np.ndarray:
+        """Thresholds from the cumulative proportions, β = 0, then the fit without random effects."""
+        y = np.asarray(self.endog, int)
+        K = len(self.levels)
+        cum = np.cumsum(np.bincount(y, weights=self.weights, minlength=K))[:-1] / np.sum(self.weights)
+        alpha0 = self.link.ppf(np.clip(cum, 1e-6, 1 - 1e-6))
+        a0 = np.linalg.lstsq(self.J, alpha0, rcond=None)[0]
+        nth = self.random_effects_structure.n_theta
+        x0 = np.concatenate([a0, np.zeros(self.k_fe)])
+        zero = np.zeros(nth)
+        f = lambda x: self.deviance_at(np.concatenate([x, zero]))  # noqa: E731
+        opt = minimize(f, x0, np.full(x0.size, -np.inf), rhobeg=0.1)
+        return np.concatenate([opt.x, self.random_effects_structure.theta0])
+
+    def fit(self, start_params=None, method: str = "bobyqa", maxiter: int | None = None, check_conv: bool = True,
+            blas_threads: int | None = None, **kwargs):
+        """Estimate thresholds, β and θ (see the module docstring).
+
+        Returns
+        -------
+        CLMMResultWrapper
+        """
+        re = self.random_effects_structure
+        if blas_threads is None:
+            blas_threads = 1 if re.q - re.terms[0].q <= BLOCKED_DENSE_LIMIT else None
+        with threadpool_limits(limits=blas_threads, user_api="blas"), np.errstate(all="ignore"):
+            return self._fit(start_params, method, maxiter, check_conv)
+
+    def _fit(self, start_params, method, maxiter, check_conv):
+        from ..results.clmm import CLMMResult, CLMMResultWrapper
+
+        re = self.random_effects_structure
+        x0 = self._start() if start_params is None else np.asarray(start_params, float)
+        na, p = self.n_alpha, self.k_fe
+        lower = np.concatenate([np.full(na + p, -np.inf), re.lower])
+        steps = np.concatenate([np.full(na + p, 0.1), np.full(re.n_theta, 0.2)])
+        opt = minimize(self.deviance_at, x0, lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
+        derivs: dict = {}
+        opt.messages = check_convergence(self.deviance_at, opt.x, lower, opt.converged, opt.message,
+                                         warn=check_conv, derivs_out=derivs, delta=1e-3)
+        objective = self.deviance_at(opt.x)
+        alpha, beta, theta = self.split(opt.x)
+        pr = self.pirls()
+        pr.resp.alpha = alpha
+        st = pr.run(theta, beta)
+        return CLMMResultWrapper(CLMMResult(self, opt.x, st, objective, derivs, opt))

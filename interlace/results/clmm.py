@@ -1,0 +1,196 @@
+"""Results of a cumulative link mixed model (:class:`CLMMResult`), ordinal's ``clmm`` quantities."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from statsmodels.base import wrapper as wrap
+from statsmodels.base.model import LikelihoodResultsWrapper
+
+from ..objective.glmm import PIRLSState
+from ..optimize import OptSummary
+from .base import MixedResultsBase
+
+__all__ = ["CLMMResult", "CLMMResultWrapper"]
+
+
+class CLMMResult(MixedResultsBase):
+    """A fitted CLMM.
+
+    ``params`` holds the threshold parameters then the coefficients β (ordinal's
+    ``coef`` order), with Wald z tests; ``fe_*`` refer to β only. ``thresholds``
+    gives α₁ < … < α_{K−1} (named ``"1|2"``, …), ``threshold_params`` the
+    parameters of the chosen threshold structure.
+    """
+
+    reml = False
+
+    def __init__(self, model, par: np.ndarray, st: PIRLSState, objective: float, derivs: dict,
+                 opt: OptSummary) -> None:
+        na, p = model.n_alpha, model.k_fe
+        npar = na + p
+        nth = model.random_effects_structure.n_theta
+        vcov, self.cond_H = _vcov_and_condition(derivs, par, npar, nth)
+        super().__init__(model, par[:npar], normalized_cov_params=vcov, scale=1.0)
+        self.use_t = False
+        alpha, beta, theta = model.split(par)
+        b = np.asarray(model.random_effects_structure.Lambda(theta) @ st.u).ravel()
+        self.sol = _Sol(theta, b, st.u)
+        self.state = st
+        self.objective = float(objective)
+        self.opt_summary = opt
+        self.link = model.link.name
+        self.threshold = model.threshold
+        self.levels = model.levels
+        self.nAGQ = model.nAGQ
+        self._fe = slice(na, npar)
+        self._param_names = list(model.threshold_param_names) + list(model.exog_names)
+        self._alpha = alpha
+        self.engine = model.pirls().pls_u.engine
+        self._init_shared(model)
+
+    # ------------------------------------------------------------ parameters
+    @property
+    def thresholds(self) -> pd.Series:
+        """α₁ < … < α_{K−1}, named by adjacent categories (``"1|2"``)."""
+        return pd.Series(self._alpha, index=self.model.threshold_names, name="thresholds")
+
+    @property
+    def threshold_params(self) -> pd.Series:
+        """Parameters of the threshold structure (the thresholds themselves when flexible)."""
+        na = self.model.n_alpha
+        return pd.Series(np.asarray(self.params)[:na], index=self._param_names[:na], name="threshold_params")
+
+    @property
+    def coef_table(self) -> pd.DataFrame:
+        """Estimate, Std. Error, z value, Pr(>|z|) for thresholds and coefficients (ordinal's summary)."""
+        import scipy.stats as st
+
+        b, se = np.asarray(self.params), np.asarray(self.bse)
+        z = b / se
+        return pd.DataFrame({"Estimate": b, "Std. Error": se, "z value": z, "Pr(>|z|)": 2 * st.norm.sf(np.abs(z))},
+                            index=self._param_names)
+
+    # ------------------------------------------------------------ likelihood
+    @property
+    def llf(self) -> float:
+        return -0.5 * self.objective
+
+    @property
+    def df_modelwc(self) -> int:
+        return int(np.asarray(self.params).size + self.theta.size)
+
+    @property
+    def aic(self) -> float:
+        return -2 * self.llf + 2 * self.df_modelwc
+
+    @property
+    def bic(self) -> float:
+        return -2 * self.llf + np.log(self.nobs) * self.df_modelwc
+
+    @property
+    def nobs(self) -> int:
+        return int(self.model.nobs)
+
+    @property
+    def converged(self) -> bool:
+        return self.opt_summary.converged and not any(
+            m.startswith(("Model failed", "optimizer", "PIRLS", "unable")) for m in self.opt_summary.messages)
+
+    _residual_variance = None
+
+    # ------------------------------------------------------------ prediction
+    def _probs(self, eta: np.ndarray) -> np.ndarray:
+        a = np.concatenate([[-np.inf], self._alpha, [np.inf]])
+        return np.diff(self.model.link.cdf(a[None, :] - eta[:, None]), axis=1)
+
+    def predict(self, newdata: pd.DataFrame | None = None, type: str = "prob", include_re: bool = True):
+        """Per-category probabilities, the most likely category, or the linear predictor.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Default: the fitted rows. Unseen group levels get random effect 0.
+        type : {"prob", "class", "linear"}
+        include_re : bool
+            Include the conditional modes of the random effects.
+        """
+        if newdata is None:
+            eta, index = self._eta_fit(include_re), self.model.data.row_labels
+        else:
+            eta, index = self._eta_new(newdata, include_re, None), newdata.index
+        if type == "linear":
+            return pd.Series(eta, index=index, name="linear")
+        P = self._probs(eta)
+        if type == "prob":
+            return pd.DataFrame(P, index=index, columns=self.levels)
+        if type == "class":
+            return pd.Series(np.asarray(self.levels, dtype=object)[np.argmax(P, axis=1)], index=index, name="class")
+        raise ValueError(f"type must be 'prob', 'class' or 'linear', got {type!r}")
+
+    @property
+    def fittedvalues(self) -> pd.Series:
+        """Probability of the observed category (ordinal's ``fitted``)."""
+        P = self._probs(self._eta_fit())
+        y = np.asarray(self.model.endog, int)
+        return pd.Series(P[np.arange(y.size), y], index=self.model.data.row_labels, name="fitted")
+
+    def _factored_pls(self):
+        pr = self.model.pirls()
+        pr.resp.alpha = self._alpha
+        pr.run(self.theta, np.asarray(self.params)[self._fe], u0=self.sol.u)
+        return pr.pls_u
+
+    def compare_lr_test(self, restricted):
+        """Likelihood-ratio test against a nested CLMM (same data)."""
+        from ..inference.lrt import lr_test
+
+        return lr_test(self, restricted, refit=False)
+
+    def summary(self, alpha: float = 0.05):
+        from .summary import clmm_summary
+
+        return clmm_summary(self, alpha)
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+
+def _vcov_and_condition(derivs: dict, par: np.ndarray, npar: int, nth: int):
+    """Covariance of (threshold parameters, β) from the Hessian of −2 log L, and ordinal's
+    condition number of the Hessian of −log L with the random-effect SDs on the log scale."""
+    free, H = derivs.get("free"), derivs.get("hessian")
+    if H is None:
+        return np.full((npar, npar), np.nan), np.nan
+    Hl = 0.5 * H
+    try:
+        V = np.linalg.inv(Hl)
+    except np.linalg.LinAlgError:
+        V = np.full_like(Hl, np.nan)
+    pos = np.searchsorted(free, np.arange(npar))
+    vcov = V[np.ix_(pos, pos)]
+    scale = np.where(free >= npar, par[free], 1.0)  # d/d log s = s d/ds at the optimum
+    ev = np.linalg.eigvalsh(Hl * np.outer(scale, scale))
+    cond = float(ev.max() / ev.min()) if ev.min() > 0 else np.inf
+    return 0.5 * (vcov + vcov.T), cond
+
+
+class _Sol:
+    def __init__(self, theta, b, u):
+        self.theta, self.b, self.u = theta, b, u
+
+
+class CLMMResultWrapper(LikelihoodResultsWrapper):
+    """Labels statsmodels' outputs with the threshold and coefficient names."""
+
+    _attrs = {}
+    _wrap_attrs = wrap.union_dicts(_attrs)
+
+    def __str__(self) -> str:
+        return str(self._results)
+
+    def __repr__(self) -> str:
+        r = self._results
+        return f"<CLMMResult: {r.model.formula!r}, {r.link}, {r.threshold}, n={r.nobs}, llf={r.llf:.4f}>"
+
+
+wrap.populate_wrapper(CLMMResultWrapper, CLMMResult)
