@@ -14,6 +14,9 @@ from .frame import _PATSY_NAMES, EVAL_NAMESPACE, formula_names
 __all__ = ["FixedDesign", "build_fixed", "build_matrix", "new_matrix"]
 
 _ENV = patsy.EvalEnvironment([EVAL_NAMESPACE])
+#: model frames are complete cases already (missing rows dropped and reported by build_frame),
+#: so patsy's per-value missing-data scan is skipped; non-finite results are checked after
+_NO_NA_CHECK = patsy.NAAction(NA_types=[])
 
 
 @dataclass
@@ -47,7 +50,7 @@ class FixedDesign:
 def build_matrix(rhs: str, data: pd.DataFrame, where: str) -> patsy.DesignMatrix:
     """Evaluate a one-sided formula on ``data`` with interlace's namespace, with clear errors."""
     try:
-        return patsy.dmatrix(rhs, data, eval_env=_ENV, NA_action="raise", return_type="matrix")
+        return patsy.dmatrix(rhs, data, eval_env=_ENV, NA_action=_NO_NA_CHECK, return_type="matrix")
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot build {where} from {rhs!r}: {exc}") from None
 
@@ -151,7 +154,7 @@ def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7) 
     lhs, rhs = fixed_formula.split("~", 1)
     _check_response(lhs, data)
     try:
-        ymat = patsy.dmatrix(lhs.strip() + " - 1", data, eval_env=_ENV, NA_action="raise")
+        ymat = patsy.dmatrix(lhs.strip() + " - 1", data, eval_env=_ENV, NA_action=_NO_NA_CHECK)
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot evaluate response {lhs.strip()!r}: {exc}") from None
     if ymat.shape[1] != 1:

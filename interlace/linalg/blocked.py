@@ -130,6 +130,8 @@ class BlockedPLS(PLSSystem):
             d = np.sqrt(t * t * self.A11[:, 0, 0] + 1.0)
             self._L11 = d[:, None, None]
             return 2.0 * np.sum(np.log(d)), (t / d)[:, None, None]
+        if self.p1 == 2:
+            return self._D1_2x2(T1)
         M11 = np.einsum("ba,ibc,cd->iad", T1, self.A11, T1)
         M11 += np.eye(self.p1)
         L11 = np.linalg.cholesky(M11)
@@ -138,6 +140,29 @@ class BlockedPLS(PLSSystem):
         D1t = np.linalg.solve(L11, np.broadcast_to(T1.T, L11.shape))
         ld = 2.0 * np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2)))
         return ld, np.transpose(D1t, (0, 2, 1))
+
+    def _D1_2x2(self, T1: np.ndarray):
+        """Closed-form 2 × 2 blocks (a random intercept and slope): no batched LAPACK calls."""
+        A = self.A11
+        a11, a12, a22 = A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]
+        t11, t21, t22 = T1[0, 0], T1[1, 0], T1[1, 1]
+        # M = Tᵀ A T + I with T lower triangular
+        m11 = t11 * t11 * a11 + 2 * t11 * t21 * a12 + t21 * t21 * a22 + 1.0
+        m21 = t22 * (t11 * a12 + t21 * a22)
+        m22 = t22 * t22 * a22 + 1.0
+        l11 = np.sqrt(m11)
+        l21 = m21 / l11
+        l22 = np.sqrt(m22 - l21 * l21)
+        L = np.zeros((self.l1, 2, 2))
+        L[:, 0, 0], L[:, 1, 0], L[:, 1, 1] = l11, l21, l22
+        self._L11 = L
+        # D1 = T L⁻ᵀ, with L⁻ᵀ = [[1/l11, −l21/(l11 l22)], [0, 1/l22]]
+        D = np.empty((self.l1, 2, 2))
+        D[:, 0, 0] = t11 / l11
+        D[:, 0, 1] = -t11 * l21 / (l11 * l22)
+        D[:, 1, 0] = t21 / l11
+        D[:, 1, 1] = (t22 - t21 * l21 / l11) / l22
+        return 2.0 * float(np.sum(np.log(l11) + np.log(l22))), D
 
     def _times_D1(self, A, D1):
         """A (k × q1, dense or sparse) times blockdiag(D1)."""
