@@ -77,9 +77,9 @@ def _add_lmm_fixed_effects(s: Summary, res, alpha: float) -> str:
         return _LMM_FE_NOTES[method]
     tab = res._fe_tests()
     ci = res.fe_conf_int(alpha)
-    label = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger"}[method]
+    label = {"satterthwaite": "df Satt.", "kenward-roger": "df KR"}[method]
     fe = pd.DataFrame({
-        "Coef.": tab["Estimate"], "Std.Err.": tab["Std. Error"], f"df ({label})": tab["df"],
+        "Coef.": tab["Estimate"], "Std.Err.": tab["Std. Error"], label: tab["df"],
         "t": tab["t value"], "P>|t|": tab["Pr(>|t|)"],
         f"[{alpha / 2:g}": ci["lower"], f"{1 - alpha / 2:g}]": ci["upper"],
     })
@@ -148,7 +148,7 @@ def clmm_summary(res, alpha: float = 0.05) -> Summary:
     tab = res.coef_table
     na = res.model.n_alpha
     s.add_df(tab.iloc[na:], float_format="%.4f")
-    s.add_df(tab.iloc[:na, :2], float_format="%.4f")
+    s.add_df(tab.iloc[:na], float_format="%.4f")
     notes = ["Coefficients: Wald z; SEs from the Hessian of the log-likelihood. Threshold parameters below."]
     notes += list(res.opt_summary.messages)
     s.add_text("\n".join(notes))

@@ -54,6 +54,7 @@ PAGES = [
     "model-comparison.md",
     "mixedlm.md",
     "glmm.md",
+    "clmm.md",
 ]
 
 #: Pages linked from the docs that other contributors are writing.
