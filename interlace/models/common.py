@@ -1,0 +1,34 @@
+"""Steps every model class shares: selecting rows, and the BLAS thread policy of a fit."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from ..design.terms import RandomEffects
+from ..errors import DataError
+from ..linalg import BLOCKED_DENSE_LIMIT
+
+__all__ = ["select_rows", "blas_limits"]
+
+
+def select_rows(data: pd.DataFrame, subset) -> pd.DataFrame:
+    """``data`` restricted to a boolean ``subset`` (None: all rows), with a clear length check."""
+    if subset is None:
+        return data
+    subset = np.asarray(subset, bool)
+    if subset.shape != (len(data),):
+        raise DataError(f"subset has {subset.size} elements but the data have {len(data)} rows")
+    return data.loc[subset]
+
+
+def blas_limits(re: RandomEffects, blas_threads: int | None):
+    """Context limiting BLAS threads during a fit.
+
+    Default: one thread unless the dense part of the factor has more than
+    :data:`~interlace.linalg.BLOCKED_DENSE_LIMIT` columns (threaded BLAS slows small
+    factorizations, badly so on a busy machine).
+    """
+    if blas_threads is None:
+        blas_threads = 1 if re.q - re.terms[0].q <= BLOCKED_DENSE_LIMIT else None
+    return threadpool_limits(limits=blas_threads, user_api="blas")
