@@ -10,7 +10,8 @@ __all__ = ["fit"]
 
 def fit(formula: str, data: pd.DataFrame, groups=None, random=None, method: str = "REML",
         weights=None, offset=None, engine: str = "auto", optimizer: str = "bobyqa",
-        start=None, check_conv: bool = True, maxiter: int | None = None):
+        start=None, check_conv: bool = True, maxiter: int | None = None,
+        df_method: str = "satterthwaite"):
     """Fit a linear mixed model (lme4's ``lmer``).
 
     Parameters
@@ -37,6 +38,12 @@ def fit(formula: str, data: pd.DataFrame, groups=None, random=None, method: str 
         lme4's post-fit convergence and singularity checks (warnings).
     maxiter : int, optional
         Objective evaluation budget.
+    df_method : {"satterthwaite", "kenward-roger", "normal"}
+        Denominator degrees of freedom of the fixed-effect t tests behind
+        ``fe_df``, ``fe_pvalues``, ``fe_conf_int()``, the summary, ``anova()`` and
+        ``contest()``: Satterthwaite (lmerTest's default), Kenward-Roger (pbkrtest;
+        REML fits only, with the adjusted covariance of β̂), or "normal" (Wald z).
+        statsmodels' ``pvalues`` and ``conf_int()`` stay Wald z.
 
     Returns
     -------
@@ -52,5 +59,5 @@ def fit(formula: str, data: pd.DataFrame, groups=None, random=None, method: str 
     """
     reml = parse_method(method)
     model = CrossedLME.from_formula(formula, data, groups=groups, random=random, reml=reml,
-                                    weights=weights, offset=offset, engine=engine)
+                                    weights=weights, offset=offset, engine=engine, df_method=df_method)
     return model.fit(start_params=start, method=optimizer, maxiter=maxiter, check_conv=check_conv)

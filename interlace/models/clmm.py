@@ -11,14 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from statsmodels.base.model import LikelihoodModel
-from threadpoolctl import threadpool_limits
 
 from ..design import build_fixed, build_frame, build_random_effects
 from ..errors import DataError, InterlaceError
 from ..families.ordinal import CumulativeLink, OrdinalResponse, threshold_jacobian
 from ..formula import model_terms
-from ..linalg import BLOCKED_DENSE_LIMIT
 from ..linalg.pls import ENGINES
+from .common import blas_limits, select_rows
 from ..objective.agq import agq_deviance
 from ..objective.glmm import PIRLS
 from ..optimize import check_convergence, minimize
@@ -120,8 +119,7 @@ class CLMM(LikelihoodModel):
                      threshold: str = "flexible", nAGQ: int = 1, levels=None, weights=None,
                      engine: str = "auto", subset=None, *args, **kwargs) -> "CLMM":
         """Build the model from ``"rating ~ temp + contact"`` plus random terms (see :func:`interlace.clmm`)."""
-        if subset is not None:
-            data = data.loc[np.asarray(subset, bool)]
+        data = select_rows(data, subset)
         fixed, specs = model_terms(formula, groups, random)
         lhs, rhs = (part.strip() for part in fixed.split("~", 1))
         if lhs not in data.columns:
@@ -200,9 +198,7 @@ class CLMM(LikelihoodModel):
         CLMMResultWrapper
         """
         re = self.random_effects_structure
-        if blas_threads is None:
-            blas_threads = 1 if re.q - re.terms[0].q <= BLOCKED_DENSE_LIMIT else None
-        with threadpool_limits(limits=blas_threads, user_api="blas"), np.errstate(all="ignore"):
+        with blas_limits(re, blas_threads), np.errstate(all="ignore"):
             return self._fit(start_params, method, maxiter, check_conv)
 
     def _fit(self, start_params, method, maxiter, check_conv):

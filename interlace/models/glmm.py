@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from statsmodels.base.model import LikelihoodModel
-from threadpoolctl import threadpool_limits
 
 from ..design import build_fixed, build_frame, build_random_effects
 from ..design.fixed import build_matrix
@@ -26,8 +25,8 @@ from ..design.response import binary_column, binomial_response, split_cbind
 from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, warn_user
 from ..families import GLMFamily, resolve_family
 from ..formula import model_terms
-from ..linalg import BLOCKED_DENSE_LIMIT
 from ..linalg.pls import ENGINES
+from .common import blas_limits, select_rows
 from ..objective.agq import agq_deviance
 from ..objective.glmm import GLMMResponse, PIRLS
 from ..optimize import check_convergence, minimize
@@ -104,11 +103,7 @@ class GLMM(LikelihoodModel):
         Other parameters as :func:`interlace.glmer`.
         """
         fam = resolve_family(family, link)
-        if subset is not None:
-            subset = np.asarray(subset, bool)
-            if subset.shape != (len(data),):
-                raise DataError(f"subset has {subset.size} elements but the data have {len(data)} rows")
-            data = data.loc[subset]
+        data = select_rows(data, subset)
         fixed, specs = model_terms(formula, groups, random)
         design_formula, s_expr, f_expr = split_cbind(fixed)
         if fam.name == "binomial" and s_expr is None and isinstance(data, pd.DataFrame):
@@ -182,11 +177,9 @@ class GLMM(LikelihoodModel):
         GLMMResultWrapper
         """
         re = self.random_effects_structure
-        if blas_threads is None:
-            blas_threads = 1 if re.q - re.terms[0].q <= BLOCKED_DENSE_LIMIT else None
         # overflow in the links at extreme η is expected under separation; it is reported
         # by the separation check instead of as numpy's RuntimeWarnings
-        with threadpool_limits(limits=blas_threads, user_api="blas"), np.errstate(all="ignore"):
+        with blas_limits(re, blas_threads), np.errstate(all="ignore"):
             return self._fit(start_params, method, maxiter, check_conv)
 
     def _fit(self, start_params, method, maxiter, check_conv):

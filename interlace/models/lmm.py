@@ -9,16 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from statsmodels.base.model import LikelihoodModel
-from threadpoolctl import threadpool_limits
 
 from ..design import build_fixed, build_frame, build_random_effects
 from ..design.fixed import FixedDesign
 from ..design.frame import ModelFrame
 from ..design.terms import RandomEffects
-from ..errors import DataError, InterlaceError
+from ..errors import InterlaceError
 from ..formula import model_terms
-from ..linalg import BLOCKED_DENSE_LIMIT, make_pls
+from ..linalg import make_pls
 from ..linalg.pls import ENGINES
+from .common import blas_limits, select_rows
 from ..objective import LMMDeviance
 from ..optimize import check_convergence, minimize
 
@@ -52,10 +52,18 @@ class CrossedLME(LikelihoodModel):
         REML (default) or maximum likelihood.
     engine : {"auto", "blocked", "cholmod"}
         Sparse Cholesky engine.
+    df_method : {"satterthwaite", "kenward-roger", "normal"}
+        Denominator degrees of freedom of the fixed-effect t and F tests of the results.
     """
 
     def __init__(self, endog, exog, random_effects: RandomEffects, weights=None, offset=None,
-                 reml: bool = True, engine: str = "auto", **kwargs) -> None:
+                 reml: bool = True, engine: str = "auto", df_method: str = "satterthwaite", **kwargs) -> None:
+        from ..inference.ddf import parse_df_method
+
+        self.df_method = parse_df_method(df_method)
+        if self.df_method == "kenward-roger" and not reml:
+            raise InterlaceError("Kenward-Roger's method is only available for REML fits (as in lmerTest): "
+                                 "use method='REML' or df_method='satterthwaite'")
         self._frame: ModelFrame | None = kwargs.pop("frame", None)
         self._fixed: FixedDesign | None = kwargs.pop("fixed_design", None)
         self.formula = kwargs.pop("formula", None)
@@ -77,7 +85,7 @@ class CrossedLME(LikelihoodModel):
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, groups=None, random=None, reml: bool = True,
                      weights=None, offset=None, engine: str = "auto", subset=None, drop_cols=None,
-                     *args, **kwargs) -> "CrossedLME":
+                     *args, df_method: str = "satterthwaite", **kwargs) -> "CrossedLME":
         """Build the model from an lme4-style formula.
 
         Parameters
@@ -95,12 +103,10 @@ class CrossedLME(LikelihoodModel):
         engine : {"auto", "blocked", "cholmod"}
         subset : array-like of bool, optional
             Rows of ``data`` to use.
+        df_method : {"satterthwaite", "kenward-roger", "normal"}
+            Degrees of freedom for the fixed-effect tests (see :func:`interlace.fit`).
         """
-        if subset is not None:
-            subset = np.asarray(subset, bool)
-            if subset.shape != (len(data),):
-                raise DataError(f"subset has {subset.size} elements but the data have {len(data)} rows")
-            data = data.loc[subset]
+        data = select_rows(data, subset)
         fixed, specs = model_terms(formula, groups, random)
         frame = build_frame(data, fixed, specs, weights=weights, offset=offset)
         fx = build_fixed(fixed, frame.data)
@@ -108,7 +114,7 @@ class CrossedLME(LikelihoodModel):
         endog = pd.Series(fx.y, index=frame.data.index, name=fx.response)
         exog = pd.DataFrame(fx.X, index=frame.data.index, columns=fx.names)
         mod = cls(endog, exog, re, weights=frame.weights, offset=frame.offset, reml=reml, engine=engine,
-                  frame=frame, fixed_design=fx, formula=formula)
+                  frame=frame, fixed_design=fx, formula=formula, df_method=df_method)
         mod.data.frame = data
         mod.specs = specs
         mod.groups_arg = groups
@@ -116,11 +122,18 @@ class CrossedLME(LikelihoodModel):
         return mod
 
     def clone(self, reml: bool | None = None) -> "CrossedLME":
-        """The same model (data, terms, engine), optionally with the other criterion."""
+        """The same model (data, terms, engine), optionally with the other criterion.
+
+        An ML clone of a Kenward-Roger model uses Satterthwaite (KR needs REML).
+        """
+        reml = self.reml if reml is None else reml
+        df_method = self.df_method
+        if not reml and df_method == "kenward-roger":
+            df_method = "satterthwaite"
         mod = type(self)(self.data.orig_endog, self.data.orig_exog, self.random_effects_structure,
-                         weights=self.weights, offset=self.offset,
-                         reml=self.reml if reml is None else reml, engine=self.engine,
-                         frame=self._frame, fixed_design=self._fixed, formula=self.formula)
+                         weights=self.weights, offset=self.offset, reml=reml, engine=self.engine,
+                         frame=self._frame, fixed_design=self._fixed, formula=self.formula,
+                         df_method=df_method)
         for attr in ("specs", "groups_arg", "offset_arg"):
             if hasattr(self, attr):
                 setattr(mod, attr, getattr(self, attr))
@@ -180,9 +193,7 @@ class CrossedLME(LikelihoodModel):
                                                    optimizer_options=optimizer_options,
                                                    blas_threads=blas_threads)
         re = self.random_effects_structure
-        if blas_threads is None:
-            blas_threads = 1 if re.q - re.terms[0].q <= BLOCKED_DENSE_LIMIT else None
-        with threadpool_limits(limits=blas_threads, user_api="blas"):
+        with blas_limits(re, blas_threads):
             return self._fit(start_params, method, maxiter, check_conv, optimizer_options)
 
     def _fit(self, start_params, method, maxiter, check_conv, optimizer_options):

@@ -6,6 +6,7 @@ import pandas as pd
 from statsmodels.base import wrapper as wrap
 from statsmodels.base.model import LikelihoodResultsWrapper
 
+from ..inference.ddf import FixedEffectsTests
 from ..objective.lmm import LMMSolution
 from ..optimize import OptSummary
 from .base import MixedResultsBase
@@ -13,13 +14,16 @@ from .base import MixedResultsBase
 __all__ = ["CrossedLMEResult", "CrossedLMEResultWrapper"]
 
 
-class CrossedLMEResult(MixedResultsBase):
+class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
     """A fitted linear mixed model, with lme4's quantities under statsmodels' names.
 
     ``params``, ``bse``, ``tvalues``, ``pvalues``, ``conf_int()`` and ``cov_params()``
-    refer to the fixed effects, as in statsmodels; the ``fe_*`` names are the same
-    values as labelled pandas objects.  p-values use the normal approximation
-    (Wald z).
+    refer to the fixed effects, as in statsmodels (``pvalues`` and ``conf_int()`` use
+    the normal approximation, Wald z).  ``fe_params``, ``fe_bse``, ``fe_tvalues`` are
+    the same values as labelled pandas objects; ``fe_df``, ``fe_pvalues`` and
+    ``fe_conf_int()`` are t tests with the denominator degrees of freedom of
+    ``df_method`` (Satterthwaite by default, as lmerTest), see
+    :class:`~interlace.inference.ddf.FixedEffectsTests` (also ``anova``, ``contest``).
 
     Attributes
     ----------
@@ -42,6 +46,7 @@ class CrossedLMEResult(MixedResultsBase):
         self.sol = sol
         self.opt_summary = opt
         self.reml = model.reml
+        self.df_method = getattr(model, "df_method", "satterthwaite")
         #: the PLS engine that computed the fit ("blocked" or "cholmod")
         self.engine = model.deviance_function().pls.engine
         self._init_shared(model)
@@ -200,6 +205,111 @@ class CrossedLMEResult(MixedResultsBase):
         return cluster_bootstrap_se(frame, spec.group, column or self.model.endog_names, statistic,
                                     n_bootstrap, seed, progress)
 
+    # ------------------------------------------------------------ intervals for every parameter
+    def profile(self, parm=None, alphamax: float = 0.01, maxpts: int = 100, delta_cutoff: float = 0.125,
+                old_names: bool = True, progress: bool = False):
+        """Likelihood profile of every parameter (lme4's ``profile(m)``).
+
+        Each parameter (random-effect SDs and correlations, σ, fixed effects) is fixed on
+        a grid and the ML deviance minimized over the others; ``zeta`` is the signed
+        square root of the deviance increase.  REML fits are profiled on their ML refit,
+        as lme4 does.  See :mod:`interlace.inference.profile`.
+
+        Parameters
+        ----------
+        parm : str, int or list, optional
+            Parameters to profile: names (``".sig01"``, ``".sigma"``, ``"Days"``), 0-based
+            positions, ``"theta_"`` (all variance parameters and σ) or ``"beta_"``.
+        alphamax, maxpts, delta_cutoff
+            lme4's grid controls: the profile extends to ``|ζ| = √χ²_k(1 − alphamax)``
+            in steps of about ``delta_cutoff`` times that, at most ``maxpts`` points per side.
+        old_names : bool
+            ``.sig01 … .sigma`` (True) or ``sd_Intercept|Subject``-style names (False).
+        progress : bool
+            tqdm bar over the parameters.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``parameter``, ``value``, ``zeta``, then every parameter's value at
+            the point; ``attrs`` holds the bounds and the ML estimates.
+        """
+        from ..inference.profile import profile_lmm
+
+        return profile_lmm(self, parm=parm, alphamax=alphamax, maxpts=maxpts, delta_cutoff=delta_cutoff,
+                           old_names=old_names, progress=progress)
+
+    def conf_int_all(self, method: str = "profile", level: float = 0.95, parm=None, n_boot: int = 500,
+                     seed: int | None = 42, old_names: bool = True, boot_method: str = "percentile",
+                     n_jobs: int = 1, progress: bool = False) -> pd.DataFrame:
+        """Confidence intervals for every parameter (lme4's ``confint(m)``).
+
+        ``conf_int()`` keeps statsmodels' meaning (Wald intervals of the fixed effects).
+
+        Parameters
+        ----------
+        method : {"profile", "wald", "boot"}
+            ``"profile"`` (lme4's default): where the signed root deviance profile crosses
+            ``±Φ⁻¹(1 − α/2)`` (spline interpolation; a standard deviation whose profile
+            reaches 0 first gets lower limit 0).  ``"wald"``: β̂ ± z·SE for the fixed
+            effects, NaN for the variance parameters (as lme4).  ``"boot"``: percentile
+            intervals of a parametric bootstrap (:meth:`bootstrap`) with ``n_boot`` replicates.
+        level : float
+        parm : str, int or list, optional
+            Rows to compute (as in :meth:`profile`).
+        n_boot, seed, n_jobs, boot_method
+            Bootstrap settings (``boot_method``: "percentile", "basic" or "normal").
+        old_names : bool
+            Row names ``.sig01 … .sigma`` (True, lme4's default) or ``sd_…|group``, ``sigma``.
+        progress : bool
+
+        Returns
+        -------
+        DataFrame
+            Rows ``.sig01``, …, ``.sigma``, fixed effects; columns ``"2.5 %"``, ``"97.5 %"``.
+        """
+        from ..inference.profile import lmm_conf_int
+
+        return lmm_conf_int(self, method=method, level=level, parm=parm, n_boot=n_boot, seed=seed,
+                            old_names=old_names, boot_method=boot_method, n_jobs=n_jobs, progress=progress)
+
+    def bootstrap(self, n: int = 1000, seed: int | None = 42, statistic=None, kind: str = "parametric",
+                  n_jobs: int = 1, progress: bool = True, use_u: bool = False):
+        """Parametric bootstrap of the fit (lme4's ``bootMer``).
+
+        Simulates ``n`` responses from the fitted model (new random effects and
+        residuals, :meth:`simulate`), refits the model to each (warm start at θ̂, on the
+        fitted model's PLS system) and collects ``statistic``.  Unlike
+        :meth:`bootstrap_se` (resampling clusters of the data to get the SE of a
+        statistic of the response), this re-estimates the model.
+
+        Parameters
+        ----------
+        n : int
+        seed : int, optional
+            Replicate i uses the stream ``SeedSequence(seed).spawn(n)[i]``: the same
+            replicates whatever ``n_jobs``.
+        statistic : callable, optional
+            Function of a refitted result returning a float, Series, dict or array;
+            default every parameter (SDs, correlations, σ, fixed effects).
+        kind : {"parametric"}
+        n_jobs : int
+            Worker processes (fork).
+        progress : bool
+            tqdm progress bar.
+        use_u : bool
+            Keep the fitted random effects (lme4's ``use.u = TRUE``).
+
+        Returns
+        -------
+        BootstrapResult
+            ``.replicates`` (DataFrame), ``.estimate``, ``.se``, ``.conf_int(level, method)``.
+        """
+        from ..inference.parametric_bootstrap import parametric_bootstrap
+
+        return parametric_bootstrap(self, n=n, seed=seed, statistic=statistic, kind=kind, n_jobs=n_jobs,
+                                    progress=progress, use_u=use_u)
+
 
 class CrossedLMEResultWrapper(LikelihoodResultsWrapper):
     """Labels statsmodels' outputs (params, bse, …) with the fixed-effect names."""
@@ -210,6 +320,12 @@ class CrossedLMEResultWrapper(LikelihoodResultsWrapper):
 
     def __str__(self) -> str:
         return str(self._results)
+
+    def __setattr__(self, name, value) -> None:
+        if name == "df_method":  # a setting of the results, not of the wrapper
+            setattr(self._results, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def __repr__(self) -> str:
         r = self._results

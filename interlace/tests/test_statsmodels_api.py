@@ -70,11 +70,14 @@ def test_model_is_a_statsmodels_likelihood_model(model, res):
 
 
 def test_params_bse_labelled_and_equal_fe(res, ref):
-    for got, fe in ((res.params, res.fe_params), (res.bse, res.fe_bse), (res.tvalues, res.fe_tvalues),
-                    (res.pvalues, res.fe_pvalues)):
+    for got, fe in ((res.params, res.fe_params), (res.bse, res.fe_bse), (res.tvalues, res.fe_tvalues)):
         assert isinstance(got, pd.Series)
         assert list(got.index) == NAMES and list(fe.index) == NAMES
         np.testing.assert_allclose(got.to_numpy(), fe.to_numpy(), rtol=1e-14)
+    # statsmodels' pvalues stay Wald z; fe_pvalues are lmerTest's Satterthwaite t tests
+    assert isinstance(res.pvalues, pd.Series) and list(res.pvalues.index) == NAMES
+    satt = load_case("lmertest", "sleepstudy_reml")["satterthwaite"]
+    np.testing.assert_allclose(res.fe_pvalues.to_numpy(), satt["p"], rtol=1e-3)
     np.testing.assert_allclose(res.params, ref["fixef"]["values"], rtol=1e-6)
     np.testing.assert_allclose(res.bse, ref["se"], rtol=1e-5)
     z = np.array(ref["fixef"]["values"]) / np.array(ref["se"])
@@ -88,8 +91,15 @@ def test_conf_int_labelled_and_equal_fe_conf_int(res):
     assert isinstance(ci, pd.DataFrame) and list(ci.index) == NAMES
     fe = res.fe_conf_int()
     assert list(fe.index) == NAMES and list(fe.columns) == ["lower", "upper"]
-    np.testing.assert_allclose(ci.to_numpy(), fe.to_numpy(), rtol=1e-14)
     np.testing.assert_allclose(ci.to_numpy(), R_WALD_CI, rtol=0, atol=1e-5)
+    # fe_conf_int: t quantiles with lmerTest's Satterthwaite df (17 for both coefficients)
+    half = st.t.isf(0.025, 17) * np.asarray(res.bse)
+    np.testing.assert_allclose(fe.to_numpy(), np.column_stack([res.params - half, res.params + half]), rtol=1e-7)
+    # with df_method="normal" both APIs give the Wald intervals
+    res = interlace.fit("Reaction ~ Days", interlace.datasets.load("sleepstudy"), random="(Days | Subject)",
+                        df_method="normal")
+    ci = res.conf_int()
+    np.testing.assert_allclose(ci.to_numpy(), res.fe_conf_int().to_numpy(), rtol=1e-14)
     # 90 % intervals: both APIs agree and are narrower by z(0.95)/z(0.975)
     np.testing.assert_allclose(res.conf_int(alpha=0.1).to_numpy(), res.fe_conf_int(alpha=0.1).to_numpy(),
                                rtol=1e-14)

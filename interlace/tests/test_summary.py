@@ -28,6 +28,7 @@ import re
 import warnings
 
 import pytest
+import scipy.stats as st
 
 import interlace
 from interlace.tests.conftest import case_data, load_case
@@ -89,14 +90,31 @@ def test_observations_and_groups(sleep_reml):
 def test_fixed_effects_table(sleep_reml):
     ref, text = sleep_reml
     est, se = ref["fixef"]["values"], ref["se"]
-    for name, b, s in zip(["Intercept", "Days"], est, se):
-        tok = _line(text, name, 7)  # name, Coef., Std.Err., z, P>|z|, [0.025, 0.975]
+    satt = load_case("lmertest", "sleepstudy_reml")["satterthwaite"]  # lmerTest's summary(m)
+    assert re.search(r"Coef\.\s+Std\.Err\.\s+df Satt\.\s+t\s+P>\|t\|", text)
+    for name, b, s, df in zip(["Intercept", "Days"], est, se, satt["df"]):
+        tok = _line(text, name, 8)  # name, Coef., Std.Err., df, t, P>|t|, [0.025, 0.975]
         _printed_equals(tok[1], b)
         _printed_equals(tok[2], s)
-        _printed_equals(tok[3], b / s)                                   # lme4 t value 36.838, 6.771
-        assert float(tok[4]) == 0.0                                      # p < 5e-5 prints 0.0000
+        _printed_equals(tok[3], df)                                      # lmerTest df 17.000
+        _printed_equals(tok[4], b / s)                                   # lme4 t value 36.838, 6.771
+        assert float(tok[5]) == 0.0                                      # p < 5e-5 prints 0.0000
+        q = st.t.isf(0.025, df)
+        _printed_equals(tok[6], b - q * s)
+        _printed_equals(tok[7], b + q * s)
+
+
+def test_normal_df_method_prints_wald_z():
+    ref = load_case("lmer", "sleepstudy_reml")
+    res = interlace.fit("Reaction ~ Days", interlace.datasets.load("sleepstudy"), random=["(Days | Subject)"],
+                        df_method="normal")
+    text = str(res.summary())
+    for name, b, s in zip(["Intercept", "Days"], ref["fixef"]["values"], ref["se"]):
+        tok = _line(text, name, 7)  # name, Coef., Std.Err., z, P>|z|, [0.025, 0.975]
+        _printed_equals(tok[3], b / s)
         _printed_equals(tok[5], b - 1.959963984540054 * s)
         _printed_equals(tok[6], b + 1.959963984540054 * s)
+    assert "p-values and intervals for fixed effects: Wald z (normal approximation)." in " ".join(text.split())
 
 
 def test_random_effects_table(sleep_reml):
@@ -124,10 +142,10 @@ def test_scaled_residuals(sleep_reml):
     assert [m.group(i) for i in range(1, 6)] == ["-3.9536", "-0.4634", "0.0231", "0.4634", "5.1793"]
 
 
-def test_wald_note(sleep_reml):
+def test_df_method_note(sleep_reml):
     _, text = sleep_reml
     flat = " ".join(text.split())
-    assert "p-values and intervals for fixed effects: Wald z (normal approximation)." in flat
+    assert "Fixed effects: t tests with Satterthwaite's degrees of freedom" in flat
 
 
 def test_ml_summary_prints_deviance():
