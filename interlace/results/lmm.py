@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.stats as st
 from statsmodels.base import wrapper as wrap
 from statsmodels.base.model import LikelihoodResultsWrapper
 
 from ..inference.ddf import FixedEffectsTests
+from ..design.fixed import new_matrix
 from ..objective.lmm import LMMSolution
 from ..optimize import OptSummary
 from .base import MixedResultsBase
@@ -131,26 +133,74 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
         return self.resid * np.sqrt(w) / self.sigma
 
     def predict(self, newdata: pd.DataFrame | None = None, include_re: bool = True,
-                offset=None) -> pd.Series:
+                offset=None, interval: str | None = None, level: float = 0.95):
         """Predictions on new data; unseen group levels contribute 0 (the population mean).
 
         Parameters
         ----------
         newdata : DataFrame, optional
             Must hold the fixed-effects covariates and, with ``include_re``, the
-            grouping columns. Default: the fitted values.
+            grouping columns. Default: the fitted rows.
         include_re : bool
             Add the BLUPs of seen levels (lme4's default); False gives Xβ̂ only.
         offset : array-like, optional
             Offset for new data; by default the offset column used in fitting,
             if the offset was given by name.
+        interval : {None, "confidence", "prediction"}
+            None returns a Series of predictions. Otherwise a DataFrame with
+            ``predicted``, ``se``, ``lower``, ``upper`` (normal quantiles) where the
+            variance is, given the estimated variance parameters:
+
+            * ``"confidence"`` (of the conditional mean): xᵀ Var(β̂) x, plus, with
+              ``include_re``, zᵀ Var(b | y) z for seen levels (lme4's conditional
+              variances); an unseen level adds nothing (its prediction is the
+              population mean);
+            * ``"prediction"`` (of a new observation): the above plus σ², plus zᵀΣz for
+              each term whose level is unseen (or for every term when ``include_re`` is
+              False) — the new observation's own random effects.
+
+            The covariance between β̂ and the BLUPs is not included (as merTools'
+            ``predictInterval`` with fixed-effect and random-effect parts).
+        level : float
         """
         if newdata is None:
+            eta = self._eta_fit(include_re)
+            index = self.model.data.row_labels
+            X = np.asarray(self.model.exog, float)
+            designs = [(t.X, t.codes) for t in self.model.random_effects_structure.terms]
+        else:
+            eta = self._eta_new(newdata, include_re, offset)
+            index = newdata.index
+            if interval is not None:
+                fx = self.model._fixed
+                X = new_matrix(fx.design_info, newdata, "the fixed effects")[:, fx.keep]
+                designs = [t.new_design(newdata) for t in self.model.random_effects_structure.terms]
+        if interval is None:
+            return pd.Series(eta, index=index, name="predicted" if newdata is not None or not include_re
+                             else "fitted")
+        if interval not in ("confidence", "prediction"):
+            raise ValueError(f"interval must be None, 'confidence' or 'prediction', got {interval!r}")
+        var = np.einsum("ij,jk,ik->i", X, np.asarray(self.cov_params()), X)
+        re = self.model.random_effects_structure
+        condvar = self._condvar_terms() if include_re else None
+        for k, (Zk, codes) in enumerate(designs):
+            seen = (codes >= 0) & include_re
             if include_re:
-                return self.fittedvalues
-            return pd.Series(self._eta_fit(False), index=self.model.data.row_labels, name="predicted")
-        eta = self._eta_new(newdata, include_re, offset)
-        return pd.Series(eta, index=newdata.index, name="predicted")
+                Vk = condvar[k][np.where(seen, codes, 0)]
+                var += np.where(seen, np.einsum("ij,ijk,ik->i", Zk, Vk, Zk), 0.0)
+            if interval == "prediction":
+                t = re.terms[k]
+                Sigma = t.cov.covariance(self.theta[re.theta_slice(k)], self.scale)
+                var += np.where(~seen, np.einsum("ij,jk,ik->i", Zk, Sigma, Zk), 0.0)
+        if interval == "prediction":
+            var = var + self.scale
+        se = np.sqrt(var)
+        z = st.norm.isf((1 - level) / 2)
+        out = pd.DataFrame({"predicted": eta, "se": se, "lower": eta - z * se, "upper": eta + z * se}, index=index)
+        out.attrs["variance_includes"] = (
+            "Var(fixed effects)" + (" + conditional Var(BLUPs) of seen levels" if include_re else "")
+            + (" + residual variance + Var(random effects) of unseen levels" if interval == "prediction" else ""))
+        return out
 
     # ------------------------------------------------------------ comparison
     def compare_lr_test(self, restricted, refit: bool = True):
@@ -334,3 +384,16 @@ class CrossedLMEResultWrapper(LikelihoodResultsWrapper):
 
 
 wrap.populate_wrapper(CrossedLMEResultWrapper, CrossedLMEResult)
+_statsmodels_conf_int = CrossedLMEResultWrapper.conf_int
+
+
+def _conf_int(self, alpha: float = 0.05, method: str | None = None, **kwargs):
+    """Wald intervals of the fixed effects (statsmodels' ``conf_int``), or, with ``method``,
+    lme4's ``confint(m)`` for every parameter: ``method="profile" | "wald" | "boot"``
+    (see :meth:`CrossedLMEResult.conf_int_all`; ``alpha`` sets the level)."""
+    if method is None:
+        return _statsmodels_conf_int(self, alpha=alpha, **kwargs)
+    return self._results.conf_int_all(method=method, level=1 - alpha, **kwargs)
+
+
+CrossedLMEResultWrapper.conf_int = _conf_int
