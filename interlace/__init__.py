@@ -8,6 +8,7 @@ from .errors import (ConvergenceWarning, DataError, FormulaError, InterlaceError
                      RankDeficiencyWarning, SingularFitWarning)
 from .fit import fit
 from .clmm import clmm
+from .coxme import coxme
 from .glmer import glmer, glmer_nb
 from .models.clmm import CLMM
 from .inference.lrt import anova
@@ -17,6 +18,6 @@ from .results.lmm import CrossedLMEResult
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "glmer", "glmer_nb", "clmm", "CLMM", "anova", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
+__all__ = ["fit", "glmer", "glmer_nb", "clmm", "coxme", "CLMM", "anova", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
            "FormulaError", "InterlaceError", "MissingDataWarning", "RankDeficiencyWarning",
            "SingularFitWarning", "__version__"]

@@ -12,24 +12,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
+from ..formula.parse import split_call_args
 
 __all__ = ["split_cbind", "binary_column", "binomial_response"]
 
 _CBIND = re.compile(r"^\s*cbind\s*\((.*)\)\s*$", re.S)
-
-
-def _split_args(body: str) -> list[str]:
-    depth, start, out = 0, 0, []
-    for i, ch in enumerate(body):
-        if ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            out.append(body[start:i].strip())
-            start = i + 1
-    out.append(body[start:].strip())
-    return out
 
 
 def split_cbind(fixed_formula: str) -> tuple[str, str | None, str | None]:
@@ -43,7 +30,7 @@ def split_cbind(fixed_formula: str) -> tuple[str, str | None, str | None]:
     m = _CBIND.match(lhs)
     if not m:
         return fixed_formula, None, None
-    args = _split_args(m.group(1))
+    args = split_call_args(m.group(1))
     if len(args) != 2 or not all(args):
         raise FormulaError(f"cbind() on the left of {fixed_formula!r} needs two arguments: successes, failures")
     return f"I({args[0]}) ~ {rhs.strip()}", args[0], args[1]

@@ -17,7 +17,7 @@ import patsy
 
 from ..errors import FormulaError
 
-__all__ = ["RandomTermSpec", "split_formula", "parse_random_term", "parse_random", "model_terms"]
+__all__ = ["RandomTermSpec", "split_formula", "parse_random_term", "parse_random", "model_terms", "split_call_args"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,21 @@ class RandomTermSpec:
     def name(self) -> str:
         """Name of the grouping factor, e.g. ``"batch:cask"``."""
         return ":".join(self.group)
+
+
+def split_call_args(body: str) -> list[str]:
+    """Top-level comma-separated arguments of a call's body: ``"a, f(b, c)"`` → ``["a", "f(b, c)"]``."""
+    depth, start, out = 0, 0, []
+    for i, ch in enumerate(body):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(body[start:i].strip())
+            start = i + 1
+    out.append(body[start:].strip())
+    return out
 
 
 def _find_bar_terms(rhs: str) -> list[tuple[int, int]]:

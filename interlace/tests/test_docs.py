@@ -55,6 +55,7 @@ PAGES = [
     "mixedlm.md",
     "glmm.md",
     "clmm.md",
+    "coxme.md",
 ]
 
 #: Pages linked from the docs that other contributors are writing.

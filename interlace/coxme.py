@@ -1,0 +1,61 @@
+"""``interlace.coxme``: Cox proportional-hazards models with Gaussian random effects (R's ``coxme``)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .models.coxme import CoxME
+
+__all__ = ["coxme"]
+
+
+def coxme(formula: str, data: pd.DataFrame, groups=None, random=None, ties: str = "efron",
+          duration_col: str | None = None, event_col: str | None = None, weights=None, offset=None,
+          sparse=(50, 0.02), method: str = "coxme", engine: str = "auto", start=None, check_conv: bool = True,
+          maxiter: int | None = None, subset=None):
+    """Fit a mixed-effects Cox model: λ(t) = λ₀(t) exp(xᵀβ + zᵀb), b ~ N(0, Σ(θ)).
+
+    Parameters
+    ----------
+    formula : str
+        ``"Surv(time, status) ~ age + sex"`` (status 1 = event, 0 = censored, or
+        booleans; an expression such as ``status == 2`` works), optionally with lme4
+        random terms ``+ (1 | inst)``, ``(1 | centre/patient)``, ``(1 + x | g)``; or a
+        one-sided ``"~ age + sex"`` with ``duration_col`` and ``event_col``.  No
+        intercept is estimated (the baseline hazard takes its place).
+    data : DataFrame
+        Rows with a missing value in a used column are dropped (with a warning).
+    groups, random : as in :func:`interlace.fit` (random intercepts, nested, slopes)
+    ties : {"efron", "breslow"}
+        Handling of tied event times (coxme's default is Efron).
+    duration_col, event_col : str, optional
+        Time and status columns when the formula has no left side.
+    weights : str or array-like, optional
+        Positive case weights.
+    offset : str or array-like, optional
+        Added to the linear predictor.
+    sparse : (int, float) or None
+        coxme's ``sparse = c(50, .02)``: for the first random term, when its grouping
+        factor has at least 50 levels, the levels with at most 2 % of the rows get a
+        diagonal block in the Hessian of the random effects (see docs/coxme.md).
+        None: the exact Hessian.
+    method : str
+        ``"coxme"`` (default): coxme 2.2's estimation of the variances, to reproduce R's
+        numbers; ``"bobyqa"`` (or another :func:`interlace.optimize.minimize` optimizer):
+        the exact maximizer of the integrated likelihood, with lme4-style checks.
+    engine : {"auto", "dense", "blocked", "cholmod"}
+        Factorization of the random-effects block of the Hessian.
+    start : array-like, optional
+        Starting θ (shared layout: relative Cholesky factors).
+    check_conv : bool
+        Warn on convergence problems and boundary (near-zero variance) fits.
+    maxiter : int, optional
+    subset : array-like of bool, optional
+
+    Returns
+    -------
+    CoxMEResult
+    """
+    model = CoxME.from_formula(formula, data, groups=groups, random=random, ties=ties, duration_col=duration_col,
+                               event_col=event_col, weights=weights, offset=offset, sparse=sparse, engine=engine,
+                               subset=subset)
+    return model.fit(start_params=start, method=method, maxiter=maxiter, check_conv=check_conv)
