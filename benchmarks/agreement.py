@@ -1,7 +1,8 @@
 """Worst disagreement with R per quantity, over every committed reference case.
 
-Fits each case of ``interlace/tests/reference/lmer`` (lme4 ``lmer``) and
-``interlace/tests/reference/glmer`` (lme4 ``glmer``/``glmer.nb``) on every engine and
+Fits each case of ``interlace/tests/reference/lmer`` (lme4 ``lmer``),
+``interlace/tests/reference/glmer`` (lme4 ``glmer``/``glmer.nb``) and
+``interlace/tests/reference/clmm`` (ordinal ``clmm``) on every engine and
 reports, per quantity, the largest relative error (absolute for log-likelihoods) and the
 case where it occurs.  Writes ``docs/agreement.md``.
 
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import interlace  # noqa: E402
+from interlace.tests import test_clmm_reference as C  # noqa: E402
 from interlace.tests import test_glmer_reference as G  # noqa: E402
 from interlace.tests import test_lmer_reference as L  # noqa: E402
 from interlace.tests.conftest import case_data, case_names, load_case  # noqa: E402
@@ -96,6 +98,18 @@ def glmer_case(case: str, engine: str, worst: dict) -> None:
     _track(worst, "GLMM conditional modes (rel.; same floor as BLUPs)", max(errs), where)
 
 
+def clmm_case(case: str, engine: str, worst: dict) -> None:
+    d = load_case("clmm", case)
+    res = C._fit(d, engine)
+    where = f"{case} ({engine})"
+    _track(worst, "CLMM thresholds and coefficients (rel.)",
+           _rel(np.asarray(res.params), d["alpha"]["values"] + d["beta"]["values"], 1e-6), where)
+    _track(worst, "CLMM standard errors (rel.)", _rel(np.asarray(res.bse), d["se"], 1e-12), where)
+    vc = [abs(res.variance_components[r["grp"]] - r["vcov"]) / r["vcov"] for r in d["variance_components"]]
+    _track(worst, "CLMM variance components (rel.)", max(vc), where)
+    _track(worst, "CLMM log-likelihood (abs.)", abs(res.llf - d["loglik"]), where)
+
+
 def main() -> None:
     engines = ["blocked"] + (["cholmod"] if interlace.linalg.HAVE_CHOLMOD else [])
     worst: dict = {}
@@ -105,9 +119,13 @@ def main() -> None:
     for case in case_names("glmer"):
         for e in engines:
             glmer_case(case, e, worst)
+    for case in case_names("clmm"):
+        for e in engines:
+            clmm_case(case, e, worst)
     lines = ["# Agreement with R", "",
              f"Measured {datetime.date.today()} by `python3 benchmarks/agreement.py` over "
-             f"{len(case_names('lmer'))} lme4 `lmer` and {len(case_names('glmer'))} `glmer` reference cases "
+             f"{len(case_names('lmer'))} lme4 `lmer`, {len(case_names('glmer'))} `glmer` and "
+             f"{len(case_names('clmm'))} ordinal `clmm` reference cases "
              f"(`interlace/tests/reference/`), engines: {', '.join(engines)}.", "",
              "| quantity | worst error | case |", "|---|---:|---|"]
     for key, (val, where) in worst.items():
