@@ -8,14 +8,32 @@
 #   data      path of the CSV (gzip allowed) that the Python tools read too
 #   factors   columns converted with factor() after reading
 #   formula   the lme4 formula
-#   reml      TRUE for REML, FALSE for ML
+#   reml      TRUE for REML, FALSE for ML (linear mixed models only)
+#   family    null for a linear mixed model (lmer); else the GLMM family name
+#             ("binomial"), fitted with glmer
+#   link      GLMM link ("logit")
+#   nagq      GLMM nAGQ (0 or 1)
 #   repeats   number of timed fits
 #   out       where to write the result JSON
 #
-# Timing is `system.time(lmer(...))[["elapsed"]]` around lmer() only, with the
-# default lmerControl(); reading the CSV and building factors are excluded.
-# Between fits the previous model is removed and gc() runs, so the peak memory
-# of this process is that of one fit plus the data.
+# Timing is `system.time(lmer(...))[["elapsed"]]` (or glmer(...)) around the
+# fitting call only, with the default lmerControl() / glmerControl(); reading
+# the CSV and building factors are excluded.  Between fits the previous model is
+# removed and gc() runs, so the peak memory of this process is that of one fit
+# plus the data.
+#
+# GLMM objective evaluations: glmer() optimizes in two stages (stage 1: theta
+# with the fixed effects from PIRLS, nAGQ = 0, optimizer
+# glmerControl()$optimizer[[1]]; stage 2: theta and beta on the Laplace
+# deviance, optimizer [[2]]), and m@optinfo$feval counts only the last stage it
+# ran.  For nAGQ > 0 the stage-1 count is obtained once, before the timed fits
+# and untimed, by repeating glmer()'s stage 1 with lme4's own modular functions
+# (glFormula, mkGlmerDevfun, optimizeGlmer) and the same default control; it is
+# deterministic, so it is the count of every timed fit's stage 1.
+#
+# For nAGQ = 0 the worker also reports, untimed, the Laplace log-likelihood at
+# lme4's estimates (glmer(..., nAGQ = 1, devFunOnly = TRUE) at theta and fixef),
+# which is what interlace reports for an nAGQ = 0 fit.
 
 suppressPackageStartupMessages({
   library(lme4)
@@ -39,11 +57,36 @@ versions <- list(
 
 result <- list(status = "ok", mode = spec$mode, versions = versions, nrow = nrow(data))
 
+is_glmm <- !is.null(spec$family)
+
+# glmer()'s stage 1 alone (see the header), returning its number of deviance evaluations.
+glmer_stage1_evals <- function(form, fam) {
+  ctrl <- glmerControl()
+  if (!isTRUE(ctrl$nAGQ0initStep)) return(0L)
+  glmod <- glFormula(form, data = data, family = fam)
+  glmod$formula <- NULL
+  devfun <- do.call(mkGlmerDevfun, c(glmod, list(control = ctrl, nAGQ = 0L)))
+  opt <- optimizeGlmer(devfun, optimizer = ctrl$optimizer[[1]], restart_edge = FALSE,
+                       boundary.tol = 0, control = ctrl$optCtrl, nAGQ = 0L, calc.derivs = FALSE)
+  as.integer(opt$feval)
+}
+
 if (identical(spec$mode, "time")) {
   form <- as.formula(spec$formula)
-  fit_once <- function() {
-    elapsed <- system.time(m <- lmer(form, data = data, REML = spec$reml))[["elapsed"]]
-    list(model = m, seconds = unname(elapsed))
+  if (is_glmm) {
+    fam <- get(spec$family, mode = "function")(link = spec$link)
+    nagq <- as.integer(spec$nagq)
+    stage1 <- if (nagq > 0L) glmer_stage1_evals(form, fam) else NA_integer_
+    invisible(gc())
+    fit_once <- function() {
+      elapsed <- system.time(m <- glmer(form, data = data, family = fam, nAGQ = nagq))[["elapsed"]]
+      list(model = m, seconds = unname(elapsed))
+    }
+  } else {
+    fit_once <- function() {
+      elapsed <- system.time(m <- lmer(form, data = data, REML = spec$reml))[["elapsed"]]
+      list(model = m, seconds = unname(elapsed))
+    }
   }
   warm <- fit_once()  # warm-up: lazy loading, byte compilation, first allocations
   rm(warm)
@@ -65,17 +108,36 @@ if (identical(spec$mode, "time")) {
     list(group = g, names = I(colnames(vc[[g]])), matrix = mat)
   })
   conv <- m@optinfo$conv$lme4$messages
-  result <- c(result, list(
+  evals <- list(n_evals = m@optinfo$feval)
+  if (is_glmm) {
+    # nAGQ = 0: the fit is stage 1 only, and feval counts it
+    evals <- if (nagq > 0L) {
+      list(n_evals = stage1 + m@optinfo$feval, stage1_evals = stage1, stage2_evals = m@optinfo$feval)
+    } else {
+      list(n_evals = m@optinfo$feval, stage1_evals = m@optinfo$feval)
+    }
+    evals$optimizers <- I(glmerControl()$optimizer[if (nagq > 0L) 1:2 else 1L])
+  }
+  result <- c(result, evals, list(
     seconds = I(seconds),
-    n_evals = m@optinfo$feval,
     fe = as.list(fixef(m)),
     cov = cov,
     residual_var = sigma(m)^2,
     llf = as.numeric(logLik(m)),
     theta = I(unname(getME(m, "theta"))),
+    theta_names = I(names(getME(m, "theta"))),
     messages = I(if (is.null(conv)) character(0) else as.character(conv)),
     optimizer_message = as.character(m@optinfo$message)
   ))
+  if (is_glmm && nagq == 0L) {
+    # lme4's logLik of an nAGQ = 0 fit is not the Laplace log-likelihood at its own
+    # estimates; that one (what interlace reports) is computed here, after the timing.
+    est <- c(getME(m, "theta"), fixef(m))
+    rm(m)
+    invisible(gc())
+    laplace <- glmer(form, data = data, family = fam, nAGQ = 1L, devFunOnly = TRUE)
+    result$llf_laplace_at_estimate <- -0.5 * laplace(unname(est))
+  }
 }
 
 writeLines(toJSON(result, auto_unbox = TRUE, digits = NA, null = "null"), spec$out)

@@ -10,6 +10,11 @@ Run by hand (never by the test suite), from the repository root::
 
 It writes ``docs/benchmarks.md`` (tables, machine, versions, threads and the
 command that reproduces it) and ``benchmarks/results.json`` (raw results).
+A run with ``--only`` replaces the rows of the workloads it ran in an existing
+``results.json`` and keeps the others, with the metadata of the run that
+measured them; a run without ``--only`` replaces the whole file.  The
+workloads are linear mixed models (``interlace.fit`` against ``lmer``) and
+GLMMs (``interlace.glmer`` against ``glmer``, in a section of their own).
 
 How things are measured
 -----------------------
@@ -20,7 +25,8 @@ How things are measured
   warm-up fit, then ``--repeats`` timed fits; the median is reported.  For
   interlace and statsmodels the clock (``time.perf_counter``) runs around the
   whole fitting call, so formula processing and building the design are
-  included.  For lme4 it is ``system.time`` around ``lmer()`` inside R.
+  included.  For lme4 it is ``system.time`` around ``lmer()`` (``glmer()``)
+  inside R.
 * **Peak memory**: for interlace, one fit in a fresh subprocess; the baseline
   is the same worker that imports the same modules and loads the data but fits
   nothing; both and their difference are reported.  For lme4 and statsmodels
@@ -31,6 +37,11 @@ How things are measured
   components (every entry of each random-effects covariance matrix and the
   residual variance; a covariance is divided by ``sqrt(var_i var_j)`` of
   lme4, i.e. compared on the correlation scale) and ``|llf - llf_lme4|``.
+  For GLMMs θ replaces the variance components (max relative difference).
+* **GLMM evaluations**: lme4's ``m@optinfo$feval`` counts only the last of
+  ``glmer()``'s two stages; for nAGQ > 0 the R worker counts stage 1 once
+  (untimed) with lme4's modular functions and reports the sum, with both
+  stages kept in the raw results.
 * **Threads**: ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``,
   ``MKL_NUM_THREADS`` and friends are set to ``--threads`` (default 1) in
   every worker, Python and R alike.
@@ -63,6 +74,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 R_WORKER = HERE / "lme4_worker.R"
 INSTEVAL_CSV = HERE / "data" / "insteval.csv.gz"
+VERBAGG_CSV = ROOT / "interlace" / "datasets" / "data" / "verbagg.csv"
 DEFAULT_MD = ROOT / "docs" / "benchmarks.md"
 DEFAULT_JSON = HERE / "results.json"
 RSCRIPT = "/usr/bin/Rscript"
@@ -129,6 +141,13 @@ class Workload:
         ``target(rows) -> list of (text, measured, ok)`` for the issue's goals.
     notes : str
         Extra remarks for the report (e.g. exactly which model is fitted).
+    family : str or None
+        GLMM family (``"binomial"``) fitted with ``interlace.glmer`` and lme4's
+        ``glmer``; None for a linear mixed model (``interlace.fit``, ``lmer``).
+    link : str
+        GLMM link function (R's name).
+    nagq : int
+        GLMM ``nAGQ`` (0: PIRLS only; 1: Laplace).
     """
 
     name: str
@@ -143,6 +162,22 @@ class Workload:
     statsmodels_note: str = ""
     target: Callable | None = None
     notes: str = ""
+    family: str | None = None
+    link: str = "logit"
+    nagq: int = 1
+
+    @property
+    def is_glmm(self) -> bool:
+        """Whether this is a GLMM workload (``glmer``) rather than an LMM (``lmer``)."""
+        return self.family is not None
+
+    @property
+    def fit_label(self) -> str:
+        """How the model is fitted, for the report: ``REML`` or ``binomial (logit), Laplace (nAGQ=1)``."""
+        if not self.is_glmm:
+            return self.method
+        how = {0: "PIRLS only", 1: "Laplace"}.get(self.nagq, "adaptive Gauss-Hermite")
+        return f"{self.family} ({self.link}), {how} (nAGQ={self.nagq})"
 
 
 def _rng(offset: int):
@@ -240,6 +275,30 @@ def make_slopes_500(directory: Path) -> Path:
     return _write_csv(pd.DataFrame({"y": y, "x": x, "g": g}), directory / "slopes_500.csv")
 
 
+def make_glmm_binary_crossed(directory: Path) -> Path:
+    """Binary response, logit link, two crossed random intercepts: 100,000 rows, 1,000 × 200 levels.
+
+    ``P(y = 1) = logistic(-0.5 + 0.8 x + u1[g1] + u2[g2])`` with ``x ~ N(0, 1)``,
+    ``u1 ~ N(0, 1)``, ``u2 ~ N(0, 0.5^2)``; each row draws its ``g1`` and ``g2``
+    levels uniformly (unbalanced, fully crossed).  ``y`` is written as 0/1.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = _rng(7)
+    n, n1, n2 = 100_000, 1000, 200
+    g1 = rng.integers(0, n1, n)
+    g2 = rng.integers(0, n2, n)
+    _levels_all_present(g1, n1, "g1")
+    _levels_all_present(g2, n2, "g2")
+    x = rng.standard_normal(n)
+    u1 = rng.standard_normal(n1)
+    u2 = 0.5 * rng.standard_normal(n2)
+    eta = -0.5 + 0.8 * x + u1[g1] + u2[g2]
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(np.int64)
+    return _write_csv(pd.DataFrame({"y": y, "x": x, "g1": g1, "g2": g2}), directory / "glmm_binary_crossed.csv")
+
+
 def _seconds(rows, tool="interlace", engine="auto"):
     """Median seconds of one row of a workload's results (None if missing)."""
     r = rows.get(_key(tool, engine))
@@ -281,6 +340,23 @@ def _slopes_target(rows):
     ok = None if (t is None or tr is None) else t < tr
     return [("interlace (auto) faster than lme4", "n/a" if ok is None else f"{_fmt_s(t)} vs {_fmt_s(tr)}", ok)]
 
+
+def _faster_than_lme4_target(rows):
+    """interlace (auto) ahead of lme4 in the same run."""
+    t, tr = _seconds(rows), _seconds(rows, "lme4", "")
+    ok = None if (t is None or tr is None) else t < tr
+    measured = "n/a" if ok is None else f"{_fmt_s(t)} s vs {_fmt_s(tr)} s ({tr / t:.1f}×)"
+    return [("interlace (auto) faster than lme4", measured, ok)]
+
+
+#: statsmodels has no maximum-likelihood GLMM to compare with.
+GLMM_STATSMODELS_NOTE = ("not run: statsmodels has no maximum-likelihood GLMM (its `BinomialBayesMixedGLM` "
+                         "is a variational-Bayes fit)")
+#: VerbAgg's columns that R turns into factors (``r2``: N/Y, so "Y" is the success as in lme4).
+VERBAGG_FACTORS = ("id", "item", "r2", "Gender", "btype", "situ")
+VERBAGG_NOTES = ("`r2` (N/Y) is a factor in R, so Y is the success; interlace codes a two-level string "
+                 "response the same way (second sorted level = 1). `Gender`, `btype`, `situ` are factors "
+                 "(treatment contrasts, first level dropped) in both tools; `id` is read as an integer code.")
 
 WORKLOADS: list[Workload] = [
     Workload(
@@ -332,6 +408,24 @@ WORKLOADS: list[Workload] = [
         statsmodels={"formula": "y ~ x", "groups": "g", "re_formula": "~x"},
         statsmodels_note="`mixedlm('y ~ x', groups='g', re_formula='~x')`",
         target=_slopes_target),
+    Workload(
+        "glmm_binary_crossed", "y ~ x + (1 | g1) + (1 | g2)", "ML",
+        "simulated binary response, 100,000 rows, g1: 1,000 levels crossed with g2: 200 levels",
+        data=make_glmm_binary_crossed, r_factors=("g1", "g2"),
+        statsmodels_note=GLMM_STATSMODELS_NOTE, target=_faster_than_lme4_target,
+        family="binomial", nagq=1),
+    Workload(
+        "verbagg_laplace", "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", "ML",
+        "lme4's VerbAgg, 7,584 rows, id: 316 × item: 24 crossed",
+        path=VERBAGG_CSV, r_factors=VERBAGG_FACTORS,
+        statsmodels_note=GLMM_STATSMODELS_NOTE, target=_time_target(1.5), notes=VERBAGG_NOTES,
+        family="binomial", nagq=1),
+    Workload(
+        "verbagg_nagq0", "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", "ML",
+        "lme4's VerbAgg, as verbagg_laplace",
+        path=VERBAGG_CSV, r_factors=VERBAGG_FACTORS,
+        statsmodels_note=GLMM_STATSMODELS_NOTE, target=_time_target(0.3), notes=VERBAGG_NOTES,
+        family="binomial", nagq=0),
 ]
 BY_NAME = {w.name: w for w in WORKLOADS}
 
@@ -419,18 +513,35 @@ def _thread_info() -> list:
             for d in threadpool_info()]
 
 
+def _theta_names(res) -> list | None:
+    """lme4-style names of interlace's θ (``g.(Intercept)``) when every term is scalar, else None."""
+    try:
+        terms = res.model.random_effects_structure.terms
+    except AttributeError:
+        return None
+    if any(t.cov.n_theta != 1 or len(t.coef_names) != 1 for t in terms):
+        return None
+    return [f"{t.name}.{t.coef_names[0]}" for t in terms]
+
+
 def worker_interlace(spec: dict) -> dict:
-    """Fit with ``interlace.fit``: modes ``time``, ``peak`` (one fit) and ``baseline``."""
+    """Fit with ``interlace.fit`` (or ``interlace.glmer`` for a GLMM spec): modes ``time``, ``peak`` (one fit)
+    and ``baseline``."""
     import interlace  # noqa: F401  (imported in every mode, so the baseline holds it too)
-    from interlace import fit
+    from interlace import fit, glmer
 
     df = load_frame(spec)
     out = {"status": "ok", "mode": spec["mode"], "threads": _thread_info()}
     if spec["mode"] == "baseline":
         return out
 
-    def run():
-        return fit(spec["formula"], df, method=spec["method"], engine=spec["engine"])
+    if spec.get("family"):
+        def run():
+            return glmer(spec["formula"], df, family=spec["family"], link=spec["link"], nAGQ=spec["nagq"],
+                         engine=spec["engine"])
+    else:
+        def run():
+            return fit(spec["formula"], df, method=spec["method"], engine=spec["engine"])
 
     if spec["mode"] == "peak":
         res = run()
@@ -451,6 +562,7 @@ def worker_interlace(spec: dict) -> dict:
         residual_var=float(res.scale),
         llf=float(res.llf),
         theta=[float(t) for t in res.theta],
+        theta_names=_theta_names(res),
         messages=list(opt.messages),
         converged=bool(res.converged),
     )
@@ -639,7 +751,8 @@ class Runner:
     def run_lme4(self, w: Workload, data: Path) -> dict:
         """Time lme4 on a workload (warm-up + repeats) and measure its memory."""
         spec = {"workload": w.name, "tool": "lme4", "data": str(data), "factors": list(w.r_factors),
-                "formula": w.formula, "reml": w.method == "REML", "repeats": self.args.repeats}
+                "formula": w.formula, "reml": w.method == "REML", "repeats": self.args.repeats,
+                "family": w.family, "link": w.link, "nagq": w.nagq}
         base = self.r_worker({**spec, "mode": "baseline"}, 600)
         res = self.r_worker({**spec, "mode": "time"}, self.args.timeout)
         return self._finish(res, base, base_key="maxrss_kb", peak_from=res)
@@ -648,7 +761,8 @@ class Runner:
         """Time interlace (warm-up + repeats), then one fit and a baseline for memory."""
         spec = {"workload": w.name, "tool": "interlace", "data": str(data),
                 "py_categorical": list(w.py_categorical), "formula": w.formula, "method": w.method,
-                "engine": engine, "repeats": self.args.repeats}
+                "engine": engine, "repeats": self.args.repeats,
+                "family": w.family, "link": w.link, "nagq": w.nagq}
         res = self.python_worker({**spec, "mode": "time"}, self.args.timeout)
         if res.get("status") != "ok":
             return self._finish(res, None)
@@ -703,14 +817,14 @@ class Runner:
                 self.log(f"{w.name}: interlace engine={engine}")
                 rows[_key("interlace", engine)] = r = self.run_interlace(w, data, engine)
                 self._progress(w.name, f"interlace[{engine}]", r)
-            if not self.args.skip_statsmodels:
+            if not self.args.skip_statsmodels and not w.is_glmm:  # no ML GLMM in statsmodels
                 if w.statsmodels is None:
                     rows[_key("statsmodels", "")] = {"status": "skipped", "note": w.statsmodels_note}
                 else:
                     self.log(f"{w.name}: statsmodels")
                     rows[_key("statsmodels", "")] = r = self.run_statsmodels(w, data)
                     self._progress(w.name, "statsmodels", r)
-            add_agreement(rows)
+            add_agreement(rows, with_theta=w.is_glmm)
             if w.data is not None and not self.args.data_dir:
                 Path(data).unlink(missing_ok=True)
         return results
@@ -735,19 +849,21 @@ def _rel(a: float, b: float, scale: float | None = None) -> float:
     return abs(a - b) / s if s > 0 else abs(a - b)
 
 
-def compare(res: dict, ref: dict) -> dict:
+def compare(res: dict, ref: dict, with_theta: bool = False) -> dict:
     """Agreement of one tool's estimates with lme4's.
 
     Parameters
     ----------
     res, ref : dict
-        Worker outputs (``fe``, ``cov``, ``residual_var``, ``llf``).
+        Worker outputs (``fe``, ``cov``, ``residual_var``, ``llf``, ``theta``, ``theta_names``).
+    with_theta : bool
+        Also compare θ (done for GLMMs, whose residual variance is fixed at 1).
 
     Returns
     -------
     dict
-        ``fe_max_rel``, ``vc_max_rel``, ``llf_abs`` (None where not comparable) and
-        ``notes``.
+        ``fe_max_rel``, ``vc_max_rel``, ``theta_max_rel`` (max |θ − θ_lme4| / |θ_lme4|,
+        absolute where θ_lme4 = 0), ``llf_abs`` (None where not comparable) and ``notes``.
     """
     notes = []
     fe_a = {_norm_name(k): v for k, v in res["fe"].items()}
@@ -776,17 +892,46 @@ def compare(res: dict, ref: dict) -> dict:
             for j in range(i + 1):
                 vc.append(_rel(A[i, j], B[i, j], d[i] * d[j]))
     return {"fe_max_rel": fe, "vc_max_rel": None if vc is None else max(vc),
-            "llf_abs": abs(res["llf"] - ref["llf"]), "notes": notes}
+            "theta_max_rel": _compare_theta(res, ref, notes) if with_theta else None,
+            "llf_abs": abs(res["llf"] - ref["llf"]), "notes": notes + _glmm_llf_notes(res, ref, with_theta)}
 
 
-def add_agreement(rows: dict) -> None:
-    """Compare every successful non-lme4 row with the lme4 row of the same workload."""
+def _glmm_llf_notes(res: dict, ref: dict, glmm: bool) -> list:
+    """GLMM log-likelihood remarks: which tool's optimum is higher; lme4's nAGQ=0 ``logLik`` convention."""
+    if not glmm:
+        return []
+    lap = ref.get("llf_laplace_at_estimate")
+    if lap is None:
+        return [f"llf − llf_lme4 = {res['llf'] - ref['llf']:+.2e} (positive: interlace's optimum is higher)"]
+    return [(f"lme4's `logLik` of its nAGQ=0 fit is {ref['llf']:.5f}, its Laplace log-likelihood at the "
+             f"same estimates {lap:.5f} (what interlace reports for nAGQ=0); interlace {res['llf']:.5f}: "
+             f"|Δ| = {abs(res['llf'] - lap):.1e} against the latter")]
+
+
+def _compare_theta(res: dict, ref: dict, notes: list) -> float | None:
+    """Max relative difference of θ, matched by name (``g.(Intercept)``) when both tools name it."""
+    ta, tb = res.get("theta"), ref.get("theta")
+    if not ta or not tb or len(ta) != len(tb):
+        if ta is not None and tb is not None:
+            notes.append("θ differs in length")
+        return None
+    na, nb = res.get("theta_names"), ref.get("theta_names")
+    if na and nb and sorted(map(_norm_name, na)) == sorted(map(_norm_name, nb)):
+        by_name = dict(zip(map(_norm_name, na), ta))
+        ta = [by_name[_norm_name(k)] for k in nb]
+    else:
+        notes.append("θ matched by position")
+    return max(_rel(a, b) for a, b in zip(ta, tb))
+
+
+def add_agreement(rows: dict, with_theta: bool = False) -> None:
+    """Compare every successful non-lme4 row with the lme4 row of the same workload (θ too if ``with_theta``)."""
     ref = rows.get(_key("lme4", ""))
     if not ref or ref.get("status") != "ok":
         return
     for key, r in rows.items():
         if key != "lme4" and r.get("status") == "ok" and "fe" in r:
-            r["agreement"] = compare(r, ref)
+            r["agreement"] = compare(r, ref, with_theta)
 
 
 # =============================================================================== report
@@ -866,31 +1011,171 @@ def _tool_label(key: str, r: dict) -> str:
     return key
 
 
-#: Header of the results table.
+#: Header of the results table (linear mixed models).
 HEADER = "| workload | tool | s (median) | opt s | evals | peak MB | Δ MB | FE rel Δ | VC rel Δ | \\|Δ llf\\| | bg load |"
+#: Header of the GLMM results table (θ instead of the variance components: the residual variance is fixed).
+GLMM_HEADER = ("| workload | tool | s (median) | opt s | evals | peak MB | Δ MB | FE rel Δ | θ rel Δ | \\|Δ llf\\| "
+               "| bg load |")
+_ALIGN = "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+#: Keys of one run's metadata in the raw results.
+RUN_KEYS = ("command", "date", "total_seconds", "machine", "versions", "source_digest", "settings", "python_blas")
+
+
+def report_runs(report: dict) -> list[dict]:
+    """The runs whose rows a report holds (oldest first), each with its ``workloads``.
+
+    A report written by one run without ``--only`` merging (or by an older version
+    of this script) has its run's metadata at the top level; it is one run.
+    """
+    if "runs" in report:
+        return report["runs"]
+    run = {k: report[k] for k in RUN_KEYS if k in report}
+    run["workloads"] = list(report["results"])
+    return [run]
+
+
+def merge_report(old: dict, run: dict, results: dict) -> dict:
+    """Raw results of a ``--only`` run merged into the previous ones.
+
+    The new run's workloads replace their old rows; every other workload keeps its
+    rows and the metadata of the run that measured it; runs left without workloads
+    are dropped.  Workloads are ordered as in :data:`WORKLOADS`.
+    """
+    runs = []
+    for r in report_runs(old):
+        kept = [n for n in r["workloads"] if n not in results]
+        if kept:
+            runs.append({**r, "workloads": kept})
+    runs.append(run)
+    merged = {**old.get("results", {}), **results}
+    order = [w.name for w in WORKLOADS if w.name in merged] + [n for n in merged if n not in BY_NAME]
+    return {"runs": runs, "results": {n: merged[n] for n in order}}
+
+
+def _is_glmm(name: str) -> bool:
+    """Whether a workload of the report is a GLMM (unknown names count as LMMs)."""
+    w = BY_NAME.get(name)
+    return bool(w and w.is_glmm)
+
+
+def _per_run(texts: list, runs: list) -> list:
+    """Bullet lines: one if every run gives the same text, else one per run."""
+    if len(set(texts)) == 1:
+        return [f"- {texts[0]}"]
+    return [f"- run {i + 1}: {t}" for i, t in enumerate(texts)]
+
+
+def _joined(values: list) -> str:
+    """One value if all runs agree, else ``3 (run 1) / 5 (run 2)``."""
+    if len(set(map(str, values))) == 1:
+        return str(values[0])
+    return " / ".join(f"{v} (run {i + 1})" for i, v in enumerate(values))
+
+
+def _evals_cell(r: dict) -> str:
+    """Evaluation count; lme4 GLMMs with two stages as ``total (stage 1 + stage 2)``."""
+    n = r.get("n_evals", "")
+    if r.get("stage2_evals") is not None and r.get("stage1_evals") is not None:
+        return f"{n} ({r['stage1_evals']} + {r['stage2_evals']})"
+    return f"{n}"
+
+
+def _table_rows(report: dict, names: list, vc_key: str, notes: list) -> list:
+    """Result-table lines of the given workloads (``vc_key``: agreement column after FE)."""
+    lines = []
+    for name in names:
+        for key, r in report["results"][name].items():
+            label = _tool_label(key, r)
+            if r.get("status") != "ok":
+                status = r.get("status", "?")
+                lines.append(f"| {name} | {label} | {status} | | | | | | | | |")
+                detail = r.get("note") or f"{status}. {' '.join(r.get('stderr_tail', []))}".rstrip()
+                notes.append(f"- {name}, {label}: {detail}")
+                continue
+            ag = r.get("agreement", {})
+            ref = key == "lme4"
+            peak = r.get("peak_mb")
+            delta = r.get("delta_mb")
+            lines.append(
+                f"| {name} | {label} | {_fmt_s(r.get('median_seconds'))} | "
+                f"{_fmt_s(r.get('optimizer_seconds')) if 'optimizer_seconds' in r else ''} | "
+                f"{_evals_cell(r)} | {'' if peak is None else f'{peak:.0f}'} | "
+                f"{'' if delta is None else f'{delta:.0f}'} | "
+                f"{'(ref)' if ref else _fmt_rel(ag.get('fe_max_rel'))} | "
+                f"{'(ref)' if ref else _fmt_rel(ag.get(vc_key))} | "
+                f"{'(ref)' if ref else _fmt_llf(ag)} | {_fmt_load(r.get('background_cores'))} |")
+            for msg in r.get("messages", []) or []:
+                notes.append(f"- {name}, {label}: warning: {msg}")
+            for msg in ag.get("notes", []):
+                notes.append(f"- {name}, {label}: {msg}")
+            if r.get("memory_status"):
+                notes.append(f"- {name}, {label}: memory run {r['memory_status']}")
+    return lines
+
+
+def _target_rows(report: dict, names: list) -> list:
+    """Target-table lines of the given workloads."""
+    lines = []
+    for name in names:
+        w = BY_NAME.get(name)
+        if w is None or w.target is None:
+            continue
+        for text, measured, ok in w.target(report["results"][name]):
+            lines.append(f"| {name} | {text} | {measured} | {'n/a' if ok is None else ('yes' if ok else 'NO')} |")
+    return lines
 
 
 def render_markdown(report: dict) -> str:
-    """The ``docs/benchmarks.md`` page for a finished session."""
-    m, v, a = report["machine"], report["versions"], report["settings"]
-    digest = report.get("source_digest", {})
+    """The ``docs/benchmarks.md`` page for the raw results (one run, or several merged by ``--only``)."""
+    runs = report_runs(report)
+    multi = len(runs) > 1
+    first = runs[0]
+
+    # ---------------------------------------------------------------- when, and which runs
+    if multi:
+        when = [(f"The rows come from {len(runs)} runs (a run with `--only` replaces the rows of the workloads "
+                 "it ran and keeps the others):"), ""]
+        when += [f"- run {i + 1}, on {r['date']}, took {r['total_seconds'] / 60:.1f} min: "
+                 f"{', '.join(r['workloads'])}" for i, r in enumerate(runs)]
+        when.append("")
+    else:
+        when = [f"Run on {first['date']}; the whole run took {first['total_seconds'] / 60:.1f} min.", ""]
     changed = []
-    if digest and digest.get("start") != digest.get("end"):
-        warning = ("**interlace's sources changed while this run was going on** (digest "
-                   f"{digest.get('start')} → {digest.get('end')}): later rows measured newer code.")
-        changed = [warning, ""]
-    load = "; ".join(f"{when} {', '.join(f'{x:.2f}' for x in m[key])}"
-                     for when, key in (("start", "loadavg_at_start"), ("end", "loadavg_at_end")) if key in m)
-    machine = (f"- CPU: {m['cpu']}, {m['cores']} cores; memory {m['memory_gb']:.1f} GB; {m['os']}; "
-               f"load average (1, 5, 15 min) at {load}")
-    python = (f"- Python {m['python']}: interlace {v['interlace']} (git {v['interlace_git']}), "
-              f"numpy {v['numpy']}, scipy {v['scipy']}, pandas {v['pandas']}, statsmodels {v['statsmodels']}, "
-              f"Py-BOBYQA {v['Py-BOBYQA']}, scikit-sparse {v['scikit-sparse']}")
-    r_line = (f"- {v.get('R', 'R: not run')}, lme4 {v.get('lme4', 'n/a')}, Matrix {v.get('Matrix', 'n/a')}; "
-              f"R's BLAS {v.get('blas', 'n/a')}")
-    threads = (f"- Threads: {', '.join(THREAD_VARS)} = {a['threads']} in every worker (Python and R). "
-               f"Thread pools seen by the Python workers (threadpoolctl): {report.get('python_blas', 'n/a')}.")
-    seconds = (f"- **s (median)**: one untimed warm-up fit, then the median of {a['repeats']} timed fits in "
+    for i, r in enumerate(runs):
+        digest = r.get("source_digest", {})
+        if digest and digest.get("start") != digest.get("end"):
+            changed += [(f"{f'Run {i + 1}: ' if multi else ''}**interlace's sources changed while this run was "
+                         f"going on** (digest {digest.get('start')} → {digest.get('end')}): later rows measured "
+                         "newer code."), ""]
+
+    # ---------------------------------------------------------------- machine and software
+    def machine(r):
+        m = r["machine"]
+        load = "; ".join(f"{when} {', '.join(f'{x:.2f}' for x in m[key])}"
+                         for when, key in (("start", "loadavg_at_start"), ("end", "loadavg_at_end")) if key in m)
+        return (f"CPU: {m['cpu']}, {m['cores']} cores; memory {m['memory_gb']:.1f} GB; {m['os']}; "
+                f"load average (1, 5, 15 min) at {load}")
+
+    def python(r):
+        m, v = r["machine"], r["versions"]
+        return (f"Python {m['python']}: interlace {v['interlace']} (git {v['interlace_git']}), "
+                f"numpy {v['numpy']}, scipy {v['scipy']}, pandas {v['pandas']}, statsmodels {v['statsmodels']}, "
+                f"Py-BOBYQA {v['Py-BOBYQA']}, scikit-sparse {v['scikit-sparse']}")
+
+    def r_line(r):
+        v = r["versions"]
+        return (f"{v.get('R', 'R: not run')}, lme4 {v.get('lme4', 'n/a')}, Matrix {v.get('Matrix', 'n/a')}; "
+                f"R's BLAS {v.get('blas', 'n/a')}")
+
+    def threads(r):
+        return (f"Threads: {', '.join(THREAD_VARS)} = {r['settings']['threads']} in every worker (Python and R). "
+                f"Thread pools seen by the Python workers (threadpoolctl): {r.get('python_blas', 'n/a')}.")
+
+    repeats = _joined([r["settings"]["repeats"] for r in runs])
+    n_threads = _joined([r["settings"]["threads"] for r in runs])
+    cores = _joined([r["machine"]["cores"] for r in runs])
+    busy = _joined([max(r["machine"]["cores"] - r["settings"]["threads"], 0) for r in runs])
+    seconds = (f"- **s (median)**: one untimed warm-up fit, then the median of {repeats} timed fits in "
                "the same process; data loading excluded. interlace and statsmodels: `time.perf_counter()` "
                "around the whole fitting call (formula, design, optimization, results). lme4: "
                "`system.time(lmer(...))` inside R, default `lmerControl()`. **opt s**: interlace's "
@@ -910,69 +1195,78 @@ def render_markdown(report: dict) -> str:
                         f"{STATSMODELS_TIMEOUT:.0f} s (else reported as timeout).")
     background = ("- **bg load**: CPU used by other processes on the machine while the timing worker ran, in "
                   "cores (busy time from `/proc/stat` minus the worker's own CPU time, over its wall time). "
-                  f"With {a['threads']} thread(s) per worker on {m['cores']} cores, a value near or above "
-                  f"{max(m['cores'] - a['threads'], 0)} means the timing was disturbed.")
+                  f"With {n_threads} thread(s) per worker on {cores} cores, a value near or above "
+                  f"{busy} means the timing was disturbed.")
     simulated = (f"- Simulated data: numpy `default_rng([{SEED}, k])`, written once per run to a temporary CSV "
                  "that every tool reads (never committed).")
+    commands = [r["command"] for r in runs]
     lines = [
         "# Benchmarks", "",
         "Generated by `benchmarks/run_benchmarks.py` (raw numbers in `benchmarks/results.json`); re-run with",
-        "", "```bash", report["command"], "```", "",
-        f"Run on {report['date']}; the whole run took {report['total_seconds'] / 60:.1f} min.", "",
+        "", "```bash", *commands, "```", "",
+        *when,
         *changed,
         "## Machine and software", "",
-        machine, python, r_line, threads, "",
+        *_per_run([machine(r) for r in runs], runs), *_per_run([python(r) for r in runs], runs),
+        *_per_run([r_line(r) for r in runs], runs), *_per_run([threads(r) for r in runs], runs), "",
         "## Method", "",
         seconds, evals, memory, agreement, background, statsmodels_line, simulated, "",
-        "## Results", "",
-        HEADER,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    notes = []
-    for name, rows in report["results"].items():
-        for key, r in rows.items():
-            label = _tool_label(key, r)
-            if r.get("status") != "ok":
-                status = r.get("status", "?")
-                lines.append(f"| {name} | {label} | {status} | | | | | | | | |")
-                detail = r.get("note") or f"{status}. {' '.join(r.get('stderr_tail', []))}".rstrip()
-                notes.append(f"- {name}, {label}: {detail}")
-                continue
-            ag = r.get("agreement", {})
-            ref = key == "lme4"
-            peak = r.get("peak_mb")
-            delta = r.get("delta_mb")
-            lines.append(
-                f"| {name} | {label} | {_fmt_s(r.get('median_seconds'))} | "
-                f"{_fmt_s(r.get('optimizer_seconds')) if 'optimizer_seconds' in r else ''} | "
-                f"{r.get('n_evals', '')} | {'' if peak is None else f'{peak:.0f}'} | "
-                f"{'' if delta is None else f'{delta:.0f}'} | "
-                f"{'(ref)' if ref else _fmt_rel(ag.get('fe_max_rel'))} | "
-                f"{'(ref)' if ref else _fmt_rel(ag.get('vc_max_rel'))} | "
-                f"{'(ref)' if ref else _fmt_llf(ag)} | {_fmt_load(r.get('background_cores'))} |")
-            for msg in r.get("messages", []) or []:
-                notes.append(f"- {name}, {label}: warning: {msg}")
-            for msg in ag.get("notes", []):
-                notes.append(f"- {name}, {label}: {msg}")
-            if r.get("memory_status"):
-                notes.append(f"- {name}, {label}: memory run {r['memory_status']}")
-    lines += ["", "## Targets", "", "| workload | target | measured | met |", "|---|---|---|---|"]
-    for name, rows in report["results"].items():
-        w = BY_NAME[name]
-        if w.target is None:
+
+    # ---------------------------------------------------------------- tables
+    names = list(report["results"])
+    lmm = [n for n in names if not _is_glmm(n)]
+    glmm = [n for n in names if _is_glmm(n)]
+    notes: list = []
+    if lmm:
+        lines += ["## Results", "", HEADER, _ALIGN, *_table_rows(report, lmm, "vc_max_rel", notes)]
+        lines += ["", "## Targets", "", "| workload | target | measured | met |", "|---|---|---|---|",
+                  *_target_rows(report, lmm)]
+        if glmm:
+            lines += ["", "GLMM targets: see [GLMM](#glmm)."]
+        lines.append("")
+    if glmm:
+        lines += ["## GLMM", "", *GLMM_METHOD, "",
+                  GLMM_HEADER, _ALIGN, *_table_rows(report, glmm, "theta_max_rel", notes), "",
+                  "| workload | target | measured | met |", "|---|---|---|---|", *_target_rows(report, glmm), ""]
+
+    # ---------------------------------------------------------------- workloads and notes
+    lines += ["## Workloads", ""]
+    for name in names:
+        w = BY_NAME.get(name)
+        if w is None:
+            lines.append(f"- **{name}** — no longer defined in `run_benchmarks.py`.")
             continue
-        for text, measured, ok in w.target(rows):
-            lines.append(f"| {name} | {text} | {measured} | {'n/a' if ok is None else ('yes' if ok else 'NO')} |")
-    lines += ["", "## Workloads", ""]
-    for name in report["results"]:
-        w = BY_NAME[name]
-        lines.append(f"- **{name}** — `{w.formula}`, {w.method}; {w.summary}.")
+        lines.append(f"- **{name}** — `{w.formula}`, {w.fit_label}; {w.summary}.")
         if w.notes:
             lines.append(f"  {w.notes}")
         lines.append(f"  statsmodels: {w.statsmodels_note}.")
     lines += ["", "## Notes", ""]
     lines += notes or ["- none"]
     return "\n".join(lines) + "\n"
+
+
+#: How the GLMM rows differ from the LMM rows (bullets of the GLMM section).
+GLMM_METHOD = [
+    ("Generalized linear mixed models: `interlace.glmer(formula, data, family=..., nAGQ=...)` against lme4's "
+     "`glmer(formula, data, family = binomial, nAGQ = ...)` with the default `glmerControl()` (optimizers "
+     "`bobyqa` for stage 1 and `Nelder_Mead` for stage 2). Timing, memory and bg load are measured as in "
+     "[Method](#method): both clocks include formula processing (`system.time(glmer(...))` in R)."),
+    "",
+    ("- **evals**: interlace: `opt_summary.n_evals`, both stages (for nAGQ=1 interlace adds its stage-1 "
+     "count). lme4: `m@optinfo$feval` counts only the last stage `glmer()` ran, so for nAGQ=1 the cell is "
+     "*total (stage 1 + stage 2)*, stage 2 being `feval` and stage 1 counted by repeating `glmer()`'s stage 1 "
+     "(nAGQ=0, bobyqa, default control) with lme4's `glFormula`, `mkGlmerDevfun` and `optimizeGlmer`, once, "
+     "untimed, before the timed fits in the same R process; for nAGQ=0 the fit is stage 1 only and the cell is "
+     "`feval`. Evaluations for the convergence checks and the Hessian are counted by neither tool."),
+    "- **opt s**: interlace's `opt_summary.seconds`; for nAGQ=1 it covers stage 2 only.",
+    ("- **θ rel Δ**: max |θ − θ_lme4| / |θ_lme4| over the relative covariance factors, matched by term "
+     "(here the random-effect standard deviations, the binomial dispersion being 1). **|Δ llf|**: the "
+     "log-likelihood each tool reports at its own estimate (Laplace for nAGQ=1). For nAGQ=0 interlace reports "
+     "the Laplace log-likelihood at its (θ, β) while lme4's `logLik` of an nAGQ=0 fit is not that value at its "
+     "own estimates; the R worker also computes lme4's Laplace log-likelihood there (untimed) and the "
+     "[Notes](#notes) compare interlace with it. For nAGQ=1 the Notes give the sign of the llf difference."),
+]
 
 
 def _python_blas(results: dict) -> str:
@@ -1041,7 +1335,7 @@ def main(argv=None) -> int:
         args.output_md.write_text(render_markdown(report))
         print(f"wrote {args.output_md} from {args.output_json}", file=sys.stderr)
         return 0
-    workloads = [BY_NAME[n] for n in args.only] if args.only else WORKLOADS
+    workloads = [w for w in WORKLOADS if w.name in args.only] if args.only else WORKLOADS
     started = time.time()
     date = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = machine_info()
@@ -1057,7 +1351,7 @@ def main(argv=None) -> int:
         if not args.data_dir:
             shutil.rmtree(workdir, ignore_errors=True)
     machine["loadavg_at_end"] = os.getloadavg()
-    report = {
+    run = {
         "command": _command_line(argv),
         "date": date,
         "total_seconds": time.time() - started,
@@ -1068,14 +1362,19 @@ def main(argv=None) -> int:
                      "thread_vars": list(THREAD_VARS), "statsmodels_timeout": STATSMODELS_TIMEOUT,
                      "seed": SEED},
         "python_blas": _python_blas(results),
-        "results": results,
+        "workloads": list(results),
     }
+    if args.only and args.output_json.exists():
+        # keep the rows of the workloads not re-run (and the metadata of the runs that measured them)
+        report = merge_report(json.loads(args.output_json.read_text()), run, results)
+    else:
+        report = {"runs": [run], "results": results}
     args.output_json.parent.mkdir(parents=True, exist_ok=True)
     args.output_json.write_text(json.dumps(report, indent=1, default=str) + "\n")
     args.output_md.parent.mkdir(parents=True, exist_ok=True)
     args.output_md.write_text(render_markdown(report))
     print(render_markdown(report))
-    print(f"wrote {args.output_md} and {args.output_json} in {report['total_seconds'] / 60:.1f} min",
+    print(f"wrote {args.output_md} and {args.output_json} in {run['total_seconds'] / 60:.1f} min",
           file=sys.stderr)
     return 0
 
