@@ -72,6 +72,32 @@ class MixedResultsBase(LikelihoodModelResults):
         return pd.DataFrame(np.asarray(self.cov_params())[self._fe, self._fe], index=self._names,
                             columns=self._names)
 
+    # ------------------------------------------------------------ likelihood and fit status
+    @property
+    def llf(self) -> float:
+        """Log-likelihood, ``−objective/2`` (the REML log-likelihood for REML fits, as lme4's ``logLik``)."""
+        return -0.5 * self.objective
+
+    @property
+    def aic(self) -> float:
+        """``−2 llf + 2 k`` with k = :attr:`df_modelwc` (from the REML criterion for REML fits, as lme4)."""
+        return -2 * self.llf + 2 * self.df_modelwc
+
+    @property
+    def bic(self) -> float:
+        """``−2 llf + log(n) k``."""
+        return -2 * self.llf + np.log(self.nobs) * self.df_modelwc
+
+    @property
+    def nobs(self) -> int:
+        return int(self.model.nobs)
+
+    @property
+    def converged(self) -> bool:
+        """True when the optimizer succeeded and no convergence warning was raised."""
+        return self.opt_summary.converged and not any(
+            m.startswith(("Model failed", "optimizer", "PIRLS", "unable")) for m in self.opt_summary.messages)
+
     # ------------------------------------------------------------ variance parameters
     def _cov_of(self, blk: GroupBlock) -> pd.DataFrame:
         re = self.model.random_effects_structure
@@ -130,12 +156,6 @@ class MixedResultsBase(LikelihoodModelResults):
         """Rows dropped for missing values before fitting."""
         fr = self.model._frame
         return fr.n_dropped if fr is not None else 0
-
-    @property
-    def converged(self) -> bool:
-        """True when the optimizer succeeded and no convergence warning was raised."""
-        return self.opt_summary.converged and not any(
-            m.startswith("Model failed") or m.startswith("optimizer") for m in self.opt_summary.messages)
 
     @property
     def is_singular(self) -> bool:
@@ -279,3 +299,13 @@ class MixedResultsBase(LikelihoodModelResults):
         re = self.model.random_effects_structure
         designs = [(t.X, t.codes) for t in re.terms] if include_re else None
         return self._linear_predictor(np.asarray(self.model.exog, float), designs, self.model.offset)
+
+    # ------------------------------------------------------------ plots
+    def plot(self, kind: str = "resid_fitted", **kwargs):
+        """Diagnostic plot (needs matplotlib): ``kind`` is ``"resid_fitted"``, ``"qq"``,
+        ``"scale_location"``, ``"caterpillar"``, ``"profile"`` or ``"group_fits"``, drawn by
+        the ``plot_<kind>`` function of :mod:`interlace.diagnostics.plots` with ``kwargs``.
+        Returns the matplotlib Figure."""
+        from ..diagnostics.plots import plot
+
+        return plot(self, kind, **kwargs)

@@ -72,29 +72,8 @@ class CLMMResult(MixedResultsBase):
 
     # ------------------------------------------------------------ likelihood
     @property
-    def llf(self) -> float:
-        return -0.5 * self.objective
-
-    @property
     def df_modelwc(self) -> int:
         return int(np.asarray(self.params).size + self.theta.size)
-
-    @property
-    def aic(self) -> float:
-        return -2 * self.llf + 2 * self.df_modelwc
-
-    @property
-    def bic(self) -> float:
-        return -2 * self.llf + np.log(self.nobs) * self.df_modelwc
-
-    @property
-    def nobs(self) -> int:
-        return int(self.model.nobs)
-
-    @property
-    def converged(self) -> bool:
-        return self.opt_summary.converged and not any(
-            m.startswith(("Model failed", "optimizer", "PIRLS", "unable")) for m in self.opt_summary.messages)
 
     _residual_variance = None
 

@@ -87,11 +87,6 @@ class GLMMResult(MixedResultsBase):
 
     # ------------------------------------------------------------ likelihood
     @property
-    def llf(self) -> float:
-        """Log-likelihood (Laplace or adaptive Gauss-Hermite approximation)."""
-        return -0.5 * self.objective
-
-    @property
     def deviance(self) -> float:
         """Conditional deviance Σ dᵢ(y, μ̂) at the modes (lme4's ``deviance`` for GLMMs)."""
         return float(np.sum(self.family.dev_resid(np.asarray(self.model.endog, float), self.state.mu,
@@ -107,18 +102,6 @@ class GLMMResult(MixedResultsBase):
         """Number of parameters: β, θ, and the dispersion or negative-binomial shape."""
         extra = 1 if (self.family.has_dispersion or self.family.name == "negative_binomial") else 0
         return len(self._names) + self.theta.size + extra
-
-    @property
-    def aic(self) -> float:
-        return -2 * self.llf + 2 * self.df_modelwc
-
-    @property
-    def bic(self) -> float:
-        return -2 * self.llf + np.log(self.nobs) * self.df_modelwc
-
-    @property
-    def nobs(self) -> int:
-        return int(self.model.nobs)
 
     # ------------------------------------------------------------ fitted values and residuals
     @property
@@ -172,11 +155,6 @@ class GLMMResult(MixedResultsBase):
             index = newdata.index
         out = eta if type == "link" else self.family.linkinv(eta)
         return pd.Series(out, index=index, name="predicted")
-
-    @property
-    def converged(self) -> bool:
-        return self.opt_summary.converged and not any(
-            m.startswith(("Model failed", "optimizer", "PIRLS", "unable")) for m in self.opt_summary.messages)
 
     def compare_lr_test(self, restricted):
         """Likelihood-ratio test against a nested GLMM (same data)."""

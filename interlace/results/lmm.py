@@ -87,11 +87,6 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
         return self.sol.objective if self.reml else None
 
     @property
-    def llf(self) -> float:
-        """Log-likelihood (the REML log-likelihood for REML fits, as lme4's ``logLik``)."""
-        return -0.5 * self.sol.objective
-
-    @property
     def deviance(self) -> float:
         """``-2 * llf``."""
         return self.sol.objective
@@ -100,20 +95,6 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
     def df_modelwc(self) -> int:
         """Number of estimated parameters: β, θ and σ."""
         return len(self._names) + self.theta.size + 1
-
-    @property
-    def aic(self) -> float:
-        """Akaike criterion ``-2 llf + 2 k`` (from the REML criterion for REML fits, as lme4)."""
-        return -2 * self.llf + 2 * self.df_modelwc
-
-    @property
-    def bic(self) -> float:
-        """Bayesian criterion ``-2 llf + log(n) k``."""
-        return -2 * self.llf + np.log(self.nobs) * self.df_modelwc
-
-    @property
-    def nobs(self) -> int:
-        return int(self.model.nobs)
 
     @property
     def fittedvalues(self) -> pd.Series:
