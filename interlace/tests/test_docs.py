@@ -56,6 +56,7 @@ PAGES = [
     "glmm.md",
     "clmm.md",
     "coxme.md",
+    "diagnostics.md",
 ]
 
 #: Pages linked from the docs that other contributors are writing.
