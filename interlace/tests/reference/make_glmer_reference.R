@@ -120,65 +120,7 @@ lme4_version <- packageDescription("lme4")$Version   # e.g. "1.1-31"
 ## ---------------------------------------------------------------------------
 ## CSV helpers (same conventions as make_lmer_reference.R)
 ## ---------------------------------------------------------------------------
-check_labels <- function(df) {
-  for (nm in names(df)) {
-    v <- df[[nm]]
-    if (is.factor(v) || is.character(v)) {
-      lab <- as.character(v)
-      if (any(grepl("[,\"\n]", lab[!is.na(lab)]))) stop("label with comma/quote in ", nm)
-      if (any(lab[!is.na(lab)] == "")) stop("empty label in ", nm)
-    }
-  }
-  invisible(TRUE)
-}
-
-## numeric columns that write.csv's 15 significant digits would not round-trip are
-## formatted with the shortest %.15g / %.16g / %.17g representation that does
-exact_numeric <- function(df) {
-  for (nm in names(df)) {
-    v <- df[[nm]]
-    if (is.double(v)) {
-      ok <- is.na(v) | as.numeric(as.character(v)) == v
-      if (!all(ok)) {
-        s <- ifelse(is.na(v), NA_character_, sprintf("%.15g", v))
-        for (dg in 16:17) {
-          bad <- !is.na(v) & as.numeric(s) != v
-          s[bad] <- sprintf(paste0("%.", dg, "g"), v[bad])
-        }
-        stopifnot(all(is.na(v) | as.numeric(s) == v))
-        df[[nm]] <- s
-      }
-    }
-  }
-  df
-}
-
-write_csv_plain <- function(df, path) {
-  check_labels(df)
-  df <- exact_numeric(df)
-  con <- if (grepl("\\.gz$", path)) gzfile(path, "w") else file(path, "w")
-  on.exit(close(con))
-  write.csv(df, con, row.names = FALSE, quote = FALSE, na = "")
-}
-
-read_csv_plain <- function(path) {
-  read.csv(path, stringsAsFactors = TRUE, na.strings = "")
-}
-
-## a real dataset must round-trip exactly through its CSV (values and labels)
-check_roundtrip <- function(df, path) {
-  back <- read.csv(path, stringsAsFactors = FALSE, na.strings = "",
-                   colClasses = "character")
-  stopifnot(identical(names(back), names(df)), nrow(back) == nrow(df))
-  for (nm in names(df)) {
-    v <- df[[nm]]
-    if (is.numeric(v)) {
-      if (!identical(as.numeric(back[[nm]]), as.numeric(v))) stop("numeric round-trip failed: ", path, " ", nm)
-    } else {
-      if (!identical(back[[nm]], as.character(v))) stop("label round-trip failed: ", path, " ", nm)
-    }
-  }
-}
+source("interlace/tests/reference/reference_helpers.R")
 
 ## ---------------------------------------------------------------------------
 ## 1. real datasets
@@ -231,8 +173,6 @@ if (length(add)) {
 ## ---------------------------------------------------------------------------
 ## 2. simulated datasets (written, then read back from CSV)
 ## ---------------------------------------------------------------------------
-r6 <- function(x) round(x, 6)
-lab <- function(prefix, i, width) sprintf(paste0("%s%0", width, "d"), prefix, i)
 ## each group index 1..ng at least once, remaining n - ng drawn at random
 all_groups <- function(ng, n, prob = NULL) sample(c(1:ng, sample(ng, n - ng, replace = TRUE, prob = prob)))
 
@@ -588,7 +528,6 @@ r_call_string <- function(cs) {
   paste0(s, ")")
 }
 
-vec <- function(x) I(unname(as.vector(x)))   # keep as JSON array even if length 1
 first10 <- function(x) vec(unname(x)[seq_len(min(10L, length(x)))])
 
 summary_rows <- list()

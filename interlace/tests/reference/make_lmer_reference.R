@@ -65,43 +65,7 @@ lme4_version <- packageDescription("lme4")$Version   # e.g. "1.1-31"
 ## ---------------------------------------------------------------------------
 ## CSV helpers
 ## ---------------------------------------------------------------------------
-check_labels <- function(df) {
-  for (nm in names(df)) {
-    v <- df[[nm]]
-    if (is.factor(v) || is.character(v)) {
-      lab <- as.character(v)
-      if (any(grepl("[,\"\n]", lab[!is.na(lab)]))) stop("label with comma/quote in ", nm)
-      if (any(lab[!is.na(lab)] == "")) stop("empty label in ", nm)
-    }
-  }
-  invisible(TRUE)
-}
-
-write_csv_plain <- function(df, path) {
-  check_labels(df)
-  con <- if (grepl("\\.gz$", path)) gzfile(path, "w") else file(path, "w")
-  on.exit(close(con))
-  write.csv(df, con, row.names = FALSE, quote = FALSE, na = "")
-}
-
-read_csv_plain <- function(path) {
-  read.csv(path, stringsAsFactors = TRUE, na.strings = "")
-}
-
-## a real dataset must round-trip exactly through its CSV (values and labels)
-check_roundtrip <- function(df, path) {
-  back <- read.csv(path, stringsAsFactors = FALSE, na.strings = "",
-                   colClasses = "character")
-  stopifnot(identical(names(back), names(df)), nrow(back) == nrow(df))
-  for (nm in names(df)) {
-    v <- df[[nm]]
-    if (is.numeric(v)) {
-      if (!identical(as.numeric(back[[nm]]), as.numeric(v))) stop("numeric round-trip failed: ", path, " ", nm)
-    } else {
-      if (!identical(back[[nm]], as.character(v))) stop("label round-trip failed: ", path, " ", nm)
-    }
-  }
-}
+source("interlace/tests/reference/reference_helpers.R")
 
 ## ---------------------------------------------------------------------------
 ## 1. real datasets
@@ -153,8 +117,6 @@ write_csv_plain(inst, file.path(bench_dir, "insteval.csv.gz"))
 ## ---------------------------------------------------------------------------
 ## 2. simulated datasets (written, then read back from CSV)
 ## ---------------------------------------------------------------------------
-r6 <- function(x) round(x, 6)
-lab <- function(prefix, i, width) sprintf(paste0("%s%0", width, "d"), prefix, i)
 
 ## 11: depth-3 nesting, labels repeat across parents
 set.seed(20240611)
@@ -378,7 +340,6 @@ r_call_string <- function(cs) {
   paste0(s, ")")
 }
 
-vec <- function(x) I(unname(as.vector(x)))   # keep as JSON array even if length 1
 
 summary_rows <- list()
 
