@@ -8,14 +8,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.stats as st
-from statsmodels.base.model import LikelihoodModelResults
+from statsmodels.base import wrapper as wrap
+from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrapper
 
 from ..design.fixed import new_matrix
 from ..errors import DataError
 from ..optimize import is_singular
 from .varcorr import GroupBlock, group_blocks, varcorr_frame
 
-__all__ = ["MixedResultsBase"]
+__all__ = ["MixedResultsBase", "MixedResultsWrapper"]
 
 
 class MixedResultsBase(LikelihoodModelResults):
@@ -309,3 +310,16 @@ class MixedResultsBase(LikelihoodModelResults):
         from ..diagnostics.plots import plot
 
         return plot(self, kind, **kwargs)
+
+
+class MixedResultsWrapper(LikelihoodResultsWrapper):
+    """statsmodels' results wrapper for the mixed-model results: labels ``params``,
+    ``bse``, … with the parameter names; ``print`` shows the summary. Subclasses add
+    a ``__repr__``."""
+
+    _attrs = {"params": "columns", "bse": "columns", "pvalues": "columns", "tvalues": "columns",
+              "normalized_cov_params": "cov"}
+    _wrap_attrs = wrap.union_dicts(_attrs)
+
+    def __str__(self) -> str:
+        return str(self._results)

@@ -5,13 +5,12 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 from statsmodels.base import wrapper as wrap
-from statsmodels.base.model import LikelihoodResultsWrapper
 from statsmodels.iolib.summary2 import Summary
 
 from ..errors import DataError
 from ..objective.coxme import CoxMEState
 from ..optimize import OptSummary
-from .base import MixedResultsBase
+from .base import MixedResultsBase, MixedResultsWrapper
 
 __all__ = ["CoxMEResult", "CoxMEResultWrapper", "coxme_summary"]
 
@@ -341,15 +340,8 @@ def coxme_summary(res: CoxMEResult, alpha: float = 0.05) -> Summary:
     return s
 
 
-class CoxMEResultWrapper(LikelihoodResultsWrapper):
+class CoxMEResultWrapper(MixedResultsWrapper):
     """Labels statsmodels' outputs with the fixed-effect names."""
-
-    _attrs = {"params": "columns", "bse": "columns", "pvalues": "columns", "tvalues": "columns",
-              "normalized_cov_params": "cov"}
-    _wrap_attrs = wrap.union_dicts(_attrs)
-
-    def __str__(self) -> str:
-        return str(self._results)
 
     def __repr__(self) -> str:
         r = self._results

@@ -4,11 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from statsmodels.base import wrapper as wrap
-from statsmodels.base.model import LikelihoodResultsWrapper
 
 from ..objective.glmm import PIRLSState
 from ..optimize import OptSummary
-from .base import MixedResultsBase
+from .base import MixedResultsBase, MixedResultsWrapper
 
 __all__ = ["GLMMResult", "GLMMResultWrapper"]
 
@@ -178,15 +177,8 @@ class _Sol:
         self.theta, self.b, self.u = theta, b, u
 
 
-class GLMMResultWrapper(LikelihoodResultsWrapper):
+class GLMMResultWrapper(MixedResultsWrapper):
     """Labels statsmodels' outputs with the fixed-effect names."""
-
-    _attrs = {"params": "columns", "bse": "columns", "pvalues": "columns", "tvalues": "columns",
-              "normalized_cov_params": "cov"}
-    _wrap_attrs = wrap.union_dicts(_attrs)
-
-    def __str__(self) -> str:
-        return str(self._results)
 
     def __repr__(self) -> str:
         r = self._results

@@ -5,13 +5,12 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 from statsmodels.base import wrapper as wrap
-from statsmodels.base.model import LikelihoodResultsWrapper
 
 from ..inference.ddf import FixedEffectsTests
 from ..design.fixed import new_matrix
 from ..objective.lmm import LMMSolution
 from ..optimize import OptSummary
-from .base import MixedResultsBase
+from .base import MixedResultsBase, MixedResultsWrapper
 
 __all__ = ["CrossedLMEResult", "CrossedLMEResultWrapper"]
 
@@ -342,15 +341,8 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
                                     progress=progress, use_u=use_u)
 
 
-class CrossedLMEResultWrapper(LikelihoodResultsWrapper):
+class CrossedLMEResultWrapper(MixedResultsWrapper):
     """Labels statsmodels' outputs (params, bse, …) with the fixed-effect names."""
-
-    _attrs = {"params": "columns", "bse": "columns", "pvalues": "columns", "tvalues": "columns",
-              "normalized_cov_params": "cov"}
-    _wrap_attrs = wrap.union_dicts(_attrs)
-
-    def __str__(self) -> str:
-        return str(self._results)
 
     def __setattr__(self, name, value) -> None:
         if name == "df_method":  # a setting of the results, not of the wrapper
