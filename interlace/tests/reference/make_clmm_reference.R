@@ -202,26 +202,7 @@ real_desc <- list(
 )
 real_rname <- c(wine = "wine", soup = "soup")
 
-readme_path <- file.path(real_dir, "README.md")
-readme_old <- if (file.exists(readme_path)) readLines(readme_path) else character()
-readme_new <- c("",
-                sprintf("Also written by `interlace/tests/reference/make_clmm_reference.R` (R %s.%s, ordinal %s), same conventions:",
-                        R.version$major, R.version$minor, ordinal_version),
-                "")
-for (nm in names(real)) {
-  path <- file.path(real_dir, paste0(nm, ".csv"))
-  write_csv_plain(real[[nm]], path)
-  check_roundtrip(real[[nm]], path)
-  readme_new <- c(readme_new, sprintf("- `%s.csv`: ordinal %s `%s`, %d rows. Columns: %s.",
-                                      nm, ordinal_version, real_rname[[nm]], nrow(real[[nm]]), real_desc[[nm]]))
-}
-## append only the lines not yet present (blank lines only if something is appended)
-add <- readme_new[readme_new != "" & !(readme_new %in% readme_old)]
-if (length(add)) {
-  hdr <- readme_new[2]
-  if (hdr %in% add) add <- c("", hdr, "", setdiff(add, hdr))
-  cat(paste0(add, "\n"), file = readme_path, append = TRUE, sep = "")
-}
+write_real_datasets(real, real_desc, real_rname, real_dir, "make_clmm_reference.R", "ordinal", ordinal_version)
 
 ## ---------------------------------------------------------------------------
 ## 2. simulated dataset (written, then read back from CSV)

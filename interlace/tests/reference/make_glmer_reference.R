@@ -149,26 +149,7 @@ real_desc <- list(
 )
 real_rname <- c(cbpp = "cbpp", grouseticks = "grouseticks", verbagg = "VerbAgg")
 
-readme_path <- file.path(real_dir, "README.md")
-readme_old <- if (file.exists(readme_path)) readLines(readme_path) else character()
-readme_new <- c("",
-                sprintf("Also written by `interlace/tests/reference/make_glmer_reference.R` (R %s.%s, lme4 %s), same conventions:",
-                        R.version$major, R.version$minor, lme4_version),
-                "")
-for (nm in names(real)) {
-  path <- file.path(real_dir, paste0(nm, ".csv"))
-  write_csv_plain(real[[nm]], path)
-  check_roundtrip(real[[nm]], path)
-  readme_new <- c(readme_new, sprintf("- `%s.csv`: lme4 %s `%s`, %d rows. Columns: %s.",
-                                      nm, lme4_version, real_rname[[nm]], nrow(real[[nm]]), real_desc[[nm]]))
-}
-## append only the lines not yet present (blank lines only if something is appended)
-add <- readme_new[readme_new != "" & !(readme_new %in% readme_old)]
-if (length(add)) {
-  hdr <- readme_new[2]
-  if (hdr %in% add) add <- c("", hdr, "", setdiff(add, hdr))
-  cat(paste0(add, "\n"), file = readme_path, append = TRUE, sep = "")
-}
+write_real_datasets(real, real_desc, real_rname, real_dir, "make_glmer_reference.R", "lme4", lme4_version)
 
 ## ---------------------------------------------------------------------------
 ## 2. simulated datasets (written, then read back from CSV)
@@ -598,23 +579,9 @@ for (cs in cases) {
     chk(eta10, predict(m_off, type = "link"))   # fitted-data eta includes the offset
   }
 
-  re <- ranef(m, condVar = TRUE)
-  ranef_out <- lapply(names(re), function(g) {
-    d <- re[[g]]
-    pv <- attr(d, "postVar")
-    if (is.null(pv)) pv <- attr(d, "condVar")
-    sds <- lapply(seq_along(d), function(k) vec(sqrt(pv[k, k, ])))
-    names(sds) <- names(d)
-    list(levels = vec(rownames(d)),
-         columns = setNames(lapply(names(d), function(cn) vec(d[[cn]])), names(d)),
-         condsd = sds)
-  })
-  names(ranef_out) <- names(re)
+  ranef_out <- ranef_json(m)
 
-  vc <- as.data.frame(VarCorr(m))
-  varcorr <- lapply(seq_len(nrow(vc)), function(i)
-    list(grp = vc$grp[i], var1 = vc$var1[i], var2 = vc$var2[i],
-         vcov = vc$vcov[i], sdcor = vc$sdcor[i]))
+  varcorr <- varcorr_json(m)
 
   fe <- fixef(m)
   hess_avail <- !is.null(h <- m@optinfo$derivs$Hessian) && nrow(h) > length(getME(m, "theta"))

@@ -385,30 +385,9 @@ for (cs in cases) {
               isTRUE(all.equal(unname(p_fe), unname(predict(m_off, newdata = nd, re.form = NA)), tolerance = 1e-7)))
   }
 
-  re <- ranef(m, condVar = TRUE)
-  ranef_out <- lapply(names(re), function(g) {
-    d <- re[[g]]
-    pv <- attr(d, "postVar")
-    if (is.null(pv)) pv <- attr(d, "condVar")
-    ## terms sharing a factor (e.g. (x || g)) give a list of arrays, one per term
-    if (is.list(pv)) {
-      sds <- unlist(lapply(pv, function(a) lapply(seq_len(dim(a)[1]), function(k) sqrt(a[k, k, ]))),
-                    recursive = FALSE)
-    } else {
-      sds <- lapply(seq_len(dim(pv)[1]), function(k) sqrt(pv[k, k, ]))
-    }
-    sds <- lapply(sds, vec)
-    names(sds) <- names(d)
-    list(levels = vec(rownames(d)),
-         columns = setNames(lapply(names(d), function(cn) vec(d[[cn]])), names(d)),
-         condsd = sds)
-  })
-  names(ranef_out) <- names(re)
+  ranef_out <- ranef_json(m)
 
-  vc <- as.data.frame(VarCorr(m))
-  varcorr <- lapply(seq_len(nrow(vc)), function(i)
-    list(grp = vc$grp[i], var1 = vc$var1[i], var2 = vc$var2[i],
-         vcov = vc$vcov[i], sdcor = vc$sdcor[i]))
+  varcorr <- varcorr_json(m)
 
   fe <- fixef(m)
   V <- as.matrix(vcov(m))
