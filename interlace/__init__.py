@@ -6,6 +6,7 @@ and :mod:`interlace.datasets`.
 from . import datasets
 from .errors import (ConvergenceWarning, DataError, FormulaError, InterlaceError, MissingDataWarning,
                      RankDeficiencyWarning, SingularFitWarning)
+from .correlation import AR1, CAR1, CompoundSymmetry, VarIdent
 from .fit import fit
 from .clmm import clmm
 from .coxme import coxme
@@ -18,6 +19,6 @@ from .results.lmm import CrossedLMEResult
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "glmer", "glmer_nb", "clmm", "coxme", "CLMM", "anova", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
+__all__ = ["fit", "AR1", "CAR1", "CompoundSymmetry", "VarIdent", "glmer", "glmer_nb", "clmm", "coxme", "CLMM", "anova", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
            "FormulaError", "InterlaceError", "MissingDataWarning", "RankDeficiencyWarning",
            "SingularFitWarning", "__version__"]

@@ -11,7 +11,7 @@ __all__ = ["fit"]
 def fit(formula: str, data: pd.DataFrame, groups=None, random=None, method: str = "REML",
         weights=None, offset=None, engine: str = "auto", optimizer: str = "bobyqa",
         start=None, check_conv: bool = True, maxiter: int | None = None,
-        df_method: str = "satterthwaite"):
+        df_method: str | None = None, correlation=None):
     """Fit a linear mixed model (lme4's ``lmer``).
 
     Parameters
@@ -29,6 +29,8 @@ def fit(formula: str, data: pd.DataFrame, groups=None, random=None, method: str 
     method : {"REML", "ML"}
     weights, offset : str or array-like, optional
         Prior weights and an offset (column names or vectors of ``len(data)``).
+        ``weights`` may instead be :class:`interlace.VarIdent` (a residual SD per
+        stratum, nlme's ``weights = varIdent(form = ~ 1 | g)``).
     engine : {"auto", "blocked", "cholmod"}
         Sparse Cholesky engine; all give the same estimates.
     optimizer : {"bobyqa", "L-BFGS-B", "Nelder-Mead", "Powell"}
@@ -38,12 +40,17 @@ def fit(formula: str, data: pd.DataFrame, groups=None, random=None, method: str 
         lme4's post-fit convergence and singularity checks (warnings).
     maxiter : int, optional
         Objective evaluation budget.
-    df_method : {"satterthwaite", "kenward-roger", "normal"}
+    df_method : {"satterthwaite", "kenward-roger", "containment", "normal"}, optional
         Denominator degrees of freedom of the fixed-effect t tests behind
         ``fe_df``, ``fe_pvalues``, ``fe_conf_int()``, the summary, ``anova()`` and
         ``contest()``: Satterthwaite (lmerTest's default), Kenward-Roger (pbkrtest;
-        REML fits only, with the adjusted covariance of β̂), or "normal" (Wald z).
-        statsmodels' ``pvalues`` and ``conf_int()`` stay Wald z.
+        REML fits only, with the adjusted covariance of β̂), "containment" (nlme's;
+        the default with a ``correlation`` or ``VarIdent`` structure), or "normal"
+        (Wald z).  statsmodels' ``pvalues`` and ``conf_int()`` stay Wald z.
+    correlation : AR1, CAR1 or CompoundSymmetry, optional
+        Residual correlation within groups (nlme's ``correlation=``): e.g.
+        ``interlace.AR1(time="visit", group="subject")``.  With a correlation or
+        ``VarIdent`` structure the random-effects terms may be omitted (nlme's ``gls``).
 
     Returns
     -------
@@ -59,5 +66,6 @@ def fit(formula: str, data: pd.DataFrame, groups=None, random=None, method: str 
     """
     reml = parse_method(method)
     model = CrossedLME.from_formula(formula, data, groups=groups, random=random, reml=reml,
-                                    weights=weights, offset=offset, engine=engine, df_method=df_method)
+                                    weights=weights, offset=offset, engine=engine, df_method=df_method,
+                                    correlation=correlation)
     return model.fit(start_params=start, method=optimizer, maxiter=maxiter, check_conv=check_conv)

@@ -113,6 +113,7 @@ def build_frame(
     weights=None,
     offset=None,
     warn: bool = True,
+    extra: list[str] | tuple[str, ...] = (),
 ) -> ModelFrame:
     """Select the used columns of ``data`` and drop incomplete rows.
 
@@ -126,6 +127,9 @@ def build_frame(
         A column name or a vector of the data's length.
     warn : bool
         Issue a :class:`MissingDataWarning` when rows are dropped.
+    extra : list of str
+        Further columns to keep (and to drop incomplete rows on), e.g. the time and
+        group columns of a residual correlation structure.
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
@@ -139,6 +143,11 @@ def build_frame(
                 raise DataError(f"grouping column {g!r} of term {spec.source!r} is not in the data")
             if g not in cols:
                 cols.append(g)
+    for c in extra:
+        if c not in data.columns:
+            raise DataError(f"column {c!r} of the residual structure is not in the data")
+        if c not in cols:
+            cols.append(c)
     frame = data.loc[:, cols].copy()
     _attach(frame, data, weights, "weights", WEIGHTS_COL)
     _attach(frame, data, offset, "offset", OFFSET_COL)

@@ -198,9 +198,13 @@ class RandomEffects:
     terms : list of RandomEffectsTerm
         In the order the user wrote them; stored reordered by decreasing ``nlevels``
         (stable), as lme4 does.
+    n : int, optional
+        Number of rows; needed only when ``terms`` is empty.
     """
 
-    def __init__(self, terms: list[RandomEffectsTerm]) -> None:
+    def __init__(self, terms: list[RandomEffectsTerm], n: int | None = None) -> None:
+        #: number of rows (given explicitly for a model without terms)
+        self.n = terms[0].X.shape[0] if terms else int(n or 0)
         self.user_order = list(terms)
         self.terms = sorted(terms, key=lambda t: -t.nlevels)
         qs = [t.q for t in self.terms]
@@ -222,11 +226,11 @@ class RandomEffects:
 
     @property
     def theta0(self) -> np.ndarray:
-        return np.concatenate([t.cov.theta0 for t in self.terms])
+        return np.concatenate([np.zeros(0)] + [t.cov.theta0 for t in self.terms])
 
     @property
     def lower(self) -> np.ndarray:
-        return np.concatenate([t.cov.lower for t in self.terms])
+        return np.concatenate([np.zeros(0)] + [t.cov.lower for t in self.terms])
 
     def templates(self, theta: np.ndarray) -> list[np.ndarray]:
         """Per-term lower-triangular templates ``T_k``."""
@@ -235,13 +239,12 @@ class RandomEffects:
     def Z(self, first: int = 0, last: int | None = None) -> sp.csc_matrix:
         """Horizontal stack of the terms' Z blocks ``first:last``."""
         blocks = [t.Z() for t in self.terms[first:last]]
-        n = self.terms[0].X.shape[0]
         if not blocks:
-            return sp.csc_matrix((n, 0))
+            return sp.csc_matrix((self.n, 0))
         return sp.hstack(blocks, format="csc")
 
     def _build_lambda_pattern(self) -> None:
-        rows, cols, lind = [], [], []
+        rows, cols, lind = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
         for k, t in enumerate(self.terms):
             L = np.arange(t.nlevels)[:, None] * t.p
             rows.append((self.col_offsets[k] + L + t.cov.rows).ravel())
@@ -272,13 +275,14 @@ class RandomEffects:
                 for k, t in enumerate(self.terms)]
 
 
-def build_random_effects(specs: list[RandomTermSpec], data: pd.DataFrame, check_nobs: bool = True
-                         ) -> RandomEffects:
+def build_random_effects(specs: list[RandomTermSpec], data: pd.DataFrame, check_nobs: bool = True,
+                         allow_empty: bool = False) -> RandomEffects:
     """Build every term of ``specs`` on the complete-case ``data``.
 
     ``check_nobs`` refuses terms with as many levels (or random effects) as rows,
     as lmer does; GLMMs skip it (observation-level random effects), as glmer does.
+    ``allow_empty`` accepts no terms (a residual-structure-only model, nlme's ``gls``).
     """
-    if not specs:
+    if not specs and not allow_empty:
         raise DataError("a mixed model needs at least one random-effects term (use groups= or random=)")
-    return RandomEffects([_make_term(s, data, check_nobs=check_nobs) for s in specs])
+    return RandomEffects([_make_term(s, data, check_nobs=check_nobs) for s in specs], n=len(data))

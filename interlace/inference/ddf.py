@@ -8,6 +8,8 @@ comes from ``df_method`` (set by ``interlace.fit(df_method=...)``):
 * ``"satterthwaite"`` (default): :mod:`interlace.inference.satterthwaite`;
 * ``"kenward-roger"``: :mod:`interlace.inference.kenward_roger` (REML fits only); the
   t tests then use the Kenward-Roger adjusted standard errors, as lmerTest does;
+* ``"containment"``: nlme's containment df (:mod:`interlace.inference.containment`), the
+  default for models with a residual correlation or variance structure;
 * ``"normal"``: Wald z tests (infinite df), interlace's behaviour before df methods.
 """
 from __future__ import annotations
@@ -21,18 +23,21 @@ from .satterthwaite import FTest, TTest
 
 __all__ = ["DF_METHODS", "FixedEffectsTests", "parse_df_method"]
 
-DF_METHODS = ("satterthwaite", "kenward-roger", "normal")
+DF_METHODS = ("satterthwaite", "kenward-roger", "containment", "normal")
 _ALIASES = {"satterthwaite": "satterthwaite", "satt": "satterthwaite",
             "kenward-roger": "kenward-roger", "kenwardroger": "kenward-roger", "kr": "kenward-roger",
+            "containment": "containment", "nlme": "containment", "inner-outer": "containment",
             "normal": "normal", "wald": "normal", "z": "normal"}
-_LABEL = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger", "normal": "normal (Wald z)"}
+_LABEL = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger",
+          "containment": "containment (nlme)", "normal": "normal (Wald z)"}
 
 
 def parse_df_method(method) -> str:
-    """``"satterthwaite"`` / ``"kenward-roger"`` / ``"normal"`` (any case; ``_`` or space for ``-``)."""
+    """``"satterthwaite"`` / ``"kenward-roger"`` / ``"containment"`` / ``"normal"`` (any case; ``_`` or space for ``-``)."""
     key = str(method).strip().lower().replace("_", "-").replace(" ", "-")
     if key not in _ALIASES:
-        raise InterlaceError(f"df_method must be 'satterthwaite', 'kenward-roger' or 'normal', got {method!r}")
+        raise InterlaceError("df_method must be 'satterthwaite', 'kenward-roger', 'containment' or 'normal', "
+                             f"got {method!r}")
     return _ALIASES[key]
 
 
@@ -87,6 +92,10 @@ class FixedEffectsTests:
         if method not in cache:
             if method == "normal":
                 cache[method] = _NormalTests(self)
+            elif method == "containment":
+                from .containment import ContainmentTests
+
+                cache[method] = ContainmentTests(self)
             elif method == "kenward-roger":
                 from .kenward_roger import KenwardRoger
 
@@ -256,5 +265,6 @@ class FixedEffectsTests:
         for name, L in Ls.items():
             rows[name] = eng.contest_md(L) if L.shape[0] else FTest(np.nan, 0, np.nan, np.nan, np.nan)
         how = {"satterthwaite": "Satterthwaite's method", "kenward-roger": "Kenward-Roger's method",
+               "containment": "containment (nlme) df",
                "normal": "Wald chi-square / NumDF (DenDF = inf)"}[method]
         return ftest_frame(rows, f"Type {tname} Analysis of Variance Table with {how}")

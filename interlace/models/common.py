@@ -30,5 +30,6 @@ def blas_limits(re: RandomEffects, blas_threads: int | None):
     factorizations, badly so on a busy machine).
     """
     if blas_threads is None:
-        blas_threads = 1 if re.q - re.terms[0].q <= BLOCKED_DENSE_LIMIT else None
+        q2 = re.q - re.terms[0].q if re.terms else 0
+        blas_threads = 1 if q2 <= BLOCKED_DENSE_LIMIT else None
     return threadpool_limits(limits=blas_threads, user_api="blas")

@@ -52,15 +52,31 @@ class CrossedLME(LikelihoodModel):
         REML (default) or maximum likelihood.
     engine : {"auto", "blocked", "cholmod"}
         Sparse Cholesky engine.
-    df_method : {"satterthwaite", "kenward-roger", "normal"}
-        Denominator degrees of freedom of the fixed-effect t and F tests of the results.
+    df_method : {"satterthwaite", "kenward-roger", "containment", "normal"}, optional
+        Denominator degrees of freedom of the fixed-effect t and F tests of the results
+        (default Satterthwaite; nlme's containment rule with a residual structure).
+    residual : ResidualModel, optional
+        Bound residual correlation/variance structure (see :mod:`interlace.correlation`).
     """
 
     def __init__(self, endog, exog, random_effects: RandomEffects, weights=None, offset=None,
-                 reml: bool = True, engine: str = "auto", df_method: str = "satterthwaite", **kwargs) -> None:
+                 reml: bool = True, engine: str = "auto", df_method: str | None = None, **kwargs) -> None:
         from ..inference.ddf import parse_df_method
 
+        #: residual correlation/variance structure (:class:`~interlace.correlation.ResidualModel`) or None
+        self.residual = kwargs.pop("residual", None)
+        self.correlation = kwargs.pop("correlation", None)
+        self.variance = kwargs.pop("variance", None)
+        if df_method is None:
+            df_method = "satterthwaite"
+            if self.residual is not None:
+                from ..inference.containment import nested_levels
+
+                df_method = "containment" if nested_levels(random_effects) is not None else "normal"
         self.df_method = parse_df_method(df_method)
+        if self.residual is not None and self.df_method in ("satterthwaite", "kenward-roger"):
+            raise InterlaceError(f"df_method={df_method!r} is not available with a residual correlation or "
+                                 "variance structure: use 'containment' (nlme's default) or 'normal'")
         if self.df_method == "kenward-roger" and not reml:
             raise InterlaceError("Kenward-Roger's method is only available for REML fits (as in lmerTest): "
                                  "use method='REML' or df_method='satterthwaite'")
@@ -85,7 +101,7 @@ class CrossedLME(LikelihoodModel):
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, groups=None, random=None, reml: bool = True,
                      weights=None, offset=None, engine: str = "auto", subset=None, drop_cols=None,
-                     *args, df_method: str = "satterthwaite", **kwargs) -> "CrossedLME":
+                     *args, df_method: str | None = None, correlation=None, **kwargs) -> "CrossedLME":
         """Build the model from an lme4-style formula.
 
         Parameters
@@ -99,22 +115,34 @@ class CrossedLME(LikelihoodModel):
             lme4 random-effects terms.
         reml : bool
         weights, offset : str or array-like, optional
-            Column names or vectors aligned with ``data``.
+            Column names or vectors aligned with ``data``; ``weights`` may also be an
+            :class:`interlace.VarIdent` variance structure (nlme's ``weights = varIdent(...)``).
         engine : {"auto", "blocked", "cholmod"}
         subset : array-like of bool, optional
             Rows of ``data`` to use.
-        df_method : {"satterthwaite", "kenward-roger", "normal"}
+        df_method : {"satterthwaite", "kenward-roger", "containment", "normal"}, optional
             Degrees of freedom for the fixed-effect tests (see :func:`interlace.fit`).
+        correlation : AR1, CAR1 or CompoundSymmetry, optional
+            Residual correlation within groups (see :mod:`interlace.correlation`).
         """
+        from ..correlation import VarIdent, bind_residual, structure_columns
+
+        variance = None
+        if isinstance(weights, VarIdent):
+            variance, weights = weights, None
+        extra = structure_columns(correlation, variance)
         data = select_rows(data, subset)
         fixed, specs = model_terms(formula, groups, random)
-        frame = build_frame(data, fixed, specs, weights=weights, offset=offset)
+        frame = build_frame(data, fixed, specs, weights=weights, offset=offset, extra=extra)
         fx = build_fixed(fixed, frame.data)
-        re = build_random_effects(specs, frame.data)
+        re = build_random_effects(specs, frame.data, allow_empty=bool(extra) or variance is not None
+                                  or correlation is not None)
+        residual = bind_residual(correlation, variance, frame.data, re)
         endog = pd.Series(fx.y, index=frame.data.index, name=fx.response)
         exog = pd.DataFrame(fx.X, index=frame.data.index, columns=fx.names)
         mod = cls(endog, exog, re, weights=frame.weights, offset=frame.offset, reml=reml, engine=engine,
-                  frame=frame, fixed_design=fx, formula=formula, df_method=df_method)
+                  frame=frame, fixed_design=fx, formula=formula, df_method=df_method,
+                  residual=residual, correlation=correlation, variance=variance)
         mod.data.frame = data
         mod.specs = specs
         mod.groups_arg = groups
@@ -133,7 +161,8 @@ class CrossedLME(LikelihoodModel):
         mod = type(self)(self.data.orig_endog, self.data.orig_exog, self.random_effects_structure,
                          weights=self.weights, offset=self.offset, reml=reml, engine=self.engine,
                          frame=self._frame, fixed_design=self._fixed, formula=self.formula,
-                         df_method=df_method)
+                         df_method=df_method, residual=self.residual, correlation=self.correlation,
+                         variance=self.variance)
         for attr in ("specs", "groups_arg", "offset_arg"):
             if hasattr(self, attr):
                 setattr(mod, attr, getattr(self, attr))
@@ -143,6 +172,14 @@ class CrossedLME(LikelihoodModel):
     # ---------------------------------------------------------------- objective
     def deviance_function(self) -> LMMDeviance:
         """The criterion of θ (profiled deviance for ML, REML criterion for REML)."""
+        if self._deviance is None and self.residual is not None:
+            from ..objective import CorrelatedLMMDeviance
+
+            y = np.asarray(self.endog, float)
+            if self.offset is not None:
+                y = y - self.offset
+            self._deviance = CorrelatedLMMDeviance(self.random_effects_structure, np.asarray(self.exog, float),
+                                                   y, self.weights, self.reml, self.residual, self.engine)
         if self._deviance is None:
             pls = make_pls(self.random_effects_structure, np.asarray(self.exog, float), self.engine)
             y = np.asarray(self.endog, float)
@@ -201,10 +238,10 @@ class CrossedLME(LikelihoodModel):
 
         dev = self.deviance_function()
         re = self.random_effects_structure
-        x0 = re.theta0 if start_params is None else np.asarray(start_params, float)
-        opt = minimize(dev, x0, re.lower, optimizer=method, maxfun=maxiter, options=optimizer_options)
+        x0 = dev.theta0 if start_params is None else np.asarray(start_params, float)
+        opt = minimize(dev, x0, dev.lower, optimizer=method, maxfun=maxiter, options=optimizer_options)
         if check_conv:
-            opt.messages = check_convergence(dev, opt.x, re.lower, opt.converged, opt.message)
+            opt.messages = check_convergence(dev, opt.x, dev.lower, opt.converged, opt.message)
         sol = dev.solution(opt.x)
         res = CrossedLMEResult(self, sol, opt)
         return CrossedLMEResultWrapper(res)

@@ -32,6 +32,8 @@ class LMMSolution:
     pwrss, ldL2, ldRX2 : float
     RX : ndarray (p, p)
         Lower factor with ``RX RXᵀ = XᵀV⁻¹X · σ²``; ``cov(β) = σ² (RX RXᵀ)⁻¹``.
+    psi : ndarray or None
+        Residual-structure parameters (nlme's unconstrained scale), if the model has one.
     """
 
     theta: np.ndarray
@@ -44,6 +46,7 @@ class LMMSolution:
     ldL2: float
     ldRX2: float
     RX: np.ndarray
+    psi: np.ndarray | None = None
 
 
 class LMMDeviance:
@@ -67,6 +70,19 @@ class LMMDeviance:
         pls.set_data(y, weights)
         self.ldW = float(np.sum(np.log(weights))) if weights is not None else 0.0
         self.n_evals = 0
+
+    @property
+    def theta0(self) -> np.ndarray:
+        """Default starting parameters."""
+        return self.pls.re.theta0
+
+    @property
+    def lower(self) -> np.ndarray:
+        """Lower bounds of the parameters."""
+        return self.pls.re.lower
+
+    def prepare(self, sol: LMMSolution) -> None:
+        """Make the PLS system ready to be factored at ``sol.theta`` (nothing to do here)."""
 
     @property
     def dof(self) -> int:

@@ -58,12 +58,56 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
 
     def _draw_response(self, mu, rng):
         w = self.model.weights if self.model.weights is not None else 1.0
-        return mu + self.sigma * rng.standard_normal(mu.size) / np.sqrt(w)
+        z = rng.standard_normal(mu.size)
+        if self.model.residual is not None:
+            z = self.model.residual.color(z, self.sol.psi)
+        return mu + self.sigma * z / np.sqrt(w)
 
     def _factored_pls(self):
         dev = self.model.deviance_function()
+        dev.prepare(self.sol)
         dev.pls.factor(self.theta)
         return dev.pls
+
+    # ------------------------------------------------------------ residual structure
+    def _no_residual_structure(self, what: str) -> None:
+        if self.model.residual is not None:
+            from ..errors import InterlaceError
+
+            raise InterlaceError(f"{what} is not available for models with a residual correlation or variance "
+                                 "structure; see residual_conf_int() and fe_conf_int()")
+
+    @property
+    def residual_params(self) -> pd.Series:
+        """Residual-structure parameters on their natural scale (nlme's ``coef(corStruct/varStruct)``).
+
+        AR(1)/CAR(1): ``Phi``; compound symmetry: ``Rho``; VarIdent: the SD ratio of
+        each non-reference stratum.  Empty without a structure.
+        """
+        res = self.model.residual
+        if res is None:
+            return pd.Series([], dtype=float, name="residual_params")
+        return pd.Series(np.concatenate(res.natural(self.sol.psi)), index=res.names(), name="residual_params")
+
+    def residual_conf_int(self, level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals for the residual-structure parameters, as nlme's ``intervals``.
+
+        Normal intervals on nlme's unconstrained scale (AR(1): log((1+φ)/(1−φ)); CAR(1):
+        log(φ/(1−φ)); compound symmetry: log((ρ + 1/(m−1))/(1−ρ)); VarIdent: log ratio),
+        mapped back; the variance is the ψ block of the inverse Hessian of the
+        (RE)ML criterion in all parameters (σ profiled out, which leaves that block unchanged).
+
+        Returns
+        -------
+        DataFrame
+            ``lower``, ``est.``, ``upper`` per parameter.
+        """
+        res = self.model.residual
+        if res is None:
+            return pd.DataFrame(columns=["lower", "est.", "upper"], dtype=float)
+        from ..inference.residual_structure import residual_wald_intervals
+
+        return residual_wald_intervals(self, level)
 
     @property
     def _residual_variance(self) -> float:
@@ -92,8 +136,9 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
 
     @property
     def df_modelwc(self) -> int:
-        """Number of estimated parameters: β, θ and σ."""
-        return len(self._names) + self.theta.size + 1
+        """Number of estimated parameters: β, θ, the residual-structure parameters and σ."""
+        n_psi = 0 if self.sol.psi is None else self.sol.psi.size
+        return len(self._names) + self.theta.size + n_psi + 1
 
     @property
     def fittedvalues(self) -> pd.Series:
@@ -228,11 +273,18 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
         progress : bool
             Show a tqdm progress bar.
         """
+        from ..errors import InterlaceError
         from ..inference.bootstrap import cluster_bootstrap_se
 
-        spec = self.model.specs[0]
+        if self.model.specs:
+            group = self.model.specs[0].group
+        elif self.model.residual is not None and self.model.residual.correlation is not None \
+                and self.model.residual.correlation.spec.group is not None:
+            group = (self.model.residual.correlation.spec.group,)
+        else:
+            raise InterlaceError("bootstrap_se resamples whole groups: this model has no grouping column")
         frame = self.model._frame.data
-        return cluster_bootstrap_se(frame, spec.group, column or self.model.endog_names, statistic,
+        return cluster_bootstrap_se(frame, group, column or self.model.endog_names, statistic,
                                     n_bootstrap, seed, progress)
 
     # ------------------------------------------------------------ intervals for every parameter
@@ -266,6 +318,7 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
         """
         from ..inference.profile import profile_lmm
 
+        self._no_residual_structure("profile()")
         return profile_lmm(self, parm=parm, alphamax=alphamax, maxpts=maxpts, delta_cutoff=delta_cutoff,
                            old_names=old_names, progress=progress)
 
@@ -300,6 +353,8 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
         """
         from ..inference.profile import lmm_conf_int
 
+        if str(method).lower() != "wald":
+            self._no_residual_structure(f"conf_int_all(method={method!r})")
         return lmm_conf_int(self, method=method, level=level, parm=parm, n_boot=n_boot, seed=seed,
                             old_names=old_names, boot_method=boot_method, n_jobs=n_jobs, progress=progress)
 
@@ -337,6 +392,7 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
         """
         from ..inference.parametric_bootstrap import parametric_bootstrap
 
+        self._no_residual_structure("bootstrap()")
         return parametric_bootstrap(self, n=n, seed=seed, statistic=statistic, kind=kind, n_jobs=n_jobs,
                                     progress=progress, use_u=use_u)
 

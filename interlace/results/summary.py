@@ -27,6 +27,27 @@ def random_effects_table(res) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Groups", "Name", "Variance", "Std.Dev.", "Corr"])
 
 
+def residual_structure_table(res) -> pd.DataFrame | None:
+    """Structure / Group / Parameter / Estimate / 95% interval rows of a residual structure (None without one)."""
+    model = res.model
+    if getattr(model, "residual", None) is None:
+        return None
+    ci = res.residual_conf_int()
+    rows = []
+    for part in model.residual.parts:
+        spec = part.spec
+        within = getattr(spec, "by", None) or getattr(spec, "group", None) or "(all rows)"
+        how = f"{spec.name} ({spec.r_name})"
+        if getattr(spec, "time", None):
+            how += f", time {spec.time}"
+        for name in part.param_names:
+            key = f"{spec.r_name}: {name}"
+            r = ci.loc[key]
+            rows.append((how, within, name, f"{r['est.']:.4g}", f"[{r['lower']:.4g}, {r['upper']:.4g}]"))
+    return pd.DataFrame(rows, columns=["Residual structure", "Within / by", "Parameter", "Estimate",
+                                       "95% Wald interval"])
+
+
 def lmm_summary(res, alpha: float = 0.05) -> Summary:
     """Build the summary of a :class:`~interlace.results.lmm.CrossedLMEResult`."""
     s = Summary()
@@ -53,6 +74,9 @@ def lmm_summary(res, alpha: float = 0.05) -> Summary:
     s.add_df(pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"], index=["Scaled residuals"]),
              float_format="%.4f")
     s.add_df(random_effects_table(res), index=False)
+    structure = residual_structure_table(res)
+    if structure is not None:
+        s.add_df(structure, index=False)
     notes = [_add_lmm_fixed_effects(s, res, alpha)]
     notes += list(res.opt_summary.messages)
     s.add_text("\n".join(notes))
@@ -65,6 +89,8 @@ _LMM_FE_NOTES = {
     "kenward-roger": "Fixed effects: t tests with Kenward-Roger degrees of freedom and adjusted "
                      "standard errors (lmerTest's summary(m, ddf = \"Kenward-Roger\")); intervals use "
                      "the same t quantiles.",
+    "containment": "Fixed effects: t tests with nlme's containment degrees of freedom; intervals use "
+                   "the same t quantiles.",
     "normal": "p-values and intervals for fixed effects: Wald z (normal approximation).",
 }
 
@@ -77,7 +103,7 @@ def _add_lmm_fixed_effects(s: Summary, res, alpha: float) -> str:
         return _LMM_FE_NOTES[method]
     tab = res._fe_tests()
     ci = res.fe_conf_int(alpha)
-    label = {"satterthwaite": "df Satt.", "kenward-roger": "df KR"}[method]
+    label = {"satterthwaite": "df Satt.", "kenward-roger": "df KR", "containment": "df"}[method]
     fe = pd.DataFrame({
         "Coef.": tab["Estimate"], "Std.Err.": tab["Std. Error"], label: tab["df"],
         "t": tab["t value"], "P>|t|": tab["Pr(>|t|)"],

@@ -77,6 +77,11 @@
 ##     random effects, plus "fitted_fixed" = level 0); "residuals" likewise;
 ##   * "intervals" = intervals(m, which = "var-cov") (lower, est, upper) for every
 ##     component it reports; if it errors, "intervals$error" holds the message;
+##   * "intervals_relstep_1e4" = the same from a refit with control .relStep = 1e-4:
+##     nlme's default finite-difference step (eps^(1/3) times the parameter, fdHess)
+##     is too small for parameters near 0 (gls_cs: lower bound 0.2242 at the default,
+##     0.2355 at 1e-4, 0.2369 at 1e-3, where the quadratic fit's error grows again);
+##     the Python tests compare to this one;
 ##   * "anova_vs_independent" (lme_ar1, lme_ar1_ml): anova(m0, m1), m0 = same model
 ##     with no correlation structure (same method).
 ##   * "model_struct_unconstrained" = coef(m$modelStruct) (nlme's optimisation
@@ -406,6 +411,8 @@ for (cs in cases) {
     model_struct_unconstrained = list(names = vec(names(coef(m$modelStruct))),
                                       values = vec(coef(m$modelStruct))),
     intervals = interval_block(m),
+    intervals_relstep_1e4 = interval_block(fit_call(cs$call, d,
+      make_ctrl(cs$fun, c(ft$control_args, list(.relStep = 1e-4)), ft$optimizer), method)$value),
     anova_vs_independent = if (!is.null(cs$null_call)) {
       m0 <- fit_tight(cs, cs$null_call, d, method)$model
       anova_block(m0, m)

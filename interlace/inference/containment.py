@@ -1,0 +1,113 @@
+"""nlme's "containment" denominator degrees of freedom for fixed-effect tests.
+
+nlme (Pinheiro & Bates 2000, §2.4.2) splits the N observations into strata: the
+levels of the nested grouping factors, outermost first, then the residual
+stratum.  Stratum k starts with ``m_k − m_{k−1}`` degrees of freedom (``m_k`` the
+number of groups at level k, ``m_0 = 0``; the residual stratum ``N − m_Q``).  A
+fixed-effect column belongs to the innermost stratum within whose groups it
+varies (a column varying within the groups of level k belongs to stratum k + 1;
+the residual stratum for columns varying within the innermost groups); each
+stratum loses one df per column it holds, the outermost one more for the
+intercept, which gets the largest df of all.  Without random effects (``gls``)
+every column has ``N − p``.
+
+Covariances and t statistics are the usual plug-in ones; only the reference t
+distribution changes.  An F test of several contrasts uses the df of the
+innermost stratum among the columns the contrasts involve.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.stats as st
+
+from ..errors import InterlaceError
+from .satterthwaite import FTest, TTest
+
+__all__ = ["ContainmentTests", "containment_df", "nested_levels"]
+
+
+def nested_levels(re) -> list[np.ndarray] | None:
+    """Level codes of the distinct grouping factors, outermost first, or None when they are not nested."""
+    groups: list[np.ndarray] = []
+    for t in sorted(re.terms, key=lambda t: t.nlevels):
+        if any(len(g) == len(t.codes) and pd.Series(t.codes).groupby(g).nunique().max() <= 1
+               and pd.Series(g).groupby(t.codes).nunique().max() <= 1 for g in groups):
+            continue  # the same grouping as an earlier term
+        groups.append(t.codes)
+    for outer, inner in zip(groups[:-1], groups[1:]):
+        if pd.Series(outer).groupby(inner).nunique().max() > 1:
+            return None
+    return groups
+
+
+def _varies_within(x: np.ndarray, codes: np.ndarray, tol: float = np.sqrt(np.finfo(float).eps)) -> bool:
+    """nlme's test: some group in which ``x`` is not (relatively) constant."""
+    first = pd.Series(x).groupby(codes).transform("first").to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dev = np.where(first == 0, np.abs(x), np.abs(x / first - 1.0))
+    return bool(np.any(dev >= tol))
+
+
+def containment_df(X: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """Per column of X, nlme's containment df (see module docstring)."""
+    X = np.asarray(X, float)
+    n, p = X.shape
+    m = [len(np.unique(g)) for g in groups]
+    df = np.array([float(v) for v in np.diff([0] + m + [n])])  # strata: levels..., residual
+    const = np.array([_varies_within(X[:, j], np.zeros(n, np.int64)) is False for j in range(p)])
+    stratum = np.zeros(p, dtype=np.int64)
+    for j in np.flatnonzero(~const):
+        k = 0
+        for i, g in enumerate(groups):
+            if _varies_within(X[:, j], g):
+                k = i + 1
+        stratum[j] = k if groups else 0
+    for j in np.flatnonzero(~const):
+        df[stratum[j]] -= 1
+    if const.any():
+        df[0] -= 1
+    else:
+        df[1:] += 1
+    out = df[stratum]
+    out[const] = df.max()
+    return out
+
+
+class ContainmentTests:
+    """t and F tests with containment df (the interface of the other df engines)."""
+
+    def __init__(self, result) -> None:
+        self.beta = np.asarray(result.params, float)
+        self.vcov_beta = np.asarray(result.cov_params(), float)
+        self.sigma = float(np.sqrt(result.scale))
+        re = result.model.random_effects_structure
+        groups = nested_levels(re)
+        if groups is None:
+            raise InterlaceError("the containment df need nested random-effects groupings; these are crossed: "
+                                 "use df_method='normal'")
+        self.df = containment_df(np.asarray(result.model.exog, float), groups)
+
+    def _ddf(self, L: np.ndarray) -> float:
+        used = np.any(np.abs(np.atleast_2d(L)) > 0, axis=0)
+        return float(self.df[used].min()) if used.any() else float(self.df.max())
+
+    def contest1d(self, L, rhs: float = 0.0) -> TTest:
+        L = np.asarray(L, float).ravel()
+        est = float(L @ self.beta)
+        se = float(np.sqrt(L @ self.vcov_beta @ L))
+        t = (est - rhs) / se
+        df = self._ddf(L)
+        return TTest(est, se, df, t, float(2 * st.t.sf(abs(t), df)))
+
+    def contest_md(self, L, rhs=0.0) -> FTest:
+        L = np.atleast_2d(np.asarray(L, float))
+        rhs = np.broadcast_to(np.asarray(rhs, float), (L.shape[0],))
+        d = L @ self.beta - rhs
+        V = L @ self.vcov_beta @ L.T
+        q = int(np.linalg.matrix_rank(V))
+        if q == 0:
+            return FTest(np.nan, 0, np.nan, np.nan, np.nan)
+        F = float(d @ np.linalg.pinv(V) @ d) / q
+        ddf = self._ddf(L)
+        return FTest(F, q, ddf, float(st.f.sf(F, q, ddf)), F * self.sigma ** 2)

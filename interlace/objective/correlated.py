@@ -1,0 +1,128 @@
+"""LMM criterion with a residual correlation/variance structure ``Cov(ε) = σ² R(ψ)``.
+
+With a whitening transform A (``AᵀA = R⁻¹``, :mod:`interlace.correlation.whitening`)
+the model ``Ay = AXβ + AZb + Aε`` has independent residuals.  A acts within
+correlation groups, and each group lies in one level of every random-effects
+term, so AZ keeps Z's pattern: each term's model matrix is replaced by its
+whitened rows.  For parameters (θ, ψ) the criterion is the LMM criterion of the
+whitened data plus ``log|R(ψ)|`` (the Jacobian of A), exactly as prior weights
+add ``−Σ log w``:
+
+* ML:   ``ldL2 + n (1 + log(2π r²/n)) + log|R| − Σ log w``
+* REML: the same with ``n − p`` and ``+ ldRX2``
+
+which is nlme's ``lme``/``gls`` (RE)ML criterion (its REML log-likelihood keeps
+the ``−½ log|XᵀV⁻¹X|`` term, as lme4's).  The whitened PLS system is rebuilt when
+ψ changes (O(n) work), so models with a structure cost more per evaluation than
+those without; β and the random effects come out at the end as usual.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..correlation import ResidualModel
+from ..design.terms import RandomEffects
+from ..linalg import make_pls
+from ..linalg.fixed_only import FixedOnlyPLS
+from .lmm import LMMDeviance, LMMSolution
+
+__all__ = ["CorrelatedLMMDeviance"]
+
+
+class CorrelatedLMMDeviance(LMMDeviance):
+    """The criterion as a function of ``params = (θ, ψ)`` (see module docstring).
+
+    Parameters
+    ----------
+    re : RandomEffects
+        Random-effects structure on the original rows (may have no terms).
+    X : ndarray (n, p)
+    y : ndarray (n,)
+        Response with any offset subtracted.
+    weights : ndarray or None
+        Prior weights (``Cov(ε) = σ² W^{-1/2} R W^{-1/2}``).
+    reml : bool
+    residual : ResidualModel
+    engine : str
+        PLS engine for the whitened system.
+    """
+
+    def __init__(self, re: RandomEffects, X: np.ndarray, y: np.ndarray, weights, reml: bool,
+                 residual: ResidualModel, engine: str = "auto") -> None:
+        self.re = re
+        self.residual = residual
+        self.reml = bool(reml)
+        self.engine_name = engine
+        X = np.asarray(X, float)
+        self.n, self.p = X.shape
+        self.n_theta = re.n_theta
+        self.n_psi = residual.n_params
+        sw = np.ones(self.n) if weights is None else np.sqrt(np.asarray(weights, float))
+        term_cols = [t.X for t in re.terms]
+        widths = [self.p, 1] + [m.shape[1] for m in term_cols]
+        self._cuts = np.cumsum(widths)[:-1]
+        self._base = np.column_stack([X, np.asarray(y, float)] + term_cols) * sw[:, None]
+        self.ldW = float(np.sum(np.log(weights))) if weights is not None else 0.0
+        self.n_evals = 0
+        self._psi = None
+        self.pls = None
+        self._prepare(residual.start)
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def theta0(self) -> np.ndarray:
+        return np.concatenate([self.re.theta0, self.residual.start])
+
+    @property
+    def lower(self) -> np.ndarray:
+        return np.concatenate([self.re.lower, np.full(self.n_psi, -np.inf)])
+
+    def split(self, params) -> tuple[np.ndarray, np.ndarray]:
+        params = np.asarray(params, float)
+        return params[:self.n_theta], params[self.n_theta:]
+
+    def _prepare(self, psi) -> None:
+        """Whiten the data and rebuild the PLS system for ψ (no-op when ψ is unchanged)."""
+        psi = np.asarray(psi, float)
+        if self._psi is not None and np.array_equal(psi, self._psi):
+            return
+        W = self.residual.whiten(self._base, psi)
+        parts = np.split(W, self._cuts, axis=1)
+        Xw, yw, tX = parts[0], parts[1][:, 0], parts[2:]
+        if self.re.terms:
+            terms = [replace(t, X=np.ascontiguousarray(m)) for t, m in zip(self.re.terms, tX)]
+            pls = make_pls(RandomEffects(terms), Xw, self.engine_name)
+        else:
+            pls = FixedOnlyPLS(self.re, Xw)
+        pls.set_data(yw, None)
+        self.pls = pls
+        self._psi = psi.copy()
+        self._logdet = self.residual.logdet(psi)
+
+    def prepare(self, sol: LMMSolution) -> None:
+        """Leave the PLS system at the solution's ψ (results factor it at θ̂)."""
+        self._prepare(sol.psi)
+
+    def __call__(self, params) -> float:
+        self.n_evals += 1
+        theta, psi = self.split(params)
+        try:
+            self._prepare(psi)
+        except (FloatingPointError, ValueError, np.linalg.LinAlgError):
+            return np.inf
+        if not np.isfinite(self._logdet):
+            return np.inf
+        return self._criterion(self.pls.factor(theta)) + self._logdet
+
+    def solution(self, params) -> LMMSolution:
+        """β, u, b, σ² (and ψ) at ``params``."""
+        theta, psi = self.split(params)
+        self._prepare(psi)
+        f = self.pls.factor(theta)
+        obj = self._criterion(f) + self._logdet
+        beta, u = self.pls.solve()
+        b = np.asarray(self.re.Lambda(theta) @ u).ravel() if self.re.terms else np.zeros(0)
+        return LMMSolution(theta, beta, u, b, f.pwrss / self.dof, obj, f.pwrss, f.ldL2, f.ldRX2,
+                           self.pls.RX().copy(), psi=psi.copy())
