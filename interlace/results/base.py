@@ -311,6 +311,38 @@ class MixedResultsBase(LikelihoodModelResults):
 
         return plot(self, kind, **kwargs)
 
+    # ------------------------------------------------------------ influence and model checks
+    def hat_values(self) -> pd.Series:
+        """Leverages, lme4's ``hatvalues(m)`` (LMMs and GLMMs); see
+        :func:`interlace.diagnostics.influence.hat_values`."""
+        from ..diagnostics.influence import hat_values
+
+        return hat_values(self)
+
+    def influence(self, groups=None, obs: bool = False, approx: bool = False, progress: bool = True):
+        """Deletion diagnostics, lme4's ``influence(m, groups = )``: delete each level of ``groups``
+        (or, with ``obs=True``, each observation) and refit; ``approx=True`` (LMMs) holds θ fixed
+        instead.  Returns an :class:`~interlace.diagnostics.influence.InfluenceResult` with
+        ``.cooks_distance``, ``.dfbeta``, ``.dfbetas``; see :func:`interlace.diagnostics.influence.influence`."""
+        from ..diagnostics.influence import influence
+
+        return influence(self, groups=groups, obs=obs, approx=approx, progress=progress)
+
+    def check(self, alpha: float = 0.05, vif_threshold: float = 5.0):
+        """Verdicts on the fit (singular fit, convergence, overdispersion, collinearity); see
+        :func:`interlace.diagnostics.checks.check_model`."""
+        from ..diagnostics.checks import check_model
+
+        return check_model(self, alpha=alpha, vif_threshold=vif_threshold)
+
+    def plot_influence(self, kind: str = "cooks", **kwargs):
+        """Influence plot (needs matplotlib): ``kind="cooks"`` (Cook's distance per deleted unit) or
+        ``"leverage"`` (standardized residuals against leverage, LMMs), drawn by
+        :mod:`interlace.diagnostics.influence_plots` with ``kwargs``.  Returns the Figure."""
+        from ..diagnostics.influence_plots import plot_influence
+
+        return plot_influence(self, kind, **kwargs)
+
 
 class MixedResultsWrapper(LikelihoodResultsWrapper):
     """statsmodels' results wrapper for the mixed-model results: labels ``params``,
