@@ -17,9 +17,10 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 IMAGES = DOCS / "images"
+sys.path.insert(0, str(DOCS.parent))  # the checkout's interlace, installed or not
 
 #: Pages whose code writes figures.
-PAGES = ["diagnostics.md"]
+PAGES = ["diagnostics.md", "examples.md"]
 
 _BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
 

@@ -1,6 +1,6 @@
 """Drop-in replacement for statsmodels' mixed linear model API.
 
-Change one import and keep the rest of the code::
+Change one import and keep the rest of the code:
 
     import statsmodels.formula.api as smf     # before
     import interlace.api as smf               # after

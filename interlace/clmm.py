@@ -21,7 +21,10 @@ def clmm(formula: str, data: pd.DataFrame, groups=None, random=None, link: str =
     data : DataFrame
         The response is an ordered pandas Categorical, integers (ordered by value),
         or any values with ``levels=`` giving their order.
-    groups, random : as in :func:`interlace.fit` (random intercepts, crossed or nested)
+    groups
+        As in :func:`interlace.fit` (random intercepts, crossed or nested).
+    random
+        As in :func:`interlace.fit` (random intercepts, crossed or nested).
     link : {"logit", "probit", "cloglog", "loglog", "cauchit"}
     threshold : {"flexible", "symmetric", "equidistant"}
     nAGQ : int
@@ -30,7 +33,16 @@ def clmm(formula: str, data: pd.DataFrame, groups=None, random=None, link: str =
         Order of the response categories.
     weights : str or array-like, optional
         Case weights.
-    engine, optimizer, start, check_conv, maxiter : as in :func:`interlace.fit`
+    engine
+        As in :func:`interlace.fit`.
+    optimizer
+        As in :func:`interlace.fit`.
+    start
+        As in :func:`interlace.fit`.
+    check_conv
+        As in :func:`interlace.fit`.
+    maxiter
+        As in :func:`interlace.fit`.
 
     Returns
     -------

@@ -24,7 +24,10 @@ def coxme(formula: str, data: pd.DataFrame, groups=None, random=None, ties: str 
         intercept is estimated (the baseline hazard takes its place).
     data : DataFrame
         Rows with a missing value in a used column are dropped (with a warning).
-    groups, random : as in :func:`interlace.fit` (random intercepts, nested, slopes)
+    groups
+        As in :func:`interlace.fit` (random intercepts, nested, slopes).
+    random
+        As in :func:`interlace.fit` (random intercepts, nested, slopes).
     ties : {"efron", "breslow"}
         Handling of tied event times (coxme's default is Efron).
     duration_col, event_col : str, optional

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .errors import InterlaceError
 from .models.lmm import CrossedLME, parse_method
 
 __all__ = ["fit"]
@@ -20,6 +21,8 @@ def fit(formula: str, data: pd.DataFrame, groups=None, random=None, method: str 
         Fixed effects ``"y ~ x1 + x2"``; may also hold lme4 random terms
         (``"y ~ x + (1 + x | g)"``).
     data : DataFrame
+        A pandas DataFrame, or a Dask DataFrame (fitted partition by partition on
+        its cluster, see :mod:`interlace.scale`; parquet files: :func:`interlace.scale.fit_parquet`).
     groups : str or list of str, optional
         One random intercept per column, crossed; the first is the primary
         grouping factor (used by :meth:`bootstrap_se`).
@@ -64,6 +67,17 @@ def fit(formula: str, data: pd.DataFrame, groups=None, random=None, method: str 
     >>> round(res.fe_params["Days"], 4)
     10.4673
     """
+    from .scale.dask import is_dask_dataframe
+
+    if is_dask_dataframe(data):  # blocks of [Z X y]'[Z X y] summed on the cluster (interlace.scale)
+        from .scale import fit_dask
+
+        if correlation is not None or not isinstance(weights, (str, type(None))):
+            raise InterlaceError("a Dask DataFrame fit takes weights/offset as column names and no "
+                                 "correlation structure")
+        return fit_dask(formula, data, groups=groups, random=random, method=method, weights=weights,
+                        offset=offset, engine=engine, optimizer=optimizer, start=start, check_conv=check_conv,
+                        maxiter=maxiter, df_method=df_method)
     reml = parse_method(method)
     model = CrossedLME.from_formula(formula, data, groups=groups, random=random, reml=reml,
                                     weights=weights, offset=offset, engine=engine, df_method=df_method,

@@ -27,7 +27,10 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
     link : str, optional
         ``"logit"``, ``"probit"``, ``"cloglog"``, ``"cauchit"``, ``"log"``, ``"sqrt"``,
         ``"inverse"``, ``"identity"``; default the family's canonical link.
-    groups, random : as in :func:`interlace.fit`
+    groups
+        As in :func:`interlace.fit`.
+    random
+        As in :func:`interlace.fit`.
     weights : str or array-like, optional
         Prior weights; the number of trials for a binomial proportion response.
     offset : str or array-like, optional
@@ -35,7 +38,16 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
     nAGQ : int
         0: PIRLS only (fast, approximate); 1: Laplace (default); >1: adaptive
         Gauss-Hermite quadrature with that many nodes (one scalar term only).
-    engine, optimizer, start, check_conv, maxiter : as in :func:`interlace.fit`
+    engine
+        As in :func:`interlace.fit`.
+    optimizer
+        As in :func:`interlace.fit`.
+    start
+        As in :func:`interlace.fit`.
+    check_conv
+        As in :func:`interlace.fit`.
+    maxiter
+        As in :func:`interlace.fit`.
 
     Returns
     -------

@@ -47,10 +47,28 @@ class FixedDesign:
     dropped: list[str]
 
 
+def _strings_as_categorical(data: pd.DataFrame) -> pd.DataFrame:
+    """String columns as pandas Categoricals with sorted levels (patsy's own level order).
+
+    patsy reads a Categorical's codes directly; a string column it would sniff and map
+    value by value (slow for pandas' Arrow-backed strings: 0.3 s on InstEval's 73k rows).
+    """
+    conv = {}
+    for name in data.columns:
+        col = data[name]
+        if isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(col) \
+                or pd.api.types.is_numeric_dtype(col):
+            continue
+        if pd.api.types.infer_dtype(col, skipna=False) == "string":
+            conv[name] = pd.Categorical(col, categories=sorted(pd.unique(col)))
+    return data.assign(**conv) if conv else data
+
+
 def build_matrix(rhs: str, data: pd.DataFrame, where: str) -> patsy.DesignMatrix:
     """Evaluate a one-sided formula on ``data`` with interlace's namespace, with clear errors."""
     try:
-        return patsy.dmatrix(rhs, data, eval_env=_ENV, NA_action=_NO_NA_CHECK, return_type="matrix")
+        return patsy.dmatrix(rhs, _strings_as_categorical(data), eval_env=_ENV, NA_action=_NO_NA_CHECK,
+                             return_type="matrix")
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot build {where} from {rhs!r}: {exc}") from None
 

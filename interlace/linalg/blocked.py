@@ -32,29 +32,43 @@ def _pair_count(A21: sp.csr_matrix) -> int:
     return int(np.sum(m * (m + 1) // 2))
 
 
+#: Largest q2² for which distinct pairs are found through a dense lookup table (no sort).
+DENSE_PAIR_TABLE = 40_000_000
+
+
 def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
-    """For every column k of A21, the pairs of its nonzeros (i ≤ j): data positions, k, and
-    the position of (i, j) among the distinct pairs."""
+    """For every column k of A21, the pairs of its nonzeros (i ≤ j): data positions ``Pi``, ``Pj``,
+    the column ``K`` and the index ``inv`` of the distinct pair ``(ui[inv], uj[inv])``.
+
+    The pairs come sorted by ``inv``, so that the products ``A21[i,k] A21[j,k]`` are the data of a
+    CSR matrix (distinct pairs × columns) and ``Σ_k c_k a_ik a_jk`` is one sparse mat-vec.
+    """
     cols = A21.indices
     order = np.argsort(cols, kind="stable")  # within a column, rows stay ascending
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(cols, minlength=A21.shape[1]))])
-    Pi, Pj, K = [], [], []
-    tri = {}
-    for k in range(A21.shape[1]):
-        seg = order[bounds[k]:bounds[k + 1]]
-        m = seg.size
-        if m == 0:
-            continue
-        if m not in tri:
-            tri[m] = np.triu_indices(m)
-        a, b = tri[m]
-        Pi.append(seg[a])
-        Pj.append(seg[b])
-        K.append(np.full(a.size, k))
-    Pi, Pj, K = np.concatenate(Pi), np.concatenate(Pj), np.concatenate(K)
-    uniq, inv = np.unique(rows[Pi] * q2 + rows[Pj], return_inverse=True)
+    counts = np.bincount(cols, minlength=A21.shape[1])
+    ends = np.repeat(np.cumsum(counts), counts)  # end of each element's column segment (sorted order)
+    pos = np.arange(cols.size)
+    npair = ends - pos  # each element pairs with itself and the later ones of its column
+    first = np.repeat(pos, npair)
+    start = np.repeat(np.cumsum(npair) - npair, npair)
+    second = first + (np.arange(first.size) - start)
+    Pi, Pj, K = order[first], order[second], cols[order[first]]
+    keys = rows[Pi].astype(np.int64) * q2 + rows[Pj]
+    if q2 * q2 <= DENSE_PAIR_TABLE:  # distinct keys by a lookup table: O(pairs), no sort
+        table = np.zeros(q2 * q2, dtype=np.int32)
+        table[keys] = 1
+        uniq = np.flatnonzero(table)
+        table[uniq] = np.arange(uniq.size, dtype=np.int32)
+        inv = table[keys].astype(np.int64)
+    else:
+        uniq, inv = np.unique(keys, return_inverse=True)
+        inv = inv.ravel()
+    # group by distinct pair with scipy's O(nnz) COO → CSR conversion, carrying the positions
+    perm = sp.coo_matrix((np.arange(inv.size, dtype=float), (inv, K)),
+                         shape=(uniq.size, A21.shape[1])).tocsr().data.astype(np.int64)
+    Pi, Pj, K, inv = Pi[perm], Pj[perm], K[perm], inv[perm]
     ui, uj = np.divmod(uniq, q2)
-    return Pi, Pj, K, inv.ravel(), ui, uj
+    return Pi, Pj, K, inv, ui, uj
 
 
 class BlockedPLS(PLSSystem):
@@ -98,7 +112,69 @@ class BlockedPLS(PLSSystem):
         idx, ptr, lind = self._lam2
         return sp.csc_matrix((theta[lind], idx, ptr), shape=(self.q2, self.q2))
 
+    @classmethod
+    def from_blocks(cls, re: RandomEffects, n: int, A11: np.ndarray, A21, A22, A31: np.ndarray,
+                    A32: np.ndarray, A33: np.ndarray) -> "BlockedPLS":
+        """An engine on precomputed weighted cross-products of ``[Z X y]`` (no rows).
+
+        The blocks are what :meth:`set_data` forms from the rows (``Z = [Z1 Z2]``, ``Z1``
+        the first term in fitting order, ``XY = [X y]`` with the offset already
+        subtracted from ``y``, ``W`` the prior weights); they can be summed over chunks
+        of rows (:mod:`interlace.scale`).  After this, :meth:`factor`, :meth:`solve`,
+        :meth:`solve_M` and :meth:`RX` work as on an engine given the rows;
+        :meth:`set_data` is refused.
+
+        Parameters
+        ----------
+        re : RandomEffects
+            The structure (levels, templates); its terms may hold no rows.
+        n : int
+            Number of rows the blocks were summed over.
+        A11 : ndarray (l1, p1, p1)
+            Per level of term 1, ``Σ w x xᵀ`` of its model-matrix rows.
+        A21 : ndarray or sparse (q2, q1)
+            ``Z2ᵀ W Z1``.
+        A22 : ndarray or sparse (q2, q2)
+            ``Z2ᵀ W Z2``.
+        A31 : ndarray (p + 1, q1)
+            ``(Z1ᵀ W XY)ᵀ``.
+        A32 : ndarray (p + 1, q2)
+            ``(Z2ᵀ W XY)ᵀ``.
+        A33 : ndarray (p + 1, p + 1)
+            ``XYᵀ W XY``.
+        """
+        A33 = np.asarray(A33, dtype=float)
+        p = A33.shape[0] - 1
+        self = cls(re, np.zeros((0, p)))
+        self.n = int(n)
+        self._from_blocks = True
+        # no rows: the row patterns built by __init__ are empty and must not be used
+        self._rows1 = self._rows2 = self._gram21 = self._gram22 = None
+        self.A11 = np.asarray(A11, dtype=float).reshape(self.l1, self.p1, self.p1)
+        self.A31 = np.asarray(A31, dtype=float)
+        self.A33 = A33
+        if self.q2:
+            self.A22 = A22.toarray() if sp.issparse(A22) else np.asarray(A22, dtype=float)
+            # the same storage rule as the row path (small or filled blocks dense)
+            nnz = A21.nnz if sp.issparse(A21) else int(np.count_nonzero(A21))
+            dense21 = nnz > 0.25 * self.q1 * self.q2 or self.q1 * self.q2 <= DENSE_A21_ELEMENTS
+            if dense21:
+                A21 = A21.toarray() if sp.issparse(A21) else np.asarray(A21, dtype=float)
+            else:
+                A21 = sp.csr_matrix(A21)
+                A21.sum_duplicates()
+                A21.sort_indices()
+                self._a21_rows = np.repeat(np.arange(self.q2), np.diff(A21.indptr))
+            self.A21 = A21
+            self.A32 = np.asarray(A32, dtype=float)
+            if self._use_pairs():
+                Pi, Pj = self._pairs[0], self._pairs[1]
+                self._pair_prod = A21.data[Pi] * A21.data[Pj]
+        return self
+
     def set_data(self, y, w=None) -> None:
+        if getattr(self, "_from_blocks", False):
+            raise NotImplementedError("this engine was built from cross-product blocks and has no rows")
         XY, w = self._xy(y, w)
         t1 = self.re.terms[0]
         X1 = t1.X
@@ -192,13 +268,16 @@ class BlockedPLS(PLSSystem):
         return self._pairs is not None
 
     def _pair_gram(self, c: np.ndarray) -> np.ndarray:
-        """Dense symmetric A21 diag(c) A21ᵀ from the column pairs."""
+        """Entries (i ≤ j) of A21 diag(c) A21ᵀ at the distinct pairs ``(ui, uj)``, as a vector."""
         Pi, Pj, K, inv, ui, uj = self._pairs
-        vals = np.bincount(inv, weights=self._pair_prod * c[K], minlength=ui.size)
-        S = np.zeros((self.q2, self.q2))
-        S[ui, uj] = vals
-        S[uj, ui] = vals
-        return S
+        P = self.__dict__.get("_pair_matrix")
+        if P is None or self._pair_matrix_src is not self._pair_prod:
+            if not hasattr(self, "_pair_indptr"):
+                self._pair_indptr = np.concatenate([[0], np.cumsum(np.bincount(inv, minlength=ui.size))])
+                self._pair_upper = ui * self.q2 + uj  # flat position of (i, j), i ≤ j, in M22: ascending
+            P = sp.csr_matrix((self._pair_prod, K, self._pair_indptr), shape=(ui.size, self.l1))
+            self._pair_matrix, self._pair_matrix_src = P, self._pair_prod
+        return P @ c
 
     def _scaled_blocks(self, theta, D1):
         """L21, Λ2ᵀA22Λ2 and A32Λ2 when Λ2 is diagonal (every later term scalar)."""
@@ -214,9 +293,30 @@ class BlockedPLS(PLSSystem):
                                      L21.indices, L21.indptr), shape=L21.shape)
         else:
             L21 = lam2[:, None] * self._times_D1(A21, D1)
-        M22 = self.A22 * lam2[:, None]
-        M22 *= lam2[None, :]
+        # only M22's upper triangle is ever read (see factor); A22 = Z2ᵀWZ2 is sparse in a
+        # dense array, so zero the buffer and scatter its scaled upper nonzeros
+        pos, r, c = self._a22_upper()
+        M22 = self._m22_buffer()
+        M22.fill(0.0)
+        M22.ravel()[pos] = self.A22.ravel()[pos] * (lam2[r] * lam2[c])
         return L21, M22, self.A32 * lam2[None, :]
+
+    def _a22_upper(self):
+        """Flat positions (and row, column) of the possible nonzeros of A22 on or above the diagonal."""
+        if not hasattr(self, "_a22_pattern"):
+            gram = getattr(self, "_gram22", None)
+            flat = np.unique(gram._target) if gram is not None else np.flatnonzero(self.A22)
+            r, c = np.divmod(flat, self.q2)
+            keep = r <= c
+            self._a22_pattern = (flat[keep], r[keep], c[keep])
+        return self._a22_pattern
+
+    def _m22_buffer(self) -> np.ndarray:
+        """A reused q2 × q2 array for M22 (and, factored in place, L22): no 10-MB allocation per θ."""
+        buf = self.__dict__.get("_m22_buf")
+        if buf is None or buf.shape != (self.q2, self.q2):
+            buf = self._m22_buf = np.empty((self.q2, self.q2))
+        return buf
 
     def factor(self, theta) -> Factorization:
         re = self.re
@@ -240,15 +340,19 @@ class BlockedPLS(PLSSystem):
                 LamA32 = np.asarray((Lam2.T @ self.A32.T).T)
             M22[np.diag_indices_from(M22)] += 1.0
             if self._use_pairs():
+                # only the upper triangle is subtracted (in memory order): the Cholesky reads nothing else
                 lam2 = theta[self._lam2_lind]
-                LL = self._pair_gram(D1[:, 0, 0] ** 2)
-                LL *= lam2[:, None]
-                LL *= lam2[None, :]
+                Pi, Pj, K, inv, ui, uj = self._pairs
+                vals = self._pair_gram(D1[:, 0, 0] ** 2)
+                vals *= lam2[ui] * lam2[uj]
+                M22.ravel()[self._pair_upper] -= vals
             else:
                 LL = L21 @ L21.T
-            M22 -= LL.toarray() if sp.issparse(LL) else LL
+                M22 -= LL.toarray() if sp.issparse(LL) else LL
             try:
-                L22 = sla.cholesky(M22, lower=True, check_finite=False, overwrite_a=True)
+                # M22ᵀ is Fortran-ordered: LAPACK factors it in place (L22 L22ᵀ = M22ᵀ = M22),
+                # reading only M22ᵀ's lower triangle, i.e. M22's upper one
+                L22 = sla.cholesky(M22.T, lower=True, check_finite=False, overwrite_a=True)
             except np.linalg.LinAlgError:
                 return Factorization(np.inf, np.inf, np.inf, ok=False)
             self._L21, self._L22 = L21, L22

@@ -28,7 +28,47 @@ class CholmodPLS(PLSSystem):
         self._gram = WeightedGram(*self._rows, *self._rows, (re.q, re.q), dense=False)
         self._factor = None
 
+    @classmethod
+    def from_blocks(cls, re: RandomEffects, n: int, A11: np.ndarray, A21, A22, A31: np.ndarray,
+                    A32: np.ndarray, A33: np.ndarray) -> "CholmodPLS":
+        """An engine on precomputed weighted cross-products of ``[Z X y]`` (no rows).
+
+        Takes the blocks of :meth:`interlace.linalg.blocked.BlockedPLS.from_blocks`
+        (same shapes and meaning) and assembles ``ZᵀWZ`` and ``ZᵀW[X y]`` from them;
+        :meth:`set_data` is refused.
+        """
+        A33 = np.asarray(A33, dtype=float)
+        p = A33.shape[0] - 1
+        self = cls(re, np.zeros((0, p)))
+        self.n = int(n)
+        self._from_blocks = True
+        t1 = re.terms[0]
+        l1, p1 = t1.nlevels, t1.p
+        r, c = np.meshgrid(np.arange(p1), np.arange(p1), indexing="ij")
+        base = np.arange(l1)[:, None, None] * p1
+        A11s = sp.csc_matrix((np.asarray(A11, float).reshape(l1, p1, p1).ravel(),
+                              ((base + r).ravel(), (base + c).ravel())), shape=(t1.q, t1.q))
+        q2 = re.q - t1.q
+        if q2:
+            A21s = sp.csr_matrix(A21)
+            A = sp.bmat([[A11s, A21s.T], [A21s, sp.csr_matrix(A22)]], format="csc")
+            C = np.vstack([np.asarray(A31, float).T, np.asarray(A32, float).T])
+        else:
+            A = A11s
+            C = np.asarray(A31, float).T
+        A.sum_duplicates()
+        A.sort_indices()
+        self.A = A
+        self.C0 = np.ascontiguousarray(C)
+        self.A33 = A33
+        rng = np.random.default_rng(0)
+        theta = rng.uniform(0.5, 1.5, re.n_theta)
+        self._factor = analyze(self._system(theta), mode="auto")
+        return self
+
     def set_data(self, y, w=None) -> None:
+        if getattr(self, "_from_blocks", False):
+            raise NotImplementedError("this engine was built from cross-product blocks and has no rows")
         XY, w = self._xy(y, w)
         XYw = XY * w[:, None]
         self.A = self._gram(w).tocsc()

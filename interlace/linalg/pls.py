@@ -35,7 +35,7 @@ import numpy as np
 from ..design.terms import RandomEffects
 from ..errors import InterlaceError
 
-__all__ = ["PLSSystem", "Factorization", "HAVE_CHOLMOD", "make_pls", "BLOCKED_DENSE_LIMIT"]
+__all__ = ["PLSSystem", "Factorization", "HAVE_CHOLMOD", "make_pls", "make_pls_from_blocks", "BLOCKED_DENSE_LIMIT"]
 
 try:  # pragma: no cover - depends on the machine
     if os.environ.get("INTERLACE_DISABLE_CHOLMOD"):
@@ -213,4 +213,66 @@ def make_pls(re: RandomEffects, X: np.ndarray, engine: str = "auto") -> PLSSyste
         from .cholmod import CholmodPLS
 
         return CholmodPLS(re, X)
+    raise InterlaceError(f"unknown engine {engine!r}: use 'auto', 'blocked' or 'cholmod'")
+
+
+def lower_block_fill_from_blocks(A21, A22) -> float:
+    """:func:`lower_block_fill` from the cross-product blocks ``Z2ᵀWZ1`` and ``Z2ᵀWZ2`` (no rows).
+
+    The pattern is that of the nonzero values (the row path uses the structural
+    pattern of Z; they differ only where weights are zero).
+    """
+    import scipy.sparse as sp
+
+    q2 = A22.shape[0]
+    if q2 == 0:
+        return 0.0
+    P21 = sp.csr_matrix(A21, dtype=float, copy=True)
+    P21.eliminate_zeros()
+    P21.data[:] = 1.0
+    P22 = sp.csr_matrix(A22, dtype=float, copy=True)
+    P22.eliminate_zeros()
+    P22.data[:] = 1.0
+    pattern = P22 + P21 @ P21.T
+    return pattern.nnz / float(q2 * q2)
+
+
+def make_pls_from_blocks(re: RandomEffects, n: int, blocks: dict, engine: str = "auto") -> PLSSystem:
+    """Choose and build a PLS engine on precomputed cross-products of ``[Z X y]`` (no rows).
+
+    Parameters
+    ----------
+    re : RandomEffects
+        The structure; its terms may hold no rows.
+    n : int
+        Number of rows the cross-products were summed over.
+    blocks : dict
+        ``A11, A21, A22, A31, A32, A33`` as described in
+        :meth:`interlace.linalg.blocked.BlockedPLS.from_blocks`.
+    engine : {"auto", "blocked", "cholmod"}
+        ``"auto"`` chooses as :func:`make_pls` does (with the filled pattern computed
+        from the blocks).
+    """
+    from .blocked import BlockedPLS
+
+    keys = ("A11", "A21", "A22", "A31", "A32", "A33")
+    args = {k: blocks[k] for k in keys}
+    if engine == "auto":
+        q2 = re.q - re.terms[0].q
+        engine = "blocked"
+        if HAVE_CHOLMOD and (q2 > BLOCKED_DENSE_LIMIT
+                             or (q2 > SPARSE_MIN_COLUMNS
+                                 and lower_block_fill_from_blocks(args["A21"], args["A22"]) < SPARSE_FILL_LIMIT)):
+            engine = "cholmod"
+    if engine == "blocked":
+        return BlockedPLS.from_blocks(re, n, **args)
+    if engine == "cholmod":
+        if not HAVE_CHOLMOD:
+            raise ImportError(
+                "engine='cholmod' needs scikit-sparse (pip install 'scikit-sparse<0.5' after "
+                "apt-get install libsuitesparse-dev); engine='blocked' needs nothing extra"
+            )
+        from .cholmod import CholmodPLS
+
+        return CholmodPLS.from_blocks(re, n, **args)
     raise InterlaceError(f"unknown engine {engine!r}: use 'auto', 'blocked' or 'cholmod'")

@@ -55,8 +55,13 @@ class CrossedLME(LikelihoodModel):
     df_method : {"satterthwaite", "kenward-roger", "containment", "normal"}, optional
         Denominator degrees of freedom of the fixed-effect t and F tests of the results
         (default Satterthwaite; nlme's containment rule with a residual structure).
+
+    Other Parameters
+    ----------------
     residual : ResidualModel, optional
         Bound residual correlation/variance structure (see :mod:`interlace.correlation`).
+    correlation, variance : optional
+        The user's structures behind ``residual`` (kept for refits and the summary).
     """
 
     def __init__(self, endog, exog, random_effects: RandomEffects, weights=None, offset=None,

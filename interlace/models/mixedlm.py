@@ -312,8 +312,6 @@ class MixedLM(LikelihoodModel):
             Fixed effects, ``"y ~ x1 + x2"`` (no lme4 ``(... | g)`` terms: use
             :func:`interlace.fit` for those).
         data : DataFrame
-        groups : str or array-like (keyword, required)
-            A column name or a vector of group labels.
         re_formula : str, optional
             Correlated random coefficients within groups: ``"~Days"`` (intercept and
             slope, lme4's ``(1 + Days | g)``), ``"0 + Days"`` (slope only), ``"1"``.
@@ -331,6 +329,11 @@ class MixedLM(LikelihoodModel):
         missing : {"drop", "raise", "none"}
             ``"drop"`` (default) drops rows with a missing value in any variable the
             formulas or ``groups`` use; otherwise missing values raise.
+
+        Other Parameters
+        ----------------
+        groups : str or array-like
+            Keyword, required: a column name or a vector of group labels.
         engine : {"auto", "blocked", "cholmod"}
             Keyword: interlace's engine.
         """
@@ -665,7 +668,9 @@ class MixedLM(LikelihoodModel):
             covariances (MixedLM's and lme4's start).
         reml : bool
             REML (default) or maximum likelihood.
-        niter_sa, full_output : optional
+        niter_sa : int
+            Accepted for compatibility, not used.
+        full_output : bool
             Accepted for compatibility; ``full_output=True`` stores the optimizer
             record in ``hist``.
         do_cg : bool

@@ -178,7 +178,8 @@ class MixedLMResults(LikelihoodModelResults):
 
         Returns
         -------
-        ndarray, or Series indexed like ``exog`` when ``exog`` is a pandas object.
+        ndarray or Series
+            A Series indexed like ``exog`` when ``exog`` is a pandas object.
         """
         index = exog.index if isinstance(exog, (pd.DataFrame, pd.Series)) else None
         fx = getattr(self.model, "_fixed", None)

@@ -134,6 +134,9 @@ def test_conditional_sds(fitted):
     """lme4's ranef(m, condVar = TRUE): sqrt of the postVar diagonals."""
     d, res = fitted
     ours = res.random_effects_condsd
+    # a singular fit's degenerate direction has conditional SD ∝ the θ on the boundary: lme4's is
+    # exactly 0, ours a θ of ~1e-6 left by the optimizer (quickstart_slopes: 1.4e-6 σ)
+    atol = (5e-6 if res.is_singular else 1e-6) * res.sigma
     for g, block in d["ranef"].items():
         k = _match_group(g, ours)
         ob = ours[k]
@@ -142,7 +145,7 @@ def test_conditional_sds(fitted):
         rows = [idx[_relabel(lv, g, k)] for lv in block["levels"]]
         for coef, vals in block["condsd"].items():
             col = ob.columns[0] if ob.shape[1] == 1 else _coef_key(coef, ob.columns)
-            np.testing.assert_allclose(ob[col].to_numpy()[rows], vals, rtol=RTOL, atol=1e-6 * res.sigma)
+            np.testing.assert_allclose(ob[col].to_numpy()[rows], vals, rtol=RTOL, atol=atol)
 
 
 def test_fitted_and_predict(fitted):

@@ -1,0 +1,196 @@
+"""Per-chunk sums of the weighted cross-products of ``[Z X y]``, and their total.
+
+For the LMM, everything :meth:`~interlace.linalg.pls.PLSSystem.factor` needs is
+a set of cross-products of the rows of ``[Z X y]`` (``ZᵀWZ``, ``ZᵀW[X y]``,
+``[X y]ᵀW[X y]``): sums over rows, so sums over chunks of rows.  A
+:class:`CrossBlocks` holds them for one chunk (:func:`chunk_blocks`) or for
+several (``a + b``), in the layout of the blocked engine
+(:meth:`interlace.linalg.blocked.BlockedPLS.from_blocks`), with ``X`` the
+*full* patsy matrix (the columns dropped for rank deficiency are removed at
+the end, from the Gram matrix, as the in-memory path removes them from ``X``).
+
+Memory: one :class:`CrossBlocks` has ``l1·p1²`` (term 1's per-level blocks),
+``q2·q1`` (dense, or the nonzeros when sparse), ``q2²``, ``(p + 1)(q + p + 1)``
+numbers, whatever the number of rows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import patsy
+import scipy.sparse as sp
+
+from ..design.fixed import _NO_NA_CHECK
+from ..design.terms import group_labels
+from ..errors import DataError
+from ..linalg.crossprod import WeightedGram, row_structure, weighted_cross
+from .design import ChunkedDesign, complete_rows
+
+__all__ = ["CrossBlocks", "chunk_blocks", "empty_blocks"]
+
+
+@dataclass
+class CrossBlocks:
+    """Weighted cross-products of ``[Z X y]`` summed over some rows.
+
+    Attributes
+    ----------
+    n : int
+        Rows summed.
+    A11 : ndarray (l1, p1, p1)
+    A21 : ndarray or scipy.sparse.csr_matrix (q2, q1)
+    A22 : ndarray or scipy.sparse.csr_matrix (q2, q2)
+    A31 : ndarray (P + 1, q1)
+    A32 : ndarray (P + 1, q2)
+    A33 : ndarray (P + 1, P + 1)
+        With ``[X y]`` the full patsy fixed-effects matrix (``P`` columns) and the
+        response minus any offset; ``W`` the prior weights.
+    XtX : ndarray (P, P) or None
+        Unweighted ``XᵀX`` (for the rank check of weighted fits; ``None`` without weights).
+    sum_log_w : float
+        ``Σ log w`` (0 without weights).
+    min_w : float
+        Smallest prior weight (1 without weights).
+    """
+
+    n: int
+    A11: np.ndarray
+    A21: object
+    A22: object
+    A31: np.ndarray
+    A32: np.ndarray
+    A33: np.ndarray
+    XtX: np.ndarray | None = None
+    sum_log_w: float = 0.0
+    min_w: float = 1.0
+
+    def __add__(self, other: "CrossBlocks") -> "CrossBlocks":
+        if other is None or other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        return CrossBlocks(
+            self.n + other.n, self.A11 + other.A11, _add(self.A21, other.A21), _add(self.A22, other.A22),
+            self.A31 + other.A31, self.A32 + other.A32, self.A33 + other.A33,
+            None if self.XtX is None else self.XtX + other.XtX,
+            self.sum_log_w + other.sum_log_w, min(self.min_w, other.min_w))
+
+    __radd__ = __add__
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the blocks."""
+        def size(a):
+            if a is None:
+                return 0
+            if sp.issparse(a):
+                return a.data.nbytes + a.indices.nbytes + a.indptr.nbytes
+            return np.asarray(a).nbytes
+        return sum(size(a) for a in (self.A11, self.A21, self.A22, self.A31, self.A32, self.A33, self.XtX))
+
+
+def _add(a, b):
+    out = a + b
+    if sp.issparse(out):
+        out = out.tocsr()
+    return out
+
+
+def empty_blocks(design: ChunkedDesign) -> CrossBlocks:
+    """Zero blocks (the sum over no rows)."""
+    re = design.re
+    t1 = re.terms[0]
+    q1, q2 = t1.q, re.q - t1.q
+    k = design.n_x + 1
+    A21 = np.zeros((q2, q1)) if design.a21_dense else sp.csr_matrix((q2, q1))
+    A22 = np.zeros((q2, q2)) if design.a22_dense else sp.csr_matrix((q2, q2))
+    return CrossBlocks(0, np.zeros((t1.nlevels, t1.p, t1.p)), A21, A22, np.zeros((k, q1)), np.zeros((k, q2)),
+                       np.zeros((k, k)), np.zeros((k - 1, k - 1)) if design.plan.weights else None)
+
+
+def _matrix(info, frame: pd.DataFrame, where: str) -> np.ndarray:
+    try:
+        (m,) = patsy.build_design_matrices([info], frame, NA_action=_NO_NA_CHECK)
+    except patsy.PatsyError as exc:
+        raise DataError(f"cannot encode a chunk for {where}: {str(exc).splitlines()[0]}") from None
+    return np.asarray(m, dtype=float)
+
+
+def _codes(levels: pd.Index, labels: pd.Series, name: str) -> np.ndarray:
+    codes = levels.get_indexer(labels)
+    miss = codes < 0
+    if miss.any():  # match on labels, as predict does (1 and 1.0, 308 and "308")
+        by_str = {str(v): i for i, v in enumerate(levels)}
+        codes[miss] = [by_str.get(str(v), -1) for v in np.asarray(labels)[miss]]
+        if (codes < 0).any():
+            bad = np.asarray(labels)[codes < 0][0]
+            raise DataError(f"level {bad!r} of {name!r} was not seen in the first pass (the data changed "
+                            "between the passes?)")
+    return codes.astype(np.int64)
+
+
+def chunk_blocks(df: pd.DataFrame, design: ChunkedDesign) -> CrossBlocks:
+    """The cross-product blocks of one chunk's complete rows.
+
+    Parameters
+    ----------
+    df : DataFrame
+        A chunk of the data (any rows; incomplete ones are dropped as in the first pass).
+    design : ChunkedDesign
+        From :func:`~interlace.scale.design.build_design`.
+    """
+    plan = design.plan
+    frame, _, _ = complete_rows(df, plan)
+    n = len(frame)
+    if n == 0:
+        return empty_blocks(design)
+    y = _matrix(design.y_info, frame, f"the response {design.response!r}")[:, 0]
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"response {design.response!r} has {int(np.sum(~np.isfinite(y)))} non-finite values")
+    X = _matrix(design.x_info, frame, "the fixed effects") if design.n_x else np.zeros((n, 0))
+    bad_cols = [design.x_names[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
+    if bad_cols:
+        raise DataError(f"fixed-effects column(s) {', '.join(map(repr, bad_cols))} have non-finite values")
+    if plan.offset is not None:
+        y = y - frame[plan.offset].to_numpy(float)
+    if plan.weights is not None:
+        w = frame[plan.weights].to_numpy(float)
+    else:
+        w = np.ones(n)
+    re = design.re
+    terms = []
+    for t in re.terms:
+        codes = _codes(t.levels, group_labels(frame, t.spec.group), t.name)
+        Xk = _matrix(t.design_info, frame, f"random-effects term {t.spec.source!r}")
+        terms.append(SimpleNamespace(codes=codes, X=Xk, p=t.p))
+    chunk_re = SimpleNamespace(terms=terms, col_offsets=re.col_offsets)
+    t1 = re.terms[0]
+    l1, p1, q1 = t1.nlevels, t1.p, t1.q
+    q2 = re.q - q1
+    X1, c1 = terms[0].X, terms[0].codes
+    A11 = np.empty((l1, p1, p1))
+    for a in range(p1):
+        for b in range(a, p1):
+            A11[:, a, b] = np.bincount(c1, w * X1[:, a] * X1[:, b], minlength=l1)
+            A11[:, b, a] = A11[:, a, b]
+    XY = np.column_stack([X, y])
+    XYw = XY * w[:, None]
+    rows1 = row_structure(chunk_re, 0, 1)
+    A31 = weighted_cross(*rows1, XYw, q1)
+    A33 = XY.T @ XYw
+    if q2:
+        rows2 = row_structure(chunk_re, 1)
+        A22 = WeightedGram(*rows2, *rows2, (q2, q2), dense=design.a22_dense)(w)
+        A21 = WeightedGram(*rows2, *rows1, (q2, q1), dense=design.a21_dense)(w)
+        A32 = weighted_cross(*rows2, XYw, q2)
+    else:
+        A22 = np.zeros((0, 0)) if design.a22_dense else sp.csr_matrix((0, 0))
+        A21 = np.zeros((0, q1)) if design.a21_dense else sp.csr_matrix((0, q1))
+        A32 = np.zeros((XY.shape[1], 0))
+    XtX = X.T @ X if plan.weights is not None else None
+    with np.errstate(divide="ignore"):
+        slw = float(np.sum(np.log(w))) if plan.weights is not None else 0.0
+    return CrossBlocks(n, A11, A21, A22, A31, A32, A33, XtX, slw, float(w.min()))

@@ -1,0 +1,199 @@
+"""Fitting an LMM from summed cross-product blocks: the client side of a chunked fit.
+
+After the two passes (:mod:`interlace.scale.design`, :mod:`interlace.scale.blocks`)
+the fit is the in-memory one: the same PLS engines built on the blocks
+(:func:`interlace.linalg.pls.make_pls_from_blocks`), the same criterion
+(:class:`~interlace.objective.lmm.LMMDeviance`), optimizer and checks.
+:func:`fit_chunks` runs the whole pipeline over any re-iterable source of
+pandas chunks (the parquet path uses it; the Dask path runs the same two
+passes on the cluster).
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..errors import InterlaceError, RankDeficiencyWarning, warn_user
+from ..inference.ddf import parse_df_method
+from ..linalg.pls import ENGINES, PLSSystem, make_pls_from_blocks
+from ..models.common import blas_limits
+from ..models.lmm import parse_method
+from ..objective.lmm import LMMDeviance
+from ..optimize import check_convergence, minimize
+from .blocks import CrossBlocks, chunk_blocks
+from .design import ChunkedDesign, ScanSummary, build_design, make_plan, scan_chunk
+
+__all__ = ["BlockDeviance", "fit_blocks", "fit_chunks", "independent_columns_gram", "check_options"]
+
+
+class BlockDeviance(LMMDeviance):
+    """:class:`~interlace.objective.lmm.LMMDeviance` on an engine built from blocks (no rows to set).
+
+    Parameters
+    ----------
+    pls : PLSSystem
+        An engine from :func:`~interlace.linalg.pls.make_pls_from_blocks`.
+    sum_log_w : float
+        ``Σ log w`` of the prior weights (0 without weights).
+    reml : bool
+    """
+
+    def __init__(self, pls: PLSSystem, sum_log_w: float, reml: bool) -> None:  # noqa: D107
+        self.pls = pls
+        self.reml = bool(reml)
+        self.n, self.p = pls.n, pls.p
+        self.ldW = float(sum_log_w)
+        self.n_evals = 0
+
+
+def independent_columns_gram(G: np.ndarray, n: int, tol: float = 1e-7) -> np.ndarray:
+    """Columns kept by R's ``qr(X, tol, LAPACK = FALSE)`` computed from ``G = XᵀX``.
+
+    The same left-to-right rule as :func:`interlace.design.fixed._independent_columns`:
+    a column whose norm after projecting out the kept columns falls below ``tol``
+    times its own norm is dropped.  The projected norm comes from a Cholesky
+    factor of the kept columns' Gram matrix (exact collinearity leaves about
+    1e-8 of the norm, well below ``tol``).
+    """
+    p = G.shape[0]
+    norm0 = np.sqrt(np.maximum(np.diag(G), 0.0))
+    norm0 = np.where(norm0 > 0, norm0, 1.0)
+    kept: list[int] = []
+    L = np.zeros((p, p))
+    from scipy.linalg import solve_triangular
+
+    for j in range(p):
+        k = len(kept)
+        if k:
+            z = solve_triangular(L[:k, :k], G[kept, j], lower=True, check_finite=False)
+            r2 = G[j, j] - float(z @ z)
+        else:
+            z = np.zeros(0)
+            r2 = G[j, j]
+        nr = np.sqrt(max(r2, 0.0))
+        if nr >= tol * norm0[j] and nr > 0 and k < n:
+            L[k, :k] = z
+            L[k, k] = nr
+            kept.append(j)
+    return np.asarray(kept, dtype=np.intp)
+
+
+def check_options(method: str, engine: str, df_method: str) -> tuple[bool, str]:
+    """Validate the options shared by the chunked entry points; returns ``(reml, df_method)``."""
+    reml = parse_method(method)
+    if engine not in ENGINES:
+        raise InterlaceError(f"unknown engine {engine!r}: use 'auto', 'blocked' or 'cholmod'")
+    dfm = parse_df_method(df_method)
+    if dfm == "kenward-roger":
+        raise InterlaceError("df_method='kenward-roger' is not available for chunked data "
+                             "(use 'satterthwaite' or 'normal')")
+    return reml, dfm
+
+
+def fit_blocks(design: ChunkedDesign, blocks: CrossBlocks, reml: bool = True, engine: str = "auto",
+               optimizer: str = "bobyqa", start=None, maxiter: int | None = None, check_conv: bool = True,
+               df_method: str = "satterthwaite", optimizer_options: dict | None = None,
+               blas_threads: int | None = None, timings: dict | None = None):
+    """Optimize on the client from the summed blocks, exactly as the in-memory fit.
+
+    Parameters
+    ----------
+    design : ChunkedDesign
+    blocks : CrossBlocks
+        The sum over every chunk.
+    reml, engine, optimizer, start, maxiter, check_conv, df_method
+        As in :func:`interlace.fit`.
+    timings : dict, optional
+        Receives ``"optimize"`` (seconds).
+
+    Returns
+    -------
+    ChunkedLMEResult
+    """
+    from .results import ChunkedLMEResult
+
+    t0 = time.perf_counter()
+    P = design.n_x
+    G = blocks.XtX if blocks.XtX is not None else blocks.A33[:P, :P]
+    keep = np.arange(P)
+    dropped: list[str] = []
+    if P:
+        order = design.r_order
+        kept = order[independent_columns_gram(G[np.ix_(order, order)], blocks.n)]
+        keep = order
+        if kept.size < P:
+            dropped = [design.x_names[i] for i in order if i not in set(kept)]
+            warn_user(
+                f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+                f"column{'s' if len(dropped) > 1 else ''} / coefficient{'s' if len(dropped) > 1 else ''}: "
+                + ", ".join(dropped),
+                RankDeficiencyWarning,
+            )
+            keep = kept
+    idx = np.concatenate([keep, [P]]).astype(np.intp)
+    parts = dict(A11=blocks.A11, A21=blocks.A21, A22=blocks.A22, A31=blocks.A31[idx], A32=blocks.A32[idx],
+                 A33=blocks.A33[np.ix_(idx, idx)])
+    re = design.re
+    pls = make_pls_from_blocks(re, blocks.n, parts, engine)
+    pls._scale_parts = parts  # for the Satterthwaite derivatives (BlockMarginalDerivatives)
+    dev = BlockDeviance(pls, blocks.sum_log_w, reml)
+    x0 = re.theta0 if start is None else np.asarray(start, float)
+    with blas_limits(re, blas_threads):
+        opt = minimize(dev, x0, re.lower, optimizer=optimizer, maxfun=maxiter, options=optimizer_options)
+        if check_conv:
+            opt.messages = check_convergence(dev, opt.x, re.lower, opt.converged, opt.message)
+        sol = dev.solution(opt.x)
+    if timings is not None:
+        timings["optimize"] = time.perf_counter() - t0
+    return ChunkedLMEResult(design, keep, dropped, dev, sol, opt, df_method=df_method, min_w=blocks.min_w)
+
+
+def fit_chunks(formula: str, chunks: Callable[[], Iterable], columns, groups=None, random=None,
+               method: str = "REML", weights=None, offset=None, engine: str = "auto",
+               optimizer: str = "bobyqa", start=None, check_conv: bool = True, maxiter: int | None = None,
+               df_method: str = "satterthwaite", blas_threads: int | None = None,
+               optimizer_options: dict | None = None):
+    """Fit an LMM over a source read chunk by chunk, twice (levels, then blocks).
+
+    Parameters
+    ----------
+    formula : str
+    chunks : callable
+        Called once per pass; returns an iterable of pandas DataFrames (the chunks).
+    columns : sequence of str
+        The source's column names.
+    groups, random, method, weights, offset, engine, optimizer, start, check_conv, maxiter, df_method
+        As in :func:`interlace.fit` (``weights`` and ``offset`` as column names).
+    blas_threads : int, optional
+        BLAS threads during the optimization.
+    optimizer_options : dict, optional
+        Passed to the optimizer (as in :meth:`interlace.CrossedLME.fit`).
+
+    Returns
+    -------
+    ChunkedLMEResult
+    """
+    reml, dfm = check_options(method, engine, df_method)
+    plan = make_plan(formula, columns, groups, random, weights, offset)
+    timings = {}
+    t0 = time.perf_counter()
+    summary = ScanSummary()
+    n_chunks = 0
+    for df in chunks():
+        summary = summary.merge(scan_chunk(df, plan))
+        n_chunks += 1
+    design = build_design(plan, summary)
+    t1 = time.perf_counter()
+    total = None
+    for df in chunks():
+        b = chunk_blocks(df, design)
+        total = b if total is None else total + b
+    t2 = time.perf_counter()
+    timings.update(levels_pass=t1 - t0, blocks_pass=t2 - t1)
+    res = fit_blocks(design, total, reml, engine, optimizer, start, maxiter, check_conv, dfm,
+                     optimizer_options=optimizer_options, blas_threads=blas_threads, timings=timings)
+    res.timings = timings
+    res.n_chunks = n_chunks
+    return res
