@@ -311,7 +311,29 @@ class MixedResultsBase(LikelihoodModelResults):
 
         return plot(self, kind, **kwargs)
 
-    # ------------------------------------------------------------ influence and model checks
+    # ------------------------------------------------------------ residuals, influence and model checks
+    def residuals(self, type: str | None = None, level="conditional", scaled: bool = False) -> pd.Series:
+        """Residuals by type and level, lme4's ``residuals(m, type, scaled)`` and nlme's ``level``.
+
+        See :mod:`interlace.diagnostics.residuals` for the definitions.
+
+        Parameters
+        ----------
+        type : {"response", "pearson", "deviance", "working", "standardized", "normalized"}, optional
+            Default ``"response"`` (LMMs) or ``"deviance"`` (GLMMs), as lme4.
+        level : {"conditional", "marginal"}
+            With the random effects (default) or the fixed effects only (nlme's level 0).
+        scaled : bool
+            Divide by σ̂ (lme4's ``scaled = TRUE``).
+
+        Returns
+        -------
+        Series
+        """
+        from ..diagnostics.residuals import residuals
+
+        return residuals(self, type=type, level=level, scaled=scaled)
+
     def hat_values(self) -> pd.Series:
         """Leverages, lme4's ``hatvalues(m)`` (LMMs and GLMMs); see
         :func:`interlace.diagnostics.influence.hat_values`."""
