@@ -492,7 +492,8 @@ def _response_label(result) -> str:
     return f"{a} / {total.group(1) if total else f'({a} + {b})'}"
 
 
-def plot_group_fits(result, x: str, group: str | None = None, max_groups: int = 16, ncols: int | None = None):
+def plot_group_fits(result, x: str, group: str | None = None, max_groups: int = 16, ncols: int | None = None,
+                    levels=None):
     """Per-group fitted lines over the data: small multiples, one panel per level.
 
     Each panel shows the observations of one level (response against ``x``), the
@@ -515,6 +516,12 @@ def plot_group_fits(result, x: str, group: str | None = None, max_groups: int = 
         are shown.
     ncols : int, optional
         Panels per row (default about the square root of the number of panels).
+    levels : list, optional
+        The levels to draw, in this order (instead of the first ``max_groups``), e.g. the
+        groups an influence or caterpillar plot singled out.
+
+    With a categorical ``x`` the fitted values are drawn as short ticks per category, not
+    joined by lines (the categories have no order to interpolate along).
 
     Returns
     -------
@@ -523,6 +530,7 @@ def plot_group_fits(result, x: str, group: str | None = None, max_groups: int = 
     data = _model_rows(result)
     if x not in data.columns:
         raise ValueError(f"x must be a column of the data {list(data.columns)}, got {x!r}")
+    wanted = levels
     group, codes, levels = _group_codes(result, data, group)
     xs = data[x]
     ticks = None
@@ -536,6 +544,12 @@ def plot_group_fits(result, x: str, group: str | None = None, max_groups: int = 
     pop = np.asarray(result.predict(include_re=False), float)
     seen = [c for c in range(len(levels)) if np.any(codes == c)]
     shown = seen[:max(1, int(max_groups))]
+    if wanted is not None:
+        by_label = {str(v): i for i, v in enumerate(levels)}
+        unknown = [v for v in wanted if str(v) not in by_label]
+        if unknown:
+            raise ValueError(f"level(s) {unknown} are not levels of {group!r}")
+        shown = [by_label[str(v)] for v in wanted]
     n = len(shown)
     ncols = ncols or math.ceil(math.sqrt(n))
     fig, axes = _panel_axes(None, n, ncols=ncols, panel_size=(2.3, 1.9), sharex=True, sharey=True)
@@ -545,7 +559,8 @@ def plot_group_fits(result, x: str, group: str | None = None, max_groups: int = 
         ux, inv = np.unique(xv[rows], return_inverse=True)
         mean_fit = np.bincount(inv, fit[rows]) / np.bincount(inv)
         mean_pop = np.bincount(inv, pop[rows]) / np.bincount(inv)
-        mark = {"marker": "_", "ms": 9, "clip_on": False} if ux.size == 1 else {}  # one x: a tick, not a line
+        # one x, or categories: ticks, not a line
+        mark = {"marker": "_", "ms": 9, "clip_on": False, "ls": "none"} if ux.size == 1 or ticks is not None else {}
         a.plot(ux, mean_pop, color=REF_COLOR, lw=1.0, ls="--", gid="population", **mark)
         a.plot(ux, mean_fit, color=LINE_COLOR, lw=1.5, gid="fit", **mark)
         a.set_title(levels[c], fontsize="small", pad=2)
@@ -554,7 +569,9 @@ def plot_group_fits(result, x: str, group: str | None = None, max_groups: int = 
             a.set_xticks(range(len(ticks)), ticks)
     ylabel = _response_label(result)
     title = f"{ylabel} by {group}: data, conditional fit (solid), population fit (dashed)"
-    if n < len(seen):
+    if wanted is not None:
+        title += f"; {n} chosen of {len(seen)} levels"
+    elif n < len(seen):
         title += f"; first {n} of {len(seen)} levels"
     fig.suptitle(title, fontsize="medium")
     fig.supxlabel(x, fontsize="medium")

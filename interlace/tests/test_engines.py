@@ -83,8 +83,19 @@ def _nested_slopes(rng):
     return d, "y ~ x", ["(1 + x | a/b)"], None
 
 
+def _vector_later(rng):
+    """Scalar first term, a correlated-slope term after it: with sparse A21 the pair Gram of the
+    first term is sandwiched between the non-diagonal Λ2 blocks (BlockedPLS._sandwich)."""
+    n = 800
+    d = pd.DataFrame({"x": rng.normal(size=n), "g1": _labels("g", rng.integers(0, 300, n)),
+                      "g2": _labels("h", rng.integers(0, 40, n)), "g3": _labels("k", rng.integers(0, 4, n))})
+    d["y"] = 1 + d.x + rng.normal(size=n)
+    return d, "y ~ x", ["(1 | g1)", "(1 + x | g2)", "(1 | g3)"], None
+
+
 DESIGNS = {"crossed": _crossed, "nested3": _nested3, "slopes_crossed": _slopes_crossed,
-           "weights": _weighted, "vector_first_term": _vector_first, "nested_slopes": _nested_slopes}
+           "weights": _weighted, "vector_first_term": _vector_first, "nested_slopes": _nested_slopes,
+           "vector_later_term": _vector_later}
 
 
 def _build(name):
@@ -145,7 +156,12 @@ def test_design_shapes(a21_storage):
         assert not any(k[1] for k in kinds.values())
         return
     assert kinds == {"crossed": (1, False), "nested3": (1, True), "slopes_crossed": (2, False),
-                     "weights": (1, False), "vector_first_term": (3, False), "nested_slopes": (2, True)}
+                     "weights": (1, False), "vector_first_term": (3, False), "nested_slopes": (2, True),
+                     "vector_later_term": (1, True)}
+    _, re, fx, w = _build("vector_later_term")
+    pls = make_pls(re, fx.X, "blocked")
+    pls.set_data(fx.y, w)
+    assert pls._use_pairs() and not pls._diag2  # the sandwich branch
 
 
 @needs_cholmod

@@ -319,6 +319,11 @@ def test_group_fits_sleepstudy(sleep):
         np.testing.assert_allclose(one(ax, "fit").get_ydata(), fitted[rows][o])
         np.testing.assert_allclose(one(ax, "population").get_ydata(), pop[rows][o])
     assert len(visible_axes(plot_group_fits(sleep, "Days", max_groups=18))) == 18
+    chosen = plot_group_fits(sleep, "Days", levels=[337, 308])
+    assert [a.get_title() for a in visible_axes(chosen)] == ["337", "308"]
+    assert "2 chosen of 18 levels" in fig_text(chosen, "suptitle")
+    with pytest.raises(ValueError, match=r"\[999\] are not levels of 'Subject'"):
+        plot_group_fits(sleep, "Days", levels=[999])
 
 
 def test_group_fits_categorical_x_glmm(cbpp):
@@ -329,6 +334,9 @@ def test_group_fits_categorical_x_glmm(cbpp):
     assert [t.get_text() for t in axes[-1].get_xticklabels()] == ["1", "2", "3", "4"]
     herd8 = axes[[a.get_title() for a in axes].index("8")]
     assert one(herd8, "fit").get_marker() == "_"  # one observation: a tick instead of a line
+    herd1 = axes[[a.get_title() for a in axes].index("1")]
+    assert one(herd1, "fit").get_linestyle() == "None"  # categories are not joined by lines
+    assert one(herd1, "fit").get_xdata().size == 4
     np.testing.assert_allclose(one(herd8, "fit").get_ydata(), cbpp.fittedvalues[cbpp.model._frame.data["herd"] == 8])
     with pytest.raises(ValueError, match="column"):
         plot_group_fits(cbpp, "Period")
