@@ -560,8 +560,9 @@ def plot_group_fits(result, x: str, group: str | None = None, max_groups: int = 
         mean_fit = np.bincount(inv, fit[rows]) / np.bincount(inv)
         mean_pop = np.bincount(inv, pop[rows]) / np.bincount(inv)
         # one x, or categories: ticks, not a line
-        mark = {"marker": "_", "ms": 9, "clip_on": False, "ls": "none"} if ux.size == 1 or ticks is not None else {}
-        a.plot(ux, mean_pop, color=REF_COLOR, lw=1.0, ls="--", gid="population", **mark)
+        ticked = ux.size == 1 or ticks is not None
+        mark = {"marker": "_", "ms": 9, "clip_on": False, "ls": "none"} if ticked else {}
+        a.plot(ux, mean_pop, color=REF_COLOR, lw=1.0, gid="population", **({"ls": "--"} | mark))
         a.plot(ux, mean_fit, color=LINE_COLOR, lw=1.5, gid="fit", **mark)
         a.set_title(levels[c], fontsize="small", pad=2)
         a.tick_params(labelsize="small")
