@@ -110,6 +110,27 @@ def clmm_case(case: str, engine: str, worst: dict) -> None:
     _track(worst, "CLMM log-likelihood (abs.)", abs(res.llf - d["loglik"]), where)
 
 
+def nlme_case(case: str, engine: str, worst: dict) -> None:
+    """A residual correlation / variance structure against nlme (``reference/nlme``)."""
+    from interlace.tests import test_correlation as N
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d, res = N.fit_case(case, engine)
+    where = f"{case} ({engine})"
+    _track(worst, "nlme: fixed effects (rel.)", _rel(res.fe_params, d["fixef"]["values"], 1e-8), where)
+    _track(worst, "nlme: covariance of the fixed effects (rel.)", _rel(res.cov_params(), d["vcov"], 1e-12), where)
+    par = (d["corstruct"] or {}).get("value") or (d["varident"] or {}).get("ratios", [None])[1:]
+    _track(worst, "nlme: correlation / variance parameter (rel.)", _rel(res.residual_params.iloc[-1:], par[-1:], 1e-12),
+           where)
+    _track(worst, "nlme: residual SD (rel.)", _rel(res.sigma, d["sigma"], 1e-12), where)
+    _track(worst, "nlme: log-likelihood (abs.)", abs(res.llf - d["loglik"]), where)
+    block = d["intervals_relstep_1e4"].get("corStruct") or d["intervals_relstep_1e4"].get("varStruct")
+    ci = res.residual_conf_int().iloc[-1:]
+    _track(worst, "nlme: structure interval bounds (rel.; nlme at .relStep = 1e-4)",
+           max(_rel(ci["lower"], block["lower"], 1e-12), _rel(ci["upper"], block["upper"], 1e-12)), where)
+
+
 def main() -> None:
     engines = ["blocked"] + (["cholmod"] if interlace.linalg.HAVE_CHOLMOD else [])
     worst: dict = {}
@@ -122,10 +143,15 @@ def main() -> None:
     for case in case_names("clmm"):
         for e in engines:
             clmm_case(case, e, worst)
+    from interlace.tests.test_correlation import CASES as NLME_CASES
+
+    for case in NLME_CASES:
+        for e in (engines if case.startswith("lme") else engines[:1]):
+            nlme_case(case, e, worst)
     lines = ["# Agreement with R", "",
              f"Measured {datetime.date.today()} by `python3 benchmarks/agreement.py` over "
              f"{len(case_names('lmer'))} lme4 `lmer`, {len(case_names('glmer'))} `glmer` and "
-             f"{len(case_names('clmm'))} ordinal `clmm` reference cases "
+             f"{len(case_names('clmm'))} ordinal `clmm` and {len(NLME_CASES)} nlme `gls`/`lme` reference cases "
              f"(`interlace/tests/reference/`), engines: {', '.join(engines)}.", "",
              "| quantity | worst error | case |", "|---|---:|---|"]
     for key, (val, where) in worst.items():

@@ -20,7 +20,7 @@ from ..linalg import make_pls
 from ..linalg.pls import ENGINES
 from .common import blas_limits, select_rows
 from ..objective import LMMDeviance
-from ..optimize import check_convergence, minimize
+from ..optimize import check_convergence, minimize, newton_polish
 
 __all__ = ["CrossedLME", "parse_method"]
 
@@ -246,7 +246,9 @@ class CrossedLME(LikelihoodModel):
         x0 = dev.theta0 if start_params is None else np.asarray(start_params, float)
         opt = minimize(dev, x0, dev.lower, optimizer=method, maxfun=maxiter, options=optimizer_options)
         if check_conv:
-            opt.messages = check_convergence(dev, opt.x, dev.lower, opt.converged, opt.message)
+            derivs: dict = {}
+            opt.messages = check_convergence(dev, opt.x, dev.lower, opt.converged, opt.message, derivs_out=derivs)
+            newton_polish(dev, opt, dev.lower, derivs)
         sol = dev.solution(opt.x)
         res = CrossedLMEResult(self, sol, opt)
         return CrossedLMEResultWrapper(res)

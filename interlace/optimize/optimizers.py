@@ -58,6 +58,8 @@ class OptSummary:
     message: str
     seconds: float
     messages: list = field(default_factory=list)
+    #: whether a Newton step from the checks' derivatives refined ``x`` (:func:`newton_polish`)
+    polished: bool = False
 
 
 def _safe(fun):

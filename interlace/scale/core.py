@@ -21,7 +21,7 @@ from ..linalg.pls import ENGINES, PLSSystem, make_pls_from_blocks
 from ..models.common import blas_limits
 from ..models.lmm import parse_method
 from ..objective.lmm import LMMDeviance
-from ..optimize import check_convergence, minimize
+from ..optimize import check_convergence, minimize, newton_polish
 from .blocks import CrossBlocks, chunk_blocks
 from .design import ChunkedDesign, ScanSummary, build_design, make_plan, scan_chunk
 
@@ -143,7 +143,9 @@ def fit_blocks(design: ChunkedDesign, blocks: CrossBlocks, reml: bool = True, en
     with blas_limits(re, blas_threads):
         opt = minimize(dev, x0, re.lower, optimizer=optimizer, maxfun=maxiter, options=optimizer_options)
         if check_conv:
-            opt.messages = check_convergence(dev, opt.x, re.lower, opt.converged, opt.message)
+            derivs: dict = {}
+            opt.messages = check_convergence(dev, opt.x, re.lower, opt.converged, opt.message, derivs_out=derivs)
+            newton_polish(dev, opt, re.lower, derivs)
         sol = dev.solution(opt.x)
     if timings is not None:
         timings["optimize"] = time.perf_counter() - t0
