@@ -165,7 +165,7 @@ def test_row_order_and_unsorted_time_do_not_matter():
     _, res2 = fit_case("lme_car1", data=shuffled)
     assert abs(res.llf - res2.llf) < 1e-7
     assert rel(res2.fe_params, res.fe_params) < 1e-6
-    assert rel(res2.residual_params, res.residual_params) < 1e-4  # a flat optimum: llf agrees to 1e-7
+    assert rel(res2.residual_params, res.residual_params) < 1e-6  # Newton-refined; BOBYQA alone: 1e-5
 
 
 def test_simulate_has_the_residual_correlation():
