@@ -501,7 +501,9 @@ def plot_group_fits(result, x: str, group: str | None = None, max_groups: int = 
     ``fitted``) and the population fit (dashed: fixed effects only).  With more than one
     observation at an ``x`` value the lines join the mean fitted value there, so with
     other covariates varying within a group the line is that average, not a
-    straight line.  For GLMMs both fits are on the response scale.
+    straight line.  For GLMMs both fits are on the response scale.  With a categorical
+    ``x`` the fits are drawn as short ticks per category, not joined by lines (the
+    categories have no order to interpolate along).
 
     Parameters
     ----------
@@ -519,9 +521,6 @@ def plot_group_fits(result, x: str, group: str | None = None, max_groups: int = 
     levels : list, optional
         The levels to draw, in this order (instead of the first ``max_groups``), e.g. the
         groups an influence or caterpillar plot singled out.
-
-    With a categorical ``x`` the fitted values are drawn as short ticks per category, not
-    joined by lines (the categories have no order to interpolate along).
 
     Returns
     -------
