@@ -31,7 +31,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..errors import InterlaceError
-from ..linalg import BLOCKED_DENSE_LIMIT
+from ..linalg import THREADED_DENSE_COLUMNS
 from ..objective.lmm import LMMDeviance
 from ..optimize import is_singular, minimize
 from .profile import param_names, percent_labels, theta_to_sdcor
@@ -146,7 +146,7 @@ class _Refitter:
         self.statistic = statistic
         self.use_u = use_u
         self.names = param_names(self.re, res._names, old=old_names)
-        self.small = self.re.q - self.re.terms[0].q <= BLOCKED_DENSE_LIMIT
+        self.small = self.re.q - self.re.terms[0].q <= THREADED_DENSE_COLUMNS
 
     def default_stat(self, theta, sigma2, beta) -> np.ndarray:
         sig = float(np.sqrt(sigma2))

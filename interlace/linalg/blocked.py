@@ -32,6 +32,11 @@ def _pair_count(A21: sp.csr_matrix) -> int:
     return int(np.sum(m * (m + 1) // 2))
 
 
+#: With more dense columns than this, a sparse L21 without precomputed pairs is multiplied
+#: out by BLAS rank-k updates of dense column chunks (:meth:`BlockedPLS._subtract_gram_syrk`).
+SYRK_MIN_COLUMNS = 500
+#: Elements of one dense chunk of L21 in those updates (32 MB).
+SYRK_CHUNK_ELEMENTS = 4_000_000
 #: Largest q2² for which distinct pairs are found through a dense lookup table (no sort).
 DENSE_PAIR_TABLE = 40_000_000
 
@@ -343,6 +348,22 @@ class BlockedPLS(PLSSystem):
                     blk[...] = np.einsum("ij,xiyk,kl->xjyl", temps[a], B, temps[b]).reshape(blk.shape)
         return S
 
+    def _subtract_gram_syrk(self, L21: sp.spmatrix, M22: np.ndarray) -> np.ndarray:
+        """M22 − L21 L21ᵀ (upper triangle) by BLAS ``dsyrk`` over dense column chunks of L21.
+
+        For a sparse L21 whose column pairs are too many to precompute (users × items
+        designs: ~10⁸ pairs) a sparse product per evaluation is slow and its result dense
+        anyway; rank-k updates of dense chunks run at BLAS speed with bounded memory.
+        """
+        M = M22 if M22.flags.c_contiguous else np.ascontiguousarray(M22)
+        Lc = L21.tocsc()
+        chunk = max(64, int(SYRK_CHUNK_ELEMENTS // max(self.q2, 1)))
+        C = M.T  # Fortran order: dsyrk updates it in place; its lower triangle is M's upper one
+        for a in range(0, self.q1, chunk):
+            B = Lc[:, a:a + chunk].toarray(order="F")
+            C = sla.blas.dsyrk(-1.0, B, beta=1.0, c=C, lower=1, overwrite_c=1)
+        return C.T
+
     def _m22_buffer(self) -> np.ndarray:
         """A reused q2 × q2 array for M22 (and, factored in place, L22): no 10-MB allocation per θ."""
         buf = self.__dict__.get("_m22_buf")
@@ -382,8 +403,11 @@ class BlockedPLS(PLSSystem):
                 else:
                     M22 = np.asarray((Lam2.T @ (Lam2.T @ self.A22).T).T)
             if not pairs:
-                LL = L21 @ L21.T
-                M22 -= LL.toarray() if sp.issparse(LL) else LL
+                if sp.issparse(L21) and self.q2 >= SYRK_MIN_COLUMNS:
+                    M22 = self._subtract_gram_syrk(L21, M22)
+                else:
+                    LL = L21 @ L21.T
+                    M22 -= LL.toarray() if sp.issparse(LL) else LL
             M22[np.diag_indices_from(M22)] += 1.0
             try:
                 # M22ᵀ is Fortran-ordered: LAPACK factors it in place (L22 L22ᵀ = M22ᵀ = M22),

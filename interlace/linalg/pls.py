@@ -48,12 +48,18 @@ except ImportError:  # pragma: no cover
 
 ENGINES = ("auto", "blocked", "cholmod")
 
-#: Above this many columns outside the first term, ``engine="auto"`` prefers CHOLMOD.
-BLOCKED_DENSE_LIMIT = 2500
+#: Above this many columns outside the first term, ``engine="auto"`` prefers CHOLMOD even
+#: when they fill in densely (a dense block of 8,000² is 512 MB).
+BLOCKED_DENSE_LIMIT = 8000
 #: ``engine="auto"`` also prefers CHOLMOD when the block the blocked engine keeps dense
 #: has more than this many columns and is sparser than :data:`SPARSE_FILL_LIMIT` (nested designs).
 SPARSE_MIN_COLUMNS = 300
 SPARSE_FILL_LIMIT = 0.05
+#: Fits whose dense block has more columns than this keep the BLAS library's threads
+#: (smaller ones run BLAS on one thread: threading slows small factorizations).
+THREADED_DENSE_COLUMNS = 2500
+#: :func:`lower_block_fill` forms the pattern exactly up to this many column pairs.
+FILL_EXACT_PAIRS = 20_000_000
 
 
 def lower_block_fill(re: RandomEffects) -> float:
@@ -69,6 +75,9 @@ def lower_block_fill(re: RandomEffects) -> float:
     Z1.data[:] = 1.0
     Z2.data[:] = 1.0
     A21 = (Z2.T @ Z1).tocsr()
+    m = np.bincount(A21.indices, minlength=A21.shape[1]).astype(float)
+    if np.sum(m * m) / 2 > max(FILL_EXACT_PAIRS, q2 * q2):
+        return 1.0  # more column pairs than entries (users × items): dense; not worth the product
     pattern = (Z2.T @ Z2) + A21 @ A21.T
     return pattern.nnz / float(q2 * q2)
 
@@ -201,7 +210,7 @@ def make_pls(re: RandomEffects, X: np.ndarray, engine: str = "auto") -> PLSSyste
         engine = "blocked"
         if HAVE_CHOLMOD and (q2 > BLOCKED_DENSE_LIMIT
                              or (q2 > SPARSE_MIN_COLUMNS and lower_block_fill(re) < SPARSE_FILL_LIMIT)):
-            engine = "cholmod"
+            engine = "cholmod"  # large, or sparse after elimination (nested designs)
     if engine == "blocked":
         return BlockedPLS(re, X)
     if engine == "cholmod":

@@ -7,7 +7,7 @@ from threadpoolctl import threadpool_limits
 
 from ..design.terms import RandomEffects
 from ..errors import DataError
-from ..linalg import BLOCKED_DENSE_LIMIT
+from ..linalg import THREADED_DENSE_COLUMNS
 
 __all__ = ["select_rows", "blas_limits"]
 
@@ -26,10 +26,10 @@ def blas_limits(re: RandomEffects, blas_threads: int | None):
     """Context limiting BLAS threads during a fit.
 
     Default: one thread unless the dense part of the factor has more than
-    :data:`~interlace.linalg.BLOCKED_DENSE_LIMIT` columns (threaded BLAS slows small
+    :data:`~interlace.linalg.THREADED_DENSE_COLUMNS` columns (threaded BLAS slows small
     factorizations, badly so on a busy machine).
     """
     if blas_threads is None:
         q2 = re.q - re.terms[0].q if re.terms else 0
-        blas_threads = 1 if q2 <= BLOCKED_DENSE_LIMIT else None
+        blas_threads = 1 if q2 <= THREADED_DENSE_COLUMNS else None
     return threadpool_limits(limits=blas_threads, user_api="blas")

@@ -223,7 +223,7 @@ class CrossedLME(LikelihoodModel):
             Override the model's REML/ML setting.
         blas_threads : int, optional
             BLAS threads during the fit. Default: 1 unless the dense part of the
-            factor has more than :data:`~interlace.linalg.BLOCKED_DENSE_LIMIT` columns
+            factor has more than :data:`~interlace.linalg.THREADED_DENSE_COLUMNS` columns
             (threaded BLAS slows small factorizations, badly so on a busy machine).
 
         Returns

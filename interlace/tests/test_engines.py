@@ -271,3 +271,21 @@ def test_criterion_equals_dense_definition(engine, theta):
     np.testing.assert_allclose(sol.sigma2 * np.linalg.inv(RX @ RX.T), np.linalg.inv(X.T @ Vi @ X), rtol=1e-8)
     for ours, dense in zip(re.split_b(sol.b), blups):
         np.testing.assert_allclose(ours, dense, rtol=1e-8, atol=1e-10)
+
+
+@needs_cholmod
+@pytest.mark.parametrize("name", ["nested3", "vector_later_term"])
+def test_syrk_gram_equals_cholmod(name, monkeypatch, a21_storage):
+    """Without precomputed pairs (users × items designs have ~10⁸), L21 L21ᵀ comes from BLAS
+    rank-k updates of dense column chunks: the same criterion as CHOLMOD."""
+    if a21_storage != "sparse":
+        pytest.skip("needs a sparse A21")
+    monkeypatch.setattr("interlace.linalg.blocked.MAX_COLUMN_PAIRS", 0)
+    monkeypatch.setattr("interlace.linalg.blocked.SYRK_MIN_COLUMNS", 0)
+    monkeypatch.setattr("interlace.linalg.blocked.SYRK_CHUNK_ELEMENTS", 50)  # several chunks
+    _, re, fx, w = _build(name)
+    blk = _deviance(re, fx, w, "blocked", True)
+    chm = _deviance(re, fx, w, "cholmod", True)
+    assert not blk.pls._use_pairs()
+    for th in _random_thetas(re, np.random.default_rng(7)):
+        assert blk(th) == pytest.approx(chm(th), rel=1e-10)
