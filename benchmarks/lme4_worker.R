@@ -14,6 +14,9 @@
 #   link      GLMM link ("logit")
 #   nagq      GLMM nAGQ (0 or 1)
 #   repeats   number of timed fits
+#   progress  optional file to which each finished fit appends "label seconds"
+#             (warm-up, fit1, ...), read by the runner when it kills a worker
+#             that ran past its timeout
 #   out       where to write the result JSON
 #
 # Timing is `system.time(lmer(...))[["elapsed"]]` (or glmer(...)) around the
@@ -59,6 +62,13 @@ result <- list(status = "ok", mode = spec$mode, versions = versions, nrow = nrow
 
 is_glmm <- !is.null(spec$family)
 
+# One line per finished fit in the progress file, if the spec names one.
+note_progress <- function(label, seconds) {
+  if (!is.null(spec$progress) && nzchar(spec$progress)) {
+    cat(sprintf("%s %.6g\n", label, seconds), file = spec$progress, append = TRUE)
+  }
+}
+
 # glmer()'s stage 1 alone (see the header), returning its number of deviance evaluations.
 glmer_stage1_evals <- function(form, fam) {
   ctrl <- glmerControl()
@@ -89,6 +99,7 @@ if (identical(spec$mode, "time")) {
     }
   }
   warm <- fit_once()  # warm-up: lazy loading, byte compilation, first allocations
+  note_progress("warm-up", warm$seconds)
   rm(warm)
   invisible(gc())
   seconds <- numeric(0)
@@ -97,6 +108,7 @@ if (identical(spec$mode, "time")) {
     m <- NULL
     invisible(gc())
     f <- fit_once()
+    note_progress(paste0("fit", i), f$seconds)
     seconds <- c(seconds, f$seconds)
     m <- f$model
     rm(f)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Speed, memory and agreement of interlace against lme4 and statsmodels.
+"""Speed, memory and agreement of interlace against lme4, statsmodels, mixedlm and interlace-lme.
 
 Run by hand (never by the test suite), from the repository root::
 
@@ -7,6 +7,9 @@ Run by hand (never by the test suite), from the repository root::
     python3 benchmarks/run_benchmarks.py --only sleepstudy insteval --repeats 5
     python3 benchmarks/run_benchmarks.py --engines auto blocked cholmod
     python3 benchmarks/run_benchmarks.py --skip-r --skip-statsmodels
+    python3 benchmarks/run_benchmarks.py --tools interlace lme4 --timeout 900
+    python3 benchmarks/run_benchmarks.py --only users_items --tools interlace \
+        --output-md /tmp/b.md --output-json /tmp/b.json       # try without touching the report
 
 It writes ``docs/benchmarks.md`` (tables, machine, versions, threads and the
 command that reproduces it) and ``benchmarks/results.json`` (raw results).
@@ -16,6 +19,18 @@ measured them; a run without ``--only`` replaces the whole file.  The
 workloads are linear mixed models (``interlace.fit`` against ``lmer``) and
 GLMMs (``interlace.glmer`` against ``glmer``, in a section of their own).
 
+Tools (``--tools``, default all): ``lme4`` (Debian's R, ``lme4_worker.R``),
+``interlace``, ``statsmodels`` (``MixedLM``), ``mixedlm`` (the PyPI package
+with a Rust core, ``python3 -m pip install mixedlm``; ``mixedlm.lmer`` /
+``mixedlm.glmer`` with the lme4 formula) and ``interlace-lme`` (the earlier,
+unrelated PyPI package ``interlace-lme==0.3.2``, whose import name is also
+``interlace``: it runs from its own virtual environment, ``--interlace-lme-venv``
+or ``$INTERLACE_LME_VENV``, default ``/tmp/ilme``, made with
+``python3 -m venv /tmp/ilme && /tmp/ilme/bin/pip install interlace-lme==0.3.2
+pandas``, by ``interlace_lme_worker.py``).  A tool that is not installed is
+skipped with a note; a tool that cannot fit a workload (formula it does not
+support, error, timeout) gets a row with the reason.
+
 How things are measured
 -----------------------
 * Every fit runs in a subprocess started by a small launcher whose only child
@@ -23,13 +38,13 @@ How things are measured
   after the child exits, which is the child's peak resident set size.
 * **Wall seconds**: each worker loads the data (not timed), makes one untimed
   warm-up fit, then ``--repeats`` timed fits; the median is reported.  For
-  interlace and statsmodels the clock (``time.perf_counter``) runs around the
-  whole fitting call, so formula processing and building the design are
-  included.  For lme4 it is ``system.time`` around ``lmer()`` (``glmer()``)
-  inside R.
+  the Python tools (interlace, statsmodels, mixedlm, interlace-lme) the clock
+  (``time.perf_counter``) runs around the whole fitting call, so formula
+  processing and building the design are included.  For lme4 it is
+  ``system.time`` around ``lmer()`` (``glmer()``) inside R.
 * **Peak memory**: for interlace, one fit in a fresh subprocess; the baseline
   is the same worker that imports the same modules and loads the data but fits
-  nothing; both and their difference are reported.  For lme4 and statsmodels
+  nothing; both and their difference are reported.  For the other tools
   the peak of the timing worker is used (the previous model is dropped and the
   garbage collector runs before each fit), against a data-only baseline.
 * **Agreement** with lme4 in the same run: the largest relative difference of
@@ -43,8 +58,12 @@ How things are measured
   (untimed) with lme4's modular functions and reports the sum, with both
   stages kept in the raw results.
 * **Threads**: ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``,
-  ``MKL_NUM_THREADS`` and friends are set to ``--threads`` (default 1) in
-  every worker, Python and R alike.
+  ``MKL_NUM_THREADS``, ``RAYON_NUM_THREADS`` (mixedlm's Rust core) and friends
+  are set to ``--threads`` (default 1) in every worker, Python and R alike.
+* **Timeout**: every timing worker (its warm-up and timed fits together) is
+  killed after ``--timeout`` seconds (default 900; ``--tool-timeout
+  lme4=900`` sets one tool's) and the row reports ``timeout`` with the fits it
+  completed before (statsmodels keeps its own per-fit limit too).
 
 Simulated data are written once per run to a temporary directory (or
 ``--data-dir``) as CSV files that every tool reads, so all tools fit the
@@ -73,6 +92,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 R_WORKER = HERE / "lme4_worker.R"
+ILME_WORKER = HERE / "interlace_lme_worker.py"
 INSTEVAL_CSV = HERE / "data" / "insteval.csv.gz"
 VERBAGG_CSV = ROOT / "interlace" / "datasets" / "data" / "verbagg.csv"
 DEFAULT_MD = ROOT / "docs" / "benchmarks.md"
@@ -83,9 +103,19 @@ RSCRIPT = "/usr/bin/Rscript"
 SEED = 20240601
 #: Per-fit limit for statsmodels, seconds.
 STATSMODELS_TIMEOUT = 300.0
-#: Thread-count variables set in every worker.
+#: Default limit of one timing worker (warm-up and timed fits together), seconds (``--timeout``).
+DEFAULT_TIMEOUT = 900.0
+#: Limit of a worker that only loads the data (memory baseline), seconds.
+BASELINE_TIMEOUT = 600.0
+#: Thread-count variables set in every worker (``RAYON_NUM_THREADS``: mixedlm's Rust core).
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "BLIS_NUM_THREADS")
+               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "BLIS_NUM_THREADS", "RAYON_NUM_THREADS")
+#: Every tool the runner knows, in the order its rows appear (``--tools``).
+TOOLS = ("lme4", "interlace", "statsmodels", "mixedlm", "interlace-lme")
+#: Version of interlace-lme the comparison is made with (installed in its own venv).
+ILME_VERSION = "0.3.2"
+#: Default virtual environment holding interlace-lme (``--interlace-lme-venv``, ``$INTERLACE_LME_VENV``).
+DEFAULT_ILME_VENV = Path(os.environ.get("INTERLACE_LME_VENV", "/tmp/ilme"))
 
 # The launcher: runs its argv as its only child (stdout sent to stderr), enforces a
 # timeout and prints one JSON line with the status, RUSAGE_CHILDREN.ru_maxrss and
@@ -148,6 +178,13 @@ class Workload:
         GLMM link function (R's name).
     nagq : int
         GLMM ``nAGQ`` (0: PIRLS only; 1: Laplace).
+    mixedlm_skip : str
+        Why mixedlm is not run on this workload ("" to run it).
+    ilme_skip : str
+        Why interlace-lme is not run on this workload ("" to run it).
+    ilme_binary : tuple
+        ``(column, success)``: interlace-lme needs a numeric 0/1 response, so
+        its worker codes ``column == success`` as 1 after loading (untimed).
     """
 
     name: str
@@ -165,6 +202,9 @@ class Workload:
     family: str | None = None
     link: str = "logit"
     nagq: int = 1
+    mixedlm_skip: str = ""
+    ilme_skip: str = ""
+    ilme_binary: tuple = ()
 
     @property
     def is_glmm(self) -> bool:
@@ -299,6 +339,123 @@ def make_glmm_binary_crossed(directory: Path) -> Path:
     return _write_csv(pd.DataFrame({"y": y, "x": x, "g1": g1, "g2": g2}), directory / "glmm_binary_crossed.csv")
 
 
+#: Shape of the MovieLens-1M ratings: users, items (movies rated at least once), ratings.
+USERS_ITEMS_SHAPE = (6040, 3699, 965_985)
+
+
+def _counts_with_total(weights, total: int, low: int, high: int):
+    """Integer counts ``low ≤ c ≤ high`` proportional to ``weights`` above ``low``, summing to ``total``.
+
+    The share above ``low`` is water-filled under the cap ``high`` and rounded by
+    largest remainders, so the result is deterministic and exact.
+    """
+    import numpy as np
+
+    w = np.asarray(weights, float)
+    extra = np.zeros_like(w)
+    free = np.ones(w.size, bool)
+    left = float(total - low * w.size)
+    while True:  # cap the largest shares, hand what they lose to the others
+        share = w[free] / w[free].sum() * left
+        over = share > high - low
+        if not over.any():
+            extra[free] = share
+            break
+        idx = np.flatnonzero(free)[over]
+        extra[idx] = high - low
+        free[idx] = False
+        left -= (high - low) * idx.size
+    counts = np.floor(extra).astype(np.int64)
+    short = total - low * w.size - int(counts.sum())
+    order = np.argsort(-(extra - counts), kind="stable")
+    counts[order[:short]] += 1
+    return counts + low
+
+
+def simulate_users_items(n_users: int, n_items: int, n: int, offset: int):
+    """Ratings of the MovieLens-1M shape: each user rates distinct items, with skewed counts.
+
+    User activity (ratings per user) is ``20 + lognormal(0, 1.1)`` scaled to ``n``
+    rows in total and capped at 2,314 (MovieLens-1M's minimum 20 and maximum);
+    item popularity is ``lognormal(0, 1.2)``.  Each user draws its items without
+    replacement with probability proportional to popularity (Gumbel top-k), so a
+    (user, item) pair occurs at most once, as in real ratings; an item nobody drew
+    would take the place of one rating of the most-rated item of a random user (it
+    does not happen with this seed).  ``y = 3.6 + u[user] + v[item] + e`` with
+    ``u ~ N(0, 0.45^2)``, ``v ~ N(0, 0.55^2)``, ``e ~ N(0, 0.9^2)``: a continuous
+    response on the scale of 1–5 star ratings.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``y``, ``user``, ``item`` (integer codes), sorted by user.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = _rng(offset)
+    per_user = _counts_with_total(rng.lognormal(0.0, 1.1, n_users), n, 20, 2314)
+    log_pop = np.log(rng.lognormal(0.0, 1.2, n_items))
+    items = []
+    for k in per_user:
+        keys = log_pop - np.log(-np.log(rng.random(n_items)))  # Gumbel top-k: weighted, no replacement
+        items.append(np.sort(np.argpartition(-keys, k - 1)[:k]))
+    user = np.repeat(np.arange(n_users), per_user)
+    item = np.concatenate(items)
+    per_item = np.bincount(item, minlength=n_items)
+    starts = np.concatenate([[0], np.cumsum(per_user)[:-1]])
+    for j in np.flatnonzero(per_item == 0):  # repair (not needed with the default seed)
+        u = int(rng.integers(n_users))
+        rows = np.arange(starts[u], starts[u] + per_user[u])
+        r = rows[np.argmax(per_item[item[rows]])]
+        per_item[item[r]] -= 1
+        item[r] = j
+        per_item[j] += 1
+    _levels_all_present(user, n_users, "user")
+    _levels_all_present(item, n_items, "item")
+    y = 3.6 + 0.45 * rng.standard_normal(n_users)[user] + 0.55 * rng.standard_normal(n_items)[item] \
+        + 0.9 * rng.standard_normal(n)
+    return pd.DataFrame({"y": y, "user": user, "item": item})
+
+
+def make_users_items(directory: Path) -> Path:
+    """MovieLens-1M shape: 965,985 ratings, 6,040 users × 3,699 items (:func:`simulate_users_items`)."""
+    return _write_csv(simulate_users_items(*USERS_ITEMS_SHAPE, offset=8), directory / "users_items.csv")
+
+
+def split_lme4_formula(formula: str) -> tuple[str, list[str]]:
+    """Fixed part and random terms of an lme4 formula, for interlace-lme's ``fit(formula, random=[...])``.
+
+    lme4's implicit intercept is made explicit (``(Days | Subject)`` → ``(1 + Days | Subject)``):
+    interlace-lme reads a bar term without ``1`` or ``0`` as a slope only.
+
+    Examples
+    --------
+    >>> split_lme4_formula("y ~ x + (1 | g1) + (x | g2)")
+    ('y ~ x', ['(1 | g1)', '(1 + x | g2)'])
+    """
+    lhs, rhs = formula.split("~", 1)
+    fixed, random, depth, term = [], [], 0, ""
+    for ch in rhs + "+":
+        depth += (ch == "(") - (ch == ")")
+        if ch == "+" and depth == 0:
+            term = term.strip()
+            if term.startswith("(") and "|" in term:
+                inner = term[1:-1]
+                bar = "||" if "||" in inner else "|"
+                effects, group = (x.strip() for x in inner.split(bar, 1))
+                parts = [t.strip() for t in effects.split("+")]
+                if not {"0", "1", "-1"} & set(parts):
+                    effects = "1 + " + effects
+                random.append(f"({effects} {bar} {group})")
+            elif term:
+                fixed.append(term)
+            term = ""
+        else:
+            term += ch
+    return f"{lhs.strip()} ~ {' + '.join(fixed) or '1'}", random
+
+
 def _seconds(rows, tool="interlace", engine="auto"):
     """Median seconds of one row of a workload's results (None if missing)."""
     r = rows.get(_key(tool, engine))
@@ -323,15 +480,22 @@ def _insteval_target(rows):
     return out
 
 
-def _crossed_1m_target(rows):
-    """crossed_1m: ≤ 5 s and ≤ 1.5 GB peak RSS (fresh process, total)."""
-    out = _time_target(5.0)(rows)
-    r = rows.get(_key("interlace", "auto"), {})
-    peak = r.get("peak_mb")
-    out.append(("interlace (auto) peak RSS ≤ 1.5 GB (whole process)",
-                "n/a" if peak is None else f"{peak / 1000:.2f} GB (fit alone {r.get('delta_mb', 0) / 1000:.2f} GB)",
-                None if peak is None else peak <= 1500))
-    return out
+def _time_and_peak_target(limit_s: float, limit_gb: float) -> Callable:
+    """Target ``interlace (auto) median ≤ limit_s`` seconds and peak RSS ≤ ``limit_gb`` (fresh process, total)."""
+    def check(rows):
+        out = _time_target(limit_s)(rows)
+        r = rows.get(_key("interlace", "auto"), {})
+        peak = r.get("peak_mb")
+        out.append((f"interlace (auto) peak RSS ≤ {limit_gb:g} GB (whole process)",
+                    "n/a" if peak is None else
+                    f"{peak / 1000:.2f} GB (fit alone {r.get('delta_mb', 0) / 1000:.2f} GB)",
+                    None if peak is None else peak <= limit_gb * 1000))
+        return out
+    return check
+
+
+#: crossed_1m: ≤ 5 s and ≤ 1.5 GB peak RSS (fresh process, total).
+_crossed_1m_target = _time_and_peak_target(5.0, 1.5)
 
 
 def _slopes_target(rows):
@@ -393,7 +557,10 @@ WORKLOADS: list[Workload] = [
         notes="`service` is a factor in both tools, so `(0 + service | dept)` has two columns "
               "(service0, service1 indicators) with an unstructured 2×2 covariance per dept: θ has "
               "5 entries (s, d, and 3 for the dept block), not 4 as the name suggests (a numeric 0/1 "
-              "`service` would give 3). Fixed effects: intercept and `service1` (`service[T.1]`)."),
+              "`service` would give 3). Fixed effects: intercept and `service1` (`service[T.1]`).",
+        ilme_skip="not run: interlace-lme reads the factor `service` in `(0 + service | dept)` as one "
+                  "column, so it fits one dept variance (θ of 3 entries) instead of lme4's 2×2 covariance "
+                  "(5 entries): a different model"),
     Workload(
         "crossed_1m", "y ~ x1 + x2 + (1 | g1) + (1 | g2)", "REML",
         "simulated, 1,000,000 rows, g1: 1,000 levels crossed with g2: 500 levels",
@@ -409,6 +576,19 @@ WORKLOADS: list[Workload] = [
         statsmodels_note="`mixedlm('y ~ x', groups='g', re_formula='~x')`",
         target=_slopes_target),
     Workload(
+        "users_items", "y ~ 1 + (1 | user) + (1 | item)", "REML",
+        "simulated ratings of the MovieLens-1M shape, 965,985 rows, user: 6,040 × item: 3,699 crossed, "
+        "skewed counts (20–2,314 ratings per user, lognormal item popularity), no repeated (user, item) pair",
+        data=make_users_items, r_factors=("user", "item"),
+        statsmodels_note="skipped: crossed factors would be variance components of one all-rows group, whose "
+                         "dense 965,985 × 9,739 design alone is 75 GB",
+        target=_time_and_peak_target(40.0, 1.0),
+        notes="Simulated by `simulate_users_items` (numpy seed offset 8): ratings per user `20 + lognormal(0, "
+              "1.1)` scaled to the total and capped at 2,314, items drawn without replacement with lognormal(0, "
+              "1.2) popularity; `y = 3.6 + u[user] + v[item] + e`, sd 0.45, 0.55, 0.9. One lme4 fit of this shape "
+              "was reported at 584 s (issue 5): its row is `timeout` when its warm-up and timed fits do not all "
+              "finish within `--timeout`, with the fits it completed in the Notes."),
+    Workload(
         "glmm_binary_crossed", "y ~ x + (1 | g1) + (1 | g2)", "ML",
         "simulated binary response, 100,000 rows, g1: 1,000 levels crossed with g2: 200 levels",
         data=make_glmm_binary_crossed, r_factors=("g1", "g2"),
@@ -419,13 +599,14 @@ WORKLOADS: list[Workload] = [
         "lme4's VerbAgg, 7,584 rows, id: 316 × item: 24 crossed",
         path=VERBAGG_CSV, r_factors=VERBAGG_FACTORS,
         statsmodels_note=GLMM_STATSMODELS_NOTE, target=_time_target(1.5), notes=VERBAGG_NOTES,
-        family="binomial", nagq=1),
+        family="binomial", nagq=1, ilme_binary=("r2", "Y")),
     Workload(
         "verbagg_nagq0", "r2 ~ Anger + Gender + btype + situ + (1 | id) + (1 | item)", "ML",
         "lme4's VerbAgg, as verbagg_laplace",
         path=VERBAGG_CSV, r_factors=VERBAGG_FACTORS,
         statsmodels_note=GLMM_STATSMODELS_NOTE, target=_time_target(0.3), notes=VERBAGG_NOTES,
-        family="binomial", nagq=0),
+        family="binomial", nagq=0, ilme_binary=("r2", "Y"),
+        ilme_skip="not run: interlace-lme's `glmer` has no nAGQ=0 (it requires nAGQ ≥ 1)"),
 ]
 BY_NAME = {w.name: w for w in WORKLOADS}
 
@@ -453,7 +634,14 @@ def load_frame(spec: dict):
     return df
 
 
-def _timed(fit: Callable, repeats: int, per_fit_timeout: float | None):
+def note_progress(path: str | None, label: str, seconds: float) -> None:
+    """Append ``label seconds`` to a worker's progress file (read by the runner if the worker is killed)."""
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{label} {seconds:.6g}\n")
+
+
+def _timed(fit: Callable, repeats: int, per_fit_timeout: float | None, progress: str | None = None):
     """One warm-up call of ``fit`` then ``repeats`` timed calls.
 
     Parameters
@@ -463,6 +651,8 @@ def _timed(fit: Callable, repeats: int, per_fit_timeout: float | None):
     repeats : int
     per_fit_timeout : float, optional
         Seconds after which SIGALRM aborts a fit with :class:`TimeoutError`.
+    progress : str, optional
+        Progress file: each finished fit appends its label and seconds.
 
     Returns
     -------
@@ -486,13 +676,15 @@ def _timed(fit: Callable, repeats: int, per_fit_timeout: float | None):
             if per_fit_timeout:
                 signal.setitimer(signal.ITIMER_REAL, 0)
 
-    _, res = call()  # warm-up
+    t, res = call()  # warm-up
+    note_progress(progress, "warm-up", t)
     seconds = []
-    for _ in range(repeats):
+    for i in range(repeats):
         del res
         gc.collect()
         t, res = call()
         seconds.append(t)
+        note_progress(progress, f"fit{i + 1}", t)
     return seconds, res
 
 
@@ -547,7 +739,7 @@ def worker_interlace(spec: dict) -> dict:
         res = run()
         seconds = None
     else:
-        seconds, res = _timed(run, spec["repeats"], None)
+        seconds, res = _timed(run, spec["repeats"], None, spec.get("progress"))
     dev = getattr(res.model, "_deviance", None)
     pls = getattr(dev, "pls", None)
     opt = res.opt_summary
@@ -592,7 +784,7 @@ def worker_statsmodels(spec: dict) -> dict:
         return res
 
     try:
-        seconds, res = _timed(run, spec["repeats"], spec["per_fit_timeout"])
+        seconds, res = _timed(run, spec["repeats"], spec["per_fit_timeout"], spec.get("progress"))
     except TimeoutError:
         return {**out, "status": "timeout"}
     group = sm_args["groups"]
@@ -617,12 +809,66 @@ def worker_statsmodels(spec: dict) -> dict:
     return out
 
 
+def worker_mixedlm(spec: dict) -> dict:
+    """Fit with the PyPI package mixedlm (``mixedlm.lmer`` / ``mixedlm.glmer``, lme4 formula, default control):
+    modes ``time`` and ``baseline``."""
+    import warnings
+    from importlib.metadata import version
+
+    from mixedlm import glmer as ml_glmer  # imported in every mode, so the baseline holds it too
+    from mixedlm import lmer as ml_lmer
+
+    df = load_frame(spec)
+    out = {"status": "ok", "mode": spec["mode"], "threads": _thread_info(), "tool_version": version("mixedlm")}
+    if spec["mode"] == "baseline":
+        return out
+    if spec.get("family"):
+        from mixedlm.families import Binomial, Poisson
+
+        family = {"binomial": Binomial, "poisson": Poisson}[spec["family"]](link=spec["link"])
+
+    def run():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if spec.get("family"):
+                res = ml_glmer(spec["formula"], df, family=family, nAGQ=spec["nagq"])
+            else:
+                res = ml_lmer(spec["formula"], df, REML=spec["method"] == "REML")
+        res._bench_warnings = sorted({str(w.message).splitlines()[0] for w in caught})
+        return res
+
+    seconds, res = _timed(run, spec["repeats"], None, spec.get("progress"))
+    vc = res.VarCorr()
+    cov = [{"group": name, "names": list(g.term_names), "matrix": _frame_cov(g.cov)} for name, g in vc.groups.items()]
+    structs = res.matrices.random_structures
+    theta_names = ([f"{st.grouping_factor}.{st.term_names[0]}" for st in structs]
+                   if all(len(st.term_names) == 1 for st in structs) else None)
+    evals = getattr(res, "function_evals", None)  # LMMs only; GlmerResult reports iterations (n_iter) alone
+    out.update(
+        seconds=seconds,
+        n_evals=None if spec.get("family") or evals is None else int(evals),
+        n_iter=int(res.n_iter),
+        optimizer=str(getattr(res, "optimizer", "")),
+        fe={str(k): float(v) for k, v in zip(res.matrices.fixed_names, res.beta)},
+        cov=cov,
+        residual_var=1.0 if spec.get("family") else float(res.sigma) ** 2,
+        llf=float(res.logLik().value),
+        theta=[float(t) for t in res.theta],
+        theta_names=theta_names,
+        messages=res._bench_warnings,
+        converged=bool(res.converged),
+    )
+    return out
+
+
 def worker_main(spec_path: str) -> None:
     """Entry point of a Python worker subprocess: read the spec, run, write JSON."""
     spec = json.loads(Path(spec_path).read_text())
     try:
         if spec["tool"] == "interlace":
             out = worker_interlace(spec)
+        elif spec["tool"] == "mixedlm":
+            out = worker_mixedlm(spec)
         else:
             out = worker_statsmodels(spec)
     except Exception as exc:  # noqa: BLE001 - reported in the results, not fatal for the run
@@ -670,6 +916,23 @@ def _fmt_s(t) -> str:
     return f"{t:.3g}" if t < 100 else f"{t:.0f}"
 
 
+def _read_progress(path: str) -> list:
+    """``[label, seconds]`` of every fit a worker finished, from its progress file ([] if none)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return []
+    fits = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                fits.append([parts[0], float(parts[1])])
+            except ValueError:
+                pass
+    return fits
+
+
 class Runner:
     """Runs the workers of one benchmark session and collects their results.
 
@@ -689,12 +952,18 @@ class Runner:
             self.env[var] = str(args.threads)
         self.env["PYTHONHASHSEED"] = "0"
         self._n = 0
+        self.ilme_python = ilme_python(args.interlace_lme_venv)
+        self.tools = list(args.tools)
+
+    def timeout(self, tool: str) -> float:
+        """Limit of a timing worker of ``tool``: its ``--tool-timeout``, else ``--timeout``."""
+        return self.args.tool_timeouts.get(tool, self.args.timeout)
 
     def log(self, msg: str) -> None:
         """Progress line on stderr with the elapsed time."""
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-    def _measure(self, cmd: list, spec: dict, timeout: float) -> dict:
+    def _measure(self, cmd: list, spec: dict, timeout: float, env: dict | None = None) -> dict:
         """Run one worker under the launcher.
 
         Parameters
@@ -702,23 +971,28 @@ class Runner:
         cmd : list of str
             Worker command; the spec path is appended.
         spec : dict
-            Worker spec (``out`` is filled in here).
+            Worker spec (``out`` and ``progress`` are filled in here).
         timeout : float
             Seconds before the worker is killed.
+        env : dict, optional
+            Environment of the worker (default: this run's, with the thread variables).
 
         Returns
         -------
         dict
-            The worker's JSON output plus ``maxrss_kb`` and the launcher status.
+            The worker's JSON output plus ``maxrss_kb`` and the launcher status; for a
+            worker that was killed or failed, ``completed_fits`` lists the fits it
+            finished (from its progress file).
         """
         self._n += 1
         stem = self.workdir / f"w{self._n:03d}_{spec['workload']}_{spec['tool']}_{spec['mode']}"
-        spec = {**spec, "out": str(stem) + ".out.json"}
+        spec = {**spec, "out": str(stem) + ".out.json", "progress": str(stem) + ".progress"}
         spec_path = Path(str(stem) + ".spec.json")
         spec_path.write_text(json.dumps(spec))
         launcher = [sys.executable, "-c", _LAUNCHER, str(timeout), *cmd, str(spec_path)]
         busy0, t0 = _busy_cpu_seconds(), time.perf_counter()
-        proc = subprocess.run(launcher, check=False, capture_output=True, text=True, env=self.env, cwd=ROOT)
+        proc = subprocess.run(launcher, check=False, capture_output=True, text=True, env=env or self.env,
+                              cwd=ROOT)
         busy1, wall = _busy_cpu_seconds(), time.perf_counter() - t0
         Path(str(stem) + ".log").write_text(proc.stderr)
         try:
@@ -732,6 +1006,14 @@ class Runner:
             tail = proc.stderr.strip().splitlines()[-3:]
             result = {"status": info["status"] if info["status"] != "ok" else "no output",
                       "stderr_tail": tail}
+            fits = _read_progress(spec["progress"])
+            if fits:
+                result["completed_fits"] = fits
+            if info["status"] == "timeout":
+                done = ", ".join(f"{label} {_fmt_s(t)} s" for label, t in fits) or "none"
+                result["note"] = (f"timeout: the worker was killed after {timeout:.0f} s (warm-up and "
+                                  f"{spec.get('repeats', '?')} timed fits had to finish within it); "
+                                  f"fits finished before: {done}")
         result["maxrss_kb"] = info.get("maxrss_kb")
         result["worker_wall_seconds"] = wall
         if busy0 is not None and busy1 is not None and info.get("cpu_seconds") is not None and wall > 0:
@@ -747,15 +1029,44 @@ class Runner:
         """Run the lme4 worker (``Rscript lme4_worker.R``)."""
         return self._measure([RSCRIPT, "--vanilla", str(R_WORKER)], spec, timeout)
 
+    def ilme_worker(self, spec: dict, timeout: float) -> dict:
+        """Run the interlace-lme worker with the Python of its virtual environment (no ``PYTHONPATH``)."""
+        env = {k: v for k, v in self.env.items() if k != "PYTHONPATH"}
+        return self._measure([str(self.ilme_python), str(ILME_WORKER)], spec, timeout, env=env)
+
     # ------------------------------------------------------------------ tools
     def run_lme4(self, w: Workload, data: Path) -> dict:
         """Time lme4 on a workload (warm-up + repeats) and measure its memory."""
         spec = {"workload": w.name, "tool": "lme4", "data": str(data), "factors": list(w.r_factors),
                 "formula": w.formula, "reml": w.method == "REML", "repeats": self.args.repeats,
                 "family": w.family, "link": w.link, "nagq": w.nagq}
-        base = self.r_worker({**spec, "mode": "baseline"}, 600)
-        res = self.r_worker({**spec, "mode": "time"}, self.args.timeout)
+        base = self.r_worker({**spec, "mode": "baseline"}, BASELINE_TIMEOUT)
+        res = self.r_worker({**spec, "mode": "time"}, self.timeout("lme4"))
         return self._finish(res, base, base_key="maxrss_kb", peak_from=res)
+
+    def _python_spec(self, w: Workload, data: Path, tool: str) -> dict:
+        """Spec of a Python worker for one workload (the lme4 formula and the GLMM settings)."""
+        return {"workload": w.name, "tool": tool, "data": str(data), "py_categorical": list(w.py_categorical),
+                "formula": w.formula, "method": w.method, "repeats": self.args.repeats,
+                "family": w.family, "link": w.link, "nagq": w.nagq}
+
+    def run_mixedlm(self, w: Workload, data: Path) -> dict:
+        """Time mixedlm (warm-up + repeats, memory of the timing worker) against a data-only baseline."""
+        spec = self._python_spec(w, data, "mixedlm")
+        res = self.python_worker({**spec, "mode": "time"}, self.timeout("mixedlm"))
+        if res.get("status") != "ok":
+            return self._finish(res, None)
+        base = self.python_worker({**spec, "mode": "baseline"}, BASELINE_TIMEOUT)
+        return self._finish(res, base, peak_from=res)
+
+    def run_ilme(self, w: Workload, data: Path) -> dict:
+        """Time interlace-lme in its own venv (warm-up + repeats, memory of the timing worker) against a baseline."""
+        spec = {**self._python_spec(w, data, "interlace-lme"), "ilme_binary": list(w.ilme_binary)}
+        res = self.ilme_worker({**spec, "mode": "time"}, self.timeout("interlace-lme"))
+        if res.get("status") != "ok":
+            return self._finish(res, None)
+        base = self.ilme_worker({**spec, "mode": "baseline"}, BASELINE_TIMEOUT)
+        return self._finish(res, base, peak_from=res)
 
     def run_interlace(self, w: Workload, data: Path, engine: str) -> dict:
         """Time interlace (warm-up + repeats), then one fit and a baseline for memory."""
@@ -763,11 +1074,11 @@ class Runner:
                 "py_categorical": list(w.py_categorical), "formula": w.formula, "method": w.method,
                 "engine": engine, "repeats": self.args.repeats,
                 "family": w.family, "link": w.link, "nagq": w.nagq}
-        res = self.python_worker({**spec, "mode": "time"}, self.args.timeout)
+        res = self.python_worker({**spec, "mode": "time"}, self.timeout("interlace"))
         if res.get("status") != "ok":
             return self._finish(res, None)
-        peak = self.python_worker({**spec, "mode": "peak"}, self.args.timeout)
-        base = self.python_worker({**spec, "mode": "baseline"}, 600)
+        peak = self.python_worker({**spec, "mode": "peak"}, self.timeout("interlace"))
+        base = self.python_worker({**spec, "mode": "baseline"}, BASELINE_TIMEOUT)
         res["timing_worker_maxrss_kb"] = res.get("maxrss_kb")
         if peak.get("status") != "ok":
             res["memory_status"] = peak.get("status")
@@ -782,7 +1093,7 @@ class Runner:
         res = self.python_worker({**spec, "mode": "time"}, STATSMODELS_TIMEOUT * n_fits + 120)
         if res.get("status") != "ok":
             return self._finish(res, None)
-        base = self.python_worker({**spec, "mode": "baseline"}, 600)
+        base = self.python_worker({**spec, "mode": "baseline"}, BASELINE_TIMEOUT)
         return self._finish(res, base, peak_from=res)
 
     @staticmethod
@@ -809,21 +1120,32 @@ class Runner:
             data = w.data(self.workdir) if w.data else w.path
             rows: dict = {}
             results[w.name] = rows
-            if not self.args.skip_r:
+            if "lme4" in self.tools:
                 self.log(f"{w.name}: lme4")
                 rows[_key("lme4", "")] = self.run_lme4(w, data)
                 self._progress(w.name, "lme4", rows[_key("lme4", "")])
-            for engine in self.args.engines:
-                self.log(f"{w.name}: interlace engine={engine}")
-                rows[_key("interlace", engine)] = r = self.run_interlace(w, data, engine)
-                self._progress(w.name, f"interlace[{engine}]", r)
-            if not self.args.skip_statsmodels and not w.is_glmm:  # no ML GLMM in statsmodels
+            if "interlace" in self.tools:
+                for engine in self.args.engines:
+                    self.log(f"{w.name}: interlace engine={engine}")
+                    rows[_key("interlace", engine)] = r = self.run_interlace(w, data, engine)
+                    self._progress(w.name, f"interlace[{engine}]", r)
+            if "statsmodels" in self.tools and not w.is_glmm:  # no ML GLMM in statsmodels
                 if w.statsmodels is None:
                     rows[_key("statsmodels", "")] = {"status": "skipped", "note": w.statsmodels_note}
                 else:
                     self.log(f"{w.name}: statsmodels")
                     rows[_key("statsmodels", "")] = r = self.run_statsmodels(w, data)
                     self._progress(w.name, "statsmodels", r)
+            for tool, skip, run in (("mixedlm", w.mixedlm_skip, self.run_mixedlm),
+                                    ("interlace-lme", w.ilme_skip, self.run_ilme)):
+                if tool not in self.tools:
+                    continue
+                if skip:
+                    rows[_key(tool, "")] = {"status": "skipped", "note": skip}
+                    continue
+                self.log(f"{w.name}: {tool}")
+                rows[_key(tool, "")] = r = run(w, data)
+                self._progress(w.name, tool, r)
             add_agreement(rows, with_theta=w.is_glmm)
             if w.data is not None and not self.args.data_dir:
                 Path(data).unlink(missing_ok=True)
@@ -849,7 +1171,7 @@ def _rel(a: float, b: float, scale: float | None = None) -> float:
     return abs(a - b) / s if s > 0 else abs(a - b)
 
 
-def compare(res: dict, ref: dict, with_theta: bool = False) -> dict:
+def compare(res: dict, ref: dict, with_theta: bool = False, tool: str = "interlace") -> dict:
     """Agreement of one tool's estimates with lme4's.
 
     Parameters
@@ -858,6 +1180,8 @@ def compare(res: dict, ref: dict, with_theta: bool = False) -> dict:
         Worker outputs (``fe``, ``cov``, ``residual_var``, ``llf``, ``theta``, ``theta_names``).
     with_theta : bool
         Also compare θ (done for GLMMs, whose residual variance is fixed at 1).
+    tool : str
+        Name of the tool in the notes.
 
     Returns
     -------
@@ -893,18 +1217,18 @@ def compare(res: dict, ref: dict, with_theta: bool = False) -> dict:
                 vc.append(_rel(A[i, j], B[i, j], d[i] * d[j]))
     return {"fe_max_rel": fe, "vc_max_rel": None if vc is None else max(vc),
             "theta_max_rel": _compare_theta(res, ref, notes) if with_theta else None,
-            "llf_abs": abs(res["llf"] - ref["llf"]), "notes": notes + _glmm_llf_notes(res, ref, with_theta)}
+            "llf_abs": abs(res["llf"] - ref["llf"]), "notes": notes + _glmm_llf_notes(res, ref, with_theta, tool)}
 
 
-def _glmm_llf_notes(res: dict, ref: dict, glmm: bool) -> list:
+def _glmm_llf_notes(res: dict, ref: dict, glmm: bool, tool: str = "interlace") -> list:
     """GLMM log-likelihood remarks: which tool's optimum is higher; lme4's nAGQ=0 ``logLik`` convention."""
     if not glmm:
         return []
     lap = ref.get("llf_laplace_at_estimate")
     if lap is None:
-        return [f"llf − llf_lme4 = {res['llf'] - ref['llf']:+.2e} (positive: interlace's optimum is higher)"]
+        return [f"llf − llf_lme4 = {res['llf'] - ref['llf']:+.2e} (positive: {tool}'s optimum is higher)"]
     return [(f"lme4's `logLik` of its nAGQ=0 fit is {ref['llf']:.5f}, its Laplace log-likelihood at the "
-             f"same estimates {lap:.5f} (what interlace reports for nAGQ=0); interlace {res['llf']:.5f}: "
+             f"same estimates {lap:.5f} (what interlace reports for nAGQ=0); {tool} {res['llf']:.5f}: "
              f"|Δ| = {abs(res['llf'] - lap):.1e} against the latter")]
 
 
@@ -931,7 +1255,7 @@ def add_agreement(rows: dict, with_theta: bool = False) -> None:
         return
     for key, r in rows.items():
         if key != "lme4" and r.get("status") == "ok" and "fe" in r:
-            r["agreement"] = compare(r, ref, with_theta)
+            r["agreement"] = compare(r, ref, with_theta, tool=key.split("[")[0])
 
 
 # =============================================================================== report
@@ -984,6 +1308,27 @@ def versions(r_versions: dict | None) -> dict:
             out[pkg] = "not installed"
     if r_versions:
         out.update({k: r_versions[k] for k in ("R", "lme4", "Matrix", "blas", "lapack") if k in r_versions})
+    return out
+
+
+def _tool_versions(results: dict, args) -> dict:
+    """Versions of mixedlm and interlace-lme (and the latter's Python, scikit-sparse), as their workers saw them."""
+    out = {}
+    for rows in results.values():
+        for key, r in rows.items():
+            if key == "mixedlm" and r.get("tool_version"):
+                out["mixedlm"] = r["tool_version"]
+            if key == "interlace-lme" and r.get("tool_version"):
+                out["interlace-lme"] = r["tool_version"]
+                out["interlace-lme_python"] = r.get("python")
+                out["interlace-lme_scikit-sparse"] = r.get("scikit_sparse")
+    if "mixedlm" in args.tools and "mixedlm" not in out:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            out["mixedlm"] = version("mixedlm")
+        except PackageNotFoundError:
+            pass
     return out
 
 
@@ -1072,9 +1417,25 @@ def _joined(values: list) -> str:
     return " / ".join(f"{v} (run {i + 1})" for i, v in enumerate(values))
 
 
+def _ilme_call(w: Workload) -> str:
+    """How interlace-lme is called on a workload (or why it is not run), for the report."""
+    if w.ilme_skip:
+        return w.ilme_skip
+    fixed, random = split_lme4_formula(w.formula)
+    if w.is_glmm:
+        call = f"`glmer({fixed!r}, data, family={w.family!r}, random={random!r}, nAGQ={w.nagq})`"
+    else:
+        call = f"`fit({fixed!r}, data, random={random!r}, method={w.method!r})`"
+    if w.ilme_binary:
+        call += f", with `{w.ilme_binary[0]}` coded 1 for {w.ilme_binary[1]!r} and 0 otherwise (numeric response)"
+    return call
+
+
 def _evals_cell(r: dict) -> str:
     """Evaluation count; lme4 GLMMs with two stages as ``total (stage 1 + stage 2)``."""
-    n = r.get("n_evals", "")
+    n = r.get("n_evals")
+    if n is None:
+        return ""
     if r.get("stage2_evals") is not None and r.get("stage1_evals") is not None:
         return f"{n} ({r['stage1_evals']} + {r['stage2_evals']})"
     return f"{n}"
@@ -1110,6 +1471,8 @@ def _table_rows(report: dict, names: list, vc_key: str, notes: list) -> list:
                 notes.append(f"- {name}, {label}: {msg}")
             if r.get("memory_status"):
                 notes.append(f"- {name}, {label}: memory run {r['memory_status']}")
+            if r.get("converged") is False:
+                notes.append(f"- {name}, {label}: the tool reports that its optimizer did not converge")
     return lines
 
 
@@ -1162,6 +1525,22 @@ def render_markdown(report: dict) -> str:
                 f"numpy {v['numpy']}, scipy {v['scipy']}, pandas {v['pandas']}, statsmodels {v['statsmodels']}, "
                 f"Py-BOBYQA {v['Py-BOBYQA']}, scikit-sparse {v['scikit-sparse']}")
 
+    def other_tools(r):
+        v, sk = r["versions"], r.get("skipped_tools", {})
+        ran = r.get("settings", {}).get("tools")
+        parts = []
+        if "mixedlm" in v:
+            parts.append(f"mixedlm {v['mixedlm']} (PyPI, in the same Python as interlace)")
+        elif "mixedlm" in sk or (ran is not None and "mixedlm" not in ran):
+            parts.append(f"mixedlm: {sk.get('mixedlm', 'not selected')}")
+        if "interlace-lme" in v:
+            parts.append(f"interlace-lme {v['interlace-lme']} (PyPI, in its own venv "
+                         f"{r['settings'].get('interlace_lme_venv', '')}: Python {v.get('interlace-lme_python')}, "
+                         f"scikit-sparse {v.get('interlace-lme_scikit-sparse')})")
+        elif "interlace-lme" in sk or (ran is not None and "interlace-lme" not in ran):
+            parts.append(f"interlace-lme: {sk.get('interlace-lme', 'not selected')}")
+        return "; ".join(parts) or "mixedlm and interlace-lme: not run (older run)"
+
     def r_line(r):
         v = r["versions"]
         return (f"{v.get('R', 'R: not run')}, lme4 {v.get('lme4', 'n/a')}, Matrix {v.get('Matrix', 'n/a')}; "
@@ -1176,17 +1555,51 @@ def render_markdown(report: dict) -> str:
     cores = _joined([r["machine"]["cores"] for r in runs])
     busy = _joined([max(r["machine"]["cores"] - r["settings"]["threads"], 0) for r in runs])
     seconds = (f"- **s (median)**: one untimed warm-up fit, then the median of {repeats} timed fits in "
-               "the same process; data loading excluded. interlace and statsmodels: `time.perf_counter()` "
-               "around the whole fitting call (formula, design, optimization, results). lme4: "
-               "`system.time(lmer(...))` inside R, default `lmerControl()`. **opt s**: interlace's "
-               "`opt_summary.seconds` (optimizer only).")
+               "the same process; data loading excluded. Python tools (interlace, statsmodels, mixedlm, "
+               "interlace-lme): `time.perf_counter()` around the whole fitting call (formula, design, "
+               "optimization, results). lme4: `system.time(lmer(...))` inside R, default `lmerControl()`. "
+               "**opt s**: interlace's `opt_summary.seconds` (optimizer only).")
     evals = ("- **evals**: objective evaluations (interlace `opt_summary.n_evals`, lme4 `m@optinfo$feval`, "
-             "statsmodels `fcalls` summed over its optimizers, gradient calls not counted).")
+             "statsmodels `fcalls` summed over its optimizers, gradient calls not counted; mixedlm "
+             "`function_evals` of its LMM fit, where its default optimizer (`auto`: L-BFGS-B, then COBYQA if "
+             "L-BFGS-B stops short) computes the deviance and its analytic gradient together at each L-BFGS-B "
+             "evaluation, so they are not comparable one to one; blank where a tool does not report them: "
+             "mixedlm's `glmer` (iterations only) and interlace-lme).")
     memory = ("- **peak MB** (10^6 bytes): `ru_maxrss` of the worker, read as `getrusage(RUSAGE_CHILDREN)` by "
-              "a launcher whose only child it is. interlace: a fresh process making one fit; lme4 and "
-              "statsmodels: the timing process (earlier models dropped and garbage-collected before each "
-              "fit). **Δ MB**: minus the peak of the same worker that imports the same modules and loads the "
-              "data but fits nothing.")
+              "a launcher whose only child it is. interlace: a fresh process making one fit; lme4, "
+              "statsmodels, mixedlm and interlace-lme: the timing process (earlier models dropped and "
+              "garbage-collected before each fit). **Δ MB**: minus the peak of the same worker that imports "
+              "the same modules and loads the data but fits nothing.")
+    def run_timeouts(r):
+        st = r.get("settings", {})
+        if "timeout" not in st:
+            return "3600 s (`--timeout`)"
+        extra = ", ".join(f"{t}: {v:.0f} s" for t, v in st.get("tool_timeouts", {}).items())
+        return f"{st['timeout']:.0f} s (`--timeout`" + (f"; {extra}, `--tool-timeout`)" if extra else ")")
+
+    timeouts = _joined([run_timeouts(r) for r in runs])
+    timeout_line = (f"- **timeout**: a timing worker (its warm-up and timed fits together) still running after "
+                    f"{timeouts} is killed; its row reads `timeout` and the [Notes](#notes) list "
+                    "the fits it finished before.")
+    other_tools_lines = [
+        ("- **mixedlm** (PyPI `mixedlm`, Rust core; `python3 -m pip install mixedlm`, no other set-up): "
+         "`mixedlm.lmer(formula, data, REML=...)` or `mixedlm.glmer(formula, data, family=Binomial(link), "
+         "nAGQ=...)` with the lme4 formula unchanged and default controls, in a worker of its own "
+         "(`run_benchmarks.py --worker`). Its Rust thread pool is held to the same thread count "
+         "(`RAYON_NUM_THREADS`)."),
+        (f"- **interlace-lme** (PyPI `interlace-lme=={ILME_VERSION}`, an earlier project unrelated to this one "
+         "whose import name is also `interlace`): installed in its own virtual environment, `python3 -m venv "
+         f"/tmp/ilme && /tmp/ilme/bin/pip install interlace-lme=={ILME_VERSION} pandas`, without its `[fast]` "
+         "extra (scikit-sparse: 0.5.0 does not build against Debian's SuiteSparse, and with 0.4.16 its fit of "
+         "crossed_200x100 stopped at the starting θ = (1, 1), 24 log-likelihood units below lme4), so it "
+         "solves with SuperLU; run by `benchmarks/interlace_lme_worker.py` with that environment's Python "
+         "(`--interlace-lme-venv DIR` or `$INTERLACE_LME_VENV`; skipped with a note when absent). Its API takes "
+         "the fixed part and the random terms apart: `interlace.fit('y ~ x', data, random=['(1 | g)'], "
+         "method=...)` or `interlace.glmer(..., family='binomial', nAGQ=...)`, default optimizer (L-BFGS-B); "
+         "the Workloads list each call. It reports no evaluation count."),
+        ("- A tool runs where it can fit the workload's model; where it cannot (a formula it does not "
+         "support, an error, a timeout) its row says so and the Notes give the reason."),
+    ]
     agreement = ("- **agreement** with lme4 in the same run: **FE**: max |β − β_lme4| / |β_lme4|; **VC**: max "
                  "relative difference over the residual variance and every entry of each random-effects "
                  "covariance matrix (covariances divided by √(var_i var_j) of lme4); **|Δ llf|**: absolute "
@@ -1208,9 +1621,11 @@ def render_markdown(report: dict) -> str:
         *changed,
         "## Machine and software", "",
         *_per_run([machine(r) for r in runs], runs), *_per_run([python(r) for r in runs], runs),
+        *_per_run([other_tools(r) for r in runs], runs),
         *_per_run([r_line(r) for r in runs], runs), *_per_run([threads(r) for r in runs], runs), "",
         "## Method", "",
-        seconds, evals, memory, agreement, background, statsmodels_line, simulated, "",
+        seconds, evals, memory, agreement, background, timeout_line, statsmodels_line, *other_tools_lines,
+        simulated, "",
     ]
 
     # ---------------------------------------------------------------- tables
@@ -1241,6 +1656,9 @@ def render_markdown(report: dict) -> str:
         if w.notes:
             lines.append(f"  {w.notes}")
         lines.append(f"  statsmodels: {w.statsmodels_note}.")
+        if w.mixedlm_skip:
+            lines.append(f"  mixedlm: {w.mixedlm_skip}.")
+        lines.append(f"  interlace-lme: {_ilme_call(w)}.")
     lines += ["", "## Notes", ""]
     lines += notes or ["- none"]
     return "\n".join(lines) + "\n"
@@ -1258,14 +1676,16 @@ GLMM_METHOD = [
      "*total (stage 1 + stage 2)*, stage 2 being `feval` and stage 1 counted by repeating `glmer()`'s stage 1 "
      "(nAGQ=0, bobyqa, default control) with lme4's `glFormula`, `mkGlmerDevfun` and `optimizeGlmer`, once, "
      "untimed, before the timed fits in the same R process; for nAGQ=0 the fit is stage 1 only and the cell is "
-     "`feval`. Evaluations for the convergence checks and the Hessian are counted by neither tool."),
+     "`feval`. Evaluations for the convergence checks and the Hessian are counted by neither tool. mixedlm's "
+     "`glmer` and interlace-lme's `glmer` report no evaluation count (blank)."),
     "- **opt s**: interlace's `opt_summary.seconds`; for nAGQ=1 it covers stage 2 only.",
     ("- **θ rel Δ**: max |θ − θ_lme4| / |θ_lme4| over the relative covariance factors, matched by term "
      "(here the random-effect standard deviations, the binomial dispersion being 1). **|Δ llf|**: the "
      "log-likelihood each tool reports at its own estimate (Laplace for nAGQ=1). For nAGQ=0 interlace reports "
      "the Laplace log-likelihood at its (θ, β) while lme4's `logLik` of an nAGQ=0 fit is not that value at its "
      "own estimates; the R worker also computes lme4's Laplace log-likelihood there (untimed) and the "
-     "[Notes](#notes) compare interlace with it. For nAGQ=1 the Notes give the sign of the llf difference."),
+     "[Notes](#notes) compare interlace (and mixedlm) with it. For nAGQ=1 the Notes give the sign of the llf "
+     "difference."),
 ]
 
 
@@ -1298,11 +1718,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="timed fits per tool after one warm-up (default 3)")
     p.add_argument("--engines", nargs="+", default=["auto"], choices=["auto", "blocked", "cholmod"],
                    help="interlace engines to run (default: auto)")
-    p.add_argument("--skip-r", action="store_true", help="do not run lme4")
-    p.add_argument("--skip-statsmodels", action="store_true", help="do not run statsmodels")
+    p.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS), metavar="TOOL",
+                   help=f"tools to run (default all that are installed): {', '.join(TOOLS)}")
+    p.add_argument("--skip-r", action="store_true", help="do not run lme4 (same as leaving it out of --tools)")
+    p.add_argument("--skip-statsmodels", action="store_true",
+                   help="do not run statsmodels (same as leaving it out of --tools)")
+    p.add_argument("--interlace-lme-venv", type=Path, default=DEFAULT_ILME_VENV, metavar="DIR",
+                   help="virtual environment holding interlace-lme==0.3.2 (default $INTERLACE_LME_VENV or "
+                        f"{DEFAULT_ILME_VENV}); interlace-lme is skipped with a note when it is absent")
     p.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads in every worker (default 1)")
-    p.add_argument("--timeout", type=float, default=3600.0,
-                   help="seconds before an interlace or lme4 worker is killed (default 3600)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                   help="seconds before a timing worker (warm-up and timed fits together) of any tool is "
+                        f"killed and its row reported as timeout (default {DEFAULT_TIMEOUT:.0f})")
+    p.add_argument("--tool-timeout", nargs="+", default=[], metavar="TOOL=SECONDS",
+                   help="per-tool limits overriding --timeout, e.g. --tool-timeout lme4=900 interlace=3600")
     p.add_argument("--data-dir", type=Path, help="keep the simulated CSVs here (default: a temporary directory)")
     p.add_argument("--output-md", type=Path, default=DEFAULT_MD, help="report path (default docs/benchmarks.md)")
     p.add_argument("--output-json", type=Path, default=DEFAULT_JSON,
@@ -1313,9 +1742,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
-    if not (args.skip_r or args.render_only or args.worker) and not Path(RSCRIPT).exists():
-        p.error(f"{RSCRIPT} not found: install R and lme4, or pass --skip-r")
+    args.tool_timeouts = {}
+    for item in args.tool_timeout:
+        tool, _, secs = item.partition("=")
+        try:
+            args.tool_timeouts[tool] = float(secs)
+        except ValueError:
+            p.error(f"--tool-timeout {item}: expected TOOL=SECONDS")
+        if tool not in TOOLS:
+            p.error(f"--tool-timeout {item}: unknown tool {tool!r} (one of {', '.join(TOOLS)})")
+    dropped = {"lme4": args.skip_r, "statsmodels": args.skip_statsmodels}
+    args.tools = [t for t in TOOLS if t in args.tools and not dropped.get(t)]
+    if "lme4" in args.tools and not (args.render_only or args.worker) and not Path(RSCRIPT).exists():
+        p.error(f"{RSCRIPT} not found: install R and lme4, or leave lme4 out of --tools (--skip-r)")
     return args
+
+
+def ilme_python(venv: Path) -> Path:
+    """Python of the interlace-lme virtual environment."""
+    return Path(venv) / "bin" / "python"
+
+
+def missing_tools(args) -> dict:
+    """Selected tools that are not installed, with the reason; they are removed from ``args.tools``."""
+    import importlib.util
+
+    missing = {}
+    if "mixedlm" in args.tools and importlib.util.find_spec("mixedlm") is None:
+        missing["mixedlm"] = "not run: mixedlm is not installed (`python3 -m pip install mixedlm`)"
+    if "interlace-lme" in args.tools and not ilme_python(args.interlace_lme_venv).exists():
+        venv = args.interlace_lme_venv
+        missing["interlace-lme"] = (f"not run: no virtual environment at {venv} (`python3 -m venv {venv} && "
+                                    f"{venv}/bin/pip install interlace-lme=={ILME_VERSION} pandas`, or pass "
+                                    "--interlace-lme-venv)")
+    args.tools = [t for t in args.tools if t not in missing]
+    return missing
 
 
 def _command_line(argv: list) -> str:
@@ -1336,6 +1797,9 @@ def main(argv=None) -> int:
         print(f"wrote {args.output_md} from {args.output_json}", file=sys.stderr)
         return 0
     workloads = [w for w in WORKLOADS if w.name in args.only] if args.only else WORKLOADS
+    skipped_tools = missing_tools(args)
+    for tool, why in skipped_tools.items():
+        print(f"{tool}: {why}", file=sys.stderr)
     started = time.time()
     date = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = machine_info()
@@ -1356,11 +1820,15 @@ def main(argv=None) -> int:
         "date": date,
         "total_seconds": time.time() - started,
         "machine": machine,
-        "versions": {**versions(_r_versions(results)), "interlace_git": git_at_start},
+        "versions": {**versions(_r_versions(results)), **_tool_versions(results, args),
+                     "interlace_git": git_at_start},
         "source_digest": {"start": digest_at_start, "end": _source_digest()},
         "settings": {"repeats": args.repeats, "threads": args.threads, "engines": args.engines,
                      "thread_vars": list(THREAD_VARS), "statsmodels_timeout": STATSMODELS_TIMEOUT,
-                     "seed": SEED},
+                     "seed": SEED, "tools": args.tools, "timeout": args.timeout,
+                     "tool_timeouts": args.tool_timeouts,
+                     "interlace_lme_venv": str(args.interlace_lme_venv)},
+        "skipped_tools": skipped_tools,
         "python_blas": _python_blas(results),
         "workloads": list(results),
     }
@@ -1380,4 +1848,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    # Measure this working tree's interlace (the one whose sources are digested), whatever is installed;
+    # not done on import, so that interlace_lme_worker.py, which imports this module, keeps interlace-lme.
+    if str(ROOT) not in sys.path:
+        sys.path.insert(1, str(ROOT))
     sys.exit(main())
