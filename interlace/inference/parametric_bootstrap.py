@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.stats as st
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..errors import InterlaceError
+from ..models.common import limit_blas_threads
 from ..linalg import THREADED_DENSE_COLUMNS
 from ..objective.lmm import LMMDeviance
 from ..optimize import is_singular, minimize
@@ -193,7 +193,7 @@ class _Refitter:
 
     def blas_limits(self):
         """BLAS threads during refits: 1 for small factors, as in ``fit``."""
-        return threadpool_limits(limits=1 if self.small else None, user_api="blas")
+        return limit_blas_threads(1 if self.small else None)
 
     def run(self, indices, seeds) -> list:
         out = []

@@ -45,11 +45,11 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 from scipy.interpolate import CubicSpline
-from threadpoolctl import threadpool_limits
 
 from ..design.covariance import BlockDiagonal, CovarianceStructure, ScaledIdentity, Unstructured
 from ..design.terms import RandomEffects
 from ..errors import InterlaceError
+from ..models.common import limit_blas_threads
 from ..linalg import THREADED_DENSE_COLUMNS, make_pls
 from ..objective.lmm import LMMDeviance
 from ..optimize import minimize
@@ -245,7 +245,7 @@ def _as_results(result):
 
 def _blas_limits(re: RandomEffects):
     """One BLAS thread for small factors, as ``fit`` does (threads only slow tiny factorizations)."""
-    return threadpool_limits(limits=1 if re.q - re.terms[0].q <= THREADED_DENSE_COLUMNS else None, user_api="blas")
+    return limit_blas_threads(1 if re.q - re.terms[0].q <= THREADED_DENSE_COLUMNS else None)
 
 
 def ml_fit(result):
