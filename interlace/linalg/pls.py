@@ -35,7 +35,8 @@ import numpy as np
 from ..design.terms import RandomEffects
 from ..errors import InterlaceError
 
-__all__ = ["PLSSystem", "Factorization", "HAVE_CHOLMOD", "make_pls", "make_pls_from_blocks", "BLOCKED_DENSE_LIMIT"]
+__all__ = ["PLSSystem", "Factorization", "HAVE_CHOLMOD", "choose_engine", "make_pls", "make_pls_from_blocks", "BLOCKED_DENSE_LIMIT",
+           "THREADED_DENSE_COLUMNS"]
 
 try:  # pragma: no cover - depends on the machine
     if os.environ.get("INTERLACE_DISABLE_CHOLMOD"):
@@ -190,6 +191,19 @@ class PLSSystem:
         return solve_triangular(L[:p, :p].T, L[p, :p], lower=False)
 
 
+def choose_engine(re: RandomEffects, fill=None) -> str:
+    """``engine="auto"``'s choice for a random-effects pattern: ``"cholmod"`` when CHOLMOD is
+    installed and the columns after the first term are many (> :data:`BLOCKED_DENSE_LIMIT`)
+    or sparse after eliminating it (nested designs), else ``"blocked"``.
+
+    ``fill`` computes that sparsity (default :func:`lower_block_fill` of ``re``)."""
+    q2 = re.q - re.terms[0].q
+    fill = (lambda: lower_block_fill(re)) if fill is None else fill
+    if HAVE_CHOLMOD and (q2 > BLOCKED_DENSE_LIMIT or (q2 > SPARSE_MIN_COLUMNS and fill() < SPARSE_FILL_LIMIT)):
+        return "cholmod"
+    return "blocked"
+
+
 def make_pls(re: RandomEffects, X: np.ndarray, engine: str = "auto") -> PLSSystem:
     """Choose and build a PLS engine.
 
@@ -206,11 +220,7 @@ def make_pls(re: RandomEffects, X: np.ndarray, engine: str = "auto") -> PLSSyste
     from .blocked import BlockedPLS
 
     if engine == "auto":
-        q2 = re.q - re.terms[0].q
-        engine = "blocked"
-        if HAVE_CHOLMOD and (q2 > BLOCKED_DENSE_LIMIT
-                             or (q2 > SPARSE_MIN_COLUMNS and lower_block_fill(re) < SPARSE_FILL_LIMIT)):
-            engine = "cholmod"  # large, or sparse after elimination (nested designs)
+        engine = choose_engine(re)
     if engine == "blocked":
         return BlockedPLS(re, X)
     if engine == "cholmod":
@@ -267,12 +277,7 @@ def make_pls_from_blocks(re: RandomEffects, n: int, blocks: dict, engine: str = 
     keys = ("A11", "A21", "A22", "A31", "A32", "A33")
     args = {k: blocks[k] for k in keys}
     if engine == "auto":
-        q2 = re.q - re.terms[0].q
-        engine = "blocked"
-        if HAVE_CHOLMOD and (q2 > BLOCKED_DENSE_LIMIT
-                             or (q2 > SPARSE_MIN_COLUMNS
-                                 and lower_block_fill_from_blocks(args["A21"], args["A22"]) < SPARSE_FILL_LIMIT)):
-            engine = "cholmod"
+        engine = choose_engine(re, lambda: lower_block_fill_from_blocks(args["A21"], args["A22"]))
     if engine == "blocked":
         return BlockedPLS.from_blocks(re, n, **args)
     if engine == "cholmod":

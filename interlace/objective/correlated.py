@@ -25,10 +25,12 @@ import numpy as np
 from ..correlation import ResidualModel
 from ..design.terms import RandomEffects
 from ..linalg import make_pls
+from ..linalg.pls import choose_engine
 from ..linalg.fixed_only import FixedOnlyPLS
 from .lmm import LMMDeviance, LMMSolution
 
 __all__ = ["CorrelatedLMMDeviance"]
+
 
 
 class CorrelatedLMMDeviance(LMMDeviance):
@@ -54,6 +56,8 @@ class CorrelatedLMMDeviance(LMMDeviance):
         self.re = re
         self.residual = residual
         self.reml = bool(reml)
+        if engine == "auto" and re.terms:  # the whitened Z has Z's pattern: choose the engine once
+            engine = choose_engine(re)
         self.engine_name = engine
         X = np.asarray(X, float)
         self.n, self.p = X.shape
