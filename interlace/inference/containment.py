@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.stats as st
 
 from ..errors import InterlaceError
+from .ddf import _NormalTests
 from .satterthwaite import FTest, TTest
 
 __all__ = ["ContainmentTests", "containment_df", "nested_levels"]
@@ -74,13 +75,11 @@ def containment_df(X: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-class ContainmentTests:
-    """t and F tests with containment df (the interface of the other df engines)."""
+class ContainmentTests(_NormalTests):
+    """t and F tests with containment df (the Wald statistics of :class:`_NormalTests`)."""
 
     def __init__(self, result) -> None:
-        self.beta = np.asarray(result.params, float)
-        self.vcov_beta = np.asarray(result.cov_params(), float)
-        self.sigma = float(np.sqrt(result.scale))
+        super().__init__(result)
         re = result.model.random_effects_structure
         groups = nested_levels(re)
         if groups is None:
@@ -93,21 +92,13 @@ class ContainmentTests:
         return float(self.df[used].min()) if used.any() else float(self.df.max())
 
     def contest1d(self, L, rhs: float = 0.0) -> TTest:
-        L = np.asarray(L, float).ravel()
-        est = float(L @ self.beta)
-        se = float(np.sqrt(L @ self.vcov_beta @ L))
-        t = (est - rhs) / se
-        df = self._ddf(L)
-        return TTest(est, se, df, t, float(2 * st.t.sf(abs(t), df)))
+        z = super().contest1d(L, rhs)
+        df = self._ddf(np.asarray(L, float).ravel())
+        return TTest(z.estimate, z.se, df, z.t, float(2 * st.t.sf(abs(z.t), df)))
 
     def contest_md(self, L, rhs=0.0) -> FTest:
-        L = np.atleast_2d(np.asarray(L, float))
-        rhs = np.broadcast_to(np.asarray(rhs, float), (L.shape[0],))
-        d = L @ self.beta - rhs
-        V = L @ self.vcov_beta @ L.T
-        q = int(np.linalg.matrix_rank(V))
-        if q == 0:
-            return FTest(np.nan, 0, np.nan, np.nan, np.nan)
-        F = float(d @ np.linalg.pinv(V) @ d) / q
-        ddf = self._ddf(L)
-        return FTest(F, q, ddf, float(st.f.sf(F, q, ddf)), F * self.sigma ** 2)
+        chi = super().contest_md(L, rhs)
+        if chi.ndf == 0:
+            return chi
+        ddf = self._ddf(np.atleast_2d(np.asarray(L, float)))
+        return FTest(chi.F, chi.ndf, ddf, float(st.f.sf(chi.F, chi.ndf, ddf)), chi.mean_sq)

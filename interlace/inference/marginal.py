@@ -182,6 +182,14 @@ class MarginalDerivatives:
         U = np.hstack([VX, rt])  # n × (p+1)
         Ub = np.asarray(Z.T @ U)  # q × (p+1)
 
+        UWU = U.T @ (U / w[:, None])
+        self._q_space_products(Ub, UWU, pls, Lam, chunk)
+
+    def _q_space_products(self, Ub: np.ndarray, UWU: np.ndarray, pls, Lam, chunk: int) -> None:
+        """From Ub = Zᵀ V⁻¹ U (q × (p+1), U = [V⁻¹X, V⁻¹r̃]) and UᵀW⁻¹U on: every product
+        the df methods need (P, Q, r̃ᵀG r̃, r̃ᵀ G P G r̃, the traces), in q-space only, so the
+        row-free chunked results (:mod:`interlace.scale`) share it."""
+        re, p, s2 = self.re, self.p, self.sigma2
         # parameters: per term its covariance basis, then σ² (G = W⁻¹)
         self.params: list[tuple[int | None, np.ndarray | None]] = []
         for k, t in enumerate(re.terms):
@@ -200,7 +208,6 @@ class MarginalDerivatives:
             blk = Ub[a:b].reshape(t.nlevels, t.p, p + 1)
             Yk[a:b] = np.einsum("ij,ajc->aic", E, blk).reshape(b - a, p + 1)
             Yhat.append(Yk)
-        UWU = U.T @ (U / w[:, None])
         UF = np.empty((m, p + 1, p + 1))
         for i, Yk in enumerate(Yhat):
             UF[i] = Ub.T @ Yk

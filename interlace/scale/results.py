@@ -379,43 +379,7 @@ class BlockMarginalDerivatives(MarginalDerivatives):
         Ub = (G - np.asarray(S @ LK)) / s2  # Zᵀ V⁻¹ F
         UWU = (H - G.T @ LK - LK.T @ G + LK.T @ np.asarray(S @ LK)) / (s2 * s2)
 
-        # from here on as MarginalDerivatives (q-space only)
-        self.params = []
-        for k, t in enumerate(re.terms):
-            for E in covariance_basis(t.cov):
-                self.params.append((k, E))
-        self.params.append((None, None))
-        m = len(self.params)
-        self.m = m
-        Yhat = []
-        for k, E in self.params[:-1]:
-            Yk = np.zeros_like(Ub)
-            a, b = re.col_offsets[k], re.col_offsets[k + 1]
-            t = re.terms[k]
-            blk = Ub[a:b].reshape(t.nlevels, t.p, p + 1)
-            Yk[a:b] = np.einsum("ij,ajc->aic", E, blk).reshape(b - a, p + 1)
-            Yhat.append(Yk)
-        UF = np.empty((m, p + 1, p + 1))
-        for i, Yk in enumerate(Yhat):
-            UF[i] = Ub.T @ Yk
-        UF[-1] = UWU
-        CY = [self.cmul(Yk) for Yk in Yhat]
-        Xi = (Ub - self._SL @ pls.solve_M(Lam.T @ Ub)) / s2
-        LUb = Lam.T @ Ub
-        FVF = np.empty((m, m, p + 1, p + 1))
-        for i, Yi in enumerate(Yhat):
-            for j in range(i, len(Yhat)):
-                FVF[i, j] = Yi.T @ CY[j]
-                FVF[j, i] = FVF[i, j].T
-            FVF[i, -1] = Yi.T @ Xi
-            FVF[-1, i] = FVF[i, -1].T
-        FVF[-1, -1] = (UWU - LUb.T @ pls.solve_M(LUb)) / s2
-        self.P = -UF[:, :p, :p]
-        self.Q = FVF[:, :, :p, :p]
-        self.rGr = UF[:, p, p].copy()
-        a_vec = UF[:, :p, p]
-        self.rGPGr = FVF[:, :, p, p] - a_vec @ self.Phi @ a_vec.T
-        self.trVG, self.Ktrace = self._traces(chunk)
+        self._q_space_products(Ub, UWU, pls, Lam, chunk)
 
     def vinv(self, Y):
         raise InterlaceError(_NO_ROWS.format(what="V⁻¹ times an n-vector"))

@@ -244,3 +244,29 @@ def test_errors_name_the_fault():
     _, res = fit_case("lme_ar1")
     with pytest.raises(InterlaceError, match="residual correlation"):
         res.profile()
+
+
+def _term_of(column: str) -> str:
+    """R's term label of a patsy column name: "Time:Diet[T.2]" → "Time:Diet"."""
+    import re
+
+    return "(Intercept)" if column == "Intercept" else re.sub(r"\[T\.[^\]]*\]", "", column)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_marginal_f_tests_match_nlme(case):
+    """nlme's anova(m, type = "marginal"): each term's coefficients = 0, F with containment df."""
+    ref, res = fit_case(case)
+    a = ref["anova_marginal"]
+    names = list(res.fe_params.index)
+    for term, ndf, ddf, f in zip(a["terms"], a["numdf"], a["dendf"], a["f"]):
+        L = np.array([[1.0 if j == i else 0.0 for j in range(len(names))]
+                      for i, nm in enumerate(names) if _term_of(nm) == term])
+        assert L.shape[0] == ndf, term
+        out = res.contest(L) if ndf > 1 else res.contest(L[0])
+        got_f = out["F value"].iloc[0] if ndf > 1 else out["t value"].iloc[0] ** 2
+        got_ddf = out["DenDF"].iloc[0] if ndf > 1 else out["df"].iloc[0]
+        # nlme's tests of ML fits use σ̂² N/(N − p), as its summary's SEs (not vcov)
+        adj = 1.0 if ref["reml"] else (ref["nobs"] - len(names)) / ref["nobs"]
+        assert got_f * adj == pytest.approx(f, rel=1e-4), term
+        assert got_ddf == (ddf if ddf is not None else ref["nobs"] - len(names)), term

@@ -82,6 +82,7 @@
 ##     is too small for parameters near 0 (gls_cs: lower bound 0.2242 at the default,
 ##     0.2355 at 1e-4, 0.2369 at 1e-3, where the quadratic fit's error grows again);
 ##     the Python tests compare to this one;
+##   * "anova_marginal" = anova(m, type = "marginal"): per term numDF, denDF (lme), F, p;
 ##   * "anova_vs_independent" (lme_ar1, lme_ar1_ml): anova(m0, m1), m0 = same model
 ##     with no correlation structure (same method).
 ##   * "model_struct_unconstrained" = coef(m$modelStruct) (nlme's optimisation
@@ -413,6 +414,12 @@ for (cs in cases) {
     intervals = interval_block(m),
     intervals_relstep_1e4 = interval_block(fit_call(cs$call, d,
       make_ctrl(cs$fun, c(ft$control_args, list(.relStep = 1e-4)), ft$optimizer), method)$value),
+    anova_marginal = {
+      a <- anova(m, type = "marginal")
+      list(terms = vec(rownames(a)), numdf = vec(a[["numDF"]]),
+           dendf = vec(if ("denDF" %in% names(a)) a[["denDF"]] else rep(NA, nrow(a))),
+           f = vec(a[["F-value"]]), p = vec(a[["p-value"]]))
+    },
     anova_vs_independent = if (!is.null(cs$null_call)) {
       m0 <- fit_tight(cs, cs$null_call, d, method)$model
       anova_block(m0, m)
