@@ -106,6 +106,20 @@ def _attach(frame: pd.DataFrame, source: pd.DataFrame, value, name: str, col: st
         raise DataError(f"{name} must be numeric") from None
 
 
+def used_columns(data: pd.DataFrame, fixed_formula: str, specs: list[RandomTermSpec]) -> list[str]:
+    """Columns of ``data`` the fixed formula and the random-effects terms use (formula order),
+    with a clear error naming a missing grouping column.  ``data`` may have no rows."""
+    cols = _columns_of(_term_codes(fixed_formula), data, f"formula {fixed_formula!r}")
+    for spec in specs:
+        cols += [c for c in _columns_of(_term_codes(spec.lhs), data, f"term {spec.source!r}") if c not in cols]
+        for g in spec.group:
+            if g not in data.columns:
+                raise DataError(f"grouping column {g!r} of term {spec.source!r} is not in the data")
+            if g not in cols:
+                cols.append(g)
+    return cols
+
+
 def build_frame(
     data: pd.DataFrame,
     fixed_formula: str,
@@ -135,14 +149,7 @@ def build_frame(
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if len(data) == 0:
         raise DataError("data has no rows")
-    cols = _columns_of(_term_codes(fixed_formula), data, f"formula {fixed_formula!r}")
-    for spec in specs:
-        cols += [c for c in _columns_of(_term_codes(spec.lhs), data, f"term {spec.source!r}") if c not in cols]
-        for g in spec.group:
-            if g not in data.columns:
-                raise DataError(f"grouping column {g!r} of term {spec.source!r} is not in the data")
-            if g not in cols:
-                cols.append(g)
+    cols = used_columns(data, fixed_formula, specs)
     for c in extra:
         if c not in data.columns:
             raise DataError(f"column {c!r} of the residual structure is not in the data")

@@ -48,11 +48,8 @@ def residual_structure_table(res) -> pd.DataFrame | None:
                                        "95% Wald interval"])
 
 
-def lmm_summary(res, alpha: float = 0.05) -> Summary:
-    """Build the summary of a :class:`~interlace.results.lmm.CrossedLMEResult`."""
-    s = Summary()
-    kind = "REML" if res.reml else "maximum likelihood"
-    s.add_title(f"Linear mixed model fit by {kind} (interlace CrossedLME)")
+def lmm_info(res) -> dict:
+    """The header of an LMM summary: formula, method, sizes, criterion, llf, AIC, BIC, σ², convergence."""
     groups = ", ".join(f"{k} ({v})" for k, v in res.ngroups.items())
     crit_name = "REML criterion:" if res.reml else "Deviance:"
     info = {
@@ -69,6 +66,15 @@ def lmm_summary(res, alpha: float = 0.05) -> Summary:
     }
     if res.n_dropped:
         info["Dropped (missing):"] = str(res.n_dropped)
+    return info
+
+
+def lmm_summary(res, alpha: float = 0.05) -> Summary:
+    """Build the summary of a :class:`~interlace.results.lmm.CrossedLMEResult`."""
+    s = Summary()
+    kind = "REML" if res.reml else "maximum likelihood"
+    s.add_title(f"Linear mixed model fit by {kind} (interlace CrossedLME)")
+    info = lmm_info(res)
     s.add_dict(info, ncols=2)
     q = np.quantile(res.resid_pearson.to_numpy(), [0, 0.25, 0.5, 0.75, 1])
     s.add_df(pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"], index=["Scaled residuals"]),

@@ -29,7 +29,7 @@ import patsy
 
 from ..design.covariance import Unstructured
 from ..design.fixed import _ENV, _NO_NA_CHECK, _check_response, _r_column_order, build_matrix
-from ..design.frame import _columns_of, _term_codes, formula_names
+from ..design.frame import formula_names, used_columns
 from ..design.terms import RandomEffects, RandomEffectsTerm, group_labels
 from ..errors import DataError, FormulaError, InterlaceError, MissingDataWarning, warn_user
 from ..formula import RandomTermSpec, model_terms
@@ -109,14 +109,7 @@ def make_plan(formula: str, columns: Sequence[str], groups=None, random=None, we
     if not specs:
         raise DataError("a mixed model needs at least one random-effects term (use groups= or random=)")
     meta = pd.DataFrame(columns=list(columns))
-    cols = _columns_of(_term_codes(fixed), meta, f"formula {fixed!r}")
-    for spec in specs:
-        cols += [c for c in _columns_of(_term_codes(spec.lhs), meta, f"term {spec.source!r}") if c not in cols]
-        for g in spec.group:
-            if g not in meta.columns:
-                raise DataError(f"grouping column {g!r} of term {spec.source!r} is not in the data")
-            if g not in cols:
-                cols.append(g)
+    cols = used_columns(meta, fixed, specs)
     for name, v in (("weights", weights), ("offset", offset)):
         if v is not None and v not in meta.columns:
             raise DataError(f"{name} column {v!r} is not in the data")

@@ -293,25 +293,18 @@ class ChunkedLMEResult(FixedEffectsTests):
         """statsmodels ``Summary``: fit information, random effects, fixed-effect t tests."""
         from statsmodels.iolib.summary2 import Summary
 
-        from ..results.summary import _LMM_FE_NOTES, _add_fixed_effects, _add_lmm_fixed_effects, random_effects_table
+        from ..results.summary import (
+            _LMM_FE_NOTES,
+            _add_fixed_effects,
+            _add_lmm_fixed_effects,
+            lmm_info,
+            random_effects_table,
+        )
 
         s = Summary()
         s.add_title(f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'} "
                     "on chunked data (interlace.scale)")
-        info = {
-            "Formula:": str(self.model.formula),
-            "Method:": "REML" if self.reml else "ML",
-            "No. Observations:": str(self.nobs),
-            "Groups (levels):": ", ".join(f"{k} ({v})" for k, v in self.ngroups.items()),
-            ("REML criterion:" if self.reml else "Deviance:"): f"{self.objective:.4f}",
-            "Log-Likelihood:": f"{self.llf:.4f}",
-            "AIC:": f"{self.aic:.4f}",
-            "BIC:": f"{self.bic:.4f}",
-            "Scale (sigma^2):": f"{self.scale:.6g}",
-            "Converged:": "Yes" if self.converged else "No",
-        }
-        if self.n_dropped:
-            info["Dropped (missing):"] = str(self.n_dropped)
+        info = lmm_info(self)
         s.add_dict(info, ncols=2)
         s.add_df(random_effects_table(self), index=False)
         if self.df_method == "normal":
