@@ -204,6 +204,24 @@ class BlockedPLS(PLSSystem):
                 Pi, Pj = self._pairs[0], self._pairs[1]
                 self._pair_prod = A21.data[Pi] * A21.data[Pj]
 
+    def _shift(self, s: slice) -> slice:
+        return slice(s.start - self.q1, s.stop - self.q1, s.step)
+
+    def gram_block(self, rows: slice, cols: slice):
+        in1 = (rows.start < self.q1, cols.start < self.q1)
+        if all(in1):  # block diagonal: entry (level·p1 + a, level·p1 + b) is A11[level, a, b]
+            return sp.diags(self.A11[:, rows.start % self.p1, cols.start % self.p1]).tocsr()
+        if not any(in1):
+            return self.A22[self._shift(rows), self._shift(cols)]
+        if in1[1]:
+            return self.A21[self._shift(rows), cols]
+        return self.A21[self._shift(cols), rows].T
+
+    def cross_block(self, rows: slice) -> np.ndarray:
+        if rows.start < self.q1:
+            return self.A31[:, rows].T
+        return self.A32[:, self._shift(rows)].T
+
     def _D1(self, T1: np.ndarray):
         """L11 blocks and D1 = T1 L11⁻ᵀ per level; returns (logdet contribution, D1 blocks)."""
         if self.p1 == 1:

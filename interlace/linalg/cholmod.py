@@ -66,6 +66,12 @@ class CholmodPLS(PLSSystem):
         self._factor = analyze(self._system(theta), mode="auto")
         return self
 
+    def gram_block(self, rows: slice, cols: slice):
+        return self.A[:, cols][rows, :]
+
+    def cross_block(self, rows: slice) -> np.ndarray:
+        return self.C0[rows]
+
     def set_data(self, y, w=None) -> None:
         if getattr(self, "_from_blocks", False):
             raise NotImplementedError("this engine was built from cross-product blocks and has no rows")

@@ -132,6 +132,14 @@ class PLSSystem:
         """Solve (ΛᵀZᵀWZΛ + I) X = B at the last factored θ."""
         raise NotImplementedError
 
+    def gram_block(self, rows: slice, cols: slice):
+        """``(ZᵀWZ)[rows, cols]`` (sparse or dense) for column slices that each lie within one term."""
+        raise NotImplementedError
+
+    def cross_block(self, rows: slice) -> np.ndarray:
+        """``(ZᵀW[X y])[rows]``: an ``m × (p + 1)`` array."""
+        raise NotImplementedError
+
     def cond_cov_blocks(self, chunk: int = 512) -> list[np.ndarray]:
         """Per term, the ``(nlevels, p, p)`` diagonal blocks of (ΛᵀZᵀWZΛ + I)⁻¹ at the last θ.
 

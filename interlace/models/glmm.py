@@ -198,7 +198,9 @@ class GLMM(LikelihoodModel):
 
         theta0 = re.theta0 if start_params is None else np.asarray(start_params, float)
         pr.run(theta0, state["beta"], joint=True)  # a first PIRLS from β = 0 gives the GLM start
-        opt1 = minimize(stage1, theta0, re.lower, optimizer=method, maxfun=maxiter)
+        # stage 1 is only the start of stage 2 when nAGQ > 0: a coarse θ (xtol 1e-3) serves it
+        opt1 = minimize(stage1, theta0, re.lower, optimizer=method, maxfun=maxiter,
+                        **({"xtol_rel": 1e-3, "rhoend": 1e-4} if self.nAGQ > 0 else {}))
         st1 = pr.run(opt1.x, state["beta"], joint=True)
         if self.nAGQ == 0:
             theta, beta = opt1.x, st1.beta

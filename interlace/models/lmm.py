@@ -20,7 +20,7 @@ from ..linalg import make_pls
 from ..linalg.pls import ENGINES
 from .common import blas_limits, select_rows
 from ..objective import LMMDeviance
-from ..optimize import check_convergence, minimize, newton_polish
+from ..optimize import minimize_checked
 
 __all__ = ["CrossedLME", "parse_method"]
 
@@ -212,7 +212,7 @@ class CrossedLME(LikelihoodModel):
         Parameters
         ----------
         start_params : array-like, optional
-            Starting θ (default: identity templates).
+            Starting θ (default: moment estimates, :func:`~interlace.objective.start.moment_start`).
         method : str
             Optimizer: ``"bobyqa"`` (default, Py-BOBYQA), ``"L-BFGS-B"``, ``"Nelder-Mead"``, ``"Powell"``.
         maxiter : int, optional
@@ -244,11 +244,8 @@ class CrossedLME(LikelihoodModel):
         dev = self.deviance_function()
         re = self.random_effects_structure
         x0 = dev.theta0 if start_params is None else np.asarray(start_params, float)
-        opt = minimize(dev, x0, dev.lower, optimizer=method, maxfun=maxiter, options=optimizer_options)
-        if check_conv:
-            derivs: dict = {}
-            opt.messages = check_convergence(dev, opt.x, dev.lower, opt.converged, opt.message, derivs_out=derivs)
-            newton_polish(dev, opt, dev.lower, derivs)
+        opt = minimize_checked(dev, x0, dev.lower, optimizer=method, maxfun=maxiter, options=optimizer_options,
+                               check_conv=check_conv)
         sol = dev.solution(opt.x)
         res = CrossedLMEResult(self, sol, opt)
         return CrossedLMEResultWrapper(res)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..linalg.pls import PLSSystem
+from .start import moment_start
 
 __all__ = ["LMMDeviance", "LMMSolution"]
 
@@ -73,8 +74,10 @@ class LMMDeviance:
 
     @property
     def theta0(self) -> np.ndarray:
-        """Default starting parameters."""
-        return self.pls.re.theta0
+        """Default starting parameters: moment estimates (:func:`~interlace.objective.start.moment_start`)."""
+        if getattr(self, "_theta0", None) is None:
+            self._theta0 = moment_start(self.pls)
+        return self._theta0.copy()
 
     @property
     def lower(self) -> np.ndarray:

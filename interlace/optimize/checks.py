@@ -26,30 +26,37 @@ def is_singular(theta: np.ndarray, lower: np.ndarray, tol: float = 1e-4) -> bool
 
 
 def finite_diff_derivs(fun, x: np.ndarray, delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
-    """Central-difference gradient and Hessian of ``fun`` at ``x`` (as lme4's ``deriv12``)."""
+    """Central-difference gradient and Hessian of ``fun`` at ``x``.
+
+    The gradient and diagonal are lme4's ``deriv12``; an off-diagonal entry reuses the
+    axis points, ``(f(x+δᵢ+δⱼ) − f(x+δᵢ) − f(x+δⱼ) + 2f(x) − f(x−δᵢ) − f(x−δⱼ) + f(x−δᵢ−δⱼ)) / 2δ²``
+    (also second-order accurate), so a Hessian costs ``1 + 2n + n(n−1)`` evaluations
+    instead of ``1 + 2n + 2n(n−1)``: 13 instead of 19 for three parameters.
+    """
     x = np.asarray(x, float)
     n = x.size
     f0 = fun(x)
-    g = np.empty(n)
+    g, fp, fm = central_gradient(fun, x, delta)
     H = np.empty((n, n))
-    fp = np.empty(n)
-    fm = np.empty(n)
+    eye = np.eye(n) * delta
     for i in range(n):
-        e = np.zeros(n)
-        e[i] = delta
-        fp[i], fm[i] = fun(x + e), fun(x - e)
-        g[i] = (fp[i] - fm[i]) / (2 * delta)
         H[i, i] = (fp[i] - 2 * f0 + fm[i]) / delta**2
     for i in range(n):
         for j in range(i):
-            ei = np.zeros(n)
-            ej = np.zeros(n)
-            ei[i] = delta
-            ej[j] = delta
-            H[i, j] = H[j, i] = (fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej) + fun(x - ei - ej)) / (
-                4 * delta**2
+            both = eye[i] + eye[j]
+            H[i, j] = H[j, i] = (fun(x + both) - fp[i] - fp[j] + 2 * f0 - fm[i] - fm[j] + fun(x - both)) / (
+                2 * delta**2
             )
     return g, H
+
+
+def central_gradient(fun, x: np.ndarray, delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Central-difference gradient, with the values ``f(x + δeᵢ)`` and ``f(x − δeᵢ)`` it used."""
+    x = np.asarray(x, float)
+    eye = np.eye(x.size) * delta
+    fp = np.array([fun(x + e) for e in eye])
+    fm = np.array([fun(x - e) for e in eye])
+    return (fp - fm) / (2 * delta), fp, fm
 
 
 def check_convergence(fun, x: np.ndarray, lower: np.ndarray, optimizer_ok: bool, optimizer_msg: str,
@@ -72,44 +79,78 @@ def check_convergence(fun, x: np.ndarray, lower: np.ndarray, optimizer_ok: bool,
         Finite-difference step (lme4's 1e-4; GLMMs use 1e-3, where the PIRLS
         inner loop leaves ~1e-10 of noise that a smaller step would amplify).
     """
+    derivs = free_derivatives(fun, x, lower, tol_singular, delta)
+    if derivs_out is not None:
+        derivs_out.update(derivs)
+    msgs = convergence_messages(x, lower, optimizer_ok, optimizer_msg, derivs, tol_grad, tol_singular)
+    if warn:
+        warn_messages(msgs)
+    return [m for m, _ in msgs]
+
+
+def free_derivatives(fun, x: np.ndarray, lower: np.ndarray, tol_singular: float = 1e-4,
+                     delta: float = 1e-4) -> dict:
+    """Finite-difference gradient and Hessian over the parameters off the boundary.
+
+    Returns
+    -------
+    dict
+        ``free`` (their indices) and, when there are any, ``gradient`` and ``hessian``.
+    """
+    x = np.asarray(x, float)
+    idx = np.flatnonzero(~((lower == 0) & (x < tol_singular)))
+    if not idx.size:
+        return {"free": idx}
+
+    def sub(z):
+        full = x.copy()
+        full[idx] = z
+        return fun(full)
+
+    g, H = finite_diff_derivs(sub, x[idx], delta)
+    return {"free": idx, "gradient": g, "hessian": H}
+
+
+def convergence_messages(x: np.ndarray, lower: np.ndarray, optimizer_ok: bool, optimizer_msg: str,
+                         derivs: dict, tol_grad: float = 2e-3, tol_singular: float = 1e-4) -> list[tuple]:
+    """lme4's verdicts from the optimizer's flag, the bounds and :func:`free_derivatives`.
+
+    Returns
+    -------
+    list of (str, Warning subclass)
+    """
     msgs: list[tuple[str, type]] = []
     if not optimizer_ok:
         msgs.append((f"optimizer did not report convergence: {optimizer_msg}", ConvergenceWarning))
     singular = is_singular(x, lower, tol_singular)
     if singular:
         msgs.append((SINGULAR_MSG, SingularFitWarning))
-    free = ~((lower == 0) & (x < tol_singular))
-    if np.any(free):
-        idx = np.flatnonzero(free)
+    if "hessian" not in derivs:
+        return msgs
+    idx, g, H = derivs["free"], derivs["gradient"], derivs["hessian"]
+    if not np.all(np.isfinite(H)):
+        msgs.append(("unable to evaluate scaled gradient", ConvergenceWarning))
+        return msgs
+    try:
+        c = np.linalg.cholesky(H)  # H = c cᵀ; lme4 scales g by the upper factor: (cᵀ)⁻¹ g
+        scgrad = np.linalg.solve(c.T, g)
+        mingrad = np.minimum(np.abs(scgrad), np.abs(g))
+        k = int(np.argmax(mingrad))
+        if mingrad[k] > tol_grad:
+            msgs.append((f"Model failed to converge with max|grad| = {mingrad[k]:.6g} "
+                         f"(tol = {tol_grad:g}, component {idx[k] + 1})", ConvergenceWarning))
+    except np.linalg.LinAlgError:
+        if not singular:
+            msgs.append(("Model failed to converge: degenerate Hessian with "
+                         f"{int(np.sum(np.linalg.eigvalsh(H) <= 0))} negative eigenvalues",
+                         ConvergenceWarning))
+    return msgs
 
-        def sub(z):
-            full = x.copy()
-            full[idx] = z
-            return fun(full)
 
-        g, H = finite_diff_derivs(sub, x[idx], delta)
-        if derivs_out is not None:
-            derivs_out.update(free=idx, gradient=g, hessian=H)
-        if not np.all(np.isfinite(H)):
-            msgs.append(("unable to evaluate scaled gradient", ConvergenceWarning))
-        else:
-            try:
-                c = np.linalg.cholesky(H)  # H = c cᵀ; lme4 scales g by the upper factor: (cᵀ)⁻¹ g
-                scgrad = np.linalg.solve(c.T, g)
-                mingrad = np.minimum(np.abs(scgrad), np.abs(g))
-                k = int(np.argmax(mingrad))
-                if mingrad[k] > tol_grad:
-                    msgs.append((f"Model failed to converge with max|grad| = {mingrad[k]:.6g} "
-                                 f"(tol = {tol_grad:g}, component {idx[k] + 1})", ConvergenceWarning))
-            except np.linalg.LinAlgError:
-                if not singular:
-                    msgs.append(("Model failed to converge: degenerate Hessian with "
-                                 f"{int(np.sum(np.linalg.eigvalsh(H) <= 0))} negative eigenvalues",
-                                 ConvergenceWarning))
-    if warn:
-        for m, cls in msgs:
-            warn_user(m, cls)
-    return [m for m, _ in msgs]
+def warn_messages(msgs: list[tuple]) -> None:
+    """Issue :func:`convergence_messages`' verdicts as warnings."""
+    for m, cls in msgs:
+        warn_user(m, cls)
 
 
 def newton_polish(fun, opt, lower: np.ndarray, derivs: dict) -> bool:
@@ -152,4 +193,89 @@ def newton_polish(fun, opt, lower: np.ndarray, derivs: dict) -> bool:
         return False
     opt.x, opt.fmin, opt.n_evals = x, min(f, opt.fmin), opt.n_evals + 1
     opt.polished = True
+    return True
+
+
+#: BOBYQA's relative θ tolerance before the Newton step of :func:`minimize_checked`
+COARSE_XTOL = 1e-4
+
+
+def minimize_checked(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = None,
+                     options: dict | None = None, check_conv: bool = True, warn: bool = True):
+    """Minimize, run lme4's checks, and refine by a Newton step: the fitting loop of LMMs.
+
+    With BOBYQA (the default) and no user tolerances, the optimizer stops at a relative
+    θ tolerance of :data:`COARSE_XTOL` (1e-4) instead of 1e-7: its last ~25 % of
+    evaluations only creep along a flat valley.  The checks' finite-difference gradient
+    and Hessian then give a Newton step (:func:`newton_polish`) that lands within ~1e-9
+    of the minimum.  When the step is refused (Hessian not positive definite, a step
+    that is not small, a worse value), BOBYQA restarts from its answer with the tight
+    tolerance and the checks run again, so the answer is never worse than a tight run's.
+
+    Parameters
+    ----------
+    fun : callable
+        The criterion.
+    x0, lower : array-like
+        Start and lower bounds.
+    optimizer, maxfun, options
+        As :func:`~interlace.optimize.minimize`.
+    check_conv : bool
+        Run the checks (without them: one tight optimizer run, as ``minimize``).
+    warn : bool
+        Issue the checks' verdicts as warnings.
+
+    Returns
+    -------
+    OptSummary
+        With ``messages`` (the verdicts) and ``n_evals`` counting every evaluation of
+        the optimizer runs (the checks' own are not counted, as in lme4).
+    """
+    from .optimizers import minimize
+
+    lower = np.asarray(lower, float)
+    coarse = (check_conv and str(optimizer).lower() in ("bobyqa", "nlopt_bobyqa", "pybobyqa")
+              and not (options and {"xtol_rel", "xtol_abs", "ftol_rel", "ftol_abs", "rhoend"} & set(options)))
+    opt = minimize(fun, x0, lower, optimizer=optimizer, maxfun=maxfun, options=options,
+                   **({"xtol_rel": COARSE_XTOL, "rhoend": 1e-5} if coarse else {}))
+    if not check_conv:
+        return opt
+    derivs = free_derivatives(fun, opt.x, lower)
+    refined = _refine(fun, opt, lower, derivs)
+    budget_left = maxfun is None or maxfun > opt.n_evals
+    if not refined and coarse and "hessian" in derivs and opt.converged and budget_left:
+        tight = minimize(fun, opt.x, lower, optimizer=optimizer, options=options, rhobeg=0.02,
+                         maxfun=None if maxfun is None else maxfun - opt.n_evals)
+        tight.x0, tight.n_evals = opt.x0, opt.n_evals + tight.n_evals
+        tight.seconds += opt.seconds
+        opt = tight
+        derivs = free_derivatives(fun, opt.x, lower)
+        _refine(fun, opt, lower, derivs)
+    msgs = convergence_messages(opt.x, lower, opt.converged, opt.message, derivs)
+    if warn:
+        warn_messages(msgs)
+    opt.messages = [m for m, _ in msgs]
+    opt.derivs = derivs
+    return opt
+
+
+def _refine(fun, opt, lower: np.ndarray, derivs: dict) -> bool:
+    """A Newton step, then the gradient at the new point and, from it, one chord step.
+
+    The checks' verdict then rests on a gradient computed at the final point (for the
+    chord step: its quadratic-model prediction, ``g − H·step``).  ``derivs`` is updated.
+    """
+    if not newton_polish(fun, opt, lower, derivs):
+        return False
+    idx, H = derivs["free"], derivs["hessian"]
+    x = np.array(opt.x, float)
+
+    def sub(z):
+        full = x.copy()
+        full[idx] = z
+        return fun(full)
+
+    derivs["gradient"] = central_gradient(sub, x[idx])[0]
+    if newton_polish(fun, opt, lower, derivs):
+        derivs["gradient"] = derivs["gradient"] - H @ (x[idx] - opt.x[idx])
     return True

@@ -60,6 +60,8 @@ class OptSummary:
     messages: list = field(default_factory=list)
     #: whether a Newton step from the checks' derivatives refined ``x`` (:func:`newton_polish`)
     polished: bool = False
+    #: the checks' finite-difference derivatives at ``x`` (``free``, ``gradient``, ``hessian``)
+    derivs: dict = field(default_factory=dict)
 
 
 def _safe(fun):
@@ -71,7 +73,8 @@ def _safe(fun):
 
 
 def minimize(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = None,
-             rhobeg=0.2, rhoend: float = 1e-9, options: dict | None = None) -> OptSummary:
+             rhobeg=0.2, rhoend: float = 1e-9, options: dict | None = None,
+             xtol_rel: float = 1e-7) -> OptSummary:
     """Minimize ``fun`` over ``x >= lower``.
 
     Parameters
@@ -89,6 +92,8 @@ def minimize(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = Non
     rhobeg, rhoend : float
         BOBYQA's initial and final trust-region radii (NLopt takes ``rhobeg`` per
         coordinate as an array too; Py-BOBYQA uses its smallest element).
+    xtol_rel : float
+        NLopt's stopping tolerance on the relative change of x (Py-BOBYQA stops at ``rhoend``).
     options : dict, optional
         Passed to the optimizer (Py-BOBYQA ``user_params`` or scipy ``options``).
     """
@@ -122,8 +127,8 @@ def minimize(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = Non
         opt = _nlopt.opt(_nlopt.LN_BOBYQA, n)
         opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
         opt.set_min_objective(obj)
-        # stop when θ changes by less than 1e-7 relative (the reference fits need ~1e-6)
-        opt.set_xtol_rel(1e-7)
+        # by default stop when θ changes by less than 1e-7 relative (the reference fits need ~1e-6)
+        opt.set_xtol_rel(xtol_rel)
         opt.set_ftol_rel(1e-15)
         opt.set_maxeval(maxfun)
         opt.set_initial_step(np.broadcast_to(np.asarray(rhobeg, float), (n,)).copy())

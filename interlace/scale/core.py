@@ -21,7 +21,7 @@ from ..linalg.pls import ENGINES, PLSSystem, make_pls_from_blocks
 from ..models.common import blas_limits
 from ..models.lmm import parse_method
 from ..objective.lmm import LMMDeviance
-from ..optimize import check_convergence, minimize, newton_polish
+from ..optimize import minimize_checked
 from .blocks import CrossBlocks, chunk_blocks
 from .design import ChunkedDesign, ScanSummary, build_design, make_plan, scan_chunk
 
@@ -139,13 +139,10 @@ def fit_blocks(design: ChunkedDesign, blocks: CrossBlocks, reml: bool = True, en
     pls = make_pls_from_blocks(re, blocks.n, parts, engine)
     pls._scale_parts = parts  # for the Satterthwaite derivatives (BlockMarginalDerivatives)
     dev = BlockDeviance(pls, blocks.sum_log_w, reml)
-    x0 = re.theta0 if start is None else np.asarray(start, float)
+    x0 = dev.theta0 if start is None else np.asarray(start, float)
     with blas_limits(re, blas_threads):
-        opt = minimize(dev, x0, re.lower, optimizer=optimizer, maxfun=maxiter, options=optimizer_options)
-        if check_conv:
-            derivs: dict = {}
-            opt.messages = check_convergence(dev, opt.x, re.lower, opt.converged, opt.message, derivs_out=derivs)
-            newton_polish(dev, opt, re.lower, derivs)
+        opt = minimize_checked(dev, x0, re.lower, optimizer=optimizer, maxfun=maxiter,
+                               options=optimizer_options, check_conv=check_conv)
         sol = dev.solution(opt.x)
     if timings is not None:
         timings["optimize"] = time.perf_counter() - t0
