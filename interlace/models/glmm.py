@@ -29,7 +29,7 @@ from ..linalg.pls import ENGINES
 from .common import blas_limits, select_rows
 from ..objective.agq import agq_deviance
 from ..objective.glmm import GLMMResponse, PIRLS
-from ..optimize import check_convergence, minimize
+from ..optimize import check_convergence, minimize, minimize_checked
 
 __all__ = ["GLMM"]
 
@@ -198,9 +198,11 @@ class GLMM(LikelihoodModel):
 
         theta0 = re.theta0 if start_params is None else np.asarray(start_params, float)
         pr.run(theta0, state["beta"], joint=True)  # a first PIRLS from β = 0 gives the GLM start
-        # stage 1 is only the start of stage 2 when nAGQ > 0: a coarse θ (xtol 1e-3) serves it
-        opt1 = minimize(stage1, theta0, re.lower, optimizer=method, maxfun=maxiter,
-                        **({"xtol_rel": 1e-3, "rhoend": 1e-4} if self.nAGQ > 0 else {}))
+        if self.nAGQ == 0:  # the fit is stage 1: coarse BOBYQA, the checks, a Newton step (as LMMs)
+            opt1 = minimize_checked(stage1, theta0, re.lower, optimizer=method, maxfun=maxiter,
+                                    check_conv=check_conv, warn=check_conv, delta=1e-3)
+        else:  # stage 1 is only the start of stage 2: a coarse θ (xtol 1e-3) serves it
+            opt1 = minimize(stage1, theta0, re.lower, optimizer=method, maxfun=maxiter, xtol_rel=1e-3, rhoend=1e-4)
         st1 = pr.run(opt1.x, state["beta"], joint=True)
         if self.nAGQ == 0:
             theta, beta = opt1.x, st1.beta
@@ -220,7 +222,7 @@ class GLMM(LikelihoodModel):
             xopt = opt.x
             theta, beta = xopt[:nth], xopt[nth:]
         derivs: dict = {}
-        if check_conv or self.nAGQ > 0:
+        if self.nAGQ > 0:
             opt.messages = check_convergence(obj, xopt, lower, opt.converged, opt.message,
                                              warn=check_conv, derivs_out=derivs, delta=1e-3)
         st = pr.run(theta, beta, joint=self.nAGQ == 0)
@@ -251,14 +253,13 @@ class GLMM(LikelihoodModel):
         if self.nAGQ > 0 and derivs:
             free, H = derivs["free"], derivs["hessian"]
             beta_pos = np.searchsorted(free, np.arange(nth, nth + p))  # β are never on a bound
-            if True:
-                try:
-                    V = np.linalg.inv(0.5 * H)
-                    Vb = V[np.ix_(beta_pos, beta_pos)]
-                    if np.all(np.linalg.eigvalsh(0.5 * (Vb + Vb.T)) > 0):
-                        return 0.5 * (Vb + Vb.T)
-                except np.linalg.LinAlgError:
-                    pass
+            try:
+                V = np.linalg.inv(0.5 * H)
+                Vb = V[np.ix_(beta_pos, beta_pos)]
+                if np.all(np.linalg.eigvalsh(0.5 * (Vb + Vb.T)) > 0):
+                    return 0.5 * (Vb + Vb.T)
+            except np.linalg.LinAlgError:
+                pass
             warn_user("variance-covariance matrix computed from finite-difference Hessian is not "
                       "positive definite: falling back to var-cov estimated from RX", ConvergenceWarning)
         pr = self.pirls()

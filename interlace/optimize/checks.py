@@ -201,7 +201,8 @@ COARSE_XTOL = 1e-4
 
 
 def minimize_checked(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = None,
-                     options: dict | None = None, check_conv: bool = True, warn: bool = True):
+                     options: dict | None = None, check_conv: bool = True, warn: bool = True,
+                     delta: float = 1e-4):
     """Minimize, run lme4's checks, and refine by a Newton step: the fitting loop of LMMs.
 
     With BOBYQA (the default) and no user tolerances, the optimizer stops at a relative
@@ -224,6 +225,8 @@ def minimize_checked(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | No
         Run the checks (without them: one tight optimizer run, as ``minimize``).
     warn : bool
         Issue the checks' verdicts as warnings.
+    delta : float
+        Finite-difference step of the derivatives (see :func:`check_convergence`).
 
     Returns
     -------
@@ -240,8 +243,8 @@ def minimize_checked(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | No
                    **({"xtol_rel": COARSE_XTOL, "rhoend": 1e-5} if coarse else {}))
     if not check_conv:
         return opt
-    derivs = free_derivatives(fun, opt.x, lower)
-    refined = _refine(fun, opt, lower, derivs)
+    derivs = free_derivatives(fun, opt.x, lower, delta=delta)
+    refined = _refine(fun, opt, lower, derivs, delta)
     budget_left = maxfun is None or maxfun > opt.n_evals
     if not refined and coarse and "hessian" in derivs and opt.converged and budget_left:
         tight = minimize(fun, opt.x, lower, optimizer=optimizer, options=options, rhobeg=0.02,
@@ -249,8 +252,8 @@ def minimize_checked(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | No
         tight.x0, tight.n_evals = opt.x0, opt.n_evals + tight.n_evals
         tight.seconds += opt.seconds
         opt = tight
-        derivs = free_derivatives(fun, opt.x, lower)
-        _refine(fun, opt, lower, derivs)
+        derivs = free_derivatives(fun, opt.x, lower, delta=delta)
+        _refine(fun, opt, lower, derivs, delta)
     msgs = convergence_messages(opt.x, lower, opt.converged, opt.message, derivs)
     if warn:
         warn_messages(msgs)
@@ -259,7 +262,7 @@ def minimize_checked(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | No
     return opt
 
 
-def _refine(fun, opt, lower: np.ndarray, derivs: dict) -> bool:
+def _refine(fun, opt, lower: np.ndarray, derivs: dict, delta: float = 1e-4) -> bool:
     """A Newton step, then the gradient at the new point and, from it, one chord step.
 
     The checks' verdict then rests on a gradient computed at the final point (for the
@@ -275,7 +278,7 @@ def _refine(fun, opt, lower: np.ndarray, derivs: dict) -> bool:
         full[idx] = z
         return fun(full)
 
-    derivs["gradient"] = central_gradient(sub, x[idx])[0]
+    derivs["gradient"] = central_gradient(sub, x[idx], delta)[0]
     if newton_polish(fun, opt, lower, derivs):
         derivs["gradient"] = derivs["gradient"] - H @ (x[idx] - opt.x[idx])
     return True

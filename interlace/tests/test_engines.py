@@ -289,3 +289,56 @@ def test_syrk_gram_equals_cholmod(name, monkeypatch, a21_storage):
     assert not blk.pls._use_pairs()
     for th in _random_thetas(re, np.random.default_rng(7)):
         assert blk(th) == pytest.approx(chm(th), rel=1e-10)
+
+
+def _users_items(rng, n_users=300, n_items=200):
+    counts = np.minimum(3 + rng.poisson(rng.lognormal(2.0, 1.0, n_users)), n_items)
+    user = np.repeat(np.arange(n_users), counts)
+    item = np.concatenate([rng.choice(n_items, c, replace=False) for c in counts])
+    y = 0.6 * rng.normal(size=n_users)[user] + 0.8 * rng.normal(size=n_items)[item] + rng.normal(size=user.size)
+    return pd.DataFrame({"y": y, "user": user, "item": item})
+
+
+def test_class_split_equals_rank_k(monkeypatch, a21_storage):
+    """Light users' pairs merged by weight class + rank-k updates for the rest: the same
+    criterion as rank-k updates alone, and the split is rebuilt for new weights."""
+    from interlace.linalg.blocked import BlockedPLS
+
+    if a21_storage != "sparse":
+        pytest.skip("needs a sparse A21")
+    from interlace.models.lmm import CrossedLME
+
+    rng = np.random.default_rng(11)
+    df = _users_items(rng)
+    monkeypatch.setattr("interlace.linalg.blocked.MAX_COLUMN_PAIRS", 0)
+    monkeypatch.setattr("interlace.linalg.blocked.SYRK_MIN_COLUMNS", 0)
+
+    def deviance(split_pairs, weights=None):
+        monkeypatch.setattr("interlace.linalg.blocked.SPLIT_COLUMN_PAIRS", split_pairs)
+        m = CrossedLME.from_formula("y ~ 1 + (1 | user) + (1 | item)", data=df, engine="blocked", weights=weights)
+        dev = m.deviance_function()
+        dev.pls._class_split()  # decided now, under this setting
+        return dev
+
+    ref, split = deviance(0), deviance(4000)
+    assert ref.pls._class_split() is None
+    s = split.pls._class_split()
+    assert 0 < s["heavy"].size < 300 and s["N"].shape[1] < 60  # merged into few weight classes
+    thetas = [np.array([0.5, 0.7]), np.array([1.4, 0.1]), np.array([0.0, 1.0]), np.array([2.0, 3.0])]
+    for th in thetas:
+        assert split(th) == pytest.approx(ref(th), rel=1e-12)
+    # distinct weights: nothing to merge, the split declines
+    w = rng.uniform(0.5, 2.0, len(df))
+    assert deviance(4000, w).pls._class_split() is None
+    # new data on the same engine (as PIRLS does) rebuilds the split
+    pls = split.pls
+    assert isinstance(pls, BlockedPLS)
+    y2 = df["y"].to_numpy() * 2.0 + 1.0
+    pls.set_data(y2, np.full(len(df), 2.0))
+    other = deviance(0, np.full(len(df), 2.0)).pls
+    other.set_data(y2, np.full(len(df), 2.0))
+    monkeypatch.setattr("interlace.linalg.blocked.SPLIT_COLUMN_PAIRS", 4000)
+    assert pls._class_split() is not s and pls._class_split() is not None
+    for th in thetas:
+        a, b = pls.factor(th), other.factor(th)
+        assert a.ldL2 == pytest.approx(b.ldL2, rel=1e-12) and a.pwrss == pytest.approx(b.pwrss, rel=1e-12)
