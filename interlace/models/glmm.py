@@ -201,8 +201,9 @@ class GLMM(LikelihoodModel):
         if self.nAGQ == 0:  # the fit is stage 1: coarse BOBYQA, the checks, a Newton step (as LMMs)
             opt1 = minimize_checked(stage1, theta0, re.lower, optimizer=method, maxfun=maxiter,
                                     check_conv=check_conv, warn=check_conv, delta=1e-3)
-        else:  # stage 1 is only the start of stage 2: a coarse θ (xtol 1e-3) serves it
-            opt1 = minimize(stage1, theta0, re.lower, optimizer=method, maxfun=maxiter, xtol_rel=1e-3, rhoend=1e-4)
+        else:  # stage 1 starts stage 2 (a coarser stage 1 saves 7 % of evaluations but moves
+            # stage 2's stopping point: VerbAgg β 9e-6 → 4e-5 from lme4)
+            opt1 = minimize(stage1, theta0, re.lower, optimizer=method, maxfun=maxiter)
         st1 = pr.run(opt1.x, state["beta"], joint=True)
         if self.nAGQ == 0:
             theta, beta = opt1.x, st1.beta
