@@ -103,10 +103,29 @@ class GLMFamily:
             return mu ** 3
         return np.ones_like(mu)
 
-    def dev_resid(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """Unit deviances times prior weights (R's ``family$dev.resids``)."""
+    def response_constants(self, y: np.ndarray, w: np.ndarray) -> dict:
+        """Terms of :meth:`dev_resid` and :meth:`loglik_obs` that do not depend on μ.
+
+        A response evaluated many times (PIRLS, quadrature) computes them once and passes
+        them back (binomial: ``y log y + (1 − y) log(1 − y)`` and the log binomial
+        coefficient; Poisson: ``−w log y!``); other families need none.
+        """
         if self.name == "binomial":
-            return 2 * w * (xlogy(y, y / mu) + xlogy(1 - y, (1 - y) / (1 - mu)))
+            n, k = np.round(w), np.round(w * y)
+            return {"ylogy": xlogy(y, y) + xlogy(1 - y, 1 - y),
+                    "lchoose": gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)}
+        if self.name == "poisson":
+            return {"lfact": w * gammaln(y + 1)}
+        return {}
+
+    def dev_resid(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, const: dict | None = None) -> np.ndarray:
+        """Unit deviances times prior weights (R's ``family$dev.resids``).
+
+        ``const``: :meth:`response_constants` of ``(y, w)``, if already computed.
+        """
+        if self.name == "binomial":
+            ylogy = (const or self.response_constants(y, w))["ylogy"]
+            return 2 * w * (ylogy - xlogy(y, mu) - xlog1py(1 - y, -mu))
         if self.name == "poisson":
             return 2 * w * (xlogy(y, y / mu) - (y - mu))
         if self.name == "negative_binomial":
@@ -118,20 +137,21 @@ class GLMFamily:
             return w * (y - mu) ** 2 / (y * mu * mu)
         return w * (y - mu) ** 2
 
-    def loglik_obs(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, dispersion: float = 1.0) -> np.ndarray:
+    def loglik_obs(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray, dispersion: float = 1.0,
+                   const: dict | None = None) -> np.ndarray:
         """Per-observation conditional log-likelihood, with lme4's conventions.
 
         Binomial ``y`` is a proportion and ``w`` the number of trials (R's
         ``dbinom(round(w*y), round(w), mu)``); other families use ``w`` as a
-        multiplier, as R's ``family$aic``.
+        multiplier, as R's ``family$aic``.  ``const``: :meth:`response_constants`.
         """
         if self.name == "binomial":
             n = np.round(w)
             k = np.round(w * y)
-            ll = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1) + xlogy(k, mu) + xlog1py(n - k, -mu)
+            ll = (const or self.response_constants(y, w))["lchoose"] + xlogy(k, mu) + xlog1py(n - k, -mu)
             return np.where(w > 0, ll, 0.0)
         if self.name == "poisson":
-            return w * (xlogy(y, mu) - mu - gammaln(y + 1))
+            return w * (xlogy(y, mu) - mu) - (const or self.response_constants(y, w))["lfact"]
         if self.name == "negative_binomial":
             th = self.nb_theta
             return w * (gammaln(y + th) - gammaln(th) - gammaln(y + 1) + xlogy(th, th / (th + mu))

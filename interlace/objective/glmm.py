@@ -42,11 +42,19 @@ class GLMMResponse:
     offset: np.ndarray
     family: GLMFamily
 
+    @property
+    def constants(self) -> dict:
+        """The family's μ-free terms of this response (computed once)."""
+        c = self.__dict__.get("_constants")
+        if c is None:
+            c = self.__dict__["_constants"] = self.family.response_constants(self.y, self.weights)
+        return c
+
     def cond_loglik(self, mu: np.ndarray, dispersion: float = 1.0) -> float:
-        return float(np.sum(self.family.loglik_obs(self.y, mu, self.weights, dispersion)))
+        return float(np.sum(self.family.loglik_obs(self.y, mu, self.weights, dispersion, self.constants)))
 
     def dev_resid(self, mu: np.ndarray) -> np.ndarray:
-        return self.family.dev_resid(self.y, mu, self.weights)
+        return self.family.dev_resid(self.y, mu, self.weights, self.constants)
 
     # -- the interface PIRLS uses (any response with these four methods plugs in) ----
     def mean(self, eta: np.ndarray) -> np.ndarray:
@@ -60,7 +68,7 @@ class GLMMResponse:
 
     def loglik_obs(self, eta: np.ndarray, dispersion: float = 1.0) -> np.ndarray:
         """Per-observation conditional log-likelihood at η (for quadrature)."""
-        return self.family.loglik_obs(self.y, self.mean(eta), self.weights, dispersion)
+        return self.family.loglik_obs(self.y, self.mean(eta), self.weights, dispersion, self.constants)
 
     def deviance(self, mu: np.ndarray) -> float:
         """The discrepancy PIRLS minimizes (with ‖u‖²): the sum of deviance residuals."""
