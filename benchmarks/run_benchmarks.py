@@ -477,7 +477,16 @@ def _insteval_target(rows):
     speedup = None if (t is None or tr is None) else tr / t
     out.append(("interlace (auto) ≥ 8× faster than lme4", "n/a" if speedup is None else f"{speedup:.1f}×",
                 None if speedup is None else speedup >= 8))
-    return out
+    return out + _ahead_of(rows, "mixedlm")
+
+
+def _ahead_of(rows, tool: str) -> list:
+    """Target ``interlace (auto) faster than <tool>`` in the same run (no row if the tool did not run)."""
+    t, to = _seconds(rows), _seconds(rows, tool, "")
+    if to is None:
+        return []
+    ok = None if t is None else t < to
+    return [(f"interlace (auto) faster than {tool}", "n/a" if ok is None else f"{_fmt_s(t)} vs {_fmt_s(to)}", ok)]
 
 
 def _time_and_peak_target(limit_s: float, limit_gb: float) -> Callable:
@@ -499,10 +508,8 @@ _crossed_1m_target = _time_and_peak_target(5.0, 1.5)
 
 
 def _slopes_target(rows):
-    """slopes_500: interlace ahead of lme4."""
-    t, tr = _seconds(rows), _seconds(rows, "lme4", "")
-    ok = None if (t is None or tr is None) else t < tr
-    return [("interlace (auto) faster than lme4", "n/a" if ok is None else f"{_fmt_s(t)} vs {_fmt_s(tr)}", ok)]
+    """slopes_500: interlace ahead of lme4 and mixedlm."""
+    return _ahead_of(rows, "lme4") + _ahead_of(rows, "mixedlm")
 
 
 def _faster_than_lme4_target(rows):

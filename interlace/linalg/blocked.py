@@ -168,7 +168,8 @@ class BlockedPLS(PLSSystem):
                 probe = WeightedGram(*self._rows2, *self._rows2, (self.q2, self.q2), dense=False)
                 if probe.nnz > 0.1 * self.q2 * self.q2:
                     probe = None
-            self._gram22 = probe or WeightedGram(*self._rows2, *self._rows2, (self.q2, self.q2), dense=True)
+            self._gram22 = probe if probe is not None else \
+                WeightedGram(*self._rows2, *self._rows2, (self.q2, self.q2), dense=True)
 
     def _Lambda2(self, theta: np.ndarray) -> sp.csc_matrix:
         idx, ptr, lind = self._lam2

@@ -1,4 +1,6 @@
-"""lme4-style post-fit checks: singularity and the scaled-gradient convergence test.
+"""lme4-style post-fit checks (singularity, the scaled-gradient convergence test) and the
+LMM fitting loop built on them (:func:`minimize_checked`: coarse BOBYQA, then Newton and
+chord steps from the checks' derivatives).
 
 * Singular: a θ element with lower bound 0 below ``tol = 1e-4`` (lme4's ``isSingular``).
 * Convergence: finite-difference gradient g and Hessian H = UᵀU of the criterion
@@ -13,7 +15,8 @@ import numpy as np
 
 from ..errors import ConvergenceWarning, SingularFitWarning, warn_user
 
-__all__ = ["is_singular", "finite_diff_derivs", "check_convergence", "newton_polish", "SINGULAR_MSG"]
+__all__ = ["is_singular", "finite_diff_derivs", "central_gradient", "free_derivatives", "convergence_messages",
+           "warn_messages", "check_convergence", "newton_polish", "minimize_checked", "COARSE_XTOL", "SINGULAR_MSG"]
 
 SINGULAR_MSG = "boundary (singular) fit: see CrossedLMEResult.is_singular"
 
@@ -101,14 +104,20 @@ def free_derivatives(fun, x: np.ndarray, lower: np.ndarray, tol_singular: float 
     idx = np.flatnonzero(~((lower == 0) & (x < tol_singular)))
     if not idx.size:
         return {"free": idx}
+    g, H = finite_diff_derivs(_restricted(fun, x, idx), x[idx], delta)
+    return {"free": idx, "gradient": g, "hessian": H}
+
+
+def _restricted(fun, x: np.ndarray, idx: np.ndarray):
+    """``fun`` as a function of ``x[idx]`` only, the other entries held at ``x``."""
+    x = np.array(x, float)
 
     def sub(z):
         full = x.copy()
         full[idx] = z
         return fun(full)
 
-    g, H = finite_diff_derivs(sub, x[idx], delta)
-    return {"free": idx, "gradient": g, "hessian": H}
+    return sub
 
 
 def convergence_messages(x: np.ndarray, lower: np.ndarray, optimizer_ok: bool, optimizer_msg: str,
@@ -272,13 +281,7 @@ def _refine(fun, opt, lower: np.ndarray, derivs: dict, delta: float = 1e-4) -> b
         return False
     idx, H = derivs["free"], derivs["hessian"]
     x = np.array(opt.x, float)
-
-    def sub(z):
-        full = x.copy()
-        full[idx] = z
-        return fun(full)
-
-    derivs["gradient"] = central_gradient(sub, x[idx], delta)[0]
+    derivs["gradient"] = central_gradient(_restricted(fun, x, idx), x[idx], delta)[0]
     if newton_polish(fun, opt, lower, derivs):
         derivs["gradient"] = derivs["gradient"] - H @ (x[idx] - opt.x[idx])
     return True
