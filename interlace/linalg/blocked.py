@@ -391,9 +391,12 @@ class BlockedPLS(PLSSystem):
         rep = light[np.unique(classes, return_index=True)[1]]
         positions, N = _class_pair_matrix(self.A21.tocsc(), light, classes, values.size)
         heavy = np.sort(order[n_light:])
+        # the heavy columns of A21, in CSC once: per evaluation only their values are rescaled
+        A21h = self.A21[:, heavy].tocsc()
         r, c = np.divmod(positions, self.q2)
         self._split = {"heavy": heavy, "rep": rep, "positions": positions, "rows": r.astype(np.int32),
-                       "cols": c.astype(np.int32), "N": N}
+                       "cols": c.astype(np.int32), "N": N, "A21_heavy": A21h,
+                       "heavy_of_entry": heavy[np.repeat(np.arange(heavy.size), np.diff(A21h.indptr))]}
         return self._split
 
     def _pair_gram(self, c: np.ndarray) -> np.ndarray:
@@ -479,18 +482,15 @@ class BlockedPLS(PLSSystem):
                     blk[...] = np.einsum("ij,xiyk,kl->xjyl", temps[a], B, temps[b]).reshape(blk.shape)
         return S
 
-    def _subtract_gram_syrk(self, L21: sp.spmatrix, M22: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
+    def _subtract_gram_syrk(self, L21: sp.spmatrix, M22: np.ndarray) -> np.ndarray:
         """M22 − L21 L21ᵀ (upper triangle) by BLAS ``dsyrk`` over dense column chunks of L21.
 
         For a sparse L21 whose column pairs are too many to precompute (users × items
         designs: ~10⁸ pairs) a sparse product per evaluation is slow and its result dense
         anyway; rank-k updates of dense chunks run at BLAS speed with bounded memory.
-        ``columns`` restricts the product to those columns of L21.
         """
         M = M22 if M22.flags.c_contiguous else np.ascontiguousarray(M22)
-        Lc = L21.tocsc()
-        if columns is not None:
-            Lc = Lc[:, columns]
+        Lc = L21.tocsc()  # no copy when L21 is CSC already
         chunk = max(64, int(SYRK_CHUNK_ELEMENTS // max(self.q2, 1)))
         C = M.T  # Fortran order: dsyrk updates it in place; its lower triangle is M's upper one
         for a in range(0, Lc.shape[1], chunk):
@@ -542,7 +542,10 @@ class BlockedPLS(PLSSystem):
                 vals = split["N"] @ (D1[split["rep"], 0, 0] ** 2)
                 vals *= lam2[split["rows"]] * lam2[split["cols"]]
                 M22.ravel()[split["positions"]] -= vals
-                M22 = self._subtract_gram_syrk(L21, M22, split["heavy"])
+                A = split["A21_heavy"]  # L21's heavy columns: Λ2ᵀ A21 δ, scaled in place of a sparse copy
+                L21h = sp.csc_matrix((A.data * lam2[A.indices] * D1[split["heavy_of_entry"], 0, 0], A.indices,
+                                      A.indptr), shape=A.shape)
+                M22 = self._subtract_gram_syrk(L21h, M22)
             elif not pairs:
                 if sp.issparse(L21) and self.q2 >= SYRK_MIN_COLUMNS:
                     M22 = self._subtract_gram_syrk(L21, M22)
