@@ -51,3 +51,7 @@ def warn_user(message: str, category: type[Warning]) -> None:
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)
+
+
+class EngineUnavailableError(InterlaceError, ImportError):
+    """A linear-algebra engine was asked for whose library is not installed (CHOLMOD)."""

@@ -88,6 +88,12 @@ class ModelFrame:
     weights: np.ndarray | None = None
     offset: np.ndarray | None = None
 
+    def subset(self, rows: np.ndarray) -> ModelFrame:
+        """The frame restricted to the positions ``rows`` (the dropped-row counts kept)."""
+        return ModelFrame(self.data.iloc[rows], self.n_dropped, dict(self.dropped_by_column),
+                          None if self.weights is None else self.weights[rows],
+                          None if self.offset is None else self.offset[rows])
+
 
 def _attach(frame: pd.DataFrame, source: pd.DataFrame, value, name: str, col: str) -> None:
     if value is None:

@@ -8,7 +8,7 @@ first block of ΛᵀZᵀWZΛ + I is block-diagonal) and provides Z, the θ layou
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -268,6 +268,18 @@ class RandomEffects:
         a = self.col_offsets[first]
         b = self.col_offsets[len(self.terms) if last is None else last]
         return L[a:b, a:b].tocsc()
+
+    def subset(self, rows: np.ndarray) -> RandomEffects:
+        """The structure on the rows ``rows`` (positions or a mask), every level and θ's layout kept.
+
+        A level left without rows has a zero column in Z: its random effect is 0 and it
+        changes neither the log-determinant nor the penalized residual sum of squares.
+        """
+        terms = [replace(t, codes=t.codes[rows], X=t.X[rows]) for t in self.user_order]
+        sub = RandomEffects(terms, n=len(np.arange(self.n)[rows]))
+        if [t.name for t in sub.terms] != [t.name for t in self.terms]:  # pragma: no cover - same nlevels
+            raise DataError("deleting rows changed the order of the random-effects terms")
+        return sub
 
     def split_b(self, b: np.ndarray) -> list[np.ndarray]:
         """Per-term ``(nlevels, p)`` arrays of a stacked random-effects vector."""

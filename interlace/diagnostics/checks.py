@@ -228,7 +228,7 @@ def _overdispersion_item(res, alpha: float) -> CheckItem:
 # ----------------------------------------------------------------------------- collinearity
 def _term_assignment(res) -> tuple[list[str], np.ndarray] | None:
     """Per fixed-effect column, the index of its model term (term names in R's order)."""
-    fx = getattr(res.model, "_fixed", None)
+    fx = getattr(res.model, "fixed_design", None)
     if fx is None:
         return None
     info = fx.design_info

@@ -48,7 +48,7 @@ Matched to lme4 (1.1-31):
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -126,17 +126,6 @@ def _hat_diag(pls, ZL, X: np.ndarray, w_inner: np.ndarray, w_outer: np.ndarray) 
     return h
 
 
-def _glmm_working_pls(res):
-    """The GLMM's joint PLS system set with the working weights at the conditional modes."""
-    pr = res.model.pirls()
-    st = res.state
-    w, r = pr._working(st.eta, st.mu)
-    pls = pr.pls_joint
-    pls.set_data(st.eta - pr.resp.offset + r, w)
-    pls.factor(np.asarray(res.theta, float))
-    return pls, w
-
-
 def hat_values(result) -> pd.Series:
     """Leverages: the diagonal of the mixed model's hat matrix (lme4's ``hatvalues(m)``).
 
@@ -165,9 +154,9 @@ def hat_values(result) -> pd.Series:
     X = np.asarray(model.exog, float)
     w_prior = _weights(model)
     if kind == "lmm":
-        pls, w_inner = res._factored_pls(), w_prior
+        pls, w_inner = res.factored_engine(), w_prior
     else:
-        pls, w_inner = _glmm_working_pls(res)
+        pls, w_inner = res.factored_engine(joint=True), res.working_weights()
     h = _hat_diag(pls, _ZLambda(re, theta), X, w_inner, w_prior)
     return pd.Series(h, index=model.data.row_labels, name="hat")
 
@@ -188,7 +177,7 @@ class _Units:
 
 
 def _model_data(model) -> pd.DataFrame:
-    frame = getattr(model, "_frame", None)
+    frame = getattr(model, "model_frame", None)
     if frame is None:
         raise InterlaceError("the model keeps no data frame (was it fitted from arrays?): pass groups= "
                              "as the name of one of its grouping factors, or use obs=True")
@@ -240,65 +229,34 @@ def _failed(p: int, ntheta: int) -> _Refit:
     return _Refit(np.full(p, np.nan), np.full((p, p), np.nan), np.full(ntheta, np.nan), np.nan, False, 0)
 
 
-def subset_random_effects(re: RandomEffects, keep: np.ndarray) -> RandomEffects:
-    """The random-effects structure on the rows ``keep`` (every level kept, as are θ's layout).
-
-    A level left without rows has a zero column in Z: its random effect is 0 and it
-    changes neither the log-determinant nor the penalized residual sum of squares.
-    """
-    terms = [replace(t, codes=t.codes[keep], X=t.X[keep]) for t in re.user_order]
-    sub = RandomEffects(terms)
-    if [t.name for t in sub.terms] != [t.name for t in re.terms]:  # pragma: no cover - same nlevels
-        raise InterlaceError("deleting rows changed the order of the random-effects terms")
-    return sub
-
-
 def _full_rank(X: np.ndarray) -> bool:
     return X.shape[1] == 0 or np.linalg.matrix_rank(X) == X.shape[1]
 
 
 def _lmm_refit(res, keep: np.ndarray, optimizer: str, optimize: bool = True) -> _Refit:
     """Refit a linear mixed model on the rows ``keep`` from the full-data θ (or at it)."""
-    from ..linalg import make_pls
-    from ..objective.lmm import LMMDeviance
-    from ..optimize import minimize
-
     model = res.model
     p, theta0 = len(res._names), np.asarray(res.theta, float)
-    X = np.asarray(model.exog, float)[keep]
-    if not _full_rank(X):
+    if not _full_rank(np.asarray(model.exog, float)[keep]):
         return _failed(p, theta0.size)
-    y = np.asarray(model.endog, float)
-    if model.offset is not None:
-        y = y - model.offset
-    w = None if model.weights is None else model.weights[keep]
-    re = subset_random_effects(model.random_effects_structure, keep)
-    dev = LMMDeviance(make_pls(re, X, res.engine), y[keep], w, model.reml)
-    converged, n_evals, theta = True, 0, theta0
     if optimize:
-        opt = minimize(dev, theta0, re.lower, optimizer=optimizer)
-        converged, n_evals, theta = bool(opt.converged), int(opt.n_evals), opt.x
-    sol = dev.solution(theta)
+        fit = _results(model.refit(rows=keep, start=theta0, method=optimizer, check_conv=False))
+        return _Refit(np.asarray(fit.params, float), np.asarray(fit.cov_params(), float), fit.theta,
+                      float(fit.sigma), bool(fit.opt_summary.converged), int(fit.opt_summary.n_evals))
+    sol = model.clone(rows=keep).objective().solution(theta0)
     RXinv = np.linalg.inv(sol.RX)
-    return _Refit(sol.beta, sol.sigma2 * (RXinv.T @ RXinv), sol.theta, float(np.sqrt(sol.sigma2)),
-                  converged, n_evals)
+    return _Refit(sol.beta, sol.sigma2 * (RXinv.T @ RXinv), sol.theta, float(np.sqrt(sol.sigma2)), True, 0)
 
 
 def _glmm_refit(res, keep: np.ndarray, optimizer: str) -> _Refit:
     """Refit a GLMM on the rows ``keep``, stage 1 starting from the full-data θ."""
-    from ..models.glmm import GLMM
-
     model = res.model
     p, theta0 = len(res._names), np.asarray(res.theta, float)
-    X = np.asarray(model.exog, float)[keep]
-    if not _full_rank(X):
+    if not _full_rank(np.asarray(model.exog, float)[keep]):
         return _failed(p, theta0.size)
-    off = None if model.offset is None else model.offset[keep]
-    sub = GLMM(np.asarray(model.endog, float)[keep], X, subset_random_effects(model.random_effects_structure, keep),
-               model.family, weights=model.weights[keep], offset=off, nAGQ=model.nAGQ, engine=res.engine)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = _results(sub.fit(start_params=theta0, method=optimizer, check_conv=False))
+        fit = _results(model.refit(rows=keep, start=theta0, method=optimizer, check_conv=False))
     return _Refit(np.asarray(fit.params, float), np.asarray(fit.cov_params(), float), np.asarray(fit.theta, float),
                   float(fit.sigma), bool(fit.converged), int(fit.opt_summary.n_evals))
 
@@ -311,7 +269,7 @@ class _OneStep:
         model = res.model
         self.res = res
         self.theta = np.asarray(res.theta, float)
-        self.pls = res._factored_pls()
+        self.pls = res.factored_engine()
         self.ZL = _ZLambda(model.random_effects_structure, self.theta)
         self.w = _weights(model)
         X = np.asarray(model.exog, float)
@@ -497,7 +455,7 @@ def influence(result, groups=None, obs: bool = False, approx: bool = False, prog
     """
     from tqdm.auto import tqdm
 
-    from ..models.common import blas_limits
+    from ..linalg.threads import blas_limits
 
     res = _results(result)
     kind = _kind(res)

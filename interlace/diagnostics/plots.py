@@ -457,7 +457,7 @@ def plot_profile(result, parm=None, level: float = 0.95, profile: pd.DataFrame |
 def _model_rows(result) -> pd.DataFrame:
     """The data rows used in the fit (after dropping missing values)."""
     model = result.model
-    frame = getattr(model, "_frame", None)
+    frame = getattr(model, "model_frame", None)
     data = frame.data if frame is not None else getattr(model.data, "frame", None)
     if data is None:
         raise ValueError("the model keeps no data frame (was it fitted from arrays?)")

@@ -71,6 +71,10 @@ class GLMFamily:
     def __post_init__(self) -> None:
         self.link = LINKS[self.link_name]()
 
+    def with_nb_theta(self, nb_theta: float) -> GLMFamily:
+        """The same family and link with negative-binomial shape ``nb_theta``."""
+        return GLMFamily(self.name, self.link_name, float(nb_theta))
+
     @property
     def has_dispersion(self) -> bool:
         """True for families with a free scale parameter (Gamma, inverse Gaussian, Gaussian)."""

@@ -4,20 +4,16 @@ P(Y ≤ j | η) = F(α_j − η), j = 1 … K−1, with α_0 = −∞, α_K = +�
 link (logistic, normal, Gumbel-min for cloglog, Gumbel-max for loglog, Cauchy).
 The log-likelihood of observation i is ℓᵢ = log(F(α_{yᵢ} − ηᵢ) − F(α_{yᵢ−1} − ηᵢ)).
 
-:class:`OrdinalResponse` gives PIRLS the Newton weights hᵢ = −∂²ℓᵢ/∂ηᵢ² and working
-residual gᵢ/hᵢ (gᵢ = ∂ℓᵢ/∂ηᵢ), so the conditional modes and the Laplace approximation
-use the observed information, as ``clmm`` does.
+The response object PIRLS uses is :class:`interlace.response.ordinal.OrdinalResponse`.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.stats as st
 
 from ..errors import InterlaceError
 
-__all__ = ["CumulativeLink", "OrdinalResponse", "ORDINAL_LINKS", "threshold_jacobian"]
+__all__ = ["CumulativeLink", "ORDINAL_LINKS", "threshold_jacobian"]
 
 ORDINAL_LINKS = ("logit", "probit", "cloglog", "loglog", "cauchit")
 
@@ -100,67 +96,3 @@ def threshold_jacobian(kind: str, n_thresholds: int) -> tuple[np.ndarray, list[s
             J[m + k, 1 + k] = 1.0
         return J, ["central.1", "central.2"] + [f"spacing.{k}" for k in range(1, m)]
     raise InterlaceError(f"unknown threshold structure {kind!r}: use 'flexible', 'symmetric' or 'equidistant'")
-
-
-@dataclass
-class OrdinalResponse:
-    """An ordinal response for PIRLS.
-
-    Attributes
-    ----------
-    y : ndarray of int
-        Category index 0 … K−1.
-    n_categories : int
-    link : CumulativeLink
-    alpha : ndarray
-        Current thresholds (set by the model before each PIRLS run).
-    offset : ndarray
-    weights : ndarray
-        Case weights (multiply each observation's log-likelihood).
-    """
-
-    y: np.ndarray
-    n_categories: int
-    link: CumulativeLink
-    alpha: np.ndarray
-    offset: np.ndarray
-    weights: np.ndarray
-
-    def _bounds(self):
-        a = np.concatenate([[-np.inf], self.alpha, [np.inf]])
-        return a[self.y + 1], a[self.y]
-
-    def probs(self, eta: np.ndarray) -> np.ndarray:
-        """P(Y = yᵢ | ηᵢ)."""
-        upper, lower = self._bounds()
-        return np.maximum(self.link.cdf(upper - eta) - self.link.cdf(lower - eta), 1e-300)
-
-    def category_probs(self, eta: np.ndarray) -> np.ndarray:
-        """(n, K) matrix of P(Y = j | ηᵢ)."""
-        a = np.concatenate([[-np.inf], self.alpha, [np.inf]])
-        F = self.link.cdf(a[None, :] - np.asarray(eta, float)[:, None])
-        return np.diff(F, axis=1)
-
-    # -- the PIRLS interface ------------------------------------------------------
-    def mean(self, eta: np.ndarray) -> np.ndarray:
-        return eta
-
-    def working(self, eta: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        upper, lower = self._bounds()
-        P = self.probs(eta)
-        fu, fl = self.link.pdf(upper - eta), self.link.pdf(lower - eta)
-        fu = np.where(np.isfinite(upper), fu, 0.0)
-        fl = np.where(np.isfinite(lower), fl, 0.0)
-        g = -(fu - fl) / P                                   # ∂ℓ/∂η
-        d2 = (self.link.dpdf(upper - eta) - self.link.dpdf(lower - eta)) / P - g * g  # ∂²ℓ/∂η²
-        h = np.maximum(-d2, 1e-12) * self.weights
-        return h, self.weights * g / h
-
-    def loglik_obs(self, eta: np.ndarray, dispersion: float = 1.0) -> np.ndarray:
-        return self.weights * np.log(self.probs(eta))
-
-    def deviance(self, mu: np.ndarray) -> float:
-        return -2.0 * float(np.sum(self.loglik_obs(mu)))
-
-    def cond_minus2ll(self, mu: np.ndarray) -> float:
-        return self.deviance(mu)

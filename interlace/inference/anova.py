@@ -62,8 +62,8 @@ def zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
 
 
 def _design(model):
-    fx = getattr(model, "_fixed", None)
-    if fx is None or getattr(model, "_frame", None) is None:
+    fx = getattr(model, "fixed_design", None)
+    if fx is None or getattr(model, "model_frame", None) is None:
         raise InterlaceError("F tests of formula terms need a model built from a formula "
                              "(interlace.fit or CrossedLME.from_formula)")
     return fx
@@ -167,7 +167,7 @@ def _full_design(model, terms: list[FixedTerm], has_int: bool):
     if terms:
         info = patsy.DesignInfo(names, factor_infos={f: finfo[f] for t in terms for f in t.factors},
                                 term_codings=codings)
-        (M,) = patsy.build_design_matrices([info], model._frame.data, NA_action="raise")
+        (M,) = patsy.build_design_matrices([info], model.model_frame.data, NA_action="raise")
         M = np.asarray(M, float)
     else:
         M = np.zeros((int(model.nobs), 0))

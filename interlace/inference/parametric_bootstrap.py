@@ -2,13 +2,13 @@
 
 Each replicate simulates a response from the fitted model (``result.simulate``: new
 random effects and new residuals, lme4's default ``use.u = FALSE``), refits the same
-model to it (same criterion, REML or ML; the optimizer starts from the fitted θ) and
-records a statistic, by default every parameter: the standard deviations and
-correlations of the random effects, σ and the fixed effects (the rows of
-``confint``).  The refit reuses the fitted model's PLS system: only the response
-changes, so the new response is set on it (``set_data``, the one O(n) step) and the
-designs, Λθ pattern and sparse structures are not rebuilt.  The fitted model's
-response is put back when the bootstrap ends.
+model to it (:meth:`~interlace.models.base.MixedModel.refit`: same criterion, REML or
+ML; the optimizer starts from the fitted θ) and records a statistic, by default every
+parameter: the standard deviations and correlations of the random effects, σ and the
+fixed effects (the rows of ``confint``).  A refit of the same rows shares the fitted
+model's engines: only the cross-products with the new response are formed (the one
+O(n) step); the designs, Λθ pattern and sparse structures are not rebuilt, and the
+fitted model is left as it was.
 
 Replicate ``i`` draws from its own random stream, ``SeedSequence(seed).spawn(n)[i]``,
 so the replicates are the same whatever ``n_jobs`` is.
@@ -30,11 +30,9 @@ import scipy.stats as st
 from tqdm.auto import tqdm
 
 from ..errors import InterlaceError
-from ..models.common import limit_blas_threads
-from ..linalg import THREADED_DENSE_COLUMNS
-from ..objective.lmm import LMMDeviance
-from ..optimize import is_singular, minimize
-from .profile import param_names, percent_labels, theta_to_sdcor
+from ..linalg.threads import blas_limits
+from ..optimize import is_singular
+from .parameters import param_names, percent_labels, theta_to_sdcor
 
 __all__ = ["BootstrapResult", "parametric_bootstrap"]
 
@@ -129,71 +127,40 @@ class BootstrapResult:
 
 # ---------------------------------------------------------------------------- refitting
 class _Refitter:
-    """Refits one fitted model to simulated responses on its own PLS system."""
+    """Refits one fitted model to simulated responses (:meth:`refit` of its model)."""
 
     def __init__(self, res, statistic, use_u: bool, old_names: bool) -> None:
         self.res = res
-        model = res.model
-        self.model = model
-        self.re = model.random_effects_structure
-        self.dev0 = model.deviance_function()
-        self.pls = self.dev0.pls
-        self.w = model.weights
-        self.off = model.offset
+        self.model = res.model
+        self.re = self.model.random_effects_structure
         self.theta0 = np.asarray(res.theta, float)
         self.lower = self.re.lower
         self.optimizer = res.opt_summary.optimizer
         self.statistic = statistic
         self.use_u = use_u
         self.names = param_names(self.re, res._names, old=old_names)
-        self.small = self.re.q - self.re.terms[0].q <= THREADED_DENSE_COLUMNS
 
     def default_stat(self, theta, sigma2, beta) -> np.ndarray:
         sig = float(np.sqrt(sigma2))
         return np.concatenate([theta_to_sdcor(self.re, theta, sig), [sig], beta])
 
-    def restore(self) -> None:
-        """Put the fitted response back on the model's PLS system."""
-        y = np.asarray(self.model.endog, float)
-        if self.off is not None:
-            y = y - self.off
-        self.pls.set_data(y, self.w)
-
-    def _result(self, y, sol, opt):
-        """A results object for a refit (the model shares the design; its response is ``y``)."""
-        from ..results.lmm import CrossedLMEResult, CrossedLMEResultWrapper
-
-        m = self.model
-        endog = pd.Series(y, index=m.data.row_labels, name=m.endog_names)
-        extra = {"df_method": m.df_method} if hasattr(m, "df_method") else {}
-        mod = type(m)(endog, m.data.orig_exog, self.re, weights=m.weights, offset=m.offset, reml=m.reml,
-                      engine=m.engine, frame=m._frame, fixed_design=m._fixed, formula=m.formula, **extra)
-        for attr in ("specs", "groups_arg", "offset_arg"):
-            if hasattr(m, attr):
-                setattr(mod, attr, getattr(m, attr))
-        mod._deviance = self.dev_current
-        return CrossedLMEResultWrapper(CrossedLMEResult(mod, sol, opt))
-
     def one(self, seedseq):
         """(statistic, converged, singular, error) for one replicate."""
         try:
             y = self.res.simulate(1, seed=np.random.default_rng(seedseq), use_u=self.use_u).to_numpy()[:, 0]
-            yy = y - self.off if self.off is not None else y
-            dev = LMMDeviance(self.pls, yy, self.w, self.model.reml)  # the new response on the same PLS system
-            self.dev_current = dev
-            opt = minimize(dev, self.theta0, self.lower, optimizer=self.optimizer)
-            sol = dev.solution(opt.x)
+            fit = self.model.refit(endog=y, start=self.theta0, method=self.optimizer, check_conv=False)
+            r = fit._results
             if self.statistic is None:
-                val = self.default_stat(sol.theta, sol.sigma2, sol.beta)
+                val = self.default_stat(r.theta, r.scale, np.asarray(r.params, float))
             else:
-                val = self.statistic(self._result(y, sol, opt))
-            return val, bool(opt.converged), is_singular(sol.theta, self.lower), None
+                val = self.statistic(fit)
+            return val, bool(r.opt_summary.converged), is_singular(r.theta, self.lower), None
         except Exception as exc:  # noqa: BLE001 - a failed refit is recorded, as bootMer does
             return None, False, False, f"{type(exc).__name__}: {exc}"
 
     def blas_limits(self):
         """BLAS threads during refits: 1 for small factors, as in ``fit``."""
-        return limit_blas_threads(1 if self.small else None)
+        return blas_limits(self.re)
 
     def run(self, indices, seeds) -> list:
         out = []
@@ -296,7 +263,6 @@ def parametric_bootstrap(result, n: int = 1000, seed: int | None = 42, statistic
     finally:
         bar.close()
         _WORKER = None
-        ref.restore()
     out.sort(key=lambda r: r[0])
     cols = list(t0.index)
     vals = np.full((n, len(cols)), np.nan)

@@ -46,154 +46,13 @@ import pandas as pd
 import scipy.stats as st
 from scipy.interpolate import CubicSpline
 
-from ..design.covariance import BlockDiagonal, CovarianceStructure, ScaledIdentity, Unstructured
 from ..design.terms import RandomEffects
 from ..errors import InterlaceError
-from ..models.common import limit_blas_threads
-from ..linalg import THREADED_DENSE_COLUMNS, make_pls
-from ..objective.lmm import LMMDeviance
+from ..linalg.threads import blas_limits
 from ..optimize import minimize
+from .parameters import param_names, percent_labels, sdcor_to_theta, theta_to_sdcor, var_params
 
-__all__ = [
-    "ProfiledDeviance",
-    "VarParam",
-    "lmm_conf_int",
-    "ml_fit",
-    "param_names",
-    "percent_labels",
-    "profile_conf_int",
-    "profile_lmm",
-    "profile_zeta",
-    "sdcor_to_theta",
-    "theta_to_sdcor",
-    "var_params",
-]
-
-
-# ============================================================================ parameters
-@dataclass(frozen=True)
-class VarParam:
-    """One variance parameter on the standard-deviation scale (one per θ element).
-
-    Attributes
-    ----------
-    kind : {"sd", "cor"}
-    term : int
-        Index of the term in fitting order (``RandomEffects.terms``).
-    coefs : tuple of int
-        For ``"sd"`` the coefficients (within the term) whose SD it is (one, or all
-        the coefficients of a scaled-identity block); for ``"cor"`` the pair ``(i, j)``, i > j.
-    """
-
-    kind: str
-    term: int
-    coefs: tuple
-
-
-def _structure_params(cov: CovarianceStructure, offset: int = 0) -> list[tuple[str, tuple]]:
-    """(kind, coefficient indices) for each θ element of one covariance structure, in θ order."""
-    if isinstance(cov, Unstructured):
-        out = []
-        for r, c in zip(cov.rows, cov.cols):
-            out.append(("sd", (offset + int(r),)) if r == c else ("cor", (offset + int(r), offset + int(c))))
-        return out
-    if isinstance(cov, ScaledIdentity):
-        return [("sd", tuple(offset + k for k in range(cov.p)))]
-    if isinstance(cov, BlockDiagonal):
-        out = []
-        for k, b in enumerate(cov.blocks):
-            out.extend(_structure_params(b, offset + int(cov.col_offsets[k])))
-        return out
-    raise InterlaceError(f"profiles are not available for covariance structure {type(cov).__name__}")
-
-
-def var_params(re: RandomEffects) -> list[VarParam]:
-    """The variance parameters of a model in θ order (lme4's ``.sig01``, ``.sig02``, …)."""
-    out = []
-    for k, t in enumerate(re.terms):
-        out.extend(VarParam(kind, k, coefs) for kind, coefs in _structure_params(t.cov))
-    return out
-
-
-def param_names(re: RandomEffects, fe_names, old: bool = True) -> list[str]:
-    """Names of all parameters: variance parameters, σ, fixed effects (lme4's ``confint`` rows).
-
-    ``old=True`` gives ``.sig01, …, .sigma``; ``old=False`` gives
-    ``sd_<coef>|<group>``, ``cor_<coef i>.<coef j>|<group>``, ``sigma``.
-    """
-    vps = var_params(re)
-    if old:
-        names = [f".sig{k + 1:02d}" for k in range(len(vps))] + [".sigma"]
-    else:
-        names = []
-        for v in vps:
-            t = re.terms[v.term]
-            if v.kind == "sd":
-                names.append(f"sd_{t.coef_names[v.coefs[0]]}|{t.name}")
-            else:
-                names.append(f"cor_{t.coef_names[v.coefs[0]]}.{t.coef_names[v.coefs[1]]}|{t.name}")
-        names.append("sigma")
-    return names + list(fe_names)
-
-
-def theta_to_sdcor(re: RandomEffects, theta: np.ndarray, sigma: float) -> np.ndarray:
-    """θ → standard deviations (σ-scaled) and correlations, one per θ element.
-
-    A correlation involving a zero standard deviation is reported as 0.
-    """
-    theta = np.asarray(theta, float)
-    out = np.empty(theta.size)
-    pos = 0
-    for k, t in enumerate(re.terms):
-        S = t.cov.covariance(theta[re.theta_slice(k)], sigma * sigma)
-        sd = np.sqrt(np.maximum(np.diag(S), 0.0))
-        for kind, coefs in _structure_params(t.cov):
-            if kind == "sd":
-                out[pos] = sd[coefs[0]]
-            else:
-                i, j = coefs
-                den = sd[i] * sd[j]
-                out[pos] = S[i, j] / den if den > 0 else 0.0
-            pos += 1
-    return out
-
-
-def sdcor_to_theta(re: RandomEffects, sdcor: np.ndarray, sigma: float) -> np.ndarray | None:
-    """Standard deviations and correlations (θ order) → θ; None when a covariance is not PSD."""
-    sdcor = np.asarray(sdcor, float)
-    parts = []
-    pos = 0
-    for t in re.terms:
-        desc = _structure_params(t.cov)
-        vals = sdcor[pos:pos + len(desc)]
-        pos += len(desc)
-        p = t.cov.p
-        sd = np.zeros(p)
-        for (kind, coefs), v in zip(desc, vals):
-            if kind == "sd":
-                sd[list(coefs)] = v
-        S = np.diag(sd * sd)
-        for (kind, coefs), v in zip(desc, vals):
-            if kind == "cor":
-                i, j = coefs
-                S[i, j] = S[j, i] = v * sd[i] * sd[j]
-        if p > 1 and any(kind == "cor" for kind, _ in desc):
-            w = np.linalg.eigvalsh(S)
-            if w[0] < -1e-10 * max(w[-1], 1e-300):
-                return None
-        parts.append(t.cov.theta_from_covariance(S, sigma * sigma))
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def percent_labels(level: float) -> list[str]:
-    """Column labels of an interval, as R's ``format.perc``: ``"2.5 %"``, ``"97.5 %"``."""
-    a = (1.0 - level) / 2.0
-    probs = [100.0 * a, 100.0 * (1.0 - a)]
-    dec = 0
-    for x in probs:  # decimals needed to show each with 3 significant digits, common to both
-        s = f"{float(f'{x:.3g}'):f}".rstrip("0")
-        dec = max(dec, len(s.split(".")[1]) if "." in s else 0)
-    return [f"{x:.{dec}f} %" for x in probs]
+__all__ = ["ProfiledDeviance", "lmm_conf_int", "ml_fit", "profile_conf_int", "profile_lmm", "profile_zeta"]
 
 
 # ============================================================================ criterion
@@ -243,17 +102,12 @@ def _as_results(result):
     return getattr(result, "_results", result)
 
 
-def _blas_limits(re: RandomEffects):
-    """One BLAS thread for small factors, as ``fit`` does (threads only slow tiny factorizations)."""
-    return limit_blas_threads(1 if re.q - re.terms[0].q <= THREADED_DENSE_COLUMNS else None)
-
-
 def ml_fit(result):
     """The ML fit behind a profile: ``result`` itself, or its ML refit started at its θ (lme4's ``refitML``)."""
     res = _as_results(result)
     if not res.reml:
         return res
-    return _as_results(res.model.fit(reml=False, start_params=res.theta, check_conv=False,
+    return _as_results(res.model.refit(reml=False, start=res.theta, check_conv=False,
                                      method=res.opt_summary.optimizer))
 
 
@@ -356,30 +210,28 @@ class _Profiler:
 
     # -------------------------------------------------------------- fixed effects
     def _fe_setup(self, j: int):
+        """The ML model without column j (β_j then enters as an offset), made once per β_j."""
         model = self.ml.model
-        X = np.asarray(model.exog, float)
         keep = [k for k in range(self.p) if k != j]
-        pls = make_pls(self.re, X[:, keep], self.ml.engine)
-        y = np.asarray(model.endog, float)
-        if model.offset is not None:
-            y = y - model.offset
-        return pls, y, X[:, j], keep, model.weights
+        exog = model.data.orig_exog
+        exog = exog.iloc[:, keep] if isinstance(exog, pd.DataFrame) else np.asarray(exog)[:, keep]
+        off = np.zeros(int(model.nobs)) if model.offset is None else model.offset
+        return model.clone(exog=exog), np.asarray(model.exog, float)[:, j], off, keep
 
     def _fe_zeta(self, j: int, setup, value: float, last: np.ndarray) -> np.ndarray:
         """Row [ζ, all parameters] with β_j fixed at ``value`` (θ re-optimized from the ``last`` row's)."""
-        pls, y, xj, keep, w = setup
-        dev = LMMDeviance(pls, y - xj * value, w, reml=False)  # the new response on the same PLS system
+        sub, xj, off, keep = setup
         nv = self.nv
         theta0 = sdcor_to_theta(self.re, last[1:nv], last[nv]) if np.all(np.isfinite(last[1:nv + 1])) else None
         theta0 = self.ml.theta if theta0 is None else np.maximum(theta0, self.re.lower)
-        res = minimize(dev, theta0, self.re.lower, optimizer=self.optimizer)
-        sol = dev.solution(res.x)
-        sig = np.sqrt(sol.sigma2)
+        fit = _as_results(sub.refit(offset=off + xj * value, start=theta0, method=self.optimizer,
+                                    check_conv=False))
+        sig = fit.sigma
         beta = np.empty(self.p)
-        beta[keep] = sol.beta
+        beta[keep] = np.asarray(fit.params, float)
         beta[j] = value
-        params = np.concatenate([theta_to_sdcor(self.re, sol.theta, sig), [sig], beta])
-        return self._row(sol.objective, value, self.opt[nv + j], params)
+        params = np.concatenate([theta_to_sdcor(self.re, fit.theta, sig), [sig], beta])
+        return self._row(fit.objective, value, self.opt[nv + j], params)
 
     # -------------------------------------------------------------- grid
     def _walk(self, rows: list, col: int, lo: float, hi: float, step_fun) -> list:
@@ -460,7 +312,7 @@ def profile_lmm(result, parm=None, alphamax: float = 0.01, maxpts: int = 100, de
         ``estimates`` (the ML estimates) and ``deviance`` (the ML deviance).
     """
     res = _as_results(result)
-    with _blas_limits(res.model.random_effects_structure):
+    with blas_limits(res.model.random_effects_structure):
         return _profile_table(res, parm, alphamax, maxpts, delta, delta_cutoff, maxmult, old_names, optimizer,
                               progress)
 
@@ -655,7 +507,7 @@ def profile_zeta(result, parameter: str, values, old_names: bool = True) -> np.n
     points (e.g. lme4's own), or evaluating it where the grid has no point.
     """
     res = _as_results(result)
-    with _blas_limits(res.model.random_effects_structure), warnings.catch_warnings():
+    with blas_limits(res.model.random_effects_structure), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prof = _Profiler(ml_fit(res), 0.01, 100, None, 0.125, 10.0, res.opt_summary.optimizer)
         names = param_names(prof.re, res._names, old=old_names)

@@ -42,7 +42,6 @@ def residual_wald_intervals(result, level: float = 0.95) -> pd.DataFrame:
         y[free] = v
         return dev(y)
     H = criterion_hessian(sub, x[free]) / 2.0  # Hessian of −log L
-    dev.prepare(result.sol)
     ipsi = np.searchsorted(free, np.arange(dev.n_theta, x.size))
     try:
         cov = np.linalg.inv(H)[np.ix_(ipsi, ipsi)]

@@ -14,15 +14,13 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from ..design.terms import RandomEffects
-from .crossprod import WeightedGram, row_structure, weighted_cross
+from typing import Any
+
+from .crossprod import CrossProducts
 from .pls import Factorization, PLSSystem
 
-__all__ = ["BlockedPLS", "DENSE_A21_ELEMENTS", "MAX_COLUMN_PAIRS"]
+__all__ = ["BlockedPLS", "MAX_COLUMN_PAIRS"]
 
-#: A21 (terms 2..k × term 1) is stored dense when it has at most this many elements
-#: (or is more than a quarter full): small dense products beat sparse bookkeeping.
-DENSE_A21_ELEMENTS = 200_000
 #: Largest number of (i ≤ j, k) column pairs kept for forming L21 L21ᵀ by ``bincount``.
 MAX_COLUMN_PAIRS = 20_000_000
 
@@ -39,9 +37,6 @@ SYRK_MIN_COLUMNS = 500
 SYRK_CHUNK_ELEMENTS = 4_000_000
 #: Largest q2² for which distinct pairs are found through a dense lookup table (no sort).
 DENSE_PAIR_TABLE = 40_000_000
-#: A22 (terms 2..k) with more elements than this is stored sparse when Λ2 is diagonal and it
-#: is at most 10 % full.
-SPARSE_A22_ELEMENTS = 4_000_000
 #: Column pairs of the light columns kept, merged by weight class, when A21 has too many
 #: pairs for :data:`MAX_COLUMN_PAIRS` (:meth:`BlockedPLS._class_split`).
 SPLIT_COLUMN_PAIRS = 12_000_000
@@ -127,26 +122,27 @@ def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
 
 
 class BlockedPLS(PLSSystem):
-    """Blocked Cholesky engine; see the module docstring."""
+    """Blocked Cholesky engine; see the module docstring.
+
+    Parameters
+    ----------
+    re : RandomEffects
+    p : int
+        Number of fixed-effects columns.
+    """
 
     engine = "blocked"
+    _numeric = ("cp", "A33", "_L33", "A11", "A21", "A22", "A31", "A32", "_pair_prod", "_pair_matrix",
+                "_pair_matrix_src", "_split", "_m22_buf", "_L11", "_L21", "_L22", "_L31", "_L32", "_D1blocks",
+                "_T1")
 
-    def __init__(self, re: RandomEffects, X: np.ndarray) -> None:
-        super().__init__(re, X)
+    def __init__(self, re: Any, p: int) -> None:
+        super().__init__(re, p)
         t1 = re.terms[0]
         self.l1, self.p1 = t1.nlevels, t1.p
         self.q1 = t1.q
         self.q2 = re.q - self.q1
         p1, l1 = self.p1, self.l1
-        # per-row nonzeros of Z1 and Z2, and the fixed patterns of their weighted products
-        self._rows1 = row_structure(re, 0, 1)
-        if self.q2:
-            self._rows2 = row_structure(re, 1)
-            probe = WeightedGram(*self._rows2, *self._rows1, (self.q2, self.q1), dense=False)
-            # small or filled blocks are cheaper dense
-            dense21 = probe.nnz > 0.25 * self.q1 * self.q2 or self.q1 * self.q2 <= DENSE_A21_ELEMENTS
-            self._gram21 = WeightedGram(*self._rows2, *self._rows1, (self.q2, self.q1), dense=True) if dense21 \
-                else probe
         # index pattern of the block-diagonal D1 = blockdiag(T1 L11_i^{-T})
         r, c = np.meshgrid(np.arange(p1), np.arange(p1), indexing="ij")
         base = np.arange(l1)[:, None, None] * p1
@@ -161,125 +157,26 @@ class BlockedPLS(PLSSystem):
             self._diag2 = all(t.p == 1 for t in re.terms[1:])
             if self._diag2:
                 self._lam2_lind = marker.data.astype(np.int64) - 1
-            # A22 = Z2ᵀWZ2 is kept sparse when only its nonzeros are ever read (Λ2 diagonal) and
-            # a dense copy would be large (users × items: 3,699² = 110 MB, diagonal)
-            probe = None
-            if self._diag2 and self.q2 * self.q2 > SPARSE_A22_ELEMENTS:
-                probe = WeightedGram(*self._rows2, *self._rows2, (self.q2, self.q2), dense=False)
-                if probe.nnz > 0.1 * self.q2 * self.q2:
-                    probe = None
-            self._gram22 = probe if probe is not None else \
-                WeightedGram(*self._rows2, *self._rows2, (self.q2, self.q2), dense=True)
 
     def _Lambda2(self, theta: np.ndarray) -> sp.csc_matrix:
         idx, ptr, lind = self._lam2
         return sp.csc_matrix((theta[lind], idx, ptr), shape=(self.q2, self.q2))
 
-    @classmethod
-    def from_blocks(cls, re: RandomEffects, n: int, A11: np.ndarray, A21, A22, A31: np.ndarray,
-                    A32: np.ndarray, A33: np.ndarray) -> "BlockedPLS":
-        """An engine on precomputed weighted cross-products of ``[Z X y]`` (no rows).
-
-        The blocks are what :meth:`set_data` forms from the rows (``Z = [Z1 Z2]``, ``Z1``
-        the first term in fitting order, ``XY = [X y]`` with the offset already
-        subtracted from ``y``, ``W`` the prior weights); they can be summed over chunks
-        of rows (:mod:`interlace.scale`).  After this, :meth:`factor`, :meth:`solve`,
-        :meth:`solve_M` and :meth:`RX` work as on an engine given the rows;
-        :meth:`set_data` is refused.
-
-        Parameters
-        ----------
-        re : RandomEffects
-            The structure (levels, templates); its terms may hold no rows.
-        n : int
-            Number of rows the blocks were summed over.
-        A11 : ndarray (l1, p1, p1)
-            Per level of term 1, ``Σ w x xᵀ`` of its model-matrix rows.
-        A21 : ndarray or sparse (q2, q1)
-            ``Z2ᵀ W Z1``.
-        A22 : ndarray or sparse (q2, q2)
-            ``Z2ᵀ W Z2``.
-        A31 : ndarray (p + 1, q1)
-            ``(Z1ᵀ W XY)ᵀ``.
-        A32 : ndarray (p + 1, q2)
-            ``(Z2ᵀ W XY)ᵀ``.
-        A33 : ndarray (p + 1, p + 1)
-            ``XYᵀ W XY``.
-        """
-        A33 = np.asarray(A33, dtype=float)
-        p = A33.shape[0] - 1
-        self = cls(re, np.zeros((0, p)))
-        self.n = int(n)
-        self._from_blocks = True
-        # no rows: the row patterns built by __init__ are empty and must not be used
-        self._rows1 = self._rows2 = self._gram21 = self._gram22 = None
-        self.A11 = np.asarray(A11, dtype=float).reshape(self.l1, self.p1, self.p1)
-        self.A31 = np.asarray(A31, dtype=float)
-        self.A33 = A33
+    def load(self, cp: CrossProducts) -> None:
+        """Take the blocks of ``cp`` (the patterns of A21 and A22 must not change between loads)."""
+        super().load(cp)
+        b = cp.blocks()
+        self.__dict__.pop("_split", None)  # its pair sums hold the previous data's weights
+        self.A11, self.A31 = b["A11"], b["A31"]
         if self.q2:
-            self.A22 = A22.toarray() if sp.issparse(A22) else np.asarray(A22, dtype=float)
-            # the same storage rule as the row path (small or filled blocks dense)
-            nnz = A21.nnz if sp.issparse(A21) else int(np.count_nonzero(A21))
-            dense21 = nnz > 0.25 * self.q1 * self.q2 or self.q1 * self.q2 <= DENSE_A21_ELEMENTS
-            if dense21:
-                A21 = A21.toarray() if sp.issparse(A21) else np.asarray(A21, dtype=float)
-            else:
-                A21 = sp.csr_matrix(A21)
-                A21.sum_duplicates()
-                A21.sort_indices()
-                self._a21_rows = np.repeat(np.arange(self.q2), np.diff(A21.indptr))
-            self.A21 = A21
-            self.A32 = np.asarray(A32, dtype=float)
-            if self._use_pairs():
-                Pi, Pj = self._pairs[0], self._pairs[1]
-                self._pair_prod = A21.data[Pi] * A21.data[Pj]
-        return self
-
-    def set_data(self, y, w=None) -> None:
-        if getattr(self, "_from_blocks", False):
-            raise NotImplementedError("this engine was built from cross-product blocks and has no rows")
-        XY, w = self._xy(y, w)
-        self.__dict__.pop("_split", None)  # its pair sums hold this data's weights
-        t1 = self.re.terms[0]
-        X1 = t1.X
-        p1, l1 = self.p1, self.l1
-        A11 = np.empty((l1, p1, p1))
-        for a in range(p1):
-            for b in range(a, p1):
-                A11[:, a, b] = np.bincount(t1.codes, w * X1[:, a] * X1[:, b], minlength=l1)
-                A11[:, b, a] = A11[:, a, b]
-        self.A11 = A11
-        XYw = XY * w[:, None]
-        self.A31 = weighted_cross(*self._rows1, XYw, self.q1)
-        self.A33 = XY.T @ XYw
-        if self.q2:
-            self.A22 = self._gram22(w)  # dense unless sparse and only its nonzeros are read (see __init__)
-            A21 = self._gram21(w)
+            self.A22, self.A32 = b["A22"], b["A32"]
+            A21 = b["A21"]
             if sp.issparse(A21) and not hasattr(self, "_a21_rows"):
                 self._a21_rows = np.repeat(np.arange(self.q2), np.diff(A21.indptr))
             self.A21 = A21
-            self.A32 = weighted_cross(*self._rows2, XYw, self.q2)
             if self._use_pairs():
                 Pi, Pj = self._pairs[0], self._pairs[1]
                 self._pair_prod = A21.data[Pi] * A21.data[Pj]
-
-    def _shift(self, s: slice) -> slice:
-        return slice(s.start - self.q1, s.stop - self.q1, s.step)
-
-    def gram_block(self, rows: slice, cols: slice):
-        in1 = (rows.start < self.q1, cols.start < self.q1)
-        if all(in1):  # block diagonal: entry (level·p1 + a, level·p1 + b) is A11[level, a, b]
-            return sp.diags(self.A11[:, rows.start % self.p1, cols.start % self.p1]).tocsr()
-        if not any(in1):
-            return self.A22[self._shift(rows), self._shift(cols)]
-        if in1[1]:
-            return self.A21[self._shift(rows), cols]
-        return self.A21[self._shift(cols), rows].T
-
-    def cross_block(self, rows: slice) -> np.ndarray:
-        if rows.start < self.q1:
-            return self.A31[:, rows].T
-        return self.A32[:, self._shift(rows)].T
 
     def _D1(self, T1: np.ndarray):
         """L11 blocks and D1 = T1 L11⁻ᵀ per level; returns (logdet contribution, D1 blocks)."""
@@ -438,14 +335,13 @@ class BlockedPLS(PLSSystem):
         """Flat positions, rows, columns of the possible nonzeros of A22 on or above the diagonal,
         and where their values sit in ``A22.data`` (sparse A22) or ``A22.ravel()`` (dense)."""
         if not hasattr(self, "_a22_pattern"):
-            gram = getattr(self, "_gram22", None)
             if sp.issparse(self.A22):
                 A = self.A22
                 r = np.repeat(np.arange(self.q2), np.diff(A.indptr))
                 c = A.indices.astype(np.int64)
                 src = np.arange(c.size)
             else:
-                src = np.unique(gram._target) if gram is not None else np.flatnonzero(self.A22)
+                src = self.cp.a22_support()
                 r, c = np.divmod(src, self.q2)
             keep = r <= c
             self._a22_pattern = (r[keep] * self.q2 + c[keep], r[keep], c[keep], src[keep])

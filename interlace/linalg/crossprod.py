@@ -1,22 +1,52 @@
-"""Weighted cross-products of random-effects model matrices with a fixed pattern.
+"""Weighted cross-products of ``[Z X y]``: the one object every PLS engine is built from.
+
+For Z = [Z1 Z2] (Z1 the first term in fitting order, the one with most levels),
+``XY = [X y]`` and diagonal weights W, the engines need
+
+    A11 = Z1ᵀWZ1 (block diagonal: one p1 × p1 block per level),  A21 = Z2ᵀWZ1,  A22 = Z2ᵀWZ2,
+    A31 = (Z1ᵀW XY)ᵀ,  A32 = (Z2ᵀW XY)ᵀ,  A33 = XYᵀW XY,
+
+or, for CHOLMOD, the whole ``S = ZᵀWZ`` and ``C = ZᵀW XY`` with A33.
+:class:`CrossProducts` holds either form and derives the other on demand; it is
+made from rows (:class:`RowProducts`, which finds the sparsity pattern once so that
+new weights or a new response cost one ``np.bincount`` per block: PIRLS,
+bootstrap refits), from blocks summed over chunks of rows (:mod:`interlace.scale`),
+or from whitened rows (residual correlation structures).
 
 Z has at most a few nonzeros per row (one block of ``p_k`` per term), so every
-product ZₐᵀWZ_b or ZᵀW[X y] is a sum over rows of small outer products.  The
-pattern and the per-row target positions are found once; after that a new set
-of weights (a PIRLS iteration, a new response) costs one ``np.bincount`` per
-block, with no sparse-matrix construction.
+product is a sum over rows of small outer products.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..design.terms import RandomEffects
+__all__ = ["CrossProducts", "RowProducts", "WeightedGram", "level_gram", "row_structure", "weighted_cross",
+           "DENSE_A21_ELEMENTS", "SPARSE_A22_ELEMENTS", "dense_a21", "sparse_a22"]
 
-__all__ = ["row_structure", "WeightedGram", "weighted_cross"]
+#: A21 (terms 2..k × term 1) is stored dense when it has at most this many elements
+#: (or is more than a quarter full): small dense products beat sparse bookkeeping.
+DENSE_A21_ELEMENTS = 200_000
+#: A22 (terms 2..k) with more elements than this is stored sparse when Λ2 is diagonal (every
+#: later term scalar, so only its nonzeros are ever read) and it is at most 10 % full.
+SPARSE_A22_ELEMENTS = 4_000_000
 
 
-def row_structure(re: RandomEffects, first: int = 0, last: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def dense_a21(nnz: int, q1: int, q2: int) -> bool:
+    """The storage rule of A21: dense when small or more than a quarter full."""
+    return nnz > 0.25 * q1 * q2 or q1 * q2 <= DENSE_A21_ELEMENTS
+
+
+def sparse_a22(re: Any, nnz: int) -> bool:
+    """The storage rule of A22: sparse when Λ2 is diagonal, A22 is large and at most 10 % full."""
+    q2 = re.q - re.terms[0].q
+    return (all(t.p == 1 for t in re.terms[1:]) and q2 * q2 > SPARSE_A22_ELEMENTS
+            and nnz <= 0.1 * q2 * q2)
+
+
+def row_structure(re: Any, first: int = 0, last: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Column indices and values of the nonzeros of each row of Z for terms ``first:last``.
 
     Returns ``(cols, vals)``, both ``(n, m)`` with ``m = Σ p_k``; columns are
@@ -42,7 +72,8 @@ class WeightedGram:
         Return a dense array instead of a CSR matrix.
     """
 
-    def __init__(self, cols_a, vals_a, cols_b, vals_b, shape: tuple[int, int], dense: bool) -> None:
+    def __init__(self, cols_a: np.ndarray, vals_a: np.ndarray, cols_b: np.ndarray, vals_b: np.ndarray,
+                 shape: tuple[int, int], dense: bool) -> None:
         n, ma = cols_a.shape
         mb = cols_b.shape[1]
         self.shape = shape
@@ -61,9 +92,17 @@ class WeightedGram:
 
     @property
     def nnz(self) -> int:
+        """Structural nonzeros (all entries for a dense product)."""
         return self._size
 
-    def __call__(self, w: np.ndarray):
+    def support(self) -> np.ndarray:
+        """Flat positions ``i · q_b + j`` of the structural nonzeros, ascending."""
+        if self.dense:
+            return np.unique(self._target)
+        r = np.repeat(np.arange(self.shape[0]), np.diff(self._indptr))
+        return r * self.shape[1] + self._indices
+
+    def __call__(self, w: np.ndarray) -> np.ndarray | sp.csr_matrix:
         data = np.bincount(self._target, weights=(self._v * w[:, None]).ravel(), minlength=self._size)
         if self.dense:
             return data.reshape(self.shape)
@@ -77,3 +116,309 @@ def weighted_cross(cols: np.ndarray, vals: np.ndarray, XYw: np.ndarray, q: int) 
     for c in range(XYw.shape[1]):
         out[c] = np.bincount(flat, weights=(XYw[:, c:c + 1] * vals).ravel(), minlength=q)
     return out
+
+
+def level_gram(codes: np.ndarray, X: np.ndarray, w: np.ndarray, nlevels: int) -> np.ndarray:
+    """``Σ_{rows of level l} w x xᵀ`` per level: the ``(nlevels, p, p)`` diagonal blocks of Z1ᵀWZ1."""
+    p = X.shape[1]
+    A = np.empty((nlevels, p, p))
+    for a in range(p):
+        for b in range(a, p):
+            A[:, a, b] = np.bincount(codes, w * X[:, a] * X[:, b], minlength=nlevels)
+            A[:, b, a] = A[:, a, b]
+    return A
+
+
+def _as_csr(A: Any) -> sp.csr_matrix:
+    A = sp.csr_matrix(A, dtype=float)
+    A.sum_duplicates()
+    A.sort_indices()
+    return A
+
+
+class CrossProducts:
+    """The weighted cross-products of ``[Z X y]`` (see the module docstring).
+
+    Build with :meth:`from_blocks` (blocks summed over chunks), :meth:`from_full`, or
+    :class:`RowProducts` (rows).
+
+    Attributes
+    ----------
+    re : RandomEffects
+        The structure the products belong to (its terms may hold no rows).
+    n : int
+        Number of rows summed.
+    A33 : ndarray (p + 1, p + 1)
+    """
+
+    def __init__(self, re: Any, n: int, A33: np.ndarray) -> None:
+        self.re = re
+        self.n = int(n)
+        self.A33 = np.asarray(A33, dtype=float)
+        self.q1 = re.terms[0].q if re.terms else 0
+        self.q2 = re.q - self.q1
+        self._blocks: dict | None = None
+        self._full: tuple | None = None
+        self._support22: Any = None  # the rows' pattern of A22 (a RowProducts), when known
+
+    @property
+    def p(self) -> int:
+        """Number of fixed-effects columns."""
+        return self.A33.shape[0] - 1
+
+    def a22_support(self) -> np.ndarray:
+        """Flat positions ``i · q2 + j`` of A22's possible nonzeros: the rows' pattern when the
+        products were made from rows, else the nonzero values."""
+        if self._support22 is not None:
+            return self._support22.support22()
+        A22 = self.blocks()["A22"]
+        if sp.issparse(A22):
+            r = np.repeat(np.arange(A22.shape[0]), np.diff(A22.indptr))
+            return r * A22.shape[1] + A22.indices
+        return np.flatnonzero(A22)
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_blocks(cls, re: Any, n: int, A11: np.ndarray, A21: Any, A22: Any, A31: np.ndarray,
+                    A32: np.ndarray, A33: np.ndarray) -> CrossProducts:
+        """Products from their blocks, stored by the one storage rule (:func:`dense_a21`, :func:`sparse_a22`).
+
+        Parameters
+        ----------
+        re : RandomEffects
+        n : int
+        A11 : ndarray (l1, p1, p1)
+            Per level of term 1, ``Σ w x xᵀ`` of its model-matrix rows.
+        A21, A22 : ndarray or sparse
+            ``Z2ᵀWZ1`` (q2 × q1) and ``Z2ᵀWZ2`` (q2 × q2).
+        A31, A32 : ndarray
+            ``(Z1ᵀW XY)ᵀ`` (p + 1 × q1) and ``(Z2ᵀW XY)ᵀ`` (p + 1 × q2).
+        A33 : ndarray (p + 1, p + 1)
+        """
+        self = cls(re, n, A33)
+        t1 = re.terms[0]
+        blocks = {"A11": np.asarray(A11, dtype=float).reshape(t1.nlevels, t1.p, t1.p),
+                  "A31": np.asarray(A31, dtype=float), "A21": None, "A22": None, "A32": None}
+        if self.q2:
+            nnz21 = A21.nnz if sp.issparse(A21) else int(np.count_nonzero(A21))
+            if dense_a21(nnz21, self.q1, self.q2):
+                blocks["A21"] = A21.toarray() if sp.issparse(A21) else np.asarray(A21, dtype=float)
+            else:
+                blocks["A21"] = _as_csr(A21)
+            nnz22 = A22.nnz if sp.issparse(A22) else int(np.count_nonzero(A22))
+            if sparse_a22(re, nnz22):
+                blocks["A22"] = _as_csr(A22)
+            else:
+                blocks["A22"] = A22.toarray() if sp.issparse(A22) else np.asarray(A22, dtype=float)
+            blocks["A32"] = np.asarray(A32, dtype=float)
+        self._blocks = blocks
+        return self
+
+    @classmethod
+    def from_full(cls, re: Any, n: int, S: sp.spmatrix, C: np.ndarray, A33: np.ndarray) -> CrossProducts:
+        """Products from the whole ``S = ZᵀWZ`` (q × q) and ``C = ZᵀW XY`` (q × p + 1)."""
+        self = cls(re, n, A33)
+        S = sp.csc_matrix(S, dtype=float)
+        S.sum_duplicates()
+        S.sort_indices()
+        self._full = (S, np.ascontiguousarray(C, dtype=float))
+        return self
+
+    # ---------------------------------------------------------------- the two forms
+    def blocks(self) -> dict:
+        """``A11, A21, A22, A31, A32`` (derived from the whole products if built from them)."""
+        if self._blocks is None:
+            S, C = self._full
+            q1 = self.q1
+            t1 = self.re.terms[0]
+            l1, p1 = t1.nlevels, t1.p
+            S11 = S[:q1, :q1].tocsr()
+            base = np.arange(l1) * p1
+            A11 = np.empty((l1, p1, p1))
+            for a in range(p1):
+                for b in range(p1):
+                    A11[:, a, b] = np.asarray(S11[base + a, base + b]).ravel()
+            other = CrossProducts.from_blocks(self.re, self.n, A11, S[q1:, :q1], S[q1:, q1:], C[:q1].T, C[q1:].T,
+                                              self.A33)
+            self._blocks = other._blocks
+        return self._blocks
+
+    def full(self) -> tuple[sp.csc_matrix, np.ndarray]:
+        """``(S, C)``: ZᵀWZ as a sparse q × q matrix and ZᵀW XY (q × p + 1)."""
+        if self._full is None:
+            b = self._blocks
+            t1 = self.re.terms[0]
+            l1, p1 = t1.nlevels, t1.p
+            r, c = np.meshgrid(np.arange(p1), np.arange(p1), indexing="ij")
+            base = np.arange(l1)[:, None, None] * p1
+            A11 = sp.csc_matrix((b["A11"].ravel(), ((base + r).ravel(), (base + c).ravel())), shape=(self.q1, self.q1))
+            if self.q2:
+                A21 = sp.csr_matrix(b["A21"])
+                S = sp.bmat([[A11, A21.T], [A21, sp.csr_matrix(b["A22"])]], format="csc")
+                C = np.vstack([b["A31"].T, b["A32"].T])
+            else:
+                S, C = A11, b["A31"].T
+            self._full = CrossProducts.from_full(self.re, self.n, S, C, self.A33)._full
+        return self._full
+
+    # ---------------------------------------------------------------- reading
+    def gram_block(self, rows: slice, cols: slice) -> Any:
+        """``(ZᵀWZ)[rows, cols]`` (sparse or dense) for column slices that each lie within one term."""
+        if self._blocks is None:
+            S = self._full[0]
+            return S[:, cols][rows, :]
+        q1 = self.q1
+        b = self._blocks
+
+        def shift(s: slice) -> slice:
+            return slice(s.start - q1, s.stop - q1, s.step)
+
+        in1 = (rows.start < q1, cols.start < q1)
+        if all(in1):  # block diagonal: entry (level·p1 + a, level·p1 + b) is A11[level, a, b]
+            p1 = self.re.terms[0].p
+            return sp.diags(b["A11"][:, rows.start % p1, cols.start % p1]).tocsr()
+        if not any(in1):
+            return b["A22"][shift(rows), shift(cols)]
+        if in1[1]:
+            return b["A21"][shift(rows), cols]
+        return b["A21"][shift(cols), rows].T
+
+    def cross_block(self, rows: slice) -> np.ndarray:
+        """``(ZᵀW XY)[rows]``: an ``m × (p + 1)`` array."""
+        if self._blocks is None:
+            return self._full[1][rows]
+        if rows.start < self.q1:
+            return self._blocks["A31"][:, rows].T
+        return self._blocks["A32"][:, rows.start - self.q1:rows.stop - self.q1:rows.step].T
+
+    def select_columns(self, idx: np.ndarray) -> CrossProducts:
+        """The products of ``[X[:, idx] y]`` (``idx`` indexes the columns of ``[X y]``, y last)."""
+        idx = np.asarray(idx, dtype=np.intp)
+        out = CrossProducts(self.re, self.n, self.A33[np.ix_(idx, idx)])
+        out._support22 = self._support22
+        if self._blocks is not None:
+            b = dict(self._blocks)
+            b["A31"] = b["A31"][idx]
+            if b["A32"] is not None:
+                b["A32"] = b["A32"][idx]
+            out._blocks = b
+        else:
+            S, C = self._full
+            out._full = (S, np.ascontiguousarray(C[:, idx]))
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the products."""
+        def size(a: Any) -> int:
+            if a is None:
+                return 0
+            if sp.issparse(a):
+                return a.data.nbytes + a.indices.nbytes + a.indptr.nbytes
+            return np.asarray(a).nbytes
+
+        parts = list((self._blocks or {}).values()) + list(self._full or ()) + [self.A33]
+        return sum(size(a) for a in parts)
+
+
+class RowProducts:
+    """Cross-products of ``[Z X y]`` from rows, on a pattern found once.
+
+    Parameters
+    ----------
+    re : RandomEffects
+        Its terms' codes and model matrices are the rows of Z.
+    X : ndarray (n, p)
+    layout : {"blocked", "full"}
+        The blocks of the blocked engine, or the whole products for CHOLMOD.
+    dense21, sparse22 : bool, optional
+        Override the storage rule (summing chunks keeps one storage for every chunk).
+
+    Calling the object with a response and weights returns the :class:`CrossProducts`;
+    the Z-only products are reused while the weights stay the same (a new response
+    costs only the products with ``[X y]``).
+    """
+
+    def __init__(self, re: Any, X: np.ndarray, layout: str = "blocked", dense21: bool | None = None,
+                 sparse22: bool | None = None) -> None:
+        self.re = re
+        self.X = np.asarray(X, dtype=float)
+        self.n = self.X.shape[0]
+        self.layout = layout
+        self._w_last: np.ndarray | None = None
+        self._z_last: dict | None = None
+        if not re.terms:
+            return
+        t1 = re.terms[0]
+        self.q1 = t1.q
+        self.q2 = re.q - self.q1
+        if layout == "full":
+            self._rows = row_structure(re)
+            self._gram = WeightedGram(*self._rows, *self._rows, (re.q, re.q), dense=False)
+            return
+        self._rows1 = row_structure(re, 0, 1)
+        if self.q2:
+            self._rows2 = row_structure(re, 1)
+            shape21 = (self.q2, self.q1)
+            if dense21 is None:
+                probe = WeightedGram(*self._rows2, *self._rows1, shape21, dense=False)
+                dense21 = dense_a21(probe.nnz, self.q1, self.q2)
+                self._gram21 = WeightedGram(*self._rows2, *self._rows1, shape21, dense=True) if dense21 else probe
+            else:
+                self._gram21 = WeightedGram(*self._rows2, *self._rows1, shape21, dense=dense21)
+            shape22 = (self.q2, self.q2)
+            gram22 = None
+            if sparse22 is None and all(t.p == 1 for t in re.terms[1:]) and self.q2 * self.q2 > SPARSE_A22_ELEMENTS:
+                probe = WeightedGram(*self._rows2, *self._rows2, shape22, dense=False)
+                gram22 = probe if sparse_a22(re, probe.nnz) else None
+            elif sparse22:
+                gram22 = WeightedGram(*self._rows2, *self._rows2, shape22, dense=False)
+            self._gram22 = gram22 if gram22 is not None else WeightedGram(*self._rows2, *self._rows2, shape22,
+                                                                          dense=True)
+            self._support22: np.ndarray | None = None
+
+    def _z_products(self, w: np.ndarray) -> dict:
+        """The products of Z alone (reused while ``w`` is unchanged)."""
+        if self._z_last is not None and self._w_last is not None and np.array_equal(w, self._w_last):
+            return self._z_last
+        re = self.re
+        if self.layout == "full":
+            z = {"S": self._gram(w).tocsc()}
+        else:
+            t1 = re.terms[0]
+            z = {"A11": level_gram(t1.codes, t1.X, w, t1.nlevels)}
+            if self.q2:
+                z["A21"], z["A22"] = self._gram21(w), self._gram22(w)
+        self._w_last, self._z_last = w.copy(), z
+        return z
+
+    def __call__(self, y: np.ndarray, w: np.ndarray | None = None) -> CrossProducts:
+        """The products for response ``y`` (offset already subtracted) and weights ``w`` (default 1)."""
+        w = np.ones(self.n) if w is None else np.asarray(w, dtype=float)
+        XY = np.column_stack([self.X, np.asarray(y, dtype=float)])
+        XYw = XY * w[:, None]
+        A33 = XY.T @ XYw
+        re = self.re
+        if not re.terms:
+            return CrossProducts(re, self.n, A33)
+        z = self._z_products(w)
+        if self.layout == "full":
+            C = weighted_cross(*self._rows, XYw, re.q).T
+            out = CrossProducts(re, self.n, A33)
+            out._full = (z["S"], C)
+            return out
+        out = CrossProducts(re, self.n, A33)
+        blocks = {"A11": z["A11"], "A31": weighted_cross(*self._rows1, XYw, self.q1), "A21": None, "A22": None,
+                  "A32": None}
+        if self.q2:
+            blocks["A21"], blocks["A22"] = z["A21"], z["A22"]
+            blocks["A32"] = weighted_cross(*self._rows2, XYw, self.q2)
+            out._support22 = self
+        out._blocks = blocks
+        return out
+
+    def support22(self) -> np.ndarray:
+        """Flat positions of the structural nonzeros of A22 (found once)."""
+        if self._support22 is None:
+            self._support22 = self._gram22.support()
+        return self._support22

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..design.terms import RandomEffects
 from .pls import Factorization, PLSSystem
 
 __all__ = ["FixedOnlyPLS"]
@@ -18,15 +17,8 @@ class FixedOnlyPLS(PLSSystem):
 
     engine = "dense"
 
-    def __init__(self, re: RandomEffects, X: np.ndarray) -> None:
-        super().__init__(re, X)
-
-    def set_data(self, y, w=None) -> None:
-        XY, w = self._xy(y, w)
-        self._M33 = XY.T @ (XY * w[:, None])
-
-    def factor(self, theta) -> Factorization:
-        return self._finish(self._M33.copy(), 0.0)
+    def factor(self, theta: np.ndarray) -> Factorization:
+        return self._finish(self.A33.copy(), 0.0)
 
     def solve(self) -> tuple[np.ndarray, np.ndarray]:
         return self._beta(), np.zeros(0)

@@ -8,19 +8,22 @@ iterations at each step; the start is the fit without random effects (``clm``).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
-from statsmodels.base.model import LikelihoodModel
 
 from ..design import build_fixed, build_frame, build_random_effects
+from ..design.terms import RandomEffects
 from ..errors import DataError, InterlaceError
-from ..families.ordinal import CumulativeLink, OrdinalResponse, threshold_jacobian
+from ..families.ordinal import CumulativeLink, threshold_jacobian
 from ..formula import model_terms
-from ..linalg.pls import ENGINES
-from .common import blas_limits, select_rows
-from ..objective.agq import agq_deviance
-from ..objective.glmm import PIRLS
+from ..linalg.threads import blas_limits
+from ..objective.clmm import CLMMDeviance
+from ..objective.pirls import PIRLS
 from ..optimize import check_convergence, minimize
+from ..response.ordinal import OrdinalResponse
+from .base import MixedModel, select_rows
 
 __all__ = ["CLMM", "ordinal_codes"]
 
@@ -64,7 +67,7 @@ def ordinal_codes(col: pd.Series, levels=None) -> tuple[np.ndarray, list]:
     return codes, levels
 
 
-class CLMM(LikelihoodModel):
+class CLMM(MixedModel):
     """Cumulative link mixed model. Usually built with :meth:`from_formula` or :func:`interlace.clmm`.
 
     Parameters
@@ -82,15 +85,12 @@ class CLMM(LikelihoodModel):
         1: Laplace; >1: adaptive Gauss-Hermite quadrature (one scalar term).
     """
 
-    def __init__(self, endog, exog, random_effects, levels, link: str = "logit", threshold: str = "flexible",
-                 nAGQ: int = 1, weights=None, engine: str = "auto", **kwargs) -> None:
-        self._frame = kwargs.pop("frame", None)
-        self._fixed = kwargs.pop("fixed_design", None)
-        self.formula = kwargs.pop("formula", None)
-        super().__init__(endog, exog, missing="none", **kwargs)
-        if engine not in ENGINES:
-            raise InterlaceError(f"unknown engine {engine!r}: use 'auto', 'blocked' or 'cholmod'")
-        self.random_effects_structure = random_effects
+    _per_row = ("endog", "exog", "weights")
+
+    def __init__(self, endog: Any, exog: Any, random_effects: RandomEffects, levels: Any, link: str = "logit",
+                 threshold: str = "flexible", nAGQ: int = 1, weights: Any = None, engine: str = "auto",
+                 **kwargs: Any) -> None:
+        super().__init__(endog, exog, random_effects, engine=engine, **kwargs)
         self.levels = list(levels)
         self.link = CumulativeLink(link)
         self.threshold = threshold
@@ -107,12 +107,13 @@ class CLMM(LikelihoodModel):
         n = self.endog.shape[0]
         self.weights = np.ones(n) if weights is None else np.asarray(weights, float)
         self.offset = None
-        self.engine = engine
-        self.nobs = float(n)
-        self.k_fe = self.exog.shape[1]
         self.df_model = self.k_fe
         self.df_resid = self.nobs - self.k_fe - self.J.shape[1]
-        self._pirls: PIRLS | None = None
+        self._deviance: CLMMDeviance | None = None
+
+    def _init_kwargs(self) -> dict:
+        return {**super()._init_kwargs(), "levels": self.levels, "link": self.link.name,
+                "threshold": self.threshold, "nAGQ": self.nAGQ, "weights": self.weights}
 
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, groups=None, random=None, link: str = "logit",
@@ -142,55 +143,45 @@ class CLMM(LikelihoodModel):
         return mod
 
     # ---------------------------------------------------------------- objective
-    def pirls(self) -> PIRLS:
-        if self._pirls is None:
-            n = self.endog.shape[0]
-            resp = OrdinalResponse(np.asarray(self.endog, int), len(self.levels), self.link,
-                                   np.zeros(len(self.levels) - 1), np.zeros(n), self.weights)
-            self._pirls = PIRLS(self.random_effects_structure, np.asarray(self.exog, float), resp, self.engine)
-        return self._pirls
+    def objective(self) -> CLMMDeviance:
+        """A new objective of (threshold parameters, β, θ) on this model's engines."""
+        n = self.endog.shape[0]
+        resp = OrdinalResponse(np.asarray(self.endog, int), len(self.levels), self.link,
+                               np.zeros(len(self.levels) - 1), np.zeros(n), self.weights)
+        return CLMMDeviance(PIRLS(self.row_engines(), resp), self.J, self.nAGQ)
+
+    def deviance_function(self) -> CLMMDeviance:
+        """The objective :meth:`loglike` evaluates (made once)."""
+        if self._deviance is None:
+            self._deviance = self.objective()
+        return self._deviance
 
     @property
     def n_alpha(self) -> int:
         return self.J.shape[1]
 
-    def split(self, par: np.ndarray):
+    def split(self, par: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(thresholds α, β, θ) from the parameter vector (threshold parameters, β, θ)."""
-        par = np.asarray(par, float)
-        na, p = self.n_alpha, self.k_fe
-        return self.J @ par[:na], par[na:na + p], par[na + p:]
+        return self.deviance_function().split(par)
 
     def deviance_at(self, par: np.ndarray) -> float:
         """−2 log L (Laplace or AGQ) at (threshold parameters, β, θ)."""
-        alpha, beta, theta = self.split(par)
-        if np.any(np.diff(alpha) <= 0):
-            return np.inf
-        pr = self.pirls()
-        pr.resp.alpha = alpha
-        st = pr.run(theta, beta)
-        if self.nAGQ > 1:
-            return agq_deviance(pr, st, theta, beta, self.nAGQ)
-        return pr.laplace(st)
+        return self.deviance_function()(par)
 
-    def loglike(self, params) -> float:
+    def loglike(self, params: np.ndarray) -> float:
         return -0.5 * self.deviance_at(params)
 
-    def _start(self) -> np.ndarray:
-        """Thresholds from the cumulative proportions, β = 0, then the fit without random effects."""
-        y = np.asarray(self.endog, int)
-        K = len(self.levels)
-        cum = np.cumsum(np.bincount(y, weights=self.weights, minlength=K))[:-1] / np.sum(self.weights)
-        alpha0 = self.link.ppf(np.clip(cum, 1e-6, 1 - 1e-6))
-        a0 = np.linalg.lstsq(self.J, alpha0, rcond=None)[0]
-        nth = self.random_effects_structure.n_theta
-        x0 = np.concatenate([a0, np.zeros(self.k_fe)])
-        zero = np.zeros(nth)
-        f = lambda x: self.deviance_at(np.concatenate([x, zero]))  # noqa: E731
-        opt = minimize(f, x0, np.full(x0.size, -np.inf), rhobeg=0.1)
+    def _start(self, dev: CLMMDeviance) -> np.ndarray:
+        """Thresholds from the cumulative proportions, β = 0, then the fit without random effects (``clm``)."""
+        x0 = dev.x0
+        na_p = dev.n_alpha + dev.p
+        zero = np.zeros(x0.size - na_p)
+        f = lambda x: dev(np.concatenate([x, zero]))  # noqa: E731
+        opt = minimize(f, x0[:na_p], np.full(na_p, -np.inf), rhobeg=0.1)
         return np.concatenate([opt.x, self.random_effects_structure.theta0])
 
-    def fit(self, start_params=None, method: str = "bobyqa", maxiter: int | None = None, check_conv: bool = True,
-            blas_threads: int | None = None, **kwargs):
+    def fit(self, start_params: Any = None, method: str = "bobyqa", maxiter: int | None = None,
+            check_conv: bool = True, blas_threads: int | None = None, **kwargs: Any) -> Any:
         """Estimate thresholds, β and θ (see the module docstring).
 
         Returns
@@ -201,21 +192,18 @@ class CLMM(LikelihoodModel):
         with blas_limits(re, blas_threads), np.errstate(all="ignore"):
             return self._fit(start_params, method, maxiter, check_conv)
 
-    def _fit(self, start_params, method, maxiter, check_conv):
+    def _fit(self, start_params: Any, method: str, maxiter: int | None, check_conv: bool) -> Any:
         from ..results.clmm import CLMMResult, CLMMResultWrapper
 
         re = self.random_effects_structure
-        x0 = self._start() if start_params is None else np.asarray(start_params, float)
-        na, p = self.n_alpha, self.k_fe
-        lower = np.concatenate([np.full(na + p, -np.inf), re.lower])
+        dev = self.objective()
+        x0 = self._start(dev) if start_params is None else np.asarray(start_params, float)
+        na, p = dev.n_alpha, dev.p
         steps = np.concatenate([np.full(na + p, 0.1), np.full(re.n_theta, 0.2)])
-        opt = minimize(self.deviance_at, x0, lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
+        opt = minimize(dev, x0, dev.lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
         derivs: dict = {}
-        opt.messages = check_convergence(self.deviance_at, opt.x, lower, opt.converged, opt.message,
+        opt.messages = check_convergence(dev, opt.x, dev.lower, opt.converged, opt.message,
                                          warn=check_conv, derivs_out=derivs, delta=1e-3)
-        objective = self.deviance_at(opt.x)
-        alpha, beta, theta = self.split(opt.x)
-        pr = self.pirls()
-        pr.resp.alpha = alpha
-        st = pr.run(theta, beta)
-        return CLMMResultWrapper(CLMMResult(self, opt.x, st, objective, derivs, opt))
+        objective = dev(opt.x)
+        st = dev.solution(opt.x)
+        return CLMMResultWrapper(CLMMResult(self, opt.x, st, objective, derivs, opt, dev))

@@ -22,19 +22,24 @@ freedom are computed at the estimated θ as coxme computes them.
 from __future__ import annotations
 
 import re as _re
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from statsmodels.base.model import LikelihoodModel
 
 from ..design import build_fixed, build_frame, build_random_effects
 from ..design.frame import EVAL_NAMESPACE
+from ..design.terms import RandomEffects
 from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, SingularFitWarning, warn_user
-from ..families.cox import TIES, CoxData, coxph_fit, parse_surv, survival_response
+from ..families.cox import TIES, parse_surv, survival_response
 from ..formula import model_terms
-from ..objective.coxme import COX_ENGINES, CoxLaplace, CoxmeScale, coxme_theta_search
+from ..linalg.engines import ENGINES
+from ..linalg.threads import blas_limits
+from ..objective.coxme import CoxLaplace, CoxmeScale, coxme_theta_search
+from ..objective.coxph import coxph_fit
 from ..optimize import check_convergence, is_singular, minimize
-from .common import blas_limits, select_rows
+from ..response.survival import CoxData
+from .base import MixedModel, select_rows
 
 __all__ = ["CoxME"]
 
@@ -56,7 +61,7 @@ def _evaluate(expr: str, data: pd.DataFrame, what: str) -> pd.Series:
     return pd.Series(np.broadcast_to(np.asarray(val), (len(data),)), index=data.index, name=expr)
 
 
-class CoxME(LikelihoodModel):
+class CoxME(MixedModel):
     """Mixed-effects Cox model. Usually built with :meth:`from_formula` or :func:`interlace.coxme`.
 
     Parameters
@@ -78,16 +83,15 @@ class CoxME(LikelihoodModel):
     engine : {"auto", "dense", "blocked", "cholmod"}
     """
 
-    def __init__(self, endog, exog, random_effects, status, ties: str = "efron", weights=None, offset=None,
-                 sparse=(50, 0.02), engine: str = "auto", **kwargs) -> None:
-        self._frame = kwargs.pop("frame", None)
-        self._fixed = kwargs.pop("fixed_design", None)
-        self.formula = kwargs.pop("formula", None)
-        super().__init__(endog, exog, missing="none", **kwargs)
+    _engine_names = ENGINES
+    _per_row = ("endog", "exog", "status", "weights", "offset")
+
+    def __init__(self, endog: Any, exog: Any, random_effects: RandomEffects, status: Any, ties: str = "efron",
+                 weights: Any = None, offset: Any = None, sparse: Any = (50, 0.02), engine: str = "auto",
+                 **kwargs: Any) -> None:
+        super().__init__(endog, exog, random_effects, engine=engine, **kwargs)
         if ties not in TIES:
             raise InterlaceError(f"ties must be 'efron' or 'breslow', got {ties!r}")
-        if engine not in COX_ENGINES:
-            raise InterlaceError(f"unknown engine {engine!r}: use one of {', '.join(COX_ENGINES)}")
         if sparse is not None and (len(sparse) != 2 or sparse[0] < 1 or not 0 <= sparse[1] <= 1):
             raise InterlaceError(f"sparse must be (minimum levels, maximum share) like (50, 0.02), got {sparse!r}")
         n = self.endog.shape[0]
@@ -95,19 +99,19 @@ class CoxME(LikelihoodModel):
         self.status = st
         self.ties = ties
         self.sparse = sparse
-        self.engine = engine
         self.weights = None if weights is None else np.asarray(weights, float)
         if self.weights is not None and (self.weights.shape != (n,) or np.any(~(self.weights > 0))):
             raise DataError("weights must be positive (coxme does not allow zero or negative case weights)")
         self.offset = None if offset is None else np.asarray(offset, float)
-        self.random_effects_structure = random_effects
         self.cox_data = CoxData(time, st, self.weights, ties)
-        self.nobs = float(n)
         self.n_events = self.cox_data.n_events
-        self.k_fe = self.exog.shape[1]
         self.df_model = self.k_fe
         self.df_resid = self.nobs - self.k_fe
         self._lap: CoxLaplace | None = None
+
+    def _init_kwargs(self) -> dict:
+        return {**super()._init_kwargs(), "status": self.status, "ties": self.ties, "weights": self.weights,
+                "offset": self.offset, "sparse": self.sparse}
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -168,14 +172,18 @@ class CoxME(LikelihoodModel):
         return mod
 
     # ---------------------------------------------------------------- objective
+    def objective(self) -> CoxLaplace:
+        """A new penalized fit and Laplace objective of θ (:class:`~interlace.objective.coxme.CoxLaplace`)."""
+        return CoxLaplace(self.random_effects_structure, np.asarray(self.exog, float), self.cox_data, self.offset,
+                          sparse=self.sparse, engine=self.engine)
+
     def laplace_objective(self) -> CoxLaplace:
-        """The penalized fit and Laplace objective (:class:`~interlace.objective.coxme.CoxLaplace`)."""
+        """The objective :meth:`loglike` evaluates (made once)."""
         if self._lap is None:
-            self._lap = CoxLaplace(self.random_effects_structure, np.asarray(self.exog, float), self.cox_data,
-                                   self.offset, sparse=self.sparse, engine=self.engine)
+            self._lap = self.objective()
         return self._lap
 
-    def loglike(self, params) -> float:
+    def loglike(self, params: np.ndarray) -> float:
         """Integrated (Laplace) log partial likelihood at θ = ``params`` (β and b maximized)."""
         return -0.5 * self.laplace_objective().laplace(np.asarray(params, float))
 
@@ -210,7 +218,7 @@ class CoxME(LikelihoodModel):
         from ..results.coxme import CoxMEResult, CoxMEResultWrapper
 
         re = self.random_effects_structure
-        lap = self.laplace_objective()
+        lap = self.objective()
         X = np.asarray(self.exog, float)
         fit0 = coxph_fit(X, self.cox_data, self.offset)
         messages: list[str] = []
@@ -234,12 +242,11 @@ class CoxME(LikelihoodModel):
         else:
             theta0 = re.theta0 if start_params is None else np.asarray(start_params, float)
             lap.fit(theta0, beta0=fit0.coef, u0=np.zeros(re.q))
-            f = lap.laplace
-            opt = minimize(f, theta0, re.lower, optimizer=method, maxfun=maxiter)
-            opt.messages = check_convergence(f, opt.x, re.lower, opt.converged, opt.message, warn=False)
+            opt = minimize(lap, theta0, lap.lower, optimizer=method, maxfun=maxiter)
+            opt.messages = check_convergence(lap, opt.x, lap.lower, opt.converged, opt.message, warn=False)
             messages.extend(opt.messages)
             theta = opt.x
-            st = lap.fit(theta)
+            st = lap.solution(theta)
             inner = None
         if not st.converged:
             messages.append(f"Newton-Raphson for the coefficients did not converge ({st.iterations} iterations)")
@@ -254,7 +261,7 @@ class CoxME(LikelihoodModel):
                 cat = SingularFitWarning if m.startswith("boundary") else ConvergenceWarning
                 warn_user(m, cat)
         opt.messages = messages
-        res = CoxMEResult(self, np.asarray(theta, float), st, fit0, opt, method, inner, boundary)
+        res = CoxMEResult(self, np.asarray(theta, float), st, fit0, opt, method, inner, boundary, lap)
         return CoxMEResultWrapper(res)
 
     def _boundary_terms(self, theta, st, lap: CoxLaplace) -> list[tuple[str, float]]:

@@ -14,27 +14,29 @@ they fall back to the PIRLS factor (lme4's ``RX``), with a warning.
 """
 from __future__ import annotations
 
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from statsmodels.base.model import LikelihoodModel
 
 from ..design import build_fixed, build_frame, build_random_effects
 from ..design.fixed import build_matrix
 from ..design.response import binary_column, binomial_response, split_cbind
+from ..design.terms import RandomEffects
 from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, warn_user
 from ..families import GLMFamily, resolve_family
 from ..formula import model_terms
-from ..linalg.pls import ENGINES
-from .common import blas_limits, select_rows
-from ..objective.agq import agq_deviance
-from ..objective.glmm import GLMMResponse, PIRLS
-from ..optimize import check_convergence, minimize, minimize_checked
+from ..linalg.threads import blas_limits
+from ..objective.glmm import JointPIRLSDeviance, LaplaceDeviance
+from ..objective.pirls import PIRLS, PIRLSState
+from ..optimize import OptSummary, check_convergence, minimize, minimize_checked
+from ..response.glm import GLMResponse
+from .base import MixedModel, select_rows
 
 __all__ = ["GLMM"]
 
 
-class GLMM(LikelihoodModel):
+class GLMM(MixedModel):
     """Generalized linear mixed model.
 
     Usually built with :meth:`from_formula` or :func:`interlace.glmer`.
@@ -53,16 +55,10 @@ class GLMM(LikelihoodModel):
     engine : {"auto", "blocked", "cholmod"}
     """
 
-    def __init__(self, endog, exog, random_effects, family, weights=None, offset=None, nAGQ: int = 1,
-                 engine: str = "auto", **kwargs) -> None:
-        self._frame = kwargs.pop("frame", None)
-        self._fixed = kwargs.pop("fixed_design", None)
-        self.formula = kwargs.pop("formula", None)
-        super().__init__(endog, exog, missing="none", **kwargs)
-        if engine not in ENGINES:
-            raise InterlaceError(f"unknown engine {engine!r}: use 'auto', 'blocked' or 'cholmod'")
+    def __init__(self, endog: Any, exog: Any, random_effects: RandomEffects, family: Any, weights: Any = None,
+                 offset: Any = None, nAGQ: int = 1, engine: str = "auto", **kwargs: Any) -> None:
+        super().__init__(endog, exog, random_effects, engine=engine, **kwargs)
         self.family: GLMFamily = resolve_family(family)
-        self.random_effects_structure = random_effects
         n = self.endog.shape[0]
         self.weights = np.ones(n) if weights is None else np.asarray(weights, float)
         self.offset = None if offset is None else np.asarray(offset, float)
@@ -73,13 +69,14 @@ class GLMM(LikelihoodModel):
         if self.nAGQ > 1 and not (len(re.terms) == 1 and re.terms[0].p == 1):
             raise InterlaceError("nAGQ > 1 is only available for a single scalar random-effects term "
                                  "such as (1 | g); use nAGQ=1 (Laplace)")
-        self.engine = engine
-        self.nobs = float(n)
-        self.k_fe = self.exog.shape[1]
         self.df_model = self.k_fe - 1
         self.df_resid = self.nobs - self.k_fe
         self._check_response()
-        self._pirls: PIRLS | None = None
+        self._deviance: LaplaceDeviance | None = None
+
+    def _init_kwargs(self) -> dict:
+        return {**super()._init_kwargs(), "family": self.family, "weights": self.weights, "offset": self.offset,
+                "nAGQ": self.nAGQ}
 
     def _check_response(self) -> None:
         y = np.asarray(self.endog, float)
@@ -132,29 +129,29 @@ class GLMM(LikelihoodModel):
         return mod
 
     # ---------------------------------------------------------------- objective
+    def response(self) -> GLMResponse:
+        """The response: y, prior weights, offset and family."""
+        n = self.endog.shape[0]
+        off = np.zeros(n) if self.offset is None else self.offset
+        return GLMResponse(np.asarray(self.endog, float), self.weights, off, self.family)
+
     def pirls(self) -> PIRLS:
-        """The PIRLS machinery on the shared PLS engines."""
-        if self._pirls is None:
-            n = self.endog.shape[0]
-            off = np.zeros(n) if self.offset is None else self.offset
-            resp = GLMMResponse(np.asarray(self.endog, float), self.weights, off, self.family)
-            self._pirls = PIRLS(self.random_effects_structure, np.asarray(self.exog, float), resp, self.engine)
-        return self._pirls
+        """A new PIRLS on this model's engines and response."""
+        return PIRLS(self.row_engines(), self.response())
 
-    def deviance_at(self, theta, beta, n_agq: int | None = None) -> float:
+    def deviance_function(self) -> LaplaceDeviance:
+        """−2 log L of (θ, β) that :meth:`loglike` evaluates (made once)."""
+        if self._deviance is None:
+            self._deviance = LaplaceDeviance(self.pirls(), self.nAGQ)
+        return self._deviance
+
+    def deviance_at(self, theta: np.ndarray, beta: np.ndarray, n_agq: int | None = None) -> float:
         """−2 log L (Laplace or AGQ) at (θ, β), with u from PIRLS."""
-        pr = self.pirls()
-        st = pr.run(theta, beta)
-        k = self.nAGQ if n_agq is None else n_agq
-        if k > 1:
-            return agq_deviance(pr, st, np.asarray(theta, float), np.asarray(beta, float), k)
-        return pr.laplace(st)
+        return self.deviance_function().at(theta, beta, n_agq)
 
-    def loglike(self, params) -> float:
+    def loglike(self, params: np.ndarray) -> float:
         """Log-likelihood at ``params`` = (θ, β) (Laplace or AGQ as set by ``nAGQ``)."""
-        nth = self.random_effects_structure.n_theta
-        params = np.asarray(params, float)
-        return -0.5 * self.deviance_at(params[:nth], params[nth:])
+        return -0.5 * self.deviance_function()(np.asarray(params, float))
 
     # ---------------------------------------------------------------- fitting
     def fit(self, start_params=None, method: str = "bobyqa", maxiter: int | None = None,
@@ -185,55 +182,40 @@ class GLMM(LikelihoodModel):
     def _fit(self, start_params, method, maxiter, check_conv):
         from ..results.glmm import GLMMResult, GLMMResultWrapper
 
-        re = self.random_effects_structure
-        pr = self.pirls()
-        nth, p = re.n_theta, self.k_fe
-        state = {"beta": np.zeros(p)}
-
-        def stage1(theta):
-            st = pr.run(theta, state["beta"], joint=True)
-            if st.converged:
-                state["beta"] = st.beta
-            return pr.laplace(st)
-
-        theta0 = re.theta0 if start_params is None else np.asarray(start_params, float)
-        pr.run(theta0, state["beta"], joint=True)  # a first PIRLS from β = 0 gives the GLM start
+        pirls = self.pirls()
+        stage1 = JointPIRLSDeviance(pirls)
+        theta0 = stage1.x0 if start_params is None else np.asarray(start_params, float)
+        stage1.warm_start(theta0)
         if self.nAGQ == 0:  # the fit is stage 1: coarse BOBYQA, the checks, a Newton step (as LMMs)
-            opt1 = minimize_checked(stage1, theta0, re.lower, optimizer=method, maxfun=maxiter,
+            opt1 = minimize_checked(stage1, theta0, stage1.lower, optimizer=method, maxfun=maxiter,
                                     check_conv=check_conv, warn=check_conv, delta=1e-3)
         else:  # stage 1 starts stage 2 (a coarser stage 1 saves 7 % of evaluations but moves
             # stage 2's stopping point: VerbAgg β 9e-6 → 4e-5 from lme4)
-            opt1 = minimize(stage1, theta0, re.lower, optimizer=method, maxfun=maxiter)
-        st1 = pr.run(opt1.x, state["beta"], joint=True)
+            opt1 = minimize(stage1, theta0, stage1.lower, optimizer=method, maxfun=maxiter)
+        st1 = stage1.solution(opt1.x)
+        derivs: dict = {}
         if self.nAGQ == 0:
+            obj, opt, xopt = stage1, opt1, opt1.x
             theta, beta = opt1.x, st1.beta
-            opt = opt1
-            obj = lambda x: stage1(x)  # noqa: E731
-            lower = re.lower
-            xopt = theta
         else:
-            lower = np.concatenate([re.lower, np.full(p, -np.inf)])
-            obj = lambda x: self.deviance_at(x[:nth], x[nth:])  # noqa: E731
+            obj = LaplaceDeviance(pirls, self.nAGQ)
             x0 = np.concatenate([opt1.x, st1.beta])
             # initial steps: 0.05 for θ, the stage-1 standard errors for β (scale-aware)
-            se1 = np.sqrt(np.diag(self._vcov(opt1.x, st1.beta, st1, {}, nth)))
-            steps = np.concatenate([np.full(nth, 0.05), np.clip(se1, 1e-4, 1.0)])
-            opt = minimize(obj, x0, lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
+            se1 = np.sqrt(np.diag(pirls.rx_vcov(opt1.x, st1)))
+            steps = np.concatenate([np.full(obj.n_theta, 0.05), np.clip(se1, 1e-4, 1.0)])
+            opt = minimize(obj, x0, obj.lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
             opt.n_evals += opt1.n_evals
             xopt = opt.x
-            theta, beta = xopt[:nth], xopt[nth:]
-        derivs: dict = {}
-        if self.nAGQ > 0:
-            opt.messages = check_convergence(obj, xopt, lower, opt.converged, opt.message,
+            theta, beta = obj.split(xopt)
+            opt.messages = check_convergence(obj, xopt, obj.lower, opt.converged, opt.message,
                                              warn=check_conv, derivs_out=derivs, delta=1e-3)
-        st = pr.run(theta, beta, joint=self.nAGQ == 0)
+        st = pirls.run(theta, beta, joint=self.nAGQ == 0)
         self._warn_fit_problems(st, opt)
         objective = obj(xopt)
-        vcov = self._vcov(theta, beta, st, derivs, nth)
-        res = GLMMResult(self, theta, beta, st, objective, vcov, opt)
-        return GLMMResultWrapper(res)
+        vcov = self._vcov(theta, st, derivs, pirls)
+        return GLMMResultWrapper(GLMMResult(self, theta, beta, st, objective, vcov, opt, pirls))
 
-    def _warn_fit_problems(self, st, opt) -> None:
+    def _warn_fit_problems(self, st: PIRLSState, opt: OptSummary) -> None:
         """glm's separation warnings and a non-converged PIRLS, as messages and warnings."""
         msgs = []
         eps = 10 * np.finfo(float).eps
@@ -248,9 +230,9 @@ class GLMM(LikelihoodModel):
             warn_user(m, ConvergenceWarning)
         opt.messages = list(opt.messages) + msgs
 
-    def _vcov(self, theta, beta, st, derivs, nth) -> np.ndarray:
+    def _vcov(self, theta: np.ndarray, st: PIRLSState, derivs: dict, pirls: PIRLS) -> np.ndarray:
         """Hessian-based vcov of β (lme4's default), falling back to the PIRLS factor."""
-        p = self.k_fe
+        p, nth = self.k_fe, self.random_effects_structure.n_theta
         if self.nAGQ > 0 and derivs:
             free, H = derivs["free"], derivs["hessian"]
             beta_pos = np.searchsorted(free, np.arange(nth, nth + p))  # β are never on a bound
@@ -263,11 +245,4 @@ class GLMM(LikelihoodModel):
                 pass
             warn_user("variance-covariance matrix computed from finite-difference Hessian is not "
                       "positive definite: falling back to var-cov estimated from RX", ConvergenceWarning)
-        pr = self.pirls()
-        w, r = pr._working(st.eta, st.mu)
-        pls = pr.pls_joint
-        pls.set_data(st.eta - pr.resp.offset + r, w)
-        pls.factor(theta)
-        RXinv = np.linalg.inv(pls.RX())
-        return RXinv.T @ RXinv
-
+        return pirls.rx_vcov(theta, st)

@@ -6,21 +6,21 @@ optimizer and checks (``interlace.optimize``) → :class:`CrossedLMEResult`.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
-from statsmodels.base.model import LikelihoodModel
 
 from ..design import build_fixed, build_frame, build_random_effects
-from ..design.fixed import FixedDesign
-from ..design.frame import ModelFrame
 from ..design.terms import RandomEffects
 from ..errors import InterlaceError
 from ..formula import model_terms
-from ..linalg import make_pls
-from ..linalg.pls import ENGINES
-from .common import blas_limits, select_rows
-from ..objective import LMMDeviance
+from ..inference.containment import nested_levels
+from ..inference.ddf import parse_df_method
+from ..linalg.threads import blas_limits
+from ..objective import CorrelatedLMMDeviance, LMMDeviance
 from ..optimize import minimize_checked
+from .base import MixedModel, select_rows
 
 __all__ = ["CrossedLME", "parse_method"]
 
@@ -33,7 +33,7 @@ def parse_method(method: str) -> bool:
     return m == "REML"
 
 
-class CrossedLME(LikelihoodModel):
+class CrossedLME(MixedModel):
     """Linear mixed model with crossed, nested and random-slope terms (lme4's ``lmer``).
 
     Usually built with :meth:`from_formula` or :func:`interlace.fit`.
@@ -64,10 +64,8 @@ class CrossedLME(LikelihoodModel):
         The user's structures behind ``residual`` (kept for refits and the summary).
     """
 
-    def __init__(self, endog, exog, random_effects: RandomEffects, weights=None, offset=None,
-                 reml: bool = True, engine: str = "auto", df_method: str | None = None, **kwargs) -> None:
-        from ..inference.ddf import parse_df_method
-
+    def __init__(self, endog: Any, exog: Any, random_effects: RandomEffects, weights: Any = None, offset: Any = None,
+                 reml: bool = True, engine: str = "auto", df_method: str | None = None, **kwargs: Any) -> None:
         #: residual correlation/variance structure (:class:`~interlace.correlation.ResidualModel`) or None
         self.residual = kwargs.pop("residual", None)
         self.correlation = kwargs.pop("correlation", None)
@@ -75,8 +73,6 @@ class CrossedLME(LikelihoodModel):
         if df_method is None:
             df_method = "satterthwaite"
             if self.residual is not None:
-                from ..inference.containment import nested_levels
-
                 df_method = "containment" if nested_levels(random_effects) is not None else "normal"
         self.df_method = parse_df_method(df_method)
         if self.residual is not None and self.df_method in ("satterthwaite", "kenward-roger"):
@@ -85,19 +81,10 @@ class CrossedLME(LikelihoodModel):
         if self.df_method == "kenward-roger" and not reml:
             raise InterlaceError("Kenward-Roger's method is only available for REML fits (as in lmerTest): "
                                  "use method='REML' or df_method='satterthwaite'")
-        self._frame: ModelFrame | None = kwargs.pop("frame", None)
-        self._fixed: FixedDesign | None = kwargs.pop("fixed_design", None)
-        self.formula = kwargs.pop("formula", None)
-        super().__init__(endog, exog, missing="none", **kwargs)
-        self.random_effects_structure = random_effects
+        super().__init__(endog, exog, random_effects, engine=engine, **kwargs)
         self.weights = None if weights is None else np.asarray(weights, float)
         self.offset = None if offset is None else np.asarray(offset, float)
         self.reml = bool(reml)
-        if engine not in ENGINES:
-            raise InterlaceError(f"unknown engine {engine!r}: use 'auto', 'blocked' or 'cholmod'")
-        self.engine = engine
-        self.nobs = float(self.endog.shape[0])
-        self.k_fe = self.exog.shape[1]
         self.df_model = self.k_fe - 1
         self.df_resid = self.nobs - self.k_fe
         self._deviance: LMMDeviance | None = None
@@ -154,43 +141,33 @@ class CrossedLME(LikelihoodModel):
         mod.offset_arg = offset if isinstance(offset, str) else None
         return mod
 
-    def clone(self, reml: bool | None = None) -> "CrossedLME":
-        """The same model (data, terms, engine), optionally with the other criterion.
+    def _init_kwargs(self) -> dict:
+        return {**super()._init_kwargs(), "weights": self.weights, "offset": self.offset, "reml": self.reml,
+                "df_method": self.df_method, "residual": self.residual, "correlation": self.correlation,
+                "variance": self.variance}
 
-        An ML clone of a Kenward-Roger model uses Satterthwaite (KR needs REML).
-        """
-        reml = self.reml if reml is None else reml
-        df_method = self.df_method
-        if not reml and df_method == "kenward-roger":
-            df_method = "satterthwaite"
-        mod = type(self)(self.data.orig_endog, self.data.orig_exog, self.random_effects_structure,
-                         weights=self.weights, offset=self.offset, reml=reml, engine=self.engine,
-                         frame=self._frame, fixed_design=self._fixed, formula=self.formula,
-                         df_method=df_method, residual=self.residual, correlation=self.correlation,
-                         variance=self.variance)
-        for attr in ("specs", "groups_arg", "offset_arg"):
-            if hasattr(self, attr):
-                setattr(mod, attr, getattr(self, attr))
-        mod.data.frame = getattr(self.data, "frame", None)
-        return mod
+    def clone(self, rows: Any = None, **changes: Any) -> CrossedLME:
+        """See :meth:`MixedModel.clone`; an ML model made from a Kenward-Roger one uses Satterthwaite
+        (KR needs REML)."""
+        if changes.get("reml") is False and "df_method" not in changes and self.df_method == "kenward-roger":
+            changes["df_method"] = "satterthwaite"
+        return super().clone(rows=rows, **changes)
 
     # ---------------------------------------------------------------- objective
-    def deviance_function(self) -> LMMDeviance:
-        """The criterion of θ (profiled deviance for ML, REML criterion for REML)."""
-        if self._deviance is None and self.residual is not None:
-            from ..objective import CorrelatedLMMDeviance
+    def objective(self) -> LMMDeviance:
+        """A new criterion of θ on this model's data (profiled deviance for ML, REML criterion for REML)."""
+        y = np.asarray(self.endog, float)
+        if self.offset is not None:
+            y = y - self.offset
+        if self.residual is not None:
+            return CorrelatedLMMDeviance(self.random_effects_structure, np.asarray(self.exog, float), y,
+                                         self.weights, self.reml, self.residual, self.engine)
+        return LMMDeviance.from_rows(self.row_engines(), y, self.weights, self.reml)
 
-            y = np.asarray(self.endog, float)
-            if self.offset is not None:
-                y = y - self.offset
-            self._deviance = CorrelatedLMMDeviance(self.random_effects_structure, np.asarray(self.exog, float),
-                                                   y, self.weights, self.reml, self.residual, self.engine)
+    def deviance_function(self) -> LMMDeviance:
+        """The criterion of θ that :meth:`loglike` and :meth:`score` evaluate (made once)."""
         if self._deviance is None:
-            pls = make_pls(self.random_effects_structure, np.asarray(self.exog, float), self.engine)
-            y = np.asarray(self.endog, float)
-            if self.offset is not None:
-                y = y - self.offset
-            self._deviance = LMMDeviance(pls, y, self.weights, self.reml)
+            self._deviance = self.objective()
         return self._deviance
 
     def loglike(self, params) -> float:
@@ -232,8 +209,8 @@ class CrossedLME(LikelihoodModel):
         """
         if reml is not None and bool(reml) != self.reml:
             return self.clone(reml=bool(reml)).fit(start_params, method, maxiter, check_conv,
-                                                   optimizer_options=optimizer_options,
-                                                   blas_threads=blas_threads)
+                                                      optimizer_options=optimizer_options,
+                                                      blas_threads=blas_threads)
         re = self.random_effects_structure
         with blas_limits(re, blas_threads):
             return self._fit(start_params, method, maxiter, check_conv, optimizer_options)
@@ -241,11 +218,8 @@ class CrossedLME(LikelihoodModel):
     def _fit(self, start_params, method, maxiter, check_conv, optimizer_options):
         from ..results.lmm import CrossedLMEResult, CrossedLMEResultWrapper
 
-        dev = self.deviance_function()
-        re = self.random_effects_structure
-        x0 = dev.theta0 if start_params is None else np.asarray(start_params, float)
+        dev = self.objective()
+        x0 = dev.x0 if start_params is None else np.asarray(start_params, float)
         opt = minimize_checked(dev, x0, dev.lower, optimizer=method, maxfun=maxiter, options=optimizer_options,
                                check_conv=check_conv)
-        sol = dev.solution(opt.x)
-        res = CrossedLMEResult(self, sol, opt)
-        return CrossedLMEResultWrapper(res)
+        return CrossedLMEResultWrapper(CrossedLMEResult(self, dev.solution(opt.x), opt, dev))

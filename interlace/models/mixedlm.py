@@ -43,7 +43,7 @@ from ..design.fixed import build_fixed, build_matrix
 from ..design.frame import EVAL_NAMESPACE, formula_names
 from ..design.terms import RandomEffects, term_from_arrays
 from ..errors import DataError, FormulaError, InterlaceError
-from ..linalg import make_pls
+from ..linalg.engines import RowEngines, parse_engine
 from ..objective import LMMDeviance
 from ..optimize import check_convergence, minimize
 
@@ -162,7 +162,7 @@ class MixedLM(LikelihoodModel):
             if k in kwargs and k != _SPEC_KW:
                 kwargs[_SPEC_KW] = kwargs.pop(k)
         self.use_sqrt = bool(use_sqrt)
-        self.engine = engine
+        self.engine = parse_engine(engine)
         self.reml = True
         if isinstance(exog_vc, dict):
             warnings.warn("Using deprecated variance components format", FutureWarning, stacklevel=2)
@@ -233,6 +233,7 @@ class MixedLM(LikelihoodModel):
         self.df_resid = self.nobs - self.k_fe
         self._build_terms()
         self._deviances: dict[bool, LMMDeviance] = {}
+        self._engines: RowEngines | None = None
 
     def _build_terms(self) -> None:
         """One lme4 term grouped by ``groups``: columns ``[exog_re | vc_1 | vc_2 …]``, block-diagonal Σ.
@@ -397,7 +398,7 @@ class MixedLM(LikelihoodModel):
         mod.formula = formula
         mod.re_formula = re_formula
         mod.vc_formula = vc_formula
-        mod._fixed = fx
+        mod.fixed_design = fx
         mod.data.frame = data
         return mod
 
@@ -457,8 +458,9 @@ class MixedLM(LikelihoodModel):
         """lme4's criterion of θ (REML criterion or deviance)."""
         reml = self.reml if reml is None else bool(reml)
         if reml not in self._deviances:
-            pls = make_pls(self.random_effects_structure, np.asarray(self.exog, float), self.engine)
-            self._deviances[reml] = LMMDeviance(pls, np.asarray(self.endog, float), None, reml)
+            if self._engines is None:
+                self._engines = RowEngines(self.random_effects_structure, np.asarray(self.exog, float), self.engine)
+            self._deviances[reml] = LMMDeviance.from_rows(self._engines, np.asarray(self.endog, float), None, reml)
         return self._deviances[reml]
 
     def loglike(self, params, profile_fe: bool = True) -> float:

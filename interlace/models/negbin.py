@@ -9,6 +9,7 @@ conditional means of a Poisson GLMM, as in lme4.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import scipy.optimize as so
@@ -33,8 +34,11 @@ def theta_ml(y: np.ndarray, mu: np.ndarray, w: np.ndarray | None = None) -> floa
 
 
 def fit_negative_binomial(model: GLMM, method: str = "bobyqa", maxiter: int | None = None,
-                          check_conv: bool = True, xtol: float = 1e-7):
+                          check_conv: bool = True, xtol: float = 1e-7) -> Any:
     """Fit ``model`` (whose family is negative binomial) with the shape estimated.
+
+    Every trial shape is a refit of ``model`` with that family (:meth:`GLMM.refit`), sharing
+    its engines.
 
     Parameters
     ----------
@@ -50,30 +54,26 @@ def fit_negative_binomial(model: GLMM, method: str = "bobyqa", maxiter: int | No
     """
     fam: GLMFamily = model.family
     y = np.asarray(model.endog, float)
-    # Poisson start, as lme4
-    pois = GLMM(model.endog, model.exog, model.random_effects_structure, "poisson", weights=model.weights,
-                offset=model.offset, nAGQ=model.nAGQ, engine=model.engine)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # Poisson start, as lme4
         warnings.simplefilter("ignore")
-        r0 = pois.fit(method=method, maxiter=maxiter, check_conv=False)
+        r0 = model.refit(family="poisson", method=method, maxiter=maxiter,
+                         check_conv=False)
     th0 = theta_ml(y, r0.fittedvalues.to_numpy(), model.weights)
-    cache: dict[float, tuple] = {}
     start = {"theta": r0.theta}
 
-    def neg_llf(lt):
-        fam.nb_theta = float(np.exp(lt))
+    def neg_llf(lt: float) -> float:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            r = model.fit(start_params=start["theta"], method=method, maxiter=maxiter, check_conv=False)
+            r = model.refit(family=fam.with_nb_theta(float(np.exp(lt))), start=start["theta"], method=method,
+                            maxiter=maxiter, check_conv=False)
         start["theta"] = r.theta
-        cache[lt] = r
         return -r.llf
 
     lt0 = np.log(th0)
-    res = so.minimize_scalar(neg_llf, bracket=(lt0 - 0.3, lt0 + 0.3), method="brent",
-                             options={"xtol": xtol})
-    fam.nb_theta = float(np.exp(res.x))
-    out = model.fit(start_params=start["theta"], method=method, maxiter=maxiter, check_conv=check_conv)
-    out._results.nb_theta = fam.nb_theta
+    res = so.minimize_scalar(neg_llf, bracket=(lt0 - 0.3, lt0 + 0.3), method="brent", options={"xtol": xtol})
+    nb_theta = float(np.exp(res.x))
+    out = model.refit(family=fam.with_nb_theta(nb_theta), start=start["theta"], method=method, maxiter=maxiter,
+                      check_conv=check_conv)
+    out._results.nb_theta = nb_theta
     out._results.nb_theta_evals = int(res.nfev)
     return out

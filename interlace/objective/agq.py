@@ -16,21 +16,21 @@ import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import logsumexp
 
-from .glmm import PIRLS, PIRLSState
+from ..design.terms import RandomEffects
+from ..response.base import Response
+from .pirls import PIRLSState
 
 __all__ = ["agq_deviance"]
 
 
-def agq_deviance(pirls: PIRLS, st: PIRLSState, theta: np.ndarray, beta: np.ndarray, n_nodes: int,
+def agq_deviance(re: RandomEffects, resp: Response, st: PIRLSState, theta: np.ndarray, n_nodes: int,
                  dispersion: float = 1.0) -> float:
-    """−2 log L by adaptive Gauss-Hermite quadrature at the PIRLS state ``st``."""
-    re = pirls.re
+    """−2 log L by adaptive Gauss-Hermite quadrature at the PIRLS state ``st`` (one scalar term)."""
     term = re.terms[0]
-    resp = pirls.resp
     codes = term.codes
     zcol = term.X[:, 0]
     lam = float(theta[0])
-    w, _ = pirls._working(st.eta, st.mu)
+    w, _ = resp.working(st.eta, st.mu)
     h = 1.0 + lam * lam * np.bincount(codes, w * zcol * zcol, minlength=term.nlevels)
     s = 1.0 / np.sqrt(h)
     x, wk = hermegauss(n_nodes)

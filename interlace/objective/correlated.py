@@ -24,17 +24,19 @@ import numpy as np
 
 from ..correlation import ResidualModel
 from ..design.terms import RandomEffects
-from ..linalg import make_pls
-from ..linalg.pls import choose_engine
-from ..linalg.fixed_only import FixedOnlyPLS
+from ..linalg.crossprod import RowProducts
+from ..linalg.engines import choose_engine, make_engine, parse_engine
+from ..linalg.pls import PLSSystem
 from .lmm import LMMDeviance, LMMSolution
 
 __all__ = ["CorrelatedLMMDeviance"]
 
 
-
 class CorrelatedLMMDeviance(LMMDeviance):
     """The criterion as a function of ``params = (θ, ψ)`` (see module docstring).
+
+    One engine is made for the structure; for each ψ the whitened rows give new
+    cross-products (:class:`~interlace.linalg.crossprod.RowProducts`), loaded into it.
 
     Parameters
     ----------
@@ -47,69 +49,67 @@ class CorrelatedLMMDeviance(LMMDeviance):
         Prior weights (``Cov(ε) = σ² W^{-1/2} R W^{-1/2}``).
     reml : bool
     residual : ResidualModel
-    engine : str
-        PLS engine for the whitened system.
+    engine : {"auto", "blocked", "cholmod"}
+        PLS engine for the whitened system (the whitened Z has Z's pattern: chosen once).
     """
 
-    def __init__(self, re: RandomEffects, X: np.ndarray, y: np.ndarray, weights, reml: bool,
+    def __init__(self, re: RandomEffects, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, reml: bool,
                  residual: ResidualModel, engine: str = "auto") -> None:
+        parse_engine(engine)
+        X = np.asarray(X, float)
         self.re = re
         self.residual = residual
-        self.reml = bool(reml)
-        if engine == "auto" and re.terms:  # the whitened Z has Z's pattern: choose the engine once
-            engine = choose_engine(re)
-        self.engine_name = engine
-        X = np.asarray(X, float)
-        self.n, self.p = X.shape
         self.n_theta = re.n_theta
         self.n_psi = residual.n_params
-        sw = np.ones(self.n) if weights is None else np.sqrt(np.asarray(weights, float))
+        name = choose_engine(re) if engine == "auto" else engine
+        self._layout = "full" if name == "cholmod" else "blocked"
+        self.pls = make_engine(re, X.shape[1], name)
+        sw = np.ones(X.shape[0]) if weights is None else np.sqrt(np.asarray(weights, float))
         term_cols = [t.X for t in re.terms]
-        widths = [self.p, 1] + [m.shape[1] for m in term_cols]
+        widths = [X.shape[1], 1] + [m.shape[1] for m in term_cols]
         self._cuts = np.cumsum(widths)[:-1]
         self._base = np.column_stack([X, np.asarray(y, float)] + term_cols) * sw[:, None]
-        self.ldW = float(np.sum(np.log(weights))) if weights is not None else 0.0
-        self.n_evals = 0
-        self._psi = None
-        self.pls = None
+        self._psi: np.ndarray | None = None
         self._prepare(residual.start)
+        super().__init__(self.pls, reml, float(np.sum(np.log(weights))) if weights is not None else 0.0)
 
     # ------------------------------------------------------------------ parameters
     @property
     def theta0(self) -> np.ndarray:
         return np.concatenate([self.re.theta0, self.residual.start])
 
+    x0 = theta0
+
     @property
     def lower(self) -> np.ndarray:
         return np.concatenate([self.re.lower, np.full(self.n_psi, -np.inf)])
 
-    def split(self, params) -> tuple[np.ndarray, np.ndarray]:
+    def split(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(θ, ψ) from the parameter vector."""
         params = np.asarray(params, float)
         return params[:self.n_theta], params[self.n_theta:]
 
-    def _prepare(self, psi) -> None:
-        """Whiten the data and rebuild the PLS system for ψ (no-op when ψ is unchanged)."""
+    def _prepare(self, psi: np.ndarray) -> None:
+        """Whiten the data and load its cross-products for ψ (no-op when ψ is unchanged)."""
         psi = np.asarray(psi, float)
         if self._psi is not None and np.array_equal(psi, self._psi):
             return
         W = self.residual.whiten(self._base, psi)
         parts = np.split(W, self._cuts, axis=1)
         Xw, yw, tX = parts[0], parts[1][:, 0], parts[2:]
-        if self.re.terms:
-            terms = [replace(t, X=np.ascontiguousarray(m)) for t, m in zip(self.re.terms, tX)]
-            pls = make_pls(RandomEffects(terms), Xw, self.engine_name)
-        else:
-            pls = FixedOnlyPLS(self.re, Xw)
-        pls.set_data(yw, None)
-        self.pls = pls
+        terms = [replace(t, X=np.ascontiguousarray(m)) for t, m in zip(self.re.terms, tX)]
+        rows = RowProducts(RandomEffects(terms, n=Xw.shape[0]), Xw, self._layout)
+        self.pls.load(rows(yw, None))
         self._psi = psi.copy()
         self._logdet = self.residual.logdet(psi)
 
-    def prepare(self, sol: LMMSolution) -> None:
-        """Leave the PLS system at the solution's ψ (results factor it at θ̂)."""
+    def factored(self, sol: LMMSolution) -> PLSSystem:
+        """The engine at the solution's ψ, factored at its θ."""
         self._prepare(sol.psi)
+        self.pls.factor(sol.theta)
+        return self.pls
 
-    def __call__(self, params) -> float:
+    def __call__(self, params: np.ndarray) -> float:
         self.n_evals += 1
         theta, psi = self.split(params)
         try:
@@ -120,7 +120,7 @@ class CorrelatedLMMDeviance(LMMDeviance):
             return np.inf
         return self._criterion(self.pls.factor(theta)) + self._logdet
 
-    def solution(self, params) -> LMMSolution:
+    def solution(self, params: np.ndarray) -> LMMSolution:
         """β, u, b, σ² (and ψ) at ``params``."""
         theta, psi = self.split(params)
         self._prepare(psi)

@@ -55,21 +55,22 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..design.terms import RandomEffects
-from ..families.cox import CoxData, coxph_fit
+from ..errors import InterlaceError
 from ..linalg.arrowhead import ArrowheadSPD, CholmodSPD, DenseSPD, NotPositiveDefinite
-from ..linalg.pls import HAVE_CHOLMOD
+from ..linalg.engines import ENGINES, parse_engine
 from ..optimize.vmmin import vmmin
+from ..response.survival import CoxData
+from .coxph import coxph_fit
 
-__all__ = ["COX_ENGINES", "CoxHessian", "CoxLaplace", "CoxMEState", "CoxmeScale", "SparseBlock",
+__all__ = ["CoxHessian", "CoxLaplace", "CoxMEState", "CoxmeScale", "SparseBlock",
            "coxme_sparse_block", "coxme_theta_search"]
-
-COX_ENGINES = ("auto", "dense", "blocked", "cholmod")
 
 
 @dataclass
@@ -272,9 +273,10 @@ class CoxLaplace:
     offset : ndarray, optional
     sparse : tuple or None
         coxme's ``sparse = c(50, .02)`` rule; None for the exact Hessian.
-    engine : {"auto", "dense", "blocked", "cholmod"}
-        Factorization of the random-effects block (see the module docstring);
-        ``"blocked"`` and ``"cholmod"`` need the arrowhead structure of a sparse scalar term.
+    engine : {"auto", "blocked", "cholmod", "dense"}
+        Factorization of the random-effects block (see the module docstring and
+        :mod:`interlace.linalg.engines`): ``"blocked"`` (the arrowhead elimination) and
+        ``"cholmod"`` need the arrowhead structure of a sparse scalar term.
     tol : float
         Newton stops when PPL changes by less than ``tol`` (relative) and the largest
         step is below ``sqrt(tol)``.
@@ -282,8 +284,7 @@ class CoxLaplace:
 
     def __init__(self, re: RandomEffects, X: np.ndarray, cd: CoxData, offset=None, sparse=(50, 0.02),
                  engine: str = "auto", tol: float = 1e-12, maxit: int = 50) -> None:
-        if engine not in COX_ENGINES:
-            raise ValueError(f"unknown engine {engine!r}: use one of {', '.join(COX_ENGINES)}")
+        parse_engine(engine, ENGINES)
         self.re = re
         self.X = np.asarray(X, float)
         self.n, self.p = self.X.shape
@@ -317,16 +318,23 @@ class CoxLaplace:
         if engine == "auto":
             engine = "blocked" if arrow else "dense"
         if engine in ("blocked", "cholmod") and not arrow:
-            raise ValueError(f"engine={engine!r} needs coxme's sparse block on a scalar random intercept; "
-                             "use engine='dense'")
-        if engine == "cholmod" and not HAVE_CHOLMOD:
-            raise ImportError("engine='cholmod' needs scikit-sparse (pip install 'scikit-sparse<0.5'); "
-                              "engine='blocked' gives the same numbers")
+            raise InterlaceError(f"engine={engine!r} needs coxme's sparse block on a scalar random intercept; "
+                                 "use engine='dense'")
         self.engine = engine
+        self.n_evals = 0
         self._cholmod_pattern = None
         self._groups = self._intercept_groups()
         self.u = np.zeros(q)
         self.beta = np.zeros(self.p)
+
+    @property
+    def x0(self) -> np.ndarray:
+        """The identity templates."""
+        return self.re.theta0
+
+    @property
+    def lower(self) -> np.ndarray:
+        return self.re.lower
 
     @property
     def sparse_levels(self) -> int:
@@ -502,13 +510,21 @@ class CoxLaplace:
         self.u, self.beta = u, beta
         return CoxMEState(theta, beta, u, eta, st.loglik, ppl, H.ldL2, converged, it, H)
 
-    def laplace(self, theta, **kw) -> float:
+    def laplace(self, theta: np.ndarray, **kw: Any) -> float:
         """−2 ℓ_I(θ), the criterion minimized over θ (inf where H is not positive definite)."""
         try:
             st = self.fit(theta, **kw)
         except NotPositiveDefinite:
             return np.inf
         return -2.0 * st.laplace
+
+    def __call__(self, theta: np.ndarray) -> float:
+        self.n_evals += 1
+        return self.laplace(theta)
+
+    def solution(self, theta: np.ndarray) -> CoxMEState:
+        """The penalized fit (β̂, û) at θ, to full convergence from the last solution."""
+        return self.fit(theta)
 
     # ------------------------------------------------------------------ degrees of freedom
     def df_penalized(self, st: CoxMEState) -> float:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..linalg.pls import PLSSystem
+from ..linalg.engines import RowEngines
+from ..linalg.pls import Factorization, PLSSystem
 from .start import moment_start
 
 __all__ = ["LMMDeviance", "LMMSolution"]
@@ -51,48 +52,53 @@ class LMMSolution:
 
 
 class LMMDeviance:
-    """The criterion to minimize over θ.
+    """The criterion to minimize over θ (follows :class:`~interlace.objective.base.Objective`).
 
     Parameters
     ----------
     pls : PLSSystem
-        Engine whose ``set_data`` will be called here with the response.
-    y : ndarray
-        Response with any offset already subtracted.
-    weights : ndarray or None
-        Prior weights.
+        An engine loaded with the cross-products of ``[Z X y]`` (y with any offset
+        subtracted, W the prior weights).
     reml : bool
+    sum_log_w : float
+        ``Σ log w`` of the prior weights (0 without weights).
     """
 
-    def __init__(self, pls: PLSSystem, y: np.ndarray, weights: np.ndarray | None, reml: bool) -> None:
+    def __init__(self, pls: PLSSystem, reml: bool, sum_log_w: float = 0.0) -> None:
         self.pls = pls
         self.reml = bool(reml)
         self.n, self.p = pls.n, pls.p
-        pls.set_data(y, weights)
-        self.ldW = float(np.sum(np.log(weights))) if weights is not None else 0.0
+        self.ldW = float(sum_log_w)
         self.n_evals = 0
+        self._theta0: np.ndarray | None = None
+
+    @classmethod
+    def from_rows(cls, engines: RowEngines, y: np.ndarray, weights: np.ndarray | None, reml: bool) -> LMMDeviance:
+        """The criterion of the rows ``engines`` was made for, with response ``y`` (offset subtracted)."""
+        pls, rows = engines.get()
+        pls.load(rows(y, weights))
+        return cls(pls, reml, float(np.sum(np.log(weights))) if weights is not None else 0.0)
 
     @property
     def theta0(self) -> np.ndarray:
         """Default starting parameters: moment estimates (:func:`~interlace.objective.start.moment_start`)."""
-        if getattr(self, "_theta0", None) is None:
-            self._theta0 = moment_start(self.pls)
+        if self._theta0 is None:
+            self._theta0 = moment_start(self.pls.cp)
         return self._theta0.copy()
+
+    x0 = theta0
 
     @property
     def lower(self) -> np.ndarray:
         """Lower bounds of the parameters."""
         return self.pls.re.lower
 
-    def prepare(self, sol: LMMSolution) -> None:
-        """Make the PLS system ready to be factored at ``sol.theta`` (nothing to do here)."""
-
     @property
     def dof(self) -> int:
         """Degrees of freedom of the residual variance estimate (n or n − p)."""
         return self.n - self.p if self.reml else self.n
 
-    def _criterion(self, f) -> float:
+    def _criterion(self, f: Factorization) -> float:
         if not f.ok or not np.isfinite(f.pwrss) or f.pwrss <= 0:
             return np.inf
         nu = self.dof
@@ -104,6 +110,11 @@ class LMMDeviance:
     def __call__(self, theta: np.ndarray) -> float:
         self.n_evals += 1
         return self._criterion(self.pls.factor(theta))
+
+    def factored(self, sol: LMMSolution) -> PLSSystem:
+        """The engine factored at the solution (for conditional variances, hat values, derivatives)."""
+        self.pls.factor(sol.theta)
+        return self.pls
 
     def solution(self, theta: np.ndarray) -> LMMSolution:
         """β, u, b and σ² at θ (computed only once, at the optimum)."""

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from ..linalg.pls import PLSSystem
+from ..linalg.crossprod import CrossProducts
 
 __all__ = ["moment_start", "moment_components"]
 
@@ -35,9 +35,9 @@ __all__ = ["moment_start", "moment_components"]
 START_RANGE = (0.05, 10.0)
 
 
-def _components(pls: PLSSystem) -> list[tuple[int, int, slice]]:
+def _components(cp: CrossProducts) -> list[tuple[int, int, slice]]:
     """(term index, coefficient, columns of Z) for each diagonal covariance element."""
-    re = pls.re
+    re = cp.re
     out = []
     for k, t in enumerate(re.terms):
         off, q = int(re.col_offsets[k]), t.q
@@ -54,13 +54,12 @@ def _sq_norm(A) -> float:
     return float(np.vdot(A, A))
 
 
-def moment_components(pls: PLSSystem) -> tuple[np.ndarray, list[tuple[int, int, slice]]]:
-    """MIVQUE0 variance components from an engine's cross-products.
+def moment_components(cp: CrossProducts) -> tuple[np.ndarray, list[tuple[int, int, slice]]]:
+    """MIVQUE0 variance components from the cross-products of ``[Z X y]``.
 
     Parameters
     ----------
-    pls : PLSSystem
-        An engine after ``set_data`` (or built from blocks).
+    cp : CrossProducts
 
     Returns
     -------
@@ -69,8 +68,8 @@ def moment_components(pls: PLSSystem) -> tuple[np.ndarray, list[tuple[int, int, 
         constrained).
     components : list of (term, coefficient, column slice)
     """
-    comps = _components(pls)
-    A33 = np.asarray(pls.A33, float)
+    comps = _components(cp)
+    A33 = np.asarray(cp.A33, float)
     p = A33.shape[0] - 1
     XtX, Xty, yty = A33[:p, :p], A33[:p, p], A33[p, p]
     if p:
@@ -82,17 +81,17 @@ def moment_components(pls: PLSSystem) -> tuple[np.ndarray, list[tuple[int, int, 
     n_c = len(comps)
     B, Ze = [], []
     for _, _, cols in comps:
-        C = np.asarray(pls.cross_block(cols), float)
+        C = np.asarray(cp.cross_block(cols), float)
         Ze.append(C[:, p] - C[:, :p] @ beta)
         B.append(scipy.linalg.solve_triangular(R, C[:, :p].T, trans="T").T if p else np.zeros((C.shape[0], 0)))
     S = np.zeros((n_c + 1, n_c + 1))
     rhs = np.zeros(n_c + 1)
-    S[0, 0], rhs[0] = pls.n - p, ee
+    S[0, 0], rhs[0] = cp.n - p, ee
     for c, (_, _, cols_c) in enumerate(comps):
         rhs[c + 1] = Ze[c] @ Ze[c]
         BtB_c = B[c].T @ B[c]
         for d in range(c + 1):
-            A = pls.gram_block(cols_c, comps[d][2])
+            A = cp.gram_block(cols_c, comps[d][2])
             if c == d:
                 diag = A.diagonal() if sp.issparse(A) else np.diagonal(A)
                 S[0, c + 1] = S[c + 1, 0] = float(np.sum(diag)) - float(np.trace(BtB_c))
@@ -101,22 +100,22 @@ def moment_components(pls: PLSSystem) -> tuple[np.ndarray, list[tuple[int, int, 
     return np.linalg.solve(S, rhs), comps
 
 
-def moment_start(pls: PLSSystem) -> np.ndarray:
+def moment_start(cp: CrossProducts) -> np.ndarray:
     """Starting θ from :func:`moment_components`; the identity template if they fail.
 
     Parameters
     ----------
-    pls : PLSSystem
+    cp : CrossProducts
 
     Returns
     -------
     ndarray
         θ in the structure's parameter order.
     """
-    re = pls.re
+    re = cp.re
     theta = np.array(re.theta0, float)
     try:
-        s2, comps = moment_components(pls)
+        s2, comps = moment_components(cp)
     except (np.linalg.LinAlgError, ValueError, NotImplementedError):
         return theta
     if not (np.all(np.isfinite(s2)) and s2[0] > 0):

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 from statsmodels.base import wrapper as wrap
 
-from ..objective.glmm import PIRLSState
+from ..objective.clmm import CLMMDeviance
+from ..objective.pirls import PIRLSState
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
 
@@ -24,14 +25,16 @@ class CLMMResult(MixedResultsBase):
     reml = False
 
     def __init__(self, model, par: np.ndarray, st: PIRLSState, objective: float, derivs: dict,
-                 opt: OptSummary) -> None:
+                 opt: OptSummary, deviance: CLMMDeviance) -> None:
         na, p = model.n_alpha, model.k_fe
         npar = na + p
         nth = model.random_effects_structure.n_theta
         vcov, self.cond_H = _vcov_and_condition(derivs, par, npar, nth)
         super().__init__(model, par[:npar], normalized_cov_params=vcov, scale=1.0)
         self.use_t = False
-        alpha, beta, theta = model.split(par)
+        alpha, beta, theta = deviance.split(par)
+        self._deviance = deviance  # the fit's own objective (PIRLS, engines, response)
+        self._par = np.asarray(par, float)
         b = np.asarray(model.random_effects_structure.Lambda(theta) @ st.u).ravel()
         self.sol = _Sol(theta, b, st.u)
         self.state = st
@@ -44,7 +47,7 @@ class CLMMResult(MixedResultsBase):
         self._fe = slice(na, npar)
         self._param_names = list(model.threshold_param_names) + list(model.exog_names)
         self._alpha = alpha
-        self.engine = model.pirls().pls_u.engine
+        self.engine = deviance.pirls.engine
         self._init_shared(model)
 
     # ------------------------------------------------------------ parameters
@@ -112,11 +115,10 @@ class CLMMResult(MixedResultsBase):
         y = np.asarray(self.model.endog, int)
         return pd.Series(P[np.arange(y.size), y], index=self.model.data.row_labels, name="fitted")
 
-    def _factored_pls(self):
-        pr = self.model.pirls()
-        pr.resp.alpha = self._alpha
-        pr.run(self.theta, np.asarray(self.params)[self._fe], u0=self.sol.u)
-        return pr.pls_u
+    def factored_engine(self):
+        dev = self._deviance
+        return dev.pirls.factored(self.theta, np.asarray(self.params)[self._fe], self.sol.u,
+                                  resp=dev.response(self._par))
 
     def compare_lr_test(self, restricted):
         """Likelihood-ratio test against a nested CLMM (same data)."""

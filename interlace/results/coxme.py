@@ -8,7 +8,7 @@ from statsmodels.base import wrapper as wrap
 from statsmodels.iolib.summary2 import Summary
 
 from ..errors import DataError
-from ..objective.coxme import CoxMEState
+from ..objective.coxme import CoxLaplace, CoxMEState
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
 
@@ -63,7 +63,7 @@ class CoxMEResult(MixedResultsBase):
     _residual_variance = None
 
     def __init__(self, model, theta: np.ndarray, state: CoxMEState, fit0, opt: OptSummary, method: str,
-                 inner_iter, boundary) -> None:
+                 inner_iter, boundary, objective: CoxLaplace) -> None:
         H = state.hessian
         super().__init__(model, np.asarray(state.beta, float), normalized_cov_params=H.vcov_beta(), scale=1.0)
         self.use_t = False
@@ -77,7 +77,7 @@ class CoxMEResult(MixedResultsBase):
         self.ties = model.ties
         self.inner_iter = inner_iter
         self.boundary_terms = list(boundary)
-        lap = model.laplace_objective()
+        lap = objective
         self.engine = lap.engine
         self.sparse_levels = lap.sparse_levels
         self._df_penalized = float(lap.df_penalized(state))
@@ -260,7 +260,7 @@ class CoxMEResult(MixedResultsBase):
         """Linear predictor on the fitted rows (with the offset)."""
         return self.predict()
 
-    def _factored_pls(self):
+    def factored_engine(self):
         return _CondCov(self.model.random_effects_structure, self.state.hessian)
 
     # ------------------------------------------------------------ comparison and display

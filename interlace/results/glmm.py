@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.base import wrapper as wrap
 
-from ..objective.glmm import PIRLSState
+from ..objective.pirls import PIRLS, PIRLSState
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
 
@@ -27,7 +27,7 @@ class GLMMResult(MixedResultsBase):
     """
 
     def __init__(self, model, theta, beta, st: PIRLSState, objective: float, vcov: np.ndarray,
-                 opt: OptSummary) -> None:
+                 opt: OptSummary, pirls: PIRLS) -> None:
         super().__init__(model, np.asarray(beta, float), normalized_cov_params=vcov, scale=1.0)
         self.use_t = False
         b = np.asarray(model.random_effects_structure.Lambda(theta) @ st.u).ravel()
@@ -37,7 +37,8 @@ class GLMMResult(MixedResultsBase):
         self.opt_summary = opt
         self.family = model.family
         self.nAGQ = model.nAGQ
-        self.engine = model.pirls().pls_u.engine
+        self._pirls = pirls  # the fit's own PIRLS (its engines and response)
+        self.engine = pirls.engine
         self._init_shared(model)
 
     reml = False
@@ -48,7 +49,7 @@ class GLMMResult(MixedResultsBase):
         if not self.family.has_dispersion:
             return 1.0
         st = self.state
-        w, r = self.model.pirls()._working(st.eta, st.mu)
+        w, r = self._pirls.resp.working(st.eta, st.mu)
         return float(np.sqrt((np.sum(w * r * r) + st.u @ st.u) / self.nobs))
 
     def _linear_predictor_link(self, eta):
@@ -71,10 +72,16 @@ class GLMMResult(MixedResultsBase):
             return rng.wald(mu, 1.0 / disp)
         return mu + np.sqrt(disp) * rng.standard_normal(mu.size)
 
-    def _factored_pls(self):
-        pr = self.model.pirls()
-        pr.run(self.theta, np.asarray(self.params, float), u0=self.sol.u)  # refactors at the mode
-        return pr.pls_u
+    def factored_engine(self, joint: bool = False):
+        """The fit's engine factored at θ̂ with the working weights at the modes: for u alone
+        (conditional variances), or with ``joint`` for (β, u) (lme4's ``RX``, hat values)."""
+        if joint:
+            return self._pirls.joint_factored(self.theta, self.state)[0]
+        return self._pirls.factored(self.theta, np.asarray(self.params, float), self.sol.u)
+
+    def working_weights(self) -> np.ndarray:
+        """IRLS weights at the conditional modes (prior weights included)."""
+        return self._pirls.resp.working(self.state.eta, self.state.mu)[0]
 
     @property
     def _re_scale(self) -> float:

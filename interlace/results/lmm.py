@@ -8,14 +8,130 @@ from statsmodels.base import wrapper as wrap
 
 from ..inference.ddf import FixedEffectsTests
 from ..design.fixed import new_matrix
-from ..objective.lmm import LMMSolution
+from ..objective.lmm import LMMDeviance, LMMSolution
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
 
-__all__ = ["CrossedLMEResult", "CrossedLMEResultWrapper"]
+__all__ = ["CrossedLMEResult", "CrossedLMEResultWrapper", "LMMFit"]
 
 
-class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
+class LMMFit:
+    """The LMM quantities that need no rows (σ̂, the criterion, prediction of new data), shared by
+    :class:`CrossedLMEResult` and the chunked :class:`~interlace.scale.results.ChunkedLMEResult`.
+
+    Subclasses set ``self._objective`` (the fit's :class:`~interlace.objective.lmm.LMMDeviance`).
+    """
+
+    @property
+    def _re_scale(self) -> float:
+        return self.scale
+
+    def factored_engine(self):
+        return self._objective.factored(self.sol)
+
+    @property
+    def _residual_variance(self) -> float:
+        return self.scale
+
+    @property
+    def sigma(self) -> float:
+        """Residual standard deviation σ̂."""
+        return float(np.sqrt(self.scale))
+
+    # ------------------------------------------------------------ likelihood
+    @property
+    def objective(self) -> float:
+        """Minimized criterion: REML criterion (REML fits) or deviance (ML fits)."""
+        return self.sol.objective
+
+    @property
+    def reml_criterion(self) -> float | None:
+        """REML criterion at convergence (None for an ML fit)."""
+        return self.sol.objective if self.reml else None
+
+    @property
+    def deviance(self) -> float:
+        """``-2 * llf``."""
+        return self.sol.objective
+
+    @property
+    def df_modelwc(self) -> int:
+        """Number of estimated parameters: β, θ, the residual-structure parameters and σ."""
+        n_psi = 0 if self.sol.psi is None else self.sol.psi.size
+        return len(self._names) + self.theta.size + n_psi + 1
+
+    def predict(self, newdata: pd.DataFrame | None = None, include_re: bool = True,
+                offset=None, interval: str | None = None, level: float = 0.95):
+        """Predictions on new data; unseen group levels contribute 0 (the population mean).
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Must hold the fixed-effects covariates and, with ``include_re``, the
+            grouping columns. Default: the fitted rows.
+        include_re : bool
+            Add the BLUPs of seen levels (lme4's default); False gives Xβ̂ only.
+        offset : array-like, optional
+            Offset for new data; by default the offset column used in fitting,
+            if the offset was given by name.
+        interval : {None, "confidence", "prediction"}
+            None returns a Series of predictions. Otherwise a DataFrame with
+            ``predicted``, ``se``, ``lower``, ``upper`` (normal quantiles) where the
+            variance is, given the estimated variance parameters:
+
+            * ``"confidence"`` (of the conditional mean): xᵀ Var(β̂) x, plus, with
+              ``include_re``, zᵀ Var(b | y) z for seen levels (lme4's conditional
+              variances); an unseen level adds nothing (its prediction is the
+              population mean);
+            * ``"prediction"`` (of a new observation): the above plus σ², plus zᵀΣz for
+              each term whose level is unseen (or for every term when ``include_re`` is
+              False) — the new observation's own random effects.
+
+            The covariance between β̂ and the BLUPs is not included (as merTools'
+            ``predictInterval`` with fixed-effect and random-effect parts).
+        level : float
+        """
+        if newdata is None:
+            eta = self._eta_fit(include_re)
+            index = self.model.data.row_labels
+            X = np.asarray(self.model.exog, float)
+            designs = [(t.X, t.codes) for t in self.model.random_effects_structure.terms]
+        else:
+            eta = self._eta_new(newdata, include_re, offset)
+            index = newdata.index
+            if interval is not None:
+                fx = self.model.fixed_design
+                X = new_matrix(fx.design_info, newdata, "the fixed effects")[:, fx.keep]
+                designs = [t.new_design(newdata) for t in self.model.random_effects_structure.terms]
+        if interval is None:
+            return pd.Series(eta, index=index, name="predicted" if newdata is not None or not include_re
+                             else "fitted")
+        if interval not in ("confidence", "prediction"):
+            raise ValueError(f"interval must be None, 'confidence' or 'prediction', got {interval!r}")
+        var = np.einsum("ij,jk,ik->i", X, np.asarray(self.cov_params()), X)
+        re = self.model.random_effects_structure
+        condvar = self._condvar_terms() if include_re else None
+        for k, (Zk, codes) in enumerate(designs):
+            seen = (codes >= 0) & include_re
+            if include_re:
+                Vk = condvar[k][np.where(seen, codes, 0)]
+                var += np.where(seen, np.einsum("ij,ijk,ik->i", Zk, Vk, Zk), 0.0)
+            if interval == "prediction":
+                t = re.terms[k]
+                Sigma = t.cov.covariance(self.theta[re.theta_slice(k)], self.scale)
+                var += np.where(~seen, np.einsum("ij,jk,ik->i", Zk, Sigma, Zk), 0.0)
+        if interval == "prediction":
+            var = var + self.scale
+        se = np.sqrt(var)
+        z = st.norm.isf((1 - level) / 2)
+        out = pd.DataFrame({"predicted": eta, "se": se, "lower": eta - z * se, "upper": eta + z * se}, index=index)
+        out.attrs["variance_includes"] = (
+            "Var(fixed effects)" + (" + conditional Var(BLUPs) of seen levels" if include_re else "")
+            + (" + residual variance + Var(random effects) of unseen levels" if interval == "prediction" else ""))
+        return out
+
+
+class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
     """A fitted linear mixed model, with lme4's quantities under statsmodels' names.
 
     ``params``, ``bse``, ``tvalues``, ``pvalues``, ``conf_int()`` and ``cov_params()``
@@ -35,7 +151,7 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
         Optimizer, evaluations, messages.
     """
 
-    def __init__(self, model, sol: LMMSolution, opt: OptSummary) -> None:
+    def __init__(self, model, sol: LMMSolution, opt: OptSummary, objective: LMMDeviance) -> None:
         p = sol.beta.size
         if p:
             RXinv = np.linalg.inv(sol.RX)
@@ -48,13 +164,10 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
         self.opt_summary = opt
         self.reml = model.reml
         self.df_method = getattr(model, "df_method", "satterthwaite")
+        self._objective = objective  # the fit's own criterion and engine
         #: the PLS engine that computed the fit ("blocked" or "cholmod")
-        self.engine = model.deviance_function().pls.engine
+        self.engine = objective.pls.engine
         self._init_shared(model)
-
-    @property
-    def _re_scale(self) -> float:
-        return self.scale
 
     def _draw_response(self, mu, rng):
         w = self.model.weights if self.model.weights is not None else 1.0
@@ -62,12 +175,6 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
         if self.model.residual is not None:
             z = self.model.residual.color(z, self.sol.psi)
         return mu + self.sigma * z / np.sqrt(w)
-
-    def _factored_pls(self):
-        dev = self.model.deviance_function()
-        dev.prepare(self.sol)
-        dev.pls.factor(self.theta)
-        return dev.pls
 
     # ------------------------------------------------------------ residual structure
     def _no_residual_structure(self, what: str) -> None:
@@ -110,37 +217,6 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
         return residual_wald_intervals(self, level)
 
     @property
-    def _residual_variance(self) -> float:
-        return self.scale
-
-    @property
-    def sigma(self) -> float:
-        """Residual standard deviation σ̂."""
-        return float(np.sqrt(self.scale))
-
-    # ------------------------------------------------------------ likelihood
-    @property
-    def objective(self) -> float:
-        """Minimized criterion: REML criterion (REML fits) or deviance (ML fits)."""
-        return self.sol.objective
-
-    @property
-    def reml_criterion(self) -> float | None:
-        """REML criterion at convergence (None for an ML fit)."""
-        return self.sol.objective if self.reml else None
-
-    @property
-    def deviance(self) -> float:
-        """``-2 * llf``."""
-        return self.sol.objective
-
-    @property
-    def df_modelwc(self) -> int:
-        """Number of estimated parameters: β, θ, the residual-structure parameters and σ."""
-        n_psi = 0 if self.sol.psi is None else self.sol.psi.size
-        return len(self._names) + self.theta.size + n_psi + 1
-
-    @property
     def fittedvalues(self) -> pd.Series:
         """Conditional fitted values Xβ̂ + Zb̂ (+ offset)."""
         return pd.Series(self._eta_fit(), index=self.model.data.row_labels, name="fitted")
@@ -156,76 +232,6 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
         """Scaled (Pearson) residuals √w (y − fitted) / σ̂, as in lme4's summary."""
         w = self.model.weights if self.model.weights is not None else 1.0
         return self.resid * np.sqrt(w) / self.sigma
-
-    def predict(self, newdata: pd.DataFrame | None = None, include_re: bool = True,
-                offset=None, interval: str | None = None, level: float = 0.95):
-        """Predictions on new data; unseen group levels contribute 0 (the population mean).
-
-        Parameters
-        ----------
-        newdata : DataFrame, optional
-            Must hold the fixed-effects covariates and, with ``include_re``, the
-            grouping columns. Default: the fitted rows.
-        include_re : bool
-            Add the BLUPs of seen levels (lme4's default); False gives Xβ̂ only.
-        offset : array-like, optional
-            Offset for new data; by default the offset column used in fitting,
-            if the offset was given by name.
-        interval : {None, "confidence", "prediction"}
-            None returns a Series of predictions. Otherwise a DataFrame with
-            ``predicted``, ``se``, ``lower``, ``upper`` (normal quantiles) where the
-            variance is, given the estimated variance parameters:
-
-            * ``"confidence"`` (of the conditional mean): xᵀ Var(β̂) x, plus, with
-              ``include_re``, zᵀ Var(b | y) z for seen levels (lme4's conditional
-              variances); an unseen level adds nothing (its prediction is the
-              population mean);
-            * ``"prediction"`` (of a new observation): the above plus σ², plus zᵀΣz for
-              each term whose level is unseen (or for every term when ``include_re`` is
-              False) — the new observation's own random effects.
-
-            The covariance between β̂ and the BLUPs is not included (as merTools'
-            ``predictInterval`` with fixed-effect and random-effect parts).
-        level : float
-        """
-        if newdata is None:
-            eta = self._eta_fit(include_re)
-            index = self.model.data.row_labels
-            X = np.asarray(self.model.exog, float)
-            designs = [(t.X, t.codes) for t in self.model.random_effects_structure.terms]
-        else:
-            eta = self._eta_new(newdata, include_re, offset)
-            index = newdata.index
-            if interval is not None:
-                fx = self.model._fixed
-                X = new_matrix(fx.design_info, newdata, "the fixed effects")[:, fx.keep]
-                designs = [t.new_design(newdata) for t in self.model.random_effects_structure.terms]
-        if interval is None:
-            return pd.Series(eta, index=index, name="predicted" if newdata is not None or not include_re
-                             else "fitted")
-        if interval not in ("confidence", "prediction"):
-            raise ValueError(f"interval must be None, 'confidence' or 'prediction', got {interval!r}")
-        var = np.einsum("ij,jk,ik->i", X, np.asarray(self.cov_params()), X)
-        re = self.model.random_effects_structure
-        condvar = self._condvar_terms() if include_re else None
-        for k, (Zk, codes) in enumerate(designs):
-            seen = (codes >= 0) & include_re
-            if include_re:
-                Vk = condvar[k][np.where(seen, codes, 0)]
-                var += np.where(seen, np.einsum("ij,ijk,ik->i", Zk, Vk, Zk), 0.0)
-            if interval == "prediction":
-                t = re.terms[k]
-                Sigma = t.cov.covariance(self.theta[re.theta_slice(k)], self.scale)
-                var += np.where(~seen, np.einsum("ij,jk,ik->i", Zk, Sigma, Zk), 0.0)
-        if interval == "prediction":
-            var = var + self.scale
-        se = np.sqrt(var)
-        z = st.norm.isf((1 - level) / 2)
-        out = pd.DataFrame({"predicted": eta, "se": se, "lower": eta - z * se, "upper": eta + z * se}, index=index)
-        out.attrs["variance_includes"] = (
-            "Var(fixed effects)" + (" + conditional Var(BLUPs) of seen levels" if include_re else "")
-            + (" + residual variance + Var(random effects) of unseen levels" if interval == "prediction" else ""))
-        return out
 
     # ------------------------------------------------------------ comparison
     def compare_lr_test(self, restricted, refit: bool = True):
@@ -283,7 +289,7 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
             group = (self.model.residual.correlation.spec.group,)
         else:
             raise InterlaceError("bootstrap_se resamples whole groups: this model has no grouping column")
-        frame = self.model._frame.data
+        frame = self.model.model_frame.data
         return cluster_bootstrap_se(frame, group, column or self.model.endog_names, statistic,
                                     n_bootstrap, seed, progress)
 
@@ -400,11 +406,23 @@ class CrossedLMEResult(FixedEffectsTests, MixedResultsBase):
 class CrossedLMEResultWrapper(MixedResultsWrapper):
     """Labels statsmodels' outputs (params, bse, …) with the fixed-effect names."""
 
+    # conf_int is this class's own method below (it may return lme4's intervals of every parameter)
+    _wrap_methods = {k: v for k, v in MixedResultsWrapper._wrap_methods.items() if k != "conf_int"}
+
     def __setattr__(self, name, value) -> None:
         if name == "df_method":  # a setting of the results, not of the wrapper
             setattr(self._results, name, value)
         else:
             super().__setattr__(name, value)
+
+    def conf_int(self, alpha: float = 0.05, method: str | None = None, **kwargs):
+        """Wald intervals of the fixed effects (statsmodels' ``conf_int``), or, with ``method``,
+        lme4's ``confint(m)`` for every parameter: ``method="profile" | "wald" | "boot"``
+        (see :meth:`CrossedLMEResult.conf_int_all`; ``alpha`` sets the level)."""
+        res = self._results
+        if method is None:
+            return res.model.data.wrap_output(res.conf_int(alpha=alpha, **kwargs), "columns")
+        return res.conf_int_all(method=method, level=1 - alpha, **kwargs)
 
     def __repr__(self) -> str:
         r = self._results
@@ -413,16 +431,3 @@ class CrossedLMEResultWrapper(MixedResultsWrapper):
 
 
 wrap.populate_wrapper(CrossedLMEResultWrapper, CrossedLMEResult)
-_statsmodels_conf_int = CrossedLMEResultWrapper.conf_int
-
-
-def _conf_int(self, alpha: float = 0.05, method: str | None = None, **kwargs):
-    """Wald intervals of the fixed effects (statsmodels' ``conf_int``), or, with ``method``,
-    lme4's ``confint(m)`` for every parameter: ``method="profile" | "wald" | "boot"``
-    (see :meth:`CrossedLMEResult.conf_int_all`; ``alpha`` sets the level)."""
-    if method is None:
-        return _statsmodels_conf_int(self, alpha=alpha, **kwargs)
-    return self._results.conf_int_all(method=method, level=1 - alpha, **kwargs)
-
-
-CrossedLMEResultWrapper.conf_int = _conf_int

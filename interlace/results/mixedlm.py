@@ -182,7 +182,7 @@ class MixedLMResults(LikelihoodModelResults):
             A Series indexed like ``exog`` when ``exog`` is a pandas object.
         """
         index = exog.index if isinstance(exog, (pd.DataFrame, pd.Series)) else None
-        fx = getattr(self.model, "_fixed", None)
+        fx = getattr(self.model, "fixed_design", None)
         if exog is not None and transform and fx is not None:
             if isinstance(exog, pd.Series):
                 exog = exog.to_frame().T

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from ..design.fixed import _NO_NA_CHECK
 from ..design.terms import group_labels
 from ..errors import DataError
-from ..linalg.crossprod import WeightedGram, row_structure, weighted_cross
+from ..linalg.crossprod import RowProducts
 from .design import ChunkedDesign, complete_rows
 
 __all__ = ["CrossBlocks", "chunk_blocks", "empty_blocks"]
@@ -165,31 +165,18 @@ def chunk_blocks(df: pd.DataFrame, design: ChunkedDesign) -> CrossBlocks:
     for t in re.terms:
         codes = _codes(t.levels, group_labels(frame, t.spec.group), t.name)
         Xk = _matrix(t.design_info, frame, f"random-effects term {t.spec.source!r}")
-        terms.append(SimpleNamespace(codes=codes, X=Xk, p=t.p))
-    chunk_re = SimpleNamespace(terms=terms, col_offsets=re.col_offsets)
-    t1 = re.terms[0]
-    l1, p1, q1 = t1.nlevels, t1.p, t1.q
-    q2 = re.q - q1
-    X1, c1 = terms[0].X, terms[0].codes
-    A11 = np.empty((l1, p1, p1))
-    for a in range(p1):
-        for b in range(a, p1):
-            A11[:, a, b] = np.bincount(c1, w * X1[:, a] * X1[:, b], minlength=l1)
-            A11[:, b, a] = A11[:, a, b]
-    XY = np.column_stack([X, y])
-    XYw = XY * w[:, None]
-    rows1 = row_structure(chunk_re, 0, 1)
-    A31 = weighted_cross(*rows1, XYw, q1)
-    A33 = XY.T @ XYw
-    if q2:
-        rows2 = row_structure(chunk_re, 1)
-        A22 = WeightedGram(*rows2, *rows2, (q2, q2), dense=design.a22_dense)(w)
-        A21 = WeightedGram(*rows2, *rows1, (q2, q1), dense=design.a21_dense)(w)
-        A32 = weighted_cross(*rows2, XYw, q2)
+        terms.append(SimpleNamespace(codes=codes, X=Xk, p=t.p, nlevels=t.nlevels, q=t.q))
+    chunk_re = SimpleNamespace(terms=terms, col_offsets=re.col_offsets, q=re.q)
+    b = RowProducts(chunk_re, X, "blocked", dense21=design.a21_dense, sparse22=not design.a22_dense)(y, w)
+    blocks, A33 = b.blocks(), b.A33
+    A11, A31 = blocks["A11"], blocks["A31"]
+    q1 = re.terms[0].q
+    if re.q > q1:
+        A21, A22, A32 = blocks["A21"], blocks["A22"], blocks["A32"]
     else:
         A22 = np.zeros((0, 0)) if design.a22_dense else sp.csr_matrix((0, 0))
         A21 = np.zeros((0, q1)) if design.a21_dense else sp.csr_matrix((0, q1))
-        A32 = np.zeros((XY.shape[1], 0))
+        A32 = np.zeros((A33.shape[0], 0))
     XtX = X.T @ X if plan.weights is not None else None
     with np.errstate(divide="ignore"):
         slw = float(np.sum(np.log(w))) if plan.weights is not None else 0.0

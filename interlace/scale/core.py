@@ -1,8 +1,9 @@
 """Fitting an LMM from summed cross-product blocks: the client side of a chunked fit.
 
 After the two passes (:mod:`interlace.scale.design`, :mod:`interlace.scale.blocks`)
-the fit is the in-memory one: the same PLS engines built on the blocks
-(:func:`interlace.linalg.pls.make_pls_from_blocks`), the same criterion
+the fit is the in-memory one: the summed blocks are the
+:class:`~interlace.linalg.crossprod.CrossProducts` the same PLS engines are built from
+(:func:`interlace.linalg.engines.engine_for_products`), with the same criterion
 (:class:`~interlace.objective.lmm.LMMDeviance`), optimizer and checks.
 :func:`fit_chunks` runs the whole pipeline over any re-iterable source of
 pandas chunks (the parquet path uses it; the Dask path runs the same two
@@ -17,35 +18,16 @@ import numpy as np
 
 from ..errors import InterlaceError, RankDeficiencyWarning, warn_user
 from ..inference.ddf import parse_df_method
-from ..linalg.pls import ENGINES, PLSSystem, make_pls_from_blocks
-from ..models.common import blas_limits
+from ..linalg.crossprod import CrossProducts
+from ..linalg.engines import engine_for_products, parse_engine
+from ..linalg.threads import blas_limits
 from ..models.lmm import parse_method
 from ..objective.lmm import LMMDeviance
 from ..optimize import minimize_checked
 from .blocks import CrossBlocks, chunk_blocks
 from .design import ChunkedDesign, ScanSummary, build_design, make_plan, scan_chunk
 
-__all__ = ["BlockDeviance", "fit_blocks", "fit_chunks", "independent_columns_gram", "check_options"]
-
-
-class BlockDeviance(LMMDeviance):
-    """:class:`~interlace.objective.lmm.LMMDeviance` on an engine built from blocks (no rows to set).
-
-    Parameters
-    ----------
-    pls : PLSSystem
-        An engine from :func:`~interlace.linalg.pls.make_pls_from_blocks`.
-    sum_log_w : float
-        ``Σ log w`` of the prior weights (0 without weights).
-    reml : bool
-    """
-
-    def __init__(self, pls: PLSSystem, sum_log_w: float, reml: bool) -> None:  # noqa: D107
-        self.pls = pls
-        self.reml = bool(reml)
-        self.n, self.p = pls.n, pls.p
-        self.ldW = float(sum_log_w)
-        self.n_evals = 0
+__all__ = ["fit_blocks", "fit_chunks", "independent_columns_gram", "check_options"]
 
 
 def independent_columns_gram(G: np.ndarray, n: int, tol: float = 1e-7) -> np.ndarray:
@@ -83,8 +65,7 @@ def independent_columns_gram(G: np.ndarray, n: int, tol: float = 1e-7) -> np.nda
 def check_options(method: str, engine: str, df_method: str) -> tuple[bool, str]:
     """Validate the options shared by the chunked entry points; returns ``(reml, df_method)``."""
     reml = parse_method(method)
-    if engine not in ENGINES:
-        raise InterlaceError(f"unknown engine {engine!r}: use 'auto', 'blocked' or 'cholmod'")
+    parse_engine(engine)
     dfm = parse_df_method(df_method)
     if dfm == "kenward-roger":
         raise InterlaceError("df_method='kenward-roger' is not available for chunked data "
@@ -133,13 +114,11 @@ def fit_blocks(design: ChunkedDesign, blocks: CrossBlocks, reml: bool = True, en
             )
             keep = kept
     idx = np.concatenate([keep, [P]]).astype(np.intp)
-    parts = dict(A11=blocks.A11, A21=blocks.A21, A22=blocks.A22, A31=blocks.A31[idx], A32=blocks.A32[idx],
-                 A33=blocks.A33[np.ix_(idx, idx)])
     re = design.re
-    pls = make_pls_from_blocks(re, blocks.n, parts, engine)
-    pls._scale_parts = parts  # for the Satterthwaite derivatives (BlockMarginalDerivatives)
-    dev = BlockDeviance(pls, blocks.sum_log_w, reml)
-    x0 = dev.theta0 if start is None else np.asarray(start, float)
+    cp = CrossProducts.from_blocks(re, blocks.n, blocks.A11, blocks.A21, blocks.A22, blocks.A31[idx],
+                                   blocks.A32[idx], blocks.A33[np.ix_(idx, idx)])
+    dev = LMMDeviance(engine_for_products(cp, engine), reml, blocks.sum_log_w)
+    x0 = dev.x0 if start is None else np.asarray(start, float)
     with blas_limits(re, blas_threads):
         opt = minimize_checked(dev, x0, re.lower, optimizer=optimizer, maxfun=maxiter,
                                options=optimizer_options, check_conv=check_conv)

@@ -6,9 +6,9 @@ statsmodels ``LikelihoodModelResults`` of a model that holds the rows (``exog``,
 simulation, bootstraps, profiles, Kenward-Roger, type III ANOVA) reads them.  A
 chunked fit has no rows on the client, so it gets a lighter class with the same
 names for everything that the cross-products determine, computed by the same
-code (the shared properties of :class:`~interlace.results.base.MixedResultsBase`
-and the Satterthwaite tests of :class:`~interlace.inference.ddf.FixedEffectsTests`
-are reused, not re-implemented), and a clear :class:`~interlace.errors.InterlaceError`
+code (it shares :class:`~interlace.results.components.RandomEffectsFit`,
+:class:`~interlace.results.lmm.LMMFit` and the Satterthwaite tests of
+:class:`~interlace.inference.ddf.FixedEffectsTests`), and a clear :class:`~interlace.errors.InterlaceError`
 for the row-level quantities: predict on the chunks instead
 (``ddf.map_partitions(result.predict)``).
 
@@ -25,36 +25,18 @@ import scipy.stats as st
 
 from ..errors import InterlaceError
 from ..inference.ddf import FixedEffectsTests
-from ..inference.marginal import MarginalDerivatives, covariance_basis
-from ..objective.lmm import LMMSolution
+from ..inference.marginal import MarginalDerivatives
+from ..objective.lmm import LMMDeviance, LMMSolution
 from ..optimize import OptSummary
-from ..results.base import MixedResultsBase
-from ..results.lmm import CrossedLMEResult
-from ..results.varcorr import group_blocks
+from ..results.components import RandomEffectsFit
+from ..results.lmm import LMMFit
 from .design import ChunkedDesign
 
-__all__ = ["ChunkedLME", "ChunkedLMEResult", "BlockMarginalDerivatives", "assemble_gram"]
+__all__ = ["ChunkedLME", "ChunkedLMEResult", "BlockMarginalDerivatives"]
 
 _NO_ROWS = ("{what} needs the rows, which a chunked fit does not keep on the client: compute it chunk by "
             "chunk, e.g. ``ddf.map_partitions(result.predict)`` for fitted values (``y - fitted`` for "
             "residuals), or fit in memory with interlace.fit")
-
-
-def assemble_gram(re, parts: dict) -> tuple[sp.csc_matrix, np.ndarray, np.ndarray]:
-    """``ZᵀWZ`` (sparse q × q), ``ZᵀW[X y]`` (q × (p + 1)) and ``[X y]ᵀW[X y]`` from the blocks."""
-    t1 = re.terms[0]
-    l1, p1 = t1.nlevels, t1.p
-    r, c = np.meshgrid(np.arange(p1), np.arange(p1), indexing="ij")
-    base = np.arange(l1)[:, None, None] * p1
-    A11 = sp.csc_matrix((np.asarray(parts["A11"], float).reshape(l1, p1, p1).ravel(),
-                         ((base + r).ravel(), (base + c).ravel())), shape=(t1.q, t1.q))
-    if re.q > t1.q:
-        A21 = sp.csr_matrix(parts["A21"])
-        S = sp.bmat([[A11, A21.T], [A21, sp.csr_matrix(parts["A22"])]], format="csc")
-        C = np.vstack([np.asarray(parts["A31"]).T, np.asarray(parts["A32"]).T])
-    else:
-        S, C = A11, np.asarray(parts["A31"]).T
-    return S, np.ascontiguousarray(C), np.asarray(parts["A33"], float)
 
 
 class ChunkedLME:
@@ -74,28 +56,28 @@ class ChunkedLME:
         Offset column name.
     """
 
-    def __init__(self, design: ChunkedDesign, keep: np.ndarray, dev, reml: bool) -> None:
+    def __init__(self, design: ChunkedDesign, keep: np.ndarray, dev: LMMDeviance) -> None:
         from types import SimpleNamespace
 
         self.design = design
         self.formula = design.plan.formula
         self.random_effects_structure = design.re
-        self.reml = bool(reml)
+        self.reml = bool(dev.reml)
         self.nobs = float(design.n)
         self.exog_names = [design.x_names[i] for i in keep]
         self.k_fe = len(self.exog_names)
         self.df_resid = self.nobs - self.k_fe
         self.endog_names = design.response
         #: what :meth:`predict` needs to encode new data as in fitting
-        self._fixed = SimpleNamespace(design_info=design.x_info, keep=np.asarray(keep, np.intp))
+        self.fixed_design = SimpleNamespace(design_info=design.x_info, keep=np.asarray(keep, np.intp))
         self.offset_arg = design.plan.offset
         self.offset = np.zeros(0) if design.plan.offset is not None else None
         self.weights_arg = design.plan.weights
-        self._frame = None
+        self.model_frame = None
         self._dev = dev
 
-    def deviance_function(self):
-        """The criterion of θ (built on the blocks)."""
+    def deviance_function(self) -> LMMDeviance:
+        """The criterion of θ, on an engine built from the summed blocks."""
         return self._dev
 
     @property
@@ -107,7 +89,7 @@ class ChunkedLME:
         raise InterlaceError(_NO_ROWS.format(what="the response vector"))
 
 
-class ChunkedLMEResult(FixedEffectsTests):
+class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
     """A linear mixed model fitted on chunked data (Dask, parquet); see the module docstring.
 
     The estimates are those of :func:`interlace.fit` on the same data in memory:
@@ -131,11 +113,10 @@ class ChunkedLMEResult(FixedEffectsTests):
         Seconds spent in the levels pass, the blocks pass and the optimization.
     """
 
-    _fe = slice(None)
-
-    def __init__(self, design: ChunkedDesign, keep: np.ndarray, dropped: list[str], dev, sol: LMMSolution,
-                 opt: OptSummary, df_method: str = "satterthwaite", min_w: float = 1.0) -> None:
-        self.model = ChunkedLME(design, keep, dev, dev.reml)
+    def __init__(self, design: ChunkedDesign, keep: np.ndarray, dropped: list[str], dev: LMMDeviance,
+                 sol: LMMSolution, opt: OptSummary, df_method: str = "satterthwaite", min_w: float = 1.0) -> None:
+        self.model = ChunkedLME(design, keep, dev)
+        self._objective = dev
         self.sol = sol
         self.opt_summary = opt
         self.theta = sol.theta
@@ -148,8 +129,7 @@ class ChunkedLMEResult(FixedEffectsTests):
             self.normalized_cov_params = RXinv.T @ RXinv
         else:
             self.normalized_cov_params = np.zeros((0, 0))
-        self._names = list(self.model.exog_names)
-        self._blocks = group_blocks(design.re)
+        self._init_shared(self.model)
         self.engine = dev.pls.engine
         self.dropped_columns = list(dropped)
         self.df_method = df_method
@@ -157,39 +137,6 @@ class ChunkedLMEResult(FixedEffectsTests):
         self._min_w = float(min_w)
         self.timings: dict = {}
         self.n_chunks: int | None = None
-
-    # ------------------------------------------------------------ shared with the in-memory results
-    _re_scale = property(lambda self: self.scale)
-    _residual_variance = property(lambda self: self.scale)
-    _series = MixedResultsBase._series
-    _cov_of = MixedResultsBase._cov_of
-    random_effects_cov = MixedResultsBase.random_effects_cov
-    variance_components = MixedResultsBase.variance_components
-    random_effects_sd = MixedResultsBase.random_effects_sd
-    random_effects_corr = MixedResultsBase.random_effects_corr
-    varcorr = MixedResultsBase.varcorr
-    ngroups = MixedResultsBase.ngroups
-    is_singular = MixedResultsBase.is_singular
-    random_effects = MixedResultsBase.random_effects
-    random_effects_condvar = MixedResultsBase.random_effects_condvar
-    random_effects_condsd = MixedResultsBase.random_effects_condsd
-    _condvar_terms = MixedResultsBase._condvar_terms
-    _linear_predictor = MixedResultsBase._linear_predictor
-    _eta_new = MixedResultsBase._eta_new
-    llf = MixedResultsBase.llf
-    aic = MixedResultsBase.aic
-    bic = MixedResultsBase.bic
-    converged = MixedResultsBase.converged
-    objective = CrossedLMEResult.objective
-    reml_criterion = CrossedLMEResult.reml_criterion
-    deviance = CrossedLMEResult.deviance
-    df_modelwc = CrossedLMEResult.df_modelwc
-    sigma = CrossedLMEResult.sigma
-
-    def _factored_pls(self):
-        pls = self.model.deviance_function().pls
-        pls.factor(self.theta)
-        return pls
 
     # ------------------------------------------------------------ fixed effects
     def cov_params(self) -> np.ndarray:
@@ -211,26 +158,6 @@ class ChunkedLMEResult(FixedEffectsTests):
         """Wald z p-values (statsmodels' ``pvalues``)."""
         return 2 * st.norm.sf(np.abs(self.tvalues))
 
-    @property
-    def fe_params(self) -> pd.Series:
-        """Fixed-effect estimates β̂."""
-        return self._series(self.params, "fe_params")
-
-    @property
-    def fe_bse(self) -> pd.Series:
-        """Standard errors of β̂."""
-        return self._series(self.bse, "fe_bse")
-
-    @property
-    def fe_tvalues(self) -> pd.Series:
-        """Wald statistics β̂ / SE."""
-        return self._series(self.tvalues, "fe_tvalues")
-
-    @property
-    def cov_fe(self) -> pd.DataFrame:
-        """Covariance matrix of β̂, labelled."""
-        return pd.DataFrame(self.cov_params(), index=self._names, columns=self._names)
-
     def _marginal_derivatives(self):
         cache = self.__dict__.setdefault("_ddf_engines", {})
         if "_marginal" not in cache:
@@ -243,11 +170,6 @@ class ChunkedLMEResult(FixedEffectsTests):
                              "(one row of L per coefficient of the term)")
 
     # ------------------------------------------------------------ fit information
-    @property
-    def nobs(self) -> int:
-        """Complete rows used."""
-        return int(self.model.nobs)
-
     @property
     def n_dropped(self) -> int:
         """Rows dropped for missing values."""
@@ -264,8 +186,7 @@ class ChunkedLMEResult(FixedEffectsTests):
         """
         if newdata is None:
             raise InterlaceError(_NO_ROWS.format(what="predict() without newdata"))
-        return CrossedLMEResult.predict(self, newdata, include_re=include_re, offset=offset, interval=interval,
-                                        level=level)
+        return super().predict(newdata, include_re=include_re, offset=offset, interval=interval, level=level)
 
     @property
     def fittedvalues(self):
@@ -355,10 +276,10 @@ class BlockMarginalDerivatives(MarginalDerivatives):
         self.n, self.p, self.q = n, p, re.q
         if result._min_w <= 0:
             raise InterlaceError("degrees of freedom need positive prior weights")
-        pls = model.deviance_function().pls
-        pls.factor(theta)
+        pls = result.factored_engine()
         self._pls = pls
-        S, C, H0 = assemble_gram(re, _engine_parts(pls))
+        S, C = pls.cp.full()
+        H0 = pls.cp.A33
         Lam = re.Lambda(theta).tocsc()
         self._Z, self._Lam = None, Lam
         LtS = (Lam.T @ S).tocsc()
@@ -376,11 +297,3 @@ class BlockMarginalDerivatives(MarginalDerivatives):
 
     def vinv(self, Y):
         raise InterlaceError(_NO_ROWS.format(what="V⁻¹ times an n-vector"))
-
-
-def _engine_parts(pls) -> dict:
-    """The blocks an engine was built on (as passed to ``from_blocks``)."""
-    parts = getattr(pls, "_scale_parts", None)
-    if parts is None:
-        raise InterlaceError("the engine does not carry its cross-product blocks")
-    return parts

@@ -11,7 +11,8 @@ import scipy.sparse as sp
 
 import interlace
 from interlace.errors import DataError, FormulaError, MissingDataWarning, SingularFitWarning
-from interlace.families.cox import CoxData, parse_surv
+from interlace.families.cox import parse_surv
+from interlace.response.survival import CoxData
 from interlace.tests.conftest import REF
 
 

@@ -18,7 +18,8 @@ import pytest
 
 import interlace
 from interlace.design import build_fixed
-from interlace.families.cox import CoxData, coxph_fit
+from interlace.objective.coxph import coxph_fit
+from interlace.response.survival import CoxData
 from interlace.optimize import vmmin
 from interlace.tests.conftest import REF, ROOT
 

@@ -24,7 +24,7 @@ import scipy.stats as st
 
 from interlace.design import build_fixed, build_frame, build_random_effects
 from interlace.formula import model_terms
-from interlace.linalg import HAVE_CHOLMOD, make_pls
+from interlace.linalg import HAVE_CHOLMOD, RowEngines
 from interlace.objective import LMMDeviance
 
 needs_cholmod = pytest.mark.skipif(not HAVE_CHOLMOD, reason="no CHOLMOD (scikit-sparse)")
@@ -122,16 +122,23 @@ def _random_thetas(re, rng, k=3):
 
 
 def _deviance(re, fx, w, engine, reml):
-    pls = make_pls(re, fx.X, engine)
-    assert pls.engine == engine
-    return LMMDeviance(pls, fx.y, w, reml)
+    dev = LMMDeviance.from_rows(RowEngines(re, fx.X, engine), fx.y, w, reml)
+    assert dev.pls.engine == engine
+    return dev
+
+
+def _loaded(re, fx, w, engine):
+    """An engine loaded with the design's cross-products."""
+    pls, rows = RowEngines(re, fx.X, engine).get()
+    pls.load(rows(fx.y, w))
+    return pls
 
 
 @pytest.fixture(autouse=True, params=["small-dense", "sparse"])
 def a21_storage(request, monkeypatch):
     """Run every test with small A21 blocks stored dense (the default) and with sparse storage forced."""
     if request.param == "sparse":
-        monkeypatch.setattr("interlace.linalg.blocked.DENSE_A21_ELEMENTS", 0)
+        monkeypatch.setattr("interlace.linalg.crossprod.DENSE_A21_ELEMENTS", 0)
     return request.param
 
 
@@ -149,8 +156,7 @@ def test_design_shapes(a21_storage):
     kinds = {}
     for name in DESIGNS:
         _, re, fx, w = _build(name)
-        pls = make_pls(re, fx.X, "blocked")
-        pls.set_data(fx.y, w)
+        pls = _loaded(re, fx, w, "blocked")
         kinds[name] = (re.terms[0].p, sp.issparse(pls.A21))
     if a21_storage == "small-dense":
         assert not any(k[1] for k in kinds.values())
@@ -159,8 +165,7 @@ def test_design_shapes(a21_storage):
                      "weights": (1, False), "vector_first_term": (3, False), "nested_slopes": (2, True),
                      "vector_later_term": (1, True)}
     _, re, fx, w = _build("vector_later_term")
-    pls = make_pls(re, fx.X, "blocked")
-    pls.set_data(fx.y, w)
+    pls = _loaded(re, fx, w, "blocked")
     assert pls._use_pairs() and not pls._diag2  # the sandwich branch
 
 
@@ -318,6 +323,7 @@ def test_class_split_equals_rank_k(monkeypatch, a21_storage):
         m = CrossedLME.from_formula("y ~ 1 + (1 | user) + (1 | item)", data=df, engine="blocked", weights=weights)
         dev = m.deviance_function()
         dev.pls._class_split()  # decided now, under this setting
+        dev.rows = m.row_engines().get()[1]  # the rows' products, to load new data
         return dev
 
     ref, split = deviance(0), deviance(4000)
@@ -334,9 +340,10 @@ def test_class_split_equals_rank_k(monkeypatch, a21_storage):
     pls = split.pls
     assert isinstance(pls, BlockedPLS)
     y2 = df["y"].to_numpy() * 2.0 + 1.0
-    pls.set_data(y2, np.full(len(df), 2.0))
-    other = deviance(0, np.full(len(df), 2.0)).pls
-    other.set_data(y2, np.full(len(df), 2.0))
+    pls.load(split.rows(y2, np.full(len(df), 2.0)))
+    dev2 = deviance(0, np.full(len(df), 2.0))
+    other = dev2.pls
+    other.load(dev2.rows(y2, np.full(len(df), 2.0)))
     monkeypatch.setattr("interlace.linalg.blocked.SPLIT_COLUMN_PAIRS", 4000)
     assert pls._class_split() is not s and pls._class_split() is not None
     for th in thetas:

@@ -27,7 +27,7 @@ from interlace import datasets
 from interlace.design.covariance import BlockDiagonal, ScaledIdentity, Unstructured
 from interlace.design.terms import RandomEffects, term_from_arrays
 from interlace.errors import FormulaError
-from interlace.linalg import HAVE_CHOLMOD, make_pls
+from interlace.linalg import HAVE_CHOLMOD, RowEngines
 from interlace.objective import LMMDeviance
 from interlace.optimize import minimize
 from interlace.tests.conftest import ENGINES, load_case
@@ -382,13 +382,13 @@ def test_scaled_identity_term_on_both_engines(pastes, engine):
     assert sorted(set(np.diag(L))) == [2.0, 5.0] and np.count_nonzero(L - np.diag(np.diag(L))) == 0
     assert np.sum(np.diag(L) == 5.0) == 30 and np.sum(np.diag(L) == 2.0) == 10
     y = pastes["strength"].to_numpy(float)
-    dev = LMMDeviance(make_pls(re, np.ones((60, 1)), engine), y, None, True)
+    dev = LMMDeviance.from_rows(RowEngines(re, np.ones((60, 1)), engine), y, None, True)
     opt = minimize(dev, re.theta0, re.lower)
     assert abs(opt.fmin - d["objective"]) < 1e-6
     # the same model as one term with a block-diagonal covariance (how interlace.api lays out MixedLM)
     one = RandomEffects([term_from_arrays(pastes["batch"], np.column_stack([np.ones(60), cask]), ["1", "a", "b", "c"],
                                           BlockDiagonal([Unstructured(1), ScaledIdentity(3)]), name="batch")])
-    dev1 = LMMDeviance(make_pls(one, np.ones((60, 1)), engine), y, None, True)
+    dev1 = LMMDeviance.from_rows(RowEngines(one, np.ones((60, 1)), engine), y, None, True)
     opt1 = minimize(dev1, one.theta0, one.lower)
     assert abs(opt1.fmin - d["objective"]) < 1e-6
     np.testing.assert_allclose(opt1.x, opt.x, rtol=1e-4)

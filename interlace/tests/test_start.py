@@ -51,7 +51,7 @@ def test_components_match_the_definition(slopes_data, engine):
     d = slopes_data
     m = CrossedLME.from_formula("y ~ x + (1 + x | g) + (1 | h)", data=d, weights=d["w"].to_numpy(),
                                 engine=engine)
-    s2, comps = moment_components(m.deviance_function().pls)
+    s2, comps = moment_components(m.deviance_function().pls.cp)
     re = m.random_effects_structure
     Zs = []
     for k, r, cols in comps:
@@ -75,14 +75,14 @@ def test_balanced_start_is_the_reml_optimum():
 def test_start_mapping_and_clipping():
     sleep = interlace.datasets.load("sleepstudy")
     dev = CrossedLME.from_formula("Reaction ~ Days + (Days | Subject)", data=sleep).deviance_function()
-    s2, _ = moment_components(dev.pls)
-    theta = moment_start(dev.pls)
+    s2, _ = moment_components(dev.pls.cp)
+    theta = moment_start(dev.pls.cp)
     # [T11, T21, T22]: diagonal from the components, correlation entry 0
     np.testing.assert_allclose(theta[[0, 2]], np.sqrt(s2[1:] / s2[0]), rtol=1e-12)
     assert theta[1] == 0.0
     d2 = interlace.datasets.load("dyestuff2")  # batch variance estimate negative: start near the boundary
     dev2 = CrossedLME.from_formula("Yield ~ 1 + (1 | Batch)", data=d2).deviance_function()
-    assert moment_components(dev2.pls)[0][1] < 0
+    assert moment_components(dev2.pls.cp)[0][1] < 0
     assert dev2.theta0[0] == 0.05
 
 

@@ -1,0 +1,255 @@
+"""What every fitted mixed model knows without its rows: β̂ and its covariance, θ̂ and VarCorr,
+the BLUPs / conditional modes and their conditional variances, the likelihood and AIC/BIC,
+and the linear predictor of new data.
+
+:class:`RandomEffectsFit` is shared by the in-memory results (:class:`~interlace.results.base.MixedResultsBase`)
+and the chunked LMM result (:class:`~interlace.scale.results.ChunkedLMEResult`), which keeps no rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.stats as st
+
+from ..design.fixed import new_matrix
+from ..errors import DataError
+from ..optimize import is_singular
+from .varcorr import GroupBlock, group_blocks, varcorr_frame
+
+__all__ = ["RandomEffectsFit"]
+
+
+class RandomEffectsFit:
+    """Results quantities that need no rows (see the module docstring).
+
+    Subclasses set ``self.model``, ``self.sol`` (with ``theta`` and ``b``),
+    ``self.opt_summary``, ``params``/``bse``/``tvalues``/``cov_params()`` and ``_re_scale``
+    (σ² for Gaussian responses, 1 for binomial/Poisson), then call :meth:`_init_shared`;
+    :meth:`factored_engine` gives the fit's own engine factored at θ̂.
+    """
+
+    _re_scale = 1.0
+    #: positions of the fixed effects β in ``params`` (CLMM results put thresholds first)
+    _fe = slice(None)
+
+    def _init_shared(self, model) -> None:
+        self.theta = self.sol.theta
+        self.df_resid = model.df_resid  # statsmodels' t_test/f_test read it (Wald z is used)
+        self._names = list(model.exog_names)
+        self._blocks: list[GroupBlock] = group_blocks(model.random_effects_structure)
+
+    # ------------------------------------------------------------ fixed effects
+    def _series(self, values, name=None) -> pd.Series:
+        return pd.Series(np.asarray(values, float), index=self._names, name=name)
+
+    @property
+    def fe_params(self) -> pd.Series:
+        """Fixed-effect estimates β̂."""
+        return self._series(np.asarray(self.params)[self._fe], "fe_params")
+
+    @property
+    def fe_bse(self) -> pd.Series:
+        """Standard errors of β̂ (from σ² (RX RXᵀ)⁻¹, lme4's ``vcov``)."""
+        return self._series(np.asarray(self.bse)[self._fe], "fe_bse")
+
+    @property
+    def fe_tvalues(self) -> pd.Series:
+        """Wald statistics β̂ / SE."""
+        return self._series(np.asarray(self.tvalues)[self._fe], "fe_tvalues")
+
+    @property
+    def fe_pvalues(self) -> pd.Series:
+        """Two-sided p-values from the normal approximation."""
+        return self._series(2 * st.norm.sf(np.abs(np.asarray(self.tvalues)[self._fe])), "fe_pvalues")
+
+    def fe_conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald confidence intervals for β (normal quantiles)."""
+        z = st.norm.isf(alpha / 2)
+        b, se = np.asarray(self.params)[self._fe], np.asarray(self.bse)[self._fe]
+        return pd.DataFrame({"lower": b - z * se, "upper": b + z * se}, index=self._names)
+
+    @property
+    def cov_fe(self) -> pd.DataFrame:
+        """Covariance matrix of β̂."""
+        return pd.DataFrame(np.asarray(self.cov_params())[self._fe, self._fe], index=self._names,
+                            columns=self._names)
+
+    # ------------------------------------------------------------ likelihood and fit status
+    @property
+    def llf(self) -> float:
+        """Log-likelihood, ``−objective/2`` (the REML log-likelihood for REML fits, as lme4's ``logLik``)."""
+        return -0.5 * self.objective
+
+    @property
+    def aic(self) -> float:
+        """``−2 llf + 2 k`` with k = :attr:`df_modelwc` (from the REML criterion for REML fits, as lme4)."""
+        return -2 * self.llf + 2 * self.df_modelwc
+
+    @property
+    def bic(self) -> float:
+        """``−2 llf + log(n) k``."""
+        return -2 * self.llf + np.log(self.nobs) * self.df_modelwc
+
+    @property
+    def nobs(self) -> int:
+        return int(self.model.nobs)
+
+    @property
+    def converged(self) -> bool:
+        """True when the optimizer succeeded and no convergence warning was raised."""
+        return self.opt_summary.converged and not any(
+            m.startswith(("Model failed", "optimizer", "PIRLS", "unable")) for m in self.opt_summary.messages)
+
+    # ------------------------------------------------------------ variance parameters
+    def _cov_of(self, blk: GroupBlock) -> pd.DataFrame:
+        re = self.model.random_effects_structure
+        k = sum(len(re.terms[i].coef_names) for i in blk.term_index)
+        C = np.zeros((k, k))
+        pos = 0
+        for i in blk.term_index:
+            t = re.terms[i]
+            C[pos:pos + t.p, pos:pos + t.p] = t.cov.covariance(self.theta[re.theta_slice(i)], self._re_scale)
+            pos += t.p
+        return pd.DataFrame(C, index=blk.coef_names, columns=blk.coef_names)
+
+    @property
+    def random_effects_cov(self) -> dict[str, pd.DataFrame]:
+        """Covariance matrix of the random effects per grouping factor (lme4's ``VarCorr``)."""
+        return {b.name: self._cov_of(b) for b in self._blocks}
+
+    @property
+    def variance_components(self) -> dict:
+        """Variance per grouping factor: a float for a random intercept, else the covariance matrix."""
+        out = {}
+        for b in self._blocks:
+            C = self._cov_of(b)
+            out[b.name] = float(C.iloc[0, 0]) if C.shape == (1, 1) else C
+        return out
+
+    @property
+    def random_effects_sd(self) -> dict[str, pd.Series]:
+        """Standard deviations of the random effects per grouping factor."""
+        return {k: pd.Series(np.sqrt(np.diag(C)), index=C.index) for k, C in self.random_effects_cov.items()}
+
+    @property
+    def random_effects_corr(self) -> dict[str, pd.DataFrame]:
+        """Correlation matrices of the random effects per grouping factor."""
+        out = {}
+        for k, C in self.random_effects_cov.items():
+            sd = np.sqrt(np.diag(C.values))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                R = C.values / np.outer(sd, sd)
+            np.fill_diagonal(R, 1.0)
+            out[k] = pd.DataFrame(R, index=C.index, columns=C.columns)
+        return out
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """lme4's ``as.data.frame(VarCorr(m))``: grp, var1, var2, vcov, sdcor (residual last)."""
+        return varcorr_frame(self.random_effects_cov, self._residual_variance, self._blocks)
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Number of levels per grouping factor."""
+        return {b.name: len(b.levels) for b in self._blocks}
+
+    @property
+    def is_singular(self) -> bool:
+        """A variance or correlation on the boundary (any bounded θ < 1e-4, lme4's ``isSingular``)."""
+        return is_singular(self.theta, self.model.random_effects_structure.lower)
+
+    # ------------------------------------------------------------ random effects
+    @property
+    def random_effects(self) -> dict:
+        """BLUPs per grouping factor: a Series for a random intercept, else a DataFrame by coefficient."""
+        re = self.model.random_effects_structure
+        parts = re.split_b(self.sol.b)
+        out = {}
+        for blk in self._blocks:
+            cols = np.column_stack([parts[i] for i in blk.term_index])
+            df = pd.DataFrame(cols, index=blk.levels, columns=blk.coef_names)
+            out[blk.name] = df.iloc[:, 0].rename(blk.name) if df.shape[1] == 1 and blk.coef_names == ["Intercept"] else df
+        return out
+
+    # ------------------------------------------------------------ fitted values
+    def _linear_predictor(self, X: np.ndarray, term_designs, offset) -> np.ndarray:
+        eta = X @ np.asarray(self.params)[self._fe] if X.shape[1] else np.zeros(X.shape[0])
+        if offset is not None:
+            eta = eta + offset
+        re = self.model.random_effects_structure
+        if term_designs is not None:
+            parts = re.split_b(self.sol.b)
+            for k, (Xk, codes) in enumerate(term_designs):
+                seen = codes >= 0
+                B = parts[k][np.where(seen, codes, 0)]
+                eta = eta + np.where(seen, np.sum(Xk * B, axis=1), 0.0)
+        return eta
+
+    # ------------------------------------------------------------ conditional variances
+    def factored_engine(self):
+        """The fit's own PLS engine factored at θ̂ (at the working weights of the modes for
+        GLMMs and CLMMs): conditional variances, hat values, derivatives read it."""
+        raise NotImplementedError
+
+    def _condvar_terms(self) -> list[np.ndarray]:
+        """Per term (fitting order): ``(nlevels, p, p)`` conditional covariances σ² T Bᵢ Tᵀ."""
+        cached = getattr(self, "_condvar_cache", None)
+        if cached is not None:
+            return cached
+        re = self.model.random_effects_structure
+        blocks = self.factored_engine().cond_cov_blocks()
+        out = []
+        for k, t in enumerate(re.terms):
+            T = t.cov.template(self.theta[re.theta_slice(k)])
+            out.append(self._re_scale * np.einsum("ab,ibc,dc->iad", T, blocks[k], T))
+        self._condvar_cache = out
+        return out
+
+    @property
+    def random_effects_condvar(self) -> dict[str, np.ndarray]:
+        """Conditional covariance of each level's random effects given the data and the estimates,
+        an array ``(nlevels, k, k)`` per grouping factor (lme4's ``attr(ranef(m, condVar=TRUE)[[g]], "postVar")``)."""
+        terms = self._condvar_terms()
+        out = {}
+        for blk in self._blocks:
+            k = len(blk.coef_names)
+            V = np.zeros((len(blk.levels), k, k))
+            pos = 0
+            for i in blk.term_index:
+                p = terms[i].shape[1]
+                V[:, pos:pos + p, pos:pos + p] = terms[i]
+                pos += p
+            out[blk.name] = V
+        return out
+
+    @property
+    def random_effects_condsd(self) -> dict:
+        """Conditional standard deviations of the BLUPs / conditional modes, shaped as :attr:`random_effects`."""
+        out = {}
+        for blk in self._blocks:
+            V = self.random_effects_condvar[blk.name]
+            sd = np.sqrt(np.maximum(np.diagonal(V, axis1=1, axis2=2), 0.0))
+            df = pd.DataFrame(sd, index=blk.levels, columns=blk.coef_names)
+            out[blk.name] = df.iloc[:, 0].rename(blk.name) if df.shape[1] == 1 and blk.coef_names == ["Intercept"] else df
+        return out
+
+    def _eta_new(self, newdata: pd.DataFrame, include_re: bool, offset) -> np.ndarray:
+        """Linear predictor for new data (unseen levels contribute 0)."""
+        if not isinstance(newdata, pd.DataFrame):
+            raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
+        fx = self.model.fixed_design
+        X = new_matrix(fx.design_info, newdata, "the fixed effects")[:, fx.keep]
+        off = None
+        off_arg = getattr(self.model, "offset_arg", None)
+        if offset is not None:
+            off = np.asarray(offset, float)
+        elif self.model.offset is not None:
+            if isinstance(off_arg, str) and off_arg in newdata.columns:
+                off = newdata[off_arg].to_numpy(float)
+            else:
+                raise DataError("the model has an offset: pass offset= for newdata "
+                                "(or give the offset as a column name when fitting)")
+        designs = None
+        if include_re:
+            designs = [t.new_design(newdata) for t in self.model.random_effects_structure.terms]
+        return self._linear_predictor(X, designs, off)
