@@ -135,16 +135,16 @@ class Lme4Tool(Tool):
         return (f"not found: no Rscript (looked for --rscript, then ${RSCRIPT_ENV}, then Rscript on the PATH); "
                 "install R and lme4")
 
-    def versions(self, rows):
+    def versions(self, rows: list[Measurement]) -> dict[str, str]:
         for r in rows:
             if r.get("versions"):
                 return {k: r["versions"][k] for k in ("R", "lme4", "Matrix", "blas", "lapack") if k in r["versions"]}
         return {}
 
-    def command(self):
+    def command(self) -> list[str]:
         return [str(self.settings.rscript), "--vanilla", str(R_WORKER)]
 
-    def spec(self, w, data, variant=""):
+    def spec(self, w: Workload, data: Path, variant: str = "") -> dict:
         return {"workload": w.name, "tool": self.name, "data": str(data), "factors": list(w.r_factors),
                 "formula": w.formula, "reml": w.method == "REML", "repeats": self.settings.repeats,
                 "family": w.family, "link": w.link, "nagq": w.nagq}
@@ -156,10 +156,10 @@ class InterlaceTool(Tool):
     name = "interlace"
     peak_mode = "peak"
 
-    def variants(self):
+    def variants(self) -> list[str]:
         return list(self.settings.engines)
 
-    def spec(self, w, data, variant=""):
+    def spec(self, w: Workload, data: Path, variant: str = "") -> dict:
         return {**super().spec(w, data), "engine": variant}
 
 
@@ -168,19 +168,19 @@ class StatsmodelsTool(Tool):
 
     name = "statsmodels"
 
-    def available(self):
+    def available(self) -> str:
         return "" if importlib.util.find_spec("statsmodels") else "not run: statsmodels is not installed"
 
-    def applies(self, w):
+    def applies(self, w: Workload) -> bool:
         return not w.is_glmm  # no maximum-likelihood GLMM in statsmodels
 
-    def skip_note(self, w):
+    def skip_note(self, w: Workload) -> str:
         return w.statsmodels_note if w.statsmodels is None else ""
 
-    def spec(self, w, data, variant=""):
+    def spec(self, w: Workload, data: Path, variant: str = "") -> dict:
         return {**super().spec(w, data), "statsmodels": w.statsmodels, "per_fit_timeout": STATSMODELS_TIMEOUT}
 
-    def timing_timeout(self):
+    def timing_timeout(self) -> float:
         return STATSMODELS_TIMEOUT * (self.settings.repeats + 1) + 120
 
 
@@ -189,12 +189,12 @@ class MixedlmTool(Tool):
 
     name = "mixedlm"
 
-    def available(self):
+    def available(self) -> str:
         if importlib.util.find_spec("mixedlm") is None:
             return "not run: mixedlm is not installed (`python3 -m pip install mixedlm`)"
         return ""
 
-    def versions(self, rows):
+    def versions(self, rows: list[Measurement]) -> dict[str, str]:
         for r in rows:
             if r.get("tool_version"):
                 return {"mixedlm": r["tool_version"]}
@@ -203,7 +203,7 @@ class MixedlmTool(Tool):
         except PackageNotFoundError:
             return {}
 
-    def skip_note(self, w):
+    def skip_note(self, w: Workload) -> str:
         return w.mixedlm_skip
 
 
@@ -217,7 +217,7 @@ class InterlaceLmeTool(Tool):
         venv = self.settings.ilme_venv
         return None if venv is None else Path(venv) / "bin" / "python"
 
-    def available(self):
+    def available(self) -> str:
         how = f"`python3 -m venv DIR && DIR/bin/pip install interlace-lme=={ILME_VERSION} pandas`"
         python = self.python()
         if python is None:
@@ -228,23 +228,23 @@ class InterlaceLmeTool(Tool):
             return f"skipped: not found: no {python} (make the environment with {how.replace('DIR', venv)})"
         return ""
 
-    def versions(self, rows):
+    def versions(self, rows: list[Measurement]) -> dict[str, str]:
         for r in rows:
             if r.get("tool_version"):
                 return {"interlace-lme": r["tool_version"], "interlace-lme_python": r.get("python"),
                         "interlace-lme_scikit-sparse": r.get("scikit_sparse")}
         return {}
 
-    def skip_note(self, w):
+    def skip_note(self, w: Workload) -> str:
         return w.ilme_skip
 
-    def command(self):
+    def command(self) -> list[str]:
         return [str(self.python()), str(ILME_WORKER)]
 
-    def env(self, base):
+    def env(self, base: dict) -> dict | None:
         return {k: v for k, v in base.items() if k != "PYTHONPATH"}  # its own `interlace`, not this repository's
 
-    def spec(self, w, data, variant=""):
+    def spec(self, w: Workload, data: Path, variant: str = "") -> dict:
         return {**super().spec(w, data), "ilme_binary": list(w.ilme_binary)}
 
 
