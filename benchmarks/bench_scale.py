@@ -229,7 +229,8 @@ def table(results: dict) -> str:
             if "seconds_warm" in r:
                 tw = r["timings_warm"]
                 secs += f" (again: {r['seconds_warm']:.1f})"
-                parts += " (again: " + " / ".join(_fmt(tw.get(k)) for k in ("levels_pass", "blocks_pass", "optimize")) + ")"
+                again = " / ".join(_fmt(tw.get(k)) for k in ("levels_pass", "blocks_pass", "optimize"))
+                parts += f" (again: {again})"
             lines.append(f"| {int(rows_key):,} | {label} | {secs} | {parts} | {r['peak_mb']:.0f} "
                          f"| {r['base_mb']:.0f} | {wk} | {block['file_mb']:.0f} | {agree} | {dllf} "
                          f"| {ls[0]:.2f} → {le[0]:.2f} |")

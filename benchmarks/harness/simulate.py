@@ -1,0 +1,220 @@
+"""Simulated data sets of the benchmark workloads, written as CSV files every tool reads.
+
+Every simulator draws from numpy ``default_rng([SEED, offset])`` with its own offset,
+so each data set is the same in every run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .common import SEED
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _rng(offset: int):
+    """numpy Generator seeded with :data:`SEED` and a workload offset."""
+    import numpy as np
+
+    return np.random.default_rng([SEED, offset])
+
+
+def _write_csv(df, path: Path) -> Path:
+    """Write a frame with round-trip float precision (pandas' default repr)."""
+    df.to_csv(path, index=False)
+    return path
+
+
+def _levels_all_present(codes, n_levels: int, name: str) -> None:
+    """Raise if a simulated grouping factor misses a level."""
+    import numpy as np
+
+    if np.unique(codes).size != n_levels:
+        raise RuntimeError(f"simulated factor {name} does not use all {n_levels} levels")
+
+
+def _crossed_levels(rng, n: int, n1: int, n2: int):
+    """Levels of two fully crossed factors ``g1``, ``g2``: each of ``n`` rows draws both uniformly."""
+    g1 = rng.integers(0, n1, n)
+    g2 = rng.integers(0, n2, n)
+    _levels_all_present(g1, n1, "g1")
+    _levels_all_present(g2, n2, "g2")
+    return g1, g2
+
+
+def make_sleepstudy(directory: Path) -> Path:
+    """lme4's sleepstudy (shipped by ``interlace.datasets``) as a CSV."""
+    import interlace
+
+    return _write_csv(interlace.datasets.load("sleepstudy"), directory / "sleepstudy.csv")
+
+
+def simulate_crossed(n: int, n1: int, n2: int, n_x: int, offset: int) -> pd.DataFrame:
+    """Two crossed random intercepts and ``n_x`` standard-normal covariates.
+
+    ``y = 1 + sum_k 0.5 k x_k + u1[g1] + u2[g2] + e`` with ``u1 ~ N(0, 1)``,
+    ``u2 ~ N(0, 0.5^2)``, ``e ~ N(0, 1)``; each row draws its ``g1`` and ``g2``
+    levels uniformly (unbalanced, fully crossed).
+
+    Parameters
+    ----------
+    n, n1, n2 : int
+        Rows and numbers of levels of ``g1`` and ``g2``.
+    n_x : int
+        Covariates, named ``x`` if one, else ``x1``, ``x2``, ...
+    offset : int
+        Seed offset.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``y``, the covariates, ``g1``, ``g2`` (integer codes).
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = _rng(offset)
+    g1, g2 = _crossed_levels(rng, n, n1, n2)
+    X = rng.standard_normal((n, n_x))
+    u1 = rng.standard_normal(n1)
+    u2 = 0.5 * rng.standard_normal(n2)
+    y = 1.0 + X @ (0.5 * np.arange(1, n_x + 1)) + u1[g1] + u2[g2] + rng.standard_normal(n)
+    names = ["x"] if n_x == 1 else [f"x{k + 1}" for k in range(n_x)]
+    cols = {"y": y, **{nm: X[:, k] for k, nm in enumerate(names)}, "g1": g1, "g2": g2}
+    return pd.DataFrame(cols)
+
+
+def make_crossed_200x100(directory: Path) -> Path:
+    """20,000 rows, 200 × 100 crossed levels (:func:`simulate_crossed`)."""
+    return _write_csv(simulate_crossed(20_000, 200, 100, 1, offset=2), directory / "crossed_200x100.csv")
+
+
+def make_crossed_1m(directory: Path) -> Path:
+    """1,000,000 rows, 1,000 × 500 crossed levels, two covariates."""
+    return _write_csv(simulate_crossed(1_000_000, 1000, 500, 2, offset=5), directory / "crossed_1m.csv")
+
+
+def make_slopes_500(directory: Path) -> Path:
+    """Correlated random intercept and slope: 500 groups × 100 rows.
+
+    ``y = 2 + 0.8 x + b0[g] + b1[g] x + e`` with ``sd(b0) = 1``, ``sd(b1) = 0.5``,
+    ``corr(b0, b1) = 0.3``, ``x, e ~ N(0, 1)``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = _rng(6)
+    n_groups, per = 500, 100
+    g = np.repeat(np.arange(n_groups), per)
+    x = rng.standard_normal(g.size)
+    cov = np.array([[1.0, 0.3 * 0.5], [0.3 * 0.5, 0.25]])
+    b = rng.standard_normal((n_groups, 2)) @ np.linalg.cholesky(cov).T
+    y = 2.0 + 0.8 * x + b[g, 0] + b[g, 1] * x + rng.standard_normal(g.size)
+    return _write_csv(pd.DataFrame({"y": y, "x": x, "g": g}), directory / "slopes_500.csv")
+
+
+def make_glmm_binary_crossed(directory: Path) -> Path:
+    """Binary response, logit link, two crossed random intercepts: 100,000 rows, 1,000 × 200 levels.
+
+    ``P(y = 1) = logistic(-0.5 + 0.8 x + u1[g1] + u2[g2])`` with ``x ~ N(0, 1)``,
+    ``u1 ~ N(0, 1)``, ``u2 ~ N(0, 0.5^2)``; each row draws its ``g1`` and ``g2``
+    levels uniformly (unbalanced, fully crossed).  ``y`` is written as 0/1.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = _rng(7)
+    n, n1, n2 = 100_000, 1000, 200
+    g1, g2 = _crossed_levels(rng, n, n1, n2)
+    x = rng.standard_normal(n)
+    u1 = rng.standard_normal(n1)
+    u2 = 0.5 * rng.standard_normal(n2)
+    eta = -0.5 + 0.8 * x + u1[g1] + u2[g2]
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(np.int64)
+    return _write_csv(pd.DataFrame({"y": y, "x": x, "g1": g1, "g2": g2}), directory / "glmm_binary_crossed.csv")
+
+
+#: Shape of the MovieLens-1M ratings: users, items (movies rated at least once), ratings.
+USERS_ITEMS_SHAPE = (6040, 3699, 965_985)
+
+
+def _counts_with_total(weights, total: int, low: int, high: int):
+    """Integer counts ``low ≤ c ≤ high`` proportional to ``weights`` above ``low``, summing to ``total``.
+
+    The share above ``low`` is water-filled under the cap ``high`` and rounded by
+    largest remainders, so the result is deterministic and exact.
+    """
+    import numpy as np
+
+    w = np.asarray(weights, float)
+    extra = np.zeros_like(w)
+    free = np.ones(w.size, bool)
+    left = float(total - low * w.size)
+    while True:  # cap the largest shares, hand what they lose to the others
+        share = w[free] / w[free].sum() * left
+        over = share > high - low
+        if not over.any():
+            extra[free] = share
+            break
+        idx = np.flatnonzero(free)[over]
+        extra[idx] = high - low
+        free[idx] = False
+        left -= (high - low) * idx.size
+    counts = np.floor(extra).astype(np.int64)
+    short = total - low * w.size - int(counts.sum())
+    order = np.argsort(-(extra - counts), kind="stable")
+    counts[order[:short]] += 1
+    return counts + low
+
+
+def simulate_users_items(n_users: int, n_items: int, n: int, offset: int) -> pd.DataFrame:
+    """Ratings of the MovieLens-1M shape: each user rates distinct items, with skewed counts.
+
+    User activity (ratings per user) is ``20 + lognormal(0, 1.1)`` scaled to ``n``
+    rows in total and capped at 2,314 (MovieLens-1M's minimum 20 and maximum);
+    item popularity is ``lognormal(0, 1.2)``.  Each user draws its items without
+    replacement with probability proportional to popularity (Gumbel top-k), so a
+    (user, item) pair occurs at most once, as in real ratings; an item nobody drew
+    would take the place of one rating of the most-rated item of a random user (it
+    does not happen with this seed).  ``y = 3.6 + u[user] + v[item] + e`` with
+    ``u ~ N(0, 0.45^2)``, ``v ~ N(0, 0.55^2)``, ``e ~ N(0, 0.9^2)``: a continuous
+    response on the scale of 1–5 star ratings.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``y``, ``user``, ``item`` (integer codes), sorted by user.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = _rng(offset)
+    per_user = _counts_with_total(rng.lognormal(0.0, 1.1, n_users), n, 20, 2314)
+    log_pop = np.log(rng.lognormal(0.0, 1.2, n_items))
+    items = []
+    for k in per_user:
+        keys = log_pop - np.log(-np.log(rng.random(n_items)))  # Gumbel top-k: weighted, no replacement
+        items.append(np.sort(np.argpartition(-keys, k - 1)[:k]))
+    user = np.repeat(np.arange(n_users), per_user)
+    item = np.concatenate(items)
+    per_item = np.bincount(item, minlength=n_items)
+    starts = np.concatenate([[0], np.cumsum(per_user)[:-1]])
+    for j in np.flatnonzero(per_item == 0):  # repair (not needed with the default seed)
+        u = int(rng.integers(n_users))
+        rows = np.arange(starts[u], starts[u] + per_user[u])
+        r = rows[np.argmax(per_item[item[rows]])]
+        per_item[item[r]] -= 1
+        item[r] = j
+        per_item[j] += 1
+    _levels_all_present(user, n_users, "user")
+    _levels_all_present(item, n_items, "item")
+    y = 3.6 + 0.45 * rng.standard_normal(n_users)[user] + 0.55 * rng.standard_normal(n_items)[item] \
+        + 0.9 * rng.standard_normal(n)
+    return pd.DataFrame({"y": y, "user": user, "item": item})
+
+
+def make_users_items(directory: Path) -> Path:
+    """MovieLens-1M shape: 965,985 ratings, 6,040 users × 3,699 items (:func:`simulate_users_items`)."""
+    return _write_csv(simulate_users_items(*USERS_ITEMS_SHAPE, offset=8), directory / "users_items.csv")
