@@ -90,7 +90,7 @@ def test_structure_parameters_and_sigma(fitted):
     assert rel(res.sigma, ref["sigma"]) < 1e-4
     if ref["corstruct"]:
         assert rel(res.residual_params.iloc[-1], ref["corstruct"]["value"][0]) < 1e-4
-        assert rel(res.sol.psi[-1], ref["corstruct"]["unconstrained"][0]) < 1e-3
+        assert rel(res.sol.psi[-1], ref["corstruct"]["unconstrained"][0]) < 1e-4
     if ref["varident"]:
         v = ref["varident"]
         got = res.residual_params
@@ -99,12 +99,18 @@ def test_structure_parameters_and_sigma(fitted):
 
 
 def test_structure_intervals(fitted):
+    """Against nlme's intervals() with a Richardson-extrapolated Hessian ("intervals_richardson").
+
+    nlme's own fdHess (a quadratic fit with step .relStep) is not accurate to 1e-3 for
+    parameters near 0 (gls_cs's lower bound: 0.2242 at the default step, 0.2355 at 1e-4),
+    so make_nlme_reference.R also refits with numDeriv's derivatives in its place.
+    """
     ref, res = fitted
-    iv = ref["intervals_relstep_1e4"]
+    iv = ref["intervals_richardson"]
     block = iv.get("corStruct") or iv.get("varStruct")
     ci = res.residual_conf_int()
     for col, key in (("lower", "lower"), ("upper", "upper"), ("est.", "est")):
-        assert rel(ci[col].to_numpy()[-len(block[key]):], block[key]) < 1e-3, col
+        assert rel(ci[col].to_numpy()[-len(block[key]):], block[key]) < 1e-4, col
 
 
 def test_containment_df(fitted):
@@ -118,7 +124,7 @@ def test_containment_df(fitted):
 def test_random_effects_and_fitted(fitted):
     ref, res = fitted
     assert rel(res.fittedvalues.to_numpy()[:10], ref["fitted"]) < 1e-5
-    assert rel(res.resid.to_numpy()[:10], ref["residuals"]) < 1e-3
+    assert rel(res.resid.to_numpy()[:10], ref["residuals"]) < 1e-4
     if ref["fun"] != "lme":
         assert res.variance_components == {} and res.random_effects == {}
         return

@@ -1,20 +1,27 @@
-"""The documentation runs, and the outputs it shows are the outputs the code prints.
+"""The docs are in sync with the code: their code runs, and the outputs they show are what it prints.
+
+This is a consistency check, not evidence of correctness: the shown outputs are
+regenerated from interlace itself (``--write`` below), so a wrong number that the code
+prints would be shown and pass here.  Correctness is tested against references (R,
+hand derivations) in the other test modules; ``test_examples`` checks the examples'
+numbers against such references.
 
 Every ```python block of a page in :data:`PAGES` is executed in order, all blocks
 of a page sharing one namespace (as a reader pasting them into one session
-would).  A block that raises fails ``test_page_runs`` for its page.
+would).
 
 A ```text block placed right after a ```python block (only blank lines between)
 is that block's output: what it prints to stdout, with every warning it issues
 written inline as ``WarningClass: message`` (the test records all warnings, none
-are filtered).  ``test_page_outputs`` checks that the shown output matches the
-real one: text exactly (up to whitespace), numbers to a relative 5e-4 plus one
+are filtered).  ``test_docs_outputs_in_sync_with_code`` checks that the shown output
+matches the real one: text exactly (up to whitespace), numbers to a relative 5e-4 plus one
 unit of the last digit both print (optimizers and BLAS builds differ in the last
 digits; singular fits, whose BLUPs hang on θ values near 0, differ most).  A block
 that prints something must show it, and a block that prints nothing must not be
 followed by a text block.  An HTML comment
 ``<!-- docs-test: output-varies -->`` on the line before a ```python block
-exempts its output from the comparison (machine-dependent output).
+exempts its output from the comparison (machine-dependent output).  A block that raises
+fails ``test_docs_code_runs`` for its page.
 
 Blocks in other languages (```bash, ```r, and the ```text after them) are not
 run.  lme4 outputs shown in the docs were made with R and are not checked here.
@@ -224,7 +231,8 @@ def outputs_match(shown: str, real: str) -> str | None:
 
 # ----------------------------------------------------------------------------- tests
 @pytest.mark.parametrize("page", PAGES)
-def test_page_runs(page):
+def test_docs_code_runs(page):
+    """Every python block of the page runs (in sync with the code's API)."""
     _, pblocks, _ = _run_cached(page)
     assert pblocks, f"docs/{page} has no python block"
     for pb in pblocks:
@@ -236,10 +244,14 @@ def test_page_runs(page):
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_page_outputs(page):
+def test_docs_outputs_in_sync_with_code(page):
+    """The outputs the page shows are the ones its code prints now.
+
+    Not a correctness check: the shown outputs were written by this code (``--write``).
+    """
     _, pblocks, _ = _run_cached(page)
     if any(pb.error is not None for pb in pblocks):
-        pytest.fail(f"docs/{page} did not run (see test_page_runs)")
+        pytest.fail(f"docs/{page} did not run (see test_docs_code_runs)")
     problems = []
     for pb in pblocks:
         where = f"docs/{page}, python block at line {pb.block.start + 1}"

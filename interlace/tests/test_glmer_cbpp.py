@@ -19,12 +19,12 @@ import interlace
 
 @pytest.fixture(scope="module")
 def cbpp():
-    import pandas as pd
     from pathlib import Path
 
+    import pandas as pd
+
     path = Path(interlace.datasets.__file__).parent / "data" / "cbpp.csv"
-    if not path.exists():
-        pytest.skip("cbpp.csv not yet exported")
+    assert path.exists(), f"{path} is missing (written by make_glmer_reference.R)"
     df = pd.read_csv(path)
     df["period"] = df["period"].astype(str)
     return df

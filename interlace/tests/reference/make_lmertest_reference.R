@@ -11,6 +11,9 @@
 ## It (re)writes
 ##   interlace/tests/reference/data/penicillin_x.csv     Penicillin + a deterministic covariate x
 ##   interlace/tests/reference/data/crossed_factor.csv   crossed_missing.csv + a factor f of g2
+##   interlace/tests/reference/data/kr_splitplot.csv     simulated, see "small unbalanced cases"
+##   interlace/tests/reference/data/kr_between.csv       simulated, idem
+##   interlace/tests/reference/data/kr_crossed.csv       simulated, idem
 ##   interlace/tests/reference/lmertest/<case>.json      one JSON of reference values per case
 ##
 ## The new CSVs follow make_lmer_reference.R's conventions (no quoting, empty = missing,
@@ -19,6 +22,19 @@
 ## objective), through lmerTest::lmer, so lmerTest's Hessian and Jacobian (numDeriv) are
 ## taken at a well-converged optimum.
 ##
+## Small unbalanced cases (kr_*): in the real-data cases above the Kenward-Roger correction
+## vcovAdj(m) - vcov(m) is at most 0.3 % of vcov(m) (exactly 0 for cake and sleepstudy), so
+## they barely test it.  The kr_* cases are simulated (fixed seeds, below) to have few groups
+## (6-8), unequal group sizes, between-group factors/covariates and within-group slopes, so
+## that the correction is several percent of the variances and the KR df differ from
+## Satterthwaite's by several percent:
+##   kr_splitplot  8 subjects (3 + 5 in two arms), 3-9 visits each, y ~ trt * time + (time | id)
+##   kr_between    8 groups of 2-8, a 3-level between-group factor, a within-group covariate,
+##                 y ~ f + x + (1 | g)
+##   kr_crossed    6 x 5 crossed groups with ~25 % of the cells missing, a between-g1 covariate
+##                 z, y ~ z + x + (1 | g1) + (1 | g2)
+## Each JSON also records kr_correction: diag(vcovAdj - vcov) / diag(vcov) per coefficient.
+##
 ## JSON fields per case (jsonlite, digits = NA; vectors are arrays; NA -> null):
 ##   python            formula / random / method for interlace.fit, data path
 ##   coef_names        lme4's fixed-effect names, in order
@@ -26,6 +42,7 @@
 ##   kenward_roger     summary(m, ddf = "Kenward-Roger")$coefficients: se (adjusted), df, t, p
 ##                     (null for ML fits: lmerTest refuses KR for them)
 ##   vcov              vcov(m); vcov_kr: pbkrtest::vcovAdj(m) (null for ML fits)
+##   kr_correction     diag(vcov_kr - vcov) / diag(vcov) (null for ML fits)
 ##   varpar            theta, sigma and lmerTest's vcov_varpar (2 H^-1 from numDeriv)
 ##   anova             type "3" and "1", each with "satterthwaite" and "kenward_roger" (null
 ##                     for ML): rows term, sum_sq, mean_sq, numdf, dendf, F, p, and the
@@ -64,13 +81,50 @@ g2num <- as.integer(substring(cm$g2, 2))
 cm$f <- ifelse(is.na(g2num), NA, c("a", "b", "c")[(g2num %% 3) + 1])
 write_csv_plain(cm, file.path(sim_dir, "crossed_factor.csv"))
 
+## small unbalanced cases for Kenward-Roger (see the header); simulated, rounded to 6
+## decimals, written, and read back like the other CSVs
+set.seed(20240522)
+sp_sizes <- c(3, 9, 5, 4, 8, 6, 3, 7)
+sp_trt <- c("ctl", "ctl", "ctl", "trt", "trt", "trt", "trt", "trt")
+kr_splitplot <- do.call(rbind, lapply(seq_along(sp_sizes), function(i) {
+  t <- sort(sample(0:9, sp_sizes[i]))
+  b0 <- rnorm(1, 0, 1.2); b1 <- rnorm(1, 0, 0.35)
+  data.frame(id = sprintf("s%02d", i), trt = sp_trt[i], time = t,
+             y = r6(10 + 1.5 * (sp_trt[i] == "trt") + (0.6 + 0.3 * (sp_trt[i] == "trt")) * t +
+                      b0 + b1 * t + rnorm(length(t), 0, 0.8)))
+}))
+write_csv_plain(kr_splitplot, file.path(sim_dir, "kr_splitplot.csv"))
+
+set.seed(7303)
+bt_sizes <- c(2, 8, 3, 6, 4, 7, 5, 3)
+bt_f <- c("a", "a", "b", "b", "b", "c", "c", "c")
+kr_between <- do.call(rbind, lapply(seq_along(bt_sizes), function(i) {
+  x <- rnorm(bt_sizes[i], mean = (i - 4.5) / 4); u <- rnorm(1, 0, 0.6)
+  data.frame(g = sprintf("g%d", i), f = bt_f[i], x = r6(x),
+             y = r6(2 + c(a = 0, b = 0.8, c = -0.5)[[bt_f[i]]] + 0.7 * x + u + rnorm(bt_sizes[i], 0, 1)))
+}))
+write_csv_plain(kr_between, file.path(sim_dir, "kr_between.csv"))
+
+set.seed(99)
+kr_crossed <- expand.grid(g1 = sprintf("a%d", 1:6), g2 = sprintf("b%d", 1:5), stringsAsFactors = FALSE)
+kr_crossed <- kr_crossed[runif(nrow(kr_crossed)) < 0.75, ]
+cr_z <- setNames(r6(rnorm(6)), sprintf("a%d", 1:6)); cr_u1 <- rnorm(6, 0, 1); cr_u2 <- rnorm(5, 0, 0.7)
+kr_crossed$z <- cr_z[kr_crossed$g1]
+kr_crossed$x <- r6(rnorm(nrow(kr_crossed)))
+kr_crossed$y <- r6(1 + 0.5 * kr_crossed$z + 0.4 * kr_crossed$x + cr_u1[as.integer(substring(kr_crossed$g1, 2))] +
+                     cr_u2[as.integer(substring(kr_crossed$g2, 2))] + rnorm(nrow(kr_crossed), 0, 0.6))
+write_csv_plain(kr_crossed, file.path(sim_dir, "kr_crossed.csv"))
+
 data <- list(
   sleepstudy     = read_csv_plain(file.path(real_dir, "sleepstudy.csv")),
   cake           = read_csv_plain(file.path(real_dir, "cake.csv")),
   penicillin_x   = read_csv_plain(file.path(sim_dir, "penicillin_x.csv")),
   nested3        = read_csv_plain(file.path(sim_dir, "nested3.csv")),
   crossed_factor = read_csv_plain(file.path(sim_dir, "crossed_factor.csv")),
-  factor_slope   = read_csv_plain(file.path(sim_dir, "factor_slope.csv"))
+  factor_slope   = read_csv_plain(file.path(sim_dir, "factor_slope.csv")),
+  kr_splitplot   = read_csv_plain(file.path(sim_dir, "kr_splitplot.csv")),
+  kr_between     = read_csv_plain(file.path(sim_dir, "kr_between.csv")),
+  kr_crossed     = read_csv_plain(file.path(sim_dir, "kr_crossed.csv"))
 )
 data$sleepstudy$Subject <- factor(data$sleepstudy$Subject)
 data$cake$replicate <- factor(data$cake$replicate)
@@ -79,7 +133,9 @@ data$cake$temperature <- factor(data$cake$temperature, ordered = TRUE)
 paths <- c(sleepstudy = file.path(real_dir, "sleepstudy.csv"), cake = file.path(real_dir, "cake.csv"),
            penicillin_x = file.path(sim_dir, "penicillin_x.csv"), nested3 = file.path(sim_dir, "nested3.csv"),
            crossed_factor = file.path(sim_dir, "crossed_factor.csv"),
-           factor_slope = file.path(sim_dir, "factor_slope.csv"))
+           factor_slope = file.path(sim_dir, "factor_slope.csv"),
+           kr_splitplot = file.path(sim_dir, "kr_splitplot.csv"), kr_between = file.path(sim_dir, "kr_between.csv"),
+           kr_crossed = file.path(sim_dir, "kr_crossed.csv"))
 
 ## ---------------------------------------------------------------------------
 ## cases
@@ -107,7 +163,15 @@ cases <- list(
      "y ~ x1 * f + x2", c("(1 | g1)", "(1 | g2)"),
      rbind(c(0, 0, 1, 0, 0, 0, 0), c(0, 0, 0, 1, 0, 0, 0))),
   mk("factor_slope_reml", y ~ f + (0 + f | g), "factor_slope", TRUE,
-     "y ~ f", "(0 + f | g)", rbind(c(0, 1, 0), c(0, 0, 1)))
+     "y ~ f", "(0 + f | g)", rbind(c(0, 1, 0), c(0, 0, 1))),
+  ## small unbalanced cases: the treatment effect at time 0 and at time 9 (2 df)
+  mk("kr_splitplot_reml", y ~ trt * time + (time | id), "kr_splitplot", TRUE,
+     "y ~ trt * time", "(time | id)", rbind(c(0, 1, 0, 0), c(0, 1, 0, 9))),
+  ## b - c and the within-group slope (2 df)
+  mk("kr_between_reml", y ~ f + x + (1 | g), "kr_between", TRUE,
+     "y ~ f + x", "(1 | g)", rbind(c(0, 1, -1, 0), c(0, 0, 0, 1))),
+  mk("kr_crossed_reml", y ~ z + x + (1 | g1) + (1 | g2), "kr_crossed", TRUE,
+     "y ~ z + x", c("(1 | g1)", "(1 | g2)"), rbind(c(0, 1, 0), c(0, 1, 1)))
 )
 
 ## ---------------------------------------------------------------------------
@@ -178,6 +242,7 @@ for (cs in cases) {
     kenward_roger = if (kr) coefs(cf_k) else NULL,
     vcov = mat(vcov(m)),
     vcov_kr = if (kr) mat(vcovAdj(m)) else NULL,
+    kr_correction = if (kr) vec(diag(as.matrix(vcovAdj(m)) - as.matrix(vcov(m))) / diag(as.matrix(vcov(m)))) else NULL,
     varpar = list(theta = vec(getME(m, "theta")), sigma = sigma(m), vcov_varpar = mat(m@vcov_varpar)),
     anova = an,
     contest = ct,

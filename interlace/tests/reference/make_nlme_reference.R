@@ -81,7 +81,13 @@
 ##     nlme's default finite-difference step (eps^(1/3) times the parameter, fdHess)
 ##     is too small for parameters near 0 (gls_cs: lower bound 0.2242 at the default,
 ##     0.2355 at 1e-4, 0.2369 at 1e-3, where the quadratic fit's error grows again);
-##     the Python tests compare to this one;
+##     the Python tests compare to this one at 1e-3;
+##   * "intervals_richardson" = the same from a refit in which nlme's fdHess (the
+##     quadratic-fit Hessian behind apVar) is replaced by numDeriv's Richardson-
+##     extrapolated gradient and Hessian (numDeriv::grad / hessian, default settings):
+##     no step to choose, accurate to ~1e-8 where the .relStep ones are not even to
+##     1e-3 (gls_cs: 0.23553 at .relStep 1e-4, 0.23541 here); the Python tests compare
+##     to this one at 1e-4.  numDeriv 2016.8-1.1 (Debian package);
 ##   * "anova_marginal" = anova(m, type = "marginal"): per term numDF, denDF (lme), F, p;
 ##   * "anova_vs_independent" (lme_ar1, lme_ar1_ml): anova(m0, m1), m0 = same model
 ##     with no correlation structure (same method).
@@ -317,6 +323,19 @@ interval_block <- function(m) {
   out
 }
 
+## evaluate expr with nlme's fdHess replaced by Richardson-extrapolated derivatives
+## (see "intervals_richardson" above); the original is restored afterwards
+fdHess_richardson <- function(pars, fun, ..., .relStep = .Machine$double.eps^(1/3), minAbsPar = 0) {
+  f <- function(p) fun(p, ...)
+  list(mean = f(pars), gradient = numDeriv::grad(f, pars), Hessian = numDeriv::hessian(f, pars))
+}
+with_richardson_fdHess <- function(expr) {
+  orig <- get("fdHess", envir = asNamespace("nlme"))
+  assignInNamespace("fdHess", fdHess_richardson, "nlme")
+  on.exit(assignInNamespace("fdHess", orig, "nlme"))
+  force(expr)
+}
+
 varcorr_block <- function(m) {
   vc <- VarCorr(m)
   re <- m$modelStruct$reStruct
@@ -414,6 +433,8 @@ for (cs in cases) {
     intervals = interval_block(m),
     intervals_relstep_1e4 = interval_block(fit_call(cs$call, d,
       make_ctrl(cs$fun, c(ft$control_args, list(.relStep = 1e-4)), ft$optimizer), method)$value),
+    intervals_richardson = with_richardson_fdHess(interval_block(fit_call(cs$call, d,
+      make_ctrl(cs$fun, ft$control_args, ft$optimizer), method)$value)),
     anova_marginal = {
       a <- anova(m, type = "marginal")
       list(terms = vec(rownames(a)), numdf = vec(a[["numDF"]]),
