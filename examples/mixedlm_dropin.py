@@ -63,7 +63,8 @@ pen = datasets.load("penicillin")
 crossed = interlace.fit("diameter ~ 1", pen, random=["(1 | plate)", "(1 | sample)"])
 print("\nPenicillin: diameter ~ 1 + (1|plate) + (1|sample), fitted by interlace.fit (REML)")
 print(crossed.varcorr.to_string(index=False))
-print(f"logLik {crossed.llf:.6f}   intercept {crossed.fe_params['Intercept']:.6f} (se {crossed.fe_bse['Intercept']:.6f})")
+print(f"logLik {crossed.llf:.6f}   intercept {crossed.fe_params['Intercept']:.6f} "
+      f"(se {crossed.fe_bse['Intercept']:.6f})")
 
 # MixedLM's idiom for crossed factors: one group holding everything, one variance component per factor
 with warnings.catch_warnings():
@@ -71,4 +72,5 @@ with warnings.catch_warnings():
     one = ia.mixedlm("diameter ~ 1", pen.assign(one=1), groups="one",
                      vc_formula={"plate": "0 + C(plate)", "sample": "0 + C(sample)"}).fit()
 print("\nSame model through interlace.api, MixedLM's one-group variance components:")
-print(pd.Series(one.vcomp, index=["plate Var", "sample Var"]).to_string(), f"\nscale {one.scale:.6f}   llf {one.llf:.6f}")
+print(pd.Series(one.vcomp, index=["plate Var", "sample Var"]).to_string(),
+      f"\nscale {one.scale:.6f}   llf {one.llf:.6f}")

@@ -4,21 +4,30 @@ Public API: :func:`fit` (linear mixed models), the model and result classes,
 and :mod:`interlace.datasets`.
 """
 from . import datasets
-from .errors import (ConvergenceWarning, DataError, FormulaError, InterlaceError, MissingDataWarning,
-                     RankDeficiencyWarning, SingularFitWarning)
-from .correlation import AR1, CAR1, CompoundSymmetry, VarIdent
-from .fit import fit
 from .clmm import clmm
+from .correlation import AR1, CAR1, CompoundSymmetry, VarIdent
 from .coxme import coxme
+from .errors import (
+                     ConvergenceWarning,
+                     DataError,
+                     EngineUnavailableError,
+                     FormulaError,
+                     InterlaceError,
+                     MissingDataWarning,
+                     RankDeficiencyWarning,
+                     SingularFitWarning,
+)
+from .fit import fit
 from .glmer import glmer, glmer_nb
-from .models.clmm import CLMM
 from .inference.lrt import anova
+from .models.clmm import CLMM
 from .models.glmm import GLMM
 from .models.lmm import CrossedLME
 from .results.lmm import CrossedLMEResult
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "AR1", "CAR1", "CompoundSymmetry", "VarIdent", "glmer", "glmer_nb", "clmm", "coxme", "CLMM", "anova", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
-           "FormulaError", "InterlaceError", "MissingDataWarning", "RankDeficiencyWarning",
+__all__ = ["fit", "AR1", "CAR1", "CompoundSymmetry", "VarIdent", "glmer", "glmer_nb", "clmm", "coxme", "CLMM",
+           "anova", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
+           "EngineUnavailableError", "FormulaError", "InterlaceError", "MissingDataWarning", "RankDeficiencyWarning",
            "SingularFitWarning", "__version__"]

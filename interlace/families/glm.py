@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.stats as st
-from scipy.special import gammaln, xlog1py, xlogy
 import statsmodels.genmod.families as smf_fam
+from scipy.special import gammaln, xlog1py, xlogy
 from statsmodels.genmod.families import links as L
 
 from ..errors import InterlaceError

@@ -185,7 +185,7 @@ def parse_random_term(term: str) -> list[RandomTermSpec]:
         lhs_list = (["1"] if has_int else []) + [f"0 + {o}" for o in others]
     else:
         lhs_list = [" + ".join((["1"] if has_int else ["0"]) + others)]
-    return [RandomTermSpec(lhs=l, group=g, source=source) for g in groups for l in lhs_list]
+    return [RandomTermSpec(lhs=lhs, group=g, source=source) for g in groups for lhs in lhs_list]
 
 
 def parse_random(random) -> list[RandomTermSpec]:

@@ -1,7 +1,7 @@
 """Cluster bootstrap: resample whole levels of a grouping factor."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd

@@ -22,8 +22,8 @@ import pandas as pd
 import scipy.stats as st
 
 from ..errors import InterlaceError
-from .ddf import _NormalTests
 from .satterthwaite import FTest, TTest
+from .wald import NormalTests
 
 __all__ = ["ContainmentTests", "containment_df", "nested_levels"]
 
@@ -75,8 +75,8 @@ def containment_df(X: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-class ContainmentTests(_NormalTests):
-    """t and F tests with containment df (the Wald statistics of :class:`_NormalTests`)."""
+class ContainmentTests(NormalTests):
+    """t and F tests with containment df (the Wald statistics of :class:`NormalTests`)."""
 
     def __init__(self, result) -> None:
         super().__init__(result)

@@ -19,7 +19,9 @@ import pandas as pd
 import scipy.stats as st
 
 from ..errors import InterlaceError
-from .satterthwaite import FTest, TTest
+from .containment import ContainmentTests
+from .satterthwaite import FTest
+from .wald import NormalTests
 
 __all__ = ["DF_METHODS", "FixedEffectsTests", "parse_df_method"]
 
@@ -33,39 +35,13 @@ _LABEL = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger",
 
 
 def parse_df_method(method) -> str:
-    """``"satterthwaite"`` / ``"kenward-roger"`` / ``"containment"`` / ``"normal"`` (any case; ``_`` or space for ``-``)."""
+    """``"satterthwaite"`` / ``"kenward-roger"`` / ``"containment"`` / ``"normal"``
+    (any case; ``_`` or space for ``-``)."""
     key = str(method).strip().lower().replace("_", "-").replace(" ", "-")
     if key not in _ALIASES:
         raise InterlaceError("df_method must be 'satterthwaite', 'kenward-roger', 'containment' or 'normal', "
                              f"got {method!r}")
     return _ALIASES[key]
-
-
-class _NormalTests:
-    """Wald z tests with the plug-in covariance (infinite degrees of freedom)."""
-
-    def __init__(self, result) -> None:
-        self.beta = np.asarray(result.params, float)
-        self.vcov_beta = np.asarray(result.cov_params(), float)
-        self.sigma = float(np.sqrt(result.scale))
-
-    def contest1d(self, L, rhs: float = 0.0) -> TTest:
-        L = np.asarray(L, float).ravel()
-        est = float(L @ self.beta)
-        se = float(np.sqrt(L @ self.vcov_beta @ L))
-        z = (est - rhs) / se
-        return TTest(est, se, np.inf, z, float(2 * st.norm.sf(abs(z))))
-
-    def contest_md(self, L, rhs=0.0) -> FTest:
-        L = np.atleast_2d(np.asarray(L, float))
-        rhs = np.broadcast_to(np.asarray(rhs, float), (L.shape[0],))
-        d = L @ self.beta - rhs
-        V = L @ self.vcov_beta @ L.T
-        q = int(np.linalg.matrix_rank(V))
-        if q == 0:
-            return FTest(np.nan, 0, np.nan, np.nan, np.nan)
-        F = float(d @ np.linalg.pinv(V) @ d) / q
-        return FTest(F, q, np.inf, float(st.chi2.sf(q * F, q)), F * self.sigma ** 2)
 
 
 class FixedEffectsTests:
@@ -91,10 +67,8 @@ class FixedEffectsTests:
         cache = self.__dict__.setdefault("_ddf_engines", {})
         if method not in cache:
             if method == "normal":
-                cache[method] = _NormalTests(self)
+                cache[method] = NormalTests(self)
             elif method == "containment":
-                from .containment import ContainmentTests
-
                 cache[method] = ContainmentTests(self)
             elif method == "kenward-roger":
                 from .kenward_roger import KenwardRoger

@@ -42,7 +42,7 @@ def as_ml(result):
     res = getattr(result, "_results", result)
     if not res.reml:
         return res
-    return getattr(res.model.fit(reml=False, check_conv=False), "_results")
+    return res.model.fit(reml=False, check_conv=False)._results
 
 
 def _same_data(a, b) -> bool:

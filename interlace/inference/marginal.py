@@ -154,7 +154,7 @@ class MarginalDerivatives:
         self.re = re
         self.reml = bool(result.reml)
         theta = np.asarray(result.theta, float)
-        self.sigma2 = s2 = float(result.scale)
+        self.sigma2 = float(result.scale)
         X = np.asarray(model.exog, float)
         n, p = X.shape
         self.n, self.p, self.q = n, p, re.q
@@ -247,14 +247,14 @@ class MarginalDerivatives:
     # ------------------------------------------------------------ traces
     def _traces(self, chunk: int):
         re, s2, pls = self.re, self.sigma2, self._pls
-        K4 = {}  # (k, l) -> Σ_ab C_ab ⊗ C_ab, shape (p_k, p_l, p_k, p_l)
+        K4 = {}  # (k, m) -> Σ_ab C_ab ⊗ C_ab, shape (p_k, p_m, p_k, p_m)
         diagC = [np.zeros((t.nlevels, t.p, t.p)) for t in re.terms]
         diagD = [np.zeros((t.nlevels, t.p, t.p)) for t in re.terms]
         trMinv = 0.0
         trMinv2 = 0.0
         q = self.q
-        for l, tl in enumerate(re.terms):
-            off_l = int(re.col_offsets[l])
+        for m_, tl in enumerate(re.terms):
+            off_l = int(re.col_offsets[m_])
             per = max(1, chunk // tl.p)
             for a0 in range(0, tl.nlevels, per):
                 a1 = min(tl.nlevels, a0 + per)
@@ -273,14 +273,14 @@ class MarginalDerivatives:
                     ra, rb = re.col_offsets[k], re.col_offsets[k + 1]
                     blk = CJ[ra:rb].reshape(tk.nlevels, tk.p, nlev, tl.p)
                     contrib = np.einsum("aibj,aubv->ijuv", blk, blk)
-                    K4[(k, l)] = K4.get((k, l), 0.0) + contrib
+                    K4[(k, m_)] = K4.get((k, m_), 0.0) + contrib
                 own = CJ[J].reshape(nlev, tl.p, nlev, tl.p)
                 idx = np.arange(nlev)
                 Caa = own[idx, :, idx, :]  # (nlev, p, p)
                 Rl = RJ.reshape(q, nlev, tl.p)
                 RtR = np.einsum("xai,xaj->aij", Rl, Rl)
-                diagC[l][a0:a1] = Caa
-                diagD[l][a0:a1] = Caa / s2 - RtR / (s2 * s2)
+                diagC[m_][a0:a1] = Caa
+                diagD[m_][a0:a1] = Caa / s2 - RtR / (s2 * s2)
         m = self.m
         trVG = np.empty(m)
         Kt = np.empty((m, m))
@@ -288,8 +288,8 @@ class MarginalDerivatives:
             trVG[i] = float(np.einsum("ij,aji->", E, diagC[k]))
             Kt[i, -1] = Kt[-1, i] = float(np.einsum("ij,aji->", E, diagD[k]))
             for j in range(i, m - 1):
-                l, F = self.params[j]
-                v = float(np.einsum("xy,zt,yzxt->", E, F, K4[(k, l)]))
+                m_, F = self.params[j]
+                v = float(np.einsum("xy,zt,yzxt->", E, F, K4[(k, m_)]))
                 Kt[i, j] = Kt[j, i] = v
         n = self.n
         trVG[-1] = (n - q + trMinv) / s2

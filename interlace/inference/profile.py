@@ -39,14 +39,12 @@ needs no upper bound.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.stats as st
 from scipy.interpolate import CubicSpline
 
-from ..design.terms import RandomEffects
 from ..errors import InterlaceError
 from ..linalg.threads import blas_limits
 from ..optimize import minimize
@@ -265,7 +263,9 @@ class _Profiler:
         shift = 0.001 if pw == 0 else pw * 1.01
         if not lo <= shift <= hi:  # a correlation estimated at ±1: start inside the bounds
             shift = pw * 0.99
-        step = lambda v, last: self._var_zeta(w, v, last)
+        def step(v: float, last: np.ndarray) -> np.ndarray:
+            return self._var_zeta(w, v, last)
+
         first = step(shift, row0)
         up = self._walk([row0, first], w, lo, hi, step)
         down = self._walk([first, row0], w, lo, hi, step) if pw > lo else []
@@ -275,7 +275,9 @@ class _Profiler:
         setup = self._fe_setup(j)
         col = self.nv + j
         row0 = np.concatenate([[0.0], self.opt])
-        step = lambda v, last: self._fe_zeta(j, setup, v, last)
+        def step(v: float, last: np.ndarray) -> np.ndarray:
+            return self._fe_zeta(j, setup, v, last)
+
         first = step(self.opt[col] + self.delta * self.se[j], row0)
         up = self._walk([row0, first], col, -np.inf, np.inf, step)
         down = self._walk([first, row0], col, -np.inf, np.inf, step)

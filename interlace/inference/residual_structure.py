@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats as st
 
-from ..errors import warn_user, ConvergenceWarning
+from ..errors import ConvergenceWarning, warn_user
 
 __all__ = ["criterion_hessian", "residual_wald_intervals"]
 

@@ -6,8 +6,16 @@ Cross-products of ``[Z X y]`` (:mod:`.crossprod`) feed the PLS engines (:mod:`.p
 :mod:`.threads` holds the BLAS thread policy.
 """
 from .crossprod import CrossProducts, RowProducts
-from .engines import (BLOCKED_DENSE_LIMIT, ENGINES, PLS_ENGINES, choose_engine, engine_for_products,
-                      RowEngines, make_engine, parse_engine)
+from .engines import (
+                      BLOCKED_DENSE_LIMIT,
+                      ENGINES,
+                      PLS_ENGINES,
+                      RowEngines,
+                      choose_engine,
+                      engine_for_products,
+                      make_engine,
+                      parse_engine,
+)
 from .pls import HAVE_CHOLMOD, Factorization, PLSSystem
 from .threads import THREADED_DENSE_COLUMNS, blas_limits, limit_blas_threads
 

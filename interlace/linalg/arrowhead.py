@@ -15,6 +15,8 @@ assembled directly.  Three engines share one interface (``logdet``, ``solve``,
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
@@ -156,7 +158,7 @@ class CholmodSPD:
         # keep every structural entry so the pattern never shrinks between calls
         M.sort_indices()
         self._parts = (a, B, C, S, D)
-        self._analysis = pattern._analysis if pattern is not None and pattern.q == q else analyze(M, mode="auto")
+        self._analysis: Any = pattern._analysis if pattern is not None and pattern.q == q else analyze(M, mode="auto")
         try:
             self.F = self._analysis.cholesky(M)
         except CholmodNotPositiveDefiniteError as exc:

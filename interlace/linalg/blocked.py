@@ -10,11 +10,11 @@ Blocks, with Z = [Z1 Z2] (Z1 the term with most levels):
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
-
-from typing import Any
 
 from .crossprod import CrossProducts
 from .pls import Factorization, PLSSystem
@@ -132,6 +132,10 @@ class BlockedPLS(PLSSystem):
     """
 
     engine = "blocked"
+    #: column pairs of a sparse A21 (:func:`_column_pairs`), found at the first load; None: not kept
+    _pairs: Any
+    #: the numbers of the last A21 the pair matrix was built from
+    _pair_matrix_src: Any
     _numeric = ("cp", "A33", "_L33", "A11", "A21", "A22", "A31", "A32", "_pair_prod", "_pair_matrix",
                 "_pair_matrix_src", "_split", "_m22_buf", "_L11", "_L21", "_L22", "_L31", "_L32", "_D1blocks",
                 "_T1")

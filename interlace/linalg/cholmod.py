@@ -34,7 +34,7 @@ class CholmodPLS(PLSSystem):
 
     def __init__(self, re: Any, p: int) -> None:
         super().__init__(re, p)
-        self._factor = None
+        self._factor: Any = None  # sksparse.cholmod.Factor after the first load
 
     def load(self, cp: CrossProducts) -> None:
         """Take ``S`` and ``C`` of ``cp``; the first load makes the symbolic analysis."""
@@ -45,8 +45,9 @@ class CholmodPLS(PLSSystem):
             theta = rng.uniform(0.5, 1.5, self.re.n_theta)
             self._factor = analyze(self._system(theta), mode="auto")
 
-    def spawn(self) -> CholmodPLS:
+    def spawn(self) -> PLSSystem:
         new = super().spawn()
+        assert isinstance(new, CholmodPLS)
         if self._factor is not None:
             new._factor = self._factor.copy()  # factored in place per θ: not shared
         return new

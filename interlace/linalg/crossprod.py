@@ -158,7 +158,7 @@ class CrossProducts:
         self.q1 = re.terms[0].q if re.terms else 0
         self.q2 = re.q - self.q1
         self._blocks: dict | None = None
-        self._full: tuple | None = None
+        self._full: tuple[sp.csc_matrix, np.ndarray] | None = None
         self._support22: Any = None  # the rows' pattern of A22 (a RowProducts), when known
 
     @property
@@ -228,7 +228,7 @@ class CrossProducts:
     def blocks(self) -> dict:
         """``A11, A21, A22, A31, A32`` (derived from the whole products if built from them)."""
         if self._blocks is None:
-            S, C = self._full
+            S, C = self.full()
             q1 = self.q1
             t1 = self.re.terms[0]
             l1, p1 = t1.nlevels, t1.p
@@ -241,12 +241,13 @@ class CrossProducts:
             other = CrossProducts.from_blocks(self.re, self.n, A11, S[q1:, :q1], S[q1:, q1:], C[:q1].T, C[q1:].T,
                                               self.A33)
             self._blocks = other._blocks
+        assert self._blocks is not None
         return self._blocks
 
     def full(self) -> tuple[sp.csc_matrix, np.ndarray]:
         """``(S, C)``: ZᵀWZ as a sparse q × q matrix and ZᵀW XY (q × p + 1)."""
         if self._full is None:
-            b = self._blocks
+            b = self.blocks()
             t1 = self.re.terms[0]
             l1, p1 = t1.nlevels, t1.p
             r, c = np.meshgrid(np.arange(p1), np.arange(p1), indexing="ij")
@@ -259,13 +260,14 @@ class CrossProducts:
             else:
                 S, C = A11, b["A31"].T
             self._full = CrossProducts.from_full(self.re, self.n, S, C, self.A33)._full
+        assert self._full is not None
         return self._full
 
     # ---------------------------------------------------------------- reading
     def gram_block(self, rows: slice, cols: slice) -> Any:
         """``(ZᵀWZ)[rows, cols]`` (sparse or dense) for column slices that each lie within one term."""
         if self._blocks is None:
-            S = self._full[0]
+            S = self.full()[0]
             return S[:, cols][rows, :]
         q1 = self.q1
         b = self._blocks
@@ -286,7 +288,7 @@ class CrossProducts:
     def cross_block(self, rows: slice) -> np.ndarray:
         """``(ZᵀW XY)[rows]``: an ``m × (p + 1)`` array."""
         if self._blocks is None:
-            return self._full[1][rows]
+            return self.full()[1][rows]
         if rows.start < self.q1:
             return self._blocks["A31"][:, rows].T
         return self._blocks["A32"][:, rows.start - self.q1:rows.stop - self.q1:rows.step].T
@@ -303,7 +305,7 @@ class CrossProducts:
                 b["A32"] = b["A32"][idx]
             out._blocks = b
         else:
-            S, C = self._full
+            S, C = self.full()
             out._full = (S, np.ascontiguousarray(C[:, idx]))
         return out
 
@@ -383,7 +385,7 @@ class RowProducts:
             return self._z_last
         re = self.re
         if self.layout == "full":
-            z = {"S": self._gram(w).tocsc()}
+            z = {"S": sp.csc_matrix(self._gram(w))}
         else:
             t1 = re.terms[0]
             z = {"A11": level_gram(t1.codes, t1.X, w, t1.nlevels)}

@@ -118,7 +118,7 @@ class CLMM(MixedModel):
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, groups=None, random=None, link: str = "logit",
                      threshold: str = "flexible", nAGQ: int = 1, levels=None, weights=None,
-                     engine: str = "auto", subset=None, *args, **kwargs) -> "CLMM":
+                     engine: str = "auto", subset=None, *args, **kwargs) -> CLMM:
         """Build the model from ``"rating ~ temp + contact"`` plus random terms (see :func:`interlace.clmm`)."""
         data = select_rows(data, subset)
         fixed, specs = model_terms(formula, groups, random)

@@ -92,7 +92,7 @@ class GLMM(MixedModel):
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, family="binomial", link: str | None = None,
                      groups=None, random=None, weights=None, offset=None, nAGQ: int = 1,
-                     engine: str = "auto", subset=None, *args, **kwargs) -> "GLMM":
+                     engine: str = "auto", subset=None, *args, **kwargs) -> GLMM:
         """Build the model from an lme4-style formula.
 
         The response may be written ``cbind(successes, failures)`` for binomial data;

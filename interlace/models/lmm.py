@@ -93,7 +93,7 @@ class CrossedLME(MixedModel):
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, groups=None, random=None, reml: bool = True,
                      weights=None, offset=None, engine: str = "auto", subset=None, drop_cols=None,
-                     *args, df_method: str | None = None, correlation=None, **kwargs) -> "CrossedLME":
+                     *args, df_method: str | None = None, correlation=None, **kwargs) -> CrossedLME:
         """Build the model from an lme4-style formula.
 
         Parameters

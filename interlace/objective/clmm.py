@@ -8,6 +8,8 @@ Gauss-Hermite quadrature for one scalar term) to −2 log L.
 """
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from ..response.ordinal import OrdinalResponse
@@ -42,7 +44,8 @@ class CLMMDeviance:
     @property
     def x0(self) -> np.ndarray:
         """Thresholds from the cumulative proportions of the response, β = 0, θ at the identity templates."""
-        resp: OrdinalResponse = self.pirls.resp
+        resp = self.pirls.resp
+        assert isinstance(resp, OrdinalResponse)
         K = resp.n_categories
         cum = np.cumsum(np.bincount(resp.y, weights=resp.weights, minlength=K))[:-1] / np.sum(resp.weights)
         alpha0 = resp.link.ppf(np.clip(cum, 1e-6, 1 - 1e-6))
@@ -61,7 +64,7 @@ class CLMMDeviance:
 
     def response(self, x: np.ndarray) -> OrdinalResponse:
         """The ordinal response at the thresholds of ``x``."""
-        return self.pirls.resp.with_params(self.split(x)[0])
+        return cast(OrdinalResponse, self.pirls.resp.with_params(self.split(x)[0]))
 
     def __call__(self, x: np.ndarray) -> float:
         self.n_evals += 1

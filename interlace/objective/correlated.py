@@ -105,6 +105,7 @@ class CorrelatedLMMDeviance(LMMDeviance):
 
     def factored(self, sol: LMMSolution) -> PLSSystem:
         """The engine at the solution's ψ, factored at its θ."""
+        assert sol.psi is not None
         self._prepare(sol.psi)
         self.pls.factor(sol.theta)
         return self.pls

@@ -196,7 +196,7 @@ class CoxHessian:
             pos_S[Mf.S] = np.arange(Mf.S.size)
             pos_D = np.full(self.q, -1)
             pos_D[Mf.D] = np.arange(Mf.D.size)
-            CL = sla.solve_triangular(self.Lb, self.C.T, lower=True, check_finite=False).T if self.p else None
+            CL: Any = sla.solve_triangular(self.Lb, self.C.T, lower=True, check_finite=False).T if self.p else None
         out = []
         for k, t in enumerate(re.terms):
             idx = re.col_offsets[k] + np.arange(t.nlevels)[:, None] * t.p + np.arange(t.p)
@@ -253,7 +253,7 @@ class CoxMEState:
     ldL2: float
     converged: bool
     iterations: int
-    hessian: CoxHessian = field(repr=False, default=None)
+    hessian: CoxHessian | None = field(repr=False, default=None)
 
     @property
     def laplace(self) -> float:
@@ -322,7 +322,7 @@ class CoxLaplace:
                                  "use engine='dense'")
         self.engine = engine
         self.n_evals = 0
-        self._cholmod_pattern = None
+        self._cholmod_pattern: CholmodSPD | None = None
         self._groups = self._intercept_groups()
         self.u = np.zeros(q)
         self.beta = np.zeros(self.p)
@@ -361,6 +361,7 @@ class CoxLaplace:
         HDD, HDX, HXX = HVV[:qD, :qD], HVV[:qD, qD:], HVV[qD:, qD:]
         if S.size:
             sb = self.sparse
+            assert sb is not None
             hS = st.indicator_diag(sb.codes, sb.nlevels)[sb.levels]
             HSV = st.cross(self.ZS, self.V, M_V)
             HSD, HSX = HSV[:, :qD], HSV[:, qD:]
@@ -369,6 +370,7 @@ class CoxLaplace:
             a = lamS ** 2 * hS + 1.0
             B = lamS[:, None] * np.asarray((LamD.T @ HSD.T).T)
             C = np.asarray((LamD.T @ (LamD.T @ HDD).T).T) + np.eye(qD)
+            Mf: ArrowheadSPD | CholmodSPD
             if self.engine == "cholmod":
                 Mf = CholmodSPD(a, B, C, S, D, pattern=self._cholmod_pattern)
                 self._cholmod_pattern = Mf
@@ -431,7 +433,7 @@ class CoxLaplace:
         eta, st, ppl = self._state(theta, beta, u)
         converged = False
         it = 0
-        for it in range(1, maxit + 1):
+        for it in range(1, maxit + 1):  # noqa: B007 - the count is reported after the loop
             H = self.hessian(theta, st)
             step = H.solve(self.gradient(theta, st, u))
             if not np.all(np.isfinite(step)):
@@ -484,7 +486,8 @@ class CoxLaplace:
         prev = 0.0
         H = None
         it = 0
-        eta = st = None
+        eta: Any = None
+        st: Any = None
         ppl = -np.inf
         for it in range(maxit + 1):
             eta, st, ppl = self._state(theta, beta, u)
@@ -537,6 +540,7 @@ class CoxLaplace:
         once instead of twice; that half is added back here so the number is coxme's.
         """
         H = st.hessian
+        assert H is not None
         df = self.p + self.q - H.trace_inv_uu()
         return df + self._df_bds_correction(st)
 
@@ -544,7 +548,9 @@ class CoxLaplace:
         if not self.S.size:
             return 0.0
         re = self.re
-        k = self.sparse.term
+        sb = self.sparse
+        assert sb is not None and st.hessian is not None
+        k = sb.term
         t = re.terms[k]
         if t.p == 1:
             return 0.0
@@ -559,7 +565,7 @@ class CoxLaplace:
             return 0.0
         Lam = re.Lambda(st.theta)
         Hb = np.asarray(Lam @ (Lam @ st.hessian.inv_uu()).T).T   # Λ (H⁻¹)_uu Λᵀ
-        base = re.col_offsets[k] + self.sparse.levels * t.p
+        base = re.col_offsets[k] + sb.levels * t.p
         corr = 0.0
         for c in others:
             corr += float(np.sum(Hb[base + j, base + c]) * P[j, c])
@@ -675,7 +681,7 @@ class CoxmeScale:
     def start_grid(self) -> list[np.ndarray]:
         """coxme's starting values, in R's ``expand.grid`` order (first parameter fastest)."""
         lists = []
-        for k, sl in self._slices():
+        for k, _ in self._slices():
             t = self.re.terms[k]
             for j in range(t.p):
                 col = t.X[:, j]
@@ -749,4 +755,6 @@ def coxme_theta_search(lap: CoxLaplace, scale: CoxmeScale, fit0=None, reltol: fl
         phi0 = np.asarray(start, float)
     opt = vmmin(logfun, phi0, reltol=reltol, maxit=maxit)
     theta = scale.theta(opt.x)
+    if theta is None:
+        raise RuntimeError("coxme's search ended where a covariance is not positive definite")
     return CoxmeSearch(opt.x, theta, inner, phi0, opt, fit0)

@@ -83,6 +83,7 @@ class LMMDeviance:
     def theta0(self) -> np.ndarray:
         """Default starting parameters: moment estimates (:func:`~interlace.objective.start.moment_start`)."""
         if self._theta0 is None:
+            assert self.pls.cp is not None, "the engine has no data"
             self._theta0 = moment_start(self.pls.cp)
         return self._theta0.copy()
 

@@ -104,7 +104,7 @@ class PIRLS:
         old = resp.deviance(mu) + float(u @ u)
         converged = False
         it = 0
-        for it in range(1, self.maxit + 1):
+        for it in range(1, self.maxit + 1):  # noqa: B007 - the count is reported after the loop
             w, r = resp.working(eta, mu)
             z = eta - resp.offset + r if joint else eta - resp.offset - Xb + r
             pls.load(rows(z, w))
@@ -113,7 +113,7 @@ class PIRLS:
                 break
             beta_new, u_new = pls.solve()
             du = u_new - u
-            db = beta_new - beta if joint else None
+            db = beta_new - beta if joint else np.zeros_like(beta)
             if not (np.all(np.isfinite(du)) and (not joint or np.all(np.isfinite(db)))):
                 break
             step = 1.0

@@ -38,7 +38,7 @@ START_RANGE = (0.05, 10.0)
 def _components(cp: CrossProducts) -> list[tuple[int, int, slice]]:
     """(term index, coefficient, columns of Z) for each diagonal covariance element."""
     re = cp.re
-    out = []
+    out: list[tuple[int, int, slice]] = []
     for k, t in enumerate(re.terms):
         off, q = int(re.col_offsets[k]), t.q
         out.extend((k, r, slice(off + r, off + q, t.p)) for r in range(t.p))

@@ -3,4 +3,5 @@ from .checks import check_convergence, is_singular, minimize_checked, newton_pol
 from .optimizers import OPTIMIZERS, OptSummary, minimize
 from .vmmin import vmmin
 
-__all__ = ["OPTIMIZERS", "OptSummary", "check_convergence", "is_singular", "minimize_checked", "newton_polish", "minimize", "vmmin"]
+__all__ = ["OPTIMIZERS", "OptSummary", "check_convergence", "is_singular", "minimize_checked", "newton_polish",
+           "minimize", "vmmin"]

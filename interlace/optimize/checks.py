@@ -10,7 +10,6 @@ chord steps from the checks' derivatives).
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..errors import ConvergenceWarning, SingularFitWarning, warn_user

@@ -50,8 +50,8 @@ def numeric_gradient(fun, x: np.ndarray, ndeps=1e-3) -> np.ndarray:
     return g
 
 
-def vmmin(fun, x0, grad=None, reltol: float = float(np.sqrt(np.finfo(float).eps)), abstol: float = -np.inf, maxit: int = 100,
-          ndeps=1e-3) -> OptSummary:
+def vmmin(fun, x0, grad=None, reltol: float = float(np.sqrt(np.finfo(float).eps)), abstol: float = -np.inf,
+          maxit: int = 100, ndeps=1e-3) -> OptSummary:
     """Minimize ``fun`` by R's BFGS (see the module docstring).
 
     Parameters

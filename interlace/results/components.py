@@ -19,6 +19,12 @@ from .varcorr import GroupBlock, group_blocks, varcorr_frame
 __all__ = ["RandomEffectsFit"]
 
 
+def _per_level(values: np.ndarray, blk: GroupBlock) -> pd.Series | pd.DataFrame:
+    """One row per level of a grouping factor: a Series for a lone random intercept, else a DataFrame."""
+    df = pd.DataFrame(values, index=blk.levels, columns=blk.coef_names)
+    return df.iloc[:, 0].rename(blk.name) if df.shape[1] == 1 and blk.coef_names == ["Intercept"] else df
+
+
 class RandomEffectsFit:
     """Results quantities that need no rows (see the module docstring).
 
@@ -167,8 +173,7 @@ class RandomEffectsFit:
         out = {}
         for blk in self._blocks:
             cols = np.column_stack([parts[i] for i in blk.term_index])
-            df = pd.DataFrame(cols, index=blk.levels, columns=blk.coef_names)
-            out[blk.name] = df.iloc[:, 0].rename(blk.name) if df.shape[1] == 1 and blk.coef_names == ["Intercept"] else df
+            out[blk.name] = _per_level(cols, blk)
         return out
 
     # ------------------------------------------------------------ fitted values
@@ -229,8 +234,7 @@ class RandomEffectsFit:
         for blk in self._blocks:
             V = self.random_effects_condvar[blk.name]
             sd = np.sqrt(np.maximum(np.diagonal(V, axis1=1, axis2=2), 0.0))
-            df = pd.DataFrame(sd, index=blk.levels, columns=blk.coef_names)
-            out[blk.name] = df.iloc[:, 0].rename(blk.name) if df.shape[1] == 1 and blk.coef_names == ["Intercept"] else df
+            out[blk.name] = _per_level(sd, blk)
         return out
 
     def _eta_new(self, newdata: pd.DataFrame, include_re: bool, offset) -> np.ndarray:

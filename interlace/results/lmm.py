@@ -6,8 +6,8 @@ import pandas as pd
 import scipy.stats as st
 from statsmodels.base import wrapper as wrap
 
-from ..inference.ddf import FixedEffectsTests
 from ..design.fixed import new_matrix
+from ..inference.ddf import FixedEffectsTests
 from ..objective.lmm import LMMDeviance, LMMSolution
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper

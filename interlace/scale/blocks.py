@@ -67,7 +67,7 @@ class CrossBlocks:
     sum_log_w: float = 0.0
     min_w: float = 1.0
 
-    def __add__(self, other: "CrossBlocks") -> "CrossBlocks":
+    def __add__(self, other: CrossBlocks) -> CrossBlocks:
         if other is None or other.n == 0:
             return self
         if self.n == 0:

@@ -20,8 +20,8 @@ terms hold levels but no rows.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -231,7 +231,7 @@ class ScanSummary:
     categories: dict = field(default_factory=dict)
     cat_sets: list = field(default_factory=list)
 
-    def merge(self, other: "ScanSummary") -> "ScanSummary":
+    def merge(self, other: ScanSummary) -> ScanSummary:
         """The summary of both chunks."""
         if not self.labels:
             return other

@@ -7,7 +7,7 @@ matrices plus the summed blocks, not the file.
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd

@@ -46,7 +46,8 @@ def fit_case(case: str, engine: str = "auto", data=None):
                               correlation=corr, weights=var, method=py["method"], engine=engine)
 
 
-@pytest.fixture(scope="module", params=[(c, e) for c in CASES for e in ENGINES if c.startswith("lme") or e == "blocked"],
+@pytest.fixture(scope="module",
+                params=[(c, e) for c in CASES for e in ENGINES if c.startswith("lme") or e == "blocked"],
                 ids=lambda p: f"{p[0]}-{p[1]}")
 def fitted(request):
     case, engine = request.param

@@ -19,8 +19,8 @@ import pytest
 import interlace
 from interlace.design import build_fixed
 from interlace.objective.coxph import coxph_fit
-from interlace.response.survival import CoxData
 from interlace.optimize import vmmin
+from interlace.response.survival import CoxData
 from interlace.tests.conftest import REF, ROOT
 
 CASES = sorted(p.stem for p in (REF / "coxph").glob("*.json") if p.stem != "optim_bfgs")

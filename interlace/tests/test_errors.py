@@ -18,8 +18,15 @@ import pytest
 
 import interlace
 from interlace import fit
-from interlace.errors import (ConvergenceWarning, DataError, FormulaError, InterlaceError, MissingDataWarning,
-                              RankDeficiencyWarning, SingularFitWarning)
+from interlace.errors import (
+    ConvergenceWarning,
+    DataError,
+    FormulaError,
+    InterlaceError,
+    MissingDataWarning,
+    RankDeficiencyWarning,
+    SingularFitWarning,
+)
 from interlace.tests.conftest import case_data, load_case
 
 

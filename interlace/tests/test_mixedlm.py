@@ -118,7 +118,8 @@ def test_statsmodels_likelihood_and_hessian_at_our_estimates(sleep, pastes, case
     if case == "slopes":
         f, data, kw = "Reaction ~ Days", sleep, {"groups": "Subject", "re_formula": "~Days"}
     elif case == "vc":
-        f, data, kw = "strength ~ 1", pastes, {"groups": "batch", "re_formula": "1", "vc_formula": {"cask": "0 + C(cask)"}}
+        f, data = "strength ~ 1", pastes
+        kw = {"groups": "batch", "re_formula": "1", "vc_formula": {"cask": "0 + C(cask)"}}
     else:
         rng = np.random.default_rng(1)
         f, data, kw = "Reaction ~ Days", sleep.iloc[np.sort(rng.choice(180, 130, replace=False))], {"groups": "Subject"}

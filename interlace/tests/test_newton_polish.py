@@ -1,8 +1,6 @@
 """The Newton refinement after BOBYQA (optimize.newton_polish): fits no longer depend on row order."""
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 

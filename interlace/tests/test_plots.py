@@ -337,7 +337,8 @@ def test_group_fits_categorical_x_glmm(cbpp):
     herd1 = axes[[a.get_title() for a in axes].index("1")]
     assert one(herd1, "fit").get_linestyle() == "None"  # categories are not joined by lines
     assert one(herd1, "fit").get_xdata().size == 4
-    np.testing.assert_allclose(one(herd8, "fit").get_ydata(), cbpp.fittedvalues[cbpp.model.model_frame.data["herd"] == 8])
+    herd8_rows = cbpp.model.model_frame.data["herd"] == 8
+    np.testing.assert_allclose(one(herd8, "fit").get_ydata(), cbpp.fittedvalues[herd8_rows])
     with pytest.raises(ValueError, match="column"):
         plot_group_fits(cbpp, "Period")
     with pytest.raises(ValueError, match="grouping factor"):

@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.linalg
 
 import interlace
-from interlace.scale import fit_chunks
 from interlace.linalg.pls import HAVE_CHOLMOD
 from interlace.models.lmm import CrossedLME
 from interlace.objective.start import moment_components, moment_start
 from interlace.optimize import checks, minimize_checked
+from interlace.scale import fit_chunks
 
 REF = Path(__file__).parent / "reference" / "lmer"
 
@@ -54,7 +53,7 @@ def test_components_match_the_definition(slopes_data, engine):
     s2, comps = moment_components(m.deviance_function().pls.cp)
     re = m.random_effects_structure
     Zs = []
-    for k, r, cols in comps:
+    for _, _, cols in comps:
         Zs.append(re.Z()[:, cols].toarray())
     X = np.asarray(m.exog, float)
     ref = _dense_mivque0(d["y"].to_numpy(), X, Zs, d["w"].to_numpy())
