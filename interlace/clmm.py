@@ -21,9 +21,7 @@ def clmm(formula: str, data: pd.DataFrame, groups=None, random=None, link: str =
     data : DataFrame
         The response is an ordered pandas Categorical, integers (ordered by value),
         or any values with ``levels=`` giving their order.
-    groups
-        As in :func:`interlace.fit` (random intercepts, crossed or nested).
-    random
+    groups, random
         As in :func:`interlace.fit` (random intercepts, crossed or nested).
     link : {"logit", "probit", "cloglog", "loglog", "cauchit"}
     threshold : {"flexible", "symmetric", "equidistant"}
@@ -33,20 +31,13 @@ def clmm(formula: str, data: pd.DataFrame, groups=None, random=None, link: str =
         Order of the response categories.
     weights : str or array-like, optional
         Case weights.
-    engine
-        As in :func:`interlace.fit`.
-    optimizer
-        As in :func:`interlace.fit`.
-    start
-        As in :func:`interlace.fit`.
-    check_conv
-        As in :func:`interlace.fit`.
-    maxiter
+    engine, optimizer, start, check_conv, maxiter
         As in :func:`interlace.fit`.
 
     Returns
     -------
     CLMMResult
+        Thresholds, coefficients and variance parameters, as ordinal's ``clmm``.
     """
     model = CLMM.from_formula(formula, data, groups=groups, random=random, link=link, threshold=threshold,
                               nAGQ=nAGQ, levels=levels, weights=weights, engine=engine)

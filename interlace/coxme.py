@@ -24,9 +24,7 @@ def coxme(formula: str, data: pd.DataFrame, groups=None, random=None, ties: str 
         intercept is estimated (the baseline hazard takes its place).
     data : DataFrame
         Rows with a missing value in a used column are dropped (with a warning).
-    groups
-        As in :func:`interlace.fit` (random intercepts, nested, slopes).
-    random
+    groups, random
         As in :func:`interlace.fit` (random intercepts, nested, slopes).
     ties : {"efron", "breslow"}
         Handling of tied event times (coxme's default is Efron).
@@ -45,8 +43,8 @@ def coxme(formula: str, data: pd.DataFrame, groups=None, random=None, ties: str 
         ``"coxme"`` (default): coxme 2.2's estimation of the variances, to reproduce R's
         numbers; ``"bobyqa"`` (or another :func:`interlace.optimize.minimize` optimizer):
         the exact maximizer of the integrated likelihood, with lme4-style checks.
-    engine : {"auto", "dense", "blocked", "cholmod"}
-        Factorization of the random-effects block of the Hessian.
+    engine : {"auto", "blocked", "cholmod", "dense"}
+        Factorization of the random-effects block of the Hessian (see :mod:`interlace.linalg.engines`).
     start : array-like, optional
         Starting θ (shared layout: relative Cholesky factors).
     check_conv : bool

@@ -27,9 +27,7 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
     link : str, optional
         ``"logit"``, ``"probit"``, ``"cloglog"``, ``"cauchit"``, ``"log"``, ``"sqrt"``,
         ``"inverse"``, ``"identity"``; default the family's canonical link.
-    groups
-        As in :func:`interlace.fit`.
-    random
+    groups, random
         As in :func:`interlace.fit`.
     weights : str or array-like, optional
         Prior weights; the number of trials for a binomial proportion response.
@@ -38,20 +36,13 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
     nAGQ : int
         0: PIRLS only (fast, approximate); 1: Laplace (default); >1: adaptive
         Gauss-Hermite quadrature with that many nodes (one scalar term only).
-    engine
-        As in :func:`interlace.fit`.
-    optimizer
-        As in :func:`interlace.fit`.
-    start
-        As in :func:`interlace.fit`.
-    check_conv
-        As in :func:`interlace.fit`.
-    maxiter
+    engine, optimizer, start, check_conv, maxiter
         As in :func:`interlace.fit`.
 
     Returns
     -------
     GLMMResult
+        Fixed effects with Wald z tests, variance parameters, conditional modes (lme4's ``glmer``).
     """
     model = GLMM.from_formula(formula, data, family=family, link=link, groups=groups, random=random,
                               weights=weights, offset=offset, nAGQ=nAGQ, engine=engine)

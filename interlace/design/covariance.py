@@ -115,7 +115,7 @@ class ScaledIdentity(CovarianceStructure):
     Parameters
     ----------
     p : int
-        Number of random coefficients per level.
+        Number of coefficients per level that share the variance.
     """
 
     def __init__(self, p: int) -> None:

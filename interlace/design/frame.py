@@ -17,7 +17,7 @@ import patsy
 from ..errors import DataError, FormulaError, MissingDataWarning, warn_user
 from ..formula import RandomTermSpec
 
-__all__ = ["ModelFrame", "build_frame", "formula_names", "EVAL_NAMESPACE"]
+__all__ = ["ModelFrame", "build_frame", "check_finite", "formula_names", "EVAL_NAMESPACE"]
 
 #: Names a formula may use besides data columns (patsy's builtins plus numpy).
 EVAL_NAMESPACE = {
@@ -188,11 +188,16 @@ def build_frame(
         raise DataError("weights must be finite and non-negative")
     if w is not None and not np.any(w > 0):
         raise DataError("weights are all zero: no observation carries information")
-    if o is not None and not np.all(np.isfinite(o)):
-        raise DataError(f"offset has {int(np.sum(~np.isfinite(o)))} infinite values")
-    for c in frame.columns:
+    check_finite(frame, frame.columns, o)
+    return ModelFrame(frame, n_dropped, by_col, w, o)
+
+
+def check_finite(frame: pd.DataFrame, columns, offset: np.ndarray | None = None) -> None:
+    """Refuse infinite values in the numeric ``columns`` of ``frame`` and in the offset."""
+    if offset is not None and not np.all(np.isfinite(offset)):
+        raise DataError(f"offset has {int(np.sum(~np.isfinite(offset)))} infinite values")
+    for c in columns:
         if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
             n_inf = int(np.isinf(frame[c].to_numpy(float)).sum())
             if n_inf:
                 raise DataError(f"column {c!r} has {n_inf} infinite value{'s' if n_inf > 1 else ''}")
-    return ModelFrame(frame, n_dropped, by_col, w, o)

@@ -220,16 +220,23 @@ def plot_resid_fitted(result, ax=None, kind: str = "pearson", bins: int | None =
     -------
     matplotlib.figure.Figure
     """
-    fitted, xlabel = _fitted(result)
-    resid, ylabel = _residuals(result, kind)
-    fig, ax = _one_axes(ax, (5.5, 4.0))
-    ax.scatter(fitted, resid, s=14, color=POINT_COLOR, alpha=0.6, linewidths=0, gid="points")
+    fig, ax = _against_fitted(result, kind, ax, bins, None, "Residuals vs fitted")
     ax.axhline(0.0, color=REF_COLOR, lw=1.0, ls="--", gid="zero")
-    _draw_smoother(ax, fitted, resid, bins)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title("Residuals vs fitted", fontsize="medium")
     return fig
+
+
+def _against_fitted(result, kind: str, ax, bins: int | None, transform, title: str):
+    """Residuals of ``kind`` (optionally transformed, e.g. √|r|) against fitted values, with the smoother."""
+    fitted, xlabel = _fitted(result)
+    resid, label = _residuals(result, kind)
+    y = resid if transform is None else transform(resid)
+    fig, ax = _one_axes(ax, (5.5, 4.0))
+    ax.scatter(fitted, y, s=14, color=POINT_COLOR, alpha=0.6, linewidths=0, gid="points")
+    _draw_smoother(ax, fitted, y, bins)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(label if transform is None else f"√|{label}|")
+    ax.set_title(title, fontsize="medium")
+    return fig, ax
 
 
 def plot_scale_location(result, ax=None, kind: str = "pearson", bins: int | None = None):
@@ -241,6 +248,7 @@ def plot_scale_location(result, ax=None, kind: str = "pearson", bins: int | None
     ----------
     result : fitted LMM or GLMM result
     ax : matplotlib Axes, optional
+        Axes to draw in (default a new figure).
     kind : {"pearson", "response", "deviance"}
         As in :func:`plot_resid_fitted`; the default (scaled / Pearson residuals) is
         the usual choice.
@@ -250,16 +258,8 @@ def plot_scale_location(result, ax=None, kind: str = "pearson", bins: int | None
     -------
     matplotlib.figure.Figure
     """
-    fitted, xlabel = _fitted(result)
-    resid, label = _residuals(result, kind)
-    y = np.sqrt(np.abs(resid))
-    fig, ax = _one_axes(ax, (5.5, 4.0))
-    ax.scatter(fitted, y, s=14, color=POINT_COLOR, alpha=0.6, linewidths=0, gid="points")
-    _draw_smoother(ax, fitted, y, bins)
+    fig, ax = _against_fitted(result, kind, ax, bins, lambda r: np.sqrt(np.abs(r)), "Scale-location")
     ax.set_ylim(bottom=0.0)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"√|{label}|")
-    ax.set_title("Scale-location", fontsize="medium")
     return fig
 
 

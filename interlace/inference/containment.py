@@ -22,7 +22,7 @@ import pandas as pd
 import scipy.stats as st
 
 from ..errors import InterlaceError
-from .satterthwaite import FTest, TTest
+from .satterthwaite import FTest, TTest, t_test
 from .wald import NormalTests
 
 __all__ = ["ContainmentTests", "containment_df", "nested_levels"]
@@ -92,9 +92,7 @@ class ContainmentTests(NormalTests):
         return float(self.df[used].min()) if used.any() else float(self.df.max())
 
     def contest1d(self, L, rhs: float = 0.0) -> TTest:
-        z = super().contest1d(L, rhs)
-        df = self._ddf(np.asarray(L, float).ravel())
-        return TTest(z.estimate, z.se, df, z.t, float(2 * st.t.sf(abs(z.t), df)))
+        return t_test(L, self.beta, self.vcov_beta, self._ddf, rhs)
 
     def contest_md(self, L, rhs=0.0) -> FTest:
         chi = super().contest_md(L, rhs)

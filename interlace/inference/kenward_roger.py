@@ -30,7 +30,7 @@ import scipy.stats as st
 
 from ..errors import InterlaceError
 from .marginal import MarginalDerivatives
-from .satterthwaite import FTest, TTest
+from .satterthwaite import FTest, TTest, t_test
 
 __all__ = ["KenwardRoger"]
 
@@ -123,12 +123,7 @@ class KenwardRoger:
 
     def contest1d(self, L, rhs: float = 0.0) -> TTest:
         """t test of ``Lᵀβ = rhs`` with the adjusted SE and KR df (lmerTest's ``contest1D``)."""
-        L = np.asarray(L, float).ravel()
-        est = float(L @ self.beta)
-        se = float(np.sqrt(L @ self.vcov_adjusted @ L))
-        ddf = self.df(L)
-        t = (est - rhs) / se
-        return TTest(est, se, ddf, t, float(2 * st.t.sf(abs(t), ddf)))
+        return t_test(L, self.beta, self.vcov_adjusted, self.df, rhs)
 
     def contest_md(self, L, rhs=0.0) -> FTest:
         """KR F test of ``L β = rhs`` (pbkrtest's ``KRmodcomp`` as lmerTest reports it).

@@ -89,6 +89,18 @@ class FTest:
         return self.mean_sq * self.ndf
 
 
+def t_test(L: np.ndarray, beta: np.ndarray, vcov: np.ndarray, ddf, rhs: float = 0.0) -> TTest:
+    """t test of ``Lᵀβ = rhs`` with covariance ``vcov`` and ``ddf`` degrees of freedom; ``ddf``
+    may be a function of L, called only when needed (normal reference for ``np.inf``)."""
+    L = np.asarray(L, float).ravel()
+    est = float(L @ beta)
+    se = float(np.sqrt(L @ vcov @ L))
+    df = float(ddf(L)) if callable(ddf) else float(ddf)
+    t = (est - rhs) / se
+    p = 2 * st.norm.sf(abs(t)) if np.isinf(df) else 2 * st.t.sf(abs(t), df)
+    return TTest(est, se, df, t, float(p))
+
+
 class Satterthwaite:
     """lmerTest's Satterthwaite machinery for a fitted linear mixed model.
 
@@ -159,12 +171,7 @@ class Satterthwaite:
 
     def contest1d(self, L, rhs: float = 0.0) -> TTest:
         """t test of ``Lᵀβ = rhs`` (lmerTest's ``contest1D``)."""
-        L = np.asarray(L, float).ravel()
-        est = float(L @ self.beta)
-        se = float(np.sqrt(L @ self.vcov_beta @ L))
-        ddf = self.df(L)
-        t = (est - rhs) / se
-        return TTest(est, se, ddf, t, float(2 * st.t.sf(abs(t), ddf)))
+        return t_test(L, self.beta, self.vcov_beta, self.df, rhs)
 
     def contest_md(self, L, rhs=0.0, eps: float = np.sqrt(np.finfo(float).eps)) -> FTest:
         """F test of ``L β = rhs`` (lmerTest's ``contestMD``)."""

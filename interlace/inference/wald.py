@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.stats as st
 
-from .satterthwaite import FTest, TTest
+from .satterthwaite import FTest, TTest, t_test
 
 __all__ = ["NormalTests"]
 
@@ -18,11 +18,7 @@ class NormalTests:
         self.sigma = float(np.sqrt(result.scale))
 
     def contest1d(self, L, rhs: float = 0.0) -> TTest:
-        L = np.asarray(L, float).ravel()
-        est = float(L @ self.beta)
-        se = float(np.sqrt(L @ self.vcov_beta @ L))
-        z = (est - rhs) / se
-        return TTest(est, se, np.inf, z, float(2 * st.norm.sf(abs(z))))
+        return t_test(L, self.beta, self.vcov_beta, np.inf, rhs)
 
     def contest_md(self, L, rhs=0.0) -> FTest:
         L = np.atleast_2d(np.asarray(L, float))

@@ -20,14 +20,7 @@ __all__ = ["CholmodPLS"]
 
 
 class CholmodPLS(PLSSystem):
-    """CHOLMOD engine; see the module docstring.
-
-    Parameters
-    ----------
-    re : RandomEffects
-    p : int
-        Number of fixed-effects columns.
-    """
+    """CHOLMOD engine (see the module docstring); built as :class:`~interlace.linalg.pls.PLSSystem`."""
 
     engine = "cholmod"
     _numeric = ("cp", "A33", "_L33", "A", "C0", "_C", "_Lam")

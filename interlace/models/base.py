@@ -20,6 +20,7 @@ from ..design.frame import ModelFrame
 from ..design.terms import RandomEffects
 from ..errors import DataError
 from ..linalg.engines import PLS_ENGINES, RowEngines, parse_engine
+from ..linalg.threads import blas_limits
 
 __all__ = ["MixedModel", "select_rows"]
 
@@ -100,6 +101,37 @@ class MixedModel(LikelihoodModel):
         if self._engines is None:
             self._engines = RowEngines(self.random_effects_structure, np.asarray(self.exog, float), self.engine)
         return self._engines
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, start_params: Any = None, method: str = "bobyqa", maxiter: int | None = None,
+            check_conv: bool = True, blas_threads: int | None = None, **kwargs: Any) -> Any:
+        """Estimate the parameters (the model class's docstring says how).
+
+        Parameters
+        ----------
+        start_params : array-like, optional
+            Starting parameters (default the objective's own start).
+        method : str
+            Optimizer: ``"bobyqa"`` (default, Py-BOBYQA), ``"nlopt_bobyqa"``, ``"L-BFGS-B"``,
+            ``"Nelder-Mead"``, ``"Powell"``.
+        maxiter : int, optional
+            Evaluation budget.
+        check_conv : bool
+            lme4's convergence checks (the Hessian they compute also gives the SEs).
+        blas_threads : int, optional
+            BLAS threads during the fit (default: one unless the dense part of the factor is large).
+
+        Returns
+        -------
+        The family's results wrapper.
+        """
+        # overflow in the links at extreme η is expected under separation; it is reported
+        # by the separation check instead of as numpy's RuntimeWarnings
+        with blas_limits(self.random_effects_structure, blas_threads), np.errstate(all="ignore"):
+            return self._fit(start_params, method, maxiter, check_conv)
+
+    def _fit(self, start_params: Any, method: str, maxiter: int | None, check_conv: bool) -> Any:
+        raise NotImplementedError
 
     # ---------------------------------------------------------------- rebuilding
     def _init_kwargs(self) -> dict:

@@ -18,7 +18,6 @@ from ..design.terms import RandomEffects
 from ..errors import DataError, InterlaceError
 from ..families.ordinal import CumulativeLink, threshold_jacobian
 from ..formula import model_terms
-from ..linalg.threads import blas_limits
 from ..objective.clmm import CLMMDeviance
 from ..objective.pirls import PIRLS
 from ..optimize import check_convergence, minimize
@@ -179,18 +178,6 @@ class CLMM(MixedModel):
         f = lambda x: dev(np.concatenate([x, zero]))  # noqa: E731
         opt = minimize(f, x0[:na_p], np.full(na_p, -np.inf), rhobeg=0.1)
         return np.concatenate([opt.x, self.random_effects_structure.theta0])
-
-    def fit(self, start_params: Any = None, method: str = "bobyqa", maxiter: int | None = None,
-            check_conv: bool = True, blas_threads: int | None = None, **kwargs: Any) -> Any:
-        """Estimate thresholds, β and θ (see the module docstring).
-
-        Returns
-        -------
-        CLMMResultWrapper
-        """
-        re = self.random_effects_structure
-        with blas_limits(re, blas_threads), np.errstate(all="ignore"):
-            return self._fit(start_params, method, maxiter, check_conv)
 
     def _fit(self, start_params: Any, method: str, maxiter: int | None, check_conv: bool) -> Any:
         from ..results.clmm import CLMMResult, CLMMResultWrapper

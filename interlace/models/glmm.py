@@ -26,7 +26,6 @@ from ..design.terms import RandomEffects
 from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, warn_user
 from ..families import GLMFamily, resolve_family
 from ..formula import model_terms
-from ..linalg.threads import blas_limits
 from ..objective.glmm import JointPIRLSDeviance, LaplaceDeviance
 from ..objective.pirls import PIRLS, PIRLSState
 from ..optimize import OptSummary, check_convergence, minimize, minimize_checked
@@ -154,31 +153,6 @@ class GLMM(MixedModel):
         return -0.5 * self.deviance_function()(np.asarray(params, float))
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, start_params=None, method: str = "bobyqa", maxiter: int | None = None,
-            check_conv: bool = True, blas_threads: int | None = None, **kwargs):
-        """Estimate θ and β as lme4's ``glmer`` (see the module docstring).
-
-        Parameters
-        ----------
-        start_params : array-like, optional
-            Starting θ (stage 1).
-        method : str
-            Optimizer, as for :meth:`CrossedLME.fit`.
-        maxiter : int, optional
-        check_conv : bool
-            lme4's convergence checks (the Hessian they compute also gives the SEs).
-        blas_threads : int, optional
-
-        Returns
-        -------
-        GLMMResultWrapper
-        """
-        re = self.random_effects_structure
-        # overflow in the links at extreme η is expected under separation; it is reported
-        # by the separation check instead of as numpy's RuntimeWarnings
-        with blas_limits(re, blas_threads), np.errstate(all="ignore"):
-            return self._fit(start_params, method, maxiter, check_conv)
-
     def _fit(self, start_params, method, maxiter, check_conv):
         from ..results.glmm import GLMMResult, GLMMResultWrapper
 

@@ -19,6 +19,16 @@ __all__ = ["MixedResultsBase", "MixedResultsWrapper"]
 class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
     """Shared part of the in-memory mixed-model results (see subclasses and :class:`RandomEffectsFit`)."""
 
+    def compare_lr_test(self, restricted, refit: bool = False):
+        """Likelihood-ratio test against a nested model fitted to the same data, as statsmodels'
+        ``compare_lr_test``; unpacks as ``(lr_stat, p_value, df_diff)``."""
+        from ..inference.lrt import lr_test
+
+        return lr_test(self, restricted, refit=refit)
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
     @property
     def n_dropped(self) -> int:
         """Rows dropped for missing values before fitting."""

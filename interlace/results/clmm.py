@@ -120,19 +120,10 @@ class CLMMResult(MixedResultsBase):
         return dev.pirls.factored(self.theta, np.asarray(self.params)[self._fe], self.sol.u,
                                   resp=dev.response(self._par))
 
-    def compare_lr_test(self, restricted):
-        """Likelihood-ratio test against a nested CLMM (same data)."""
-        from ..inference.lrt import lr_test
-
-        return lr_test(self, restricted, refit=False)
-
     def summary(self, alpha: float = 0.05):
         from .summary import clmm_summary
 
         return clmm_summary(self, alpha)
-
-    def __str__(self) -> str:
-        return str(self.summary())
 
 
 def _vcov_and_condition(derivs: dict, par: np.ndarray, npar: int, nth: int):

@@ -93,8 +93,12 @@ class RandomEffectsFit:
 
     @property
     def bic(self) -> float:
-        """``−2 llf + log(n) k``."""
-        return -2 * self.llf + np.log(self.nobs) * self.df_modelwc
+        """``−2 llf + log(n) k`` (n the rows; the events for Cox models, as coxme)."""
+        return -2 * self.llf + np.log(self._bic_n) * self.df_modelwc
+
+    @property
+    def _bic_n(self) -> int:
+        return self.nobs
 
     @property
     def nobs(self) -> int:

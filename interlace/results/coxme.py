@@ -11,6 +11,7 @@ from ..errors import DataError
 from ..objective.coxme import CoxLaplace, CoxMEState
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
+from .summary import varcorr_rows
 
 __all__ = ["CoxMEResult", "CoxMEResultWrapper", "coxme_summary"]
 
@@ -124,22 +125,12 @@ class CoxMEResult(MixedResultsBase):
         return self.df_integrated
 
     @property
-    def nobs(self) -> int:
-        return int(self.model.nobs)
-
-    @property
     def n_events(self) -> int:
         return int(self.model.n_events)
 
     @property
-    def aic(self) -> float:
-        """−2 llf + 2 df_integrated (comparable across models fitted to the same data)."""
-        return -2.0 * self.llf + 2.0 * self.df_integrated
-
-    @property
-    def bic(self) -> float:
-        """−2 llf + log(events) df_integrated (coxme uses the number of events)."""
-        return -2.0 * self.llf + np.log(self.n_events) * self.df_integrated
+    def _bic_n(self) -> int:
+        return self.n_events  # coxme's BIC counts events, not rows
 
     @property
     def coxme_table(self) -> pd.DataFrame:
@@ -280,22 +271,11 @@ class CoxMEResult(MixedResultsBase):
     def summary(self, alpha: float = 0.05) -> Summary:
         return coxme_summary(self, alpha)
 
-    def __str__(self) -> str:
-        return str(self.summary())
-
 
 def _random_table(res: CoxMEResult) -> pd.DataFrame:
     """Group / Variable / Std Dev / Variance / Corr rows, as ``print.coxme``."""
-    rows = []
-    for name, C in res.random_effects_cov.items():
-        sd = np.sqrt(np.diag(C.values))
-        for i, coef in enumerate(C.index):
-            corr = ""
-            if i > 0:
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    r = C.values[i, :i] / (sd[i] * sd[:i])
-                corr = " ".join(f"{v:.4g}" for v in r)
-            rows.append((name if i == 0 else "", coef, f"{sd[i]:.6g}", f"{C.values[i, i]:.6g}", corr))
+    rows = [(name, coef, f"{sd:.6g}", f"{var:.6g}", " ".join(f"{v:.4g}" for v in r))
+            for name, coef, var, sd, r in varcorr_rows(res)]
     out = pd.DataFrame(rows, columns=["Group", "Variable", "Std Dev", "Variance", "Corr"])
     if not out["Corr"].astype(bool).any():
         out = out.drop(columns="Corr")

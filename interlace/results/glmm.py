@@ -162,19 +162,10 @@ class GLMMResult(MixedResultsBase):
         out = eta if type == "link" else self.family.linkinv(eta)
         return pd.Series(out, index=index, name="predicted")
 
-    def compare_lr_test(self, restricted):
-        """Likelihood-ratio test against a nested GLMM (same data)."""
-        from ..inference.lrt import lr_test
-
-        return lr_test(self, restricted, refit=False)
-
     def summary(self, alpha: float = 0.05):
         from .summary import glmm_summary
 
         return glmm_summary(self, alpha)
-
-    def __str__(self) -> str:
-        return str(self.summary())
 
 
 class _Sol:

@@ -244,9 +244,7 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         LRTest
             Unpacks as ``(lr_stat, p_value, df_diff)``.
         """
-        from ..inference.lrt import lr_test
-
-        return lr_test(self, restricted, refit=refit)
+        return super().compare_lr_test(restricted, refit=refit)
 
     # ------------------------------------------------------------ reporting
     def summary(self, alpha: float = 0.05):
@@ -254,9 +252,6 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         from .summary import lmm_summary
 
         return lmm_summary(self, alpha)
-
-    def __str__(self) -> str:
-        return str(self.summary())
 
     def bootstrap_se(self, statistic="median", n_bootstrap: int = 1000, seed: int | None = None,
                      column: str | None = None, progress: bool = False) -> float:

@@ -6,21 +6,26 @@ import pandas as pd
 import scipy.stats as st
 from statsmodels.iolib.summary2 import Summary
 
-__all__ = ["lmm_summary", "glmm_summary", "random_effects_table"]
+__all__ = ["lmm_summary", "glmm_summary", "random_effects_table", "varcorr_rows"]
+
+
+def varcorr_rows(res):
+    """Per random coefficient: (group name on its first row else "", coefficient, variance, SD,
+    correlations with the group's earlier coefficients)."""
+    for name, C in res.random_effects_cov.items():
+        sd = np.sqrt(np.diag(C.values))
+        for i, coef in enumerate(C.index):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = C.values[i, :i] / (sd[i] * sd[:i])
+            yield (name if i == 0 else "", coef, float(C.values[i, i]), float(sd[i]), r)
 
 
 def random_effects_table(res) -> pd.DataFrame:
     """Groups / Name / Variance / Std.Dev. / Corr rows, as lme4 prints ``VarCorr``."""
     rows = []
-    for name, C in res.random_effects_cov.items():
-        sd = np.sqrt(np.diag(C.values))
-        for i, coef in enumerate(C.index):
-            corr = ""
-            if i > 0:
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    r = C.values[i, :i] / (sd[i] * sd[:i])
-                corr = " ".join("  .  " if np.isnan(v) else f"{v:5.2f}" for v in r)
-            rows.append((name if i == 0 else "", coef, f"{C.values[i, i]:.4g}", f"{sd[i]:.4g}", corr))
+    for name, coef, var, sd, r in varcorr_rows(res):
+        corr = " ".join("  .  " if np.isnan(v) else f"{v:5.2f}" for v in r)
+        rows.append((name, coef, f"{var:.4g}", f"{sd:.4g}", corr))
     if res._residual_variance is not None:
         v = res._residual_variance
         rows.append(("Residual", "", f"{v:.4g}", f"{np.sqrt(v):.4g}", ""))
@@ -128,23 +133,22 @@ def _add_fixed_effects(s: Summary, res, alpha: float) -> None:
     s.add_df(fe, float_format="%.4f")
 
 
+def _ml_fit_info(res, family: tuple[str, str], after_llf: dict, after_bic: dict) -> dict:
+    """The fit-information block of the GLMM and CLMM summaries."""
+    return {"Formula:": str(res.model.formula), family[0]: family[1], "No. Observations:": str(res.nobs),
+            "Groups (levels):": ", ".join(f"{k} ({v})" for k, v in res.ngroups.items()),
+            "Log-Likelihood:": f"{res.llf:.4f}", **after_llf, "AIC:": f"{res.aic:.4f}", "BIC:": f"{res.bic:.4f}",
+            **after_bic, "Converged:": "Yes" if res.converged else "No"}
+
+
 def glmm_summary(res, alpha: float = 0.05) -> Summary:
     """Build the summary of a :class:`~interlace.results.glmm.GLMMResult`."""
     s = Summary()
     approx = {0: "PIRLS only (nAGQ = 0)", 1: "Laplace approximation"}.get(
         res.nAGQ, f"adaptive Gauss-Hermite quadrature, nAGQ = {res.nAGQ}")
     s.add_title(f"Generalized linear mixed model fit by maximum likelihood ({approx})")
-    info = {
-        "Formula:": str(res.model.formula),
-        "Family:": f"{res.family.name} ({res.family.link_name})",
-        "No. Observations:": str(res.nobs),
-        "Groups (levels):": ", ".join(f"{k} ({v})" for k, v in res.ngroups.items()),
-        "Log-Likelihood:": f"{res.llf:.4f}",
-        "-2 log-likelihood:": f"{res.minus2llf:.4f}",
-        "AIC:": f"{res.aic:.4f}",
-        "BIC:": f"{res.bic:.4f}",
-        "Converged:": "Yes" if res.converged else "No",
-    }
+    info = _ml_fit_info(res, ("Family:", f"{res.family.name} ({res.family.link_name})"),
+                        {"-2 log-likelihood:": f"{res.minus2llf:.4f}"}, {})
     if res.n_dropped:
         info["Dropped (missing):"] = str(res.n_dropped)
     s.add_dict(info, ncols=2)
@@ -164,17 +168,8 @@ def clmm_summary(res, alpha: float = 0.05) -> Summary:
     s = Summary()
     approx = "Laplace approximation" if res.nAGQ <= 1 else f"adaptive Gauss-Hermite quadrature, nAGQ = {res.nAGQ}"
     s.add_title(f"Cumulative link mixed model fitted with the {approx}")
-    info = {
-        "Formula:": str(res.model.formula),
-        "Link / threshold:": f"{res.link} / {res.threshold}",
-        "No. Observations:": str(res.nobs),
-        "Groups (levels):": ", ".join(f"{k} ({v})" for k, v in res.ngroups.items()),
-        "Log-Likelihood:": f"{res.llf:.4f}",
-        "AIC:": f"{res.aic:.4f}",
-        "BIC:": f"{res.bic:.4f}",
-        "cond.H:": f"{res.cond_H:.2e}",
-        "Converged:": "Yes" if res.converged else "No",
-    }
+    info = _ml_fit_info(res, ("Link / threshold:", f"{res.link} / {res.threshold}"), {},
+                        {"cond.H:": f"{res.cond_H:.2e}"})
     s.add_dict(info, ncols=2)
     s.add_df(random_effects_table(res), index=False)
     tab = res.coef_table

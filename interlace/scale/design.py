@@ -29,7 +29,7 @@ import patsy
 
 from ..design.covariance import Unstructured
 from ..design.fixed import _ENV, _NO_NA_CHECK, _check_response, _r_column_order, build_matrix
-from ..design.frame import formula_names, used_columns
+from ..design.frame import check_finite, formula_names, used_columns
 from ..design.terms import RandomEffects, RandomEffectsTerm, group_labels
 from ..errors import DataError, FormulaError, InterlaceError, MissingDataWarning, warn_user
 from ..formula import RandomTermSpec, model_terms
@@ -148,18 +148,13 @@ def _check_values(frame: pd.DataFrame, plan: ScanPlan) -> None:
             raise DataError("weights must be numeric") from None
         if np.any(w < 0) or not np.all(np.isfinite(w)):
             raise DataError("weights must be finite and non-negative")
+    o = None
     if plan.offset is not None:
         try:
             o = frame[plan.offset].to_numpy(float)
         except (TypeError, ValueError):
             raise DataError("offset must be numeric") from None
-        if not np.all(np.isfinite(o)):
-            raise DataError(f"offset has {int(np.sum(~np.isfinite(o)))} infinite values")
-    for c in plan.columns:
-        if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
-            n_inf = int(np.isinf(frame[c].to_numpy(float)).sum())
-            if n_inf:
-                raise DataError(f"column {c!r} has {n_inf} infinite value{'s' if n_inf > 1 else ''}")
+    check_finite(frame, plan.columns, o)
 
 
 def _design_infos(frame: pd.DataFrame, plan: ScanPlan) -> list[patsy.DesignInfo]:
