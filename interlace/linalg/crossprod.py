@@ -151,15 +151,16 @@ class CrossProducts:
     A33 : ndarray (p + 1, p + 1)
     """
 
-    def __init__(self, re: Any, n: int, A33: np.ndarray) -> None:
+    def __init__(self, re: Any, n: int, A33: np.ndarray, blocks: dict | None = None,
+                 full: tuple[sp.csc_matrix, np.ndarray] | None = None, pattern: Any = None) -> None:
         self.re = re
         self.n = int(n)
         self.A33 = np.asarray(A33, dtype=float)
         self.q1 = re.terms[0].q if re.terms else 0
         self.q2 = re.q - self.q1
-        self._blocks: dict | None = None
-        self._full: tuple[sp.csc_matrix, np.ndarray] | None = None
-        self._support22: Any = None  # the rows' pattern of A22 (a RowProducts), when known
+        self._blocks = blocks
+        self._full = full
+        self._support22 = pattern  # the rows' pattern of A22 (a RowProducts), when known
 
     @property
     def p(self) -> int:
@@ -296,18 +297,15 @@ class CrossProducts:
     def select_columns(self, idx: np.ndarray) -> CrossProducts:
         """The products of ``[X[:, idx] y]`` (``idx`` indexes the columns of ``[X y]``, y last)."""
         idx = np.asarray(idx, dtype=np.intp)
-        out = CrossProducts(self.re, self.n, self.A33[np.ix_(idx, idx)])
-        out._support22 = self._support22
+        A33 = self.A33[np.ix_(idx, idx)]
         if self._blocks is not None:
             b = dict(self._blocks)
             b["A31"] = b["A31"][idx]
             if b["A32"] is not None:
                 b["A32"] = b["A32"][idx]
-            out._blocks = b
-        else:
-            S, C = self.full()
-            out._full = (S, np.ascontiguousarray(C[:, idx]))
-        return out
+            return CrossProducts(self.re, self.n, A33, blocks=b, pattern=self._support22)
+        S, C = self.full()
+        return CrossProducts(self.re, self.n, A33, full=(S, np.ascontiguousarray(C[:, idx])), pattern=self._support22)
 
     @property
     def nbytes(self) -> int:
@@ -405,19 +403,13 @@ class RowProducts:
             return CrossProducts(re, self.n, A33)
         z = self._z_products(w)
         if self.layout == "full":
-            C = weighted_cross(*self._rows, XYw, re.q).T
-            out = CrossProducts(re, self.n, A33)
-            out._full = (z["S"], C)
-            return out
-        out = CrossProducts(re, self.n, A33)
+            return CrossProducts(re, self.n, A33, full=(z["S"], weighted_cross(*self._rows, XYw, re.q).T))
         blocks = {"A11": z["A11"], "A31": weighted_cross(*self._rows1, XYw, self.q1), "A21": None, "A22": None,
                   "A32": None}
         if self.q2:
             blocks["A21"], blocks["A22"] = z["A21"], z["A22"]
             blocks["A32"] = weighted_cross(*self._rows2, XYw, self.q2)
-            out._support22 = self
-        out._blocks = blocks
-        return out
+        return CrossProducts(re, self.n, A33, blocks=blocks, pattern=self if self.q2 else None)
 
     def support22(self) -> np.ndarray:
         """Flat positions of the structural nonzeros of A22 (found once)."""

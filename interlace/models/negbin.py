@@ -50,7 +50,7 @@ def fit_negative_binomial(model: GLMM, method: str = "bobyqa", maxiter: int | No
     Returns
     -------
     GLMMResultWrapper
-        With ``nb_theta`` (the estimated shape) and ``nb_theta_evals``.
+        Its ``nb_theta`` is the estimated shape.
     """
     fam: GLMFamily = model.family
     y = np.asarray(model.endog, float)
@@ -72,8 +72,5 @@ def fit_negative_binomial(model: GLMM, method: str = "bobyqa", maxiter: int | No
     lt0 = np.log(th0)
     res = so.minimize_scalar(neg_llf, bracket=(lt0 - 0.3, lt0 + 0.3), method="brent", options={"xtol": xtol})
     nb_theta = float(np.exp(res.x))
-    out = model.refit(family=fam.with_nb_theta(nb_theta), start=start["theta"], method=method, maxiter=maxiter,
-                      check_conv=check_conv)
-    out._results.nb_theta = nb_theta
-    out._results.nb_theta_evals = int(res.nfev)
-    return out
+    return model.refit(family=fam.with_nb_theta(nb_theta), start=start["theta"], method=method, maxiter=maxiter,
+                       check_conv=check_conv)

@@ -44,6 +44,11 @@ class GLMMResult(MixedResultsBase):
     reml = False
 
     @property
+    def nb_theta(self) -> float:
+        """The negative-binomial shape θ (variance μ + μ²/θ) of the family; NaN for other families."""
+        return float(self.family.nb_theta) if self.family.name == "negative_binomial" else float("nan")
+
+    @property
     def sigma(self) -> float:
         """Dispersion SD: √(pwrss/n) for Gamma / inverse Gaussian (lme4's ``sigma``), else 1."""
         if not self.family.has_dispersion:
