@@ -11,6 +11,7 @@ import builtins
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import patsy
 
@@ -130,8 +131,8 @@ def build_frame(
     data: pd.DataFrame,
     fixed_formula: str,
     specs: list[RandomTermSpec],
-    weights=None,
-    offset=None,
+    weights: str | npt.ArrayLike | None = None,
+    offset: str | npt.ArrayLike | None = None,
     warn: bool = True,
     extra: list[str] | tuple[str, ...] = (),
 ) -> ModelFrame:
