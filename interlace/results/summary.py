@@ -1,6 +1,8 @@
 """statsmodels-style summary tables carrying lme4's summary information."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import scipy.stats as st
@@ -9,7 +11,7 @@ from statsmodels.iolib.summary2 import Summary
 __all__ = ["lmm_summary", "glmm_summary", "random_effects_table"]
 
 
-def random_effects_table(res) -> pd.DataFrame:
+def random_effects_table(res: Any) -> pd.DataFrame:
     """Groups / Name / Variance / Std.Dev. / Corr rows, as lme4 prints ``VarCorr``."""
     rows = []
     for name, C in res.random_effects_cov.items():
@@ -27,7 +29,7 @@ def random_effects_table(res) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Groups", "Name", "Variance", "Std.Dev.", "Corr"])
 
 
-def residual_structure_table(res) -> pd.DataFrame | None:
+def residual_structure_table(res: Any) -> pd.DataFrame | None:
     """Structure / Group / Parameter / Estimate / 95% interval rows of a residual structure (None without one)."""
     model = res.model
     if getattr(model, "residual", None) is None:
@@ -48,7 +50,7 @@ def residual_structure_table(res) -> pd.DataFrame | None:
                                        "95% Wald interval"])
 
 
-def lmm_info(res) -> dict:
+def lmm_info(res: Any) -> dict:
     """The header of an LMM summary: formula, method, sizes, criterion, llf, AIC, BIC, σ², convergence."""
     groups = ", ".join(f"{k} ({v})" for k, v in res.ngroups.items())
     crit_name = "REML criterion:" if res.reml else "Deviance:"
@@ -69,7 +71,7 @@ def lmm_info(res) -> dict:
     return info
 
 
-def lmm_summary(res, alpha: float = 0.05) -> Summary:
+def lmm_summary(res: Any, alpha: float = 0.05) -> Summary:
     """Build the summary of a :class:`~interlace.results.lmm.CrossedLMEResult`."""
     s = Summary()
     kind = "REML" if res.reml else "maximum likelihood"
@@ -128,7 +130,7 @@ def _add_fixed_effects(s: Summary, res, alpha: float) -> None:
     s.add_df(fe, float_format="%.4f")
 
 
-def glmm_summary(res, alpha: float = 0.05) -> Summary:
+def glmm_summary(res: Any, alpha: float = 0.05) -> Summary:
     """Build the summary of a :class:`~interlace.results.glmm.GLMMResult`."""
     s = Summary()
     approx = {0: "PIRLS only (nAGQ = 0)", 1: "Laplace approximation"}.get(
@@ -159,7 +161,7 @@ def glmm_summary(res, alpha: float = 0.05) -> Summary:
     return s
 
 
-def clmm_summary(res, alpha: float = 0.05) -> Summary:
+def clmm_summary(res: Any, alpha: float = 0.05) -> Summary:
     """Build the summary of a :class:`~interlace.results.clmm.CLMMResult` (ordinal's ``summary(clmm)``)."""
     s = Summary()
     approx = "Laplace approximation" if res.nAGQ <= 1 else f"adaptive Gauss-Hermite quadrature, nAGQ = {res.nAGQ}"
