@@ -1,16 +1,25 @@
 """``interlace.clmm``: cumulative link mixed models for ordinal outcomes (R's ``ordinal::clmm``)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy.typing as npt
 import pandas as pd
 
 from .models.clmm import CLMM
 
+if TYPE_CHECKING:
+    from .results.clmm import CLMMResultWrapper
+
 __all__ = ["clmm"]
 
 
-def clmm(formula: str, data: pd.DataFrame, groups=None, random=None, link: str = "logit",
-         threshold: str = "flexible", nAGQ: int = 1, levels=None, weights=None, engine: str = "auto",
-         optimizer: str = "bobyqa", start=None, check_conv: bool = True, maxiter: int | None = None):
+def clmm(formula: str, data: pd.DataFrame, groups: str | Sequence[str] | None = None,
+         random: str | Sequence[str] | None = None, link: str = "logit", threshold: str = "flexible",
+         nAGQ: int = 1, levels: Sequence[Any] | None = None, weights: str | npt.ArrayLike | None = None,
+         engine: str = "auto", optimizer: str = "bobyqa", start: npt.ArrayLike | None = None,
+         check_conv: bool = True, maxiter: int | None = None) -> CLMMResultWrapper:
     """Fit a cumulative link mixed model: P(Y ≤ j) = F(α_j − xᵀβ − zᵀb).
 
     Parameters

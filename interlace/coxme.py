@@ -1,17 +1,26 @@
 """``interlace.coxme``: Cox proportional-hazards models with Gaussian random effects (R's ``coxme``)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy.typing as npt
 import pandas as pd
 
 from .models.coxme import CoxME
 
+if TYPE_CHECKING:
+    from .results.coxme import CoxMEResultWrapper
+
 __all__ = ["coxme"]
 
 
-def coxme(formula: str, data: pd.DataFrame, groups=None, random=None, ties: str = "efron",
-          duration_col: str | None = None, event_col: str | None = None, weights=None, offset=None,
-          sparse=(50, 0.02), method: str = "coxme", engine: str = "auto", start=None, check_conv: bool = True,
-          maxiter: int | None = None, subset=None):
+def coxme(formula: str, data: pd.DataFrame, groups: str | Sequence[str] | None = None,
+          random: str | Sequence[str] | None = None, ties: str = "efron", duration_col: str | None = None,
+          event_col: str | None = None, weights: str | npt.ArrayLike | None = None,
+          offset: str | npt.ArrayLike | None = None, sparse: tuple[int, float] | None = (50, 0.02),
+          method: str = "coxme", engine: str = "auto", start: npt.ArrayLike | None = None, check_conv: bool = True,
+          maxiter: int | None = None, subset: npt.ArrayLike | None = None) -> CoxMEResultWrapper:
     """Fit a mixed-effects Cox model: λ(t) = λ₀(t) exp(xᵀβ + zᵀb), b ~ N(0, Σ(θ)).
 
     Parameters

@@ -1,18 +1,31 @@
 """``interlace.fit``: the one-call entry point for linear mixed models."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy.typing as npt
 import pandas as pd
 
 from .errors import InterlaceError
 from .models.lmm import CrossedLME, parse_method
 
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+
+    from .correlation import CorrelationStructure, VarIdent
+    from .results.lmm import CrossedLMEResultWrapper
+    from .scale.results import ChunkedLMEResult
+
 __all__ = ["fit"]
 
 
-def fit(formula: str, data: pd.DataFrame, groups=None, random=None, method: str = "REML",
-        weights=None, offset=None, engine: str = "auto", optimizer: str = "bobyqa",
-        start=None, check_conv: bool = True, maxiter: int | None = None,
-        df_method: str | None = None, correlation=None):
+def fit(formula: str, data: pd.DataFrame | dd.DataFrame, groups: str | Sequence[str] | None = None,
+        random: str | Sequence[str] | None = None, method: str = "REML",
+        weights: str | npt.ArrayLike | VarIdent | None = None, offset: str | npt.ArrayLike | None = None,
+        engine: str = "auto", optimizer: str = "bobyqa", start: npt.ArrayLike | None = None,
+        check_conv: bool = True, maxiter: int | None = None, df_method: str | None = None,
+        correlation: CorrelationStructure | None = None) -> CrossedLMEResultWrapper | ChunkedLMEResult:
     """Fit a linear mixed model (lme4's ``lmer``).
 
     Parameters

@@ -1,18 +1,30 @@
 """``interlace.glmer``: generalized linear mixed models in one call (lme4's ``glmer``)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy.typing as npt
 import pandas as pd
 
 from .families import GLMFamily
 from .models.glmm import GLMM
 from .models.negbin import fit_negative_binomial
 
+if TYPE_CHECKING:
+    import statsmodels.genmod.families as smf_fam
+
+    from .results.glmm import GLMMResultWrapper
+
 __all__ = ["glmer", "glmer_nb"]
 
 
-def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None = None, groups=None,
-          random=None, weights=None, offset=None, nAGQ: int = 1, engine: str = "auto",
-          optimizer: str = "bobyqa", start=None, check_conv: bool = True, maxiter: int | None = None):
+def glmer(formula: str, data: pd.DataFrame, family: str | GLMFamily | smf_fam.Family = "binomial",
+          link: str | None = None, groups: str | Sequence[str] | None = None,
+          random: str | Sequence[str] | None = None, weights: str | npt.ArrayLike | None = None,
+          offset: str | npt.ArrayLike | None = None, nAGQ: int = 1, engine: str = "auto",
+          optimizer: str = "bobyqa", start: npt.ArrayLike | None = None, check_conv: bool = True,
+          maxiter: int | None = None) -> GLMMResultWrapper:
     """Fit a generalized linear mixed model.
 
     Parameters
@@ -49,9 +61,10 @@ def glmer(formula: str, data: pd.DataFrame, family="binomial", link: str | None 
     return model.fit(start_params=start, method=optimizer, maxiter=maxiter, check_conv=check_conv)
 
 
-def glmer_nb(formula: str, data: pd.DataFrame, link: str = "log", groups=None, random=None, weights=None,
-             offset=None, nAGQ: int = 1, engine: str = "auto", optimizer: str = "bobyqa",
-             check_conv: bool = True, maxiter: int | None = None):
+def glmer_nb(formula: str, data: pd.DataFrame, link: str = "log", groups: str | Sequence[str] | None = None,
+             random: str | Sequence[str] | None = None, weights: str | npt.ArrayLike | None = None,
+             offset: str | npt.ArrayLike | None = None, nAGQ: int = 1, engine: str = "auto",
+             optimizer: str = "bobyqa", check_conv: bool = True, maxiter: int | None = None) -> GLMMResultWrapper:
     """Negative-binomial GLMM with the shape θ estimated (lme4's ``glmer.nb``).
 
     Parameters are those of :func:`glmer` (without ``family``). The result has

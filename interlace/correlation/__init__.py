@@ -7,12 +7,17 @@ random-effects structure.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError
 from .structures import AR1, CAR1, CompoundSymmetry, CorrelationStructure, VarIdent
 from .whitening import ResidualModel
+
+if TYPE_CHECKING:
+    from ..design.terms import RandomEffects
 
 __all__ = ["AR1", "CAR1", "CompoundSymmetry", "VarIdent", "CorrelationStructure", "ResidualModel",
            "bind_residual", "structure_columns"]
@@ -26,7 +31,7 @@ def _check_types(correlation, variance) -> None:
         raise DataError(f"variance structure must be interlace.VarIdent(...), got {variance!r}")
 
 
-def structure_columns(correlation, variance) -> list[str]:
+def structure_columns(correlation: CorrelationStructure | None, variance: VarIdent | None) -> list[str]:
     """Columns of the data the structures use (they join the model frame)."""
     _check_types(correlation, variance)
     cols: list[str] = []
@@ -58,7 +63,8 @@ def _default_group(re, data: pd.DataFrame) -> str | None:
                     "grouping column contains all the others (nlme uses the innermost grouping)")
 
 
-def bind_residual(correlation, variance, data: pd.DataFrame, re=None) -> ResidualModel | None:
+def bind_residual(correlation: CorrelationStructure | None, variance: VarIdent | None, data: pd.DataFrame,
+                  re: RandomEffects | None = None) -> ResidualModel | None:
     """Bind the structures to the model frame ``data`` (None when there are none).
 
     Raises

@@ -51,11 +51,11 @@ class CorrelationStructure:
         """Data columns the structure uses (kept in the model frame, NA rows dropped)."""
         return [c for c in (self.time, self.group) if c is not None]
 
-    def with_group(self, group: str | None):
+    def with_group(self, group: str | None) -> CorrelationStructure:
         """A copy with ``group`` filled in (used when the model supplies the default grouping)."""
         return type(self)(**{**self.__dict__, "group": group})
 
-    def bind(self, data: pd.DataFrame):  # pragma: no cover - abstract
+    def bind(self, data: pd.DataFrame) -> BoundMarkov | BoundCompoundSymmetry:  # pragma: no cover - abstract
         raise NotImplementedError
 
 

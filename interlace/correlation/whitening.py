@@ -14,6 +14,8 @@ symmetry has the closed form ``A = a (I − J/m) + c J/m`` per group of size m.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -43,7 +45,7 @@ class _Bound:
 class BoundMarkov(_Bound):
     """AR(1) (integer lags) or CAR(1) (real lags) within groups."""
 
-    def __init__(self, spec, codes: np.ndarray, levels: pd.Index, time: np.ndarray | None,
+    def __init__(self, spec: Any, codes: np.ndarray, levels: pd.Index, time: np.ndarray | None,
                  continuous: bool) -> None:
         self.spec = spec
         self.continuous = continuous
@@ -75,13 +77,13 @@ class BoundMarkov(_Bound):
         # nlme's starting values: AR1 φ = 0, CAR1 φ = 0.2
         self.start = self.from_natural(np.array([0.2 if continuous else 0.0]))
 
-    def natural(self, psi):
+    def natural(self, psi: np.ndarray) -> np.ndarray:
         z = float(np.asarray(psi, float)[0])
         if self.continuous:  # log(φ / (1 − φ))
             return np.array([1.0 / (1.0 + np.exp(-z))])
         return np.array([np.tanh(z / 2.0)])  # log((1 + φ) / (1 − φ))
 
-    def from_natural(self, value):
+    def from_natural(self, value: np.ndarray) -> np.ndarray:
         phi = float(np.asarray(value, float)[0])
         if self.continuous:
             return np.array([np.log(phi / (1.0 - phi))])
@@ -91,7 +93,7 @@ class BoundMarkov(_Bound):
         phi = self.natural(psi)[0]
         return np.power(phi, self.lag[self.nonfirst])
 
-    def whiten(self, M, psi):
+    def whiten(self, M: np.ndarray, psi: np.ndarray) -> np.ndarray:
         M, vec = _as2d(M)
         rho = self._rho(psi)[:, None]
         out = M.copy()
@@ -99,7 +101,7 @@ class BoundMarkov(_Bound):
         out[nf] = (M[nf] - rho * M[self.prev[nf]]) / np.sqrt(1.0 - rho * rho)
         return out[:, 0] if vec else out
 
-    def color(self, M, psi):
+    def color(self, M: np.ndarray, psi: np.ndarray) -> np.ndarray:
         M, vec = _as2d(M)
         out = M.copy()
         rho = np.zeros(M.shape[0])
@@ -110,7 +112,7 @@ class BoundMarkov(_Bound):
             out[r] = s * M[r] + rho[r, None] * out[self.prev[r]]
         return out[:, 0] if vec else out
 
-    def logdet(self, psi) -> float:
+    def logdet(self, psi: np.ndarray) -> float:
         rho = self._rho(psi)
         return float(np.sum(np.log1p(-rho * rho)))
 
@@ -118,7 +120,7 @@ class BoundMarkov(_Bound):
 class BoundCompoundSymmetry(_Bound):
     """Equal correlation within groups."""
 
-    def __init__(self, spec, codes: np.ndarray, levels: pd.Index) -> None:
+    def __init__(self, spec: Any, codes: np.ndarray, levels: pd.Index) -> None:
         self.spec = spec
         self.codes, self.levels = codes, levels
         self.sizes = np.bincount(codes, minlength=len(levels)).astype(float)
@@ -129,12 +131,12 @@ class BoundCompoundSymmetry(_Bound):
         self.param_names = ["Rho"]
         self.start = self.from_natural(np.array([0.0]))
 
-    def natural(self, psi):  # nlme: log((ρ + 1/(n − 1)) / (1 − ρ)), n the largest group
+    def natural(self, psi: np.ndarray) -> np.ndarray:  # nlme: log((ρ + 1/(n − 1)) / (1 − ρ)), n the largest group
         e = np.exp(float(np.asarray(psi, float)[0]))
         a = 1.0 / (self.max_size - 1)
         return np.array([(e - a) / (1.0 + e)])
 
-    def from_natural(self, value):
+    def from_natural(self, value: np.ndarray) -> np.ndarray:
         rho = float(np.asarray(value, float)[0])
         return np.array([np.log((rho + 1.0 / (self.max_size - 1)) / (1.0 - rho))])
 
@@ -152,13 +154,13 @@ class BoundCompoundSymmetry(_Bound):
         out = a * M + ((c - a)[:, None] * means)[self.codes]
         return out[:, 0] if vec else out
 
-    def whiten(self, M, psi):
+    def whiten(self, M: np.ndarray, psi: np.ndarray) -> np.ndarray:
         return self._apply(M, *self._scales(psi, -0.5))
 
-    def color(self, M, psi):
+    def color(self, M: np.ndarray, psi: np.ndarray) -> np.ndarray:
         return self._apply(M, *self._scales(psi, 0.5))
 
-    def logdet(self, psi) -> float:
+    def logdet(self, psi: np.ndarray) -> float:
         rho = self.natural(psi)[0]
         m = self.sizes
         return float(np.sum((m - 1.0) * np.log1p(-rho) + np.log1p((m - 1.0) * rho)))
@@ -167,34 +169,34 @@ class BoundCompoundSymmetry(_Bound):
 class BoundVarIdent(_Bound):
     """Residual SD ratio per stratum; the first stratum is the reference (ratio 1)."""
 
-    def __init__(self, spec, codes: np.ndarray, levels: pd.Index) -> None:
+    def __init__(self, spec: Any, codes: np.ndarray, levels: pd.Index) -> None:
         self.spec = spec
         self.codes, self.levels = codes, levels
         self.n_params = len(levels) - 1
         self.param_names = [str(v) for v in levels[1:]]
         self.start = np.zeros(self.n_params)
 
-    def natural(self, psi):
+    def natural(self, psi: np.ndarray) -> np.ndarray:
         return np.exp(np.asarray(psi, float))
 
-    def from_natural(self, value):
+    def from_natural(self, value: np.ndarray) -> np.ndarray:
         return np.log(np.asarray(value, float))
 
-    def ratios(self, psi) -> np.ndarray:
+    def ratios(self, psi: np.ndarray) -> np.ndarray:
         """SD ratio of every row's stratum (reference 1)."""
         return np.concatenate([[1.0], self.natural(psi)])[self.codes]
 
-    def whiten(self, M, psi):
+    def whiten(self, M: np.ndarray, psi: np.ndarray) -> np.ndarray:
         r = self.ratios(psi)
         M = np.asarray(M, float)
         return M / (r if M.ndim == 1 else r[:, None])
 
-    def color(self, M, psi):
+    def color(self, M: np.ndarray, psi: np.ndarray) -> np.ndarray:
         r = self.ratios(psi)
         M = np.asarray(M, float)
         return M * (r if M.ndim == 1 else r[:, None])
 
-    def logdet(self, psi) -> float:
+    def logdet(self, psi: np.ndarray) -> float:
         return float(2.0 * np.sum(np.log(self.ratios(psi))))
 
 
@@ -207,7 +209,8 @@ class ResidualModel:
     variance : BoundVarIdent or None
     """
 
-    def __init__(self, correlation=None, variance=None) -> None:
+    def __init__(self, correlation: BoundMarkov | BoundCompoundSymmetry | None = None,
+                 variance: BoundVarIdent | None = None) -> None:
         self.correlation = correlation
         self.variance = variance
         self.parts = [p for p in (variance, correlation) if p is not None]
@@ -222,27 +225,27 @@ class ResidualModel:
     def start(self) -> np.ndarray:
         return np.concatenate([p.start for p in self.parts]) if self.parts else np.zeros(0)
 
-    def split(self, psi) -> list[np.ndarray]:
+    def split(self, psi: np.ndarray) -> list[np.ndarray]:
         psi = np.asarray(psi, float)
         return [psi[self.offsets[i]:self.offsets[i + 1]] for i in range(len(self.parts))]
 
-    def whiten(self, M, psi):
+    def whiten(self, M: np.ndarray, psi: np.ndarray) -> np.ndarray:
         """``A M`` with ``AᵀA = R⁻¹`` (variance first, then correlation)."""
         for part, x in zip(self.parts, self.split(psi)):
             M = part.whiten(M, x)
         return M
 
-    def color(self, M, psi):
+    def color(self, M: np.ndarray, psi: np.ndarray) -> np.ndarray:
         """``A⁻¹ M``: turns independent standard normal rows into draws with covariance R."""
         for part, x in reversed(list(zip(self.parts, self.split(psi)))):
             M = part.color(M, x)
         return M
 
-    def logdet(self, psi) -> float:
+    def logdet(self, psi: np.ndarray) -> float:
         """``log|R(ψ)|``."""
         return float(sum(p.logdet(x) for p, x in zip(self.parts, self.split(psi))))
 
-    def natural(self, psi) -> list[np.ndarray]:
+    def natural(self, psi: np.ndarray) -> list[np.ndarray]:
         """Per part, the parameters on their natural scale (φ, ρ, SD ratios)."""
         return [p.natural(x) for p, x in zip(self.parts, self.split(psi))]
 

@@ -25,6 +25,8 @@ Structures:
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 __all__ = ["BlockDiagonal", "CovarianceStructure", "ScaledIdentity", "Unstructured"]
@@ -151,7 +153,7 @@ class BlockDiagonal(CovarianceStructure):
     blocks : list of CovarianceStructure
     """
 
-    def __init__(self, blocks) -> None:
+    def __init__(self, blocks: Iterable[CovarianceStructure]) -> None:
         self.blocks = list(blocks)
         if not self.blocks:
             raise ValueError("BlockDiagonal needs at least one block")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import ast
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import patsy
 
@@ -130,8 +132,8 @@ def build_frame(
     data: pd.DataFrame,
     fixed_formula: str,
     specs: list[RandomTermSpec],
-    weights=None,
-    offset=None,
+    weights: str | npt.ArrayLike | None = None,
+    offset: str | npt.ArrayLike | None = None,
     warn: bool = True,
     extra: list[str] | tuple[str, ...] = (),
 ) -> ModelFrame:
@@ -192,7 +194,7 @@ def build_frame(
     return ModelFrame(frame, n_dropped, by_col, w, o)
 
 
-def check_finite(frame: pd.DataFrame, columns, offset: np.ndarray | None = None) -> None:
+def check_finite(frame: pd.DataFrame, columns: Sequence[str], offset: np.ndarray | None = None) -> None:
     """Refuse infinite values in the numeric ``columns`` of ``frame`` and in the offset."""
     if offset is not None and not np.all(np.isfinite(offset)):
         raise DataError(f"offset has {int(np.sum(~np.isfinite(offset)))} infinite values")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import patsy
 import scipy.sparse as sp
@@ -150,8 +151,9 @@ def _check_cov(cov: CovarianceStructure | None, p: int, source: str) -> Covarian
     return cov
 
 
-def term_from_arrays(group, X, coef_names: list[str], cov: CovarianceStructure | None = None,
-                     name: str = "group", source: str | None = None) -> RandomEffectsTerm:
+def term_from_arrays(group: npt.ArrayLike, X: npt.ArrayLike, coef_names: list[str],
+                     cov: CovarianceStructure | None = None, name: str = "group",
+                     source: str | None = None) -> RandomEffectsTerm:
     """A term from a grouping vector and a model matrix (no formula, no level checks).
 
     Used by interfaces that build their own designs (statsmodels' MixedLM

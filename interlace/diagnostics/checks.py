@@ -26,6 +26,7 @@ reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -183,7 +184,7 @@ def _convergence_item(res) -> CheckItem:
 
 
 # ----------------------------------------------------------------------------- overdispersion
-def overdispersion(result) -> dict:
+def overdispersion(result: Any) -> dict:
     """Pearson overdispersion figures of a GLMM (Bolker's ``overdisp_fun``).
 
     Returns
@@ -242,7 +243,7 @@ def _term_assignment(res) -> tuple[list[str], np.ndarray] | None:
     return names, np.asarray(assign)
 
 
-def vif(result) -> pd.DataFrame:
+def vif(result: Any) -> pd.DataFrame:
     """Generalized variance inflation factors of the fixed-effect terms (``car::vif``).
 
     From R, the correlation matrix of vcov(β̂) without the intercept: per term t with
@@ -297,7 +298,7 @@ def _vif_item(res, threshold: float) -> CheckItem:
 
 
 # ----------------------------------------------------------------------------- entry point
-def check_model(result, alpha: float = 0.05, vif_threshold: float = 5.0) -> CheckReport:
+def check_model(result: Any, alpha: float = 0.05, vif_threshold: float = 5.0) -> CheckReport:
     """Run the checks that apply to a fitted mixed model (see the module docstring).
 
     Parameters

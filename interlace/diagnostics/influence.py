@@ -48,7 +48,9 @@ Matched to lme4 (1.1-31):
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -126,7 +128,7 @@ def _hat_diag(pls, ZL, X: np.ndarray, w_inner: np.ndarray, w_outer: np.ndarray) 
     return h
 
 
-def hat_values(result) -> pd.Series:
+def hat_values(result: Any) -> pd.Series:
     """Leverages: the diagonal of the mixed model's hat matrix (lme4's ``hatvalues(m)``).
 
     For a linear mixed model hᵢ = ∂ŷᵢ/∂yᵢ at the estimated θ, with ŷ = Xβ̂ + Zb̂ and the
@@ -426,8 +428,8 @@ class InfluenceResult:
 
 
 # ----------------------------------------------------------------------------- entry point
-def influence(result, groups=None, obs: bool = False, approx: bool = False, progress: bool = True,
-              optimizer: str | None = None) -> InfluenceResult:
+def influence(result: Any, groups: str | Sequence[str] | None = None, obs: bool = False, approx: bool = False,
+              progress: bool = True, optimizer: str | None = None) -> InfluenceResult:
     """Delete one group (or one observation) at a time (lme4's ``influence(m, groups = )``).
 
     Parameters

@@ -17,11 +17,20 @@ in :mod:`interlace.diagnostics.plots`.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
 
 from ..errors import InterlaceError
 from .plots import LINE_COLOR, POINT_COLOR, REF_COLOR, _one_axes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .influence import InfluenceResult
 
 __all__ = ["INFLUENCE_PLOT_KINDS", "plot_cooks", "plot_influence", "plot_leverage", "standardized_residuals"]
 
@@ -39,8 +48,9 @@ def _label_points(ax, x, y, labels, which, fontsize="small") -> None:
                     fontsize=fontsize, gid="label")
 
 
-def plot_cooks(result, groups=None, obs: bool = False, influence=None, approx: bool = False,
-               n_labels: int = 3, ax=None, progress: bool = False):
+def plot_cooks(result: Any, groups: str | Sequence[str] | None = None, obs: bool = False,
+               influence: InfluenceResult | None = None, approx: bool = False, n_labels: int = 3,
+               ax: Axes | None = None, progress: bool = False) -> Figure:
     """Cook's distance of each deleted group or observation, as an index plot.
 
     One stem and point per unit in level (row) order; the dashed line is the usual
@@ -91,7 +101,7 @@ def plot_cooks(result, groups=None, obs: bool = False, influence=None, approx: b
     return fig
 
 
-def standardized_residuals(result, hat=None) -> pd.Series:
+def standardized_residuals(result: Any, hat: pd.Series | None = None) -> pd.Series:
     """Internally studentized residuals of a linear mixed model: √wᵢ eᵢ / (σ̂ √(1 − hᵢ)),
     eᵢ = yᵢ − ŷᵢ the conditional residual and hᵢ the leverage (as R's ``rstandard`` for lm).
 
@@ -112,7 +122,7 @@ def standardized_residuals(result, hat=None) -> pd.Series:
     return pd.Series(r, index=res.model.data.row_labels, name="standardized_resid")
 
 
-def plot_leverage(result, n_labels: int = 3, ax=None):
+def plot_leverage(result: Any, n_labels: int = 3, ax: Axes | None = None) -> Figure:
     """Standardized residuals against leverage (linear mixed models).
 
     x: the hat values hᵢ (lme4's ``hatvalues``); y: √wᵢ eᵢ / (σ̂ √(1 − hᵢ))
@@ -157,7 +167,7 @@ def plot_leverage(result, n_labels: int = 3, ax=None):
 INFLUENCE_PLOT_KINDS = {"cooks": plot_cooks, "leverage": plot_leverage}
 
 
-def plot_influence(result, kind: str = "cooks", **kwargs):
+def plot_influence(result: Any, kind: str = "cooks", **kwargs: Any) -> Figure:
     """Draw the influence plot ``kind`` (``"cooks"`` or ``"leverage"``) of ``result``;
     ``kwargs`` go to :func:`plot_cooks` or :func:`plot_leverage`."""
     try:

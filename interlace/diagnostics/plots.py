@@ -30,10 +30,17 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import scipy.stats as st
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["PLOT_KINDS", "plot", "plot_caterpillar", "plot_group_fits", "plot_profile", "plot_qq",
            "plot_resid_fitted", "plot_scale_location"]
@@ -173,7 +180,7 @@ def _norm_quantiles(n: int) -> np.ndarray:
     return st.norm.ppf((np.arange(1, n + 1) - a) / (n + 1 - 2 * a))
 
 
-def qq_line(values) -> tuple[float, float]:
+def qq_line(values: npt.ArrayLike) -> tuple[float, float]:
     """Slope and intercept of the reference line through the first and third quartiles of the
     values and of the standard normal (R's ``qqline``)."""
     v = np.asarray(values, float)
@@ -197,7 +204,8 @@ def _qq_panel(ax, values, ylabel: str, title: str) -> None:
 
 
 # ----------------------------------------------------------------------------- residual plots
-def plot_resid_fitted(result, ax=None, kind: str = "pearson", bins: int | None = None):
+def plot_resid_fitted(result: Any, ax: Axes | None = None, kind: str = "pearson", bins: int | None = None
+                      ) -> Figure:
     """Residuals against fitted values, with a zero line and a running-mean smoother.
 
     The smoother is not lowess: it joins the means of the fitted values and of the
@@ -225,7 +233,8 @@ def plot_resid_fitted(result, ax=None, kind: str = "pearson", bins: int | None =
     return fig
 
 
-def _against_fitted(result, kind: str, ax, bins: int | None, transform, title: str):
+def _against_fitted(result: Any, kind: str, ax: Axes | None, bins: int | None, transform: Any, title: str
+                    ) -> tuple[Figure, Axes]:
     """Residuals of ``kind`` (optionally transformed, e.g. √|r|) against fitted values, with the smoother."""
     fitted, xlabel = _fitted(result)
     resid, label = _residuals(result, kind)
@@ -239,7 +248,8 @@ def _against_fitted(result, kind: str, ax, bins: int | None, transform, title: s
     return fig, ax
 
 
-def plot_scale_location(result, ax=None, kind: str = "pearson", bins: int | None = None):
+def plot_scale_location(result: Any, ax: Axes | None = None, kind: str = "pearson", bins: int | None = None
+                        ) -> Figure:
     """√|residuals| against fitted values, with the running-mean smoother of
     :func:`plot_resid_fitted` (bin means, not lowess).  A rising or falling smoother
     suggests a variance that changes with the mean.
@@ -263,7 +273,8 @@ def plot_scale_location(result, ax=None, kind: str = "pearson", bins: int | None
     return fig
 
 
-def plot_qq(result, which: str = "resid", ax=None, kind: str = "pearson"):
+def plot_qq(result: Any, which: str = "resid", ax: Axes | Sequence[Axes] | None = None, kind: str = "pearson"
+            ) -> Figure:
     """Normal QQ plot of the residuals or of the random effects of one grouping factor.
 
     Points are the sorted values against the normal quantiles of R's ``ppoints``; the
@@ -301,7 +312,8 @@ def plot_qq(result, which: str = "resid", ax=None, kind: str = "pearson"):
 
 
 # ----------------------------------------------------------------------------- random effects
-def plot_caterpillar(result, term: str | None = None, ax=None, level: float = 0.95, order=True):
+def plot_caterpillar(result: Any, term: str | None = None, ax: Axes | Sequence[Axes] | None = None,
+                     level: float = 0.95, order: bool | str = True) -> Figure:
     """Caterpillar plot of one grouping factor's random effects (lme4's
     ``dotplot(ranef(m, condVar = TRUE))``).
 
@@ -373,8 +385,9 @@ def plot_caterpillar(result, term: str | None = None, ax=None, level: float = 0.
 
 
 # ----------------------------------------------------------------------------- profiles
-def plot_profile(result, parm=None, level: float = 0.95, profile: pd.DataFrame | None = None,
-                 old_names: bool = False, ax=None, ncols: int = 3):
+def plot_profile(result: Any, parm: str | int | Sequence[str | int] | None = None, level: float = 0.95,
+                 profile: pd.DataFrame | None = None, old_names: bool = False,
+                 ax: Axes | Sequence[Axes] | None = None, ncols: int = 3) -> Figure:
     """Likelihood profiles: ζ against each parameter's value (lme4's ``xyplot(profile(m))``).
 
     ζ is the signed square root of the ML deviance increase when the parameter is fixed
@@ -492,8 +505,8 @@ def _response_label(result) -> str:
     return f"{a} / {total.group(1) if total else f'({a} + {b})'}"
 
 
-def plot_group_fits(result, x: str, group: str | None = None, max_groups: int = 16, ncols: int | None = None,
-                    levels=None):
+def plot_group_fits(result: Any, x: str, group: str | None = None, max_groups: int = 16, ncols: int | None = None,
+                    levels: Sequence[Any] | None = None) -> Figure:
     """Per-group fitted lines over the data: small multiples, one panel per level.
 
     Each panel shows the observations of one level (response against ``x``), the
@@ -590,7 +603,7 @@ PLOT_KINDS = {
 }
 
 
-def plot(result, kind: str = "resid_fitted", **kwargs):
+def plot(result: Any, kind: str = "resid_fitted", **kwargs: Any) -> Figure:
     """Draw the diagnostic plot ``kind`` of ``result``: one of :data:`PLOT_KINDS`
     (``"resid_fitted"``, ``"qq"``, ``"scale_location"``, ``"caterpillar"``,
     ``"profile"``, ``"group_fits"``); ``kwargs`` go to that ``plot_<kind>`` function."""

@@ -21,6 +21,8 @@ are always scaled.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -43,7 +45,8 @@ def _family_parts(result, eta: np.ndarray, mu: np.ndarray):
     return (family.variance(mu), family.mu_eta(eta), family.dev_resid(y, mu, w), w, float(result.sigma))
 
 
-def residuals(result, type: str | None = None, level="conditional", scaled: bool = False) -> pd.Series:
+def residuals(result: Any, type: str | None = None, level: str | int = "conditional", scaled: bool = False
+              ) -> pd.Series:
     """Residuals of a fitted LMM or GLMM (see module docstring).
 
     Parameters

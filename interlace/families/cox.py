@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ..errors import DataError, FormulaError
@@ -49,7 +50,7 @@ def parse_surv(lhs: str) -> tuple[str, str] | None:
     return time, status
 
 
-def survival_response(time, status, time_name: str = "time", status_name: str = "status"
+def survival_response(time: npt.ArrayLike, status: npt.ArrayLike, time_name: str = "time", status_name: str = "status"
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Check and convert a (time, status) pair: times finite and ≥ 0, status 0/1 or boolean.
 

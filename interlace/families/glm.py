@@ -168,7 +168,8 @@ class GLMFamily:
         return w * st.norm.logpdf(y, mu, np.sqrt(dispersion))
 
 
-def resolve_family(family, link: str | None = None, nb_theta: float = np.nan) -> GLMFamily:
+def resolve_family(family: str | GLMFamily | smf_fam.Family, link: str | None = None,
+                   nb_theta: float = np.nan) -> GLMFamily:
     """A :class:`GLMFamily` from a name (``"binomial"``) or a statsmodels family object.
 
     Parameters

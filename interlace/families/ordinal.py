@@ -35,16 +35,16 @@ class CumulativeLink:
         self.name = name
         self.dist = self._DIST[name]
 
-    def cdf(self, x):
+    def cdf(self, x: np.ndarray) -> np.ndarray:
         return self.dist.cdf(x)
 
-    def pdf(self, x):
+    def pdf(self, x: np.ndarray) -> np.ndarray:
         return self.dist.pdf(x)
 
-    def ppf(self, p):
+    def ppf(self, p: np.ndarray) -> np.ndarray:
         return self.dist.ppf(p)
 
-    def dpdf(self, x):
+    def dpdf(self, x: np.ndarray) -> np.ndarray:
         """f'(x), zero at ±∞."""
         x = np.asarray(x, float)
         with np.errstate(over="ignore", invalid="ignore"):

@@ -11,6 +11,7 @@ objects, expanding lme4's shorthands exactly as lme4 does:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import patsy
@@ -188,7 +189,7 @@ def parse_random_term(term: str) -> list[RandomTermSpec]:
     return [RandomTermSpec(lhs=lhs, group=g, source=source) for g in groups for lhs in lhs_list]
 
 
-def parse_random(random) -> list[RandomTermSpec]:
+def parse_random(random: str | Sequence[str] | None) -> list[RandomTermSpec]:
     """Expand a list of term strings (or one string with ``+`` between terms)."""
     if random is None:
         return []
@@ -212,7 +213,8 @@ def parse_random(random) -> list[RandomTermSpec]:
     return specs
 
 
-def model_terms(formula: str, groups=None, random=None) -> tuple[str, list[RandomTermSpec]]:
+def model_terms(formula: str, groups: str | Sequence[str] | None = None, random: str | Sequence[str] | None = None
+                ) -> tuple[str, list[RandomTermSpec]]:
     """Fixed formula and every random-effects term from the three ways of giving them.
 
     Parameters

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,7 +70,7 @@ def _design(model):
     return fx
 
 
-def fixed_terms(model) -> tuple[bool, list[FixedTerm]]:
+def fixed_terms(model: Any) -> tuple[bool, list[FixedTerm]]:
     """Whether the model has an intercept, and its other terms in R's order (by interaction order)."""
     fx = _design(model)
     di = fx.design_info
@@ -103,7 +104,7 @@ def doolittle(A: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return L
 
 
-def contrasts_type1(model) -> dict[str, np.ndarray]:
+def contrasts_type1(model: Any) -> dict[str, np.ndarray]:
     """Sequential (type I) contrast matrices, one per term."""
     terms = fixed_terms(model)[1]
     X = np.asarray(model.exog, float)
@@ -214,7 +215,7 @@ def _full_design(model, terms: list[FixedTerm], has_int: bool):
     return rdX, S
 
 
-def contrasts_type3(model) -> dict[str, np.ndarray]:
+def contrasts_type3(model: Any) -> dict[str, np.ndarray]:
     """lmerTest's type III contrast matrices, one per term (see the module docstring)."""
     has_int, terms = fixed_terms(model)
     X = np.asarray(model.exog, float)
@@ -250,7 +251,7 @@ def contrasts_type3(model) -> dict[str, np.ndarray]:
     return out
 
 
-def term_names(model) -> list[str]:
+def term_names(model: Any) -> list[str]:
     """Names of the fixed-effect terms other than the intercept, in R's order."""
     return [t.name for t in fixed_terms(model)[1]]
 

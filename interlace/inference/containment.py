@@ -17,7 +17,10 @@ innermost stratum among the columns the contrasts involve.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import scipy.stats as st
 
@@ -25,10 +28,13 @@ from ..errors import InterlaceError
 from .satterthwaite import FTest, TTest, t_test
 from .wald import NormalTests
 
+if TYPE_CHECKING:
+    from ..design.terms import RandomEffects
+
 __all__ = ["ContainmentTests", "containment_df", "nested_levels"]
 
 
-def nested_levels(re) -> list[np.ndarray] | None:
+def nested_levels(re: RandomEffects) -> list[np.ndarray] | None:
     """Level codes of the distinct grouping factors, outermost first, or None when they are not nested."""
     groups: list[np.ndarray] = []
     for t in sorted(re.terms, key=lambda t: t.nlevels):
@@ -78,7 +84,7 @@ def containment_df(X: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
 class ContainmentTests(NormalTests):
     """t and F tests with containment df (the Wald statistics of :class:`NormalTests`)."""
 
-    def __init__(self, result) -> None:
+    def __init__(self, result: Any) -> None:
         super().__init__(result)
         re = result.model.random_effects_structure
         groups = nested_levels(re)
@@ -91,10 +97,10 @@ class ContainmentTests(NormalTests):
         used = np.any(np.abs(np.atleast_2d(L)) > 0, axis=0)
         return float(self.df[used].min()) if used.any() else float(self.df.max())
 
-    def contest1d(self, L, rhs: float = 0.0) -> TTest:
+    def contest1d(self, L: npt.ArrayLike, rhs: float = 0.0) -> TTest:
         return t_test(L, self.beta, self.vcov_beta, self._ddf, rhs)
 
-    def contest_md(self, L, rhs=0.0) -> FTest:
+    def contest_md(self, L: npt.ArrayLike, rhs: float | npt.ArrayLike = 0.0) -> FTest:
         chi = super().contest_md(L, rhs)
         if chi.ndf == 0:
             return chi

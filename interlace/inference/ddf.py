@@ -15,6 +15,7 @@ comes from ``df_method`` (set by ``interlace.fit(df_method=...)``):
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import scipy.stats as st
 
@@ -34,7 +35,7 @@ _LABEL = {"satterthwaite": "Satterthwaite", "kenward-roger": "Kenward-Roger",
           "containment": "containment (nlme)", "normal": "normal (Wald z)"}
 
 
-def parse_df_method(method) -> str:
+def parse_df_method(method: str) -> str:
     """``"satterthwaite"`` / ``"kenward-roger"`` / ``"containment"`` / ``"normal"``
     (any case; ``_`` or space for ``-``)."""
     key = str(method).strip().lower().replace("_", "-").replace(" ", "-")
@@ -55,7 +56,7 @@ class FixedEffectsTests:
         return self._df_method
 
     @df_method.setter
-    def df_method(self, value) -> None:
+    def df_method(self, value: str) -> None:
         method = parse_df_method(value)
         if method == "kenward-roger" and not getattr(self, "reml", True):
             raise InterlaceError("Kenward-Roger's method is only available for REML fits (as in lmerTest)")
@@ -158,8 +159,9 @@ class FixedEffectsTests:
                                  f"fixed effects ({names})")
         return L
 
-    def contest(self, L, rhs=0.0, ddf: str | None = None, joint: bool = True, level: float = 0.95
-                ) -> pd.DataFrame:
+    def contest(self, L: npt.ArrayLike | pd.Series | pd.DataFrame | dict[str, float],
+                rhs: float | npt.ArrayLike = 0.0, ddf: str | None = None, joint: bool = True,
+                level: float = 0.95) -> pd.DataFrame:
         """Test linear contrasts of the fixed effects (lmerTest's ``contest``).
 
         Parameters
@@ -207,7 +209,7 @@ class FixedEffectsTests:
                              "Pr(>|t|)": [r.p for r in rows]},
                             index=index if index is not None else range(len(rows)))
 
-    def anova(self, type=3, ddf: str | None = None) -> pd.DataFrame:
+    def anova(self, type: int | str = 3, ddf: str | None = None) -> pd.DataFrame:
         """F test of each fixed-effect formula term (lmerTest's ``anova(m, type, ddf)``).
 
         Parameters

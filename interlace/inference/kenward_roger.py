@@ -25,7 +25,10 @@ for the traces, O(m² p²) for the rest; no n × n matrix is formed.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import scipy.stats as st
 
 from ..errors import InterlaceError
@@ -67,7 +70,7 @@ class KenwardRoger:
         2 I⁻¹, the asymptotic covariance of the covariance parameters τ.
     """
 
-    def __init__(self, result, marginal: MarginalDerivatives | None = None) -> None:
+    def __init__(self, result: Any, marginal: MarginalDerivatives | None = None) -> None:
         if not result.reml:
             raise InterlaceError("Kenward-Roger's method is only available for REML fits "
                                  "(as in lmerTest): refit with method='REML'")
@@ -116,16 +119,16 @@ class KenwardRoger:
         scale = 1.0 if abs(df2 - 2) < 0.01 else df2 * (1 - A2 / q) / (df2 - 2)
         return float(df2), float(scale)
 
-    def df(self, L) -> float:
+    def df(self, L: npt.ArrayLike) -> float:
         """KR denominator df of one contrast (pbkrtest's ``Lb_ddf``)."""
         L = np.atleast_2d(np.asarray(L, float))
         return self._ddf_scale(L, L.shape[0])[0]
 
-    def contest1d(self, L, rhs: float = 0.0) -> TTest:
+    def contest1d(self, L: npt.ArrayLike, rhs: float = 0.0) -> TTest:
         """t test of ``Lᵀβ = rhs`` with the adjusted SE and KR df (lmerTest's ``contest1D``)."""
         return t_test(L, self.beta, self.vcov_adjusted, self.df, rhs)
 
-    def contest_md(self, L, rhs=0.0) -> FTest:
+    def contest_md(self, L: npt.ArrayLike, rhs: float | npt.ArrayLike = 0.0) -> FTest:
         """KR F test of ``L β = rhs`` (pbkrtest's ``KRmodcomp`` as lmerTest reports it).
 
         ``F`` is the scaled statistic λ·W/q (the one the p-value uses); ``mean_sq``

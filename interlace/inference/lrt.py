@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,7 @@ class LRTest:
         return iter((self.statistic, self.pvalue, self.df))
 
 
-def as_ml(result):
+def as_ml(result: Any) -> Any:
     """The ML fit of the same model: ``result`` itself if fitted by ML, else a refit."""
     res = getattr(result, "_results", result)
     if not res.reml:
@@ -50,7 +51,7 @@ def _same_data(a, b) -> bool:
     return ya.shape == yb.shape and np.allclose(ya, yb, rtol=0, atol=0)
 
 
-def lr_test(full, restricted, refit: bool = True) -> LRTest:
+def lr_test(full: Any, restricted: Any, refit: bool = True) -> LRTest:
     """Likelihood-ratio test of ``restricted`` nested in ``full``.
 
     Parameters
@@ -88,7 +89,7 @@ def lr_test(full, restricted, refit: bool = True) -> LRTest:
     return LRTest(float(stat), int(df), float(st.chi2.sf(stat, df)), refitted)
 
 
-def anova(*results, refit: bool = True, **named) -> pd.DataFrame:
+def anova(*results: Any, refit: bool = True, **named: Any) -> pd.DataFrame:
     """lme4's ``anova(m1, m2, ...)``: models ordered by parameters, each tested against the previous.
 
     Parameters

@@ -36,11 +36,16 @@ effects, m parameters):
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import scipy.sparse as sp
 
 from ..design.covariance import BlockDiagonal, CovarianceStructure, ScaledIdentity, Unstructured
 from ..errors import InterlaceError
+
+if TYPE_CHECKING:
+    from ..design.terms import RandomEffects
 
 __all__ = ["MarginalDerivatives", "covariance_basis", "theta_to_tau_jacobians"]
 
@@ -85,7 +90,8 @@ def _template_derivatives(cov: CovarianceStructure) -> list[np.ndarray]:
     return out
 
 
-def theta_to_tau_jacobians(re, theta: np.ndarray, sigma: float):
+def theta_to_tau_jacobians(re: RandomEffects, theta: np.ndarray, sigma: float
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """τ, ∂τ/∂φ and ∂²τ/∂φ² for φ = (θ, σ) (lmerTest's variance parameters).
 
     Returns
@@ -148,7 +154,7 @@ class MarginalDerivatives:
         (XᵀV⁻¹X)⁻¹, lme4's ``vcov``.
     """
 
-    def __init__(self, result, chunk: int = 256) -> None:
+    def __init__(self, result: Any, chunk: int = 256) -> None:
         model = result.model
         re = model.random_effects_structure
         self.re = re

@@ -7,6 +7,7 @@ Profiles, bootstraps and intervals all name and convert parameters here.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +63,7 @@ def var_params(re: RandomEffects) -> list[VarParam]:
     return out
 
 
-def param_names(re: RandomEffects, fe_names, old: bool = True) -> list[str]:
+def param_names(re: RandomEffects, fe_names: Iterable[str], old: bool = True) -> list[str]:
     """Names of all parameters: variance parameters, σ, fixed effects (lme4's ``confint`` rows).
 
     ``old=True`` gives ``.sig01, …, .sigma``; ``old=False`` gives

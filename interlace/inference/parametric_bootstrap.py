@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import multiprocessing
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -191,8 +193,9 @@ def _to_row(val):
     return arr, (["statistic"] if np.ndim(val) == 0 else list(range(arr.size)))
 
 
-def parametric_bootstrap(result, n: int = 1000, seed: int | None = 42, statistic=None, kind: str = "parametric",
-                         n_jobs: int = 1, progress: bool = True, use_u: bool = False,
+def parametric_bootstrap(result: Any, n: int = 1000, seed: int | None = 42,
+                         statistic: Callable[[Any], float | pd.Series | dict | np.ndarray] | None = None,
+                         kind: str = "parametric", n_jobs: int = 1, progress: bool = True, use_u: bool = False,
                          old_names: bool = True) -> BootstrapResult:
     """Parametric bootstrap of a fitted linear mixed model (lme4's ``bootMer``).
 

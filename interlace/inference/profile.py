@@ -39,8 +39,11 @@ needs no upper bound.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import scipy.stats as st
 from scipy.interpolate import CubicSpline
@@ -66,7 +69,7 @@ class ProfiledDeviance:
         An ML fit (the criterion is evaluated on its model's PLS system).
     """
 
-    def __init__(self, ml_result) -> None:
+    def __init__(self, ml_result: Any) -> None:
         self.result = ml_result
         self.re = ml_result.model.random_effects_structure
         dev = ml_result.model.deviance_function()
@@ -100,7 +103,7 @@ def _as_results(result):
     return getattr(result, "_results", result)
 
 
-def ml_fit(result):
+def ml_fit(result: Any) -> Any:
     """The ML fit behind a profile: ``result`` itself, or its ML refit started at its θ (lme4's ``refitML``)."""
     res = _as_results(result)
     if not res.reml:
@@ -284,9 +287,9 @@ class _Profiler:
         return np.vstack(up + down)
 
 
-def profile_lmm(result, parm=None, alphamax: float = 0.01, maxpts: int = 100, delta: float | None = None,
-                delta_cutoff: float = 0.125, maxmult: float = 10.0, old_names: bool = True,
-                optimizer: str | None = None, progress: bool = False) -> pd.DataFrame:
+def profile_lmm(result: Any, parm: str | int | Sequence[str | int] | None = None, alphamax: float = 0.01,
+                maxpts: int = 100, delta: float | None = None, delta_cutoff: float = 0.125, maxmult: float = 10.0,
+                old_names: bool = True, optimizer: str | None = None, progress: bool = False) -> pd.DataFrame:
     """The likelihood profile of a linear mixed model (lme4's ``profile``).
 
     Parameters
@@ -432,7 +435,7 @@ def _limits(values: np.ndarray, zeta: np.ndarray, zq: np.ndarray, name: str) -> 
         f"bad spline fit for {name}: falling back to linear interpolation"
 
 
-def profile_conf_int(table: pd.DataFrame, level: float = 0.95, parm=None) -> pd.DataFrame:
+def profile_conf_int(table: pd.DataFrame, level: float = 0.95, parm: Sequence[str] | None = None) -> pd.DataFrame:
     """Profile confidence intervals from a profile table (lme4's ``confint`` of a ``profile``).
 
     Parameters
@@ -468,7 +471,8 @@ def profile_conf_int(table: pd.DataFrame, level: float = 0.95, parm=None) -> pd.
 
 
 # ============================================================================ all parameters
-def lmm_conf_int(result, method: str = "profile", level: float = 0.95, parm=None, n_boot: int = 500,
+def lmm_conf_int(result: Any, method: str = "profile", level: float = 0.95,
+                 parm: str | int | Sequence[str | int] | None = None, n_boot: int = 500,
                  seed: int | None = 42, old_names: bool = True, boot_method: str = "percentile",
                  n_jobs: int = 1, progress: bool = False) -> pd.DataFrame:
     """Confidence intervals for every parameter of a linear mixed model (lme4's ``confint(m)``).
@@ -502,7 +506,7 @@ def lmm_conf_int(result, method: str = "profile", level: float = 0.95, parm=None
     raise InterlaceError(f"method must be 'wald', 'profile' or 'boot', got {method!r}")
 
 
-def profile_zeta(result, parameter: str, values, old_names: bool = True) -> np.ndarray:
+def profile_zeta(result: Any, parameter: str, values: npt.ArrayLike, old_names: bool = True) -> np.ndarray:
     """ζ of one parameter at given values (each point optimized from the ML estimates).
 
     The profile statistic without lme4's grid: for checking a profile at chosen

@@ -1,6 +1,9 @@
 """Wald intervals for residual correlation/variance parameters (nlme's ``intervals`` for corStruct/varStruct)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import scipy.stats as st
@@ -10,7 +13,7 @@ from ..errors import ConvergenceWarning, warn_user
 __all__ = ["criterion_hessian", "residual_wald_intervals"]
 
 
-def criterion_hessian(fun, x: np.ndarray, rel_step: float = 1e-3) -> np.ndarray:
+def criterion_hessian(fun: Callable[[np.ndarray], float], x: np.ndarray, rel_step: float = 1e-3) -> np.ndarray:
     """Central-difference Hessian of ``fun`` at ``x``, Richardson-extrapolated over steps h and h/2."""
     x = np.asarray(x, float)
     k = x.size
@@ -31,7 +34,7 @@ def criterion_hessian(fun, x: np.ndarray, rel_step: float = 1e-3) -> np.ndarray:
     return (4 * H2 - H1) / 3
 
 
-def residual_wald_intervals(result, level: float = 0.95) -> pd.DataFrame:
+def residual_wald_intervals(result: Any, level: float = 0.95) -> pd.DataFrame:
     """See :meth:`~interlace.results.lmm.CrossedLMEResult.residual_conf_int`."""
     model = result.model
     dev = model.deviance_function()

@@ -34,9 +34,12 @@ H and J are computed in one of two ways (``hessian``):
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import scipy.stats as st
 
 from ..errors import ConvergenceWarning, InterlaceError, warn_user
@@ -89,7 +92,8 @@ class FTest:
         return self.mean_sq * self.ndf
 
 
-def t_test(L: np.ndarray, beta: np.ndarray, vcov: np.ndarray, ddf, rhs: float = 0.0) -> TTest:
+def t_test(L: npt.ArrayLike, beta: np.ndarray, vcov: np.ndarray, ddf: float | Callable[[np.ndarray], float],
+           rhs: float = 0.0) -> TTest:
     """t test of ``Lᵀβ = rhs`` with covariance ``vcov`` and ``ddf`` degrees of freedom; ``ddf``
     may be a function of L, called only when needed (normal reference for ``np.inf``)."""
     L = np.asarray(L, float).ravel()
@@ -124,7 +128,7 @@ class Satterthwaite:
         ``"analytic"`` or ``"numeric"``.
     """
 
-    def __init__(self, result, hessian: str = "auto", marginal: MarginalDerivatives | None = None) -> None:
+    def __init__(self, result: Any, hessian: str = "auto", marginal: MarginalDerivatives | None = None) -> None:
         if hessian not in ("auto", "analytic", "numeric"):
             raise InterlaceError(f"hessian must be 'auto', 'analytic' or 'numeric', got {hessian!r}")
         re = result.model.random_effects_structure
@@ -162,18 +166,19 @@ class Satterthwaite:
         self.vcov_varpar = 2 * (V / evals[pos]) @ V.T
 
     # ------------------------------------------------------------ tests
-    def df(self, L) -> float:
+    def df(self, L: npt.ArrayLike) -> float:
         """Satterthwaite df of one contrast ``L`` (a vector of length p)."""
         L = np.asarray(L, float).ravel()
         v = float(L @ self.vcov_beta @ L)
         g = np.einsum("i,aij,j->a", L, self.jacobian, L)
         return 2 * v * v / float(g @ self.vcov_varpar @ g)
 
-    def contest1d(self, L, rhs: float = 0.0) -> TTest:
+    def contest1d(self, L: npt.ArrayLike, rhs: float = 0.0) -> TTest:
         """t test of ``Lᵀβ = rhs`` (lmerTest's ``contest1D``)."""
         return t_test(L, self.beta, self.vcov_beta, self.df, rhs)
 
-    def contest_md(self, L, rhs=0.0, eps: float = np.sqrt(np.finfo(float).eps)) -> FTest:
+    def contest_md(self, L: npt.ArrayLike, rhs: float | npt.ArrayLike = 0.0,
+                   eps: float = np.sqrt(np.finfo(float).eps)) -> FTest:
         """F test of ``L β = rhs`` (lmerTest's ``contestMD``)."""
         L = np.atleast_2d(np.asarray(L, float))
         rhs = np.broadcast_to(np.asarray(rhs, float), (L.shape[0],))

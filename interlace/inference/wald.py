@@ -1,7 +1,10 @@
 """Wald z tests of fixed-effect contrasts with the plug-in covariance (``df_method="normal"``)."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import scipy.stats as st
 
 from .satterthwaite import FTest, TTest, t_test
@@ -12,15 +15,15 @@ __all__ = ["NormalTests"]
 class NormalTests:
     """Wald z tests with the plug-in covariance (infinite degrees of freedom)."""
 
-    def __init__(self, result) -> None:
+    def __init__(self, result: Any) -> None:
         self.beta = np.asarray(result.params, float)
         self.vcov_beta = np.asarray(result.cov_params(), float)
         self.sigma = float(np.sqrt(result.scale))
 
-    def contest1d(self, L, rhs: float = 0.0) -> TTest:
+    def contest1d(self, L: npt.ArrayLike, rhs: float = 0.0) -> TTest:
         return t_test(L, self.beta, self.vcov_beta, np.inf, rhs)
 
-    def contest_md(self, L, rhs=0.0) -> FTest:
+    def contest_md(self, L: npt.ArrayLike, rhs: float | npt.ArrayLike = 0.0) -> FTest:
         L = np.atleast_2d(np.asarray(L, float))
         rhs = np.broadcast_to(np.asarray(rhs, float), (L.shape[0],))
         d = L @ self.beta - rhs

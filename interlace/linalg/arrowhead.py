@@ -71,7 +71,7 @@ class ArrowheadSPD:
 
     engine = "blocked"
 
-    def __init__(self, a, B, C, S, D) -> None:
+    def __init__(self, a: np.ndarray, B: np.ndarray, C: np.ndarray, S: np.ndarray, D: np.ndarray) -> None:
         a = np.asarray(a, float)
         if not (np.all(np.isfinite(a)) and np.all(a > 0)):
             raise NotPositiveDefinite("diagonal block is not positive")
@@ -139,7 +139,8 @@ class CholmodSPD:
 
     engine = "cholmod"
 
-    def __init__(self, a, B, C, S, D, pattern: CholmodSPD | None = None) -> None:
+    def __init__(self, a: np.ndarray, B: np.ndarray, C: np.ndarray, S: np.ndarray, D: np.ndarray,
+                 pattern: CholmodSPD | None = None) -> None:
         if not HAVE_CHOLMOD:  # pragma: no cover - depends on the machine
             raise ImportError("engine='cholmod' needs scikit-sparse; use engine='blocked'")
         from sksparse.cholmod import CholmodNotPositiveDefiniteError, analyze

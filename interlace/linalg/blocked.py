@@ -405,7 +405,7 @@ class BlockedPLS(PLSSystem):
             buf = self._m22_buf = np.empty((self.q2, self.q2))
         return buf
 
-    def factor(self, theta) -> Factorization:
+    def factor(self, theta: np.ndarray) -> Factorization:
         re = self.re
         theta = np.asarray(theta, float)
         T1 = re.terms[0].cov.template(theta[re.theta_slice(0)])
@@ -478,7 +478,7 @@ class BlockedPLS(PLSSystem):
         L = np.transpose(self._L11, (0, 2, 1)) if transpose else self._L11
         return np.linalg.solve(L, R).reshape(self.q1, k)
 
-    def solve_M(self, B):
+    def solve_M(self, B: np.ndarray) -> np.ndarray:
         B = np.asarray(B, float)
         B1, B2 = B[: self.q1], B[self.q1:]
         # forward: L y = b
@@ -490,7 +490,7 @@ class BlockedPLS(PLSSystem):
             return np.vstack([x1, x2])
         return self._L11_solve(y1, transpose=True)
 
-    def solve(self):
+    def solve(self) -> tuple[np.ndarray, np.ndarray]:
         p = self.p
         beta = self._beta()
         if self.q2:

@@ -8,9 +8,11 @@ iterations at each step; the start is the fit without random effects (``clm``).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ..design import build_fixed, build_frame, build_random_effects
@@ -29,7 +31,7 @@ __all__ = ["CLMM", "ordinal_codes"]
 _Y = "__interlace_ordinal_y__"
 
 
-def ordinal_codes(col: pd.Series, levels=None) -> tuple[np.ndarray, list]:
+def ordinal_codes(col: pd.Series, levels: Sequence[Any] | None = None) -> tuple[np.ndarray, list]:
     """Category index (0 … K−1, NaN for missing) and the ordered levels of a response column."""
     name = col.name
     if levels is not None:
@@ -115,9 +117,10 @@ class CLMM(MixedModel):
                 "threshold": self.threshold, "nAGQ": self.nAGQ, "weights": self.weights}
 
     @classmethod
-    def from_formula(cls, formula: str, data: pd.DataFrame, groups=None, random=None, link: str = "logit",
-                     threshold: str = "flexible", nAGQ: int = 1, levels=None, weights=None,
-                     engine: str = "auto", subset=None, *args, **kwargs) -> CLMM:
+    def from_formula(cls, formula: str, data: pd.DataFrame, groups: str | Sequence[str] | None = None,
+                     random: str | Sequence[str] | None = None, link: str = "logit", threshold: str = "flexible",
+                     nAGQ: int = 1, levels: Sequence[Any] | None = None, weights: str | npt.ArrayLike | None = None,
+                     engine: str = "auto", subset: npt.ArrayLike | None = None, *args: Any, **kwargs: Any) -> CLMM:
         """Build the model from ``"rating ~ temp + contact"`` plus random terms (see :func:`interlace.clmm`)."""
         data = select_rows(data, subset)
         fixed, specs = model_terms(formula, groups, random)

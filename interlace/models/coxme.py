@@ -22,9 +22,11 @@ freedom are computed at the estimated θ as coxme computes them.
 from __future__ import annotations
 
 import re as _re
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ..design import build_fixed, build_frame, build_random_effects
@@ -40,6 +42,9 @@ from ..objective.coxph import coxph_fit
 from ..optimize import check_convergence, is_singular, minimize
 from ..response.survival import CoxData
 from .base import MixedModel, select_rows
+
+if TYPE_CHECKING:
+    from ..results.coxme import CoxMEResultWrapper
 
 __all__ = ["CoxME"]
 
@@ -115,9 +120,12 @@ class CoxME(MixedModel):
 
     # ---------------------------------------------------------------- building
     @classmethod
-    def from_formula(cls, formula: str, data: pd.DataFrame, groups=None, random=None, ties: str = "efron",
-                     duration_col: str | None = None, event_col: str | None = None, weights=None, offset=None,
-                     sparse=(50, 0.02), engine: str = "auto", subset=None, *args, **kwargs) -> CoxME:
+    def from_formula(cls, formula: str, data: pd.DataFrame, groups: str | Sequence[str] | None = None,
+                     random: str | Sequence[str] | None = None, ties: str = "efron",
+                     duration_col: str | None = None, event_col: str | None = None,
+                     weights: str | npt.ArrayLike | None = None, offset: str | npt.ArrayLike | None = None,
+                     sparse: tuple[int, float] | None = (50, 0.02), engine: str = "auto",
+                     subset: npt.ArrayLike | None = None, *args: Any, **kwargs: Any) -> CoxME:
         """Build the model from ``"Surv(time, status) ~ x + (1 | g)"`` or ``"~ x"`` with
         ``duration_col``/``event_col`` (other parameters as :func:`interlace.coxme`)."""
         if not isinstance(data, pd.DataFrame):
@@ -188,8 +196,8 @@ class CoxME(MixedModel):
         return -0.5 * self.laplace_objective().laplace(np.asarray(params, float))
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, start_params=None, method: str = "coxme", maxiter: int | None = None, check_conv: bool = True,
-            blas_threads: int | None = 1, **kwargs):
+    def fit(self, start_params: npt.ArrayLike | None = None, method: str = "coxme", maxiter: int | None = None,
+            check_conv: bool = True, blas_threads: int | None = 1, **kwargs: Any) -> CoxMEResultWrapper:
         """Estimate θ, then β and the frailties at θ̂ (see the module docstring).
 
         Parameters

@@ -14,9 +14,11 @@ they fall back to the PIRLS factor (lme4's ``RX``), with a warning.
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ..design import build_fixed, build_frame, build_random_effects
@@ -31,6 +33,10 @@ from ..objective.pirls import PIRLS, PIRLSState
 from ..optimize import OptSummary, check_convergence, minimize, minimize_checked
 from ..response.glm import GLMResponse
 from .base import MixedModel, select_rows
+
+if TYPE_CHECKING:
+    import statsmodels.genmod.families as smf_fam
+
 
 __all__ = ["GLMM"]
 
@@ -89,9 +95,11 @@ class GLMM(MixedModel):
 
     # ---------------------------------------------------------------- building
     @classmethod
-    def from_formula(cls, formula: str, data: pd.DataFrame, family="binomial", link: str | None = None,
-                     groups=None, random=None, weights=None, offset=None, nAGQ: int = 1,
-                     engine: str = "auto", subset=None, *args, **kwargs) -> GLMM:
+    def from_formula(cls, formula: str, data: pd.DataFrame, family: str | GLMFamily | smf_fam.Family = "binomial",
+                     link: str | None = None, groups: str | Sequence[str] | None = None,
+                     random: str | Sequence[str] | None = None, weights: str | npt.ArrayLike | None = None,
+                     offset: str | npt.ArrayLike | None = None, nAGQ: int = 1, engine: str = "auto",
+                     subset: npt.ArrayLike | None = None, *args: Any, **kwargs: Any) -> GLMM:
         """Build the model from an lme4-style formula.
 
         The response may be written ``cbind(successes, failures)`` for binomial data;

@@ -6,9 +6,11 @@ optimizer and checks (``interlace.optimize``) → :class:`CrossedLMEResult`.
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ..design import build_fixed, build_frame, build_random_effects
@@ -21,6 +23,10 @@ from ..linalg.threads import blas_limits
 from ..objective import CorrelatedLMMDeviance, LMMDeviance
 from ..optimize import minimize_checked
 from .base import MixedModel, select_rows
+
+if TYPE_CHECKING:
+    from ..correlation import CorrelationStructure, VarIdent
+    from ..results.lmm import CrossedLMEResultWrapper
 
 __all__ = ["CrossedLME", "parse_method"]
 
@@ -91,9 +97,12 @@ class CrossedLME(MixedModel):
 
     # ---------------------------------------------------------------- building
     @classmethod
-    def from_formula(cls, formula: str, data: pd.DataFrame, groups=None, random=None, reml: bool = True,
-                     weights=None, offset=None, engine: str = "auto", subset=None, drop_cols=None,
-                     *args, df_method: str | None = None, correlation=None, **kwargs) -> CrossedLME:
+    def from_formula(cls, formula: str, data: pd.DataFrame, groups: str | Sequence[str] | None = None,
+                     random: str | Sequence[str] | None = None, reml: bool = True,
+                     weights: str | npt.ArrayLike | VarIdent | None = None, offset: str | npt.ArrayLike | None = None,
+                     engine: str = "auto", subset: npt.ArrayLike | None = None, drop_cols: Any = None,
+                     *args: Any, df_method: str | None = None, correlation: CorrelationStructure | None = None,
+                     **kwargs: Any) -> CrossedLME:
         """Build the model from an lme4-style formula.
 
         Parameters
@@ -170,20 +179,20 @@ class CrossedLME(MixedModel):
             self._deviance = self.objective()
         return self._deviance
 
-    def loglike(self, params) -> float:
+    def loglike(self, params: npt.ArrayLike) -> float:
         """Profiled log-likelihood (ML) or REML log-likelihood at θ = ``params``."""
         return -0.5 * self.deviance_function()(np.asarray(params, float))
 
-    def score(self, params):
+    def score(self, params: npt.ArrayLike) -> np.ndarray:
         """Numerical gradient of :meth:`loglike` in θ."""
         from statsmodels.tools.numdiff import approx_fprime
 
         return approx_fprime(np.asarray(params, float), self.loglike, centered=True)
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, start_params=None, method: str = "bobyqa", maxiter: int | None = None,
+    def fit(self, start_params: npt.ArrayLike | None = None, method: str = "bobyqa", maxiter: int | None = None,
             check_conv: bool = True, reml: bool | None = None, optimizer_options: dict | None = None,
-            blas_threads: int | None = None, **kwargs):
+            blas_threads: int | None = None, **kwargs: Any) -> CrossedLMEResultWrapper:
         """Estimate θ by minimizing the criterion; β, σ² and the BLUPs follow at the optimum.
 
         Parameters

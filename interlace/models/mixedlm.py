@@ -32,8 +32,11 @@ from __future__ import annotations
 
 import builtins
 import warnings
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import patsy
 from statsmodels.base.model import LikelihoodModel, Model
@@ -46,6 +49,11 @@ from ..errors import DataError, FormulaError, InterlaceError
 from ..linalg.engines import RowEngines, parse_engine
 from ..objective import LMMDeviance
 from ..optimize import check_convergence, minimize
+
+if TYPE_CHECKING:
+    from statsmodels.regression.mixed_linear_model import MixedLMParams
+
+    from ..results.mixedlm import MixedLMResultsWrapper
 
 __all__ = ["MixedLM", "VCSpec", "mixedlm"]
 
@@ -78,7 +86,8 @@ class VCSpec:
         (groups in sorted order, rows in data order).
     """
 
-    def __init__(self, names, colnames, mats) -> None:
+    def __init__(self, names: Iterable[str], colnames: Sequence[Sequence[Sequence[str]]],
+                 mats: Sequence[Sequence[Any]]) -> None:
         self.names = list(names)
         self.colnames = colnames
         self.mats = mats
@@ -153,8 +162,9 @@ class MixedLM(LikelihoodModel):
     10.4673
     """
 
-    def __init__(self, endog, exog, groups, exog_re=None, exog_vc=None, use_sqrt: bool = True,
-                 missing: str = "none", engine: str = "auto", **kwargs) -> None:
+    def __init__(self, endog: npt.ArrayLike, exog: npt.ArrayLike, groups: npt.ArrayLike,
+                 exog_re: npt.ArrayLike | None = None, exog_vc: VCSpec | dict | None = None, use_sqrt: bool = True,
+                 missing: str = "none", engine: str = "auto", **kwargs: Any) -> None:
         bad = [k for k in kwargs if k not in _INIT_KWARGS]
         if bad:
             raise ValueError(f"argument {bad[0]} not permitted for MixedLM initialization")
@@ -282,7 +292,7 @@ class MixedLM(LikelihoodModel):
         self.random_effects_structure = RandomEffects([term])
         self._layout = layout  # block k of the term's covariance: ("re", None) or ("vc", j)
 
-    def group_list(self, array):
+    def group_list(self, array: npt.ArrayLike | None) -> list[np.ndarray] | None:
         """``array`` split by group (groups in sorted order), as MixedLM's ``group_list``."""
         if array is None:
             return None
@@ -290,21 +300,22 @@ class MixedLM(LikelihoodModel):
         return [array[rows] for rows in self._group_rows]
 
     @property
-    def endog_li(self):
+    def endog_li(self) -> list[np.ndarray]:
         return self.group_list(self.endog)
 
     @property
-    def exog_li(self):
+    def exog_li(self) -> list[np.ndarray]:
         return self.group_list(self.exog)
 
     @property
-    def exog_re_li(self):
+    def exog_re_li(self) -> list[np.ndarray] | None:
         return self.group_list(self.exog_re) if self.k_re else None
 
     # ------------------------------------------------------------------ formula
     @classmethod
-    def from_formula(cls, formula, data, re_formula=None, vc_formula=None, subset=None, use_sparse=False,
-                     missing="drop", *args, **kwargs) -> MixedLM:
+    def from_formula(cls, formula: str, data: pd.DataFrame, re_formula: str | None = None,
+                     vc_formula: dict[str, str] | None = None, subset: npt.ArrayLike | None = None,
+                     use_sparse: bool = False, missing: str = "drop", *args: Any, **kwargs: Any) -> MixedLM:
         """Build the model from formulas, as ``MixedLM.from_formula``.
 
         Parameters
@@ -463,7 +474,7 @@ class MixedLM(LikelihoodModel):
             self._deviances[reml] = LMMDeviance.from_rows(self._engines, np.asarray(self.endog, float), None, reml)
         return self._deviances[reml]
 
-    def loglike(self, params, profile_fe: bool = True) -> float:
+    def loglike(self, params: MixedLMParams | npt.ArrayLike, profile_fe: bool = True) -> float:
         """Profile log-likelihood (σ² profiled out) at MixedLM-style parameters.
 
         Parameters
@@ -559,7 +570,7 @@ class MixedLM(LikelihoodModel):
         XPr = X.T @ r - ZX.T @ Psi @ w
         return Z, Psi, A, w, B, XPX, rPr, XPr
 
-    def hessian(self, params, reml: bool | None = None) -> tuple[np.ndarray, bool]:
+    def hessian(self, params: MixedLMParams | npt.ArrayLike, reml: bool | None = None) -> tuple[np.ndarray, bool]:
         """Hessian of the profile log-likelihood in MixedLM's parameters (analytic).
 
         The log-likelihood (σ² profiled out, β free) is
@@ -649,7 +660,7 @@ class MixedLM(LikelihoodModel):
                 H[p + a, p + b] = H[p + b, p + a] = h
         return H, g
 
-    def predict(self, params, exog=None):
+    def predict(self, params: MixedLMParams | npt.ArrayLike, exog: npt.ArrayLike | None = None) -> np.ndarray:
         """Fixed-effects predictions ``exog @ fe_params`` (MixedLM's semantics: no random effects)."""
         if exog is None:
             exog = self.exog
@@ -658,8 +669,10 @@ class MixedLM(LikelihoodModel):
         return np.dot(np.asarray(exog, float), fe)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, start_params=None, reml: bool = True, niter_sa: int = 0, do_cg: bool = True, fe_pen=None,
-            cov_pen=None, free=None, full_output: bool = False, method=None, **fit_kwargs):
+    def fit(self, start_params: MixedLMParams | npt.ArrayLike | None = None, reml: bool = True, niter_sa: int = 0,
+            do_cg: bool = True, fe_pen: None = None, cov_pen: None = None, free: MixedLMParams | None = None,
+            full_output: bool = False, method: str | Sequence[str] | None = None,
+            **fit_kwargs: Any) -> MixedLMResultsWrapper:
         """Fit by REML (default) or ML, minimizing lme4's criterion with interlace's engine.
 
         Parameters
@@ -797,8 +810,9 @@ def _vc_from_formulas(vc_formula: dict, data: pd.DataFrame, groups: np.ndarray) 
     return VCSpec(names, colnames, mats)
 
 
-def mixedlm(formula, data, re_formula=None, vc_formula=None, subset=None, use_sparse=False, missing="drop",
-            *args, **kwargs) -> MixedLM:
+def mixedlm(formula: str, data: pd.DataFrame, re_formula: str | None = None, vc_formula: dict[str, str] | None = None,
+            subset: npt.ArrayLike | None = None, use_sparse: bool = False, missing: str = "drop", *args: Any,
+            **kwargs: Any) -> MixedLM:
     """``statsmodels.formula.api.mixedlm``: :meth:`MixedLM.from_formula`."""
     return MixedLM.from_formula(formula, data, re_formula, vc_formula, subset, use_sparse, missing,
                                 *args, **kwargs)

@@ -54,10 +54,12 @@ R's ``optim(method = "BFGS", reltol = 1e-5)`` (:func:`~interlace.optimize.vmmin.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import scipy.linalg as sla
 import scipy.sparse as sp
 
@@ -66,8 +68,8 @@ from ..errors import InterlaceError
 from ..linalg.arrowhead import ArrowheadSPD, CholmodSPD, DenseSPD, NotPositiveDefinite
 from ..linalg.engines import ENGINES, parse_engine
 from ..optimize.vmmin import vmmin
-from ..response.survival import CoxData
-from .coxph import coxph_fit
+from ..response.survival import CoxData, CoxState
+from .coxph import CoxPHFit, coxph_fit
 
 __all__ = ["CoxHessian", "CoxLaplace", "CoxMEState", "CoxmeScale", "SparseBlock",
            "coxme_sparse_block", "coxme_theta_search"]
@@ -97,7 +99,7 @@ class SparseBlock:
     nlevels: int
 
 
-def coxme_sparse_block(re: RandomEffects, sparse=(50, 0.02)) -> SparseBlock | None:
+def coxme_sparse_block(re: RandomEffects, sparse: tuple[int, float] | None = (50, 0.02)) -> SparseBlock | None:
     """coxme's choice of sparse levels (see the module docstring), or None.
 
     The candidate is the first term the user wrote (for a nested ``(1 | a/b)`` its
@@ -140,7 +142,7 @@ class CoxHessian:
         ΛᵀH_ZX.
     """
 
-    def __init__(self, M, Hub: np.ndarray, Hbb: np.ndarray) -> None:
+    def __init__(self, M: DenseSPD | ArrowheadSPD | CholmodSPD, Hub: np.ndarray, Hbb: np.ndarray) -> None:
         self.M = M
         self.Hub = Hub
         self.q, self.p = Hub.shape
@@ -282,8 +284,9 @@ class CoxLaplace:
         step is below ``sqrt(tol)``.
     """
 
-    def __init__(self, re: RandomEffects, X: np.ndarray, cd: CoxData, offset=None, sparse=(50, 0.02),
-                 engine: str = "auto", tol: float = 1e-12, maxit: int = 50) -> None:
+    def __init__(self, re: RandomEffects, X: np.ndarray, cd: CoxData, offset: npt.ArrayLike | None = None,
+                 sparse: tuple[int, float] | None = (50, 0.02), engine: str = "auto", tol: float = 1e-12,
+                 maxit: int = 50) -> None:
         parse_engine(engine, ENGINES)
         self.re = re
         self.X = np.asarray(X, float)
@@ -342,13 +345,13 @@ class CoxLaplace:
         return 0 if self.sparse is None else int(self.sparse.levels.size)
 
     # ------------------------------------------------------------------ pieces
-    def eta(self, theta, beta, u) -> np.ndarray:
+    def eta(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray) -> np.ndarray:
         out = self.offset + self.Z @ (self.re.Lambda(theta) @ u)
         if self.p:
             out = out + self.X @ beta
         return out
 
-    def hessian(self, theta, st) -> CoxHessian:
+    def hessian(self, theta: np.ndarray, st: CoxState) -> CoxHessian:
         """Assemble and factor H at the risk-set state ``st`` (see the module docstring)."""
         re = self.re
         q, p = self.q, self.p
@@ -393,7 +396,7 @@ class CoxLaplace:
         M = np.asarray((Lam.T @ (Lam.T @ Ht).T).T) + np.eye(q)
         return CoxHessian(DenseSPD(M), np.asarray(Lam.T @ HZX), HXX)
 
-    def gradient(self, theta, st, u) -> np.ndarray:
+    def gradient(self, theta: np.ndarray, st: CoxState, u: np.ndarray) -> np.ndarray:
         """∂PPL/∂(u, β)."""
         gu = np.asarray(self.re.Lambda(theta).T @ (self.ZT @ st.grad)).ravel() - u
         gb = self.X.T @ st.grad if self.p else np.zeros(0)
@@ -405,8 +408,9 @@ class CoxLaplace:
         return eta, st, st.loglik - 0.5 * float(u @ u)
 
     # ------------------------------------------------------------------ Newton
-    def fit(self, theta, beta0=None, u0=None, maxit: int | None = None, min_iter: int = 0,
-            coxme_steps: bool = False, eps: float = 1e-8) -> CoxMEState:
+    def fit(self, theta: npt.ArrayLike, beta0: npt.ArrayLike | None = None, u0: npt.ArrayLike | None = None,
+            maxit: int | None = None, min_iter: int = 0, coxme_steps: bool = False, eps: float = 1e-8
+            ) -> CoxMEState:
         """Maximize PPL over (β, u) at θ by Newton-Raphson.
 
         Parameters
@@ -603,8 +607,8 @@ class CoxmeScale:
         coxme.control's starting grids.
     """
 
-    def __init__(self, re: RandomEffects, varinit=(0.02 ** 2, 0.1 ** 2, 0.4 ** 2, 0.8 ** 2), corinit=(0.0, 0.3)
-                 ) -> None:
+    def __init__(self, re: RandomEffects, varinit: Sequence[float] = (0.02 ** 2, 0.1 ** 2, 0.4 ** 2, 0.8 ** 2),
+                 corinit: Sequence[float] = (0.0, 0.3)) -> None:
         self.re = re
         order: list = []
         sources: dict = {}
@@ -628,7 +632,7 @@ class CoxmeScale:
             yield k, slice(pos, pos + m)
             pos += m
 
-    def covariance(self, phi: np.ndarray, k_slice) -> np.ndarray:
+    def covariance(self, phi: np.ndarray, k_slice: tuple[int, slice]) -> np.ndarray:
         k, sl = k_slice
         p = self.re.terms[k].p
         x = np.exp(np.clip(np.asarray(phi, float)[sl], -36, 36))
@@ -723,8 +727,8 @@ class CoxmeSearch:
     fit0: object
 
 
-def coxme_theta_search(lap: CoxLaplace, scale: CoxmeScale, fit0=None, reltol: float = 1e-5,
-                       maxit: int = 100, start=None) -> CoxmeSearch:
+def coxme_theta_search(lap: CoxLaplace, scale: CoxmeScale, fit0: CoxPHFit | None = None, reltol: float = 1e-5,
+                       maxit: int = 100, start: npt.ArrayLike | None = None) -> CoxmeSearch:
     """Estimate θ as coxme 2.2 does (see the module docstring)."""
     if fit0 is None:
         fit0 = coxph_fit(lap.X, lap.cd, lap.offset)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from ..response.survival import CoxData
 
@@ -37,8 +38,8 @@ class CoxPHFit:
     converged: bool
 
 
-def coxph_fit(X: np.ndarray, cd: CoxData, offset=None, init=None, maxiter: int = 20, eps: float = 1e-9
-              ) -> CoxPHFit:
+def coxph_fit(X: np.ndarray, cd: CoxData, offset: npt.ArrayLike | None = None, init: npt.ArrayLike | None = None,
+              maxiter: int = 20, eps: float = 1e-9) -> CoxPHFit:
     """Fit a Cox model by Newton-Raphson with step halving, as ``survival::coxph`` does.
 
     Iteration k evaluates log PL at the proposed β; it stops when the relative change

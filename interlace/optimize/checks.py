@@ -10,9 +10,16 @@ chord steps from the checks' derivatives).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import ConvergenceWarning, SingularFitWarning, warn_user
+
+if TYPE_CHECKING:
+    from .optimizers import OptSummary
 
 __all__ = ["is_singular", "finite_diff_derivs", "central_gradient", "free_derivatives", "convergence_messages",
            "warn_messages", "check_convergence", "newton_polish", "minimize_checked", "COARSE_XTOL", "SINGULAR_MSG"]
@@ -27,7 +34,8 @@ def is_singular(theta: np.ndarray, lower: np.ndarray, tol: float = 1e-4) -> bool
     return bool(np.any(theta[bounded] < tol))
 
 
-def finite_diff_derivs(fun, x: np.ndarray, delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+def finite_diff_derivs(fun: Callable[[np.ndarray], float], x: np.ndarray, delta: float = 1e-4
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """Central-difference gradient and Hessian of ``fun`` at ``x``.
 
     The gradient and diagonal are lme4's ``deriv12``; an off-diagonal entry reuses the
@@ -52,7 +60,8 @@ def finite_diff_derivs(fun, x: np.ndarray, delta: float = 1e-4) -> tuple[np.ndar
     return g, H
 
 
-def central_gradient(fun, x: np.ndarray, delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def central_gradient(fun: Callable[[np.ndarray], float], x: np.ndarray, delta: float = 1e-4
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Central-difference gradient, with the values ``f(x + δeᵢ)`` and ``f(x − δeᵢ)`` it used."""
     x = np.asarray(x, float)
     eye = np.eye(x.size) * delta
@@ -61,7 +70,8 @@ def central_gradient(fun, x: np.ndarray, delta: float = 1e-4) -> tuple[np.ndarra
     return (fp - fm) / (2 * delta), fp, fm
 
 
-def check_convergence(fun, x: np.ndarray, lower: np.ndarray, optimizer_ok: bool, optimizer_msg: str,
+def check_convergence(fun: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray, optimizer_ok: bool,
+                      optimizer_msg: str,
                       tol_grad: float = 2e-3, tol_singular: float = 1e-4, warn: bool = True,
                       derivs_out: dict | None = None, delta: float = 1e-4) -> list[str]:
     """Run the checks, issue warnings, and return their messages.
@@ -90,7 +100,7 @@ def check_convergence(fun, x: np.ndarray, lower: np.ndarray, optimizer_ok: bool,
     return [m for m, _ in msgs]
 
 
-def free_derivatives(fun, x: np.ndarray, lower: np.ndarray, tol_singular: float = 1e-4,
+def free_derivatives(fun: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray, tol_singular: float = 1e-4,
                      delta: float = 1e-4) -> dict:
     """Finite-difference gradient and Hessian over the parameters off the boundary.
 
@@ -161,7 +171,7 @@ def warn_messages(msgs: list[tuple]) -> None:
         warn_user(m, cls)
 
 
-def newton_polish(fun, opt, lower: np.ndarray, derivs: dict) -> bool:
+def newton_polish(fun: Callable[[np.ndarray], float], opt: OptSummary, lower: np.ndarray, derivs: dict) -> bool:
     """One Newton step from the optimizer's answer, with the derivatives the checks computed.
 
     BOBYQA stops when θ moves by less than its tolerance (1e-7 relative), where the
@@ -208,9 +218,9 @@ def newton_polish(fun, opt, lower: np.ndarray, derivs: dict) -> bool:
 COARSE_XTOL = 1e-4
 
 
-def minimize_checked(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = None,
-                     options: dict | None = None, check_conv: bool = True, warn: bool = True,
-                     delta: float = 1e-4):
+def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lower: npt.ArrayLike,
+                     optimizer: str = "bobyqa", maxfun: int | None = None, options: dict | None = None,
+                     check_conv: bool = True, warn: bool = True, delta: float = 1e-4) -> OptSummary:
     """Minimize, run lme4's checks, and refine by a Newton step: the fitting loop of LMMs.
 
     With BOBYQA (the default) and no user tolerances, the optimizer stops at a relative

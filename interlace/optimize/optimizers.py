@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 import scipy.optimize
 
 from ..errors import InterlaceError
@@ -72,8 +74,9 @@ def _safe(fun):
     return wrapped
 
 
-def minimize(fun, x0, lower, optimizer: str = "bobyqa", maxfun: int | None = None,
-             rhobeg=0.2, rhoend: float = 1e-9, options: dict | None = None,
+def minimize(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lower: npt.ArrayLike,
+             optimizer: str = "bobyqa", maxfun: int | None = None,
+             rhobeg: float | np.ndarray = 0.2, rhoend: float = 1e-9, options: dict | None = None,
              xtol_rel: float = 1e-7) -> OptSummary:
     """Minimize ``fun`` over ``x >= lower``.
 

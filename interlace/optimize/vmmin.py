@@ -21,8 +21,10 @@ Algorithm 21), as R uses it:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from .optimizers import OptSummary
 
@@ -33,7 +35,8 @@ _ACCTOL = 1e-4
 _RELTEST = 10.0
 
 
-def numeric_gradient(fun, x: np.ndarray, ndeps=1e-3) -> np.ndarray:
+def numeric_gradient(fun: Callable[[np.ndarray], float], x: np.ndarray, ndeps: float | np.ndarray = 1e-3
+                     ) -> np.ndarray:
     """Central-difference gradient as R's ``optim`` computes it (``ndeps`` per coordinate)."""
     x = np.asarray(x, float)
     eps = np.broadcast_to(np.asarray(ndeps, float), x.shape)
@@ -50,8 +53,10 @@ def numeric_gradient(fun, x: np.ndarray, ndeps=1e-3) -> np.ndarray:
     return g
 
 
-def vmmin(fun, x0, grad=None, reltol: float = float(np.sqrt(np.finfo(float).eps)), abstol: float = -np.inf,
-          maxit: int = 100, ndeps=1e-3) -> OptSummary:
+def vmmin(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike,
+          grad: Callable[[np.ndarray], np.ndarray] | None = None,
+          reltol: float = float(np.sqrt(np.finfo(float).eps)), abstol: float = -np.inf,
+          maxit: int = 100, ndeps: float | np.ndarray = 1e-3) -> OptSummary:
     """Minimize ``fun`` by R's BFGS (see the module docstring).
 
     Parameters

@@ -31,6 +31,7 @@ time), so their cost is linear in n:
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from ..errors import DataError
@@ -60,7 +61,8 @@ class CoxData:
         Per pseudo-event: its death-time index, weight ω and Efron fraction r/d (0 for Breslow).
     """
 
-    def __init__(self, time, status, weights=None, ties: str = "efron") -> None:
+    def __init__(self, time: npt.ArrayLike, status: npt.ArrayLike, weights: npt.ArrayLike | None = None,
+                 ties: str = "efron") -> None:
         if ties not in TIES:
             raise DataError(f"ties must be 'efron' or 'breslow', got {ties!r}")
         self.time = np.asarray(time, float)
@@ -168,7 +170,7 @@ class CoxState:
         self.grad = cd.wdelta - self.s                  # ∂ log PL / ∂η
 
     # ---------------------------------------------------------------- products
-    def means(self, V) -> np.ndarray:
+    def means(self, V: np.ndarray | sp.spmatrix) -> np.ndarray:
         """Risk-set means m_k = Vᵀπ_k, one row per pseudo-event (K × ncol(V))."""
         cd = self.cd
         aV = V.multiply(self.a[:, None]).tocsr() if sp.issparse(V) else np.asarray(V, float) * self.a[:, None]
@@ -181,7 +183,7 @@ class CoxState:
             S1k = S1k - cd.rho[:, None] * S1D[kt]
         return S1k / self.d2[:, None]
 
-    def gram(self, V, M: np.ndarray | None = None) -> np.ndarray:
+    def gram(self, V: np.ndarray | sp.spmatrix, M: np.ndarray | None = None) -> np.ndarray:
         """VᵀAV (dense), V dense or sparse."""
         if M is None:
             M = self.means(V)
@@ -204,7 +206,8 @@ class CoxState:
             Gr[cd.dead] -= E[cd.g_dead[cd.dead]]
         return Gr * self.a[:, None]
 
-    def cross(self, U, V, M: np.ndarray | None = None) -> np.ndarray:
+    def cross(self, U: np.ndarray | sp.spmatrix, V: np.ndarray | sp.spmatrix, M: np.ndarray | None = None
+              ) -> np.ndarray:
         """UᵀAV (dense ncol(U) × ncol(V)); U may be sparse, M the means of V if known."""
         if M is None:
             M = self.means(V)

@@ -6,6 +6,9 @@ the response side (scale, likelihood, fitted values).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
 from statsmodels.base import wrapper as wrap
@@ -13,13 +16,20 @@ from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrap
 
 from .components import RandomEffectsFit
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..diagnostics.checks import CheckReport
+    from ..diagnostics.influence import InfluenceResult
+    from ..inference.lrt import LRTest
+
 __all__ = ["MixedResultsBase", "MixedResultsWrapper"]
 
 
 class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
     """Shared part of the in-memory mixed-model results (see subclasses and :class:`RandomEffectsFit`)."""
 
-    def compare_lr_test(self, restricted, refit: bool = False):
+    def compare_lr_test(self, restricted: Any, refit: bool = False) -> LRTest:
         """Likelihood-ratio test against a nested model fitted to the same data, as statsmodels'
         ``compare_lr_test``; unpacks as ``(lr_stat, p_value, df_diff)``."""
         from ..inference.lrt import lr_test
@@ -80,7 +90,7 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
         return self._linear_predictor(np.asarray(self.model.exog, float), designs, self.model.offset)
 
     # ------------------------------------------------------------ plots
-    def plot(self, kind: str = "resid_fitted", **kwargs):
+    def plot(self, kind: str = "resid_fitted", **kwargs: Any) -> Figure:
         """Diagnostic plot (needs matplotlib): ``kind`` is ``"resid_fitted"``, ``"qq"``,
         ``"scale_location"``, ``"caterpillar"``, ``"profile"`` or ``"group_fits"``, drawn by
         the ``plot_<kind>`` function of :mod:`interlace.diagnostics.plots` with ``kwargs``.
@@ -90,7 +100,8 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
         return plot(self, kind, **kwargs)
 
     # ------------------------------------------------------------ residuals, influence and model checks
-    def residuals(self, type: str | None = None, level="conditional", scaled: bool = False) -> pd.Series:
+    def residuals(self, type: str | None = None, level: str | int = "conditional", scaled: bool = False
+                  ) -> pd.Series:
         """Residuals by type and level, lme4's ``residuals(m, type, scaled)`` and nlme's ``level``.
 
         See :mod:`interlace.diagnostics.residuals` for the definitions.
@@ -119,7 +130,8 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
 
         return hat_values(self)
 
-    def influence(self, groups=None, obs: bool = False, approx: bool = False, progress: bool = True):
+    def influence(self, groups: str | Sequence[str] | None = None, obs: bool = False, approx: bool = False,
+                  progress: bool = True) -> InfluenceResult:
         """Deletion diagnostics, lme4's ``influence(m, groups = )``: delete each level of ``groups``
         (or, with ``obs=True``, each observation) and refit; ``approx=True`` (LMMs) holds θ fixed
         instead.  Returns an :class:`~interlace.diagnostics.influence.InfluenceResult` with
@@ -128,14 +140,14 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
 
         return influence(self, groups=groups, obs=obs, approx=approx, progress=progress)
 
-    def check(self, alpha: float = 0.05, vif_threshold: float = 5.0):
+    def check(self, alpha: float = 0.05, vif_threshold: float = 5.0) -> CheckReport:
         """Verdicts on the fit (singular fit, convergence, overdispersion, collinearity); see
         :func:`interlace.diagnostics.checks.check_model`."""
         from ..diagnostics.checks import check_model
 
         return check_model(self, alpha=alpha, vif_threshold=vif_threshold)
 
-    def plot_influence(self, kind: str = "cooks", **kwargs):
+    def plot_influence(self, kind: str = "cooks", **kwargs: Any) -> Figure:
         """Influence plot (needs matplotlib): ``kind="cooks"`` (Cook's distance per deleted unit) or
         ``"leverage"`` (standardized residuals against leverage, LMMs), drawn by
         :mod:`interlace.diagnostics.influence_plots` with ``kwargs``.  Returns the Figure."""

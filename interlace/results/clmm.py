@@ -1,6 +1,8 @@
 """Results of a cumulative link mixed model (:class:`CLMMResult`), ordinal's ``clmm`` quantities."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
 from statsmodels.base import wrapper as wrap
@@ -9,6 +11,11 @@ from ..objective.clmm import CLMMDeviance
 from ..objective.pirls import PIRLSState
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
+
+if TYPE_CHECKING:
+    from statsmodels.iolib.summary2 import Summary
+
+    from ..linalg.pls import PLSSystem
 
 __all__ = ["CLMMResult", "CLMMResultWrapper"]
 
@@ -24,7 +31,7 @@ class CLMMResult(MixedResultsBase):
 
     reml = False
 
-    def __init__(self, model, par: np.ndarray, st: PIRLSState, objective: float, derivs: dict,
+    def __init__(self, model: Any, par: np.ndarray, st: PIRLSState, objective: float, derivs: dict,
                  opt: OptSummary, deviance: CLMMDeviance) -> None:
         na, p = model.n_alpha, model.k_fe
         npar = na + p
@@ -84,7 +91,8 @@ class CLMMResult(MixedResultsBase):
         a = np.concatenate([[-np.inf], self._alpha, [np.inf]])
         return np.diff(self.model.link.cdf(a[None, :] - eta[:, None]), axis=1)
 
-    def predict(self, newdata: pd.DataFrame | None = None, type: str = "prob", include_re: bool = True):
+    def predict(self, newdata: pd.DataFrame | None = None, type: str = "prob", include_re: bool = True
+                ) -> pd.Series | pd.DataFrame:
         """Per-category probabilities, the most likely category, or the linear predictor.
 
         Parameters
@@ -115,12 +123,12 @@ class CLMMResult(MixedResultsBase):
         y = np.asarray(self.model.endog, int)
         return pd.Series(P[np.arange(y.size), y], index=self.model.data.row_labels, name="fitted")
 
-    def factored_engine(self):
+    def factored_engine(self) -> PLSSystem:
         dev = self._deviance
         return dev.pirls.factored(self.theta, np.asarray(self.params)[self._fe], self.sol.u,
                                   resp=dev.response(self._par))
 
-    def summary(self, alpha: float = 0.05):
+    def summary(self, alpha: float = 0.05) -> Summary:
         from .summary import clmm_summary
 
         return clmm_summary(self, alpha)

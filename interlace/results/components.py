@@ -7,6 +7,8 @@ and the chunked LMM result (:class:`~interlace.scale.results.ChunkedLMEResult`),
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import scipy.stats as st
@@ -195,7 +197,7 @@ class RandomEffectsFit:
         return eta
 
     # ------------------------------------------------------------ conditional variances
-    def factored_engine(self):
+    def factored_engine(self) -> Any:
         """The fit's own PLS engine factored at θ̂ (at the working weights of the modes for
         GLMMs and CLMMs): conditional variances, hat values, derivatives read it."""
         raise NotImplementedError

@@ -1,7 +1,11 @@
 """Results of a mixed-effects Cox model (:class:`CoxMEResult`), coxme's quantities under statsmodels' names."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import scipy.stats as st
 from statsmodels.base import wrapper as wrap
@@ -12,6 +16,10 @@ from ..objective.coxme import CoxLaplace, CoxMEState
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
 from .summary import varcorr_rows
+
+if TYPE_CHECKING:
+    from ..inference.lrt import LRTest
+    from ..objective.coxph import CoxPHFit
 
 __all__ = ["CoxMEResult", "CoxMEResultWrapper", "coxme_summary"]
 
@@ -63,8 +71,9 @@ class CoxMEResult(MixedResultsBase):
     reml = False
     _residual_variance = None
 
-    def __init__(self, model, theta: np.ndarray, state: CoxMEState, fit0, opt: OptSummary, method: str,
-                 inner_iter, boundary, objective: CoxLaplace) -> None:
+    def __init__(self, model: Any, theta: np.ndarray, state: CoxMEState, fit0: CoxPHFit, opt: OptSummary,
+                 method: str, inner_iter: int | None, boundary: Iterable[tuple[str, float]],
+                 objective: CoxLaplace) -> None:
         H = state.hessian
         super().__init__(model, np.asarray(state.beta, float), normalized_cov_params=H.vcov_beta(), scale=1.0)
         self.use_t = False
@@ -219,7 +228,7 @@ class CoxMEResult(MixedResultsBase):
         return pd.Series(eta, index=self.model.data.row_labels, name="linear_predictor")
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "lp", include_re: bool = True,
-                offset=None) -> pd.Series:
+                offset: npt.ArrayLike | None = None) -> pd.Series:
         """Linear predictor or relative risk; unseen levels get random effect 0.
 
         Parameters
@@ -251,11 +260,11 @@ class CoxMEResult(MixedResultsBase):
         """Linear predictor on the fitted rows (with the offset)."""
         return self.predict()
 
-    def factored_engine(self):
+    def factored_engine(self) -> _CondCov:
         return _CondCov(self.model.random_effects_structure, self.state.hessian)
 
     # ------------------------------------------------------------ comparison and display
-    def compare_lr_test(self, restricted):
+    def compare_lr_test(self, restricted: Any) -> LRTest:
         """Likelihood-ratio test against a nested mixed-effects Cox model (same rows, same response)."""
         from ..errors import InterlaceError
         from ..inference.lrt import lr_test

@@ -1,13 +1,21 @@
 """Results of a GLMM fit (:class:`GLMMResult`), lme4's ``glmer`` quantities under statsmodels' names."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from statsmodels.base import wrapper as wrap
 
 from ..objective.pirls import PIRLS, PIRLSState
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
+
+if TYPE_CHECKING:
+    from statsmodels.iolib.summary2 import Summary
+
+    from ..linalg.pls import PLSSystem
 
 __all__ = ["GLMMResult", "GLMMResultWrapper"]
 
@@ -26,8 +34,8 @@ class GLMMResult(MixedResultsBase):
     opt_summary : OptSummary
     """
 
-    def __init__(self, model, theta, beta, st: PIRLSState, objective: float, vcov: np.ndarray,
-                 opt: OptSummary, pirls: PIRLS) -> None:
+    def __init__(self, model: Any, theta: np.ndarray, beta: np.ndarray, st: PIRLSState, objective: float,
+                 vcov: np.ndarray, opt: OptSummary, pirls: PIRLS) -> None:
         super().__init__(model, np.asarray(beta, float), normalized_cov_params=vcov, scale=1.0)
         self.use_t = False
         b = np.asarray(model.random_effects_structure.Lambda(theta) @ st.u).ravel()
@@ -77,7 +85,7 @@ class GLMMResult(MixedResultsBase):
             return rng.wald(mu, 1.0 / disp)
         return mu + np.sqrt(disp) * rng.standard_normal(mu.size)
 
-    def factored_engine(self, joint: bool = False):
+    def factored_engine(self, joint: bool = False) -> PLSSystem:
         """The fit's engine factored at θ̂ with the working weights at the modes: for u alone
         (conditional variances), or with ``joint`` for (β, u) (lme4's ``RX``, hat values)."""
         if joint:
@@ -144,7 +152,7 @@ class GLMMResult(MixedResultsBase):
         return pd.Series(r, index=self.model.data.row_labels, name="resid_deviance")
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "response", include_re: bool = True,
-                offset=None) -> pd.Series:
+                offset: npt.ArrayLike | None = None) -> pd.Series:
         """Predictions on the link or response scale; unseen levels contribute 0.
 
         Parameters
@@ -167,7 +175,7 @@ class GLMMResult(MixedResultsBase):
         out = eta if type == "link" else self.family.linkinv(eta)
         return pd.Series(out, index=index, name="predicted")
 
-    def summary(self, alpha: float = 0.05):
+    def summary(self, alpha: float = 0.05) -> Summary:
         from .summary import glmm_summary
 
         return glmm_summary(self, alpha)

@@ -1,7 +1,11 @@
 """Results of a linear mixed model fit: :class:`CrossedLMEResult` and its statsmodels wrapper."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import scipy.stats as st
 from statsmodels.base import wrapper as wrap
@@ -11,6 +15,13 @@ from ..inference.ddf import FixedEffectsTests
 from ..objective.lmm import LMMDeviance, LMMSolution
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
+
+if TYPE_CHECKING:
+    from statsmodels.iolib.summary2 import Summary
+
+    from ..inference.lrt import LRTest
+    from ..inference.parametric_bootstrap import BootstrapResult
+    from ..linalg.pls import PLSSystem
 
 __all__ = ["CrossedLMEResult", "CrossedLMEResultWrapper", "LMMFit"]
 
@@ -26,7 +37,7 @@ class LMMFit:
     def _re_scale(self) -> float:
         return self.scale
 
-    def factored_engine(self):
+    def factored_engine(self) -> PLSSystem:
         return self._objective.factored(self.sol)
 
     @property
@@ -61,7 +72,8 @@ class LMMFit:
         return len(self._names) + self.theta.size + n_psi + 1
 
     def predict(self, newdata: pd.DataFrame | None = None, include_re: bool = True,
-                offset=None, interval: str | None = None, level: float = 0.95):
+                offset: npt.ArrayLike | None = None, interval: str | None = None, level: float = 0.95
+                ) -> pd.Series | pd.DataFrame:
         """Predictions on new data; unseen group levels contribute 0 (the population mean).
 
         Parameters
@@ -151,7 +163,7 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         Optimizer, evaluations, messages.
     """
 
-    def __init__(self, model, sol: LMMSolution, opt: OptSummary, objective: LMMDeviance) -> None:
+    def __init__(self, model: Any, sol: LMMSolution, opt: OptSummary, objective: LMMDeviance) -> None:
         p = sol.beta.size
         if p:
             RXinv = np.linalg.inv(sol.RX)
@@ -234,7 +246,7 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         return self.resid * np.sqrt(w) / self.sigma
 
     # ------------------------------------------------------------ comparison
-    def compare_lr_test(self, restricted, refit: bool = True):
+    def compare_lr_test(self, restricted: Any, refit: bool = True) -> LRTest:
         """Likelihood-ratio test against a nested model, as statsmodels' ``compare_lr_test``.
 
         REML fits are refitted by ML first (as lme4's ``anova``), with a warning.
@@ -247,14 +259,14 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         return super().compare_lr_test(restricted, refit=refit)
 
     # ------------------------------------------------------------ reporting
-    def summary(self, alpha: float = 0.05):
+    def summary(self, alpha: float = 0.05) -> Summary:
         """statsmodels ``Summary`` with lme4's information (random effects, groups, scaled residuals)."""
         from .summary import lmm_summary
 
         return lmm_summary(self, alpha)
 
-    def bootstrap_se(self, statistic="median", n_bootstrap: int = 1000, seed: int | None = None,
-                     column: str | None = None, progress: bool = False) -> float:
+    def bootstrap_se(self, statistic: str | Callable[[pd.DataFrame], float] = "median", n_bootstrap: int = 1000,
+                     seed: int | None = None, column: str | None = None, progress: bool = False) -> float:
         """Cluster-bootstrap standard error of a statistic of the response.
 
         Whole levels of the primary grouping factor (the first entry of ``groups``,
@@ -289,8 +301,9 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
                                     n_bootstrap, seed, progress)
 
     # ------------------------------------------------------------ intervals for every parameter
-    def profile(self, parm=None, alphamax: float = 0.01, maxpts: int = 100, delta_cutoff: float = 0.125,
-                old_names: bool = True, progress: bool = False):
+    def profile(self, parm: str | int | Sequence[str | int] | None = None, alphamax: float = 0.01,
+                maxpts: int = 100, delta_cutoff: float = 0.125, old_names: bool = True,
+                progress: bool = False) -> pd.DataFrame:
         """Likelihood profile of every parameter (lme4's ``profile(m)``).
 
         Each parameter (random-effect SDs and correlations, σ, fixed effects) is fixed on
@@ -323,7 +336,8 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         return profile_lmm(self, parm=parm, alphamax=alphamax, maxpts=maxpts, delta_cutoff=delta_cutoff,
                            old_names=old_names, progress=progress)
 
-    def conf_int_all(self, method: str = "profile", level: float = 0.95, parm=None, n_boot: int = 500,
+    def conf_int_all(self, method: str = "profile", level: float = 0.95,
+                     parm: str | int | Sequence[str | int] | None = None, n_boot: int = 500,
                      seed: int | None = 42, old_names: bool = True, boot_method: str = "percentile",
                      n_jobs: int = 1, progress: bool = False) -> pd.DataFrame:
         """Confidence intervals for every parameter (lme4's ``confint(m)``).
@@ -359,8 +373,10 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         return lmm_conf_int(self, method=method, level=level, parm=parm, n_boot=n_boot, seed=seed,
                             old_names=old_names, boot_method=boot_method, n_jobs=n_jobs, progress=progress)
 
-    def bootstrap(self, n: int = 1000, seed: int | None = 42, statistic=None, kind: str = "parametric",
-                  n_jobs: int = 1, progress: bool = True, use_u: bool = False):
+    def bootstrap(self, n: int = 1000, seed: int | None = 42,
+                  statistic: Callable[[Any], float | pd.Series | dict | np.ndarray] | None = None,
+                  kind: str = "parametric", n_jobs: int = 1, progress: bool = True, use_u: bool = False
+                  ) -> BootstrapResult:
         """Parametric bootstrap of the fit (lme4's ``bootMer``).
 
         Simulates ``n`` responses from the fitted model (new random effects and
@@ -410,7 +426,7 @@ class CrossedLMEResultWrapper(MixedResultsWrapper):
         else:
             super().__setattr__(name, value)
 
-    def conf_int(self, alpha: float = 0.05, method: str | None = None, **kwargs):
+    def conf_int(self, alpha: float = 0.05, method: str | None = None, **kwargs: Any) -> pd.DataFrame | np.ndarray:
         """Wald intervals of the fixed effects (statsmodels' ``conf_int``), or, with ``method``,
         lme4's ``confint(m)`` for every parameter: ``method="profile" | "wald" | "boot"``
         (see :meth:`CrossedLMEResult.conf_int_all`; ``alpha`` sets the level)."""

@@ -19,9 +19,11 @@ The estimates are lme4's (interlace's criterion and optimizer).  ``llf`` is lme4
 from __future__ import annotations
 
 import warnings
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import scipy.stats as st
 from statsmodels.base import wrapper as wrap
@@ -33,6 +35,10 @@ from ..errors import ConvergenceWarning
 from ..objective.lmm import LMMSolution
 from ..optimize import OptSummary, is_singular
 
+if TYPE_CHECKING:
+    from statsmodels.iolib.summary2 import Summary
+    from statsmodels.stats.contrast import ContrastResults
+
 __all__ = ["MixedLMResults", "MixedLMResultsWrapper"]
 
 
@@ -43,7 +49,7 @@ class MixedLMResults(LikelihoodModelResults):
     ``opt_summary``, ``objective`` (REML criterion or deviance), ``is_singular``.
     """
 
-    def __init__(self, model, sol: LMMSolution, opt: OptSummary) -> None:
+    def __init__(self, model: Any, sol: LMMSolution, opt: OptSummary) -> None:
         self.sol = sol
         self.opt_summary = opt
         self.theta = sol.theta
@@ -77,12 +83,12 @@ class MixedLMResults(LikelihoodModelResults):
 
     # ------------------------------------------------------------ standard errors
     @cache_readonly
-    def bse_fe(self):
+    def bse_fe(self) -> np.ndarray:
         """Standard errors of the fixed effects."""
         return np.sqrt(np.diag(self.cov_params())[:self.k_fe])
 
     @cache_readonly
-    def bse_re(self):
+    def bse_re(self) -> np.ndarray:
         """Standard errors of the variance parameters, as MixedLM reports them (``sqrt(scale · var)``)."""
         return np.sqrt(self.scale * np.diag(self.cov_params())[self.k_fe:])
 
@@ -155,17 +161,18 @@ class MixedLMResults(LikelihoodModelResults):
 
     # ------------------------------------------------------------ fitted values
     @cache_readonly
-    def fittedvalues(self):
+    def fittedvalues(self) -> np.ndarray:
         """Fitted values with the predicted random effects, ``Xβ̂ + Zb̂``."""
         re = self.model.random_effects_structure
         return np.asarray(self.model.exog, float) @ self.fe_params + np.asarray(re.Z() @ self.sol.b).ravel()
 
     @cache_readonly
-    def resid(self):
+    def resid(self) -> np.ndarray:
         """Residuals ``y − fittedvalues``."""
         return np.asarray(self.model.endog, float) - self.fittedvalues
 
-    def predict(self, exog=None, transform: bool = True, *args, **kwargs):
+    def predict(self, exog: npt.ArrayLike | pd.DataFrame | pd.Series | None = None, transform: bool = True,
+                *args: Any, **kwargs: Any) -> np.ndarray | pd.Series:
         """Fixed-effects predictions ``Xβ̂`` (MixedLM's semantics: random effects are not added).
 
         Parameters
@@ -198,7 +205,7 @@ class MixedLMResults(LikelihoodModelResults):
         return pd.Series(pred, index=index) if index is not None else pred
 
     # ------------------------------------------------------------ tests and reporting
-    def t_test(self, r_matrix, use_t=None):
+    def t_test(self, r_matrix: npt.ArrayLike, use_t: bool | None = None) -> ContrastResults:
         """Wald tests of linear combinations of the fixed effects (``r_matrix`` has ``k_fe`` columns)."""
         r = np.atleast_2d(np.asarray(r_matrix, float))
         if r.shape[1] != self.k_fe:
@@ -206,11 +213,12 @@ class MixedLMResults(LikelihoodModelResults):
         r = np.hstack([r, np.zeros((r.shape[0], self.k_re2 + self.k_vc))])
         return super().t_test(r, use_t=use_t)
 
-    def profile_re(self, *args, **kwargs):
+    def profile_re(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not available; for profile-likelihood intervals of variances use lme4 or a bootstrap."""
         raise NotImplementedError("profile_re is not implemented by interlace's MixedLM")
 
-    def summary(self, yname=None, xname_fe=None, xname_re=None, title=None, alpha: float = 0.05):
+    def summary(self, yname: str | None = None, xname_fe: Sequence[str] | None = None,
+                xname_re: Sequence[str] | None = None, title: str | None = None, alpha: float = 0.05) -> Summary:
         """MixedLM's summary layout (estimates from interlace; variance rows without tests)."""
         from statsmodels.iolib.summary2 import Summary
 

@@ -1,6 +1,9 @@
 """statsmodels-style summary tables carrying lme4's summary information."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import scipy.stats as st
@@ -9,7 +12,7 @@ from statsmodels.iolib.summary2 import Summary
 __all__ = ["lmm_summary", "glmm_summary", "random_effects_table", "varcorr_rows"]
 
 
-def varcorr_rows(res):
+def varcorr_rows(res: Any) -> Iterator[tuple[str, str, float, float, np.ndarray]]:
     """Per random coefficient: (group name on its first row else "", coefficient, variance, SD,
     correlations with the group's earlier coefficients)."""
     for name, C in res.random_effects_cov.items():
@@ -20,7 +23,7 @@ def varcorr_rows(res):
             yield (name if i == 0 else "", coef, float(C.values[i, i]), float(sd[i]), r)
 
 
-def random_effects_table(res) -> pd.DataFrame:
+def random_effects_table(res: Any) -> pd.DataFrame:
     """Groups / Name / Variance / Std.Dev. / Corr rows, as lme4 prints ``VarCorr``."""
     rows = []
     for name, coef, var, sd, r in varcorr_rows(res):
@@ -32,7 +35,7 @@ def random_effects_table(res) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Groups", "Name", "Variance", "Std.Dev.", "Corr"])
 
 
-def residual_structure_table(res) -> pd.DataFrame | None:
+def residual_structure_table(res: Any) -> pd.DataFrame | None:
     """Structure / Group / Parameter / Estimate / 95% interval rows of a residual structure (None without one)."""
     model = res.model
     if getattr(model, "residual", None) is None:
@@ -53,7 +56,7 @@ def residual_structure_table(res) -> pd.DataFrame | None:
                                        "95% Wald interval"])
 
 
-def lmm_info(res) -> dict:
+def lmm_info(res: Any) -> dict:
     """The header of an LMM summary: formula, method, sizes, criterion, llf, AIC, BIC, σ², convergence."""
     groups = ", ".join(f"{k} ({v})" for k, v in res.ngroups.items())
     crit_name = "REML criterion:" if res.reml else "Deviance:"
@@ -74,7 +77,7 @@ def lmm_info(res) -> dict:
     return info
 
 
-def lmm_summary(res, alpha: float = 0.05) -> Summary:
+def lmm_summary(res: Any, alpha: float = 0.05) -> Summary:
     """Build the summary of a :class:`~interlace.results.lmm.CrossedLMEResult`."""
     s = Summary()
     kind = "REML" if res.reml else "maximum likelihood"
@@ -133,7 +136,7 @@ def _add_fixed_effects(s: Summary, res, alpha: float) -> None:
     s.add_df(fe, float_format="%.4f")
 
 
-def _ml_fit_info(res, family: tuple[str, str], after_llf: dict, after_bic: dict) -> dict:
+def _ml_fit_info(res: Any, family: tuple[str, str], after_llf: dict, after_bic: dict) -> dict:
     """The fit-information block of the GLMM and CLMM summaries."""
     return {"Formula:": str(res.model.formula), family[0]: family[1], "No. Observations:": str(res.nobs),
             "Groups (levels):": ", ".join(f"{k} ({v})" for k, v in res.ngroups.items()),
@@ -141,7 +144,7 @@ def _ml_fit_info(res, family: tuple[str, str], after_llf: dict, after_bic: dict)
             **after_bic, "Converged:": "Yes" if res.converged else "No"}
 
 
-def glmm_summary(res, alpha: float = 0.05) -> Summary:
+def glmm_summary(res: Any, alpha: float = 0.05) -> Summary:
     """Build the summary of a :class:`~interlace.results.glmm.GLMMResult`."""
     s = Summary()
     approx = {0: "PIRLS only (nAGQ = 0)", 1: "Laplace approximation"}.get(
@@ -163,7 +166,7 @@ def glmm_summary(res, alpha: float = 0.05) -> Summary:
     return s
 
 
-def clmm_summary(res, alpha: float = 0.05) -> Summary:
+def clmm_summary(res: Any, alpha: float = 0.05) -> Summary:
     """Build the summary of a :class:`~interlace.results.clmm.CLMMResult` (ordinal's ``summary(clmm)``)."""
     s = Summary()
     approx = "Laplace approximation" if res.nAGQ <= 1 else f"adaptive Gauss-Hermite quadrature, nAGQ = {res.nAGQ}"

@@ -12,9 +12,11 @@ passes on the cluster).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import InterlaceError, RankDeficiencyWarning, warn_user
 from ..inference.ddf import parse_df_method
@@ -26,6 +28,9 @@ from ..objective.lmm import LMMDeviance
 from ..optimize import minimize_checked
 from .blocks import CrossBlocks, chunk_blocks
 from .design import ChunkedDesign, ScanSummary, build_design, make_plan, scan_chunk
+
+if TYPE_CHECKING:
+    from .results import ChunkedLMEResult
 
 __all__ = ["fit_blocks", "fit_chunks", "independent_columns_gram", "check_options"]
 
@@ -74,9 +79,9 @@ def check_options(method: str, engine: str, df_method: str) -> tuple[bool, str]:
 
 
 def fit_blocks(design: ChunkedDesign, blocks: CrossBlocks, reml: bool = True, engine: str = "auto",
-               optimizer: str = "bobyqa", start=None, maxiter: int | None = None, check_conv: bool = True,
-               df_method: str = "satterthwaite", optimizer_options: dict | None = None,
-               blas_threads: int | None = None, timings: dict | None = None):
+               optimizer: str = "bobyqa", start: npt.ArrayLike | None = None, maxiter: int | None = None,
+               check_conv: bool = True, df_method: str = "satterthwaite", optimizer_options: dict | None = None,
+               blas_threads: int | None = None, timings: dict | None = None) -> ChunkedLMEResult:
     """Optimize on the client from the summed blocks, exactly as the in-memory fit.
 
     Parameters
@@ -128,11 +133,12 @@ def fit_blocks(design: ChunkedDesign, blocks: CrossBlocks, reml: bool = True, en
     return ChunkedLMEResult(design, keep, dropped, dev, sol, opt, df_method=df_method, min_w=blocks.min_w)
 
 
-def fit_chunks(formula: str, chunks: Callable[[], Iterable], columns, groups=None, random=None,
-               method: str = "REML", weights=None, offset=None, engine: str = "auto",
-               optimizer: str = "bobyqa", start=None, check_conv: bool = True, maxiter: int | None = None,
-               df_method: str = "satterthwaite", blas_threads: int | None = None,
-               optimizer_options: dict | None = None):
+def fit_chunks(formula: str, chunks: Callable[[], Iterable], columns: Sequence[str],
+               groups: str | Sequence[str] | None = None, random: str | Sequence[str] | None = None,
+               method: str = "REML", weights: str | None = None, offset: str | None = None, engine: str = "auto",
+               optimizer: str = "bobyqa", start: npt.ArrayLike | None = None, check_conv: bool = True,
+               maxiter: int | None = None, df_method: str = "satterthwaite", blas_threads: int | None = None,
+               optimizer_options: dict | None = None) -> ChunkedLMEResult:
     """Fit an LMM over a source read chunk by chunk, twice (levels, then blocks).
 
     Parameters

@@ -18,16 +18,26 @@ number of rows.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy.typing as npt
 
 from ..errors import InterlaceError
 from .blocks import CrossBlocks, chunk_blocks
 from .core import check_options, fit_blocks
 from .design import ScanPlan, ScanSummary, build_design, make_plan, scan_chunk
 
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    from distributed import Client
+
+    from .results import ChunkedLMEResult
+
 __all__ = ["fit_dask", "is_dask_dataframe"]
 
 
-def is_dask_dataframe(data) -> bool:
+def is_dask_dataframe(data: Any) -> bool:
     """Whether ``data`` is a Dask DataFrame (False, without importing dask, when dask is not loaded)."""
     import sys
 
@@ -76,10 +86,12 @@ def _compute(obj, client):
     return dask.compute(obj)[0]
 
 
-def fit_dask(formula: str, data, groups=None, random=None, method: str = "REML", weights=None, offset=None,
-             engine: str = "auto", optimizer: str = "bobyqa", start=None, check_conv: bool = True,
-             maxiter: int | None = None, df_method: str = "satterthwaite", client=None, split_every: int = 8,
-             blas_threads: int | None = None, optimizer_options: dict | None = None):
+def fit_dask(formula: str, data: dd.DataFrame, groups: str | Sequence[str] | None = None,
+             random: str | Sequence[str] | None = None, method: str = "REML", weights: str | None = None,
+             offset: str | None = None, engine: str = "auto", optimizer: str = "bobyqa",
+             start: npt.ArrayLike | None = None, check_conv: bool = True, maxiter: int | None = None,
+             df_method: str = "satterthwaite", client: Client | None = None, split_every: int = 8,
+             blas_threads: int | None = None, optimizer_options: dict | None = None) -> ChunkedLMEResult:
     """Fit a linear mixed model to a Dask DataFrame (lme4's ``lmer`` on data spread over a cluster).
 
     Parameters

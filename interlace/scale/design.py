@@ -87,8 +87,9 @@ class ScanPlan:
         return out
 
 
-def make_plan(formula: str, columns: Sequence[str], groups=None, random=None, weights=None,
-              offset=None) -> ScanPlan:
+def make_plan(formula: str, columns: Sequence[str], groups: str | Sequence[str] | None = None,
+              random: str | Sequence[str] | None = None, weights: str | None = None,
+              offset: str | None = None) -> ScanPlan:
     """Parse the formula and find the columns it uses among ``columns``.
 
     Parameters

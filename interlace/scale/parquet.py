@@ -7,13 +7,18 @@ matrices plus the summed blocks, not the file.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ..errors import InterlaceError
 from .core import fit_chunks
+
+if TYPE_CHECKING:
+    from .results import ChunkedLMEResult
 
 __all__ = ["fit_parquet", "iter_parquet"]
 
@@ -77,8 +82,8 @@ def _files(path) -> list[str]:
     return list(ds.files)
 
 
-def iter_parquet(path, columns, batch_size: int = DEFAULT_BATCH_SIZE, as_float: set | None = None
-                 ) -> Iterator[pd.DataFrame]:
+def iter_parquet(path: str | os.PathLike[str], columns: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE,
+                 as_float: set | None = None) -> Iterator[pd.DataFrame]:
     """pandas chunks of a parquet file or directory, only ``columns``, at most ``batch_size`` rows each.
 
     Row groups are read one at a time (``ParquetFile.read_row_group``) and cut into
@@ -106,10 +111,12 @@ def iter_parquet(path, columns, batch_size: int = DEFAULT_BATCH_SIZE, as_float: 
             del table
 
 
-def fit_parquet(formula: str, path, groups=None, random=None, method: str = "REML", weights=None, offset=None,
-                engine: str = "auto", optimizer: str = "bobyqa", start=None, check_conv: bool = True,
-                maxiter: int | None = None, df_method: str = "satterthwaite", batch_size: int = DEFAULT_BATCH_SIZE,
-                blas_threads: int | None = None, optimizer_options: dict | None = None):
+def fit_parquet(formula: str, path: str | os.PathLike[str], groups: str | Sequence[str] | None = None,
+                random: str | Sequence[str] | None = None, method: str = "REML", weights: str | None = None,
+                offset: str | None = None, engine: str = "auto", optimizer: str = "bobyqa",
+                start: npt.ArrayLike | None = None, check_conv: bool = True, maxiter: int | None = None,
+                df_method: str = "satterthwaite", batch_size: int = DEFAULT_BATCH_SIZE,
+                blas_threads: int | None = None, optimizer_options: dict | None = None) -> ChunkedLMEResult:
     """Fit a linear mixed model to a parquet file (or directory of files) read in batches.
 
     Two passes over the used columns: the first finds the complete rows, the levels of

@@ -18,7 +18,10 @@ Satterthwaite degrees of freedom use lmerTest's analytic Hessian as in memory:
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, NoReturn
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import scipy.stats as st
 
@@ -30,6 +33,9 @@ from ..optimize import OptSummary
 from ..results.components import RandomEffectsFit
 from ..results.lmm import LMMFit
 from .design import ChunkedDesign
+
+if TYPE_CHECKING:
+    from statsmodels.iolib.summary2 import Summary
 
 __all__ = ["ChunkedLME", "ChunkedLMEResult", "BlockMarginalDerivatives"]
 
@@ -80,11 +86,11 @@ class ChunkedLME:
         return self._dev
 
     @property
-    def exog(self):
+    def exog(self) -> NoReturn:
         raise InterlaceError(_NO_ROWS.format(what="the model matrix"))
 
     @property
-    def endog(self):
+    def endog(self) -> NoReturn:
         raise InterlaceError(_NO_ROWS.format(what="the response vector"))
 
 
@@ -163,7 +169,7 @@ class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
             cache["_marginal"] = BlockMarginalDerivatives(self)
         return cache["_marginal"]
 
-    def anova(self, type=3, ddf=None):
+    def anova(self, type: int | str = 3, ddf: str | None = None) -> NoReturn:
         """Not available for chunked fits (the type III contrasts read the model matrix); use :meth:`contest`."""
         raise InterlaceError("anova() is not available for a chunked fit; test terms with contest(L) "
                              "(one row of L per coefficient of the term)")
@@ -175,8 +181,8 @@ class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
         return int(self.model.design.n_dropped)
 
     # ------------------------------------------------------------ prediction
-    def predict(self, newdata: pd.DataFrame, include_re: bool = True, offset=None, interval: str | None = None,
-                level: float = 0.95):
+    def predict(self, newdata: pd.DataFrame, include_re: bool = True, offset: npt.ArrayLike | None = None,
+                interval: str | None = None, level: float = 0.95) -> pd.Series | pd.DataFrame:
         """Predictions on new data (a pandas DataFrame, e.g. one chunk); see
         :meth:`interlace.results.lmm.CrossedLMEResult.predict`.  Unseen levels contribute 0.
 
@@ -188,28 +194,28 @@ class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
         return super().predict(newdata, include_re=include_re, offset=offset, interval=interval, level=level)
 
     @property
-    def fittedvalues(self):
+    def fittedvalues(self) -> NoReturn:
         raise InterlaceError(_NO_ROWS.format(what="fittedvalues"))
 
     @property
-    def resid(self):
+    def resid(self) -> NoReturn:
         raise InterlaceError(_NO_ROWS.format(what="resid"))
 
     @property
-    def resid_pearson(self):
+    def resid_pearson(self) -> NoReturn:
         raise InterlaceError(_NO_ROWS.format(what="resid_pearson"))
 
-    def simulate(self, *args, **kwargs):
+    def simulate(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise InterlaceError(_NO_ROWS.format(what="simulate()"))
 
-    def bootstrap(self, *args, **kwargs):
+    def bootstrap(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise InterlaceError(_NO_ROWS.format(what="bootstrap()"))
 
-    def profile(self, *args, **kwargs):
+    def profile(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise InterlaceError(_NO_ROWS.format(what="profile()"))
 
     # ------------------------------------------------------------ reporting
-    def summary(self, alpha: float = 0.05):
+    def summary(self, alpha: float = 0.05) -> Summary:
         """statsmodels ``Summary``: fit information, random effects, fixed-effect t tests."""
         from statsmodels.iolib.summary2 import Summary
 
@@ -294,5 +300,5 @@ class BlockMarginalDerivatives(MarginalDerivatives):
 
         self._q_space_products(Ub, UWU, pls, Lam, chunk)
 
-    def vinv(self, Y):
+    def vinv(self, Y: np.ndarray) -> NoReturn:
         raise InterlaceError(_NO_ROWS.format(what="V⁻¹ times an n-vector"))
