@@ -335,8 +335,9 @@ class RowProducts:
         Override the storage rule (summing chunks keeps one storage for every chunk).
 
     Calling the object with a response and weights returns the :class:`CrossProducts`;
-    the Z-only products are reused while the weights stay the same (a new response
-    costs only the products with ``[X y]``).
+    the Z-only products are reused while the weights are the same array object (or None
+    both times), so a new response costs only the products with ``[X y]``; weights must
+    not be modified in place between calls.
     """
 
     def __init__(self, re: Any, X: np.ndarray, layout: str = "blocked", dense21: bool | None = None,
@@ -345,7 +346,7 @@ class RowProducts:
         self.X = np.asarray(X, dtype=float)
         self.n = self.X.shape[0]
         self.layout = layout
-        self._w_last: np.ndarray | None = None
+        self._w_last: Any = self  # the weights the cached products were made with (self: none yet)
         self._z_last: dict | None = None
         if not re.terms:
             return
@@ -377,9 +378,9 @@ class RowProducts:
                                                                           dense=True)
             self._support22: np.ndarray | None = None
 
-    def _z_products(self, w: np.ndarray) -> dict:
-        """The products of Z alone (reused while ``w`` is unchanged)."""
-        if self._z_last is not None and self._w_last is not None and np.array_equal(w, self._w_last):
+    def _z_products(self, weights: np.ndarray | None, w: np.ndarray) -> dict:
+        """The products of Z alone with weights ``w`` (reused for the same ``weights`` object)."""
+        if self._z_last is not None and weights is self._w_last:
             return self._z_last
         re = self.re
         if self.layout == "full":
@@ -389,11 +390,12 @@ class RowProducts:
             z = {"A11": level_gram(t1.codes, t1.X, w, t1.nlevels)}
             if self.q2:
                 z["A21"], z["A22"] = self._gram21(w), self._gram22(w)
-        self._w_last, self._z_last = w.copy(), z
+        self._w_last, self._z_last = weights, z
         return z
 
     def __call__(self, y: np.ndarray, w: np.ndarray | None = None) -> CrossProducts:
         """The products for response ``y`` (offset already subtracted) and weights ``w`` (default 1)."""
+        weights = w
         w = np.ones(self.n) if w is None else np.asarray(w, dtype=float)
         XY = np.column_stack([self.X, np.asarray(y, dtype=float)])
         XYw = XY * w[:, None]
@@ -401,7 +403,7 @@ class RowProducts:
         re = self.re
         if not re.terms:
             return CrossProducts(re, self.n, A33)
-        z = self._z_products(w)
+        z = self._z_products(weights, w)
         if self.layout == "full":
             return CrossProducts(re, self.n, A33, full=(z["S"], weighted_cross(*self._rows, XYw, re.q).T))
         blocks = {"A11": z["A11"], "A31": weighted_cross(*self._rows1, XYw, self.q1), "A21": None, "A22": None,
