@@ -43,7 +43,7 @@ def as_ml(result: Any) -> Any:
     res = getattr(result, "_results", result)
     if not res.reml:
         return res
-    return res.model.fit(reml=False, check_conv=False)._results
+    return res.model.refit(reml=False, check_conv=False)._results
 
 
 def _same_data(a, b) -> bool:
