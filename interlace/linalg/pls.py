@@ -30,12 +30,14 @@ Engines (same numbers):
 from __future__ import annotations
 
 import copy
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.linalg import solve_triangular
+from scipy.linalg.lapack import dpotrf
 
 from .crossprod import CrossProducts
 
@@ -155,17 +157,20 @@ class PLSSystem:
 
     # -- shared helpers -------------------------------------------------------
     def _finish(self, M33: np.ndarray, ldL2: float) -> Factorization:
-        """Factor the (p+1)×(p+1) trailing block and assemble the criterion pieces."""
-        if not (np.all(np.isfinite(M33)) and np.isfinite(ldL2)):
+        """Factor the (p+1)×(p+1) trailing block and assemble the criterion pieces.
+
+        LAPACK's ``dpotrf`` directly: the block is tiny and numpy's wrapper costs more than
+        the factorization.
+        """
+        if not math.isfinite(ldL2):
             return Factorization(np.inf, np.inf, np.inf, ok=False)
-        try:
-            L33 = np.linalg.cholesky(M33)
-        except np.linalg.LinAlgError:
+        L33, info = dpotrf(M33, lower=1, clean=1)
+        if info != 0 or not np.isfinite(L33).all():
             return Factorization(np.inf, np.inf, np.inf, ok=False)
         self._L33 = L33
         p = self.p
-        d = np.diag(L33)
-        ldRX2 = 2.0 * float(np.sum(np.log(d[:p]))) if p else 0.0
+        d = L33.diagonal()
+        ldRX2 = 2.0 * float(np.log(d[:p]).sum()) if p else 0.0
         return Factorization(ldL2, ldRX2, float(d[p] ** 2))
 
     def _beta(self) -> np.ndarray:
