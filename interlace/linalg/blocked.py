@@ -137,8 +137,8 @@ class BlockedPLS(PLSSystem):
     #: the numbers of the last A21 the pair matrix was built from
     _pair_matrix_src: Any
     _numeric = ("cp", "A33", "_L33", "A11", "A21", "A22", "A31", "A32", "_pair_prod", "_pair_matrix",
-                "_pair_matrix_src", "_split", "_m22_buf", "_L11", "_L11_parts", "_A11_stack", "_L21", "_L22", "_L31", "_L32", "_D1blocks",
-                "_T1")
+                "_pair_matrix_src", "_split", "_m22_buf", "_L11", "_L11_parts", "_A11_stack", "_L21", "_L22",
+                "_L31", "_L32", "_D1blocks", "_T1")
 
     def __init__(self, re: Any, p: int) -> None:
         super().__init__(re, p)
