@@ -60,13 +60,22 @@ class FixedEffectsTests:
         method = parse_df_method(value)
         if method == "kenward-roger" and not getattr(self, "reml", True):
             raise InterlaceError("Kenward-Roger's method is only available for REML fits (as in lmerTest)")
+        if method not in self.__dict__.get("_ddf_engines", {}):
+            self._check_rows_for(method)
         self._df_method = method
+
+    def _check_rows_for(self, method: str) -> None:
+        """A new df engine needs the rows: refuse clearly after ``remove_data()``."""
+        if getattr(self, "_rows_removed", False) and method != "normal":
+            raise InterlaceError(f"df_method={method!r} needs the rows, which remove_data() removed; the "
+                                 f"tests kept are those of df_method={self._df_method!r}")
 
     # ------------------------------------------------------------ engines
     def _ddf_engine(self, method: str | None = None):
         method = self.df_method if method is None else parse_df_method(method)
         cache = self.__dict__.setdefault("_ddf_engines", {})
         if method not in cache:
+            self._check_rows_for(method)
             if method == "normal":
                 cache[method] = NormalTests(self)
             elif method == "containment":

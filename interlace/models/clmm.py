@@ -147,6 +147,7 @@ class CLMM(MixedModel):
     # ---------------------------------------------------------------- objective
     def objective(self) -> CLMMDeviance:
         """A new objective of (threshold parameters, β, θ) on this model's engines."""
+        self._need_rows("the model's objective")
         n = self.endog.shape[0]
         resp = OrdinalResponse(np.asarray(self.endog, int), len(self.levels), self.link,
                                np.zeros(len(self.levels) - 1), np.zeros(n), self.weights)

@@ -114,6 +114,8 @@ class CoxME(MixedModel):
         self.df_resid = self.nobs - self.k_fe
         self._lap: CoxLaplace | None = None
 
+    _row_attributes = ("weights", "status", "cox_data")
+
     def _init_kwargs(self) -> dict:
         return {**super()._init_kwargs(), "status": self.status, "ties": self.ties, "weights": self.weights,
                 "offset": self.offset, "sparse": self.sparse}
@@ -182,6 +184,7 @@ class CoxME(MixedModel):
     # ---------------------------------------------------------------- objective
     def objective(self) -> CoxLaplace:
         """A new penalized fit and Laplace objective of θ (:class:`~interlace.objective.coxme.CoxLaplace`)."""
+        self._need_rows("the model's objective")
         return CoxLaplace(self.random_effects_structure, np.asarray(self.exog, float), self.cox_data, self.offset,
                           sparse=self.sparse, engine=self.engine)
 

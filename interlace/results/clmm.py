@@ -1,6 +1,7 @@
 """Results of a cumulative link mixed model (:class:`CLMMResult`), ordinal's ``clmm`` quantities."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +31,18 @@ class CLMMResult(MixedResultsBase):
     """
 
     reml = False
+    _rebuilt_on_demand = ("_deviance",)
+
+    def _fit_objective(self) -> CLMMDeviance:
+        """The fit's own objective (rebuilt from the model after unpickling)."""
+        dev = self.__dict__.get("_deviance")
+        if dev is None:
+            self._need_rows("the fit's PIRLS engines")
+            dev = self._deviance = self.model.objective()
+        return dev
+
+    def _drop_rows(self) -> None:
+        self.state = replace(self.state, eta=np.zeros(0), mu=np.zeros(0))
 
     def __init__(self, model: Any, par: np.ndarray, st: PIRLSState, objective: float, derivs: dict,
                  opt: OptSummary, deviance: CLMMDeviance) -> None:
@@ -124,7 +137,8 @@ class CLMMResult(MixedResultsBase):
         return pd.Series(P[np.arange(y.size), y], index=self.model.data.row_labels, name="fitted")
 
     def factored_engine(self) -> PLSSystem:
-        dev = self._deviance
+        """The fit's engine factored at the estimates, with the working weights at the modes."""
+        dev = self._fit_objective()
         return dev.pirls.factored(self.theta, np.asarray(self.params)[self._fe], self.sol.u,
                                   resp=dev.response(self._par))
 

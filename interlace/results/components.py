@@ -39,6 +39,18 @@ class RandomEffectsFit:
     _re_scale = 1.0
     #: positions of the fixed effects β in ``params`` (CLMM results put thresholds first)
     _fe = slice(None)
+    #: the fit's engines and objectives: not pickled (a CHOLMOD factor does not pickle, and they are
+    #: as large as the data); rebuilt on demand from the model by :meth:`factored_engine`
+    _rebuilt_on_demand: tuple[str, ...] = ()
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        for key in self._rebuilt_on_demand:
+            state.pop(key, None)
+        ddf = state.get("_ddf_engines")
+        if ddf and "_marginal" in ddf:  # the df engines keep small arrays only; their derivatives hold the rows
+            state["_ddf_engines"] = {k: v for k, v in ddf.items() if k != "_marginal"}
+        return state
 
     def _init_shared(self, model) -> None:
         self.theta = self.sol.theta

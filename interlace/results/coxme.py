@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -261,7 +262,21 @@ class CoxMEResult(MixedResultsBase):
         return self.predict()
 
     def factored_engine(self) -> _CondCov:
+        """(H⁻¹)_uu's diagonal blocks at the estimates (the Hessian is rebuilt from the model after unpickling)."""
+        if self.state.hessian is None:
+            self._need_rows("the Hessian of the penalized partial likelihood")
+            st = self.state
+            again = self.model.objective().fit(st.theta, beta0=st.beta, u0=st.u, maxit=0)
+            self.state = replace(st, hessian=again.hessian)
         return _CondCov(self.model.random_effects_structure, self.state.hessian)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["state"] = replace(self.state, hessian=None)  # a CHOLMOD factor does not pickle
+        return state
+
+    def _drop_rows(self) -> None:
+        self.state = replace(self.state, eta=np.zeros(0), hessian=None)
 
     # ------------------------------------------------------------ comparison and display
     def compare_lr_test(self, restricted: Any) -> LRTest:

@@ -15,6 +15,7 @@ from ..inference.ddf import FixedEffectsTests
 from ..objective.lmm import LMMDeviance, LMMSolution
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
+from .summary import residual_quartiles
 
 if TYPE_CHECKING:
     from statsmodels.iolib.summary2 import Summary
@@ -30,15 +31,29 @@ class LMMFit:
     """The LMM quantities that need no rows (σ̂, the criterion, prediction of new data), shared by
     :class:`CrossedLMEResult` and the chunked :class:`~interlace.scale.results.ChunkedLMEResult`.
 
-    Subclasses set ``self._objective`` (the fit's :class:`~interlace.objective.lmm.LMMDeviance`).
+    Subclasses set ``self._objective`` (the fit's :class:`~interlace.objective.lmm.LMMDeviance`)
+    and say how to rebuild it (:meth:`_rebuild_objective`) when the result was unpickled.
     """
+
+    _rebuilt_on_demand = ("_objective",)
 
     @property
     def _re_scale(self) -> float:
         return self.scale
 
+    def _rebuild_objective(self) -> LMMDeviance:
+        raise NotImplementedError
+
+    def fit_objective(self) -> LMMDeviance:
+        """The fit's own criterion and engine (rebuilt from the model after unpickling)."""
+        dev = self.__dict__.get("_objective")
+        if dev is None:
+            dev = self._objective = self._rebuild_objective()
+        return dev
+
     def factored_engine(self) -> PLSSystem:
-        return self._objective.factored(self.sol)
+        """The fit's own PLS engine factored at θ̂ (conditional variances, hat values, derivatives)."""
+        return self.fit_objective().factored(self.sol)
 
     @property
     def _residual_variance(self) -> float:
@@ -181,6 +196,16 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         self.engine = objective.pls.engine
         self._init_shared(model)
 
+    def _rebuild_objective(self) -> LMMDeviance:
+        self._need_rows("the fit's PLS engine")
+        return self.model.objective()
+
+    def _keep_before_removal(self) -> None:
+        super()._keep_before_removal()
+        self._fe_tests()  # the summary's t tests and the df engine of this fit's df_method (contrasts)
+        self._kept("scaled_residual_quantiles", lambda: residual_quartiles(self.resid_pearson))
+        self.residual_conf_int()  # the summary's table of a residual structure
+
     def _draw_response(self, mu, rng):
         w = self.model.weights if self.model.weights is not None else 1.0
         z = rng.standard_normal(mu.size)
@@ -226,7 +251,7 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
             return pd.DataFrame(columns=["lower", "est.", "upper"], dtype=float)
         from ..inference.residual_structure import residual_wald_intervals
 
-        return residual_wald_intervals(self, level)
+        return self._kept(f"residual_conf_int_{level}", lambda: residual_wald_intervals(self, level)).copy()
 
     @property
     def fittedvalues(self) -> pd.Series:
@@ -289,6 +314,7 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         from ..errors import InterlaceError
         from ..inference.bootstrap import cluster_bootstrap_se
 
+        self._need_rows("bootstrap_se()")
         if self.model.specs:
             group = self.model.specs[0].group
         elif self.model.residual is not None and self.model.residual.correlation is not None \
@@ -333,6 +359,7 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         from ..inference.profile import profile_lmm
 
         self._no_residual_structure("profile()")
+        self._need_rows("profile()")
         return profile_lmm(self, parm=parm, alphamax=alphamax, maxpts=maxpts, delta_cutoff=delta_cutoff,
                            old_names=old_names, progress=progress)
 
@@ -370,6 +397,7 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
 
         if str(method).lower() != "wald":
             self._no_residual_structure(f"conf_int_all(method={method!r})")
+            self._need_rows(f"conf_int_all(method={method!r})")
         return lmm_conf_int(self, method=method, level=level, parm=parm, n_boot=n_boot, seed=seed,
                             old_names=old_names, boot_method=boot_method, n_jobs=n_jobs, progress=progress)
 
@@ -410,6 +438,7 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         from ..inference.parametric_bootstrap import parametric_bootstrap
 
         self._no_residual_structure("bootstrap()")
+        self._need_rows("bootstrap()")
         return parametric_bootstrap(self, n=n, seed=seed, statistic=statistic, kind=kind, n_jobs=n_jobs,
                                     progress=progress, use_u=use_u)
 

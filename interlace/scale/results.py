@@ -79,11 +79,26 @@ class ChunkedLME:
         self.offset = np.zeros(0) if design.plan.offset is not None else None
         self.weights_arg = design.plan.weights
         self.model_frame = None
-        self._dev = dev
+        self._dev: LMMDeviance | None = dev
+        #: what rebuilds the criterion after unpickling: the summed blocks, Σ log w, the engine
+        self._products = (dev.pls.cp, dev.ldW, dev.pls.engine)
 
     def deviance_function(self) -> LMMDeviance:
-        """The criterion of θ, on an engine built from the summed blocks."""
+        """The criterion of θ, on an engine built from the summed blocks (rebuilt after unpickling)."""
+        if self._dev is None:
+            from ..linalg.engines import engine_for_products
+            from ..linalg.pls import HAVE_CHOLMOD
+
+            cp, sum_log_w, engine = self._products
+            if engine == "cholmod" and not HAVE_CHOLMOD:
+                engine = "auto"  # the blocked engine gives the same numbers
+            self._dev = LMMDeviance(engine_for_products(cp, engine), self.reml, sum_log_w)
         return self._dev
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_dev"] = None  # its engine is rebuilt from the blocks (a CHOLMOD factor does not pickle)
+        return state
 
     @property
     def exog(self) -> NoReturn:
@@ -142,6 +157,25 @@ class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
         self._min_w = float(min_w)
         self.timings: dict = {}
         self.n_chunks: int | None = None
+
+    def _rebuild_objective(self) -> LMMDeviance:
+        return self.model.deviance_function()
+
+    def save(self, fname: Any, remove_data: bool = False) -> None:
+        """Pickle the result to ``fname`` (a path or a file handle), as statsmodels' results' ``save``.
+
+        A chunked result keeps no rows, so ``remove_data`` changes nothing.
+        """
+        from statsmodels.iolib.smpickle import save_pickle
+
+        save_pickle(self, fname)
+
+    @classmethod
+    def load(cls, fname: Any) -> ChunkedLMEResult:
+        """Load a result saved with :meth:`save` (only from a trusted source: it is a pickle)."""
+        from statsmodels.iolib.smpickle import load_pickle
+
+        return load_pickle(fname)
 
     # ------------------------------------------------------------ fixed effects
     def cov_params(self) -> np.ndarray:
