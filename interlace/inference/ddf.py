@@ -21,6 +21,7 @@ import scipy.stats as st
 
 from ..errors import InterlaceError
 from .containment import ContainmentTests
+from .hypotheses import StatsmodelsTests
 from .satterthwaite import FTest
 from .wald import NormalTests
 
@@ -45,8 +46,10 @@ def parse_df_method(method: str) -> str:
     return _ALIASES[key]
 
 
-class FixedEffectsTests:
-    """Degrees of freedom, t tests, F tests and ANOVA tables for the fixed effects (see module docstring)."""
+class FixedEffectsTests(StatsmodelsTests):
+    """Degrees of freedom, t tests, F tests and ANOVA tables for the fixed effects (see module docstring);
+    statsmodels' ``t_test``, ``f_test``, ``wald_test`` and ``t_test_pairwise`` with the same df
+    (:class:`~interlace.inference.hypotheses.StatsmodelsTests`)."""
 
     _df_method = "satterthwaite"
 
@@ -119,6 +122,21 @@ class FixedEffectsTests:
         return cache[method].copy()
 
     # ------------------------------------------------------------ per coefficient
+    @property
+    def fe_bse(self) -> pd.Series:
+        """Standard errors of β̂ in the tests: lme4's (``√diag(vcov)``), or under Kenward-Roger the
+        adjusted ones (``√diag(cov_fe_kr)``, lmerTest's ``summary(m, ddf = "Kenward-Roger")``)."""
+        if self.df_method == "kenward-roger":
+            return self._fe_tests()["Std. Error"].rename("fe_bse")
+        return super().fe_bse
+
+    @property
+    def fe_tvalues(self) -> pd.Series:
+        """β̂ / :attr:`fe_bse` (lmerTest's ``t value``; Kenward-Roger: with the adjusted SEs)."""
+        if self.df_method == "kenward-roger":
+            return self._fe_tests()["t value"].rename("fe_tvalues")
+        return super().fe_tvalues
+
     @property
     def fe_df(self) -> pd.Series:
         """Denominator degrees of freedom of each coefficient's t test (``df_method``; inf for "normal")."""

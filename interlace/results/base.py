@@ -18,6 +18,7 @@ from .components import RandomEffectsFit
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from statsmodels.iolib.summary2 import Summary
 
     from ..diagnostics.checks import CheckReport
     from ..diagnostics.influence import InfluenceResult
@@ -98,6 +99,17 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
 
     def __str__(self) -> str:
         return str(self.summary())
+
+    def summary(self, alpha: float = 0.05) -> Summary:  # pragma: no cover - every family has its own
+        raise NotImplementedError
+
+    def summary2(self, alpha: float = 0.05, title: str | None = None) -> Summary:
+        """statsmodels' ``summary2``: :meth:`summary` (already a statsmodels ``summary2.Summary``),
+        with another ``title`` if given."""
+        s = self.summary(alpha)
+        if title is not None:
+            s.add_title(title)
+        return s
 
     @property
     def n_dropped(self) -> int:

@@ -104,19 +104,26 @@ class CLMMResult(MixedResultsBase):
         a = np.concatenate([[-np.inf], self._alpha, [np.inf]])
         return np.diff(self.model.link.cdf(a[None, :] - eta[:, None]), axis=1)
 
-    def predict(self, newdata: pd.DataFrame | None = None, type: str = "prob", include_re: bool = True
-                ) -> pd.Series | pd.DataFrame:
+    def predict(self, newdata: pd.DataFrame | None = None, type: str = "prob", include_re: bool = True,
+                exog: Any = None, transform: bool = True) -> pd.Series | pd.DataFrame:
         """Per-category probabilities, the most likely category, or the linear predictor.
 
         Parameters
         ----------
         newdata : DataFrame, optional
-            Default: the fitted rows. Unseen group levels get random effect 0.
+            Default: the fitted rows. Unseen group levels get random effect 0 (with an
+            :class:`~interlace.errors.UnseenLevelWarning`).
         type : {"prob", "class", "linear"}
         include_re : bool
             Include the conditional modes of the random effects.
+        exog, transform
+            statsmodels' names: ``exog`` is new data as ``newdata`` (``transform=True``), or the
+            coefficients' model matrix (``transform=False``), predicted without random effects.
         """
-        if newdata is None:
+        newdata, Xnew, xindex = self._new_rows(newdata, exog, transform)
+        if Xnew is not None:
+            eta, index = self._linear_predictor(Xnew, None, None), xindex
+        elif newdata is None:
             eta, index = self._eta_fit(include_re), self.model.data.row_labels
         else:
             eta, index = self._eta_new(newdata, include_re, None), newdata.index

@@ -229,8 +229,9 @@ class CoxMEResult(MixedResultsBase):
         return pd.Series(eta, index=self.model.data.row_labels, name="linear_predictor")
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "lp", include_re: bool = True,
-                offset: npt.ArrayLike | None = None) -> pd.Series:
-        """Linear predictor or relative risk; unseen levels get random effect 0.
+                offset: npt.ArrayLike | None = None, exog: Any = None, transform: bool = True) -> pd.Series:
+        """Linear predictor or relative risk; unseen levels get random effect 0 (with an
+        :class:`~interlace.errors.UnseenLevelWarning`).
 
         Parameters
         ----------
@@ -242,9 +243,16 @@ class CoxMEResult(MixedResultsBase):
             Include the frailties (False: fixed effects only).
         offset : array-like, optional
             For new data when the model has an offset (default: the offset column if named).
+        exog, transform
+            statsmodels' names: ``exog`` is new data as ``newdata`` (``transform=True``), or the
+            fixed-effects model matrix (``transform=False``), predicted without frailties.
         """
         if type not in ("lp", "risk"):
             raise ValueError(f"type must be 'lp' or 'risk', got {type!r}")
+        newdata, Xnew, xindex = self._new_rows(newdata, exog, transform)
+        if Xnew is not None:
+            eta = self._linear_predictor(Xnew, None, None if offset is None else np.asarray(offset, float))
+            return pd.Series(eta if type == "lp" else np.exp(eta), index=xindex, name=type)
         if newdata is None:
             eta = self._eta_fit(include_re)
             index = self.model.data.row_labels

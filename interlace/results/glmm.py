@@ -174,8 +174,9 @@ class GLMMResult(MixedResultsBase):
         return pd.Series(r, index=self.model.data.row_labels, name="resid_deviance")
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "response", include_re: bool = True,
-                offset: npt.ArrayLike | None = None) -> pd.Series:
-        """Predictions on the link or response scale; unseen levels contribute 0.
+                offset: npt.ArrayLike | None = None, exog: Any = None, transform: bool = True) -> pd.Series:
+        """Predictions on the link or response scale; unseen levels contribute 0 (with an
+        :class:`~interlace.errors.UnseenLevelWarning`).
 
         Parameters
         ----------
@@ -185,9 +186,16 @@ class GLMMResult(MixedResultsBase):
         include_re : bool
             Include the conditional modes (lme4's default); False gives the population level.
         offset : array-like, optional
+        exog, transform
+            statsmodels' names: ``exog`` is new data as ``newdata`` (``transform=True``), or the
+            fixed-effects model matrix (``transform=False``), predicted without random effects.
         """
         if type not in ("response", "link"):
             raise ValueError(f"type must be 'response' or 'link', got {type!r}")
+        newdata, Xnew, xindex = self._new_rows(newdata, exog, transform)
+        if Xnew is not None:
+            eta = self._linear_predictor(Xnew, None, None if offset is None else np.asarray(offset, float))
+            return pd.Series(eta if type == "link" else self.family.linkinv(eta), index=xindex, name="predicted")
         if newdata is None:
             eta = self._eta_fit(include_re)
             index = self.model.data.row_labels

@@ -1,6 +1,7 @@
 """Results of a linear mixed model fit: :class:`CrossedLMEResult` and its statsmodels wrapper."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ import scipy.stats as st
 from statsmodels.base import wrapper as wrap
 
 from ..design.fixed import new_matrix
+from ..errors import InterlaceError, UnseenLevelWarning
 from ..inference.ddf import FixedEffectsTests
 from ..objective.lmm import LMMDeviance, LMMSolution
 from ..optimize import OptSummary
@@ -19,6 +21,7 @@ from .summary import residual_quartiles
 
 if TYPE_CHECKING:
     from statsmodels.iolib.summary2 import Summary
+    from statsmodels.regression._prediction import PredictionResults
 
     from ..inference.lrt import LRTest
     from ..inference.parametric_bootstrap import BootstrapResult
@@ -87,9 +90,10 @@ class LMMFit:
         return len(self._names) + self.theta.size + n_psi + 1
 
     def predict(self, newdata: pd.DataFrame | None = None, include_re: bool = True,
-                offset: npt.ArrayLike | None = None, interval: str | None = None, level: float = 0.95
-                ) -> pd.Series | pd.DataFrame:
-        """Predictions on new data; unseen group levels contribute 0 (the population mean).
+                offset: npt.ArrayLike | None = None, interval: str | None = None, level: float = 0.95,
+                exog: Any = None, transform: bool = True) -> pd.Series | pd.DataFrame:
+        """Predictions on new data; unseen group levels contribute 0 (the population mean), with an
+        :class:`~interlace.errors.UnseenLevelWarning`.
 
         Parameters
         ----------
@@ -117,7 +121,17 @@ class LMMFit:
             The covariance between β̂ and the BLUPs is not included (as merTools'
             ``predictInterval`` with fixed-effect and random-effect parts).
         level : float
+        exog, transform
+            statsmodels' names: ``exog`` is new data as ``newdata`` (``transform=True``), or
+            with ``transform=False`` the fixed-effects model matrix, predicted as Xβ̂
+            (+ ``offset``) without random effects or intervals.
         """
+        newdata, Xnew, xindex = self._new_rows(newdata, exog, transform)
+        if Xnew is not None:
+            if interval is not None:
+                raise InterlaceError("intervals need the data (exog with transform=True, or newdata)")
+            eta = self._linear_predictor(Xnew, None, None if offset is None else np.asarray(offset, float))
+            return pd.Series(eta, index=xindex, name="predicted")
         if newdata is None:
             eta = self._eta_fit(include_re)
             index = self.model.data.row_labels
@@ -157,6 +171,46 @@ class LMMFit:
             + (" + residual variance + Var(random effects) of unseen levels" if interval == "prediction" else ""))
         return out
 
+    def get_prediction(self, exog: Any = None, transform: bool = True, include_re: bool = True,
+                       offset: npt.ArrayLike | None = None, row_labels: Sequence[Any] | None = None
+                       ) -> PredictionResults:
+        """Predictions with standard errors and intervals, as statsmodels' ``get_prediction``.
+
+        The mean is :meth:`predict`'s (with the BLUPs of seen levels when ``include_re``);
+        its variance is that of ``predict(interval="confidence")``, and an observation's adds
+        the residual variance and the random effects of unseen levels (``interval="prediction"``).
+
+        Parameters
+        ----------
+        exog : DataFrame, optional
+            New data (default: the fitted rows); ``transform=False`` is not available (the
+            random-effects design needs the grouping columns).
+        include_re : bool
+        offset : array-like, optional
+        row_labels : sequence, optional
+            Row labels of the frames (default: the data's index).
+
+        Returns
+        -------
+        statsmodels.regression._prediction.PredictionResults
+            ``predicted_mean``, ``se_mean``, ``se_obs``, ``conf_int(obs=False, alpha=0.05)``,
+            ``summary_frame(alpha=0.05)`` (mean, mean_se, mean_ci_*, obs_ci_*; normal quantiles,
+            as :meth:`predict`'s intervals).
+        """
+        from statsmodels.regression._prediction import PredictionResults
+
+        if not transform:
+            raise InterlaceError("get_prediction needs the data (transform=True): the random-effects design "
+                                 "is built from the grouping columns")
+        conf = self.predict(exog, include_re=include_re, offset=offset, interval="confidence")
+        with warnings.catch_warnings():  # the first call gave any notice about unseen levels
+            warnings.simplefilter("ignore", UnseenLevelWarning)
+            obs = self.predict(exog, include_re=include_re, offset=offset, interval="prediction")
+        var_mean = conf["se"].to_numpy() ** 2
+        labels = list(conf.index) if row_labels is None else list(row_labels)
+        return PredictionResults(conf["predicted"].to_numpy(), var_mean, obs["se"].to_numpy() ** 2 - var_mean,
+                                 dist="norm", row_labels=labels)
+
 
 class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
     """A fitted linear mixed model, with lme4's quantities under statsmodels' names.
@@ -186,7 +240,6 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         else:
             ncov = np.zeros((0, 0))
         super().__init__(model, sol.beta, normalized_cov_params=ncov, scale=sol.sigma2)
-        self.use_t = False
         self.sol = sol
         self.opt_summary = opt
         self.reml = model.reml
@@ -199,6 +252,31 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
     def _rebuild_objective(self) -> LMMDeviance:
         self._need_rows("the fit's PLS engine")
         return self.model.objective()
+
+    # ------------------------------------------------------------ statsmodels' tests follow df_method
+    @property
+    def use_t(self) -> bool:
+        """t tests (True) or Wald z (False) in statsmodels' machinery: False exactly when
+        ``df_method="normal"`` (setting False selects it; True selects Satterthwaite if it was "normal")."""
+        return self.df_method != "normal"
+
+    @use_t.setter
+    def use_t(self, value: bool) -> None:
+        if not value:
+            self.df_method = "normal"
+        elif self.df_method == "normal":
+            self.df_method = "satterthwaite"
+
+    @property
+    def pvalues(self) -> np.ndarray:
+        """p-values of the fixed effects' tests with ``df_method``'s df: :attr:`fe_pvalues` (Wald z for "normal")."""
+        return self.fe_pvalues.to_numpy()
+
+    def conf_int(self, alpha: float = 0.05, cols: Sequence[int] | None = None) -> np.ndarray:
+        """Intervals of the fixed effects with ``df_method``'s t quantiles: :meth:`fe_conf_int` as an array
+        (normal quantiles for "normal"); the wrapper labels it and also gives lme4's ``confint`` (``method=``)."""
+        ci = self.fe_conf_int(alpha).to_numpy()
+        return ci if cols is None else ci[np.asarray(cols)]
 
     def _keep_before_removal(self) -> None:
         super()._keep_before_removal()
@@ -216,8 +294,6 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
     # ------------------------------------------------------------ residual structure
     def _no_residual_structure(self, what: str) -> None:
         if self.model.residual is not None:
-            from ..errors import InterlaceError
-
             raise InterlaceError(f"{what} is not available for models with a residual correlation or variance "
                                  "structure; see residual_conf_int() and fe_conf_int()")
 
@@ -311,7 +387,6 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         progress : bool
             Show a tqdm progress bar.
         """
-        from ..errors import InterlaceError
         from ..inference.bootstrap import cluster_bootstrap_se
 
         self._need_rows("bootstrap_se()")
@@ -450,7 +525,7 @@ class CrossedLMEResultWrapper(MixedResultsWrapper):
     _wrap_methods = {k: v for k, v in MixedResultsWrapper._wrap_methods.items() if k != "conf_int"}
 
     def __setattr__(self, name, value) -> None:
-        if name == "df_method":  # a setting of the results, not of the wrapper
+        if name in ("df_method", "use_t"):  # settings of the results, not of the wrapper
             setattr(self._results, name, value)
         else:
             super().__setattr__(name, value)

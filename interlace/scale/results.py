@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import scipy.stats as st
 
 from ..errors import InterlaceError
 from ..inference.ddf import FixedEffectsTests
@@ -194,8 +193,19 @@ class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
 
     @property
     def pvalues(self) -> np.ndarray:
-        """Wald z p-values (statsmodels' ``pvalues``)."""
-        return 2 * st.norm.sf(np.abs(self.tvalues))
+        """p-values of the fixed effects' tests with ``df_method``'s df (:attr:`fe_pvalues` as an array)."""
+        return self.fe_pvalues.to_numpy()
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Intervals of the fixed effects with ``df_method``'s t quantiles (:meth:`fe_conf_int`)."""
+        return self.fe_conf_int(alpha)
+
+    def summary2(self, alpha: float = 0.05, title: str | None = None) -> Summary:
+        """statsmodels' ``summary2``: :meth:`summary` (already a ``summary2.Summary``), with another ``title``."""
+        s = self.summary(alpha)
+        if title is not None:
+            s.add_title(title)
+        return s
 
     def _marginal_derivatives(self):
         cache = self.__dict__.setdefault("_ddf_engines", {})
@@ -215,17 +225,19 @@ class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
         return int(self.model.design.n_dropped)
 
     # ------------------------------------------------------------ prediction
-    def predict(self, newdata: pd.DataFrame, include_re: bool = True, offset: npt.ArrayLike | None = None,
-                interval: str | None = None, level: float = 0.95) -> pd.Series | pd.DataFrame:
+    def predict(self, newdata: pd.DataFrame | None = None, include_re: bool = True,
+                offset: npt.ArrayLike | None = None, interval: str | None = None, level: float = 0.95,
+                exog: Any = None, transform: bool = True) -> pd.Series | pd.DataFrame:
         """Predictions on new data (a pandas DataFrame, e.g. one chunk); see
         :meth:`interlace.results.lmm.CrossedLMEResult.predict`.  Unseen levels contribute 0.
 
         ``newdata`` is required: the training rows are not kept (for fitted values over a
         Dask DataFrame use ``ddf.map_partitions(result.predict)``).
         """
-        if newdata is None:
+        if newdata is None and exog is None:
             raise InterlaceError(_NO_ROWS.format(what="predict() without newdata"))
-        return super().predict(newdata, include_re=include_re, offset=offset, interval=interval, level=level)
+        return super().predict(newdata, include_re=include_re, offset=offset, interval=interval, level=level,
+                               exog=exog, transform=transform)
 
     @property
     def fittedvalues(self) -> NoReturn:

@@ -209,7 +209,9 @@ def test_wald(name):
     np.testing.assert_allclose(ci.iloc[nv:].to_numpy(), np.column_stack([b - z * se, b + z * se]), rtol=1e-13)
     # against lme4's default fit: estimates agree to ~1e-5 relative, or 1e-4 SE for a limit near 0
     np.testing.assert_allclose(ci.iloc[nv:].to_numpy(), ref[nv:], rtol=1e-5, atol=1e-4 * se.min())
-    # statsmodels' conf_int() keeps its meaning: the fixed-effects Wald intervals
+    # statsmodels' conf_int() keeps its meaning (the fixed effects' intervals), with the model's df:
+    # Wald under df_method="normal"
+    res.df_method = "normal"
     np.testing.assert_allclose(np.asarray(res.conf_int()), ci.iloc[nv:].to_numpy(), rtol=1e-13)
 
 
