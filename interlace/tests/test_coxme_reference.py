@@ -50,8 +50,8 @@ def fitted(request):
 
 
 def _key(name: str) -> str:
-    """coxme names a nested term centre/patient; interlace centre:patient."""
-    return name.replace(":", "/")
+    """coxme names a nested term centre/patient (and its levels c/p); interlace, as lme4, patient:centre (p:c)."""
+    return "/".join(reversed(name.replace("(", "").replace(")", "").split(":")))
 
 
 def test_cases_present():
