@@ -68,3 +68,18 @@ def warn_user(message: str, category: type[Warning]) -> None:
 
 class EngineUnavailableError(InterlaceError, ImportError):
     """A linear-algebra engine was asked for whose library is not installed (CHOLMOD)."""
+
+
+def renamed_option(new_value: object, old_value: object, new: str, old: str, default: object = None) -> object:
+    """The value of an option whose old name ``old`` still works, with a ``FutureWarning``.
+
+    ``new_value`` is the value given under the new name (``default`` when not given), ``old_value``
+    the one under the old name (None when not given).  Giving both (differently) is an error.
+    """
+    if old_value is None:
+        return new_value
+    if new_value is not default and new_value != old_value:
+        raise InterlaceError(f"{old}= is the old name of {new}=: give {new}= only")
+    warn_user(f"{old}= is now spelled {new}= (the old name will be removed in a future version)", FutureWarning)
+    return old_value
+

@@ -19,7 +19,7 @@ import numpy.typing as npt
 import pandas as pd
 import scipy.stats as st
 
-from ..errors import InterlaceError
+from ..errors import InterlaceError, renamed_option
 from .containment import ContainmentTests
 from .hypotheses import StatsmodelsTests
 from .satterthwaite import FTest
@@ -187,8 +187,8 @@ class FixedEffectsTests(StatsmodelsTests):
         return L
 
     def contest(self, L: npt.ArrayLike | pd.Series | pd.DataFrame | dict[str, float],
-                rhs: float | npt.ArrayLike = 0.0, ddf: str | None = None, joint: bool = True,
-                level: float = 0.95) -> pd.DataFrame:
+                rhs: float | npt.ArrayLike = 0.0, df_method: str | None = None, joint: bool = True,
+                level: float = 0.95, *, ddf: str | None = None) -> pd.DataFrame:
         """Test linear contrasts of the fixed effects (lmerTest's ``contest``).
 
         Parameters
@@ -199,8 +199,9 @@ class FixedEffectsTests(StatsmodelsTests):
             columns are coefficient names; missing ones count as 0).
         rhs : float or array-like
             Hypothesised value(s) of ``L β``.
-        ddf : {"satterthwaite", "kenward-roger", "normal"}, optional
-            Default: the result's ``df_method``.
+        df_method : {"satterthwaite", "kenward-roger", "containment", "normal"}, optional
+            Default: the result's ``df_method`` (lmerTest's ``ddf``; ``ddf=`` still works, with
+            a ``FutureWarning``).
         joint : bool
             Several rows: one F test of all of them (True, lmerTest's ``contestMD``) or
             a t test per row (False).
@@ -215,6 +216,7 @@ class FixedEffectsTests(StatsmodelsTests):
             An F test: one row with ``Sum Sq``, ``Mean Sq``, ``NumDF``, ``DenDF``,
             ``F value``, ``Pr(>F)``.
         """
+        ddf = renamed_option(df_method, ddf, "df_method", "ddf")
         index = None
         if isinstance(L, pd.DataFrame):
             index = list(L.index)
@@ -236,7 +238,7 @@ class FixedEffectsTests(StatsmodelsTests):
                              "Pr(>|t|)": [r.p for r in rows]},
                             index=index if index is not None else range(len(rows)))
 
-    def anova(self, type: int | str = 3, ddf: str | None = None) -> pd.DataFrame:
+    def anova(self, type: int | str = 3, df_method: str | None = None, *, ddf: str | None = None) -> pd.DataFrame:
         """F test of each fixed-effect formula term (lmerTest's ``anova(m, type, ddf)``).
 
         Parameters
@@ -244,8 +246,9 @@ class FixedEffectsTests(StatsmodelsTests):
         type : {3, 1, "III", "I"}
             3: marginal tests with lmerTest's type III contrasts; 1: sequential
             (each term adjusted for the terms before it in the formula).
-        ddf : {"satterthwaite", "kenward-roger", "normal"}, optional
-            Default: the result's ``df_method``.
+        df_method : {"satterthwaite", "kenward-roger", "containment", "normal"}, optional
+            Default: the result's ``df_method`` (lmerTest's ``ddf``; ``ddf=`` still works, with
+            a ``FutureWarning``).
 
         Returns
         -------
@@ -253,6 +256,7 @@ class FixedEffectsTests(StatsmodelsTests):
             One row per term (a factor is one row): ``Sum Sq``, ``Mean Sq``, ``NumDF``,
             ``DenDF``, ``F value``, ``Pr(>F)``; ``attrs["heading"]`` names the type and method.
         """
+        ddf = renamed_option(df_method, ddf, "df_method", "ddf")
         from .anova import contrasts_type1, contrasts_type3, ftest_frame
 
         t = str(type).upper()

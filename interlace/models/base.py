@@ -9,6 +9,7 @@ tests) call ``refit`` and never build models themselves.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -118,6 +119,9 @@ class MixedModel(LikelihoodModel):
         offset is remembered as present.  Refits and objectives then raise a clear error.
         """
         self.random_effects_structure = self.random_effects_structure.without_rows()
+        if isinstance(self.fixed_design, FixedDesign):
+            fx = self.fixed_design
+            self.fixed_design = replace(fx, y=np.zeros(0), X=np.zeros((0, fx.X.shape[1])))
         if self.model_frame is not None:
             self.model_frame = self.model_frame.without_rows()
         self.data.frame = None

@@ -7,11 +7,12 @@ the shared :class:`~interlace.design.terms.RandomEffects` (Z, Λθ, θ layout, l
 
 Two estimators of θ:
 
-* ``method="coxme"`` (default): coxme 2.2's own search (log-variance scale, starting
+* ``optimizer="coxme"`` (:func:`interlace.coxme`'s default; ``method=`` of :meth:`CoxME.fit`, as
+  statsmodels names the optimizer): coxme 2.2's own search (log-variance scale, starting
   grid, fixed inner Newton iterations, R's BFGS with ``reltol = 1e-5``), which is what
   R reports — including a small positive variance where the likelihood is maximal at
   0, and estimates a little short of the maximum where the likelihood is flat;
-* ``method="bobyqa"`` (or another optimizer of :func:`interlace.optimize.minimize`):
+* ``optimizer="bobyqa"`` (or another optimizer of :func:`interlace.optimize.minimize`):
   the exact maximizer of the integrated (Laplace) likelihood over θ ≥ lower bounds,
   with lme4's convergence and singularity checks.
 

@@ -180,10 +180,7 @@ class _Sol:
 
 
 class CLMMResultWrapper(MixedResultsWrapper):
-    """Labels statsmodels' outputs with the threshold and coefficient names."""
-
-    _attrs = {}  # params mix thresholds and coefficients: labelled by the result itself
-    _wrap_attrs = wrap.union_dicts(_attrs)
+    """Labels statsmodels' outputs with the threshold parameter and coefficient names (ordinal's order)."""
 
     def __repr__(self) -> str:
         r = self._results

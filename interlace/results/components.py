@@ -161,13 +161,22 @@ class RandomEffectsFit:
         return {b.name: self._cov_of(b) for b in self._blocks}
 
     @property
-    def variance_components(self) -> dict:
-        """Variance per grouping factor: a float for a random intercept, else the covariance matrix."""
-        out = {}
+    def variance_components(self) -> pd.Series:
+        """Variance of every random coefficient, indexed by (group, coefficient): the variances of
+        lme4's ``VarCorr`` (``vc["Subject", "Days"]``, ``vc["batch"]`` for a group's coefficients).
+
+        Covariances: :attr:`random_effects_cov`; correlations: :attr:`random_effects_corr`;
+        lme4's whole table: :attr:`varcorr`.
+        """
+        keys, values = [], []
         for b in self._blocks:
             C = self._cov_of(b)
-            out[b.name] = float(C.iloc[0, 0]) if C.shape == (1, 1) else C
-        return out
+            for coef in C.index:
+                keys.append((b.name, coef))
+                values.append(float(C.loc[coef, coef]))
+        index = pd.MultiIndex.from_tuples(keys, names=["group", "coefficient"]) if keys else \
+            pd.MultiIndex.from_arrays([[], []], names=["group", "coefficient"])
+        return pd.Series(values, index=index, dtype=float, name="variance")
 
     @property
     def random_effects_sd(self) -> dict[str, pd.Series]:
@@ -211,6 +220,37 @@ class RandomEffectsFit:
         for blk in self._blocks:
             cols = np.column_stack([parts[i] for i in blk.term_index])
             out[blk.name] = _per_level(cols, blk)
+        return out
+
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """lme4's ``coef(m)``: per grouping factor, one row per level and a column per fixed effect,
+        holding β̂ plus the level's BLUP for the coefficients with a random effect of that factor
+        and β̂ alone for the others (a random intercept shifts only the intercept).
+
+        Returns
+        -------
+        dict of DataFrame
+            Keyed by grouping factor (as :attr:`random_effects`); columns in the fixed effects' order.
+
+        Raises
+        ------
+        InterlaceError
+            A random coefficient that is not a fixed effect (e.g. ``(0 + f | g)`` with ``f``'s
+            treatment-coded fixed effects), as lme4's "unable to align random and fixed effects".
+        """
+        from ..errors import InterlaceError
+
+        fe = self.fe_params
+        out = {}
+        for name, re in self.random_effects.items():
+            re = re.to_frame("Intercept") if isinstance(re, pd.Series) else re
+            missing = [c for c in re.columns if c not in fe.index]
+            if missing:
+                raise InterlaceError(f"unable to align random and fixed effects of {name!r}: random coefficient(s) "
+                                     f"{missing} are not fixed effects ({list(fe.index)})")
+            table = pd.DataFrame(np.tile(fe.to_numpy(), (len(re), 1)), index=re.index, columns=fe.index)
+            table[re.columns] += re.to_numpy()
+            out[name] = table
         return out
 
     # ------------------------------------------------------------ fitted values

@@ -12,7 +12,7 @@ import scipy.stats as st
 from statsmodels.base import wrapper as wrap
 from statsmodels.iolib.summary2 import Summary
 
-from ..errors import DataError
+from ..errors import DataError, warn_user
 from ..objective.coxme import CoxLaplace, CoxMEState
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
@@ -60,8 +60,8 @@ class CoxMEResult(MixedResultsBase):
     ----------
     theta : ndarray
         Relative covariance parameters (the shared θ layout).
-    method : str
-        ``"coxme"`` or the optimizer used.
+    optimizer : str
+        ``"coxme"`` or the optimizer used (``coxme(optimizer=)``).
     ties : str
     inner_iter : int or None
         coxme's Newton iterations per evaluation of the θ search.
@@ -84,7 +84,7 @@ class CoxMEResult(MixedResultsBase):
         self.state = state
         self.fit0 = fit0
         self.opt_summary = opt
-        self.method = method
+        self.optimizer = method
         self.ties = model.ties
         self.inner_iter = inner_iter
         self.boundary_terms = list(boundary)
@@ -203,10 +203,17 @@ class CoxMEResult(MixedResultsBase):
 
     # ------------------------------------------------------------ variance parameters
     @property
-    def variance_components(self) -> dict:
-        """coxme's ``VarCorr``: a variance per random intercept; for a term with several
-        coefficients a DataFrame with the variances on the diagonal and the
-        **correlations** off it (covariances: :attr:`random_effects_cov`)."""
+    def method(self) -> str:
+        """Old name of :attr:`optimizer` (a ``FutureWarning``): ``method`` means REML/ML elsewhere."""
+        warn_user("CoxMEResult.method is now spelled optimizer (the old name will be removed in a future "
+                  "version)", FutureWarning)
+        return self.optimizer
+
+    @property
+    def coxme_varcorr(self) -> dict:
+        """coxme's ``VarCorr``: per grouping factor, a variance for a random intercept; for a term with
+        several coefficients a DataFrame with the variances on the diagonal and the **correlations**
+        off it (the variances alone: :attr:`variance_components`; covariances: :attr:`random_effects_cov`)."""
         out = {}
         for name, C in self.random_effects_cov.items():
             if C.shape == (1, 1):
@@ -327,7 +334,7 @@ def coxme_summary(res: CoxMEResult, alpha: float = 0.05) -> Summary:
         "Log-lik integrated:": f"{res.llf:.4f}",
         "Log-lik penalized:": f"{res.loglik_penalized:.4f}",
         "Log-lik fitted:": f"{res.loglik_fitted:.4f}",
-        "Estimation:": "coxme (BFGS, log variances)" if res.method == "coxme" else res.method,
+        "Estimation:": "coxme (BFGS, log variances)" if res.optimizer == "coxme" else res.optimizer,
         "Converged:": "Yes" if res.converged else "No",
     }
     if res.n_dropped:

@@ -140,9 +140,8 @@ class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
         self.opt_summary = opt
         self.theta = sol.theta
         self.reml = bool(dev.reml)
-        self.params = np.asarray(sol.beta, float)
         self.scale = float(sol.sigma2)
-        p = self.params.size
+        p = np.asarray(sol.beta).size
         if p:
             RXinv = np.linalg.inv(sol.RX)
             self.normalized_cov_params = RXinv.T @ RXinv
@@ -177,24 +176,29 @@ class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
         return load_pickle(fname)
 
     # ------------------------------------------------------------ fixed effects
-    def cov_params(self) -> np.ndarray:
-        """Covariance matrix of β̂, ``σ² (RX RXᵀ)⁻¹`` (lme4's ``vcov``)."""
-        return self.normalized_cov_params * self.scale
+    @property
+    def params(self) -> pd.Series:
+        """β̂, labelled (statsmodels' ``params``; the same as :attr:`fe_params`)."""
+        return pd.Series(np.asarray(self.sol.beta, float), index=self._names)
+
+    def cov_params(self) -> pd.DataFrame:
+        """Covariance matrix of β̂, ``σ² (RX RXᵀ)⁻¹`` (lme4's ``vcov``), labelled."""
+        return pd.DataFrame(self.normalized_cov_params * self.scale, index=self._names, columns=self._names)
 
     @property
-    def bse(self) -> np.ndarray:
-        """Standard errors of β̂ (array; :attr:`fe_bse` is the labelled Series)."""
-        return np.sqrt(np.diag(self.cov_params()))
+    def bse(self) -> pd.Series:
+        """Standard errors of β̂ from :meth:`cov_params` (lme4's)."""
+        return pd.Series(np.sqrt(np.diag(self.normalized_cov_params * self.scale)), index=self._names)
 
     @property
-    def tvalues(self) -> np.ndarray:
+    def tvalues(self) -> pd.Series:
         """β̂ / SE."""
         return self.params / self.bse
 
     @property
-    def pvalues(self) -> np.ndarray:
-        """p-values of the fixed effects' tests with ``df_method``'s df (:attr:`fe_pvalues` as an array)."""
-        return self.fe_pvalues.to_numpy()
+    def pvalues(self) -> pd.Series:
+        """p-values of the fixed effects' tests with ``df_method``'s df (:attr:`fe_pvalues`)."""
+        return self.fe_pvalues.rename(None)
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Intervals of the fixed effects with ``df_method``'s t quantiles (:meth:`fe_conf_int`)."""
@@ -213,7 +217,7 @@ class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
             cache["_marginal"] = BlockMarginalDerivatives(self)
         return cache["_marginal"]
 
-    def anova(self, type: int | str = 3, ddf: str | None = None) -> NoReturn:
+    def anova(self, type: int | str = 3, df_method: str | None = None, *, ddf: str | None = None) -> NoReturn:
         """Not available for chunked fits (the type III contrasts read the model matrix); use :meth:`contest`."""
         raise InterlaceError("anova() is not available for a chunked fit; test terms with contest(L) "
                              "(one row of L per coefficient of the term)")
