@@ -143,7 +143,7 @@ def _check_ftable(ours: pd.DataFrame, rows: list[dict]):
 def test_anova(fitted, type_):
     d, res = fitted
     for key in _methods(d):
-        ours = res.anova(type=int(type_), ddf=DDF[key])
+        ours = res.anova(type=int(type_), df_method=DDF[key])
         _check_ftable(ours, d["anova"][type_][key])
         label = "Satterthwaite" if key == "satterthwaite" else "Kenward-Roger"
         assert ours.attrs["heading"].startswith(f"Type {'III' if type_ == '3' else 'I'} ")
@@ -167,8 +167,8 @@ def test_contest(fitted):
     ct = d["contest"]
     L = np.array(ct["L"])
     for key in _methods(d):
-        _check_ftable(res.contest(L, ddf=DDF[key]), [ct[key]])
-        rows = res.contest(L, ddf=DDF[key], joint=False)
+        _check_ftable(res.contest(L, df_method=DDF[key]), [ct[key]])
+        rows = res.contest(L, df_method=DDF[key], joint=False)
         ref = ct[f"rows_{key}"]
         np.testing.assert_allclose(rows["Estimate"], ref["Estimate"], rtol=1e-5)
         np.testing.assert_allclose(rows["df"], ref["df"], rtol=DF_RTOL)
