@@ -82,7 +82,6 @@ result = interlace.fit(
     random=["(1|batch/cask)"],
 )
 batch_blups = result.random_effects["batch"]
-batch_cask_blups = result.random_effects["batch:cask"]
-print(result.variance_components["batch"])
-print(result.variance_components["batch:cask"])
+batch_cask_blups = result.random_effects["cask:batch"]  # lme4's name: cask within batch
+print(result.variance_components.to_dict())
 print(result)

@@ -16,6 +16,7 @@ from .errors import (
                      MissingDataWarning,
                      RankDeficiencyWarning,
                      SingularFitWarning,
+                     UnseenLevelWarning,
 )
 from .fit import fit
 from .glmer import glmer, glmer_nb
@@ -30,4 +31,4 @@ __version__ = "0.1.0"
 __all__ = ["fit", "AR1", "CAR1", "CompoundSymmetry", "VarIdent", "glmer", "glmer_nb", "clmm", "coxme", "CLMM",
            "anova", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
            "EngineUnavailableError", "FormulaError", "InterlaceError", "MissingDataWarning", "RankDeficiencyWarning",
-           "SingularFitWarning", "__version__"]
+           "SingularFitWarning", "UnseenLevelWarning", "__version__"]

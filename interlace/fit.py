@@ -90,7 +90,7 @@ def fit(formula: str, data: pd.DataFrame | dd.DataFrame, groups: str | Sequence[
                                  "correlation structure")
         return fit_dask(formula, data, groups=groups, random=random, method=method, weights=weights,
                         offset=offset, engine=engine, optimizer=optimizer, start=start, check_conv=check_conv,
-                        maxiter=maxiter, df_method=df_method)
+                        maxiter=maxiter, df_method=df_method or "satterthwaite")
     reml = parse_method(method)
     model = CrossedLME.from_formula(formula, data, groups=groups, random=random, reml=reml,
                                     weights=weights, offset=offset, engine=engine, df_method=df_method,

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["glmer", "glmer_nb"]
 
 
-def glmer(formula: str, data: pd.DataFrame, family: str | GLMFamily | smf_fam.Family = "binomial",
+def glmer(formula: str, data: pd.DataFrame, family: str | GLMFamily | smf_fam.Family | None = None,
           link: str | None = None, groups: str | Sequence[str] | None = None,
           random: str | Sequence[str] | None = None, weights: str | npt.ArrayLike | None = None,
           offset: str | npt.ArrayLike | None = None, nAGQ: int = 1, engine: str = "auto",
@@ -35,7 +35,9 @@ def glmer(formula: str, data: pd.DataFrame, family: str | GLMFamily | smf_fam.Fa
     data : DataFrame
     family : str or statsmodels family
         ``"binomial"``, ``"poisson"``, ``"gamma"``, ``"inverse_gaussian"``, or a
-        ``statsmodels.genmod.families`` object (its link is used).
+        ``statsmodels.genmod.families`` object (its link is used).  Give it: without it
+        binomial is assumed, with a ``FutureWarning`` (lme4's default is gaussian, which is
+        :func:`interlace.fit`).
     link : str, optional
         ``"logit"``, ``"probit"``, ``"cloglog"``, ``"cauchit"``, ``"log"``, ``"sqrt"``,
         ``"inverse"``, ``"identity"``; default the family's canonical link.

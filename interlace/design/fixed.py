@@ -10,10 +10,11 @@ import patsy
 
 from ..errors import DataError, FormulaError, RankDeficiencyWarning, warn_user
 from .frame import _PATSY_NAMES, EVAL_NAMESPACE, formula_names
+from .stored import EVAL_ENV, storable
 
 __all__ = ["FixedDesign", "build_fixed", "build_matrix", "new_matrix"]
 
-_ENV = patsy.EvalEnvironment([EVAL_NAMESPACE])
+_ENV = EVAL_ENV
 #: model frames are complete cases already (missing rows dropped and reported by build_frame),
 #: so patsy's per-value missing-data scan is skipped; non-finite results are checked after
 _NO_NA_CHECK = patsy.NAAction(NA_types=[])
@@ -31,7 +32,8 @@ class FixedDesign:
         Column names of ``X``.
     response : str
     design_info : patsy.DesignInfo
-        For encoding new data exactly as in fitting.
+        For encoding new data exactly as in fitting (a picklable
+        :class:`~interlace.design.stored.StoredDesignInfo`).
     keep : ndarray of int
         Positions in patsy's matrix of the kept columns, in R's column order.
     dropped : list of str
@@ -67,10 +69,12 @@ def _strings_as_categorical(data: pd.DataFrame) -> pd.DataFrame:
 def build_matrix(rhs: str, data: pd.DataFrame, where: str) -> patsy.DesignMatrix:
     """Evaluate a one-sided formula on ``data`` with interlace's namespace, with clear errors."""
     try:
-        return patsy.dmatrix(rhs, _strings_as_categorical(data), eval_env=_ENV, NA_action=_NO_NA_CHECK,
-                             return_type="matrix")
+        mm = patsy.dmatrix(rhs, _strings_as_categorical(data), eval_env=_ENV, NA_action=_NO_NA_CHECK,
+                           return_type="matrix")
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot build {where} from {rhs!r}: {exc}") from None
+    mm.design_info = storable(mm.design_info)  # picklable (interlace.design.stored)
+    return mm
 
 
 def new_matrix(design_info: patsy.DesignInfo, data: pd.DataFrame, where: str) -> np.ndarray:

@@ -90,6 +90,10 @@ class ModelFrame:
     weights: np.ndarray | None = None
     offset: np.ndarray | None = None
 
+    def without_rows(self) -> ModelFrame:
+        """The frame's columns and dropped-row counts, no rows."""
+        return ModelFrame(self.data.iloc[:0], self.n_dropped, dict(self.dropped_by_column))
+
     def subset(self, rows: np.ndarray) -> ModelFrame:
         """The frame restricted to the positions ``rows`` (the dropped-row counts kept)."""
         return ModelFrame(self.data.iloc[rows], self.n_dropped, dict(self.dropped_by_column),

@@ -283,6 +283,11 @@ class RandomEffects:
             raise DataError("deleting rows changed the order of the random-effects terms")
         return sub
 
+    def without_rows(self) -> RandomEffects:
+        """The structure with every level, design and θ's layout but no rows (a result's ``remove_data()``)."""
+        terms = [replace(t, codes=np.zeros(0, np.int64), X=np.zeros((0, t.p))) for t in self.user_order]
+        return RandomEffects(terms, n=0)
+
     def split_b(self, b: np.ndarray) -> list[np.ndarray]:
         """Per-term ``(nlevels, p)`` arrays of a stacked random-effects vector."""
         return [b[self.col_offsets[k]:self.col_offsets[k + 1]].reshape(t.nlevels, t.p)

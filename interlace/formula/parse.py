@@ -4,9 +4,12 @@ No numerics here: this module only turns strings into :class:`RandomTermSpec`
 objects, expanding lme4's shorthands exactly as lme4 does:
 
 * ``(1 + x || g)``  -> ``(1 | g) + (0 + x | g)``  (uncorrelated terms)
-* ``(1 | a/b)``     -> ``(1 | a) + (1 | a:b)``
-* ``(1 | a/b/c)``   -> ``(1 | a) + (1 | a:b) + (1 | a:b:c)``
+* ``(1 | a/b)``     -> ``(1 | a) + (1 | b:a)``
+* ``(1 | a/b/c)``   -> ``(1 | a) + (1 | b:a) + (1 | c:(b:a))``
 * ``(1 | a:b)``     -> one term grouped by the interaction of ``a`` and ``b``
+
+Nested factors are named as lme4 names them, inside out (``cask:batch`` for
+``(1 | batch/cask)``), and their levels likewise (``a:A``: cask ``a`` of batch ``A``).
 """
 from __future__ import annotations
 
@@ -31,19 +34,24 @@ class RandomTermSpec:
         Right-hand side of a patsy formula giving the term's model matrix
         (``"1"``, ``"1 + x"``, ``"0 + x"``).
     group : tuple of str
-        Columns whose interaction defines the grouping factor.
+        Columns whose interaction defines the grouping factor, in the order of its
+        level labels (nested factors inside out, as lme4: ``("cask", "batch")``).
     source : str
         The term as the user wrote it, for error messages.
+    label : str
+        lme4's name of a nested grouping factor (``"c:(b:a)"``); empty: the columns
+        joined by ``":"``.
     """
 
     lhs: str
     group: tuple[str, ...]
     source: str
+    label: str = ""
 
     @property
     def name(self) -> str:
-        """Name of the grouping factor, e.g. ``"batch:cask"``."""
-        return ":".join(self.group)
+        """Name of the grouping factor as lme4 prints it, e.g. ``"cask:batch"`` for ``(1 | batch/cask)``."""
+        return self.label or ":".join(self.group)
 
 
 def split_call_args(body: str) -> list[str]:
@@ -171,14 +179,18 @@ def parse_random_term(term: str) -> list[RandomTermSpec]:
     parts = [p.strip() for p in grp.split("/")]
     if any(not p for p in parts):
         raise FormulaError(f"empty nesting level in {source!r}")
-    groups: list[tuple[str, ...]] = []
+    # lme4's expandSlash: a/b/c -> a, b:a, c:(b:a) (inner factor first, in names and level labels)
+    groups: list[tuple[tuple[str, ...], str]] = []
     prefix: tuple[str, ...] = ()
+    name = ""
     for p in parts:
         cols = tuple(c.strip() for c in p.split(":"))
         if any(not c for c in cols):
             raise FormulaError(f"empty factor name in grouping expression {grp!r} of {source!r}")
-        prefix = prefix + cols
-        groups.append(prefix)
+        inner = ":".join(cols)
+        name = inner if not prefix else f"{inner}:({name})" if ":" in name else f"{inner}:{name}"
+        prefix = cols + prefix
+        groups.append((prefix, name))
     has_int, others = _split_lhs_terms(lhs, source)
     if not has_int and not others:
         raise FormulaError(f"random-effects term {source!r} has no columns")
@@ -186,7 +198,8 @@ def parse_random_term(term: str) -> list[RandomTermSpec]:
         lhs_list = (["1"] if has_int else []) + [f"0 + {o}" for o in others]
     else:
         lhs_list = [" + ".join((["1"] if has_int else ["0"]) + others)]
-    return [RandomTermSpec(lhs=lhs, group=g, source=source) for g in groups for lhs in lhs_list]
+    return [RandomTermSpec(lhs=lhs, group=g, source=source, label=name if name != ":".join(g) else "")
+            for g, name in groups for lhs in lhs_list]
 
 
 def parse_random(random: str | Sequence[str] | None) -> list[RandomTermSpec]:

@@ -98,6 +98,8 @@ class CLMM(MixedModel):
         self.J, tnames = threshold_jacobian(threshold, len(self.levels) - 1)
         self.threshold_names = [f"{a}|{b}" for a, b in zip(self.levels[:-1], self.levels[1:])]
         self.threshold_param_names = tnames or self.threshold_names
+        # statsmodels' labels of params / bse / cov_params: the threshold parameters, then β
+        self.data.param_names = list(self.threshold_param_names) + list(self.exog_names)
         self.nAGQ = int(nAGQ)
         re = random_effects
         if any(t.p != 1 for t in re.terms):
@@ -147,6 +149,7 @@ class CLMM(MixedModel):
     # ---------------------------------------------------------------- objective
     def objective(self) -> CLMMDeviance:
         """A new objective of (threshold parameters, β, θ) on this model's engines."""
+        self._need_rows("the model's objective")
         n = self.endog.shape[0]
         resp = OrdinalResponse(np.asarray(self.endog, int), len(self.levels), self.link,
                                np.zeros(len(self.levels) - 1), np.zeros(n), self.weights)

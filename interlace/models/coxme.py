@@ -7,11 +7,12 @@ the shared :class:`~interlace.design.terms.RandomEffects` (Z, Λθ, θ layout, l
 
 Two estimators of θ:
 
-* ``method="coxme"`` (default): coxme 2.2's own search (log-variance scale, starting
+* ``optimizer="coxme"`` (:func:`interlace.coxme`'s default; ``method=`` of :meth:`CoxME.fit`, as
+  statsmodels names the optimizer): coxme 2.2's own search (log-variance scale, starting
   grid, fixed inner Newton iterations, R's BFGS with ``reltol = 1e-5``), which is what
   R reports — including a small positive variance where the likelihood is maximal at
   0, and estimates a little short of the maximum where the likelihood is flat;
-* ``method="bobyqa"`` (or another optimizer of :func:`interlace.optimize.minimize`):
+* ``optimizer="bobyqa"`` (or another optimizer of :func:`interlace.optimize.minimize`):
   the exact maximizer of the integrated (Laplace) likelihood over θ ≥ lower bounds,
   with lme4's convergence and singularity checks.
 
@@ -114,6 +115,8 @@ class CoxME(MixedModel):
         self.df_resid = self.nobs - self.k_fe
         self._lap: CoxLaplace | None = None
 
+    _row_attributes = ("weights", "status", "cox_data")
+
     def _init_kwargs(self) -> dict:
         return {**super()._init_kwargs(), "status": self.status, "ties": self.ties, "weights": self.weights,
                 "offset": self.offset, "sparse": self.sparse}
@@ -182,6 +185,7 @@ class CoxME(MixedModel):
     # ---------------------------------------------------------------- objective
     def objective(self) -> CoxLaplace:
         """A new penalized fit and Laplace objective of θ (:class:`~interlace.objective.coxme.CoxLaplace`)."""
+        self._need_rows("the model's objective")
         return CoxLaplace(self.random_effects_structure, np.asarray(self.exog, float), self.cox_data, self.offset,
                           sparse=self.sparse, engine=self.engine)
 

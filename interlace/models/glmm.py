@@ -95,7 +95,7 @@ class GLMM(MixedModel):
 
     # ---------------------------------------------------------------- building
     @classmethod
-    def from_formula(cls, formula: str, data: pd.DataFrame, family: str | GLMFamily | smf_fam.Family = "binomial",
+    def from_formula(cls, formula: str, data: pd.DataFrame, family: str | GLMFamily | smf_fam.Family | None = None,
                      link: str | None = None, groups: str | Sequence[str] | None = None,
                      random: str | Sequence[str] | None = None, weights: str | npt.ArrayLike | None = None,
                      offset: str | npt.ArrayLike | None = None, nAGQ: int = 1, engine: str = "auto",
@@ -104,8 +104,13 @@ class GLMM(MixedModel):
 
         The response may be written ``cbind(successes, failures)`` for binomial data;
         a 0/1, logical or two-level column; or a proportion with ``weights`` = trials.
-        Other parameters as :func:`interlace.glmer`.
+        Other parameters as :func:`interlace.glmer` (``family`` should be given: without it
+        binomial is assumed, with a ``FutureWarning``).
         """
+        if family is None:
+            warn_user("no family given: binomial is assumed (lme4's glmer assumes gaussian, which is "
+                      "interlace.fit); pass family='binomial' — a future version will require family=", FutureWarning)
+            family = "binomial"
         fam = resolve_family(family, link)
         data = select_rows(data, subset)
         fixed, specs = model_terms(formula, groups, random)

@@ -165,6 +165,7 @@ class CrossedLME(MixedModel):
     # ---------------------------------------------------------------- objective
     def objective(self) -> LMMDeviance:
         """A new criterion of θ on this model's data (profiled deviance for ML, REML criterion for REML)."""
+        self._need_rows("the model's criterion")
         y = np.asarray(self.endog, float)
         if self.offset is not None:
             y = y - self.offset

@@ -464,6 +464,27 @@ class MixedLM(LikelihoodModel):
             cov = L + L.T - np.diag(np.diag(L))
         return fe, cov, vc
 
+    def __getstate__(self) -> dict:
+        """Pickled without the engines and criteria (rebuilt on demand: CHOLMOD factors do not pickle).
+
+        The formula's design pickles itself (:mod:`interlace.design.stored`), so it is kept
+        beside statsmodels' data, which would otherwise re-evaluate the formula on loading.
+        """
+        state = dict(self.__dict__)
+        state["_deviances"], state["_engines"] = {}, None
+        spec = self.data.__dict__.get(_SPEC_KW)
+        if spec is not None:
+            data = object.__new__(type(self.data))
+            data.__dict__.update({k: v for k, v in self.data.__dict__.items() if k != _SPEC_KW})
+            state["data"], state["_pickled_spec"] = data, spec
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        spec = state.pop("_pickled_spec", None)
+        self.__dict__.update(state)
+        if spec is not None:
+            setattr(self.data, _SPEC_KW, spec)
+
     # ------------------------------------------------------------------ objective
     def deviance_function(self, reml: bool | None = None) -> LMMDeviance:
         """lme4's criterion of θ (REML criterion or deviance)."""

@@ -18,6 +18,7 @@ from .components import RandomEffectsFit
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from statsmodels.iolib.summary2 import Summary
 
     from ..diagnostics.checks import CheckReport
     from ..diagnostics.influence import InfluenceResult
@@ -26,8 +27,68 @@ if TYPE_CHECKING:
 __all__ = ["MixedResultsBase", "MixedResultsWrapper"]
 
 
+_REMOVED = ("{what} needs the rows, which remove_data() removed from this result; keep a copy of the "
+            "result without remove_data() (or refit the model) for it")
+
+
 class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
-    """Shared part of the in-memory mixed-model results (see subclasses and :class:`RandomEffectsFit`)."""
+    """Shared part of the in-memory mixed-model results (see subclasses and :class:`RandomEffectsFit`).
+
+    Results pickle (``pickle``, ``save``/``load``, ``copy.deepcopy``, joblib): the fit's engines
+    and objectives are left out and rebuilt from the model when needed, patsy's designs are
+    stored as what defines them (:mod:`interlace.design.stored`).  :meth:`remove_data` drops
+    the rows first.
+    """
+
+    #: True once :meth:`remove_data` has dropped the rows
+    _rows_removed = False
+
+    # ------------------------------------------------------------ keeping a fit without its rows
+    def _need_rows(self, what: str) -> None:
+        """Raise a clear error when ``what`` needs rows that :meth:`remove_data` removed."""
+        if self._rows_removed:
+            from ..errors import InterlaceError
+
+            raise InterlaceError(_REMOVED.format(what=what))
+
+    def _kept(self, key: str, compute: Any) -> Any:
+        """``compute()``, memoized so that it survives :meth:`remove_data` (summary quantities)."""
+        kept = self.__dict__.setdefault("_kept_values", {})
+        if key not in kept:
+            self._need_rows(key.replace("_", " "))
+            kept[key] = compute()
+        return kept[key]
+
+    def _keep_before_removal(self) -> None:
+        """Compute what the summary and predictions on new data need from the rows (subclasses add)."""
+        try:
+            self._condvar_terms()
+        except NotImplementedError:  # pragma: no cover - every family has conditional variances
+            pass
+
+    def _drop_rows(self) -> None:
+        """Drop the row-level arrays of the result's own state (subclasses add theirs)."""
+
+    def remove_data(self) -> None:
+        """Drop the rows from the result and its model (statsmodels' ``remove_data``), for a small pickle.
+
+        What the summary and predictions on new data need is computed first and kept: the
+        result still prints its summary, gives every estimate, test and variance component,
+        and predicts new data (with intervals).  What needs the rows (fitted values,
+        residuals, ``predict()`` without ``newdata``, simulation, refits, profiles,
+        bootstraps, influence, a new ``df_method``) then raises an
+        :class:`~interlace.errors.InterlaceError`.
+        """
+        if self._rows_removed:
+            return
+        self._keep_before_removal()
+        super().remove_data()
+        model = self.model
+        model.drop_rows()
+        for key in self._rebuilt_on_demand:
+            self.__dict__.pop(key, None)
+        self._drop_rows()
+        self._rows_removed = True
 
     def compare_lr_test(self, restricted: Any, refit: bool = False) -> LRTest:
         """Likelihood-ratio test against a nested model fitted to the same data, as statsmodels'
@@ -38,6 +99,17 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
 
     def __str__(self) -> str:
         return str(self.summary())
+
+    def summary(self, alpha: float = 0.05) -> Summary:  # pragma: no cover - every family has its own
+        raise NotImplementedError
+
+    def summary2(self, alpha: float = 0.05, title: str | None = None) -> Summary:
+        """statsmodels' ``summary2``: :meth:`summary` (already a statsmodels ``summary2.Summary``),
+        with another ``title`` if given."""
+        s = self.summary(alpha)
+        if title is not None:
+            s.add_title(title)
+        return s
 
     @property
     def n_dropped(self) -> int:
@@ -85,6 +157,8 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
 
     def _eta_fit(self, include_re: bool = True) -> np.ndarray:
         """Linear predictor on the fitted rows."""
+        self._need_rows("the linear predictor of the fitted rows (fitted values, residuals, predict() "
+                        "without newdata, simulate)")
         re = self.model.random_effects_structure
         designs = [(t.X, t.codes) for t in re.terms] if include_re else None
         return self._linear_predictor(np.asarray(self.model.exog, float), designs, self.model.offset)
@@ -121,6 +195,7 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
         """
         from ..diagnostics.residuals import residuals
 
+        self._need_rows("residuals()")
         return residuals(self, type=type, level=level, scaled=scaled)
 
     def hat_values(self) -> pd.Series:
@@ -128,6 +203,7 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
         :func:`interlace.diagnostics.influence.hat_values`."""
         from ..diagnostics.influence import hat_values
 
+        self._need_rows("hat_values()")
         return hat_values(self)
 
     def influence(self, groups: str | Sequence[str] | None = None, obs: bool = False, approx: bool = False,
@@ -138,6 +214,7 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
         ``.cooks_distance``, ``.dfbeta``, ``.dfbetas``; see :func:`interlace.diagnostics.influence.influence`."""
         from ..diagnostics.influence import influence
 
+        self._need_rows("influence()")
         return influence(self, groups=groups, obs=obs, approx=approx, progress=progress)
 
     def check(self, alpha: float = 0.05, vif_threshold: float = 5.0) -> CheckReport:
@@ -145,6 +222,7 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
         :func:`interlace.diagnostics.checks.check_model`."""
         from ..diagnostics.checks import check_model
 
+        self._need_rows("check()")
         return check_model(self, alpha=alpha, vif_threshold=vif_threshold)
 
     def plot_influence(self, kind: str = "cooks", **kwargs: Any) -> Figure:

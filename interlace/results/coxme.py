@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import scipy.stats as st
 from statsmodels.base import wrapper as wrap
 from statsmodels.iolib.summary2 import Summary
 
-from ..errors import DataError
+from ..errors import DataError, warn_user
 from ..objective.coxme import CoxLaplace, CoxMEState
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
@@ -59,8 +60,8 @@ class CoxMEResult(MixedResultsBase):
     ----------
     theta : ndarray
         Relative covariance parameters (the shared θ layout).
-    method : str
-        ``"coxme"`` or the optimizer used.
+    optimizer : str
+        ``"coxme"`` or the optimizer used (``coxme(optimizer=)``).
     ties : str
     inner_iter : int or None
         coxme's Newton iterations per evaluation of the θ search.
@@ -83,7 +84,7 @@ class CoxMEResult(MixedResultsBase):
         self.state = state
         self.fit0 = fit0
         self.opt_summary = opt
-        self.method = method
+        self.optimizer = method
         self.ties = model.ties
         self.inner_iter = inner_iter
         self.boundary_terms = list(boundary)
@@ -202,10 +203,17 @@ class CoxMEResult(MixedResultsBase):
 
     # ------------------------------------------------------------ variance parameters
     @property
-    def variance_components(self) -> dict:
-        """coxme's ``VarCorr``: a variance per random intercept; for a term with several
-        coefficients a DataFrame with the variances on the diagonal and the
-        **correlations** off it (covariances: :attr:`random_effects_cov`)."""
+    def method(self) -> str:
+        """Old name of :attr:`optimizer` (a ``FutureWarning``): ``method`` means REML/ML elsewhere."""
+        warn_user("CoxMEResult.method is now spelled optimizer (the old name will be removed in a future "
+                  "version)", FutureWarning)
+        return self.optimizer
+
+    @property
+    def coxme_varcorr(self) -> dict:
+        """coxme's ``VarCorr``: per grouping factor, a variance for a random intercept; for a term with
+        several coefficients a DataFrame with the variances on the diagonal and the **correlations**
+        off it (the variances alone: :attr:`variance_components`; covariances: :attr:`random_effects_cov`)."""
         out = {}
         for name, C in self.random_effects_cov.items():
             if C.shape == (1, 1):
@@ -228,8 +236,9 @@ class CoxMEResult(MixedResultsBase):
         return pd.Series(eta, index=self.model.data.row_labels, name="linear_predictor")
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "lp", include_re: bool = True,
-                offset: npt.ArrayLike | None = None) -> pd.Series:
-        """Linear predictor or relative risk; unseen levels get random effect 0.
+                offset: npt.ArrayLike | None = None, exog: Any = None, transform: bool = True) -> pd.Series:
+        """Linear predictor or relative risk; unseen levels get random effect 0 (with an
+        :class:`~interlace.errors.UnseenLevelWarning`).
 
         Parameters
         ----------
@@ -241,9 +250,16 @@ class CoxMEResult(MixedResultsBase):
             Include the frailties (False: fixed effects only).
         offset : array-like, optional
             For new data when the model has an offset (default: the offset column if named).
+        exog, transform
+            statsmodels' names: ``exog`` is new data as ``newdata`` (``transform=True``), or the
+            fixed-effects model matrix (``transform=False``), predicted without frailties.
         """
         if type not in ("lp", "risk"):
             raise ValueError(f"type must be 'lp' or 'risk', got {type!r}")
+        newdata, Xnew, xindex = self._new_rows(newdata, exog, transform)
+        if Xnew is not None:
+            eta = self._linear_predictor(Xnew, None, None if offset is None else np.asarray(offset, float))
+            return pd.Series(eta if type == "lp" else np.exp(eta), index=xindex, name=type)
         if newdata is None:
             eta = self._eta_fit(include_re)
             index = self.model.data.row_labels
@@ -261,7 +277,21 @@ class CoxMEResult(MixedResultsBase):
         return self.predict()
 
     def factored_engine(self) -> _CondCov:
+        """(H⁻¹)_uu's diagonal blocks at the estimates (the Hessian is rebuilt from the model after unpickling)."""
+        if self.state.hessian is None:
+            self._need_rows("the Hessian of the penalized partial likelihood")
+            st = self.state
+            again = self.model.objective().fit(st.theta, beta0=st.beta, u0=st.u, maxit=0)
+            self.state = replace(st, hessian=again.hessian)
         return _CondCov(self.model.random_effects_structure, self.state.hessian)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["state"] = replace(self.state, hessian=None)  # a CHOLMOD factor does not pickle
+        return state
+
+    def _drop_rows(self) -> None:
+        self.state = replace(self.state, eta=np.zeros(0), hessian=None)
 
     # ------------------------------------------------------------ comparison and display
     def compare_lr_test(self, restricted: Any) -> LRTest:
@@ -304,7 +334,7 @@ def coxme_summary(res: CoxMEResult, alpha: float = 0.05) -> Summary:
         "Log-lik integrated:": f"{res.llf:.4f}",
         "Log-lik penalized:": f"{res.loglik_penalized:.4f}",
         "Log-lik fitted:": f"{res.loglik_fitted:.4f}",
-        "Estimation:": "coxme (BFGS, log variances)" if res.method == "coxme" else res.method,
+        "Estimation:": "coxme (BFGS, log variances)" if res.optimizer == "coxme" else res.optimizer,
         "Converged:": "Yes" if res.converged else "No",
     }
     if res.n_dropped:

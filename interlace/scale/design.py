@@ -30,6 +30,7 @@ import patsy
 from ..design.covariance import Unstructured
 from ..design.fixed import _ENV, _NO_NA_CHECK, _check_response, _r_column_order, build_matrix
 from ..design.frame import check_finite, formula_names, used_columns
+from ..design.stored import storable
 from ..design.terms import RandomEffects, RandomEffectsTerm, group_labels
 from ..errors import DataError, FormulaError, InterlaceError, MissingDataWarning, warn_user
 from ..formula import RandomTermSpec, model_terms
@@ -373,7 +374,7 @@ def build_design(plan: ScanPlan, summary: ScanSummary, warn: bool = True) -> Chu
     lhs, rhs = plan.fixed.split("~", 1)
     _check_response(lhs, R)
     try:
-        y_info = patsy.dmatrix(lhs.strip() + " - 1", R, eval_env=_ENV, NA_action=_NO_NA_CHECK).design_info
+        y_info = storable(patsy.dmatrix(lhs.strip() + " - 1", R, eval_env=_ENV, NA_action=_NO_NA_CHECK).design_info)
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot evaluate response {lhs.strip()!r}: {exc}") from None
     if len(y_info.column_names) != 1:

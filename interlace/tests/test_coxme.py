@@ -175,9 +175,10 @@ def test_summary(lung_fit):
 def test_slope_summary_and_varcorr():
     data = pd.read_csv(REF / "coxme" / "sim_slope" / "data.csv")
     res = interlace.coxme("Surv(time, status) ~ x + (1 + x | g)", data)
-    vc = res.variance_components["g"]
+    vc = res.coxme_varcorr["g"]
     C = res.random_effects_cov["g"]
     assert vc.loc["x", "Intercept"] == pytest.approx(C.loc["x", "Intercept"] / np.sqrt(C.iloc[0, 0] * C.iloc[1, 1]))
+    np.testing.assert_allclose(res.variance_components["g"], np.diag(C), rtol=1e-14)
     assert "Corr" in str(res.summary())
     assert list(res.random_effects["g"].columns) == ["Intercept", "x"]
 
