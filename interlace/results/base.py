@@ -155,6 +155,27 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
 
         return plot_influence(self, kind, **kwargs)
 
+    # ------------------------------------------------------------ tidy tables (broom.mixed)
+    def tidy(self, effects: str | Sequence[str] = ("fixed", "ran_pars"), conf_int: bool = False,
+             conf_level: float = 0.95) -> pd.DataFrame:
+        """broom.mixed's ``tidy(m)``: one row per parameter; see :func:`interlace.inference.tidy.tidy`."""
+        from ..inference.tidy import tidy
+
+        return tidy(self, effects=effects, conf_int=conf_int, conf_level=conf_level)
+
+    def glance(self) -> pd.DataFrame:
+        """broom.mixed's ``glance(m)``: one row of fit statistics; see :func:`interlace.inference.tidy.glance`."""
+        from ..inference.tidy import glance
+
+        return glance(self)
+
+    def augment(self) -> pd.DataFrame:
+        """broom.mixed's ``augment(m)``: the model frame with ``.fitted``, ``.resid``, ``.hat``, ``.cooksd``, …;
+        see :func:`interlace.inference.tidy.augment`."""
+        from ..inference.tidy import augment
+
+        return augment(self)
+
 
 class MixedResultsWrapper(LikelihoodResultsWrapper):
     """statsmodels' results wrapper for the mixed-model results: labels ``params``,
