@@ -176,6 +176,21 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
 
         return augment(self)
 
+    # ------------------------------------------------------------ R² and ICC (performance)
+    def r2_nakagawa(self, tolerance: float = 1e-5) -> dict[str, float]:
+        """Nakagawa's marginal and conditional R² (``performance::r2_nakagawa``); see
+        :mod:`interlace.inference.r2`.  Returns ``{"conditional": …, "marginal": …}``."""
+        from ..inference.r2 import r2_nakagawa
+
+        return r2_nakagawa(self, tolerance)
+
+    def icc(self, tolerance: float = 1e-5) -> dict[str, float]:
+        """Adjusted and unadjusted intraclass correlation (``performance::icc``); see
+        :mod:`interlace.inference.r2`.  Returns ``{"adjusted": …, "unadjusted": …}``."""
+        from ..inference.r2 import icc
+
+        return icc(self, tolerance)
+
 
 class MixedResultsWrapper(LikelihoodResultsWrapper):
     """statsmodels' results wrapper for the mixed-model results: labels ``params``,

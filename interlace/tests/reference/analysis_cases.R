@@ -96,13 +96,17 @@ ctrl_lmer <- lmerControl(optimizer = "nloptwrap",
 ctrl_glmer <- glmerControl(optimizer = "nloptwrap", tolPwrss = 1e-13,
                            optCtrl = list(xtol_abs = 1e-12, ftol_abs = 1e-14, xtol_rel = 1e-12, maxeval = 1e5))
 
-fit_case <- function(cs, REML = TRUE, formula = cs$formula, data = dat[[cs$data]]) {
-  env <- list2env(list(.data = data))
+## the data sit in the global environment under the case's data name, so that update()
+## (drop1, insight's null model, pbkrtest) finds them again
+fit_case <- function(cs, REML = TRUE, formula = cs$formula) {
+  assign(cs$data, dat[[cs$data]], envir = globalenv())
+  d <- as.name(cs$data)
   switch(cs$kind,
-         lmer = eval(bquote(lmerTest::lmer(.(formula), data = .data, REML = .(REML), control = ctrl_lmer)), env),
-         glmer = eval(bquote(lme4::glmer(.(formula), data = .data, family = .(cs$family), control = ctrl_glmer)),
-                      env),
-         clmm = eval(bquote(ordinal::clmm(.(formula), data = .data)), env))
+         lmer = eval(bquote(lmerTest::lmer(.(formula), data = .(d), REML = .(REML), control = ctrl_lmer)),
+                     globalenv()),
+         glmer = eval(bquote(lme4::glmer(.(formula), data = .(d), family = .(cs$family), control = ctrl_glmer)),
+                      globalenv()),
+         clmm = eval(bquote(ordinal::clmm(.(formula), data = .(d))), globalenv()))
 }
 
 write_ref <- function(x, path) write_json(x, path, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null")
