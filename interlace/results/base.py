@@ -191,6 +191,22 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
 
         return icc(self, tolerance)
 
+    # ------------------------------------------------------------ drop1 and update
+    def drop1(self, test: str | None = None, ddf: str | None = None, scope: list[str] | None = None
+              ) -> pd.DataFrame:
+        """Test dropping each marginal fixed-effect term: lmerTest's F tests (LMMs, default) or lme4's
+        likelihood-ratio tests (``test="Chisq"``); see :func:`interlace.inference.drop1.drop1`."""
+        from ..inference.drop1 import drop1
+
+        return drop1(self, test=test, ddf=ddf, scope=scope)
+
+    def update(self, formula: str | None = None, data: pd.DataFrame | None = None, **changes: Any) -> Any:
+        """The model fitted again with a new formula (``". ~ . - x"``), data, weights, offset or
+        ``reml`` (R's ``update``); see :func:`interlace.inference.update.update`."""
+        from ..inference.update import update
+
+        return update(self, formula, data, **changes)
+
 
 class MixedResultsWrapper(LikelihoodResultsWrapper):
     """statsmodels' results wrapper for the mixed-model results: labels ``params``,
