@@ -207,6 +207,13 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
 
         return update(self, formula, data, **changes)
 
+    def all_fit(self, optimizers: list[str] | None = None, progress: bool = False) -> Any:
+        """Refit with every available optimizer and tabulate estimates, log-likelihoods, convergence
+        and timings (lme4's ``allFit``); see :func:`interlace.inference.allfit.all_fit`."""
+        from ..inference.allfit import all_fit
+
+        return all_fit(self, optimizers=optimizers, progress=progress)
+
 
 class MixedResultsWrapper(LikelihoodResultsWrapper):
     """statsmodels' results wrapper for the mixed-model results: labels ``params``,
