@@ -214,6 +214,16 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
 
         return all_fit(self, optimizers=optimizers, progress=progress)
 
+    # ------------------------------------------------------------ marginal means (emmeans)
+    def emmeans(self, specs: str | list[str], by: str | list[str] | None = None, at: dict | None = None,
+                df_method: str | None = None, type: str = "link", mode: str = "latent") -> Any:
+        """Estimated marginal means over a reference grid (R's ``emmeans``), with ``.pairs()``,
+        ``.contrast()``, ``.summary()``, ``.confint()``, ``.test()``; see
+        :func:`interlace.inference.emmeans.emmeans`."""
+        from ..inference.emmeans import emmeans
+
+        return emmeans(self, specs, by=by, at=at, df_method=df_method, type=type, mode=mode)
+
 
 class MixedResultsWrapper(LikelihoodResultsWrapper):
     """statsmodels' results wrapper for the mixed-model results: labels ``params``,
