@@ -224,6 +224,15 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
 
         return emmeans(self, specs, by=by, at=at, df_method=df_method, type=type, mode=mode)
 
+    # ------------------------------------------------------------ parametric bootstrap LR test (pbkrtest)
+    def pb_modcomp(self, other: Any, nsim: int = 1000, seed: int | None = 42, n_jobs: int = 1,
+                   progress: bool = True) -> Any:
+        """Parametric bootstrap likelihood-ratio test against a nested model fitted to the same data
+        (pbkrtest's ``PBmodcomp``); see :func:`interlace.inference.pbmodcomp.pb_modcomp`."""
+        from ..inference.pbmodcomp import pb_modcomp
+
+        return pb_modcomp(self, other, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
+
 
 class MixedResultsWrapper(LikelihoodResultsWrapper):
     """statsmodels' results wrapper for the mixed-model results: labels ``params``,
