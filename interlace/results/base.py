@@ -71,8 +71,12 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
             One column per simulation (``sim_1`` …), rows as the fitted data.
         """
         rng = np.random.default_rng(seed)
+        out = self._draw_responses(self._eta_fit(include_re=False), nsim, rng, use_u)
+        return pd.DataFrame(out, index=self.model.data.row_labels, columns=[f"sim_{i + 1}" for i in range(nsim)])
+
+    def _draw_responses(self, eta0: np.ndarray, nsim: int, rng: np.random.Generator, use_u: bool) -> np.ndarray:
+        """``nsim`` responses (columns) around the fixed-effects predictor ``eta0``."""
         re = self.model.random_effects_structure
-        eta0 = self._eta_fit(include_re=False)
         Z = re.Z()
         Lam = re.Lambda(self.theta)
         sd = np.sqrt(self._re_scale)
@@ -81,7 +85,7 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
             b = self.sol.b if use_u else sd * (Lam @ rng.standard_normal(re.q))
             mu = self._linear_predictor_link(eta0 + Z @ b)
             out[:, i] = self._draw_response(mu, rng)
-        return pd.DataFrame(out, index=self.model.data.row_labels, columns=[f"sim_{i + 1}" for i in range(nsim)])
+        return out
 
     def _eta_fit(self, include_re: bool = True) -> np.ndarray:
         """Linear predictor on the fitted rows."""
@@ -232,6 +236,39 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
         from ..inference.pbmodcomp import pb_modcomp
 
         return pb_modcomp(self, other, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
+
+    # ------------------------------------------------------------ power by simulation (simr)
+    def simulate_fixef(self, fe_params: Any, nsim: int = 1, seed: Any = None) -> np.ndarray:
+        """Responses simulated from the fitted model with the fixed effects replaced by ``fe_params``
+        (simr's ``fixef(m)["x"] <- value``): new random effects and residuals, the fitted variance
+        parameters.  Returns an array (rows × ``nsim``)."""
+        beta = np.asarray(fe_params, float)
+        if beta.shape != (len(self._names),):
+            from ..errors import InterlaceError
+
+            raise InterlaceError(f"fe_params has {beta.size} values; the model has {len(self._names)} fixed effects")
+        X = np.asarray(self.model.exog, float)
+        off = 0.0 if self.model.offset is None else np.asarray(self.model.offset, float)
+        return self._draw_responses(X @ beta + off, nsim, np.random.default_rng(seed), False)
+
+    def power_sim(self, test: str, nsim: int = 1000, alpha: float = 0.05, fixef: dict | None = None,
+                  method: str | None = None, seed: int | None = 42, n_jobs: int = 1, progress: bool = True) -> Any:
+        """Power to detect the fixed-effect term ``test`` by simulation (simr's ``powerSim``); see
+        :func:`interlace.inference.power.power_sim`."""
+        from ..inference.power import power_sim
+
+        return power_sim(self, test, nsim=nsim, alpha=alpha, fixef=fixef, method=method, seed=seed,
+                         n_jobs=n_jobs, progress=progress)
+
+    def power_curve(self, test: str, along: str, breaks: Sequence[int] | None = None, nsim: int = 1000,
+                    alpha: float = 0.05, fixef: dict | None = None, method: str | None = None,
+                    seed: int | None = 42, n_jobs: int = 1, progress: bool = True) -> Any:
+        """Power over sample sizes (the first k levels of ``along``; simr's ``powerCurve``); see
+        :func:`interlace.inference.power.power_curve`."""
+        from ..inference.power import power_curve
+
+        return power_curve(self, test, along, breaks=breaks, nsim=nsim, alpha=alpha, fixef=fixef, method=method,
+                           seed=seed, n_jobs=n_jobs, progress=progress)
 
 
 class MixedResultsWrapper(LikelihoodResultsWrapper):
