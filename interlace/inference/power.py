@@ -288,7 +288,8 @@ def power_curve(result: Any, test: str, along: str, breaks: list[int] | None = N
         A column of the model frame (usually a grouping factor).
     breaks : list of int, optional
         Numbers of levels; default up to 10 values evenly spaced from 3 to all levels.
-    Other parameters as :func:`power_sim`.
+    test, nsim, alpha, fixef, method, seed, n_jobs, progress
+        As in :func:`power_sim`.
 
     Returns
     -------
