@@ -39,7 +39,7 @@ def _fit(py: dict, method: str = "REML"):
         if py["entry"] == "fit":
             return interlace.fit(py["formula"], data, random=py["random"], method=method)
         if py["entry"] == "glmer":
-            return interlace.glmer(py["formula"], data, family=py["family"], random=py["random"])
+            return interlace.glmer(py["formula"], data, family=py["family"], link=py.get("link"), random=py["random"])
         return interlace.clmm(py["formula"], data, random=py["random"])
 
 

@@ -15,7 +15,7 @@ from interlace.errors import InterlaceError
 from interlace.inference.r2 import variance_components
 from interlace.tests.analysis_cases import fit_case, load
 
-CASES = ["sleepstudy", "penicillin", "penicillin_crossed", "factorial", "cbpp", "grouseticks"]
+CASES = ["sleepstudy", "penicillin", "penicillin_crossed", "factorial", "cbpp", "grouseticks", "gamma"]
 
 
 @pytest.fixture(scope="module", params=CASES)

@@ -6,7 +6,8 @@
 ## Generated with R 4.2.2, lme4 1.1-31, lmerTest 3.1-3, pbkrtest 0.5.2, emmeans 1.8.4-1,
 ## performance 0.10.2, insight 0.19.0, broom.mixed 0.2.9.4, ordinal 2022.11.16.
 ##
-## It (re)writes interlace/tests/reference/data/factorial_unbalanced.csv (simulated,
+## It reads interlace/tests/reference/data/glmm_gamma.csv (make_glmer_reference.R's) and
+## (re)writes interlace/tests/reference/data/factorial_unbalanced.csv (simulated,
 ## deterministic: an unbalanced 3 x 2 factorial, A between subjects with 5/6/7 subjects,
 ## B within subjects with 1-4 replicates per cell, some cells empty) and defines
 ##   cases      : name -> list(formula, data, kind = "lmer" | "glmer" | "clmm", family,
@@ -51,6 +52,7 @@ dat <- list(
   sleepstudy  = read_real("sleepstudy"),
   penicillin  = read_real("penicillin"),
   factorial   = read_csv_plain(file.path(sim_dir, "factorial_unbalanced.csv")),
+  gamma       = read_csv_plain(file.path(sim_dir, "glmm_gamma.csv")),
   cbpp        = read_real("cbpp"),
   grouseticks = read_real("grouseticks"),
   wine        = read_real("wine")
@@ -64,9 +66,12 @@ dat$wine$judge <- factor(dat$wine$judge)
 
 ## python: dataset (bundled name or reference/data path), formula and random terms for
 ## interlace, family, and the columns to read as strings (factors)
-py <- function(data, formula, random, family = NULL, factors = character(), entry = "fit")
-  list(data = data, formula = formula, random = vec(random), family = family, factors = vec(factors),
-       entry = entry)
+py <- function(data, formula, random, family = NULL, factors = character(), entry = "fit", link = NULL) {
+  out <- list(data = data, formula = formula, random = vec(random), family = family, factors = vec(factors),
+              entry = entry)
+  if (!is.null(link)) out$link <- link
+  out
+}
 
 cases <- list(
   sleepstudy = list(formula = Reaction ~ Days + (Days | Subject), data = "sleepstudy", kind = "lmer",
@@ -87,6 +92,8 @@ cases <- list(
                      python = py("grouseticks", "TICKS ~ YEAR + cHEIGHT",
                                  c("(1 | BROOD)", "(1 | INDEX)", "(1 | LOCATION)"), "poisson",
                                  c("YEAR", "BROOD", "INDEX", "LOCATION"), entry = "glmer")),
+  gamma = list(formula = y ~ x + (1 | g), data = "gamma", kind = "glmer", family = Gamma(link = "log"),
+               python = py("data/glmm_gamma.csv", "y ~ x", "(1 | g)", "gamma", entry = "glmer", link = "log")),
   wine = list(formula = rating ~ temp + contact + (1 | judge), data = "wine", kind = "clmm",
               python = py("wine", "rating ~ temp + contact", "(1 | judge)", factors = "judge", entry = "clmm"))
 )

@@ -17,7 +17,7 @@ source("interlace/tests/reference/reference_helpers.R")
 source("interlace/tests/reference/analysis_cases.R")
 suppressPackageStartupMessages(library(performance))
 
-for (name in c("sleepstudy", "penicillin", "penicillin_crossed", "factorial", "cbpp", "grouseticks")) {
+for (name in c("sleepstudy", "penicillin", "penicillin_crossed", "factorial", "cbpp", "grouseticks", "gamma")) {
   cs <- cases[[name]]
   m <- fit_case(cs)
   r2 <- suppressWarnings(r2_nakagawa(m))
