@@ -36,7 +36,7 @@ from ..linalg.threads import blas_limits
 from ..optimize import is_singular
 from .parameters import param_names, percent_labels, theta_to_sdcor
 
-__all__ = ["BootstrapResult", "parametric_bootstrap"]
+__all__ = ["BootstrapResult", "parametric_bootstrap", "run_replicates"]
 
 
 @dataclass
@@ -193,6 +193,49 @@ def _to_row(val):
     return arr, (["statistic"] if np.ndim(val) == 0 else list(range(arr.size)))
 
 
+def run_replicates(worker: Any, seeds: list, n_jobs: int = 1, progress: bool = True,
+                   desc: str = "replicates") -> list:
+    """Run ``worker.run(indices, seeds)`` over every replicate, in this process or in ``n_jobs``
+    forked workers (the same replicates whatever ``n_jobs``), with a tqdm bar.
+
+    ``worker`` has ``run(indices, seeds) -> [(i, ...), ...]`` and ``blas_limits()`` (a context
+    manager kept for the life of a worker process).  Returns the rows sorted by replicate.
+    """
+    global _WORKER
+    n = len(seeds)
+    out: list = []
+    n_jobs = max(1, int(n_jobs))
+    ctx = None
+    if n_jobs > 1:
+        try:
+            ctx = multiprocessing.get_context("fork")
+        except ValueError:
+            warnings.warn("n_jobs > 1 needs the 'fork' start method; running in one process", RuntimeWarning,
+                          stacklevel=3)
+    bar = tqdm(total=n, disable=not progress, desc=desc)
+    try:
+        if ctx is None:
+            with worker.blas_limits():
+                for i in range(n):
+                    out.extend(worker.run([i], [seeds[i]]))
+                    bar.update(1)
+        else:
+            _WORKER = worker
+            size = max(1, min(50, n // (4 * n_jobs)))
+            chunks = [list(range(a, min(n, a + size))) for a in range(0, n, size)]
+            with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_init_worker) as ex:
+                futs = [ex.submit(_run_chunk, c, [seeds[i] for i in c]) for c in chunks]
+                for f in as_completed(futs):
+                    part = f.result()
+                    out.extend(part)
+                    bar.update(len(part))
+    finally:
+        bar.close()
+        _WORKER = None
+    out.sort(key=lambda r: r[0])
+    return out
+
+
 def parametric_bootstrap(result: Any, n: int = 1000, seed: int | None = 42,
                          statistic: Callable[[Any], float | pd.Series | dict | np.ndarray] | None = None,
                          kind: str = "parametric", n_jobs: int = 1, progress: bool = True, use_u: bool = False,
@@ -223,7 +266,6 @@ def parametric_bootstrap(result: Any, n: int = 1000, seed: int | None = 42,
     old_names : bool
         Default statistic's names: ``.sig01 … .sigma`` (True) or ``sd_…|group`` (False).
     """
-    global _WORKER
     if kind != "parametric":
         raise InterlaceError(f"only kind='parametric' is implemented, got {kind!r}")
     if int(n) < 1:
@@ -237,36 +279,7 @@ def parametric_bootstrap(result: Any, n: int = 1000, seed: int | None = 42,
     else:
         v, names = _to_row(statistic(result))
         t0 = pd.Series(v, index=names)
-    out: list = []
-    n_jobs = max(1, int(n_jobs))
-    ctx = None
-    if n_jobs > 1:
-        try:
-            ctx = multiprocessing.get_context("fork")
-        except ValueError:
-            warnings.warn("n_jobs > 1 needs the 'fork' start method; running in one process", RuntimeWarning,
-                          stacklevel=2)
-    bar = tqdm(total=n, disable=not progress, desc="parametric bootstrap")
-    try:
-        if ctx is None:
-            with ref.blas_limits():
-                for i in range(n):
-                    out.extend(ref.run([i], [seeds[i]]))
-                    bar.update(1)
-        else:
-            _WORKER = ref
-            size = max(1, min(50, n // (4 * n_jobs)))
-            chunks = [list(range(a, min(n, a + size))) for a in range(0, n, size)]
-            with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_init_worker) as ex:
-                futs = [ex.submit(_run_chunk, c, [seeds[i] for i in c]) for c in chunks]
-                for f in as_completed(futs):
-                    part = f.result()
-                    out.extend(part)
-                    bar.update(len(part))
-    finally:
-        bar.close()
-        _WORKER = None
-    out.sort(key=lambda r: r[0])
+    out = run_replicates(ref, seeds, n_jobs, progress, "parametric bootstrap")
     cols = list(t0.index)
     vals = np.full((n, len(cols)), np.nan)
     conv = np.zeros(n, bool)

@@ -164,9 +164,13 @@ def minimize(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lower: npt.A
         optimizer = "pybobyqa"
     elif optimizer in OPTIMIZERS:
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-        opts = {"maxiter": maxfun} if optimizer != "L-BFGS-B" else {"maxfun": maxfun, "ftol": 1e-14, "gtol": 1e-9}
+        # ftol 1e-12 / fatol 1e-10: tighter stops (1e-14, 1e-12) are below the criterion's rounding noise,
+        # so L-BFGS-B's line search and Nelder-Mead's iteration limit reported failure at the optimum
+        opts = {"maxiter": maxfun} if optimizer != "L-BFGS-B" else {"maxfun": maxfun, "ftol": 1e-12, "gtol": 1e-9}
         if optimizer == "Nelder-Mead":
-            opts.update(xatol=1e-9, fatol=1e-12)
+            opts.update(xatol=1e-9, fatol=1e-10)
+        elif optimizer == "Powell":  # scipy's defaults (1e-4) stop short of the optimum (max|grad| ~ 0.1)
+            opts.update(xtol=1e-10, ftol=1e-14)
         opts.update(options or {})
         res = scipy.optimize.minimize(f, x0, method=optimizer, bounds=bounds, options=opts)
         x, fmin, nf, msg, ok = res.x, res.fun, res.nfev, str(res.message), bool(res.success)

@@ -143,8 +143,12 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
             One column per simulation (``sim_1`` …), rows as the fitted data.
         """
         rng = np.random.default_rng(seed)
+        out = self._draw_responses(self._eta_fit(include_re=False), nsim, rng, use_u)
+        return pd.DataFrame(out, index=self.model.data.row_labels, columns=[f"sim_{i + 1}" for i in range(nsim)])
+
+    def _draw_responses(self, eta0: np.ndarray, nsim: int, rng: np.random.Generator, use_u: bool) -> np.ndarray:
+        """``nsim`` responses (columns) around the fixed-effects predictor ``eta0``."""
         re = self.model.random_effects_structure
-        eta0 = self._eta_fit(include_re=False)
         Z = re.Z()
         Lam = re.Lambda(self.theta)
         sd = np.sqrt(self._re_scale)
@@ -153,7 +157,7 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
             b = self.sol.b if use_u else sd * (Lam @ rng.standard_normal(re.q))
             mu = self._linear_predictor_link(eta0 + Z @ b)
             out[:, i] = self._draw_response(mu, rng)
-        return pd.DataFrame(out, index=self.model.data.row_labels, columns=[f"sim_{i + 1}" for i in range(nsim)])
+        return out
 
     def _eta_fit(self, include_re: bool = True) -> np.ndarray:
         """Linear predictor on the fitted rows."""
@@ -232,6 +236,117 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
         from ..diagnostics.influence_plots import plot_influence
 
         return plot_influence(self, kind, **kwargs)
+
+    # ------------------------------------------------------------ tidy tables (broom.mixed)
+    def tidy(self, effects: str | Sequence[str] = ("fixed", "ran_pars"), conf_int: bool = False,
+             conf_level: float = 0.95) -> pd.DataFrame:
+        """broom.mixed's ``tidy(m)``: one row per parameter; see :func:`interlace.inference.tidy.tidy`."""
+        from ..inference.tidy import tidy
+
+        return tidy(self, effects=effects, conf_int=conf_int, conf_level=conf_level)
+
+    def glance(self) -> pd.DataFrame:
+        """broom.mixed's ``glance(m)``: one row of fit statistics; see :func:`interlace.inference.tidy.glance`."""
+        from ..inference.tidy import glance
+
+        return glance(self)
+
+    def augment(self) -> pd.DataFrame:
+        """broom.mixed's ``augment(m)``: the model frame with ``.fitted``, ``.resid``, ``.hat``, ``.cooksd``, …;
+        see :func:`interlace.inference.tidy.augment`."""
+        from ..inference.tidy import augment
+
+        return augment(self)
+
+    # ------------------------------------------------------------ R² and ICC (performance)
+    def r2_nakagawa(self, tolerance: float = 1e-5) -> dict[str, float]:
+        """Nakagawa's marginal and conditional R² (``performance::r2_nakagawa``); see
+        :mod:`interlace.inference.r2`.  Returns ``{"conditional": …, "marginal": …}``."""
+        from ..inference.r2 import r2_nakagawa
+
+        return r2_nakagawa(self, tolerance)
+
+    def icc(self, tolerance: float = 1e-5) -> dict[str, float]:
+        """Adjusted and unadjusted intraclass correlation (``performance::icc``); see
+        :mod:`interlace.inference.r2`.  Returns ``{"adjusted": …, "unadjusted": …}``."""
+        from ..inference.r2 import icc
+
+        return icc(self, tolerance)
+
+    # ------------------------------------------------------------ drop1 and update
+    def drop1(self, test: str | None = None, ddf: str | None = None, scope: list[str] | None = None
+              ) -> pd.DataFrame:
+        """Test dropping each marginal fixed-effect term: lmerTest's F tests (LMMs, default) or lme4's
+        likelihood-ratio tests (``test="Chisq"``); see :func:`interlace.inference.drop1.drop1`."""
+        from ..inference.drop1 import drop1
+
+        return drop1(self, test=test, ddf=ddf, scope=scope)
+
+    def update(self, formula: str | None = None, data: pd.DataFrame | None = None, **changes: Any) -> Any:
+        """The model fitted again with a new formula (``". ~ . - x"``), data, weights, offset or
+        ``reml`` (R's ``update``); see :func:`interlace.inference.update.update`."""
+        from ..inference.update import update
+
+        return update(self, formula, data, **changes)
+
+    def all_fit(self, optimizers: list[str] | None = None, progress: bool = False) -> Any:
+        """Refit with every available optimizer and tabulate estimates, log-likelihoods, convergence
+        and timings (lme4's ``allFit``); see :func:`interlace.inference.allfit.all_fit`."""
+        from ..inference.allfit import all_fit
+
+        return all_fit(self, optimizers=optimizers, progress=progress)
+
+    # ------------------------------------------------------------ marginal means (emmeans)
+    def emmeans(self, specs: str | list[str], by: str | list[str] | None = None, at: dict | None = None,
+                df_method: str | None = None, type: str = "link", mode: str = "latent") -> Any:
+        """Estimated marginal means over a reference grid (R's ``emmeans``), with ``.pairs()``,
+        ``.contrast()``, ``.summary()``, ``.confint()``, ``.test()``; see
+        :func:`interlace.inference.emmeans.emmeans`."""
+        from ..inference.emmeans import emmeans
+
+        return emmeans(self, specs, by=by, at=at, df_method=df_method, type=type, mode=mode)
+
+    # ------------------------------------------------------------ parametric bootstrap LR test (pbkrtest)
+    def pb_modcomp(self, other: Any, nsim: int = 1000, seed: int | None = 42, n_jobs: int = 1,
+                   progress: bool = True) -> Any:
+        """Parametric bootstrap likelihood-ratio test against a nested model fitted to the same data
+        (pbkrtest's ``PBmodcomp``); see :func:`interlace.inference.pbmodcomp.pb_modcomp`."""
+        from ..inference.pbmodcomp import pb_modcomp
+
+        return pb_modcomp(self, other, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
+
+    # ------------------------------------------------------------ power by simulation (simr)
+    def simulate_fixef(self, fe_params: Any, nsim: int = 1, seed: Any = None) -> np.ndarray:
+        """Responses simulated from the fitted model with the fixed effects replaced by ``fe_params``
+        (simr's ``fixef(m)["x"] <- value``): new random effects and residuals, the fitted variance
+        parameters.  Returns an array (rows × ``nsim``)."""
+        beta = np.asarray(fe_params, float)
+        if beta.shape != (len(self._names),):
+            from ..errors import InterlaceError
+
+            raise InterlaceError(f"fe_params has {beta.size} values; the model has {len(self._names)} fixed effects")
+        X = np.asarray(self.model.exog, float)
+        off = 0.0 if self.model.offset is None else np.asarray(self.model.offset, float)
+        return self._draw_responses(X @ beta + off, nsim, np.random.default_rng(seed), False)
+
+    def power_sim(self, test: str, nsim: int = 1000, alpha: float = 0.05, fixef: dict | None = None,
+                  method: str | None = None, seed: int | None = 42, n_jobs: int = 1, progress: bool = True) -> Any:
+        """Power to detect the fixed-effect term ``test`` by simulation (simr's ``powerSim``); see
+        :func:`interlace.inference.power.power_sim`."""
+        from ..inference.power import power_sim
+
+        return power_sim(self, test, nsim=nsim, alpha=alpha, fixef=fixef, method=method, seed=seed,
+                         n_jobs=n_jobs, progress=progress)
+
+    def power_curve(self, test: str, along: str, breaks: Sequence[int] | None = None, nsim: int = 1000,
+                    alpha: float = 0.05, fixef: dict | None = None, method: str | None = None,
+                    seed: int | None = 42, n_jobs: int = 1, progress: bool = True) -> Any:
+        """Power over sample sizes (the first k levels of ``along``; simr's ``powerCurve``); see
+        :func:`interlace.inference.power.power_curve`."""
+        from ..inference.power import power_curve
+
+        return power_curve(self, test, along, breaks=breaks, nsim=nsim, alpha=alpha, fixef=fixef, method=method,
+                           seed=seed, n_jobs=n_jobs, progress=progress)
 
 
 class MixedResultsWrapper(LikelihoodResultsWrapper):

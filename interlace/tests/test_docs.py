@@ -68,6 +68,9 @@ PAGES = [
     "coming-from-statsmodels.md",
     "correlation.md",
     "scale.md",
+    "emmeans.md",
+    "model-checking.md",
+    "power.md",
 ]
 
 #: Pages linked from the docs that other contributors are writing.
