@@ -124,11 +124,34 @@ def fit_statsmodels(spec: dict, smf=None) -> dict:
 
 
 def fit_interlace_api(spec: dict) -> dict:
-    """Fit the workload's statsmodels call with ``interlace.api.mixedlm`` (the drop-in): modes ``time``, ``baseline``.
-    """
+    """Fit the workload's statsmodels call with ``interlace.api.mixedlm`` (the drop-in): modes ``time``, ``peak``,
+    ``baseline``; the timing worker also evaluates statsmodels' ``loglike`` at the estimate, untimed."""
     import interlace.api as ia
 
-    return fit_statsmodels(spec, ia)
+    if spec["mode"] == "peak":  # one fit in a fresh process, for the peak memory (as interlace's row)
+        sm_args = dict(spec["statsmodels"])
+        df, out = _start({**spec, "add_constant_group": sm_args.get("groups") == "_one"})
+        ia.mixedlm(sm_args.pop("formula"), df, **sm_args).fit(reml=spec["method"] == "REML")
+        return out
+    out = fit_statsmodels(spec, ia)
+    if out.get("status") == "ok" and spec["mode"] == "time":
+        out["llf_statsmodels_at_estimate"] = _statsmodels_llf_at(spec)
+    return out
+
+
+def _statsmodels_llf_at(spec: dict) -> float:
+    """statsmodels' own ``MixedLM.loglike`` at interlace.api's estimate (untimed; the same call, fitted again)."""
+    import statsmodels.formula.api as smf
+
+    import interlace.api as ia
+
+    sm_args = dict(spec["statsmodels"])
+    df, _ = _start({**spec, "add_constant_group": sm_args.get("groups") == "_one"})
+    formula = sm_args.pop("formula")
+    res = ia.mixedlm(formula, df, **sm_args).fit(reml=spec["method"] == "REML")
+    model = smf.mixedlm(formula, df, **sm_args)
+    model.reml, model.cov_pen, model.fe_pen = spec["method"] == "REML", None, None  # what its fit sets first
+    return float(model.loglike(res.params_object, profile_fe=False))
 
 
 def fit_mixedlm(spec: dict) -> dict:

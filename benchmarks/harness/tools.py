@@ -188,6 +188,7 @@ class InterlaceApiTool(Tool):
     """This repository's statsmodels drop-in: ``interlace.api.mixedlm`` with the workload's statsmodels call."""
 
     name = "interlace.api"
+    peak_mode = "peak"  # the timing worker also runs statsmodels' loglike (untimed), which would count in its peak
 
     def applies(self, w: Workload) -> bool:
         return w.statsmodels is not None and not w.is_glmm

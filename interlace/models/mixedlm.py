@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -1199,20 +1200,73 @@ _PATSY_FUNCS = {"C", "I", "Q", "center", "standardize", "scale", "Treatment", "S
                 "bs", "cr", "cc", "te"}
 
 
+#: ``"0 + C(x)"`` or ``"0 + x"`` (also ``-1``, with or without ``~``): the indicator columns of one factor.
+_INDICATOR_FORMULA = re.compile(
+    r"^~?\s*(?:0|-\s*1)\s*\+\s*(?:C\(\s*(?P<c>[A-Za-z_]\w*)\s*\)|(?P<bare>[A-Za-z_]\w*))\s*$")
+
+
+def _indicator_designs(formula: str, data: pd.DataFrame, group_rows: list[np.ndarray]
+                       ) -> tuple[list[list[str]], list[Any]] | None:
+    """A factor's indicator columns within each group, as patsy makes them, without patsy (None: not such a formula).
+
+    For ``"0 + C(x)"`` with ``x`` of integer, string or categorical type, and ``"0 + x"``
+    with ``x`` of string or categorical type: in each group one column per level (the
+    group's sorted values; a categorical's categories, used or not), named
+    ``"C(x)[level]"`` or ``"x[level]"`` — patsy's columns and names.  Built as sparse
+    matrices in one pass (the one-group crossed idiom's designs are mostly zeros).
+    """
+    m = _INDICATOR_FORMULA.match(formula.strip())
+    if m is None:
+        return None
+    col = m.group("c") or m.group("bare")
+    if col not in data.columns:
+        return None
+    v = data[col]
+    categorical = isinstance(v.dtype, pd.CategoricalDtype)
+    stringy = not categorical and pd.api.types.infer_dtype(v, skipna=False) == "string"
+    integer = pd.api.types.is_integer_dtype(v.dtype) and not pd.api.types.is_bool_dtype(v.dtype)
+    if not (categorical or stringy or (integer and m.group("c"))):
+        return None
+    prefix = f"C({col})" if m.group("c") else col
+    values = v.to_numpy()
+    if categorical:
+        cats = list(v.cat.categories)
+        all_codes = v.cat.codes.to_numpy()
+    names, mats = [], []
+    for rows in group_rows:
+        if categorical:
+            levels, codes = cats, all_codes[rows]
+        else:
+            levels, codes = np.unique(values[rows], return_inverse=True)
+        names.append([f"{prefix}[{lev}]" for lev in levels])
+        mats.append(sp.csr_matrix((np.ones(rows.size), (np.arange(rows.size), np.asarray(codes).ravel())),
+                                  shape=(rows.size, len(levels))))
+    return names, mats
+
+
 def _vc_from_formulas(vc_formula: dict, data: pd.DataFrame, groups: np.ndarray, env: patsy.EvalEnvironment | None,
                       use_sparse: bool = False) -> VCSpec:
-    """Evaluate each variance-component formula within each group (groups sorted), as MixedLM does."""
+    """Evaluate each variance-component formula within each group (groups sorted), as MixedLM does.
+
+    A factor's indicators (``"0 + C(x)"``) are made directly and kept sparse
+    (:func:`_indicator_designs`); other formulas go through patsy, group by group.
+    """
     codes, levels = pd.factorize(groups, sort=True)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(levels) + 1))
+    group_rows = [order[bounds[i]:bounds[i + 1]] for i in range(len(levels))]
     names = sorted(vc_formula)
     colnames, mats = [], []
     for name in names:
         f = str(vc_formula[name]).strip()
+        fast = _indicator_designs(f, data, group_rows)
+        if fast is not None:
+            colnames.append(fast[0])
+            mats.append(fast[1])
+            continue
         rhs = f if f.startswith("~") else f"~ {f}"
         cn, ms = [], []
-        for i in range(len(levels)):
-            rows = order[bounds[i]:bounds[i + 1]]
+        for rows in group_rows:
             mm = build_matrix(rhs, data.iloc[rows], f"variance component {name!r}", env)
             cn.append(list(mm.design_info.column_names))
             m = np.asarray(mm, dtype=float)

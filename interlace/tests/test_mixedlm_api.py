@@ -422,3 +422,23 @@ def test_sm_hessian_bse_unchanged_after_layout(sleep):
     smod.reml, smod.cov_pen = True, None
     H, _ = smod.hessian(res.params_object)
     np.testing.assert_allclose(np.asarray(res.bse), np.sqrt(np.diag(np.linalg.inv(-H))), rtol=1e-6)
+
+
+@pytest.mark.parametrize("formula", ["0 + C(i)", "0 + C(s)", "0 + s", "-1 + C(c)", "~0 + c", "0 + C(c)"])
+def test_indicator_designs_are_patsys(formula):
+    """Variance components that are a factor's indicators are made without patsy: the same columns and names."""
+    from interlace.design.fixed import build_matrix
+    from interlace.models.mixedlm import _indicator_designs
+
+    rng = np.random.default_rng(2)
+    n = 90
+    df = pd.DataFrame({"i": rng.integers(3, 9, n), "s": rng.choice(["b", "a", "d", "c"], n),
+                       "c": pd.Categorical(rng.choice(["x", "y"], n), categories=["z", "y", "x"])})
+    rows = [np.flatnonzero(rng.integers(0, 3, n) == k) for k in range(3)]
+    names, mats = _indicator_designs(formula, df, rows)
+    for r, nm, m in zip(rows, names, mats):
+        mm = build_matrix(formula if formula.startswith("~") else f"~ {formula}", df.iloc[r], "test")
+        assert nm == list(mm.design_info.column_names)
+        np.testing.assert_array_equal(m.toarray(), np.asarray(mm))
+    assert _indicator_designs("0 + x", df.assign(x=rng.standard_normal(n)), rows) is None  # a slope, not a factor
+    assert _indicator_designs("0 + C(i) + s", df, rows) is None
