@@ -424,8 +424,10 @@ class MixedLM(LikelihoodModel):
             the caller's variables by default (``0``), ``k`` frames further up, an
             ``EvalEnvironment``, or ``-1`` for interlace's namespace alone (``np``,
             ``log``, ``exp``, ``sqrt``, ``abs`` and patsy's functions are always there).
-        engine, vc_layout
-            Keywords: see :class:`MixedLM`.
+        engine : {"auto", "blocked", "cholmod"}
+            Keyword: see :class:`MixedLM`.
+        vc_layout : {"auto", "grouped", "factors"}
+            Keyword: see :class:`MixedLM`.
         """
         if "groups" not in kwargs:
             raise AttributeError("'groups' is a required keyword argument in MixedLM.from_formula")
