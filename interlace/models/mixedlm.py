@@ -817,8 +817,8 @@ class MixedLM(LikelihoodModel):
         start_params : array-like or MixedLMParams, optional
             MixedLM's start values (packed variance parameters, with or without the
             fixed effects, or a ``MixedLMParams``).  Default: moment estimates
-            (MIVQUE0) when every term allows them and nothing is held, else MixedLM's
-            start (identity ``cov_re / scale``, unit ``vcomp / scale``).
+            (MIVQUE0) when every term allows them and nothing is held, else (and with
+            ``do_cg=False``) MixedLM's start: identity ``cov_re / scale``, unit ``vcomp / scale``.
         reml : bool
             REML (default) or maximum likelihood.
         niter_sa : int
@@ -886,9 +886,9 @@ class MixedLM(LikelihoodModel):
         layout, theta0, free_theta = (self._layout, self._theta(cov0, vc0), np.ones(self._layout.re.n_theta, bool)) \
             if free is None else self._free_layout(free, cov0, vc0)
         dev = self._deviance(self.reml, layout)
-        if start_params is None and free_theta.all() and \
+        if do_cg and start_params is None and free_theta.all() and \
                 all(type(t.cov) is Unstructured for t in layout.re.terms):
-            theta0 = dev.x0  # moment estimates (every term lme4-style)
+            theta0 = dev.x0  # moment estimates (every term lme4-style); do_cg=False reports MixedLM's start
         objective: Any = dev
         if fe_pen is not None or (cov_pen is not None and self.k_re):
             objective = PenalizedObjective(dev, self._penalty(dev, layout, fe_pen, cov_pen))
