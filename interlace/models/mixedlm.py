@@ -586,8 +586,8 @@ class MixedLM(LikelihoodModel):
             parameterization), or an object with ``fe_params``, ``cov_re``, ``vcomp``
             (the profile parameterization, divided by ``scale``).
         profile_fe : bool
-            True: β at its GLS value (then this is lme4's ``logLik``); False: at the
-            given ``fe_params``.
+            True: β at its GLS value (then this is lme4's ``logLik``, from the engine);
+            False: at the given ``fe_params`` (computed group by group, as MixedLM).
 
         Notes
         -----
@@ -595,8 +595,9 @@ class MixedLM(LikelihoodModel):
         MixedLM, the value never includes the penalties of a penalized fit.
         """
         fe, cov, vc = self._unpack(params)
-        theta = self._theta(cov, vc)
-        return self._loglike_at(theta, None if profile_fe or fe is None else fe, self.reml)
+        if profile_fe or fe is None:
+            return self._loglike_at(self._theta(cov, vc), None, self.reml)
+        return self.grouped_design.loglike(fe, cov, vc, self.reml)
 
     def get_fe_params(self, cov_re: npt.ArrayLike, vcomp: npt.ArrayLike, tol: float = 1e-10
                       ) -> tuple[np.ndarray, bool]:

@@ -124,8 +124,12 @@ class GroupedDesign:
             off += p
         return sets, ds
 
-    def solve(self, i: int, cov_re: np.ndarray, vcomp: np.ndarray, beta: np.ndarray) -> tuple:
-        """Group ``i``'s ``Γ``, ``A = ZᵀV⁻¹Z``, ``w = ZᵀV⁻¹r``, ``B = ZᵀV⁻¹X``, ``XᵀV⁻¹X``, ``rᵀV⁻¹r``, ``XᵀV⁻¹r``."""
+    def solve(self, i: int, cov_re: np.ndarray, vcomp: np.ndarray, beta: np.ndarray, logdet: bool = False
+              ) -> tuple:
+        """Group ``i``'s ``Γ``, ``A = ZᵀV⁻¹Z``, ``w = ZᵀV⁻¹r``, ``B = ZᵀV⁻¹X``, ``XᵀV⁻¹X``, ``rᵀV⁻¹r``, ``XᵀV⁻¹r``.
+
+        With ``logdet``, ``log|V_i| = log|I + ZᵀZ Γ|`` is appended.
+        """
         rows = self.group_rows[i]
         Z = self.design(i)
         X = self.X[rows]
@@ -143,7 +147,29 @@ class GroupedDesign:
         XPX = X.T @ X - ZX.T @ G @ B
         rPr = float(r @ r - Zr @ G @ w)
         XPr = X.T @ r - ZX.T @ G @ w
+        if logdet:
+            return G, A, w, B, XPX, rPr, XPr, float(np.linalg.slogdet(K)[1])
         return G, A, w, B, XPX, rPr, XPr
+
+    def loglike(self, beta: np.ndarray, cov_re: np.ndarray, vcomp: np.ndarray, reml: bool) -> float:
+        """ℓ at given ``(β, Ψ, v)`` (module docstring), with its constant: MixedLM's ``loglike(profile_fe=False)``.
+
+        ``−½ Σ log|V_i| − (ν/2)(1 + log(2π q/ν)) − [REML] ½ log|M|``; the group-by-group
+        sums keep it as smooth in the parameters as MixedLM's own (for differencing).
+        """
+        p = self.k_fe
+        nu = self.n - p if reml else self.n
+        ld, q = 0.0, 0.0
+        M = np.zeros((p, p))
+        for i in range(self.n_groups):
+            *_, XPX, rPr, _, ldv = self.solve(i, cov_re, vcomp, beta, logdet=True)
+            ld += ldv
+            q += rPr
+            M += XPX
+        val = -0.5 * ld - 0.5 * nu * (1.0 + np.log(2.0 * np.pi * q / nu))
+        if reml and p:
+            val -= 0.5 * float(np.linalg.slogdet(M)[1])
+        return float(val)
 
     # ------------------------------------------------------------ whole data
     def derivatives(self, beta: np.ndarray, cov_re: np.ndarray, vcomp: np.ndarray, reml: bool,

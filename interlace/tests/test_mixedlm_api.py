@@ -273,6 +273,11 @@ def test_hessian_is_the_exact_second_derivative(sleep):
         gm = np.concatenate(m.score_full(MixedLMParams.from_packed(xm, 2, 2, False, True), True))
         num[:, k] = (gp - gm) / (2 * h[k])
     np.testing.assert_allclose(H, num, rtol=1e-5, atol=1e-6 * np.abs(H).max())
+    # loglike(profile_fe=False), computed group by group, is the engine's profiled value at the GLS β̂
+    fe, _ = m.get_fe_params(po.cov_re, po.vcomp)
+    at_gls = MixedLMParams.from_components(fe_params=fe, cov_re=po.cov_re, vcomp=po.vcomp)
+    assert abs(m.loglike(at_gls, profile_fe=False) - m.loglike(po, profile_fe=True)) < 1e-9
+    assert m.loglike(po, profile_fe=False) < m.loglike(po, profile_fe=True)
 
 
 # ---------------------------------------------------------------- fit_regularized, penalties
