@@ -935,7 +935,8 @@ class MixedLM(LikelihoodModel):
                                            check_conv=check_conv, warn=True)
             except ValueError as exc:
                 raise InterlaceError(str(exc)) from None
-            msgs = [(str(w.message), w.category) for w in caught]
+            msgs = [(str(w.message).replace("CrossedLMEResult.is_singular", "MixedLMResults.is_singular"), w.category)
+                    for w in caught]
             failed = not opt.converged or any(m.startswith(("Model failed", "optimizer")) for m in opt.messages)
             if not failed or i + 1 == len(opt_names):
                 break
