@@ -229,6 +229,10 @@ def render_markdown(report: dict) -> str:
                     f"{timeouts} is killed; its row reads `timeout` and the [Notes](#notes) list "
                     "the fits it finished before.")
     other_tools_lines = [
+        ("- **interlace.api**: this repository's drop-in for statsmodels' MixedLM, `interlace.api.mixedlm(...)"
+         ".fit(reml=...)` with the workload's statsmodels call unchanged (only where statsmodels has one); "
+         "**evals** and **opt s** are its optimizer's, and its **peak MB** that of one fit in a fresh process, "
+         "as interlace's; untimed, its worker also evaluates statsmodels' own `loglike` at its estimate."),
         ("- **mixedlm** (PyPI `mixedlm`, Rust core; `python3 -m pip install mixedlm`, no other set-up): "
          "`mixedlm.lmer(formula, data, REML=...)` or `mixedlm.glmer(formula, data, family=Binomial(link), "
          "nAGQ=...)` with the lme4 formula unchanged and default controls, in a worker of its own "

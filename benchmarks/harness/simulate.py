@@ -91,6 +91,19 @@ def make_crossed_200x100(directory: Path) -> Path:
     return _write_csv(simulate_crossed(20_000, 200, 100, 1, offset=2), directory / "crossed_200x100.csv")
 
 
+def make_idiom_600(directory: Path) -> Path:
+    """600 rows, 150 × 12 crossed levels (:func:`simulate_crossed`): the crossed idiom's small case.
+
+    Offset 24 is the first from 9 whose 600 uniform draws use all 150 levels.
+    """
+    return _write_csv(simulate_crossed(600, 150, 12, 1, offset=24), directory / "idiom_600.csv")
+
+
+def make_idiom_5000(directory: Path) -> Path:
+    """5,000 rows, 100 × 50 crossed levels (:func:`simulate_crossed`)."""
+    return _write_csv(simulate_crossed(5000, 100, 50, 1, offset=10), directory / "idiom_5000.csv")
+
+
 def make_crossed_1m(directory: Path) -> Path:
     """1,000,000 rows, 1,000 × 500 crossed levels, two covariates."""
     return _write_csv(simulate_crossed(1_000_000, 1000, 500, 2, offset=5), directory / "crossed_1m.csv")

@@ -184,6 +184,19 @@ class StatsmodelsTool(Tool):
         return STATSMODELS_TIMEOUT * (self.settings.repeats + 1) + 120
 
 
+class InterlaceApiTool(Tool):
+    """This repository's statsmodels drop-in: ``interlace.api.mixedlm`` with the workload's statsmodels call."""
+
+    name = "interlace.api"
+    peak_mode = "peak"  # the timing worker also runs statsmodels' loglike (untimed), which would count in its peak
+
+    def applies(self, w: Workload) -> bool:
+        return w.statsmodels is not None and not w.is_glmm
+
+    def spec(self, w: Workload, data: Path, variant: str = "") -> dict:
+        return {**super().spec(w, data), "statsmodels": w.statsmodels}
+
+
 class MixedlmTool(Tool):
     """The PyPI package mixedlm (Rust core), ``mixedlm.lmer`` / ``mixedlm.glmer`` with the lme4 formula."""
 
@@ -249,7 +262,8 @@ class InterlaceLmeTool(Tool):
 
 
 #: Every tool, in the order of the rows of a workload.
-TOOL_CLASSES: tuple[type[Tool], ...] = (Lme4Tool, InterlaceTool, StatsmodelsTool, MixedlmTool, InterlaceLmeTool)
+TOOL_CLASSES: tuple[type[Tool], ...] = (Lme4Tool, InterlaceTool, InterlaceApiTool, StatsmodelsTool, MixedlmTool,
+                                        InterlaceLmeTool)
 #: Names of the tools (``--tools``).
 TOOLS: tuple[str, ...] = tuple(c.name for c in TOOL_CLASSES)
 

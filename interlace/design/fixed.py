@@ -12,7 +12,7 @@ from ..errors import DataError, FormulaError, RankDeficiencyWarning, warn_user
 from .frame import _PATSY_NAMES, EVAL_NAMESPACE, formula_names
 from .stored import EVAL_ENV, storable
 
-__all__ = ["FixedDesign", "build_fixed", "build_matrix", "new_matrix"]
+__all__ = ["FixedDesign", "build_fixed", "build_matrix", "formula_env", "new_matrix"]
 
 _ENV = EVAL_ENV
 #: model frames are complete cases already (missing rows dropped and reported by build_frame),
@@ -66,11 +66,22 @@ def _strings_as_categorical(data: pd.DataFrame) -> pd.DataFrame:
     return data.assign(**conv) if conv else data
 
 
-def build_matrix(rhs: str, data: pd.DataFrame, where: str) -> patsy.DesignMatrix:
-    """Evaluate a one-sided formula on ``data`` with interlace's namespace, with clear errors."""
+def formula_env(eval_env: patsy.EvalEnvironment | None = None) -> patsy.EvalEnvironment:
+    """The namespace formulas are evaluated in: interlace's, behind ``eval_env``'s names if given.
+
+    ``eval_env`` is a captured namespace (statsmodels' ``eval_env``: the caller's
+    variables and functions); data columns always come first (patsy looks them up before
+    any namespace).
+    """
+    return _ENV if eval_env is None else eval_env.with_outer_namespace(EVAL_NAMESPACE)
+
+
+def build_matrix(rhs: str, data: pd.DataFrame, where: str,
+                 eval_env: patsy.EvalEnvironment | None = None) -> patsy.DesignMatrix:
+    """Evaluate a one-sided formula on ``data`` with interlace's namespace (and ``eval_env``'s), with clear errors."""
     try:
-        mm = patsy.dmatrix(rhs, _strings_as_categorical(data), eval_env=_ENV, NA_action=_NO_NA_CHECK,
-                           return_type="matrix")
+        mm = patsy.dmatrix(rhs, _strings_as_categorical(data), eval_env=formula_env(eval_env),
+                           NA_action=_NO_NA_CHECK, return_type="matrix")
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot build {where} from {rhs!r}: {exc}") from None
     mm.design_info = storable(mm.design_info)  # picklable (interlace.design.stored)
@@ -161,7 +172,8 @@ def _independent_columns(X: np.ndarray, tol: float) -> np.ndarray:
     return np.asarray(kept, dtype=np.intp)
 
 
-def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7) -> FixedDesign:
+def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7,
+                eval_env: patsy.EvalEnvironment | None = None) -> FixedDesign:
     """Build ``y`` and ``X`` from a two-sided formula, dropping aliased columns as lme4 does.
 
     Parameters
@@ -172,16 +184,18 @@ def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7) 
         Complete rows only (see :func:`interlace.design.frame.build_frame`).
     rank_tol : float
         Relative tolerance on the pivoted QR diagonal (lme4's ``rankMatrix`` default).
+    eval_env : patsy.EvalEnvironment, optional
+        A namespace searched after the data and before interlace's (see :func:`formula_env`).
     """
     lhs, rhs = fixed_formula.split("~", 1)
     _check_response(lhs, data)
     try:
-        ymat = patsy.dmatrix(lhs.strip() + " - 1", data, eval_env=_ENV, NA_action=_NO_NA_CHECK)
+        ymat = patsy.dmatrix(lhs.strip() + " - 1", data, eval_env=formula_env(eval_env), NA_action=_NO_NA_CHECK)
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot evaluate response {lhs.strip()!r}: {exc}") from None
     if ymat.shape[1] != 1:
         raise DataError(f"response {lhs.strip()!r} is not numeric: it expands to {ymat.shape[1]} columns")
-    Xfull = build_matrix(rhs, data, "the fixed-effects model matrix")
+    Xfull = build_matrix(rhs, data, "the fixed-effects model matrix", eval_env)
     names_full = list(Xfull.design_info.column_names)
     X = np.asarray(Xfull, dtype=float)
     y = np.asarray(ymat, dtype=float).ravel()
