@@ -17,7 +17,7 @@ from ..design.fixed import new_matrix
 from ..design.terms import group_labels
 from ..errors import DataError, UnseenLevelWarning, warn_user
 from ..optimize import is_singular
-from .varcorr import GroupBlock, group_blocks, varcorr_frame
+from .varcorr import ByGroup, GroupBlock, VarianceComponents, group_aliases, group_blocks, varcorr_frame
 
 __all__ = ["RandomEffectsFit"]
 
@@ -158,7 +158,7 @@ class RandomEffectsFit:
     @property
     def random_effects_cov(self) -> dict[str, pd.DataFrame]:
         """Covariance matrix of the random effects per grouping factor (lme4's ``VarCorr``)."""
-        return {b.name: self._cov_of(b) for b in self._blocks}
+        return ByGroup({b.name: self._cov_of(b) for b in self._blocks}, group_aliases(self._blocks))
 
     @property
     def variance_components(self) -> pd.Series:
@@ -176,12 +176,15 @@ class RandomEffectsFit:
                 values.append(float(C.loc[coef, coef]))
         index = pd.MultiIndex.from_tuples(keys, names=["group", "coefficient"]) if keys else \
             pd.MultiIndex.from_arrays([[], []], names=["group", "coefficient"])
-        return pd.Series(values, index=index, dtype=float, name="variance")
+        vc = VarianceComponents(values, index=index, dtype=float, name="variance")
+        vc.aliases = group_aliases(self._blocks)
+        return vc
 
     @property
     def random_effects_sd(self) -> dict[str, pd.Series]:
         """Standard deviations of the random effects per grouping factor."""
-        return {k: pd.Series(np.sqrt(np.diag(C)), index=C.index) for k, C in self.random_effects_cov.items()}
+        return ByGroup({k: pd.Series(np.sqrt(np.diag(C)), index=C.index) for k, C in self.random_effects_cov.items()},
+                       group_aliases(self._blocks))
 
     @property
     def random_effects_corr(self) -> dict[str, pd.DataFrame]:
@@ -193,7 +196,7 @@ class RandomEffectsFit:
                 R = C.values / np.outer(sd, sd)
             np.fill_diagonal(R, 1.0)
             out[k] = pd.DataFrame(R, index=C.index, columns=C.columns)
-        return out
+        return ByGroup(out, group_aliases(self._blocks))
 
     @property
     def varcorr(self) -> pd.DataFrame:
@@ -203,7 +206,7 @@ class RandomEffectsFit:
     @property
     def ngroups(self) -> dict[str, int]:
         """Number of levels per grouping factor."""
-        return {b.name: len(b.levels) for b in self._blocks}
+        return ByGroup({b.name: len(b.levels) for b in self._blocks}, group_aliases(self._blocks))
 
     @property
     def is_singular(self) -> bool:
@@ -220,7 +223,7 @@ class RandomEffectsFit:
         for blk in self._blocks:
             cols = np.column_stack([parts[i] for i in blk.term_index])
             out[blk.name] = _per_level(cols, blk)
-        return out
+        return ByGroup(out, group_aliases(self._blocks))
 
     def coef(self) -> dict[str, pd.DataFrame]:
         """lme4's ``coef(m)``: per grouping factor, one row per level and a column per fixed effect,
@@ -302,7 +305,7 @@ class RandomEffectsFit:
                 V[:, pos:pos + p, pos:pos + p] = terms[i]
                 pos += p
             out[blk.name] = V
-        return out
+        return ByGroup(out, group_aliases(self._blocks))
 
     @property
     def random_effects_condsd(self) -> dict:
@@ -312,7 +315,7 @@ class RandomEffectsFit:
             V = self.random_effects_condvar[blk.name]
             sd = np.sqrt(np.maximum(np.diagonal(V, axis1=1, axis2=2), 0.0))
             out[blk.name] = _per_level(sd, blk)
-        return out
+        return ByGroup(out, group_aliases(self._blocks))
 
     def _new_rows(self, newdata: pd.DataFrame | None, exog: Any, transform: bool
                   ) -> tuple[pd.DataFrame | None, np.ndarray | None, Any]:
