@@ -19,24 +19,21 @@ statistic of the response) and refits nothing.
 """
 from __future__ import annotations
 
-import multiprocessing
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.stats as st
-from tqdm.auto import tqdm
 
 from ..errors import InterlaceError
-from ..linalg.threads import blas_limits
 from ..optimize import is_singular
 from .parameters import param_names, percent_labels, theta_to_sdcor
+from .replicates import ReplicateWorker, run_replicates
 
-__all__ = ["BootstrapResult", "parametric_bootstrap", "run_replicates"]
+__all__ = ["BootstrapResult", "parametric_bootstrap"]
 
 
 @dataclass
@@ -128,7 +125,7 @@ class BootstrapResult:
 
 
 # ---------------------------------------------------------------------------- refitting
-class _Refitter:
+class _Refitter(ReplicateWorker):
     """Refits one fitted model to simulated responses (:meth:`refit` of its model)."""
 
     def __init__(self, res, statistic, use_u: bool, old_names: bool) -> None:
@@ -160,29 +157,6 @@ class _Refitter:
         except Exception as exc:  # noqa: BLE001 - a failed refit is recorded, as bootMer does
             return None, False, False, f"{type(exc).__name__}: {exc}"
 
-    def blas_limits(self):
-        """BLAS threads during refits: 1 for small factors, as in ``fit``."""
-        return blas_limits(self.re)
-
-    def run(self, indices, seeds) -> list:
-        out = []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for i, s in zip(indices, seeds):
-                out.append((i, *self.one(s)))
-        return out
-
-
-_WORKER: _Refitter | None = None  # inherited by forked worker processes
-
-
-def _init_worker():
-    _WORKER.blas_limits()  # kept for the life of the worker process
-
-
-def _run_chunk(indices, seeds):
-    return _WORKER.run(indices, seeds)
-
 
 def _to_row(val):
     if isinstance(val, pd.Series):
@@ -191,49 +165,6 @@ def _to_row(val):
         return np.asarray(list(val.values()), float), list(val.keys())
     arr = np.atleast_1d(np.asarray(val, float)).ravel()
     return arr, (["statistic"] if np.ndim(val) == 0 else list(range(arr.size)))
-
-
-def run_replicates(worker: Any, seeds: list, n_jobs: int = 1, progress: bool = True,
-                   desc: str = "replicates") -> list:
-    """Run ``worker.run(indices, seeds)`` over every replicate, in this process or in ``n_jobs``
-    forked workers (the same replicates whatever ``n_jobs``), with a tqdm bar.
-
-    ``worker`` has ``run(indices, seeds) -> [(i, ...), ...]`` and ``blas_limits()`` (a context
-    manager kept for the life of a worker process).  Returns the rows sorted by replicate.
-    """
-    global _WORKER
-    n = len(seeds)
-    out: list = []
-    n_jobs = max(1, int(n_jobs))
-    ctx = None
-    if n_jobs > 1:
-        try:
-            ctx = multiprocessing.get_context("fork")
-        except ValueError:
-            warnings.warn("n_jobs > 1 needs the 'fork' start method; running in one process", RuntimeWarning,
-                          stacklevel=3)
-    bar = tqdm(total=n, disable=not progress, desc=desc)
-    try:
-        if ctx is None:
-            with worker.blas_limits():
-                for i in range(n):
-                    out.extend(worker.run([i], [seeds[i]]))
-                    bar.update(1)
-        else:
-            _WORKER = worker
-            size = max(1, min(50, n // (4 * n_jobs)))
-            chunks = [list(range(a, min(n, a + size))) for a in range(0, n, size)]
-            with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_init_worker) as ex:
-                futs = [ex.submit(_run_chunk, c, [seeds[i] for i in c]) for c in chunks]
-                for f in as_completed(futs):
-                    part = f.result()
-                    out.extend(part)
-                    bar.update(len(part))
-    finally:
-        bar.close()
-        _WORKER = None
-    out.sort(key=lambda r: r[0])
-    return out
 
 
 def parametric_bootstrap(result: Any, n: int = 1000, seed: int | None = 42,

@@ -29,7 +29,6 @@ recorded in ``errors`` (simr counts such errors too).
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,9 +37,8 @@ import pandas as pd
 import scipy.stats as st
 
 from ..errors import InterlaceError
-from ..linalg.threads import blas_limits
 from .anova import fixed_terms
-from .parametric_bootstrap import run_replicates
+from .replicates import ReplicateWorker, run_replicates
 
 __all__ = ["PowerCurve", "PowerResult", "power_curve", "power_sim"]
 
@@ -181,13 +179,14 @@ def _pvalue(fit: Any, cols: np.ndarray, method: str) -> float:
     return float(st.chi2.sf(lr, cols.size))
 
 
-class _PowerWorker:
+class _PowerWorker(ReplicateWorker):
     """One replicate: simulate on all rows, refit each (sub)model, p-value per model."""
 
     def __init__(self, res: Any, beta: np.ndarray, models: list, rows: list, cols: np.ndarray, method: str) -> None:
         self.res, self.beta, self.models, self.rows, self.cols, self.method = res, beta, models, rows, cols, method
         self.theta0 = np.asarray(res.theta, float)
         self.optimizer = res.opt_summary.optimizer
+        self.re = res.model.random_effects_structure
 
     def one(self, seedseq: Any) -> tuple[list[float], str | None]:
         y = self.res.simulate_fixef(self.beta, 1, np.random.default_rng(seedseq))[:, 0]
@@ -201,17 +200,6 @@ class _PowerWorker:
                 out.append(np.nan)
                 err = f"{type(exc).__name__}: {exc}"
         return out, err
-
-    def run(self, indices: list, seeds: list) -> list:
-        out = []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for i, s in zip(indices, seeds):
-                out.append((i, *self.one(s)))
-        return out
-
-    def blas_limits(self) -> Any:
-        return blas_limits(self.res.model.random_effects_structure)
 
 
 def _setup(result: Any, test: str, fixef: dict | None, method: str | None, alpha: float, nsim: int):
