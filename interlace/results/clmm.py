@@ -120,13 +120,7 @@ class CLMMResult(MixedResultsBase):
             statsmodels' names: ``exog`` is new data as ``newdata`` (``transform=True``), or the
             coefficients' model matrix (``transform=False``), predicted without random effects.
         """
-        newdata, Xnew, xindex = self._new_rows(newdata, exog, transform)
-        if Xnew is not None:
-            eta, index = self._linear_predictor(Xnew, None, None), xindex
-        elif newdata is None:
-            eta, index = self._eta_fit(include_re), self.model.data.row_labels
-        else:
-            eta, index = self._eta_new(newdata, include_re, None), newdata.index
+        eta, index = self._predict_eta(newdata, include_re, None, exog, transform)
         if type == "linear":
             return pd.Series(eta, index=index, name="linear")
         P = self._probs(eta)

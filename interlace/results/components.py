@@ -317,6 +317,19 @@ class RandomEffectsFit:
             out[blk.name] = _per_level(sd, blk)
         return ByGroup(out, group_aliases(self._blocks))
 
+    def _predict_eta(self, newdata: pd.DataFrame | None, include_re: bool, offset: Any, exog: Any,
+                     transform: bool) -> tuple[np.ndarray, Any]:
+        """The linear predictor and its row index for ``predict``: the fitted rows, new data, or
+        (statsmodels' ``exog`` with ``transform=False``) a fixed-effects model matrix."""
+        newdata, Xnew, xindex = self._new_rows(newdata, exog, transform)
+        if Xnew is not None:
+            return self._linear_predictor(Xnew, None, None if offset is None else np.asarray(offset, float)), xindex
+        if newdata is None:
+            return self._eta_fit(include_re), self.model.data.row_labels
+        if not isinstance(newdata, pd.DataFrame):
+            raise DataError(f"newdata must be a pandas DataFrame, got {newdata.__class__.__name__}")
+        return self._eta_new(newdata, include_re, offset), newdata.index
+
     def _new_rows(self, newdata: pd.DataFrame | None, exog: Any, transform: bool
                   ) -> tuple[pd.DataFrame | None, np.ndarray | None, Any]:
         """statsmodels' ``predict(exog=, transform=)`` read as ``newdata`` or a model matrix.

@@ -12,7 +12,7 @@ import scipy.stats as st
 from statsmodels.base import wrapper as wrap
 from statsmodels.iolib.summary2 import Summary
 
-from ..errors import DataError, warn_user
+from ..errors import warn_user
 from ..objective.coxme import CoxLaplace, CoxMEState
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
@@ -256,18 +256,7 @@ class CoxMEResult(MixedResultsBase):
         """
         if type not in ("lp", "risk"):
             raise ValueError(f"type must be 'lp' or 'risk', got {type!r}")
-        newdata, Xnew, xindex = self._new_rows(newdata, exog, transform)
-        if Xnew is not None:
-            eta = self._linear_predictor(Xnew, None, None if offset is None else np.asarray(offset, float))
-            return pd.Series(eta if type == "lp" else np.exp(eta), index=xindex, name=type)
-        if newdata is None:
-            eta = self._eta_fit(include_re)
-            index = self.model.data.row_labels
-        else:
-            if not isinstance(newdata, pd.DataFrame):
-                raise DataError(f"newdata must be a pandas DataFrame, got {newdata.__class__.__name__}")
-            eta = self._eta_new(newdata, include_re, offset)
-            index = newdata.index
+        eta, index = self._predict_eta(newdata, include_re, offset, exog, transform)
         out = eta if type == "lp" else np.exp(eta)
         return pd.Series(out, index=index, name=type)
 

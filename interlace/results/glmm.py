@@ -192,16 +192,7 @@ class GLMMResult(MixedResultsBase):
         """
         if type not in ("response", "link"):
             raise ValueError(f"type must be 'response' or 'link', got {type!r}")
-        newdata, Xnew, xindex = self._new_rows(newdata, exog, transform)
-        if Xnew is not None:
-            eta = self._linear_predictor(Xnew, None, None if offset is None else np.asarray(offset, float))
-            return pd.Series(eta if type == "link" else self.family.linkinv(eta), index=xindex, name="predicted")
-        if newdata is None:
-            eta = self._eta_fit(include_re)
-            index = self.model.data.row_labels
-        else:
-            eta = self._eta_new(newdata, include_re, offset)
-            index = newdata.index
+        eta, index = self._predict_eta(newdata, include_re, offset, exog, transform)
         out = eta if type == "link" else self.family.linkinv(eta)
         return pd.Series(out, index=index, name="predicted")
 
