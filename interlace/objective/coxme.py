@@ -69,6 +69,7 @@ from ..linalg.arrowhead import ArrowheadSPD, CholmodSPD, DenseSPD, NotPositiveDe
 from ..linalg.engines import ENGINES, parse_engine
 from ..optimize.vmmin import vmmin
 from ..response.survival import CoxData, CoxState
+from .cox_products import CoxBlocks, CoxProducts
 from .coxph import CoxPHFit, coxph_fit
 
 __all__ = ["CoxHessian", "CoxLaplace", "CoxMEState", "CoxmeScale", "SparseBlock",
@@ -293,8 +294,6 @@ class CoxLaplace:
         self.n, self.p = self.X.shape
         self.cd = cd
         self.offset = np.zeros(self.n) if offset is None else np.asarray(offset, float)
-        self.Z = re.Z().tocsc()
-        self.ZT = self.Z.T.tocsr()
         self.q = re.q
         self.tol, self.maxit = tol, maxit
         self.sparse = coxme_sparse_block(re, sparse)
@@ -302,12 +301,12 @@ class CoxLaplace:
         if self.sparse is not None:
             S = self.sparse.cols
             D = np.setdiff1d(np.arange(q), S)
+            sb = self.sparse
+            self.products = CoxProducts(re, self.X, S, sb.codes, sb.levels, sb.nlevels)
         else:
             S, D = np.zeros(0, np.int64), np.arange(q)
+            self.products = CoxProducts(re, self.X, S)
         self.S, self.D = S, D
-        self.ZS = self.Z[:, S].tocsr()
-        ZD = self.Z[:, D]
-        self.V = sp.hstack([ZD, sp.csc_matrix(self.X)], format="csr") if self.p else ZD.tocsr()
         # the arrowhead form needs Λ not to mix the sparse columns with the others
         arrow = False
         if S.size:
@@ -327,6 +326,8 @@ class CoxLaplace:
         self.n_evals = 0
         self._cholmod_pattern: CholmodSPD | None = None
         self._groups = self._intercept_groups()
+        self._last_state: CoxState | None = None
+        self._last_blocks: tuple | None = None
         self.u = np.zeros(q)
         self.beta = np.zeros(self.p)
 
@@ -344,35 +345,51 @@ class CoxLaplace:
         """Number of levels coxme's sparse approximation applies to (0: none)."""
         return 0 if self.sparse is None else int(self.sparse.levels.size)
 
+    @property
+    def Z(self) -> sp.csc_matrix:
+        """The random-effects design (n × q)."""
+        return self.re.Z().tocsc()
+
     # ------------------------------------------------------------------ pieces
+    def b(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """b = Λθ u."""
+        lam = self.products.lam(theta)
+        return lam * u if isinstance(lam, np.ndarray) else np.asarray(lam @ u).ravel()
+
     def eta(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray) -> np.ndarray:
-        out = self.offset + self.Z @ (self.re.Lambda(theta) @ u)
+        out = self.offset + self.products.z_dot(self.b(theta, u))
         if self.p:
             out = out + self.X @ beta
         return out
 
     def hessian(self, theta: np.ndarray, st: CoxState) -> CoxHessian:
         """Assemble and factor H at the risk-set state ``st`` (see the module docstring)."""
-        re = self.re
         q, p = self.q, self.p
         S, D = self.S, self.D
         qD = D.size
-        Lam = re.Lambda(theta).tocsc()
-        M_V = st.means(self.V)
-        HVV = st.gram(self.V, M_V)
-        LamD = Lam[D][:, D]
-        HDD, HDX, HXX = HVV[:qD, :qD], HVV[:qD, qD:], HVV[qD:, qD:]
-        if S.size:
-            sb = self.sparse
-            assert sb is not None
-            hS = st.indicator_diag(sb.codes, sb.nlevels)[sb.levels]
-            HSV = st.cross(self.ZS, self.V, M_V)
-            HSD, HSX = HSV[:, :qD], HSV[:, qD:]
+        blk = self._blocks(st)
+        lam = self.products.lam(theta)
+        if isinstance(lam, np.ndarray):
+            lamD = lam[D]
+
+            def lamD_left(A):          # Λ_Dᵀ A
+                return lamD[:, None] * A
+
+            def lamD_both(A):          # Λ_Dᵀ A Λ_D
+                return lamD[:, None] * A * lamD[None, :]
+        else:
+            LamD = lam[D][:, D]
+
+            def lamD_left(A):
+                return np.asarray(LamD.T @ A)
+
+            def lamD_both(A):
+                return np.asarray(LamD.T @ (LamD.T @ A).T).T
         if self.arrow:
-            lamS = np.asarray(Lam[S, S]).ravel()
-            a = lamS ** 2 * hS + 1.0
-            B = lamS[:, None] * np.asarray((LamD.T @ HSD.T).T)
-            C = np.asarray((LamD.T @ (LamD.T @ HDD).T).T) + np.eye(qD)
+            lamS = lam[S] if isinstance(lam, np.ndarray) else np.asarray(lam[S, S]).ravel()
+            a = lamS ** 2 * blk.hS + 1.0
+            B = lamS[:, None] * lamD_left(blk.HSD.T).T
+            C = lamD_both(blk.HDD) + np.eye(qD)
             Mf: ArrowheadSPD | CholmodSPD
             if self.engine == "cholmod":
                 Mf = CholmodSPD(a, B, C, S, D, pattern=self._cholmod_pattern)
@@ -381,31 +398,56 @@ class CoxLaplace:
                 Mf = ArrowheadSPD(a, B, C, S, D)
             Hub = np.zeros((q, p))
             if p:
-                Hub[S] = lamS[:, None] * HSX
-                Hub[D] = np.asarray(LamD.T @ HDX)
-            return CoxHessian(Mf, Hub, HXX)
+                Hub[S] = lamS[:, None] * blk.HSX
+                Hub[D] = lamD_left(blk.HDX)
+            return CoxHessian(Mf, Hub, blk.HXX)
         Ht = np.zeros((q, q))
-        Ht[np.ix_(D, D)] = HDD
+        Ht[np.ix_(D, D)] = blk.HDD
         HZX = np.zeros((q, p))
-        HZX[D] = HDX
+        HZX[D] = blk.HDX
         if S.size:
-            Ht[S, S] = hS
-            Ht[np.ix_(S, D)] = HSD
-            Ht[np.ix_(D, S)] = HSD.T
-            HZX[S] = HSX
-        M = np.asarray((Lam.T @ (Lam.T @ Ht).T).T) + np.eye(q)
-        return CoxHessian(DenseSPD(M), np.asarray(Lam.T @ HZX), HXX)
+            Ht[S, S] = blk.hS
+            Ht[np.ix_(S, D)] = blk.HSD
+            Ht[np.ix_(D, S)] = blk.HSD.T
+            HZX[S] = blk.HSX
+        if isinstance(lam, np.ndarray):
+            M = lam[:, None] * Ht * lam[None, :] + np.eye(q)
+            Hub = lam[:, None] * HZX
+        else:
+            M = np.asarray((lam.T @ (lam.T @ Ht).T).T) + np.eye(q)
+            Hub = np.asarray(lam.T @ HZX)
+        return CoxHessian(DenseSPD(M), Hub, blk.HXX)
 
     def gradient(self, theta: np.ndarray, st: CoxState, u: np.ndarray) -> np.ndarray:
         """∂PPL/∂(u, β)."""
-        gu = np.asarray(self.re.Lambda(theta).T @ (self.ZT @ st.grad)).ravel() - u
+        zg = self.products.zt_dot(st.grad)
+        lam = self.products.lam(theta)
+        gu = (lam * zg if isinstance(lam, np.ndarray) else np.asarray(lam.T @ zg).ravel()) - u
         gb = self.X.T @ st.grad if self.p else np.zeros(0)
         return np.concatenate([gu, gb])
 
     def _state(self, theta, beta, u):
         eta = self.eta(theta, beta, u)
-        st = self.cd.state(eta)
+        st = self._risk_state(eta)
         return eta, st, st.loglik - 0.5 * float(u @ u)
+
+    def _risk_state(self, eta: np.ndarray) -> CoxState:
+        """The risk-set state at η; the last one is kept, since coxme's search starts every
+        evaluation from the same (b = 0, β) and so the same η."""
+        hit = self._last_state
+        if hit is not None and np.array_equal(hit.eta, eta):
+            return hit
+        st = self.cd.state(eta)
+        self._last_state = st
+        return st
+
+    def _blocks(self, st: CoxState) -> CoxBlocks:
+        """The Hessian blocks at ``st`` (they do not depend on θ; kept for the last state)."""
+        if self._last_blocks is not None and self._last_blocks[0] is st:
+            return self._last_blocks[1]
+        blk = self.products.blocks(st)
+        self._last_blocks = (st, blk)
+        return blk
 
     # ------------------------------------------------------------------ Newton
     def fit(self, theta: npt.ArrayLike, beta0: npt.ArrayLike | None = None, u0: npt.ArrayLike | None = None,
@@ -485,7 +527,7 @@ class CoxLaplace:
         pure random-intercept model).  The log-determinant is that of the last factored H.
         """
         q = self.q
-        Lam = self.re.Lambda(theta).tocsc()
+        lam = self.products.lam(theta)
         old_u, old_b = u.copy(), beta.copy()
         prev = 0.0
         H = None
@@ -507,10 +549,14 @@ class CoxLaplace:
                 old_u, old_b = u.copy(), beta.copy()
                 u, beta = u + step[:q], beta + step[q:]
                 if self._groups:
-                    b = np.asarray(Lam @ u).ravel()
+                    b = self.b(theta, u)
                     for cols in self._groups:
                         b[cols] -= b[cols].mean()
-                    u = _solve_lambda(Lam, b, u)
+                    if isinstance(lam, np.ndarray):
+                        ok = lam != 0
+                        u = np.where(ok, b / np.where(ok, lam, 1.0), u)
+                    else:
+                        u = _solve_lambda(lam, b, u)
         if H is None:
             H = self.hessian(theta, st)
         converged = abs(1 - prev / ppl) <= eps

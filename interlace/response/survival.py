@@ -55,13 +55,25 @@ def _revcum(B: np.ndarray) -> np.ndarray:
     return np.cumsum(B[::-1], axis=0)[::-1][1:]
 
 
+_KEYS: dict = {}
+
+
 def _bincount2(idx: np.ndarray, W: np.ndarray, length: int) -> np.ndarray:
-    """``out[j] = Σ_{idx_i = j} W[i]`` for the rows of a 2-D ``W`` (length × ncol)."""
+    """``out[j] = Σ_{idx_i = j} W[i]`` for the rows of a 2-D ``W`` (length × ncol).
+
+    The flattened keys ``idx * ncol + column`` of an index array that is used again
+    (the risk-set indices of a :class:`CoxData`) are kept in ``_KEYS``, by the array's identity.
+    """
     c = W.shape[1]
     if c == 1:
         return np.bincount(idx, weights=W[:, 0], minlength=length)[:, None]
-    key = (idx[:, None] * c + np.arange(c)).ravel()
-    return np.bincount(key, weights=W.ravel(), minlength=length * c).reshape(length, c)
+    hit = _KEYS.get((id(idx), c))
+    if hit is None or hit[0] is not idx:
+        hit = (idx, (idx[:, None] * c + np.arange(c)).ravel())
+        if len(_KEYS) > 64:
+            _KEYS.clear()
+        _KEYS[(id(idx), c)] = hit
+    return np.bincount(hit[1], weights=W.ravel(), minlength=length * c).reshape(length, c)
 
 
 class CoxData:
@@ -163,13 +175,14 @@ class CoxData:
             out = out - _revcum(_bincount2(self.E, x, m + 1))
         return out
 
-    def interval_sums(self, per_time: np.ndarray) -> np.ndarray:
-        """Σ_{Eᵢ ≤ g < Gᵢ} ``per_time[g]`` for each row i (``per_time`` (m,) or (m, c))."""
+    def interval_sums(self, per_time: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Σ_{Eᵢ ≤ g < Gᵢ} ``per_time[g]`` for each row i (``per_time`` (m,) or (m, c)), or for ``rows`` only."""
         z = np.zeros((1,) + per_time.shape[1:])
         cum = np.concatenate([z, np.cumsum(per_time, axis=0)])
-        out = cum[self.G]
+        G, E = (self.G, self.E) if rows is None else (self.G[rows], self.E[rows])
+        out = np.take(cum, G, axis=0)
         if self.has_entry:
-            out = out - cum[self.E]
+            out = out - np.take(cum, E, axis=0)
         return out
 
     def level_plan(self, codes: np.ndarray, nlevels: int) -> dict:
@@ -185,6 +198,25 @@ class CoxData:
             return hit
         n, m = self.n, self.m
         codes = np.asarray(codes)
+        if not np.any(self.E):
+            # every row enters at position 0: the running sum of a level at g is the sum over its
+            # rows with G > g, a suffix sum in (level, G) order (half the events)
+            order = np.lexsort((self.G, codes))
+            cs, Gs = codes[order], self.G[order]
+            last = np.flatnonzero(np.r_[cs[1:] != cs[:-1], True])
+            plan: dict[str, Any] = {"codes": codes, "entry": False, "order": order, "cs": cs, "Gs": Gs,
+                                    "last": last}
+            if self.efron:
+                new_grp = np.r_[True, (cs[1:] != cs[:-1]) | (Gs[1:] != Gs[:-1])]
+                grp = np.cumsum(new_grp) - 1
+                deads = self.dead[order]
+                gidx = grp[deads]
+                used, ginv = np.unique(gidx, return_inverse=True)
+                first_pos = np.flatnonzero(new_grp)[used]
+                plan.update(deads=deads, grp=ginv, ngrp=used.size, at=first_pos, glev=cs[first_pos],
+                            g=Gs[first_pos] - 1)
+            self._plans[key] = plan
+            return plan
         rows = np.concatenate([np.arange(n), np.arange(n)])
         sign = np.concatenate([np.ones(n), -np.ones(n)])
         pos = np.concatenate([self.E, self.G])
@@ -195,7 +227,7 @@ class CoxData:
         nxt[:-1] = pos[1:]
         last = np.r_[lev[1:] != lev[:-1], True]
         nxt[last] = pos[last]
-        plan: dict[str, Any] = {"codes": codes, "rows": rows, "sign": sign, "pos": pos, "next": nxt, "lev": lev}
+        plan = {"codes": codes, "entry": True, "rows": rows, "sign": sign, "pos": pos, "next": nxt, "lev": lev}
         if self.efron:
             # (level, death time) groups with deaths: the running sum at the death time
             d = self._dead_idx
@@ -221,6 +253,7 @@ class CoxState:
 
     def __init__(self, cd: CoxData, eta: np.ndarray) -> None:
         self.cd = cd
+        self.eta = eta
         c = float(np.max(eta)) if eta.size else 0.0
         a = cd.w * np.exp(eta - c)          # PL is invariant to a common shift of η
         self.a = a
@@ -263,8 +296,8 @@ class CoxState:
         S1 = cd.risk_sums(aV)
         kt = cd.k_time
         if cd.efron:
-            S1D = _bincount2(cd._gd, aV[cd._dead_idx], cd.m)
-            S1k = S1[kt] - cd.rho[:, None] * S1D[kt]
+            S1D = _bincount2(cd._gd, np.take(aV, cd._dead_idx, axis=0), cd.m)
+            S1k = np.take(S1, kt, axis=0) - cd.rho[:, None] * np.take(S1D, kt, axis=0)
         else:
             S1k = S1
         return S1k / self.d2[:, None]
@@ -284,7 +317,7 @@ class CoxState:
             dd = cd.dead[rows]
             S1D = np.bincount(cd.g_dead[rows[dd]] * ncol + cols[dd], weights=av[dd],
                               minlength=m * ncol).reshape(m, ncol)
-            S1k = S1[kt] - cd.rho[:, None] * S1D[kt]
+            S1k = np.take(S1, kt, axis=0) - cd.rho[:, None] * np.take(S1D, kt, axis=0)
         else:
             S1k = S1
         return S1k / self.d2[:, None]
@@ -300,18 +333,23 @@ class CoxState:
             first = V.T @ (V * self.s[:, None])
         return first - M.T @ (M * self.cd.omega[:, None])
 
-    def cross_rows(self, M: np.ndarray) -> np.ndarray:
-        """Per-row G (n × ncol) with Σ_k ω_k (Uᵀπ_k) m_kᵀ = UᵀG for any U, given the means M of V."""
+    def cross_rows(self, M: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Per-row G (n × ncol) with Σ_k ω_k (Uᵀπ_k) m_kᵀ = UᵀG for any U, given the means M of V
+        (only the rows ``rows`` if given)."""
         cd = self.cd
         W = M * self._om_d[:, None]
         if cd.efron:
-            Wg = _bincount2(cd.k_time, W, cd.m)
-            Gr = cd.interval_sums(Wg)
+            Gr = cd.interval_sums(_bincount2(cd.k_time, W, cd.m), rows)
             E = _bincount2(cd.k_time, W * cd.rho[:, None], cd.m)
-            Gr[cd._dead_idx] -= E[cd._gd]
+            if rows is None:
+                Gr[cd._dead_idx] -= np.take(E, cd._gd, axis=0)
+            else:
+                gd = cd.g_dead[rows]
+                dd = gd >= 0
+                Gr[dd] -= np.take(E, gd[dd], axis=0)
         else:
-            Gr = cd.interval_sums(W)
-        return Gr * self.a[:, None]
+            Gr = cd.interval_sums(W, rows)
+        return Gr * (self.a if rows is None else np.take(self.a, rows))[:, None]
 
     def cross(self, U: np.ndarray | sp.spmatrix, V: np.ndarray | sp.spmatrix, M: np.ndarray | None = None
               ) -> np.ndarray:
@@ -338,14 +376,26 @@ class CoxState:
         w2 = cd.omega / self.d2 ** 2
         Q = np.bincount(cd.k_time, weights=w2, minlength=cd.m) if cd.efron else w2
         cumQ = np.concatenate([[0.0], np.cumsum(Q)])
-        run = np.cumsum(P["sign"] * self.a[P["rows"]])
-        second = np.bincount(P["lev"], weights=run ** 2 * (cumQ[P["next"]] - cumQ[P["pos"]]), minlength=nlevels)
+        if P["entry"]:
+            run = np.cumsum(P["sign"] * self.a[P["rows"]])
+            second = np.bincount(P["lev"], weights=run ** 2 * (cumQ[P["next"]] - cumQ[P["pos"]]),
+                                 minlength=nlevels)
+            dead_a = self.a[cd._dead_idx] if cd.efron else None
+        else:
+            cs = P["cs"]
+            as_ = self.a[P["order"]]
+            csum = np.cumsum(as_)
+            level_end = np.zeros(nlevels)
+            level_end[cs[P["last"]]] = csum[P["last"]]
+            run = level_end[cs] - csum + as_                # Σ a over rows at or after i in the level
+            second = np.bincount(cs, weights=as_ * cumQ[P["Gs"]] * (2.0 * run - as_), minlength=nlevels)
+            dead_a = as_[P["deads"]] if cd.efron else None
         if cd.efron:
             # at each (level, death time) with deaths: S = Σ a over the level's rows at risk,
             # S1D = Σ a over its deaths there; Efron's terms −2 α₁ S S1D + α₂ S1D²
             a1 = np.bincount(cd.k_time, weights=w2 * cd.rho, minlength=cd.m)
             a2 = np.bincount(cd.k_time, weights=w2 * cd.rho ** 2, minlength=cd.m)
-            S1D = np.bincount(P["grp"], weights=self.a[cd._dead_idx], minlength=P["ngrp"])
+            S1D = np.bincount(P["grp"], weights=dead_a, minlength=P["ngrp"])
             g = P["g"]
             corr = -2.0 * a1[g] * run[P["at"]] * S1D + a2[g] * S1D ** 2
             second = second + np.bincount(P["glev"], weights=corr, minlength=nlevels)
