@@ -30,7 +30,7 @@ from ..formula import model_terms
 from ..response.survival import CoxData
 from .base import MixedModel, select_rows
 
-__all__ = ["CoxModel", "CoxFormula", "cox_formula", "strata_codes"]
+__all__ = ["CoxModel", "CoxFormula", "cox_formula", "new_strata", "strata_codes"]
 
 _TIME = "__interlace_time__"
 
@@ -48,20 +48,47 @@ def _factor(col: pd.Series) -> tuple[np.ndarray, list]:
     return codes.astype(np.int64), list(levels)
 
 
-def strata_codes(data: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    """Stratum of each row and the strata's labels, as survival's ``strata(a, b)``.
+def _label(v: Any) -> str:
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def strata_codes(data: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, list[str], dict]:
+    """Stratum of each row, the strata's labels and the map from value tuples to strata, as
+    survival's ``strata(a, b)``.
 
     One stratum per combination present, the first column varying slowest; labels
     ``"a=x"`` (one column) or ``"a=x, b=y"``.
     """
     if not columns:
-        return np.zeros(len(data), np.int64), []
+        return np.zeros(len(data), np.int64), [], {}
     parts = [_factor(data[c]) for c in columns]
     codes = np.column_stack([p[0] for p in parts])
     combos, inv = np.unique(codes, axis=0, return_inverse=True)
-    labels = [", ".join(f"{c}={parts[j][1][k]}" for j, (c, k) in enumerate(zip(columns, row, strict=True)))
-              for row in combos]
-    return np.asarray(inv, np.int64).ravel(), labels
+    labels, mapping = [], {}
+    for k, row in enumerate(combos):
+        vals = tuple(parts[j][1][c] for j, c in enumerate(row))
+        labels.append(", ".join(f"{c}={_label(v)}" for c, v in zip(columns, vals, strict=True)))
+        mapping[tuple(v.item() if isinstance(v, np.generic) else v for v in vals)] = k
+    return np.asarray(inv, np.int64).ravel(), labels, mapping
+
+
+def new_strata(data: pd.DataFrame, columns: Sequence[str], mapping: dict, labels: Sequence[str]) -> np.ndarray:
+    """Strata codes of new rows (their values of the strata columns must occur in the fitted data)."""
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise DataError(f"newdata has no strata column {missing[0]!r}")
+    vals = [data[c].to_numpy(object) for c in columns]
+    out = np.empty(len(data), np.int64)
+    for i in range(len(data)):
+        key = tuple(v[i].item() if isinstance(v[i], np.generic) else v[i] for v in vals)
+        if key not in mapping:
+            raise DataError(f"newdata row {i} is in a stratum the model has not seen "
+                            f"({', '.join(f'{c}={_label(k)}' for c, k in zip(columns, key, strict=True))}; "
+                            f"strata: {', '.join(labels)})")
+        out[i] = mapping[key]
+    return out
 
 
 @dataclass
@@ -79,6 +106,7 @@ class CoxFormula:
     strata: np.ndarray | None
     strata_labels: list[str]
     strata_vars: list[str]
+    strata_map: dict
     cluster: np.ndarray | None
     cluster_var: str | None
     rhs: str
@@ -145,13 +173,13 @@ def cox_formula(formula: str, data: pd.DataFrame, groups: str | Sequence[str] | 
     keep = [i for i, nme in enumerate(fx.names) if nme != "Intercept"]
     fx.X, fx.names, fx.keep = fx.X[:, keep], [fx.names[i] for i in keep], fx.keep[keep]
     exog = pd.DataFrame(fx.X, index=frame.data.index, columns=fx.names)
-    strata, labels = strata_codes(frame.data, strata_vars)
+    strata, labels, smap = strata_codes(frame.data, strata_vars)
     cluster = None
     if cluster_var is not None:
         cluster = _factor(frame.data[cluster_var])[0]
     shown = f"{surv.text} {formula.strip()}" if one_sided else formula
     return CoxFormula(surv, start, time, status, exog, fx, frame, specs, strata if strata_vars else None, labels,
-                      strata_vars, cluster, cluster_var, rhs, shown)
+                      strata_vars, smap, cluster, cluster_var, rhs, shown)
 
 
 class CoxModel(MixedModel):
@@ -230,12 +258,15 @@ class CoxModel(MixedModel):
     def _from_parts(cls, parts: CoxFormula, re: RandomEffects | None, ties: str, **options: Any) -> Any:
         frame = parts.frame
         endog = pd.Series(parts.time, index=frame.data.index, name=parts.surv.names[1])
-        mod = cls(endog, parts.exog, re, parts.status, ties=ties, weights=frame.weights, offset=frame.offset,
-                  start=parts.start, strata=parts.strata, strata_labels=parts.strata_labels, cluster=parts.cluster,
-                  frame=frame, fixed_design=parts.fixed, formula=parts.formula, **options)
+        mod = cls(endog=endog, exog=parts.exog, random_effects=re, status=parts.status, ties=ties,
+                  weights=frame.weights, offset=frame.offset, start=parts.start, strata=parts.strata,
+                  strata_labels=parts.strata_labels, cluster=parts.cluster, frame=frame, fixed_design=parts.fixed,
+                  formula=parts.formula, **options)
         mod.specs = parts.specs
         mod.strata_vars = parts.strata_vars
+        mod.strata_map = parts.strata_map
         mod.cluster_var = parts.cluster_var
+        mod.surv_spec = parts.surv
         mod.start_name, mod.time_name, mod.status_name = parts.surv.names
         return mod
 
@@ -243,4 +274,22 @@ class CoxModel(MixedModel):
     def _random_effects(parts: CoxFormula, allow_empty: bool) -> RandomEffects:
         return build_random_effects(parts.specs, parts.frame.data, check_nobs=False, allow_empty=allow_empty)
 
-    _carried = MixedModel._carried + ("strata_vars", "cluster_var", "start_name")
+    _carried = MixedModel._carried + ("strata_vars", "strata_map", "cluster_var", "start_name", "surv_spec")
+
+    def new_strata(self, newdata: pd.DataFrame) -> np.ndarray | None:
+        """Strata codes of the rows of ``newdata`` (None for a model without strata)."""
+        if self.strata is None:
+            return None
+        cols = getattr(self, "strata_vars", None)
+        if not cols:
+            raise DataError("this model was built from arrays: its strata cannot be read from new data")
+        return new_strata(newdata, cols, self.strata_map, self.strata_labels)
+
+    def x_means(self) -> np.ndarray:
+        """survival's ``means``: weighted column means of X, 0 for columns whose values are all in
+        {−1, 0, 1} (which coxph does not centre)."""
+        X = np.asarray(self.exog, float)
+        w = np.ones(X.shape[0]) if self.weights is None else self.weights
+        m = (w @ X) / w.sum() if X.shape[1] else np.zeros(0)
+        flat = np.all(np.isin(X, (-1.0, 0.0, 1.0)), axis=0)
+        return np.where(flat, 0.0, m)

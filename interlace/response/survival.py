@@ -123,17 +123,15 @@ class CoxData:
         ut = np.unique(times)
         R = ut.size + 1
         key_stop = self.strata * R + np.searchsorted(ut, self.time)
+        self._R, self._key_stop = R, key_stop
+        self._key_start = None if self.start is None else self.strata * R + np.searchsorted(ut, self.start)
         dkeys = np.unique(key_stop[dead])
         m = dkeys.size
         self.m = m
         self.death_strata = dkeys // R
         self.death_times = ut[dkeys % R]
         self.G = np.searchsorted(dkeys, key_stop, side="right").astype(np.int64)
-        if self.start is None:
-            self.E = np.searchsorted(dkeys, self.strata * R, side="left").astype(np.int64)
-        else:
-            key_start = self.strata * R + np.searchsorted(ut, self.start)
-            self.E = np.searchsorted(dkeys, key_start, side="right").astype(np.int64)
+        self.E = self._entry_index(dkeys)
         self.has_entry = bool(np.any(self.E > 0))
         gd = self.G[dead] - 1                      # death-time index of each death
         self.g_dead = np.full(n, -1, np.int64)
@@ -160,6 +158,29 @@ class CoxData:
         self.wdelta = self.w * self.status
         self.n_events = int(dead.sum())
         self._plans: dict = {}
+
+    def _entry_index(self, keys: np.ndarray) -> np.ndarray:
+        """For sorted (stratum, time) ``keys``: the first index each row is at risk at (its stratum's
+        first, or the first time after its entry)."""
+        if self._key_start is None:
+            return np.searchsorted(keys, self.strata * self._R, side="left").astype(np.int64)
+        return np.searchsorted(keys, self._key_start, side="right").astype(np.int64)
+
+    def time_grid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every distinct (stratum, stop time), in order, and the index range of each row on it.
+
+        Returns ``(strata, times, G, E)``: row i is at risk at grid points Eᵢ … Gᵢ − 1 (survival
+        curves step at every stop time, censored or not, as R's ``survfit``).
+        """
+        hit = self._plans.get("grid")
+        if hit is None:
+            keys = np.unique(self._key_stop)
+            ut_idx = keys % self._R
+            times = np.unique(self.time if self.start is None else np.concatenate([self.time, self.start]))
+            G = np.searchsorted(keys, self._key_stop, side="right").astype(np.int64)
+            hit = (keys // self._R, times[ut_idx], G, self._entry_index(keys))
+            self._plans["grid"] = hit
+        return hit
 
     # ------------------------------------------------------------------ sums over risk sets
     def risk_sums(self, x: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from ..objective.coxme import CoxLaplace, CoxMEState
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
 from .summary import varcorr_rows
+from .survival import SurvivalResultsMixin
 
 if TYPE_CHECKING:
     from ..inference.lrt import LRTest
@@ -41,7 +42,7 @@ class _CondCov:
         return self.hessian.inv_uu_blocks(self.re)
 
 
-class CoxMEResult(MixedResultsBase):
+class CoxMEResult(SurvivalResultsMixin, MixedResultsBase):
     """A fitted mixed-effects Cox model.
 
     ``params``/``bse``/``tvalues``/``pvalues`` are the fixed effects (log hazard ratios)
@@ -229,31 +230,50 @@ class CoxMEResult(MixedResultsBase):
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "lp", include_re: bool = True,
                 offset: npt.ArrayLike | None = None) -> pd.Series:
-        """Linear predictor or relative risk; unseen levels get random effect 0.
+        """Linear predictor, relative risk, expected events or survival; unseen levels get frailty 0.
 
         Parameters
         ----------
         newdata : DataFrame, optional
-            Default: the fitted rows.
-        type : {"lp", "risk"}
-            Xβ + Zb (not centred, as coxme's linear predictor) or exp of it.
+            Default: the fitted rows.  ``type="expected"``/``"survival"`` read the times from the
+            model's ``Surv(...)`` columns in ``newdata``.
+        type : {"lp", "risk", "expected", "survival"}
+            Xβ + Zb (not centred, as coxme's linear predictor), exp of it, the expected number
+            of events over the row's follow-up (cumulative hazard; the baseline hazard is
+            estimated with the frailties in the linear predictor, see :meth:`survfit`), or
+            exp(−expected).
         include_re : bool
             Include the frailties (False: fixed effects only).
         offset : array-like, optional
             For new data when the model has an offset (default: the offset column if named).
         """
-        if type not in ("lp", "risk"):
-            raise ValueError(f"type must be 'lp' or 'risk', got {type!r}")
+        self._check_type(type)
         if newdata is None:
-            eta = self._eta_fit(include_re)
             index = self.model.data.row_labels
+            if type in ("expected", "survival"):
+                eta = self._fitted_eta() if include_re else self._eta_fit(False)
+                exp_ = self.model.cox_data.state(self._fitted_eta()).expected
+                if not include_re:
+                    exp_ = exp_ * np.exp(eta - self._fitted_eta())
+                return pd.Series(exp_ if type == "expected" else np.exp(-exp_), index=index, name=type)
+            eta = self._eta_fit(include_re)
         else:
             if not isinstance(newdata, pd.DataFrame):
                 raise DataError(f"newdata must be a pandas DataFrame, got {newdata.__class__.__name__}")
             eta = self._eta_new(newdata, include_re, offset)
             index = newdata.index
+            if type in ("expected", "survival"):
+                exp_ = self._expected_new(newdata, eta)
+                return pd.Series(exp_ if type == "expected" else np.exp(-exp_), index=index, name=type)
         out = eta if type == "lp" else np.exp(eta)
         return pd.Series(out, index=index, name=type)
+
+    def _fitted_eta(self) -> np.ndarray:
+        """Xβ̂ + Zb̂ + offset on the fitted rows (the baseline hazard is estimated at it)."""
+        return np.asarray(self.state.eta, float)
+
+    def _beta_vcov(self) -> np.ndarray:
+        return np.asarray(self.normalized_cov_params, float)
 
     @property
     def fittedvalues(self) -> pd.Series:

@@ -140,7 +140,7 @@ def test_predict(lung, lung_fit):
     assert lp.iloc[0] == pytest.approx(60 * res.params["age"] + res.params["sex"] + b["i3"], abs=1e-12)
     assert lp.iloc[1] == pytest.approx(fixed.iloc[1], abs=1e-15)   # unseen level: frailty 0
     np.testing.assert_allclose(res.predict(new, type="risk"), np.exp(lp), rtol=1e-14)
-    with pytest.raises(ValueError, match="'lp' or 'risk'"):
+    with pytest.raises(ValueError, match="'lp', 'risk', 'expected', 'survival'"):
         res.predict(new, type="response")
 
 
