@@ -94,6 +94,11 @@ class CoxProducts:
         spos[zr[inS]] = spos_col[zc[inS]]
         self.s_rows = np.flatnonzero(spos >= 0)
         self.s_pos = spos[self.s_rows]
+        self.s_all = self.s_rows.size == n          # every row in a sparse level: no gathers
+        self.XT = np.ascontiguousarray(X.T)
+        self.XT_s = self.XT if self.s_all else np.ascontiguousarray(self.XT[:, self.s_rows])
+        self.s_keys_x = (np.arange(self.p)[:, None] * qS + self.s_pos[None, :]).ravel()
+        self.s_keys_d = (np.arange(qD)[:, None] * qS + self.s_pos[None, :]).ravel() if qD else None
         has_s = spos[self.d_rows] >= 0
         self.sd_rows = self.d_rows[has_s]
         self.sd_key = spos[self.sd_rows] * qD + self.d_cols[has_s]
@@ -128,42 +133,45 @@ class CoxProducts:
         return d if d is not None else self.re.Lambda(theta).tocsc()
 
     # ---------------------------------------------------------------- Hessian blocks
-    def blocks(self, st: CoxState) -> CoxBlocks:
-        """The blocks of [Z X]ᵀA[Z X] at the state ``st`` (S's block: its diagonal only)."""
-        cd = st.cd
-        X, p, qS, qD = self.X, self.p, self.qS, self.qD
-        s, a = st.s, st.a
-        om = cd.omega[:, None]
-        K = cd.K
-        MX = st._means_from(X * a[:, None]) if p else np.zeros((K, 0))
-        MD = st.means_coo(self.d_rows, self.d_cols, self.d_vals, qD) if qD else np.zeros((K, 0))
-        omMX = MX * om
-        HXX = X.T @ (X * s[:, None]) - MX.T @ omMX
-        if qD:
+    def blocks(self, st: CoxState, with_x: bool = True) -> CoxBlocks:
+        """The blocks of [Z X]ᵀA[Z X] at the state ``st`` (S's block: its diagonal only); without
+        ``with_x`` only those of Z (the X blocks are left empty)."""
+        X, qS, qD = self.X, self.qS, self.qD
+        p = self.p if with_x else 0
+        s = st.s
+        SX = st.x_sums(X) if p else None
+        PX = st.weights_of(SX) if SX is not None else None
+        SD = st.sums_coo(self.d_rows, self.d_cols, self.d_vals, qD) if qD else None
+        XT = self.XT
+        HXX = XT @ (XT * s).T - st.outer(SX, SX, PX) if SX is not None else np.zeros((0, 0))
+        if SD is not None:
             sd = self.d_vals * s[self.d_rows]
-            first = np.stack([np.bincount(self.d_cols, weights=sd * X[self.d_rows, j], minlength=qD)
-                              for j in range(p)], axis=1) if p else np.zeros((qD, 0))
-            HDX = first - MD.T @ omMX
+            if SX is not None:
+                first = np.stack([np.bincount(self.d_cols, weights=sd * X[self.d_rows, j], minlength=qD)
+                                  for j in range(p)], axis=1)
+                HDX = first - st.outer(SD, SX, PX)
+            else:
+                HDX = np.zeros((qD, 0))
             HDD = np.bincount(self.dd_key, weights=s[self.dd_rows] * self.dd_vals,
-                              minlength=qD * qD).reshape(qD, qD).astype(float) - MD.T @ (MD * om)
+                              minlength=qD * qD).reshape(qD, qD).astype(float) - st.outer(SD, SD)
         else:
             HDX, HDD = np.zeros((0, p)), np.zeros((0, 0))
         if qS:
             assert self.codes is not None and self.levels is not None
             hS = st.indicator_diag(self.codes, self.nlevels)[self.levels]
-            rows = self.s_rows
-            Gr = st.cross_rows(np.hstack([MD, MX]), rows)
-            R = X[rows] * s[rows, None] - Gr[:, qD:]
-            HSX = np.stack([np.bincount(self.s_pos, weights=R[:, j], minlength=qS) for j in range(p)], axis=1) \
-                if p else np.zeros((qS, 0))
-            if qD:
-                GD = Gr[:, :qD]
+            rows = None if self.s_all else self.s_rows
+            s_r = s if rows is None else s.take(rows)
+            HSX = np.zeros((qS, 0))
+            HSD = np.zeros((qS, 0))
+            if SX is not None:
+                RT = self.XT_s * s_r
+                RT -= st.cross_rows_sums(SX, rows, PX)
+                HSX = np.bincount(self.s_keys_x, weights=RT.ravel(), minlength=p * qS).reshape(p, qS).T
+            if SD is not None:
+                GD = st.cross_rows_sums(SD, rows)
                 HSD = np.bincount(self.sd_key, weights=s[self.sd_rows] * self.sd_vals,
                                   minlength=qS * qD).reshape(qS, qD).astype(float)
-                HSD -= np.bincount((self.s_pos[:, None] * qD + np.arange(qD)).ravel(), weights=GD.ravel(),
-                                   minlength=qS * qD).reshape(qS, qD)
-            else:
-                HSD = np.zeros((qS, 0))
+                HSD -= np.bincount(self.s_keys_d, weights=GD.ravel(), minlength=qD * qS).reshape(qD, qS).T
         else:
             hS, HSD, HSX = np.zeros(0), np.zeros((0, qD)), np.zeros((0, p))
         return CoxBlocks(hS, HSD, HSX, HDD, HDX, HXX)

@@ -112,6 +112,7 @@ class CoxData:
         n = self.time.size
         self.n = n
         self.w = np.ones(n) if weights is None else np.asarray(weights, float)
+        self.unit_weights = bool(np.all(self.w == 1.0))
         self.ties = ties
         self.start = None if start is None else np.asarray(start, float)
         self.strata = np.zeros(n, np.int64) if strata is None else np.asarray(strata, np.int64)
@@ -155,6 +156,7 @@ class CoxData:
             self.omega = (wd / nd)[self.k_time]
         self.K = self.k_time.size
         self.efron = bool(np.any(self.rho > 0))
+        self.rho_powers = np.stack([np.ones(self.K), self.rho, self.rho ** 2])
         self.wdelta = self.w * self.status
         self.n_events = int(dead.sum())
         self._plans: dict = {}
@@ -165,6 +167,80 @@ class CoxData:
         if self._key_start is None:
             return np.searchsorted(keys, self.strata * self._R, side="left").astype(np.int64)
         return np.searchsorted(keys, self._key_start, side="right").astype(np.int64)
+
+    # ------------------------------------------------------------------ component-major sums
+    # The hot path of the mixed model keeps several columns as rows of a (c, n) array, so that
+    # each column is contiguous: one bincount over cached keys replaces c of them.
+    def _tkeys(self, idx: np.ndarray, c: int, length: int) -> np.ndarray:
+        key = ("tkeys", id(idx), c, length)
+        hit = self._plans.get(key)
+        if hit is None or hit[0] is not idx:
+            hit = (idx, (np.arange(c)[:, None] * length + idx[None, :]).ravel())
+            self._plans[key] = hit
+        return hit[1]
+
+    def bincount_t(self, idx: np.ndarray, WT: np.ndarray, length: int) -> np.ndarray:
+        """``out[:, j] = Σ_{idx_i = j} WT[:, i]`` for a (c, n) ``WT`` (``idx`` an index array of this data)."""
+        c = WT.shape[0]
+        if c == 1:
+            return np.bincount(idx, weights=WT[0], minlength=length)[None, :]
+        return np.bincount(self._tkeys(idx, c, length), weights=WT.ravel(), minlength=c * length).reshape(c, length)
+
+    def risk_sums_t(self, AT: np.ndarray) -> np.ndarray:
+        """:meth:`risk_sums` of the rows of a (c, n) array: (c, m)."""
+        m = self.m
+        out = np.cumsum(self.bincount_t(self.G, AT, m + 1)[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        if self.has_entry:
+            out = out - np.cumsum(self.bincount_t(self.E, AT, m + 1)[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        return out
+
+    def interval_sums_t(self, PT: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`interval_sums` of the rows of a (c, m) array: (c, n) (or (c, len(rows)))."""
+        cum = np.zeros((PT.shape[0], PT.shape[1] + 1))
+        PT.cumsum(axis=1, out=cum[:, 1:])
+        G, E = (self.G, self.E) if rows is None else self._rows_index(rows)[:2]
+        out = cum.take(G, axis=1)
+        if self.has_entry:
+            out -= cum.take(E, axis=1)
+        return out
+
+    def _rows_index(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(G, E, death-time index or m) of ``rows`` (kept)."""
+        key = ("rows", id(rows))
+        hit = self._plans.get(key)
+        if hit is None or hit[0] is not rows:
+            gd = self.g_dead[rows]
+            hit = (rows, (self.G[rows], self.E[rows], np.where(gd >= 0, gd, self.m)))
+            self._plans[key] = hit
+        return hit[1]
+
+    @property
+    def own_index(self) -> np.ndarray:
+        """Death-time index of each row with an event, m for the others (Efron's own-time terms)."""
+        hit = self._plans.get("own")
+        if hit is None:
+            hit = np.where(self.g_dead >= 0, self.g_dead, self.m)
+            self._plans["own"] = hit
+        return hit
+
+    def ones_and(self, X: np.ndarray) -> np.ndarray:
+        """[1; Xᵀ] as a contiguous (1 + p, n) array (kept for the last ``X``)."""
+        hit = self._plans.get("ones_and")
+        if hit is None or hit[0] is not X:
+            hit = (X, np.ascontiguousarray(np.vstack([np.ones(self.n), np.asarray(X, float).T])))
+            self._plans["ones_and"] = hit
+        return hit[1]
+
+    def dead_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions within ``rows`` of the rows with an event, and their death-time indices (kept)."""
+        key = ("dead_rows", id(rows))
+        hit = self._plans.get(key)
+        if hit is None or hit[0] is not rows:
+            gd = self.g_dead[rows]
+            pos = np.flatnonzero(gd >= 0)
+            hit = (rows, pos, gd[pos])
+            self._plans[key] = hit
+        return hit[1], hit[2]
 
     def time_grid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every distinct (stratum, stop time), in order, and the index range of each row on it.
@@ -226,15 +302,15 @@ class CoxData:
             cs, Gs = codes[order], self.G[order]
             last = np.flatnonzero(np.r_[cs[1:] != cs[:-1], True])
             plan: dict[str, Any] = {"codes": codes, "entry": False, "order": order, "cs": cs, "Gs": Gs,
-                                    "last": last}
+                                    "last": last, "last_lev": cs[last]}
             if self.efron:
                 new_grp = np.r_[True, (cs[1:] != cs[:-1]) | (Gs[1:] != Gs[:-1])]
                 grp = np.cumsum(new_grp) - 1
-                deads = self.dead[order]
+                deads = np.flatnonzero(self.dead[order])
                 gidx = grp[deads]
                 used, ginv = np.unique(gidx, return_inverse=True)
                 first_pos = np.flatnonzero(new_grp)[used]
-                plan.update(deads=deads, grp=ginv, ngrp=used.size, at=first_pos, glev=cs[first_pos],
+                plan.update(deads=deads, grp=ginv.ravel(), ngrp=used.size, at=first_pos, glev=cs[first_pos],
                             g=Gs[first_pos] - 1)
             self._plans[key] = plan
             return plan
@@ -260,9 +336,9 @@ class CoxData:
         self._plans[key] = plan
         return plan
 
-    def state(self, eta: np.ndarray) -> CoxState:
-        """Risk-set sums at the linear predictor η."""
-        return CoxState(self, np.asarray(eta, float))
+    def state(self, eta: np.ndarray, X: np.ndarray | None = None) -> CoxState:
+        """Risk-set sums at the linear predictor η (and of the columns of ``X``, in the same pass)."""
+        return CoxState(self, np.asarray(eta, float), X)
 
     def loglik(self, eta: np.ndarray) -> float:
         """log PL at η."""
@@ -272,37 +348,128 @@ class CoxData:
 class CoxState:
     """Partial likelihood, gradient and Hessian products at one η (see the module docstring)."""
 
-    def __init__(self, cd: CoxData, eta: np.ndarray) -> None:
+    def __init__(self, cd: CoxData, eta: np.ndarray, X: np.ndarray | None = None) -> None:
         self.cd = cd
         self.eta = eta
-        c = float(np.max(eta)) if eta.size else 0.0
-        a = cd.w * np.exp(eta - c)          # PL is invariant to a common shift of η
+        c = float(eta.max()) if eta.size else 0.0
+        a = np.exp(eta - c)                 # PL is invariant to a common shift of η
+        if not cd.unit_weights:
+            a *= cd.w
         self.a = a
         self.shift = c
         m = cd.m
-        S0 = cd.risk_sums(a)                                       # Σ_{at risk at t_g} a
         kt = cd.k_time
+        # risk-set sums of a (and of a·X, stacked: one pass over the rows), component-major
+        AT = a[None, :] if X is None or not X.shape[1] else cd.ones_and(X) * a
+        ST = cd.risk_sums_t(AT)
+        SDT = None
         if cd.efron:
-            S0D = np.bincount(cd._gd, weights=a[cd._dead_idx], minlength=m)
-            self.S0D = S0D
-            d2 = S0[kt] - cd.rho * S0D[kt]
+            SDT = cd.bincount_t(cd._gd, AT.take(cd._dead_idx, axis=1), m)
+            both = np.stack([ST[0], SDT[0]]).take(kt, axis=1)
+            d2 = both[0] - cd.rho * both[1]
+            self.S0D = SDT[0]
         else:
-            d2 = S0[kt]
-        self.S0 = S0
+            d2 = ST[0]
+        self.S0 = ST[0]
         self.d2 = d2
+        self._x_sums = None if AT.shape[0] == 1 else (ST[1:], None if SDT is None else SDT[1:])
+        self._x_of = X
         with np.errstate(divide="ignore"):
-            self.loglik = float(np.dot(cd.wdelta, eta) - np.dot(cd.omega, np.log(d2) + c))
-        # hazard increments per death time, and Efron's own-time corrections
-        om_d = cd.omega / d2
+            self.loglik = float(cd.wdelta @ eta - cd.omega @ (np.log(d2) + c))
+        inv = 1.0 / d2
+        om_d = cd.omega * inv
         self._om_d = om_d
-        haz = np.bincount(kt, weights=om_d, minlength=m) if cd.efron else om_d
-        self.hazard = haz
-        h = cd.interval_sums(haz)
         if cd.efron:
-            own = np.bincount(kt, weights=om_d * cd.rho, minlength=m)
-            h[cd._dead_idx] -= own[cd._gd]
+            # per death time (one slot more, left 0, for the rows without an event): the hazard
+            # increment, Efron's own-time correction and α0, α1, α2
+            rho_pow = cd.rho_powers
+            C = cd.bincount_t(kt, np.concatenate([om_d * rho_pow[:2], (om_d * inv) * rho_pow]), m + 1)
+            haz = C[0, :m]
+            self._alphas = (C[2, :m], C[3, :m], C[4, :m])
+            h = cd.interval_sums_t(haz[None, :])[0]
+            h -= C[1].take(cd.own_index)
+        else:
+            haz = om_d
+            self._alphas = (om_d * inv, None, None)
+            h = cd.interval_sums_t(haz[None, :])[0]
+        self.hazard = haz
         self.s = a * h                                  # diag(Σ_k ω_k π_k)
         self.grad = cd.wdelta - self.s                  # ∂ log PL / ∂η
+
+    def x_sums(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`sums` of ``X`` (computed with the state when it was given ``X``)."""
+        if self._x_sums is not None and self._x_of is X:
+            return self._x_sums
+        return self.sums(np.asarray(X, float).T * self.a)
+
+    # ---------------------------------------------------------------- per death time
+    # Efron's pseudo-events of one death time share the risk-set sums S1 and the deaths' sums
+    # S1D; with m_k = (S1 − ρ_k S1D)/d_k every sum over k of a product of two means is
+    # Σ_g α0 S1 S1ᵀ − α1 (S1 S1Dᵀ + S1D S1ᵀ) + α2 S1D S1Dᵀ, with α_j = Σ_{k at g} ω_k ρ_k^j / d_k².
+    # The products below work at the death times (m) instead of the pseudo-events (K), on
+    # component-major (c, m) arrays.
+    @property
+    def alphas(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(α0, α1, α2) per death time (α1 = α2 = None under Breslow, or Efron without ties)."""
+        return self._alphas
+
+    def sums(self, AT: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(S1, S1D), each (c, m): risk-set sums and Efron's deaths' sums of the rows of
+        ``AT`` = (a ⊙ V)ᵀ, a (c, n) array."""
+        cd = self.cd
+        S1 = cd.risk_sums_t(AT)
+        S1D = cd.bincount_t(cd._gd, AT.take(cd._dead_idx, axis=1), cd.m) if cd.efron else None
+        return S1, S1D
+
+    def sums_coo(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, ncol: int
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`sums` of a sparse V given by its nonzeros (``rows``, ``cols``, ``vals``): (ncol, m)."""
+        cd = self.cd
+        m = cd.m
+        av = self.a.take(rows) * vals
+
+        def revcum(idx):
+            B = np.bincount(cols * (m + 1) + idx, weights=av, minlength=ncol * (m + 1)).reshape(ncol, m + 1)
+            return np.cumsum(B[:, ::-1], axis=1)[:, ::-1][:, 1:]
+
+        S1 = revcum(cd.G.take(rows))
+        if cd.has_entry:
+            S1 = S1 - revcum(cd.E.take(rows))
+        S1D = None
+        if cd.efron:
+            dd = cd.dead[rows]
+            S1D = np.bincount(cols[dd] * m + cd.g_dead[rows[dd]], weights=av[dd],
+                              minlength=ncol * m).reshape(ncol, m)
+        return S1, S1D
+
+    def weights_of(self, A: tuple) -> tuple[np.ndarray, np.ndarray | None]:
+        """(P, Q), each (c, m), for the sums A = (S1, S1D): P = Σ_{k at g} ω_k m_k / d_k
+        = α0 S1 − α1 S1D and Q = Σ_{k at g} ρ_k ω_k m_k / d_k = α1 S1 − α2 S1D (Efron's own-time part)."""
+        a0, a1, a2 = self._alphas
+        S1, S1D = A
+        if a1 is None:
+            return S1 * a0, None
+        return S1 * a0 - S1D * a1, S1 * a1 - S1D * a2
+
+    def outer(self, A: tuple, B: tuple, PB: tuple | None = None) -> np.ndarray:
+        """Σ_k ω_k m_k^A m_k^Bᵀ (c_A × c_B) from the :meth:`sums` of two designs (``PB``: :meth:`weights_of` B)."""
+        P, Q = self.weights_of(B) if PB is None else PB
+        out = A[0] @ P.T
+        if Q is not None:
+            out -= A[1] @ Q.T
+        return out
+
+    def cross_rows_sums(self, A: tuple, rows: np.ndarray | None = None, PA: tuple | None = None) -> np.ndarray:
+        """:meth:`cross_rows` (transposed: (c, n), or (c, len(rows))) from the :meth:`sums` of V
+        (``PA``: its :meth:`weights_of`)."""
+        cd = self.cd
+        P, Q = self.weights_of(A) if PA is None else PA
+        Gr = cd.interval_sums_t(P, rows)
+        if Q is not None:
+            own = cd.own_index if rows is None else cd._rows_index(rows)[2]
+            Gr -= np.concatenate([Q, np.zeros((Q.shape[0], 1))], axis=1).take(own, axis=1)
+        Gr *= self.a if rows is None else self.a.take(rows)
+        return Gr
 
     # ---------------------------------------------------------------- products
     def means(self, V: np.ndarray | sp.spmatrix) -> np.ndarray:
@@ -394,8 +561,7 @@ class CoxState:
         cd = self.cd
         P = cd.level_plan(codes, nlevels)
         first = np.bincount(codes, weights=self.s, minlength=nlevels)
-        w2 = cd.omega / self.d2 ** 2
-        Q = np.bincount(cd.k_time, weights=w2, minlength=cd.m) if cd.efron else w2
+        Q, a1, a2 = self.alphas
         cumQ = np.concatenate([[0.0], np.cumsum(Q)])
         if P["entry"]:
             run = np.cumsum(P["sign"] * self.a[P["rows"]])
@@ -404,21 +570,22 @@ class CoxState:
             dead_a = self.a[cd._dead_idx] if cd.efron else None
         else:
             cs = P["cs"]
-            as_ = self.a[P["order"]]
+            as_ = self.a.take(P["order"])
             csum = np.cumsum(as_)
             level_end = np.zeros(nlevels)
-            level_end[cs[P["last"]]] = csum[P["last"]]
-            run = level_end[cs] - csum + as_                # Σ a over rows at or after i in the level
-            second = np.bincount(cs, weights=as_ * cumQ[P["Gs"]] * (2.0 * run - as_), minlength=nlevels)
-            dead_a = as_[P["deads"]] if cd.efron else None
+            level_end[P["last_lev"]] = csum.take(P["last"])
+            run = level_end.take(cs)
+            run -= csum
+            run += as_                                   # Σ a over rows at or after i in the level
+            second = np.bincount(cs, weights=as_ * cumQ.take(P["Gs"]) * (2.0 * run - as_), minlength=nlevels)
+            dead_a = as_.take(P["deads"]) if cd.efron else None
         if cd.efron:
             # at each (level, death time) with deaths: S = Σ a over the level's rows at risk,
             # S1D = Σ a over its deaths there; Efron's terms −2 α₁ S S1D + α₂ S1D²
-            a1 = np.bincount(cd.k_time, weights=w2 * cd.rho, minlength=cd.m)
-            a2 = np.bincount(cd.k_time, weights=w2 * cd.rho ** 2, minlength=cd.m)
+            assert a1 is not None and a2 is not None
             S1D = np.bincount(P["grp"], weights=dead_a, minlength=P["ngrp"])
             g = P["g"]
-            corr = -2.0 * a1[g] * run[P["at"]] * S1D + a2[g] * S1D ** 2
+            corr = (a2.take(g) * S1D - 2.0 * a1.take(g) * run.take(P["at"])) * S1D
             second = second + np.bincount(P["glev"], weights=corr, minlength=nlevels)
         return first - second
 
