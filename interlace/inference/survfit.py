@@ -123,7 +123,8 @@ class SurvivalCurves:
             fig, ax = plt.subplots(figsize=(6.5, 4.2))
         else:
             fig = ax.figure
-        several = self.table["strata"].nunique() > 1
+        # name the stratum only when a pattern has a curve in several strata
+        several = bool(self.table.groupby("curve")["strata"].nunique().max() > 1)
         for c, s in self.curves:
             d = self.curve(c, s)
             t = np.r_[0.0, d["time"].to_numpy()]

@@ -59,15 +59,18 @@ class CoxME(CoxModel):
     weights : array-like, optional
         Positive case weights.
     offset : array-like, optional
+    sparse : (int, float) or None
+        coxme's ``sparse = c(50, .02)`` approximation (see :mod:`interlace.objective.coxme`);
+        None for the exact Hessian.
+    engine : {"auto", "dense", "blocked", "cholmod"}
+
+    Other Parameters
+    ----------------
     start : array-like (n,), optional
         Entry times of counting-process ``(start, stop]`` data.
     strata : array-like of int (n,), optional
         Stratum codes (each stratum has its own baseline hazard).
     strata_labels : list of str, optional
-    sparse : (int, float) or None
-        coxme's ``sparse = c(50, .02)`` approximation (see :mod:`interlace.objective.coxme`);
-        None for the exact Hessian.
-    engine : {"auto", "dense", "blocked", "cholmod"}
     """
 
     _engine_names = ENGINES

@@ -38,11 +38,21 @@ class CoxPH(CoxModel):
     status : array-like (n,)
         1 = event, 0 = censored.
     ties : {"efron", "breslow"}
-    weights, offset, start, strata, strata_labels, cluster
+    weights, offset
         As :class:`~interlace.models.survival.CoxModel`.
     robust : bool, optional
         Report the robust (sandwich) variance.  Default as coxph: when a cluster is
         given or the case weights are not integers.
+
+    Other Parameters
+    ----------------
+    start : array-like (n,), optional
+        Entry times of counting-process ``(start, stop]`` data.
+    strata : array-like of int (n,), optional
+        Stratum codes (each stratum has its own baseline hazard).
+    strata_labels : list of str, optional
+    cluster : array-like (n,), optional
+        Cluster of each row, for the robust variance.
     """
 
     def __init__(self, endog: Any, exog: Any, status: Any = None, ties: str = "efron", weights: Any = None,

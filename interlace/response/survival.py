@@ -55,6 +55,13 @@ def _revcum(B: np.ndarray) -> np.ndarray:
     return np.cumsum(B[::-1], axis=0)[::-1][1:]
 
 
+def _revcum_t(B: np.ndarray) -> np.ndarray:
+    """Σ_{j > g} B[:, j] for g = 0 … ncol − 2, as a C-contiguous array (BLAS products need one)."""
+    out = np.empty((B.shape[0], B.shape[1] - 1))
+    np.cumsum(B[:, :0:-1], axis=1, out=out[:, ::-1])
+    return out
+
+
 _KEYS: dict = {}
 
 
@@ -189,9 +196,9 @@ class CoxData:
     def risk_sums_t(self, AT: np.ndarray) -> np.ndarray:
         """:meth:`risk_sums` of the rows of a (c, n) array: (c, m)."""
         m = self.m
-        out = np.cumsum(self.bincount_t(self.G, AT, m + 1)[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        out = _revcum_t(self.bincount_t(self.G, AT, m + 1))
         if self.has_entry:
-            out = out - np.cumsum(self.bincount_t(self.E, AT, m + 1)[:, ::-1], axis=1)[:, ::-1][:, 1:]
+            out -= _revcum_t(self.bincount_t(self.E, AT, m + 1))
         return out
 
     def interval_sums_t(self, PT: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
@@ -365,8 +372,8 @@ class CoxState:
         SDT = None
         if cd.efron:
             SDT = cd.bincount_t(cd._gd, AT.take(cd._dead_idx, axis=1), m)
-            both = np.stack([ST[0], SDT[0]]).take(kt, axis=1)
-            d2 = both[0] - cd.rho * both[1]
+            d2 = ST[0].take(kt)
+            d2 -= cd.rho * SDT[0].take(kt)
             self.S0D = SDT[0]
         else:
             d2 = ST[0]
@@ -383,7 +390,10 @@ class CoxState:
             # per death time (one slot more, left 0, for the rows without an event): the hazard
             # increment, Efron's own-time correction and α0, α1, α2
             rho_pow = cd.rho_powers
-            C = cd.bincount_t(kt, np.concatenate([om_d * rho_pow[:2], (om_d * inv) * rho_pow]), m + 1)
+            Z = np.empty((5, kt.size))
+            np.multiply(om_d, rho_pow[:2], out=Z[:2])
+            np.multiply(om_d * inv, rho_pow, out=Z[2:])
+            C = cd.bincount_t(kt, Z, m + 1)
             haz = C[0, :m]
             self._alphas = (C[2, :m], C[3, :m], C[4, :m])
             h = cd.interval_sums_t(haz[None, :])[0]
@@ -430,11 +440,11 @@ class CoxState:
 
         def revcum(idx):
             B = np.bincount(cols * (m + 1) + idx, weights=av, minlength=ncol * (m + 1)).reshape(ncol, m + 1)
-            return np.cumsum(B[:, ::-1], axis=1)[:, ::-1][:, 1:]
+            return _revcum_t(B)
 
         S1 = revcum(cd.G.take(rows))
         if cd.has_entry:
-            S1 = S1 - revcum(cd.E.take(rows))
+            S1 -= revcum(cd.E.take(rows))
         S1D = None
         if cd.efron:
             dd = cd.dead[rows]
@@ -562,7 +572,8 @@ class CoxState:
         P = cd.level_plan(codes, nlevels)
         first = np.bincount(codes, weights=self.s, minlength=nlevels)
         Q, a1, a2 = self.alphas
-        cumQ = np.concatenate([[0.0], np.cumsum(Q)])
+        cumQ = np.zeros(Q.size + 1)
+        Q.cumsum(out=cumQ[1:])
         if P["entry"]:
             run = np.cumsum(P["sign"] * self.a[P["rows"]])
             second = np.bincount(P["lev"], weights=run ** 2 * (cumQ[P["next"]] - cumQ[P["pos"]]),
