@@ -168,6 +168,7 @@ class CoxProducts:
                 RT -= st.cross_rows_sums(SX, rows, PX)
                 HSX = np.bincount(self.s_keys_x, weights=RT.ravel(), minlength=p * qS).reshape(p, qS).T
             if SD is not None:
+                assert self.s_keys_d is not None
                 GD = st.cross_rows_sums(SD, rows)
                 HSD = np.bincount(self.sd_key, weights=s[self.sd_rows] * self.sd_vals,
                                   minlength=qS * qD).reshape(qS, qD).astype(float)

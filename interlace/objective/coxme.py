@@ -596,8 +596,8 @@ class CoxLaplace:
             H = self.hessian(theta, st)
         converged = abs(1 - prev / ppl) <= eps
         self.u, self.beta = u, beta
-        return CoxMEState(theta, beta, u, eta, st.loglik, ppl, H.ldL2 if H is not None else float(ld), converged, it,
-                          H)
+        logdet = H.ldL2 if H is not None else float(ld if ld is not None else np.nan)
+        return CoxMEState(theta, beta, u, eta, st.loglik, ppl, logdet, converged, it, H)
 
     def laplace(self, theta: np.ndarray, **kw: Any) -> float:
         """−2 ℓ_I(θ), the criterion minimized over θ (inf where H is not positive definite)."""
