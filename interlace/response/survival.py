@@ -308,8 +308,9 @@ class CoxData:
             order = np.lexsort((self.G, codes))
             cs, Gs = codes[order], self.G[order]
             last = np.flatnonzero(np.r_[cs[1:] != cs[:-1], True])
+            starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
             plan: dict[str, Any] = {"codes": codes, "entry": False, "order": order, "cs": cs, "Gs": Gs,
-                                    "last": last, "last_lev": cs[last]}
+                                    "last": last, "last_lev": cs[last], "starts": starts, "start_lev": cs[starts]}
             if self.efron:
                 new_grp = np.r_[True, (cs[1:] != cs[:-1]) | (Gs[1:] != Gs[:-1])]
                 grp = np.cumsum(new_grp) - 1
@@ -570,25 +571,30 @@ class CoxState:
         """
         cd = self.cd
         P = cd.level_plan(codes, nlevels)
-        first = np.bincount(codes, weights=self.s, minlength=nlevels)
         Q, a1, a2 = self.alphas
         cumQ = np.zeros(Q.size + 1)
         Q.cumsum(out=cumQ[1:])
         if P["entry"]:
+            first = np.bincount(codes, weights=self.s, minlength=nlevels)
             run = np.cumsum(P["sign"] * self.a[P["rows"]])
-            second = np.bincount(P["lev"], weights=run ** 2 * (cumQ[P["next"]] - cumQ[P["pos"]]),
-                                 minlength=nlevels)
+            out = first - np.bincount(P["lev"], weights=run ** 2 * (cumQ[P["next"]] - cumQ[P["pos"]]),
+                                      minlength=nlevels)
             dead_a = self.a[cd._dead_idx] if cd.efron else None
         else:
-            cs = P["cs"]
-            as_ = self.a.take(P["order"])
-            csum = np.cumsum(as_)
+            # rows sorted by (level, G): per level, s minus a·cumQ(G)·(2·suffix − a), summed over the
+            # level's contiguous rows
+            order = P["order"]
+            as_ = self.a.take(order)
+            csum = as_.cumsum()
             level_end = np.zeros(nlevels)
             level_end[P["last_lev"]] = csum.take(P["last"])
-            run = level_end.take(cs)
+            run = level_end.take(P["cs"])
             run -= csum
             run += as_                                   # Σ a over rows at or after i in the level
-            second = np.bincount(cs, weights=as_ * cumQ.take(P["Gs"]) * (2.0 * run - as_), minlength=nlevels)
+            w = self.s.take(order)
+            w -= as_ * cumQ.take(P["Gs"]) * (2.0 * run - as_)
+            out = np.zeros(nlevels)
+            out[P["start_lev"]] = np.add.reduceat(w, P["starts"])
             dead_a = as_.take(P["deads"]) if cd.efron else None
         if cd.efron:
             # at each (level, death time) with deaths: S = Σ a over the level's rows at risk,
@@ -597,8 +603,8 @@ class CoxState:
             S1D = np.bincount(P["grp"], weights=dead_a, minlength=P["ngrp"])
             g = P["g"]
             corr = (a2.take(g) * S1D - 2.0 * a1.take(g) * run.take(P["at"])) * S1D
-            second = second + np.bincount(P["glev"], weights=corr, minlength=nlevels)
-        return first - second
+            out -= np.bincount(P["glev"], weights=corr, minlength=nlevels)
+        return out
 
     # ---------------------------------------------------------------- residuals
     def score_residuals(self, X: np.ndarray) -> np.ndarray:
