@@ -73,6 +73,10 @@ class CoxProducts:
         order = np.lexsort((Z.col, Z.row))
         zr, zc, zv = Z.row[order].astype(np.int64), Z.col[order].astype(np.int64), Z.data[order].astype(float)
         self.z_rows, self.z_cols, self.z_vals = zr, zc, zv
+        # scalar random intercepts only: Z is one 0/1 indicator per row and term
+        self._indicator_cols: list[np.ndarray] | None = None
+        if re.terms and all(t.p == 1 and np.all(t.X[:, 0] == 1.0) for t in re.terms):
+            self._indicator_cols = [np.asarray(re.col_offsets[k] + t.codes, np.int64) for k, t in enumerate(re.terms)]
         self.S = np.asarray(S, np.int64)
         self.D = np.setdiff1d(np.arange(q), self.S)
         qS, qD = self.S.size, self.D.size
@@ -115,10 +119,17 @@ class CoxProducts:
     # ---------------------------------------------------------------- Z and Λ
     def z_dot(self, v: np.ndarray) -> np.ndarray:
         """Z v (n,)."""
+        if self._indicator_cols is not None:          # one indicator column per row and term: a gather
+            out = v.take(self._indicator_cols[0])
+            for cols in self._indicator_cols[1:]:
+                out += v.take(cols)
+            return out
         return np.bincount(self.z_rows, weights=self.z_vals * v[self.z_cols], minlength=self.n)
 
     def zt_dot(self, g: np.ndarray) -> np.ndarray:
         """Zᵀ g (q,)."""
+        if self._indicator_cols is not None and len(self._indicator_cols) == 1:
+            return np.bincount(self._indicator_cols[0], weights=g, minlength=self.q)
         return np.bincount(self.z_cols, weights=self.z_vals * g[self.z_rows], minlength=self.q)
 
     def lam_vector(self, theta: np.ndarray) -> np.ndarray | None:

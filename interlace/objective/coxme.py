@@ -437,18 +437,19 @@ class CoxLaplace:
         gb = self.X.T @ st.grad if self.p else np.zeros(0)
         return np.concatenate([gu, gb])
 
-    def _state(self, theta, beta, u, pin: bool = False):
+    def _state(self, theta, beta, u, pin: bool = False, with_x: bool = True):
         eta = self.eta(theta, beta, u)
-        st = self._risk_state(eta, pin)
+        st = self._risk_state(eta, pin, with_x)
         return eta, st, st.loglik - 0.5 * float(u @ u)
 
-    def _risk_state(self, eta: np.ndarray, pin: bool = False) -> CoxState:
-        """The risk-set state at η.  The state of the start of coxme's Newton runs is kept
-        (``pin``): every evaluation of its search starts from the same (b = 0, β), so the same η."""
+    def _risk_state(self, eta: np.ndarray, pin: bool = False, with_x: bool = True) -> CoxState:
+        """The risk-set state at η (with the risk-set sums of X unless ``with_x`` is False).  The state
+        of the start of coxme's Newton runs is kept (``pin``): every evaluation of its search starts
+        from the same (b = 0, β), so the same η."""
         for hit in (self._pinned, self._last_state):
             if hit is not None and np.array_equal(hit.eta, eta):
                 return hit
-        st = self.cd.state(eta, self.X)
+        st = self.cd.state(eta, self.X if with_x else None)
         if pin:
             self._pinned = st
         else:
@@ -563,7 +564,8 @@ class CoxLaplace:
         ppl = -np.inf
         ld = None
         for it in range(maxit + 1):
-            eta, st, ppl = self._state(theta, beta, u, pin=it == 0)
+            # the last iteration of the search needs log|M| alone: no sums of X
+            eta, st, ppl = self._state(theta, beta, u, pin=it == 0, with_x=full_hessian or it < maxit)
             if it > 0 and ppl < prev and abs(1 - prev / ppl) > eps:
                 u, beta = 0.5 * (old_u + u), 0.5 * (old_b + beta)
                 continue
