@@ -100,6 +100,11 @@ class ArrowheadSPD:
         self.S, self.D = np.asarray(S), np.asarray(D)
         self.q = self.S.size + self.D.size
         self.a = a
+        # no dense rows, diagonal block in order: M is diag(a) (every random effect a sparse level)
+        self.diagonal = self.D.size == 0 and bool(np.all(self.S == np.arange(self.q)))
+        if self.diagonal:
+            self.l = self.W = self.LD = None       # type: ignore[assignment]
+            return
         self.l = np.sqrt(a)
         self.W = np.asarray(B, float) / self.l[:, None]
         Sch = np.asarray(C, float) - self.W.T @ self.W
@@ -107,10 +112,14 @@ class ArrowheadSPD:
 
     @property
     def logdet(self) -> float:
+        if self.diagonal:
+            return float(np.log(self.a).sum())
         return float(np.sum(np.log(self.a)) + 2.0 * np.sum(np.log(np.diag(self.LD))))
 
     def solve(self, B: np.ndarray) -> np.ndarray:
         B = np.asarray(B, float)
+        if self.diagonal:
+            return B / (self.a if B.ndim == 1 else self.a[:, None])
         vec = B.ndim == 1
         if vec:
             B = B[:, None]
@@ -130,7 +139,7 @@ class ArrowheadSPD:
     def inv_diag_S(self) -> np.ndarray:
         """Diagonal of M⁻¹ on the diagonal-block rows: 1/a + ‖L_D⁻¹ (B/a)ᵀ e_i‖²."""
         d = 1.0 / self.a
-        if self.D.size:
+        if self.D.size and not self.diagonal:
             Y = sla.solve_triangular(self.LD, (self.W / self.l[:, None]).T, lower=True, check_finite=False)
             d = d + np.sum(Y ** 2, axis=0)
         return d

@@ -325,6 +325,7 @@ class CoxLaplace:
         self._groups = self._intercept_groups()
         self._last_state: CoxState | None = None
         self._pinned: CoxState | None = None
+        self._no_border = np.zeros((S.size, 0)) if not D.size else np.zeros((0, 0))
         self._block_cache: dict = {}
         self.u = np.zeros(q)
         self.beta = np.zeros(self.p)
@@ -385,6 +386,10 @@ class CoxLaplace:
         """The factor of M = ΛᵀH̃_ZZΛ + I (arrowhead or dense, see the module docstring)."""
         q = self.q
         S, D = self.S, self.D
+        if self.arrow and not D.size and self.engine != "cholmod":
+            lam = self.products.lam(theta)
+            lamS = lam[S] if isinstance(lam, np.ndarray) else np.asarray(lam[S, S]).ravel()
+            return ArrowheadSPD(lamS ** 2 * blk.hS + 1.0, self._no_border, self._no_border, S, D)
         lam, left, both = self._lam_parts(theta)
         if self.arrow:
             lamS = lam[S] if isinstance(lam, np.ndarray) else np.asarray(lam[S, S]).ravel()
@@ -419,8 +424,11 @@ class CoxLaplace:
         if p:
             if self.arrow:
                 lamS = lam[S] if isinstance(lam, np.ndarray) else np.asarray(lam[S, S]).ravel()
-                Hub[S] = lamS[:, None] * blk.HSX
-                Hub[D] = left(blk.HDX)
+                if D.size == 0 and isinstance(Mf, ArrowheadSPD) and Mf.diagonal:
+                    Hub = lamS[:, None] * blk.HSX            # every random effect a sparse level, in order
+                else:
+                    Hub[S] = lamS[:, None] * blk.HSX
+                    Hub[D] = left(blk.HDX)
             else:
                 HZX = np.zeros((q, p))
                 HZX[D] = blk.HDX
