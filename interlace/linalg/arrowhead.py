@@ -102,10 +102,10 @@ class ArrowheadSPD:
         self.a = a
         # no dense rows, diagonal block in order: M is diag(a) (every random effect a sparse level)
         self.diagonal = self.D.size == 0 and bool(np.all(self.S == np.arange(self.q)))
-        if self.diagonal:
-            self.l = self.W = self.LD = None       # type: ignore[assignment]
-            return
         self.l = np.sqrt(a)
+        if self.diagonal:
+            self.W, self.LD = np.zeros((a.size, 0)), np.zeros((0, 0))
+            return
         self.W = np.asarray(B, float) / self.l[:, None]
         Sch = np.asarray(C, float) - self.W.T @ self.W
         self.LD = cho_factor(Sch)
