@@ -270,8 +270,9 @@ class CoxmeTool(Tool):
             return "skipped: no Rscript (R's coxme runs in R)"
         lib = self.settings.coxme_lib
         if lib is None or not (Path(lib) / "coxme").is_dir():
-            return (f"skipped: R's coxme not found (no coxme in {lib or 'the coxme library'}; coxme is not a Debian "
-                    f"package: give its library with --coxme-lib DIR or ${COXME_LIB_ENV})")
+            where = f"no coxme in {lib}" if lib is not None else "no ../shared/r-lib beside the repository"
+            return (f"skipped: R's coxme not found ({where}; coxme is not a Debian package: give the R library "
+                    f"holding it with --coxme-lib DIR or ${COXME_LIB_ENV})")
         return ""
 
     def versions(self, rows: list[Measurement]) -> dict[str, str]:
