@@ -36,12 +36,15 @@ def _theta_names(res) -> list | None:
 
 
 def fit_interlace(spec: dict) -> dict:
-    """Fit with ``interlace.fit`` (``interlace.glmer`` for a GLMM spec): modes ``time``, ``peak``, ``baseline``."""
-    from interlace import fit, glmer  # imported in every mode, so the baseline holds it too
+    """Fit with ``interlace.fit`` (``interlace.glmer`` for a GLMM spec, ``interlace.coxme`` for a Cox spec):
+    modes ``time``, ``peak``, ``baseline``."""
+    from interlace import coxme, fit, glmer  # imported in every mode, so the baseline holds it too
 
     df, out = _start(spec)
     if spec["mode"] == "baseline":
         return out
+    if spec.get("cox"):
+        return _fit_coxme(spec, df, out, coxme)
     if spec.get("family"):
         def run():
             return glmer(spec["formula"], df, family=spec["family"], link=spec["link"], nAGQ=spec["nagq"],
@@ -68,6 +71,39 @@ def fit_interlace(spec: dict) -> dict:
         llf=float(res.llf),
         theta=[float(t) for t in res.theta],
         theta_names=_theta_names(res),
+        messages=list(opt.messages),
+        converged=bool(res.converged),
+    )
+    return out
+
+
+def _fit_coxme(spec: dict, df, out: dict, coxme) -> dict:
+    """``interlace.coxme`` on a Cox workload (ties in ``method``), with coxme's default estimation."""
+    import warnings
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return coxme(spec["formula"], df, ties=spec["method"], engine=spec["engine"])
+
+    if spec["mode"] == "peak":
+        seconds, res = None, run()
+    else:
+        seconds, res = timed(run, spec["repeats"], None, spec.get("progress"))
+    opt = res.opt_summary
+    cov = [{"group": name, "names": [str(c) for c in C.index], "matrix": _frame_cov(C)}
+           for name, C in res.random_effects_cov.items()]
+    out.update(
+        seconds=seconds,
+        optimizer_seconds=float(opt.seconds) if getattr(opt, "seconds", None) is not None else None,
+        # coxme's starting grid (4 values per variance), the BFGS evaluations (gradients included), the final fit
+        n_evals=4 ** len(res.theta) + int(opt.n_evals) + 1,
+        engine_used=res.engine,
+        fe={str(k): float(v) for k, v in res.fe_params.items()},
+        cov=cov,
+        residual_var=1.0,
+        llf=float(res.llf),
+        theta=[float(t) for t in res.theta],
         messages=list(opt.messages),
         converged=bool(res.converged),
     )

@@ -7,6 +7,10 @@ from pathlib import Path
 
 from .common import INSTEVAL_CSV, VERBAGG_CSV, fmt_seconds, row_key
 from .simulate import (
+    make_cox_5k,
+    make_cox_100k,
+    make_cox_crossed_20k,
+    make_cox_strata_counting,
     make_crossed_1m,
     make_crossed_200x100,
     make_glmm_binary_crossed,
@@ -63,6 +67,10 @@ class Workload:
     ilme_binary : tuple
         ``(column, success)``: interlace-lme needs a numeric 0/1 response, so
         its worker codes ``column == success`` as 1 after loading (untimed).
+    reference : str
+        The tool the agreement columns compare with: ``"lme4"``, or ``"coxme"`` for a
+        Cox model (``interlace.coxme`` against R's ``coxme``; ``formula`` is then the coxme
+        formula, which interlace reads unchanged, and ``method`` the ties).
     """
 
     name: str
@@ -83,6 +91,12 @@ class Workload:
     mixedlm_skip: str = ""
     ilme_skip: str = ""
     ilme_binary: tuple = ()
+    reference: str = "lme4"
+
+    @property
+    def is_cox(self) -> bool:
+        """Whether this is a Cox model with frailties (``interlace.coxme`` against R's ``coxme``)."""
+        return self.reference == "coxme"
 
     @property
     def is_glmm(self) -> bool:
@@ -96,6 +110,8 @@ class Workload:
     @property
     def fit_label(self) -> str:
         """How the model is fitted, for the report: ``REML`` or ``binomial (logit), Laplace (nAGQ=1)``."""
+        if self.is_cox:
+            return f"Cox, {self.method} ties (coxme's default estimation)"
         if not self.is_glmm:
             return self.method
         how = {0: "PIRLS only", 1: "Laplace"}.get(self.nagq, "adaptive Gauss-Hermite")
@@ -210,6 +226,21 @@ IDIOM_NOTE = ("crossed factors as variance components of one all-rows group: "
               "interlace.api runs the same call")
 
 
+def _cox_target(rows):
+    """Cox workloads: interlace (auto) at least as fast as R's coxme, the same integrated log-likelihood to 1e-6."""
+    t, tr = _seconds(rows), _seconds(rows, "coxme", "")
+    out = [("interlace (auto) at least as fast as coxme",
+            "n/a" if t is None or tr is None else f"{fmt_seconds(t)} s vs {fmt_seconds(tr)} s ({tr / t:.1f}×)",
+            None if t is None or tr is None else t <= tr)]
+    ag = rows.get(row_key("interlace", "auto"), {}).get("agreement")
+    out.append(("\\|llf − llf_coxme\\| ≤ 1e-6 (integrated log-likelihood)",
+                "n/a" if not ag else f"{ag['llf_abs']:.1e}", None if not ag else ag["llf_abs"] <= 1e-6))
+    return out
+
+
+#: statsmodels, mixedlm and interlace-lme have no Cox model with random effects.
+COX_OTHERS = "not run: no Cox model with random effects"
+
 # ----------------------------------------------------------------------------- workloads
 #: statsmodels has no maximum-likelihood GLMM to compare with.
 GLMM_STATSMODELS_NOTE = ("not run: statsmodels has no maximum-likelihood GLMM (its `BinomialBayesMixedGLM` "
@@ -318,5 +349,30 @@ WORKLOADS += [
         ("5000", "simulated, 5,000 rows, g1: 100 levels crossed with g2: 50 levels", make_idiom_5000),
         ("20000", "crossed_200x100's data (20,000 rows, 200 × 100 levels)", make_crossed_200x100),
     )
+]
+WORKLOADS += [
+    Workload(
+        "cox_5k", "Surv(time, status) ~ x + z + (1 | g)", "efron",
+        "simulated survival times, 5,000 rows, 100 frailty groups, about 62 % events",
+        data=make_cox_5k, r_factors=("g",), statsmodels_note=COX_OTHERS, target=_cox_target,
+        mixedlm_skip=COX_OTHERS, ilme_skip=COX_OTHERS, reference="coxme"),
+    Workload(
+        "cox_100k", "Surv(time, status) ~ x + z + (1 | g)", "efron",
+        "simulated survival times, 100,000 rows, 1,000 frailty groups",
+        data=make_cox_100k, r_factors=("g",), statsmodels_note=COX_OTHERS, target=_cox_target,
+        mixedlm_skip=COX_OTHERS, ilme_skip=COX_OTHERS, reference="coxme"),
+    Workload(
+        "cox_crossed_20k", "Surv(time, status) ~ x + z + (1 | a) + (1 | b)", "efron",
+        "simulated survival times, 20,000 rows, crossed frailties a: 200 levels × b: 50 levels",
+        data=make_cox_crossed_20k, r_factors=("a", "b"), statsmodels_note=COX_OTHERS, target=_cox_target,
+        mixedlm_skip=COX_OTHERS, ilme_skip=COX_OTHERS, reference="coxme",
+        notes="coxme's sparse approximation applies to `a` (200 levels, each under 2 % of the rows), which "
+              "is written first; `b` is a dense block in both tools."),
+    Workload(
+        "cox_strata_counting", "Surv(tstart, tstop, status) ~ x + z + strata(site) + (1 | g)", "efron",
+        "simulated counting-process data: 10,000 subjects in about 20,400 (start, stop] rows with a covariate "
+        "changing at 0.5, 1, 1.5, four strata, 200 frailty groups",
+        data=make_cox_strata_counting, r_factors=("g",), statsmodels_note=COX_OTHERS, target=_cox_target,
+        mixedlm_skip=COX_OTHERS, ilme_skip=COX_OTHERS, reference="coxme"),
 ]
 BY_NAME = {w.name: w for w in WORKLOADS}

@@ -17,6 +17,7 @@ from ..objective.coxme import CoxLaplace, CoxMEState
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
 from .summary import varcorr_rows
+from .survival import SurvivalResultsMixin
 
 if TYPE_CHECKING:
     from ..inference.lrt import LRTest
@@ -42,7 +43,7 @@ class _CondCov:
         return self.hessian.inv_uu_blocks(self.re)
 
 
-class CoxMEResult(MixedResultsBase):
+class CoxMEResult(SurvivalResultsMixin, MixedResultsBase):
     """A fitted mixed-effects Cox model.
 
     ``params``/``bse``/``tvalues``/``pvalues`` are the fixed effects (log hazard ratios)
@@ -237,15 +238,19 @@ class CoxMEResult(MixedResultsBase):
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "lp", include_re: bool = True,
                 offset: npt.ArrayLike | None = None, exog: Any = None, transform: bool = True) -> pd.Series:
-        """Linear predictor or relative risk; unseen levels get random effect 0 (with an
-        :class:`~interlace.errors.UnseenLevelWarning`).
+        """Linear predictor, relative risk, expected events or survival; unseen levels get frailty 0
+        (with an :class:`~interlace.errors.UnseenLevelWarning`).
 
         Parameters
         ----------
         newdata : DataFrame, optional
-            Default: the fitted rows.
-        type : {"lp", "risk"}
-            Xβ + Zb (not centred, as coxme's linear predictor) or exp of it.
+            Default: the fitted rows.  ``type="expected"``/``"survival"`` read the times from the
+            model's ``Surv(...)`` columns in ``newdata``.
+        type : {"lp", "risk", "expected", "survival"}
+            Xβ + Zb (not centred, as coxme's linear predictor), exp of it, the expected number
+            of events over the row's follow-up (cumulative hazard; the baseline hazard is
+            estimated with the frailties in the linear predictor, see :meth:`survfit`), or
+            exp(−expected).
         include_re : bool
             Include the frailties (False: fixed effects only).
         offset : array-like, optional
@@ -254,11 +259,32 @@ class CoxMEResult(MixedResultsBase):
             statsmodels' names: ``exog`` is new data as ``newdata`` (``transform=True``), or the
             fixed-effects model matrix (``transform=False``), predicted without frailties.
         """
-        if type not in ("lp", "risk"):
-            raise ValueError(f"type must be 'lp' or 'risk', got {type!r}")
+        self._check_type(type)
+        if type in ("expected", "survival"):
+            if exog is not None:
+                raise DataError("type='expected' and 'survival' need the survival times: give newdata with the "
+                                "model's Surv(...) columns, not exog")
+            if newdata is None:
+                eta = self._fitted_eta() if include_re else self._eta_fit(False)
+                exp_ = self.model.cox_data.state(self._fitted_eta()).expected
+                if not include_re:
+                    exp_ = exp_ * np.exp(eta - self._fitted_eta())
+                return pd.Series(exp_ if type == "expected" else np.exp(-exp_), index=self.model.data.row_labels,
+                                 name=type)
+            if not isinstance(newdata, pd.DataFrame):
+                raise DataError(f"newdata must be a pandas DataFrame, got {newdata.__class__.__name__}")
+            exp_ = self._expected_new(newdata, self._eta_new(newdata, include_re, offset))
+            return pd.Series(exp_ if type == "expected" else np.exp(-exp_), index=newdata.index, name=type)
         eta, index = self._predict_eta(newdata, include_re, offset, exog, transform)
         out = eta if type == "lp" else np.exp(eta)
         return pd.Series(out, index=index, name=type)
+
+    def _fitted_eta(self) -> np.ndarray:
+        """Xβ̂ + Zb̂ + offset on the fitted rows (the baseline hazard is estimated at it)."""
+        return np.asarray(self.state.eta, float)
+
+    def _beta_vcov(self) -> np.ndarray:
+        return np.asarray(self.normalized_cov_params, float)
 
     @property
     def fittedvalues(self) -> pd.Series:
