@@ -314,8 +314,8 @@ class CoxmeTool(Tool):
 
 
 #: Every tool, in the order of the rows of a workload.
-TOOL_CLASSES: tuple[type[Tool], ...] = (Lme4Tool, CoxmeTool, InterlaceTool, InterlaceApiTool, StatsmodelsTool, MixedlmTool,
-                                        InterlaceLmeTool)
+TOOL_CLASSES: tuple[type[Tool], ...] = (Lme4Tool, CoxmeTool, InterlaceTool, InterlaceApiTool, StatsmodelsTool,
+                                        MixedlmTool, InterlaceLmeTool)
 #: Names of the tools (``--tools``).
 TOOLS: tuple[str, ...] = tuple(c.name for c in TOOL_CLASSES)
 

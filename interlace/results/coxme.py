@@ -12,7 +12,7 @@ import scipy.stats as st
 from statsmodels.base import wrapper as wrap
 from statsmodels.iolib.summary2 import Summary
 
-from ..errors import warn_user
+from ..errors import DataError, warn_user
 from ..objective.coxme import CoxLaplace, CoxMEState
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
