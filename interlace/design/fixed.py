@@ -94,15 +94,22 @@ def new_matrix(design_info: patsy.DesignInfo, data: pd.DataFrame, where: str) ->
     return np.asarray(m, dtype=float)
 
 
-def _check_response(lhs: str, data: pd.DataFrame) -> None:
+def _check_response(lhs: str, data: pd.DataFrame) -> pd.DataFrame:
+    """Refuse a non-numeric response column; a logical one is used as 0/1 (as R does)."""
     name = lhs.strip()
     if name in data.columns:
         col = data[name]
-        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+        if pd.api.types.is_bool_dtype(col) or (col.dtype == object
+                                               and pd.api.types.infer_dtype(col, skipna=True) == "boolean"):
+            return data.assign(**{name: col.astype(float)})
+        if pd.api.types.is_complex_dtype(col):
+            raise DataError(f"response {name!r} holds complex numbers: a model needs real numbers")
+        if not pd.api.types.is_numeric_dtype(col):
             raise DataError(
                 f"response {name!r} is not numeric (dtype {col.dtype}); "
                 "for a binary or count outcome use interlace.glmer, for an ordered one interlace.clmm"
             )
+    return data
 
 
 def _r_column_order(design_info: patsy.DesignInfo, rhs: str) -> np.ndarray:
@@ -170,7 +177,7 @@ def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7) 
         Relative tolerance on the pivoted QR diagonal (lme4's ``rankMatrix`` default).
     """
     lhs, rhs = fixed_formula.split("~", 1)
-    _check_response(lhs, data)
+    data = _check_response(lhs, data)
     try:
         ymat = patsy.dmatrix(lhs.strip() + " - 1", data, eval_env=_ENV, NA_action=_NO_NA_CHECK)
     except patsy.PatsyError as exc:

@@ -133,10 +133,11 @@ def _make_term(spec: RandomTermSpec, data: pd.DataFrame, cov: CovarianceStructur
     mm = build_matrix(spec.lhs, data, f"random-effects term {spec.source!r}")
     names = ["Intercept" if c == "Intercept" else c for c in mm.design_info.column_names]
     X = np.asarray(mm, dtype=float)
-    if check_nobs and X.shape[1] * len(levels) > n:
+    if check_nobs and X.shape[1] * len(levels) >= n:
         raise DataError(
-            f"term {spec.source!r} has {X.shape[1] * len(levels)} random effects for {n} observations; "
-            "its parameters are unidentifiable"
+            f"number of observations (={n}) <= number of random effects (={X.shape[1] * len(levels)}) for term "
+            f"{spec.source!r}; the random-effects parameters and the residual variance are probably "
+            "unidentifiable (as lme4 says): use fewer random coefficients or more observations"
         )
     return RandomEffectsTerm(spec, levels, codes.astype(np.int64), X, names, mm.design_info,
                              _check_cov(cov, X.shape[1], spec.source))

@@ -16,6 +16,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from ..design import build_fixed, build_frame, build_random_effects
+from ..design.dataframe import model_input
 from ..design.terms import RandomEffects
 from ..errors import DataError, InterlaceError
 from ..families.ordinal import CumulativeLink, threshold_jacobian
@@ -24,7 +25,7 @@ from ..objective.clmm import CLMMDeviance
 from ..objective.pirls import PIRLS
 from ..optimize import check_convergence, minimize
 from ..response.ordinal import OrdinalResponse
-from .base import MixedModel, select_rows
+from .base import MixedModel
 
 __all__ = ["CLMM", "ordinal_codes"]
 
@@ -122,7 +123,8 @@ class CLMM(MixedModel):
                      nAGQ: int = 1, levels: Sequence[Any] | None = None, weights: str | npt.ArrayLike | None = None,
                      engine: str = "auto", subset: npt.ArrayLike | None = None, *args: Any, **kwargs: Any) -> CLMM:
         """Build the model from ``"rating ~ temp + contact"`` plus random terms (see :func:`interlace.clmm`)."""
-        data = select_rows(data, subset)
+        inp = model_input(data, subset, weights)
+        data, weights = inp.data, inp.weights
         fixed, specs = model_terms(formula, groups, random)
         lhs, rhs = (part.strip() for part in fixed.split("~", 1))
         if lhs not in data.columns:

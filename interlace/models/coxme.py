@@ -30,18 +30,20 @@ import numpy.typing as npt
 import pandas as pd
 
 from ..design import build_fixed, build_frame, build_random_effects
+from ..design.dataframe import model_input
 from ..design.frame import EVAL_NAMESPACE
 from ..design.terms import RandomEffects
 from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, SingularFitWarning, warn_user
 from ..families.cox import TIES, parse_surv, survival_response
 from ..formula import model_terms
+from ..formula.parse import split_offsets
 from ..linalg.engines import ENGINES
 from ..linalg.threads import blas_limits
 from ..objective.coxme import CoxLaplace, CoxmeScale, coxme_theta_search
 from ..objective.coxph import coxph_fit
 from ..optimize import check_convergence, is_singular, minimize
 from ..response.survival import CoxData
-from .base import MixedModel, select_rows
+from .base import MixedModel
 
 if TYPE_CHECKING:
     from ..results.coxme import CoxMEResultWrapper
@@ -128,11 +130,10 @@ class CoxME(MixedModel):
                      subset: npt.ArrayLike | None = None, *args: Any, **kwargs: Any) -> CoxME:
         """Build the model from ``"Surv(time, status) ~ x + (1 | g)"`` or ``"~ x"`` with
         ``duration_col``/``event_col`` (other parameters as :func:`interlace.coxme`)."""
-        if not isinstance(data, pd.DataFrame):
-            raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
         if not isinstance(formula, str):
             raise FormulaError(f"formula must be a string, got {type(formula).__name__}")
-        data = select_rows(data, subset)
+        inp = model_input(data, subset, weights, offset)
+        data, weights, offset = inp.data, inp.weights, inp.offset
         one_sided = formula.strip().startswith("~")
         if duration_col is not None or event_col is not None:
             if duration_col is None or event_col is None:
@@ -152,6 +153,7 @@ class CoxME(MixedModel):
             raise FormulaError(f"formula {formula!r} has no response: write 'Surv(time, status) ~ ...' or give "
                                "duration_col= and event_col=")
         fixed, specs = model_terms(formula, groups, random)
+        fixed, offset_terms = split_offsets(fixed)
         lhs, rhs = (part.strip() for part in fixed.split("~", 1))
         surv = parse_surv(lhs)
         if surv is None:
@@ -161,7 +163,8 @@ class CoxME(MixedModel):
             raise FormulaError("a mixed-effects Cox model needs at least one random-effects term, "
                                "e.g. '+ (1 | group)' or groups='group'")
         texpr, sexpr = surv
-        frame = build_frame(data, f"I({texpr}) + I({sexpr}) ~ {rhs}", specs, weights=weights, offset=offset)
+        frame = build_frame(data, f"I({texpr}) + I({sexpr}) ~ {rhs}", specs, weights=weights, offset=offset,
+                            offset_terms=offset_terms)
         time = _evaluate(texpr, frame.data, "survival time")
         status = _evaluate(sexpr, frame.data, "status")
         survival_response(time, status, texpr, sexpr)  # clear errors before any design work
@@ -175,7 +178,7 @@ class CoxME(MixedModel):
                   sparse=sparse, engine=engine, frame=frame, fixed_design=fx, formula=formula)
         mod.data.frame = data
         mod.specs = specs
-        mod.offset_arg = offset if isinstance(offset, str) else None
+        mod.offset_arg = offset if isinstance(offset, str) and not offset_terms else None
         mod.time_name, mod.status_name = texpr, sexpr
         return mod
 

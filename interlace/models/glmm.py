@@ -22,17 +22,19 @@ import numpy.typing as npt
 import pandas as pd
 
 from ..design import build_fixed, build_frame, build_random_effects
+from ..design.dataframe import model_input
 from ..design.fixed import build_matrix
 from ..design.response import binary_column, binomial_response, split_cbind
 from ..design.terms import RandomEffects
 from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, warn_user
 from ..families import GLMFamily, resolve_family
 from ..formula import model_terms
+from ..formula.parse import split_offsets
 from ..objective.glmm import JointPIRLSDeviance, LaplaceDeviance
 from ..objective.pirls import PIRLS, PIRLSState
 from ..optimize import OptSummary, check_convergence, minimize, minimize_checked
 from ..response.glm import GLMResponse
-from .base import MixedModel, select_rows
+from .base import MixedModel
 
 if TYPE_CHECKING:
     import statsmodels.genmod.families as smf_fam
@@ -107,15 +109,17 @@ class GLMM(MixedModel):
         Other parameters as :func:`interlace.glmer`.
         """
         fam = resolve_family(family, link)
-        data = select_rows(data, subset)
+        inp = model_input(data, subset, weights, offset)
+        data, weights, offset = inp.data, inp.weights, inp.offset
         fixed, specs = model_terms(formula, groups, random)
+        fixed, offset_terms = split_offsets(fixed)
         design_formula, s_expr, f_expr = split_cbind(fixed)
-        if fam.name == "binomial" and s_expr is None and isinstance(data, pd.DataFrame):
+        if fam.name == "binomial" and s_expr is None:
             data = binary_column(data, fixed.split("~")[0].strip())
         frame_formula = design_formula
         if f_expr is not None:
             frame_formula = f"I({s_expr}) + I({f_expr}) ~ {design_formula.split('~', 1)[1]}"
-        frame = build_frame(data, frame_formula, specs, weights=weights, offset=offset)
+        frame = build_frame(data, frame_formula, specs, weights=weights, offset=offset, offset_terms=offset_terms)
         fx = build_fixed(design_formula, frame.data)
         re = build_random_effects(specs, frame.data, check_nobs=False)
         y, w = fx.y, frame.weights
@@ -132,7 +136,7 @@ class GLMM(MixedModel):
                   frame=frame, fixed_design=fx, formula=formula)
         mod.data.frame = data
         mod.specs = specs
-        mod.offset_arg = offset if isinstance(offset, str) else None
+        mod.offset_arg = offset if isinstance(offset, str) and not offset_terms else None
         return mod
 
     # ---------------------------------------------------------------- objective

@@ -42,6 +42,7 @@ import patsy
 from statsmodels.base.model import LikelihoodModel, Model
 
 from ..design.covariance import BlockDiagonal, ScaledIdentity, Unstructured
+from ..design.dataframe import to_pandas
 from ..design.fixed import build_fixed, build_matrix
 from ..design.frame import EVAL_NAMESPACE, formula_names
 from ..design.terms import RandomEffects, term_from_arrays
@@ -358,8 +359,9 @@ class MixedLM(LikelihoodModel):
         if "|" in formula:
             raise FormulaError(f"MixedLM formulas hold fixed effects only, got {formula!r}; for lme4 terms "
                                "such as '(1 | g)' use interlace.fit (crossed designs included)")
-        if not isinstance(data, pd.DataFrame):
+        if isinstance(data, dict):  # statsmodels accepts a dict of columns
             data = pd.DataFrame(data)
+        data = to_pandas(data)
         group_name = "Group"
         if isinstance(groups, str):
             if groups not in data.columns:
@@ -742,7 +744,7 @@ class MixedLM(LikelihoodModel):
             x = x0
             for i, name in enumerate(opt_names):
                 try:
-                    opt = minimize(dev, x, re.lower, optimizer=name, maxfun=maxfun, options=options)
+                    opt = minimize(dev, x, re.lower, optimizer=name, maxfun=maxfun, options=options, upper=dev.upper)
                 except ValueError as exc:
                     raise InterlaceError(str(exc)) from None
                 if opt.converged or i + 1 == len(opt_names):

@@ -178,6 +178,5 @@ def chunk_blocks(df: pd.DataFrame, design: ChunkedDesign) -> CrossBlocks:
         A21 = np.zeros((0, q1)) if design.a21_dense else sp.csr_matrix((0, q1))
         A32 = np.zeros((A33.shape[0], 0))
     XtX = X.T @ X if plan.weights is not None else None
-    with np.errstate(divide="ignore"):
-        slw = float(np.sum(np.log(w))) if plan.weights is not None else 0.0
+    slw = float(np.sum(np.log(w[w > 0]))) if plan.weights is not None else 0.0
     return CrossBlocks(n, A11, A21, A22, A31, A32, A33, XtX, slw, float(w.min()))
