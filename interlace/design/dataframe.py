@@ -135,9 +135,9 @@ def align_vector(value: Any, data: pd.DataFrame, what: str) -> Any:
                             f"{what}.to_numpy() to take the values by position")
         missing = data.index.difference(value.index, sort=False)
         if len(missing):
-            shown = ", ".join(map(repr, list(missing[:3])))
+            shown = ", ".join(map(repr, list(missing[:3]))) + (", ..." if len(missing) > 3 else "")
             raise DataError(f"{what} is a pandas Series whose index does not match data's index: "
-                            f"{len(missing)} of data's {len(data)} row labels ({shown}{', ...' if len(missing) > 3 else ''}) "
+                            f"{len(missing)} of data's {len(data)} row labels ({shown}) "
                             f"are not in it; align it ({what}.reindex(data.index)) or pass {what}.to_numpy() "
                             "to take the values by position")
         return value.reindex(data.index).to_numpy()
@@ -213,4 +213,5 @@ def model_input(data: Any, subset: Any = None, weights: Any = None, offset: Any 
 
 def _is_vector(value: Any) -> bool:
     """A per-row vector (anything array-like), as opposed to a structure such as ``VarIdent``."""
-    return isinstance(value, (pd.Series, pd.DataFrame, np.ndarray, list, tuple, pd.Index)) or hasattr(value, "__array__")
+    return isinstance(value, (pd.Series, pd.DataFrame, np.ndarray, list, tuple, pd.Index)) \
+        or hasattr(value, "__array__")

@@ -173,7 +173,7 @@ def numeric_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame
             raise DataError(f"column {c!r} holds dates or times (dtype {dtype}), which a formula cannot use "
                             f"directly: make it a number (e.g. days since the first, "
                             f"(data[{c!r}] - data[{c!r}].min()).dt.days) or a factor (data[{c!r}].astype(str))")
-        if dtype == object:
+        if pd.api.types.is_object_dtype(dtype):
             kind = pd.api.types.infer_dtype(col, skipna=True)
             if kind in _NUMBER_KINDS:
                 conv[c] = pd.to_numeric(col, errors="coerce").astype(float)

@@ -209,6 +209,7 @@ def _warn(messages: list[tuple[str, type]], warn: bool) -> None:
 def residual_fraction(dev: LMMDeviance) -> float:
     """The least-squares residual of y on the fixed effects alone, as a fraction of ``yᵀWy``
     (from the loaded cross-products; 0 for an exact fit)."""
+    assert dev.pls.cp is not None, "the engine has no data"
     A = np.asarray(dev.pls.cp.A33, float)
     yty = float(A[-1, -1])
     if yty <= 0:
