@@ -30,6 +30,10 @@ class RankDeficiencyWarning(UserWarning):
     """Fixed-effect columns were dropped because the model matrix is rank deficient."""
 
 
+class DataWarning(UserWarning):
+    """Data that R accepts with a warning (non-integer counts or successes)."""
+
+
 def warn_user(message: str, category: type[Warning]) -> None:
     """Issue a warning attributed to the caller's code, not to interlace's internals.
 

@@ -91,7 +91,12 @@ def new_matrix(design_info: patsy.DesignInfo, data: pd.DataFrame, where: str) ->
             else:
                 msg = f"in {code!r}: {msg}"
         raise DataError(f"cannot encode new data for {where}: {msg}") from None
-    return np.asarray(m, dtype=float)
+    out = np.asarray(m, dtype=float)
+    bad = [name for j, name in enumerate(design_info.column_names) if not np.all(np.isfinite(out[:, j]))]
+    if bad:
+        raise DataError(f"cannot encode new data for {where}: column(s) {', '.join(map(repr, bad))} of the model "
+                        "matrix have infinite values in newdata")
+    return out
 
 
 def _check_response(lhs: str, data: pd.DataFrame) -> pd.DataFrame:

@@ -26,7 +26,7 @@ from ..design.dataframe import model_input
 from ..design.fixed import build_matrix
 from ..design.response import binary_column, binomial_response, split_cbind
 from ..design.terms import RandomEffects
-from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, warn_user
+from ..errors import ConvergenceWarning, DataError, DataWarning, FormulaError, InterlaceError, warn_user
 from ..families import GLMFamily, resolve_family
 from ..formula import model_terms
 from ..formula.parse import split_offsets
@@ -90,6 +90,12 @@ class GLMM(MixedModel):
         name = self.family.name
         if name in ("poisson", "negative_binomial") and np.any(y < 0):
             raise DataError(f"{name} response must be non-negative counts (found {y[y < 0][0]:g})")
+        if name in ("poisson", "negative_binomial"):
+            frac = np.abs(y - np.round(y)) > 1e-7 * np.maximum(1.0, np.abs(y))  # R's dpois/dnbinom check
+            if np.any(frac):
+                warn_user(f"non-integer counts in the {name} response {self.endog_names!r} (e.g. "
+                          f"{y[frac][0]:g}): its likelihood is for whole numbers (R warns 'non-integer x')",
+                          DataWarning)
         if name in ("gamma", "inverse_gaussian") and np.any(y <= 0):
             raise DataError(f"{name} response must be positive (found {y[y <= 0][0]:g})")
         if name == "binomial" and np.any((y < 0) | (y > 1)):
