@@ -61,7 +61,8 @@ class JointPIRLSDeviance:
         family = getattr(resp, "family", None)
         if family is None or not hasattr(family, "mustart") or self.pirls.p == 0:
             return None
-        mu0 = family.mustart(resp.y, resp.weights)
+        y, prior = np.asarray(getattr(resp, "y"), float), np.asarray(getattr(resp, "weights"), float)
+        mu0 = family.mustart(y, prior)
         with np.errstate(all="ignore"):
             eta0 = np.asarray(family.link(mu0), float)
             w, r = resp.working(eta0, mu0)
