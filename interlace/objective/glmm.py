@@ -61,7 +61,8 @@ class JointPIRLSDeviance:
         family = getattr(resp, "family", None)
         if family is None or not hasattr(family, "mustart") or self.pirls.p == 0:
             return None
-        y, prior = np.asarray(getattr(resp, "y"), float), np.asarray(getattr(resp, "weights"), float)
+        y = np.asarray(resp.y, float)  # type: ignore[attr-defined]  # a GLM response (family checked above)
+        prior = np.asarray(resp.weights, float)  # type: ignore[attr-defined]
         mu0 = family.mustart(y, prior)
         with np.errstate(all="ignore"):
             eta0 = np.asarray(family.link(mu0), float)
