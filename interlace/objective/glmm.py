@@ -10,6 +10,8 @@ working weights at the conditional mode (lme4's ``glmerLaplace``).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .agq import agq_deviance
@@ -61,8 +63,8 @@ class JointPIRLSDeviance:
         family = getattr(resp, "family", None)
         if family is None or not hasattr(family, "mustart") or self.pirls.p == 0:
             return None
-        y = np.asarray(resp.y, float)  # type: ignore[attr-defined]  # a GLM response (family checked above)
-        prior = np.asarray(resp.weights, float)  # type: ignore[attr-defined]
+        glm_resp: Any = resp  # a GLM response: it has a family (checked above), y and weights
+        y, prior = np.asarray(glm_resp.y, dtype=float), np.asarray(glm_resp.weights, dtype=float)
         mu0 = family.mustart(y, prior)
         with np.errstate(all="ignore"):
             eta0 = np.asarray(family.link(mu0), float)
