@@ -20,7 +20,8 @@ from ..errors import DataError, FormulaError, MissingDataWarning, warn_user
 from ..formula import RandomTermSpec
 from .transforms import poly
 
-__all__ = ["ModelFrame", "build_frame", "check_finite", "formula_names", "EVAL_NAMESPACE"]
+__all__ = ["ModelFrame", "build_frame", "check_finite", "formula_names", "formula_columns", "numeric_columns",
+           "EVAL_NAMESPACE"]
 
 #: Names a formula may use besides data columns (patsy's builtins plus numpy).
 EVAL_NAMESPACE = {
@@ -139,6 +140,12 @@ def _attach(frame: pd.DataFrame, source: pd.DataFrame, value, name: str, col: st
                                 dtype=float)
     except (TypeError, ValueError):
         raise DataError(f"{what} must be numeric") from None
+
+
+def formula_columns(formula: str, data: pd.DataFrame) -> list[str]:
+    """Columns of ``data`` a one- or two-sided formula uses, with a clear error naming a
+    missing one (``data`` may have no rows)."""
+    return _columns_of(_term_codes(formula if "~" in formula else f"~ {formula}"), data, f"formula {formula!r}")
 
 
 def expression_columns(data: pd.DataFrame, fixed_formula: str, specs: list[RandomTermSpec]) -> list[str]:

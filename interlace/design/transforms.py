@@ -31,13 +31,13 @@ class OrthogonalPolynomial:
     def _values(x: Any) -> np.ndarray:
         v = np.asarray(x, dtype=float)
         if v.ndim != 1:
-            raise ValueError("poly() takes one numeric column")
+            raise patsy.PatsyError("poly() takes one numeric column")
         return v
 
     @staticmethod
     def _degree(degree: Any) -> int:
         if isinstance(degree, bool) or int(degree) != degree or int(degree) < 1:
-            raise ValueError(f"poly(): degree must be a whole number of at least 1, got {degree!r}")
+            raise patsy.PatsyError(f"poly(): degree must be a whole number of at least 1, got {degree!r}")
         return int(degree)
 
     def memorize_chunk(self, x: Any, degree: int = 1, raw: bool = False) -> None:
@@ -54,9 +54,9 @@ class OrthogonalPolynomial:
     def _coefs(self, x: np.ndarray, degree: int) -> None:
         """R's ``alpha`` and ``norm2`` from the fitting data (QR of the centred powers)."""
         if not np.all(np.isfinite(x)):
-            raise ValueError("poly(): the column has non-finite values")
+            raise patsy.PatsyError("poly(): the column has non-finite values")
         if degree >= np.unique(x).size:
-            raise ValueError(f"poly(): degree {degree} must be less than the number of distinct values "
+            raise patsy.PatsyError(f"poly(): degree {degree} must be less than the number of distinct values "
                              f"({np.unique(x).size})")
         xbar = float(np.mean(x))
         xc = x - xbar
@@ -65,7 +65,7 @@ class OrthogonalPolynomial:
         Z = Q * np.diag(R)
         norm2 = np.sum(Z * Z, axis=0)
         if np.any(norm2[1:] <= 1e-12 * np.max(norm2)):
-            raise ValueError(f"poly(): degree {degree} is too high for the distinct values of the column")
+            raise patsy.PatsyError(f"poly(): degree {degree} is too high for the distinct values of the column")
         self.alpha = (np.sum(xc[:, None] * Z * Z, axis=0) / norm2 + xbar)[:degree]
         self.norm2 = np.concatenate([[1.0], norm2])
         self.degree = degree
@@ -77,7 +77,7 @@ class OrthogonalPolynomial:
             out = np.vander(v, degree + 1, increasing=True)[:, 1:]
         else:
             if self.degree != degree or self.alpha is None or self.norm2 is None:
-                raise ValueError("poly(): the transform was not fitted with this degree")
+                raise patsy.PatsyError("poly(): the transform was not fitted with this degree")
             alpha, norm2 = self.alpha, self.norm2
             Z = np.ones((v.size, degree + 1))
             Z[:, 1] = v - alpha[0]

@@ -30,7 +30,6 @@ is ``T Tᵀ`` of lme4's relative covariance factor and ``vcomp / scale = θ²``.
 """
 from __future__ import annotations
 
-import builtins
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,13 +37,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import patsy
 from statsmodels.base.model import LikelihoodModel, Model
 
 from ..design.covariance import BlockDiagonal, ScaledIdentity, Unstructured
-from ..design.dataframe import to_pandas
+from ..design.dataframe import align_vector, to_pandas
 from ..design.fixed import build_fixed, build_matrix
-from ..design.frame import EVAL_NAMESPACE, formula_names
+from ..design.frame import formula_columns, numeric_columns
 from ..design.terms import RandomEffects, term_from_arrays
 from ..errors import DataError, FormulaError, InterlaceError
 from ..linalg.engines import RowEngines, parse_engine
@@ -369,15 +367,14 @@ class MixedLM(LikelihoodModel):
             group_name = groups
             gvals = data[groups]
         else:
-            gvals = pd.Series(np.asarray(groups), index=data.index)
-            if len(gvals) != len(data):
-                raise DataError(f"groups has length {len(gvals)} but the data have {len(data)} rows")
+            gvals = pd.Series(align_vector(groups, data, "groups"), index=data.index)
         if subset is not None:
             sub = np.asarray(subset)
             keep = data.index[sub] if sub.dtype == bool else pd.Index(sub)
             data, gvals = data.loc[keep], gvals.loc[keep]
         forms = [formula] + ([re_formula] if re_formula is not None else []) + list((vc_formula or {}).values())
         used = _used_columns(forms, data)
+        data = numeric_columns(data, used)
         if missing == "drop":
             ok = data[used].notna().all(axis=1).to_numpy() & gvals.notna().to_numpy()
             data, gvals = data.loc[ok], gvals.loc[ok]
@@ -772,23 +769,9 @@ def _used_columns(formulas: list[str], data: pd.DataFrame) -> list[str]:
     """Data columns a list of formulas refers to (for dropping incomplete rows)."""
     cols: list[str] = []
     for f in formulas:
-        try:
-            desc = patsy.ModelDesc.from_formula(f if "~" in f else f"~ {f}")
-        except patsy.PatsyError as exc:
-            raise FormulaError(f"cannot parse formula {f!r}: {exc}") from None
-        for term in desc.lhs_termlist + desc.rhs_termlist:
-            for factor in term.factors:
-                for name in sorted(formula_names(factor.code)):
-                    if name in data.columns and name not in cols:
-                        cols.append(name)
-                    elif (name not in data.columns and name not in EVAL_NAMESPACE and name not in _PATSY_FUNCS
-                          and not hasattr(builtins, name)):
-                        raise DataError(f"column {name!r} used in formula {f!r} is not in the data")
+        cols += [c for c in formula_columns(f, data) if c not in cols]
     return cols
 
-
-_PATSY_FUNCS = {"C", "I", "Q", "center", "standardize", "scale", "Treatment", "Sum", "Poly", "Helmert", "Diff",
-                "bs", "cr", "cc", "te"}
 
 
 def _vc_from_formulas(vc_formula: dict, data: pd.DataFrame, groups: np.ndarray) -> VCSpec:

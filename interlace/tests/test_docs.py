@@ -68,6 +68,7 @@ PAGES = [
     "coming-from-statsmodels.md",
     "correlation.md",
     "scale.md",
+    "security.md",
 ]
 
 #: Pages linked from the docs that other contributors are writing.
