@@ -30,5 +30,5 @@ __version__ = "0.1.0"
 
 __all__ = ["fit", "AR1", "CAR1", "CompoundSymmetry", "VarIdent", "glmer", "glmer_nb", "clmm", "coxme", "CLMM",
            "anova", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
-           "DataWarning", "EngineUnavailableError", "FormulaError", "InterlaceError", "MissingDataWarning", "RankDeficiencyWarning",
-           "SingularFitWarning", "__version__"]
+           "DataWarning", "EngineUnavailableError", "FormulaError", "InterlaceError", "MissingDataWarning",
+           "RankDeficiencyWarning", "SingularFitWarning", "__version__"]

@@ -153,7 +153,8 @@ def test_numbers_stored_as_objects(sleep, col):
     assert list(res.fe_params.index) == ["Intercept", "Days"]
 
 
-@pytest.mark.parametrize("formula", ['Reaction ~ Q("my x")', "Reaction ~ `my x`", "Reaction ~ `my x` + (`my x` | Subject)"])
+@pytest.mark.parametrize("formula", ['Reaction ~ Q("my x")', "Reaction ~ `my x`",
+                                     "Reaction ~ `my x` + (`my x` | Subject)"])
 def test_column_name_with_a_space(sleep, formula):
     d = sleep.rename(columns={"Days": "my x"})
     res = fit(formula, d, groups=None if "|" in formula else "Subject")
@@ -219,7 +220,8 @@ def test_poly_degree_too_high(sleep):
 # ----------------------------------------------------------------------------- R warns, so do we
 def test_binomial_proportion_without_weights():
     rng = np.random.default_rng(0)
-    d = pd.DataFrame({"p": rng.uniform(size=120).round(3), "x": rng.normal(size=120), "g": np.repeat(np.arange(12), 10)})
+    d = pd.DataFrame({"p": rng.uniform(size=120).round(3), "x": rng.normal(size=120),
+                      "g": np.repeat(np.arange(12), 10)})
     with pytest.warns(DataWarning, match=r"non-integer #successes in a binomial glm! \(response 'p': 0\.637"):
         quiet_glmer("p ~ x + (1 | g)", d)
 
