@@ -44,9 +44,10 @@ from ..design.dataframe import align_vector, to_pandas
 from ..design.fixed import build_fixed, build_matrix
 from ..design.frame import formula_columns, numeric_columns
 from ..design.terms import RandomEffects, term_from_arrays
-from ..errors import DataError, FormulaError, InterlaceError
+from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, warn_user
 from ..linalg.engines import RowEngines, parse_engine
 from ..objective import LMMDeviance
+from ..objective.lmm import check_exact_fit, sigma_zero_message
 from ..optimize import check_convergence, minimize
 
 if TYPE_CHECKING:
@@ -737,6 +738,7 @@ class MixedLM(LikelihoodModel):
         else:
             _, cov0, vc0 = self._unpack(start_params)
             x0 = self._theta(cov0, vc0)
+        check_exact_fit(dev, f"response {self.endog_names!r}")
         if do_cg:
             x = x0
             for i, name in enumerate(opt_names):
@@ -749,6 +751,10 @@ class MixedLM(LikelihoodModel):
                 x = opt.x
             if check_conv:
                 opt.messages = check_convergence(dev, opt.x, re.lower, opt.converged, opt.message)
+                zero = sigma_zero_message(dev, opt.x, dev.solution(opt.x), f"response {self.endog_names!r}")
+                if zero is not None:
+                    warn_user(zero, ConvergenceWarning)
+                    opt.messages = list(opt.messages) + [zero]
         else:
             from ..optimize import OptSummary
 

@@ -40,7 +40,8 @@ from ..optimize import OptSummary, minimize_checked
 from ..optimize.checks import at_upper
 from .start import moment_start
 
-__all__ = ["LMMDeviance", "LMMSolution", "fit_criterion", "residual_fraction", "THETA_MAX", "ZERO_RESIDUAL"]
+__all__ = ["LMMDeviance", "LMMSolution", "fit_criterion", "check_exact_fit", "sigma_zero_message",
+           "residual_fraction", "THETA_MAX", "ZERO_RESIDUAL"]
 
 #: Upper bound of θ's diagonal (a random-effect SD over the residual SD).  The reference
 #: fits have θ ≤ 3.6; at 10⁴ the relative rounding of the fixed-effects Schur complement
@@ -249,24 +250,40 @@ def fit_criterion(dev: LMMDeviance, x0: np.ndarray, optimizer: str = "bobyqa", m
     """
     lower, upper = dev.lower, dev.upper
     x0 = np.minimum(np.maximum(np.asarray(x0, float), lower), upper)
+    check_exact_fit(dev, response)
+    opt = minimize_checked(dev, x0, lower, optimizer=optimizer, maxfun=maxfun, options=options,
+                           check_conv=check_conv, warn=warn, upper=upper)
+    sol = dev.solution(opt.x)
+    msg = sigma_zero_message(dev, opt.x, sol, response)
+    if msg is not None:
+        opt.messages = list(opt.messages) + [msg]
+        _warn([(msg, ConvergenceWarning)], warn and check_conv)
+    return opt, sol
+
+
+def check_exact_fit(dev: LMMDeviance, response: str = "the response") -> None:
+    """Refuse a response that is an exact linear function of the fixed effects (see the module docstring)."""
     if residual_fraction(dev) <= ZERO_RESIDUAL:
         raise DataError(f"{response} is an exact linear function of the fixed effects (e.g. constant): every "
                         "residual is 0, so the residual and random-effect variances are 0 and nothing is left "
                         "to estimate (lme4 reports 'REML criterion at convergence: -Inf'); check the response "
                         "and the formula")
-    opt = minimize_checked(dev, x0, lower, optimizer=optimizer, maxfun=maxfun, options=options,
-                           check_conv=check_conv, warn=warn, upper=upper)
-    sol = dev.solution(opt.x)
-    bound = at_upper(opt.x, upper)
-    if bound.any() or sol.pwrss <= ZERO_RESIDUAL * dev.yty:
-        names = _term_names(dev, bound if bound.any() else np.asarray(lower) == 0)
-        where = f" within the levels of {', '.join(map(repr, names))}" if names else ""
-        stop = (f"θ stopped at its bound {THETA_MAX:g}" if bound.any()
-                else "the residual sum of squares is at the rounding level of the data")
-        msg = (f"the residual standard deviation is estimated at (nearly) 0: {response} is (almost) exactly "
-               f"determined by the fixed and random effects (e.g. constant{where}), the likelihood grows without "
-               f"bound as σ → 0 and {stop}; σ and the variance components are not estimable, the fixed "
-               "effects are their σ → 0 limit")
-        opt.messages = list(opt.messages) + [msg]
-        _warn([(msg, ConvergenceWarning)], warn and check_conv)
-    return opt, sol
+
+
+def sigma_zero_message(dev: LMMDeviance, x: np.ndarray, sol: LMMSolution, response: str = "the response"
+                       ) -> str | None:
+    """The warning for a fit whose residual variance is numerically 0 (θ at its bound, or a residual
+    at the rounding level of ``yᵀWy``), or None."""
+    lower, upper = dev.lower, dev.upper
+    bound = at_upper(x, upper)
+    if not (bound.any() or sol.pwrss <= ZERO_RESIDUAL * dev.yty):
+        return None
+    names = _term_names(dev, bound if bound.any() else np.asarray(lower) == 0)
+    where = f" within the levels of {', '.join(map(repr, names))}" if names else ""
+    stop = (f"θ stopped at its bound {THETA_MAX:g}" if bound.any()
+            else "the residual sum of squares is at the rounding level of the data")
+    return (f"Model failed to converge: the residual standard deviation is estimated at (nearly) 0: {response} "
+            "is (almost) exactly "
+            f"determined by the fixed and random effects (e.g. constant{where}), the likelihood grows without "
+            f"bound as σ → 0 and {stop}; σ and the variance components are not estimable, the fixed "
+            "effects are their σ → 0 limit")
