@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,17 +67,24 @@ def _strings_as_categorical(data: pd.DataFrame) -> pd.DataFrame:
 
 def build_matrix(rhs: str, data: pd.DataFrame, where: str) -> patsy.DesignMatrix:
     """Evaluate a one-sided formula on ``data`` with interlace's namespace, with clear errors."""
-    try:
-        return patsy.dmatrix(rhs, _strings_as_categorical(data), eval_env=_ENV, NA_action=_NO_NA_CHECK,
-                             return_type="matrix")
+    try:  # numpy's warnings (log of a negative, ...) are left out: non-finite results are refused after
+        with np.errstate(all="ignore"):
+            return patsy.dmatrix(rhs, _strings_as_categorical(data), eval_env=_ENV, NA_action=_NO_NA_CHECK,
+                                 return_type="matrix")
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot build {where} from {rhs!r}: {exc}") from None
+    except (AssertionError, KeyError, IndexError, TypeError, ValueError) as exc:  # patsy's internals
+        if "Intercept" in data.columns and re.search(r"\bIntercept\b", rhs):
+            raise FormulaError(f"a column named 'Intercept' in {rhs!r} clashes with patsy's name for the "
+                               "intercept: rename the column or quote it as Q('Intercept')") from None
+        raise FormulaError(f"cannot build {where} from {rhs!r}: {type(exc).__name__}: {exc}") from None
 
 
 def new_matrix(design_info: patsy.DesignInfo, data: pd.DataFrame, where: str) -> np.ndarray:
     """Encode new data with a stored design, naming the factor and value on failure."""
     try:
-        (m,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
+        with np.errstate(all="ignore"):
+            (m,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
     except patsy.PatsyError as exc:
         msg = str(exc).splitlines()[0]
         code = exc.origin.relevant_code() if getattr(exc, "origin", None) is not None else None
@@ -97,6 +105,34 @@ def new_matrix(design_info: patsy.DesignInfo, data: pd.DataFrame, where: str) ->
         raise DataError(f"cannot encode new data for {where}: column(s) {', '.join(map(repr, bad))} of the model "
                         "matrix have infinite values in newdata")
     return out
+
+
+#: Largest magnitude of a model-matrix or response value: its square, summed over 10⁸ rows,
+#: stays finite (the cross-products are sums of squares).
+MAX_MAGNITUDE = 1e150
+
+
+def check_magnitude(values: np.ndarray, names: list[str], what: str) -> None:
+    """Refuse values whose squares would overflow the cross-products, naming the column."""
+    v = np.asarray(values, float)
+    v = v[:, None] if v.ndim == 1 else v
+    with np.errstate(invalid="ignore"):
+        big = np.flatnonzero(np.nanmax(np.abs(v), axis=0, initial=0.0) > MAX_MAGNITUDE) if v.size else []
+    if len(big):
+        shown = ", ".join(repr(names[j]) for j in big[:5])
+        raise DataError(f"{what} {shown} holds values beyond ±{MAX_MAGNITUDE:g}, whose squares overflow: "
+                        "rescale it (e.g. divide by a power of 10)")
+
+
+def check_columns(values: np.ndarray, names: list[str], what: str) -> np.ndarray:
+    """Refuse non-finite values and values whose squares overflow, naming the columns; returns ``values``."""
+    v = np.asarray(values, float)
+    v2 = v[:, None] if v.ndim == 1 else v
+    bad = [names[j] for j in range(v2.shape[1]) if not np.all(np.isfinite(v2[:, j]))]
+    if bad:
+        raise DataError(f"{what} {', '.join(map(repr, bad[:5]))} has non-finite values")
+    check_magnitude(v2, names, what)
+    return v
 
 
 def _check_response(lhs: str, data: pd.DataFrame) -> pd.DataFrame:
@@ -184,7 +220,8 @@ def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7) 
     lhs, rhs = fixed_formula.split("~", 1)
     data = _check_response(lhs, data)
     try:
-        ymat = patsy.dmatrix(lhs.strip() + " - 1", data, eval_env=_ENV, NA_action=_NO_NA_CHECK)
+        with np.errstate(all="ignore"):
+            ymat = patsy.dmatrix(lhs.strip() + " - 1", data, eval_env=_ENV, NA_action=_NO_NA_CHECK)
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot evaluate response {lhs.strip()!r}: {exc}") from None
     if ymat.shape[1] != 1:
@@ -198,6 +235,8 @@ def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7) 
     bad_cols = [names_full[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
     if bad_cols:
         raise DataError(f"fixed-effects column(s) {', '.join(map(repr, bad_cols))} have non-finite values")
+    check_magnitude(y, [lhs.strip()], "response")
+    check_magnitude(X, names_full, "fixed-effects column")
     keep = np.arange(X.shape[1])
     dropped: list[str] = []
     if X.shape[1] > 0:

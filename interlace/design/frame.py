@@ -283,8 +283,10 @@ def build_frame(
 def _offset_values(expr: str, frame: pd.DataFrame) -> np.ndarray:
     """The values of one ``offset(expr)`` term on the complete rows."""
     try:
-        m = np.asarray(patsy.dmatrix(f"I({expr}) - 1", frame, eval_env=patsy.EvalEnvironment([EVAL_NAMESPACE]),
-                                     NA_action=patsy.NAAction(NA_types=[])), dtype=float)
+        with np.errstate(all="ignore"):
+            m = np.asarray(patsy.dmatrix(f"I({expr}) - 1", frame,
+                                         eval_env=patsy.EvalEnvironment([EVAL_NAMESPACE]),
+                                         NA_action=patsy.NAAction(NA_types=[])), dtype=float)
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot evaluate offset({expr}): {exc}") from None
     if m.ndim != 2 or m.shape[1] != 1:
@@ -298,6 +300,7 @@ def check_finite(frame: pd.DataFrame, columns: Sequence[str], offset: np.ndarray
         raise DataError(f"offset has {int(np.sum(~np.isfinite(offset)))} infinite values")
     for c in columns:
         if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
-            n_inf = int(np.isinf(frame[c].to_numpy(float)).sum())
+            values = frame[c].to_numpy()
+            n_inf = int(np.isinf(values if np.iscomplexobj(values) else values.astype(float)).sum())
             if n_inf:
                 raise DataError(f"column {c!r} has {n_inf} infinite value{'s' if n_inf > 1 else ''}")

@@ -55,10 +55,14 @@ def ordinal_codes(col: pd.Series, levels: Sequence[Any] | None = None) -> tuple[
         levels = list(col.cat.categories)
         codes = col.cat.codes.to_numpy().astype(float)
         codes[codes < 0] = np.nan
+    elif pd.api.types.is_complex_dtype(col):
+        raise DataError(f"response {name!r} holds complex numbers: an ordinal response needs ordered values")
     elif pd.api.types.is_numeric_dtype(col):
         vals = col.dropna().unique()
         levels = sorted(vals.tolist())
-        fractional = not pd.api.types.is_bool_dtype(col) and bool(np.any(np.asarray(vals, float) % 1 != 0))
+        v = np.asarray(vals, float)
+        frac = np.mod(v, 1.0, where=np.isfinite(v), out=np.zeros_like(v))
+        fractional = not pd.api.types.is_bool_dtype(col) and bool(np.any(frac != 0))
         if fractional and len(levels) > MAX_CONTINUOUS_LEVELS:
             raise DataError(f"response {name!r} holds {len(levels)} distinct non-integer numbers: it looks "
                             f"continuous, and an ordinal model would estimate {len(levels) - 1} thresholds (R's "

@@ -78,6 +78,9 @@ class GLMM(MixedModel):
                                  "such as (1 | g); use nAGQ=1 (Laplace)")
         self.df_model = self.k_fe - 1
         self.df_resid = self.nobs - self.k_fe
+        if self.nobs <= self.k_fe:
+            raise DataError(f"the fixed effects have {self.k_fe} coefficients for {int(self.nobs)} observations: "
+                            "they would fit the data exactly; use fewer fixed effects")
         self._check_response()
         self._deviance: LaplaceDeviance | None = None
 

@@ -41,7 +41,7 @@ from statsmodels.base.model import LikelihoodModel, Model
 
 from ..design.covariance import BlockDiagonal, ScaledIdentity, Unstructured
 from ..design.dataframe import align_vector, to_pandas
-from ..design.fixed import build_fixed, build_matrix
+from ..design.fixed import build_fixed, build_matrix, check_columns
 from ..design.frame import formula_columns, numeric_columns
 from ..design.terms import RandomEffects, term_from_arrays
 from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, warn_user
@@ -391,7 +391,8 @@ class MixedLM(LikelihoodModel):
             rhs = re_formula.strip()
             mm = build_matrix(rhs if rhs.startswith("~") else f"~ {rhs}", data, f"re_formula {re_formula!r}")
             re_names = [c.replace("Intercept", group_name) for c in mm.design_info.column_names]
-            exog_re = pd.DataFrame(np.asarray(mm, float), index=data.index, columns=re_names)
+            exog_re = pd.DataFrame(check_columns(np.asarray(mm, float), re_names, "re_formula column"),
+                                   index=data.index, columns=re_names)
         exog_vc = None
         if vc_formula is not None:
             exog_vc = _vc_from_formulas(vc_formula, data, np.asarray(gvals))
@@ -795,7 +796,7 @@ def _vc_from_formulas(vc_formula: dict, data: pd.DataFrame, groups: np.ndarray) 
             rows = order[bounds[i]:bounds[i + 1]]
             mm = build_matrix(rhs, data.iloc[rows], f"variance component {name!r}")
             cn.append(list(mm.design_info.column_names))
-            ms.append(np.asarray(mm, dtype=float))
+            ms.append(check_columns(np.asarray(mm, dtype=float), cn[-1], f"variance component {name!r} column"))
         colnames.append(cn)
         mats.append(ms)
     return VCSpec(names, colnames, mats)

@@ -70,9 +70,12 @@ class JointPIRLSDeviance:
             eta0 = np.asarray(family.link(mu0), float)
             w, r = resp.working(eta0, mu0)
             z = eta0 - resp.offset + r
-            sw = np.sqrt(np.where(np.isfinite(w) & (w > 0), w, 0.0))
             X = np.asarray(self.pirls.X, float)
-            beta = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
+            ok = np.isfinite(w) & (w > 0) & np.isfinite(z) & np.all(np.isfinite(X), axis=1)
+            if not ok.any():
+                return None
+            sw = np.sqrt(w[ok])
+            beta = np.linalg.lstsq(X[ok] * sw[:, None], z[ok] * sw, rcond=None)[0]
         return beta if np.all(np.isfinite(beta)) else None
 
     def __call__(self, theta: np.ndarray) -> float:

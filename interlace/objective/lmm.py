@@ -175,6 +175,10 @@ class LMMDeviance:
         """β, u, b and σ² at θ (computed only once, at the optimum)."""
         theta = np.asarray(theta, float)
         f = self.pls.factor(theta)
+        if not f.ok:
+            raise DataError("the penalized least-squares system cannot be factored at the estimate (its "
+                            "cross-products are not finite or not positive definite): check the data for "
+                            "values of extreme magnitude and the fixed effects for collinearity")
         obj = np.inf if self.zero_weights else self._criterion(f)
         beta, u = self.pls.solve()
         b = np.asarray(self.pls.re.Lambda(theta) @ u).ravel()
@@ -212,6 +216,9 @@ def residual_fraction(dev: LMMDeviance) -> float:
     (from the loaded cross-products; 0 for an exact fit)."""
     assert dev.pls.cp is not None, "the engine has no data"
     A = np.asarray(dev.pls.cp.A33, float)
+    if not np.all(np.isfinite(A)):
+        raise DataError("the cross-products of the response and fixed effects overflow: rescale the response, "
+                        "the covariates or the weights")
     yty = float(A[-1, -1])
     if yty <= 0:
         return 0.0
