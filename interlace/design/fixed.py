@@ -65,6 +65,10 @@ def _strings_as_categorical(data: pd.DataFrame) -> pd.DataFrame:
     return data.assign(**conv) if conv else data
 
 
+#: exceptions patsy lets through from its internals (not PatsyError), turned into interlace errors
+PATSY_INTERNAL = (AssertionError, KeyError, IndexError, TypeError, ValueError)
+
+
 def build_matrix(rhs: str, data: pd.DataFrame, where: str) -> patsy.DesignMatrix:
     """Evaluate a one-sided formula on ``data`` with interlace's namespace, with clear errors."""
     try:  # numpy's warnings (log of a negative, ...) are left out: non-finite results are refused after
@@ -73,7 +77,7 @@ def build_matrix(rhs: str, data: pd.DataFrame, where: str) -> patsy.DesignMatrix
                                  return_type="matrix")
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot build {where} from {rhs!r}: {exc}") from None
-    except (AssertionError, KeyError, IndexError, TypeError, ValueError) as exc:  # patsy's internals
+    except PATSY_INTERNAL as exc:
         if "Intercept" in data.columns and re.search(r"\bIntercept\b", rhs):
             raise FormulaError(f"a column named 'Intercept' in {rhs!r} clashes with patsy's name for the "
                                "intercept: rename the column or quote it as Q('Intercept')") from None
@@ -85,6 +89,8 @@ def new_matrix(design_info: patsy.DesignInfo, data: pd.DataFrame, where: str) ->
     try:
         with np.errstate(all="ignore"):
             (m,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
+    except PATSY_INTERNAL as exc:
+        raise DataError(f"cannot encode new data for {where}: {type(exc).__name__}: {exc}") from None
     except patsy.PatsyError as exc:
         msg = str(exc).splitlines()[0]
         code = exc.origin.relevant_code() if getattr(exc, "origin", None) is not None else None
@@ -224,6 +230,8 @@ def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7) 
             ymat = patsy.dmatrix(lhs.strip() + " - 1", data, eval_env=_ENV, NA_action=_NO_NA_CHECK)
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot evaluate response {lhs.strip()!r}: {exc}") from None
+    except PATSY_INTERNAL as exc:
+        raise FormulaError(f"cannot evaluate response {lhs.strip()!r}: {type(exc).__name__}: {exc}") from None
     if ymat.shape[1] != 1:
         raise DataError(f"response {lhs.strip()!r} is not numeric: it expands to {ymat.shape[1]} columns")
     Xfull = build_matrix(rhs, data, "the fixed-effects model matrix")

@@ -91,7 +91,9 @@ class GLMFamily:
 
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         """dμ/dη."""
-        d = self.link.inverse_deriv(eta)
+        with np.errstate(all="ignore"):  # far out on a logistic link exp() overflows: inf/inf² is 0
+            d = self.link.inverse_deriv(eta)
+        d = np.where(np.isnan(d), 0.0, d)
         return np.where(np.abs(d) < 1e-300, 1e-300, d)
 
     def variance(self, mu: np.ndarray) -> np.ndarray:

@@ -172,9 +172,10 @@ class PLSSystem:
         try:
             L33 = np.linalg.cholesky(M33)
         except np.linalg.LinAlgError:
-            L33 = _zero_residual_cholesky(M33, self.p)
-            if L33 is None:
+            fallback = _zero_residual_cholesky(M33, self.p)
+            if fallback is None:
                 return Factorization(np.inf, np.inf, np.inf, ok=False)
+            L33 = fallback
         self._L33 = L33
         p = self.p
         d = np.diag(L33)

@@ -61,6 +61,8 @@ def ordinal_codes(col: pd.Series, levels: Sequence[Any] | None = None) -> tuple[
         vals = col.dropna().unique()
         levels = sorted(vals.tolist())
         v = np.asarray(vals, float)
+        if not np.all(np.isfinite(v)):
+            raise DataError(f"response {name!r} has infinite values: an ordinal response needs ordered categories")
         frac = np.mod(v, 1.0, where=np.isfinite(v), out=np.zeros_like(v))
         fractional = not pd.api.types.is_bool_dtype(col) and bool(np.any(frac != 0))
         if fractional and len(levels) > MAX_CONTINUOUS_LEVELS:

@@ -37,6 +37,7 @@ from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError
 from ..families.cox import TIES, parse_surv, survival_response
 from ..formula import model_terms
 from ..formula.parse import split_offsets
+from ..linalg.arrowhead import NotPositiveDefinite
 from ..linalg.engines import ENGINES
 from ..linalg.threads import blas_limits
 from ..objective.coxme import CoxLaplace, CoxmeScale, coxme_theta_search
@@ -223,7 +224,13 @@ class CoxME(MixedModel):
         CoxMEResultWrapper
         """
         with blas_limits(self.random_effects_structure, blas_threads), np.errstate(over="ignore", under="ignore"):
-            return self._fit(start_params, method, maxiter, check_conv)
+            try:
+                return self._fit(start_params, method, maxiter, check_conv)
+            except (np.linalg.LinAlgError, FloatingPointError, NotPositiveDefinite) as exc:
+                raise InterlaceError(
+                    f"the Cox model cannot be fitted to these data ({type(exc).__name__}: {exc}): a covariate or "
+                    "factor level without events, more coefficients than the events identify, or a term "
+                    "collinear with another are the usual causes; check the covariates") from None
 
     def _fit(self, start_params, method, maxiter, check_conv):
         from ..results.coxme import CoxMEResult, CoxMEResultWrapper

@@ -196,7 +196,10 @@ class GLMM(MixedModel):
             obj = LaplaceDeviance(pirls, self.nAGQ)
             x0 = np.concatenate([opt1.x, st1.beta])
             # initial steps: 0.05 for θ, the stage-1 standard errors for β (scale-aware)
-            se1 = np.sqrt(np.diag(pirls.rx_vcov(opt1.x, st1)))
+            try:
+                se1 = np.sqrt(np.diag(pirls.rx_vcov(opt1.x, st1)))
+            except InterlaceError:  # a singular information (separation): unit steps
+                se1 = np.ones(self.k_fe)
             steps = np.concatenate([np.full(obj.n_theta, 0.05), np.clip(se1, 1e-4, 1.0)])
             opt = minimize(obj, x0, obj.lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
             opt.n_evals += opt1.n_evals
@@ -240,4 +243,10 @@ class GLMM(MixedModel):
                 pass
             warn_user("variance-covariance matrix computed from finite-difference Hessian is not "
                       "positive definite: falling back to var-cov estimated from RX", ConvergenceWarning)
-        return pirls.rx_vcov(theta, st)
+        try:
+            return pirls.rx_vcov(theta, st)
+        except InterlaceError:
+            warn_user("the information matrix of the fixed effects is singular at the estimate (complete "
+                      "separation, or a covariate with no information left): their standard errors are not "
+                      "available (NaN)", ConvergenceWarning)
+            return np.full((p, p), np.nan)

@@ -189,19 +189,20 @@ def _check_stateless(infos: list[patsy.DesignInfo]) -> None:
         for factor, fi in info.factor_infos.items():
             if fi.state.get("transforms"):
                 raise InterlaceError(
-                    f"{factor.code!r} uses a stateful transform (center, standardize, scale, splines), "
+                    f"{factor.code!r} uses a stateful transform (center, standardize, scale, poly, splines), "
                     "which needs the whole data at once: compute the column before fitting chunked data")
 
 
 def _categorical_column_sets(frame: pd.DataFrame, plan: ScanPlan) -> list[list[str]]:
     """For every categorical factor of the model, the data columns it is computed from."""
     head = frame.head(64)
+    errors = (patsy.PatsyError, AssertionError, KeyError, IndexError, TypeError, ValueError)
     try:
         infos = _design_infos(head, plan)
-    except patsy.PatsyError:
+    except errors:
         try:
             infos = _design_infos(frame, plan)
-        except patsy.PatsyError:
+        except errors:
             return [[c] for c in plan.columns]  # let the client's build report the error
     _check_stateless(infos)
     sets = []
@@ -392,7 +393,7 @@ def build_design(plan: ScanPlan, summary: ScanSummary, warn: bool = True) -> Chu
     try:
         with np.errstate(all="ignore"):
             y_info = patsy.dmatrix(lhs.strip() + " - 1", R, eval_env=_ENV, NA_action=_NO_NA_CHECK).design_info
-    except patsy.PatsyError as exc:
+    except (patsy.PatsyError, AssertionError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise FormulaError(f"cannot evaluate response {lhs.strip()!r}: {exc}") from None
     if len(y_info.column_names) != 1:
         raise DataError(f"response {lhs.strip()!r} is not numeric: it expands to {len(y_info.column_names)} columns")
