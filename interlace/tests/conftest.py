@@ -21,7 +21,7 @@ if settings is not None:
     _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
     #: CI: the same examples every run (derandomized), few enough for a couple of minutes
     #: (no shrinking: a failing example is reported as drawn, at once, not after minutes of refits)
-    settings.register_profile("ci", max_examples=40, derandomize=True, deadline=None, print_blob=True,
+    settings.register_profile("ci", max_examples=60, derandomize=True, deadline=None, print_blob=True,
                               suppress_health_check=_SLOW, database=None,
                               phases=[Phase.explicit, Phase.reuse, Phase.generate])
     #: a longer search with fresh random examples (INTERLACE_HYPOTHESIS_PROFILE=thorough)

@@ -22,7 +22,7 @@ templates (fixed terms, random intercepts and slopes, ``||``, nesting, ``C()``, 
 ``poly()``, ``offset()``, backtick-quoted names) and from random token strings.
 
 Profiles (registered in ``conftest.py``): ``ci`` (the default: derandomized, so every run
-tries the same examples; ``max_examples`` per test in :data:`CI_EXAMPLES`, a couple of
+tries the same examples; 60 per test, about two
 minutes for the module) and ``thorough`` (2000 examples per test, random seeds; run it
 with ``INTERLACE_HYPOTHESIS_PROFILE=thorough python3 -m pytest
 interlace/tests/test_hypothesis_inputs.py``).
