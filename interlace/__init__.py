@@ -11,6 +11,7 @@ from .coxph import coxph
 from .errors import (
                      ConvergenceWarning,
                      DataError,
+                     DataWarning,
                      EngineUnavailableError,
                      FormulaError,
                      InterlaceError,
@@ -31,5 +32,5 @@ __version__ = "0.1.0"
 
 __all__ = ["fit", "AR1", "CAR1", "CompoundSymmetry", "VarIdent", "glmer", "glmer_nb", "clmm", "coxme", "coxph", "CLMM",
            "anova", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
-           "EngineUnavailableError", "FormulaError", "InterlaceError", "MissingDataWarning", "RankDeficiencyWarning",
-           "SingularFitWarning", "UnseenLevelWarning", "__version__"]
+           "DataWarning", "EngineUnavailableError", "FormulaError", "InterlaceError", "MissingDataWarning",
+           "RankDeficiencyWarning", "SingularFitWarning", "UnseenLevelWarning", "__version__"]

@@ -43,6 +43,10 @@ class UnseenLevelWarning(_sm.ValueWarning):
     """New data hold levels of a grouping factor not seen in fitting: their random effects are 0."""
 
 
+class DataWarning(_sm.ValueWarning):
+    """Data that R accepts with a warning (non-integer counts or successes)."""
+
+
 def warn_user(message: str, category: type[Warning]) -> None:
     """Issue a warning attributed to the caller's code, not to interlace's internals.
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.base.model import LikelihoodModel
 
+from ..design.dataframe import model_input
 from ..design.fixed import FixedDesign
 from ..design.frame import ModelFrame
 from ..design.terms import RandomEffects
@@ -26,14 +27,10 @@ from ..linalg.threads import blas_limits
 __all__ = ["MixedModel", "select_rows"]
 
 
-def select_rows(data: pd.DataFrame, subset: Any) -> pd.DataFrame:
-    """``data`` restricted to a boolean ``subset`` (None: all rows), with a clear length check."""
-    if subset is None:
-        return data
-    subset = np.asarray(subset, bool)
-    if subset.shape != (len(data),):
-        raise DataError(f"subset has {subset.size} elements but the data have {len(data)} rows")
-    return data.loc[subset]
+def select_rows(data: Any, subset: Any) -> pd.DataFrame:
+    """``data`` as pandas (:func:`~interlace.design.dataframe.to_pandas`) restricted to a boolean
+    ``subset`` (None: all rows), with a clear length check."""
+    return model_input(data, subset).data
 
 
 def _row_positions(rows: Any, n: int) -> np.ndarray:

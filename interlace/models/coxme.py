@@ -30,7 +30,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from ..design.terms import RandomEffects
-from ..errors import ConvergenceWarning, FormulaError, InterlaceError, SingularFitWarning, warn_user
+from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, SingularFitWarning, warn_user
+from ..linalg.arrowhead import NotPositiveDefinite
 from ..linalg.engines import ENGINES
 from ..linalg.threads import blas_limits
 from ..objective.coxme import CoxLaplace, CoxmeScale, coxme_theta_search
@@ -114,7 +115,7 @@ class CoxME(CoxModel):
         re = cls._random_effects(parts, allow_empty=False)
         mod = cls._from_parts(parts, re, ties, sparse=sparse, engine=engine)
         mod.data.frame = data
-        mod.offset_arg = offset if isinstance(offset, str) else None
+        mod.offset_arg = offset if isinstance(offset, str) and not parts.offset_terms else None
         return mod
 
     # ---------------------------------------------------------------- objective
@@ -159,7 +160,13 @@ class CoxME(CoxModel):
         CoxMEResultWrapper
         """
         with blas_limits(self.random_effects_structure, blas_threads), np.errstate(over="ignore", under="ignore"):
-            return self._fit(start_params, method, maxiter, check_conv)
+            try:
+                return self._fit(start_params, method, maxiter, check_conv)
+            except (np.linalg.LinAlgError, FloatingPointError, NotPositiveDefinite) as exc:
+                raise InterlaceError(
+                    f"the Cox model cannot be fitted to these data ({type(exc).__name__}: {exc}): a covariate or "
+                    "factor level without events, more coefficients than the events identify, or a term "
+                    "collinear with another are the usual causes; check the covariates") from None
 
     def _fit(self, start_params, method, maxiter, check_conv):
         from ..results.coxme import CoxMEResult, CoxMEResultWrapper
@@ -167,7 +174,9 @@ class CoxME(CoxModel):
         re = self.random_effects_structure
         lap = self.objective()
         X = np.asarray(self.exog, float)
-        fit0 = coxph_fit(X, self.cox_data, self.offset)
+        with np.errstate(all="ignore"):  # far along a monotone likelihood exp() overflows: checked next
+            fit0 = coxph_fit(X, self.cox_data, self.offset)
+        self._check_separation(fit0, X)
         messages: list[str] = []
         if method == "coxme":
             scale = CoxmeScale(re)
@@ -210,6 +219,26 @@ class CoxME(CoxModel):
         opt.messages = messages
         res = CoxMEResult(self, np.asarray(theta, float), st, fit0, opt, method, inner, boundary, lap)
         return CoxMEResultWrapper(res)
+
+    def _check_separation(self, fit0: Any, X: np.ndarray) -> None:
+        """Refuse covariates whose coefficient is infinite in the fit without random effects.
+
+        When a covariate orders the events perfectly the partial likelihood grows without
+        bound along its coefficient (R's coxph: "Loglik converged before variable ...;
+        coefficient may be infinite", or "Ran out of iterations"), and coxme's search
+        has no finite start.  Flagged: coxph's Newton iterations did not converge and a
+        coefficient moved more than 10 standard deviations of its covariate per unit
+        of the linear predictor's scale (``|β| sd(x) > 10``: a hazard ratio of e¹⁰ per SD).
+        """
+        if fit0.converged or X.shape[1] == 0:
+            return
+        sd = X.std(axis=0)
+        big = [self.exog_names[j] for j in range(X.shape[1]) if abs(fit0.coef[j]) * sd[j] > 10]
+        if big:
+            raise DataError(f"the Cox partial likelihood increases without bound in the coefficient of "
+                            f"{', '.join(map(repr, big))}: it orders the events (almost) perfectly (monotone "
+                            "likelihood, as separation in a logistic model), so the estimate is infinite; "
+                            "R's coxph warns 'coefficient may be infinite'. Remove or coarsen the covariate")
 
     def _boundary_terms(self, theta, st, lap: CoxLaplace) -> list[tuple[str, float]]:
         """Scalar terms whose variance could be 0 without lowering the integrated likelihood."""

@@ -80,7 +80,7 @@ class CoxPH(CoxModel):
                                "frailties (interlace.coxph fits fixed effects only)")
         mod = cls._from_parts(parts, None, ties, robust=robust)
         mod.data.frame = data
-        mod.offset_arg = offset if isinstance(offset, str) else None
+        mod.offset_arg = offset if isinstance(offset, str) and not parts.offset_terms else None
         return mod
 
     @property

@@ -22,17 +22,19 @@ import numpy.typing as npt
 import pandas as pd
 
 from ..design import build_fixed, build_frame, build_random_effects
+from ..design.dataframe import model_input
 from ..design.fixed import build_matrix
 from ..design.response import binary_column, binomial_response, split_cbind
 from ..design.terms import RandomEffects
-from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, warn_user
+from ..errors import ConvergenceWarning, DataError, DataWarning, FormulaError, InterlaceError, warn_user
 from ..families import GLMFamily, resolve_family
 from ..formula import model_terms
+from ..formula.parse import split_offsets
 from ..objective.glmm import JointPIRLSDeviance, LaplaceDeviance
 from ..objective.pirls import PIRLS, PIRLSState
 from ..optimize import OptSummary, check_convergence, minimize, minimize_checked
 from ..response.glm import GLMResponse
-from .base import MixedModel, select_rows
+from .base import MixedModel
 
 if TYPE_CHECKING:
     import statsmodels.genmod.families as smf_fam
@@ -76,6 +78,9 @@ class GLMM(MixedModel):
                                  "such as (1 | g); use nAGQ=1 (Laplace)")
         self.df_model = self.k_fe - 1
         self.df_resid = self.nobs - self.k_fe
+        if self.nobs <= self.k_fe:
+            raise DataError(f"the fixed effects have {self.k_fe} coefficients for {int(self.nobs)} observations: "
+                            "they would fit the data exactly; use fewer fixed effects")
         self._check_response()
         self._deviance: LaplaceDeviance | None = None
 
@@ -88,6 +93,12 @@ class GLMM(MixedModel):
         name = self.family.name
         if name in ("poisson", "negative_binomial") and np.any(y < 0):
             raise DataError(f"{name} response must be non-negative counts (found {y[y < 0][0]:g})")
+        if name in ("poisson", "negative_binomial"):
+            frac = np.abs(y - np.round(y)) > 1e-7 * np.maximum(1.0, np.abs(y))  # R's dpois/dnbinom check
+            if np.any(frac):
+                warn_user(f"non-integer counts in the {name} response {self.endog_names!r} (e.g. "
+                          f"{y[frac][0]:g}): its likelihood is for whole numbers (R warns 'non-integer x')",
+                          DataWarning)
         if name in ("gamma", "inverse_gaussian") and np.any(y <= 0):
             raise DataError(f"{name} response must be positive (found {y[y <= 0][0]:g})")
         if name == "binomial" and np.any((y < 0) | (y > 1)):
@@ -112,15 +123,17 @@ class GLMM(MixedModel):
                       "interlace.fit); pass family='binomial' — a future version will require family=", FutureWarning)
             family = "binomial"
         fam = resolve_family(family, link)
-        data = select_rows(data, subset)
+        inp = model_input(data, subset, weights, offset)
+        data, weights, offset = inp.data, inp.weights, inp.offset
         fixed, specs = model_terms(formula, groups, random)
+        fixed, offset_terms = split_offsets(fixed)
         design_formula, s_expr, f_expr = split_cbind(fixed)
-        if fam.name == "binomial" and s_expr is None and isinstance(data, pd.DataFrame):
+        if fam.name == "binomial" and s_expr is None:
             data = binary_column(data, fixed.split("~")[0].strip())
         frame_formula = design_formula
         if f_expr is not None:
             frame_formula = f"I({s_expr}) + I({f_expr}) ~ {design_formula.split('~', 1)[1]}"
-        frame = build_frame(data, frame_formula, specs, weights=weights, offset=offset)
+        frame = build_frame(data, frame_formula, specs, weights=weights, offset=offset, offset_terms=offset_terms)
         fx = build_fixed(design_formula, frame.data)
         re = build_random_effects(specs, frame.data, check_nobs=False)
         y, w = fx.y, frame.weights
@@ -137,7 +150,7 @@ class GLMM(MixedModel):
                   frame=frame, fixed_design=fx, formula=formula)
         mod.data.frame = data
         mod.specs = specs
-        mod.offset_arg = offset if isinstance(offset, str) else None
+        mod.offset_arg = offset if isinstance(offset, str) and not offset_terms else None
         return mod
 
     # ---------------------------------------------------------------- objective
@@ -188,7 +201,10 @@ class GLMM(MixedModel):
             obj = LaplaceDeviance(pirls, self.nAGQ)
             x0 = np.concatenate([opt1.x, st1.beta])
             # initial steps: 0.05 for θ, the stage-1 standard errors for β (scale-aware)
-            se1 = np.sqrt(np.diag(pirls.rx_vcov(opt1.x, st1)))
+            try:
+                se1 = np.sqrt(np.diag(pirls.rx_vcov(opt1.x, st1)))
+            except InterlaceError:  # a singular information (separation): unit steps
+                se1 = np.ones(self.k_fe)
             steps = np.concatenate([np.full(obj.n_theta, 0.05), np.clip(se1, 1e-4, 1.0)])
             opt = minimize(obj, x0, obj.lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
             opt.n_evals += opt1.n_evals
@@ -232,4 +248,10 @@ class GLMM(MixedModel):
                 pass
             warn_user("variance-covariance matrix computed from finite-difference Hessian is not "
                       "positive definite: falling back to var-cov estimated from RX", ConvergenceWarning)
-        return pirls.rx_vcov(theta, st)
+        try:
+            return pirls.rx_vcov(theta, st)
+        except InterlaceError:
+            warn_user("the information matrix of the fixed effects is singular at the estimate (complete "
+                      "separation, or a covariate with no information left): their standard errors are not "
+                      "available (NaN)", ConvergenceWarning)
+            return np.full((p, p), np.nan)

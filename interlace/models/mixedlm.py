@@ -40,14 +40,16 @@ from statsmodels.base.model import LikelihoodModel, Model
 from statsmodels.tools.sm_exceptions import SingularMatrixWarning, ValueWarning
 
 from ..design.covariance import PatternedCholesky, Unstructured
-from ..design.fixed import build_fixed, build_matrix
-from ..design.frame import EVAL_NAMESPACE, formula_names
+from ..design.dataframe import align_vector, to_pandas
+from ..design.fixed import build_fixed, build_matrix, check_columns
+from ..design.frame import EVAL_NAMESPACE, formula_names, numeric_columns
 from ..design.mixedlm_terms import LAYOUTS, VCLayout, free_masks, layout_mixedlm
-from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError
+from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, warn_user
 from ..linalg.engines import RowEngines, parse_engine
 from ..linalg.threads import blas_limits
 from ..objective import LMMDeviance
 from ..objective.constrained import HeldObjective, PenalizedObjective
+from ..objective.lmm import check_exact_fit, sigma_zero_message
 from ..objective.mixedlm_profile import GroupedDesign
 from ..optimize import OptSummary, minimize_checked
 from ..optimize.checks import warn_messages
@@ -440,8 +442,9 @@ class MixedLM(LikelihoodModel):
                                "such as '(1 | g)' use interlace.fit (crossed designs included)")
         if missing not in ("none", "drop", "raise"):
             raise InterlaceError(f"missing must be 'none', 'drop' or 'raise', got {missing!r}")
-        if not isinstance(data, pd.DataFrame):
+        if isinstance(data, dict):  # statsmodels accepts a dict of columns
             data = pd.DataFrame(data)
+        data = to_pandas(data)
         group_name = "Group"
         if isinstance(groups, str):
             if groups not in data.columns:
@@ -449,15 +452,14 @@ class MixedLM(LikelihoodModel):
             group_name = groups
             gvals = data[groups]
         else:
-            gvals = pd.Series(np.asarray(groups), index=data.index)
-            if len(gvals) != len(data):
-                raise DataError(f"groups has length {len(gvals)} but the data have {len(data)} rows")
+            gvals = pd.Series(align_vector(groups, data, "groups"), index=data.index)
         if subset is not None:
             sub = np.asarray(subset)
             keep = data.index[sub] if sub.dtype == bool else pd.Index(sub)
             data, gvals = data.loc[keep], gvals.loc[keep]
         forms = [formula] + ([re_formula] if re_formula is not None else []) + list((vc_formula or {}).values())
         used, env = _used_columns(forms, data, env)
+        data = numeric_columns(data, used)
         incomplete = data[used].isna().any(axis=1).to_numpy() | gvals.isna().to_numpy()
         if missing == "drop":
             data, gvals = data.loc[~incomplete], gvals.loc[~incomplete]
@@ -475,7 +477,8 @@ class MixedLM(LikelihoodModel):
             rhs = re_formula.strip()
             mm = build_matrix(rhs if rhs.startswith("~") else f"~ {rhs}", data, f"re_formula {re_formula!r}", env)
             re_names = [c.replace("Intercept", group_name) for c in mm.design_info.column_names]
-            exog_re = pd.DataFrame(np.asarray(mm, float), index=data.index, columns=re_names)
+            exog_re = pd.DataFrame(check_columns(np.asarray(mm, float), re_names, "re_formula column"),
+                                   index=data.index, columns=re_names)
         exog_vc = None
         if vc_formula is not None:
             exog_vc = _vc_from_formulas(vc_formula, data, np.asarray(gvals), env, use_sparse)
@@ -908,17 +911,23 @@ class MixedLM(LikelihoodModel):
         layout, theta0, free_theta = (self._layout, self._theta(cov0, vc0), np.ones(self._layout.re.n_theta, bool)) \
             if free is None else self._free_layout(free, cov0, vc0)
         dev = self._deviance(self.reml, layout)
+        check_exact_fit(dev, f"response {self.endog_names!r}")
         if do_cg and start_params is None and free_theta.all() and \
                 all(type(t.cov) is Unstructured for t in layout.re.terms):
             theta0 = dev.x0  # moment estimates (every term lme4-style); do_cg=False reports MixedLM's start
         objective: Any = dev
         if fe_pen is not None or (cov_pen is not None and self.k_re):
             objective = PenalizedObjective(dev, self._penalty(dev, layout, fe_pen, cov_pen))
-        held = HeldObjective(objective, free_theta, np.maximum(theta0, layout.re.lower))
+        held = HeldObjective(objective, free_theta, np.minimum(np.maximum(theta0, layout.re.lower), dev.upper))
         with blas_limits(layout.re, blas_threads):
             opt = self._optimize(held, do_cg, opt_names, maxfun, options, check_conv)
             theta = held.full(opt.x)
             sol = dev.solution(theta)
+            if check_conv and do_cg:
+                zero = sigma_zero_message(dev, theta, sol, f"response {self.endog_names!r}")
+                if zero is not None:
+                    warn_user(zero, ConvergenceWarning)
+                    opt.messages = list(opt.messages) + [zero]
             return self._results(layout, sol, opt, full_output)
 
     def _penalty(self, dev: LMMDeviance, layout: VCLayout, fe_pen: Any, cov_pen: Any):
@@ -953,7 +962,7 @@ class MixedLM(LikelihoodModel):
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     opt = minimize_checked(objective, x, lower, optimizer=name, maxfun=maxfun, options=options,
-                                           check_conv=check_conv, warn=True)
+                                           check_conv=check_conv, warn=True, upper=objective.upper)
             except ValueError as exc:
                 raise InterlaceError(str(exc)) from None
             msgs = [(str(w.message).replace("CrossedLMEResult.is_singular", "MixedLMResults.is_singular"), w.category)
@@ -1225,6 +1234,7 @@ _PATSY_FUNCS = {"C", "I", "Q", "center", "standardize", "scale", "Treatment", "S
                 "bs", "cr", "cc", "te"}
 
 
+
 #: ``"0 + C(x)"`` or ``"0 + x"`` (also ``-1``, with or without ``~``): the indicator columns of one factor.
 _INDICATOR_FORMULA = re.compile(
     r"^~?\s*(?:0|-\s*1)\s*\+\s*(?:C\(\s*(?P<c>[A-Za-z_]\w*)\s*\)|(?P<bare>[A-Za-z_]\w*))\s*$")
@@ -1294,7 +1304,7 @@ def _vc_from_formulas(vc_formula: dict, data: pd.DataFrame, groups: np.ndarray, 
         for rows in group_rows:
             mm = build_matrix(rhs, data.iloc[rows], f"variance component {name!r}", env)
             cn.append(list(mm.design_info.column_names))
-            m = np.asarray(mm, dtype=float)
+            m = check_columns(np.asarray(mm, dtype=float), cn[-1], f"variance component {name!r} column")
             ms.append(sp.csr_matrix(m) if use_sparse else m)
         colnames.append(cn)
         mats.append(ms)

@@ -23,12 +23,14 @@ import numpy.typing as npt
 import pandas as pd
 
 from ..design import build_fixed, build_frame, build_random_effects
+from ..design.dataframe import model_input
 from ..design.terms import RandomEffects
 from ..errors import DataError, FormulaError, InterlaceError
 from ..families.cox import TIES, SurvSpec, parse_surv, split_specials, survival_response
 from ..formula import model_terms
+from ..formula.parse import split_offsets
 from ..response.survival import CoxData
-from .base import MixedModel, select_rows
+from .base import MixedModel
 
 __all__ = ["CoxModel", "CoxFormula", "cox_formula", "new_strata", "strata_codes"]
 
@@ -111,6 +113,7 @@ class CoxFormula:
     cluster_var: str | None
     rhs: str
     formula: str
+    offset_terms: list[str]
 
 
 def cox_formula(formula: str, data: pd.DataFrame, groups: str | Sequence[str] | None = None,
@@ -124,11 +127,10 @@ def cox_formula(formula: str, data: pd.DataFrame, groups: str | Sequence[str] | 
     for counting-process data, or a one-sided ``"~ x"`` with ``duration_col``/``event_col``
     (and ``entry_col`` for entry times).
     """
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if not isinstance(formula, str):
         raise FormulaError(f"formula must be a string, got {type(formula).__name__}")
-    data = select_rows(data, subset)
+    inp = model_input(data, subset, weights, offset)
+    data, weights, offset = inp.data, inp.weights, inp.offset
     one_sided = formula.strip().startswith("~")
     surv: SurvSpec | None
     if duration_col is not None or event_col is not None or entry_col is not None:
@@ -151,6 +153,7 @@ def cox_formula(formula: str, data: pd.DataFrame, groups: str | Sequence[str] | 
         surv = None
         body = formula
     fixed, specs = model_terms(body, groups, random)
+    fixed, offset_terms = split_offsets(fixed)
     lhs, rhs = (part.strip() for part in fixed.split("~", 1))
     if surv is None:
         surv = parse_surv(lhs)
@@ -167,7 +170,8 @@ def cox_formula(formula: str, data: pd.DataFrame, groups: str | Sequence[str] | 
             what = "strata()" if c in strata_vars else "cluster()" if c == cluster_var else "Surv()"
             raise DataError(f"column {c!r} used in {what} is not in the data "
                             f"(available columns: {', '.join(map(str, data.columns[:20]))})")
-    frame = build_frame(data, f"~ {rhs}", specs, weights=weights, offset=offset, extra=extra)
+    frame = build_frame(data, f"~ {rhs}", specs, weights=weights, offset=offset, extra=extra,
+                        offset_terms=offset_terms)
     start, time, status = surv.evaluate(frame.data)
     fx = build_fixed(f"{_TIME} ~ {rhs}", frame.data.assign(**{_TIME: time}))
     keep = [i for i, nme in enumerate(fx.names) if nme != "Intercept"]
@@ -179,7 +183,7 @@ def cox_formula(formula: str, data: pd.DataFrame, groups: str | Sequence[str] | 
         cluster = _factor(frame.data[cluster_var])[0]
     shown = f"{surv.text} {formula.strip()}" if one_sided else formula
     return CoxFormula(surv, start, time, status, exog, fx, frame, specs, strata if strata_vars else None, labels,
-                      strata_vars, smap, cluster, cluster_var, rhs, shown)
+                      strata_vars, smap, cluster, cluster_var, rhs, shown, offset_terms)
 
 
 class CoxModel(MixedModel):

@@ -52,6 +52,12 @@ class HeldObjective:
         """Lower bounds of the free entries."""
         return np.asarray(self.objective.lower, dtype=float)[self.free]
 
+    @property
+    def upper(self) -> np.ndarray:
+        """Upper bounds of the free entries (none when the wrapped objective has none)."""
+        upper = getattr(self.objective, "upper", None)
+        return np.full(self.lower.shape, np.inf) if upper is None else np.asarray(upper, dtype=float)[self.free]
+
     def __call__(self, x: np.ndarray) -> float:
         self.n_evals += 1
         return float(self.objective(self.full(x)))
@@ -86,6 +92,12 @@ class PenalizedObjective:
     @property
     def lower(self) -> np.ndarray:
         return np.asarray(self.objective.lower, dtype=float)
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Upper bounds of the parameters (none when the wrapped objective has none)."""
+        upper = getattr(self.objective, "upper", None)
+        return np.full(self.lower.shape, np.inf) if upper is None else np.asarray(upper, dtype=float)
 
     def __call__(self, x: np.ndarray) -> float:
         self.n_evals += 1

@@ -847,11 +847,14 @@ def coxme_theta_search(lap: CoxLaplace, scale: CoxmeScale, fit0: CoxPHFit | None
             if np.isfinite(v) and (best is None or v < best):
                 best, phi0 = v, cand
         if phi0 is None:
-            raise RuntimeError("no starting estimate was successful")
+            raise InterlaceError("no starting estimate was successful: the integrated likelihood is not finite "
+                                 "at any of coxme's starting variances (coxme's own message); check the "
+                                 "covariates for a perfect ordering of the events, or try method='bobyqa'")
     else:
         phi0 = np.asarray(start, float)
     opt = vmmin(logfun, phi0, reltol=reltol, maxit=maxit)
     theta = scale.theta(opt.x)
     if theta is None:
-        raise RuntimeError("coxme's search ended where a covariance is not positive definite")
+        raise InterlaceError("coxme's search ended where a covariance is not positive definite; "
+                             "try method='bobyqa'")
     return CoxmeSearch(opt.x, theta, inner, phi0, opt, fit0)

@@ -153,7 +153,7 @@ def _vcov_and_condition(derivs: dict, par: np.ndarray, npar: int, nth: int):
     """Covariance of (threshold parameters, β) from the Hessian of −2 log L, and ordinal's
     condition number of the Hessian of −log L with the random-effect SDs on the log scale."""
     free, H = derivs.get("free"), derivs.get("hessian")
-    if H is None:
+    if H is None or not np.all(np.isfinite(H)):
         return np.full((npar, npar), np.nan), np.nan
     Hl = 0.5 * H
     try:

@@ -23,7 +23,7 @@ import pandas as pd
 import patsy
 import scipy.sparse as sp
 
-from ..design.fixed import _NO_NA_CHECK
+from ..design.fixed import _NO_NA_CHECK, _check_response, check_magnitude
 from ..design.terms import group_labels
 from ..errors import DataError
 from ..linalg.crossprod import RowProducts
@@ -113,7 +113,8 @@ def empty_blocks(design: ChunkedDesign) -> CrossBlocks:
 
 def _matrix(info, frame: pd.DataFrame, where: str) -> np.ndarray:
     try:
-        (m,) = patsy.build_design_matrices([info], frame, NA_action=_NO_NA_CHECK)
+        with np.errstate(all="ignore"):  # non-finite results are refused by the callers
+            (m,) = patsy.build_design_matrices([info], frame, NA_action=_NO_NA_CHECK)
     except patsy.PatsyError as exc:
         raise DataError(f"cannot encode a chunk for {where}: {str(exc).splitlines()[0]}") from None
     return np.asarray(m, dtype=float)
@@ -147,6 +148,7 @@ def chunk_blocks(df: pd.DataFrame, design: ChunkedDesign) -> CrossBlocks:
     n = len(frame)
     if n == 0:
         return empty_blocks(design)
+    frame = _check_response(plan.fixed.split("~", 1)[0], frame)  # a logical response as 0/1, as in the scan
     y = _matrix(design.y_info, frame, f"the response {design.response!r}")[:, 0]
     if not np.all(np.isfinite(y)):
         raise DataError(f"response {design.response!r} has {int(np.sum(~np.isfinite(y)))} non-finite values")
@@ -154,6 +156,8 @@ def chunk_blocks(df: pd.DataFrame, design: ChunkedDesign) -> CrossBlocks:
     bad_cols = [design.x_names[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
     if bad_cols:
         raise DataError(f"fixed-effects column(s) {', '.join(map(repr, bad_cols))} have non-finite values")
+    check_magnitude(y, [design.response], "response")
+    check_magnitude(X, design.x_names, "fixed-effects column")
     if plan.offset is not None:
         y = y - frame[plan.offset].to_numpy(float)
     if plan.weights is not None:
@@ -165,6 +169,9 @@ def chunk_blocks(df: pd.DataFrame, design: ChunkedDesign) -> CrossBlocks:
     for t in re.terms:
         codes = _codes(t.levels, group_labels(frame, t.spec.group), t.name)
         Xk = _matrix(t.design_info, frame, f"random-effects term {t.spec.source!r}")
+        if not np.all(np.isfinite(Xk)):
+            raise DataError(f"a column of term {t.spec.source!r} has non-finite values")
+        check_magnitude(Xk, list(t.coef_names), f"column of term {t.spec.source!r}")
         terms.append(SimpleNamespace(codes=codes, X=Xk, p=t.p, nlevels=t.nlevels, q=t.q))
     chunk_re = SimpleNamespace(terms=terms, col_offsets=re.col_offsets, q=re.q)
     b = RowProducts(chunk_re, X, "blocked", dense21=design.a21_dense, sparse22=not design.a22_dense)(y, w)
@@ -178,6 +185,5 @@ def chunk_blocks(df: pd.DataFrame, design: ChunkedDesign) -> CrossBlocks:
         A21 = np.zeros((0, q1)) if design.a21_dense else sp.csr_matrix((0, q1))
         A32 = np.zeros((A33.shape[0], 0))
     XtX = X.T @ X if plan.weights is not None else None
-    with np.errstate(divide="ignore"):
-        slw = float(np.sum(np.log(w))) if plan.weights is not None else 0.0
+    slw = float(np.sum(np.log(w[w > 0]))) if plan.weights is not None else 0.0
     return CrossBlocks(n, A11, A21, A22, A31, A32, A33, XtX, slw, float(w.min()))

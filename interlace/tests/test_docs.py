@@ -71,6 +71,7 @@ PAGES = [
     "emmeans.md",
     "model-checking.md",
     "power.md",
+    "security.md",
 ]
 
 #: Pages linked from the docs that other contributors are writing.
