@@ -10,6 +10,7 @@ import ast
 import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -66,7 +67,10 @@ def _term_codes(formula_rhs: str) -> list[str]:
     return [f.code for t in desc.lhs_termlist + desc.rhs_termlist for f in t.factors]
 
 
-def _columns_of(codes: list[str], data: pd.DataFrame, where: str) -> list[str]:
+def _columns_of(codes: list[str], data: pd.DataFrame, where: str, env: Any = None,
+                outer: dict | None = None) -> list[str]:
+    """Columns the formula codes use; other names must be interlace's or patsy's functions, or
+    (given ``env``, a patsy ``EvalEnvironment``) names of ``env``, which are collected in ``outer``."""
     cols: list[str] = []
     for code in codes:
         for name in quoted_names(code):
@@ -81,7 +85,12 @@ def _columns_of(codes: list[str], data: pd.DataFrame, where: str) -> list[str]:
             if name in data.columns:
                 if name not in cols:
                     cols.append(name)
-            elif name not in EVAL_NAMESPACE and name not in _PATSY_NAMES and not hasattr(builtins, name):
+            elif name in EVAL_NAMESPACE or name in _PATSY_NAMES or hasattr(builtins, name):
+                continue
+            elif env is not None and name in env.namespace:
+                if outer is not None:
+                    outer[name] = env.namespace[name]
+            else:
                 raise DataError(
                     f"column {name!r} used in {where} is not in the data "
                     f"(available columns: {', '.join(map(str, data.columns[:20]))}"
@@ -146,10 +155,12 @@ def _attach(frame: pd.DataFrame, source: pd.DataFrame, value, name: str, col: st
         raise DataError(f"{what} must be numeric") from None
 
 
-def formula_columns(formula: str, data: pd.DataFrame) -> list[str]:
+def formula_columns(formula: str, data: pd.DataFrame, env: Any = None, outer: dict | None = None) -> list[str]:
     """Columns of ``data`` a one- or two-sided formula uses, with a clear error naming a
-    missing one (``data`` may have no rows)."""
-    return _columns_of(_term_codes(formula if "~" in formula else f"~ {formula}"), data, f"formula {formula!r}")
+    missing one (``data`` may have no rows).  Names found in ``env`` (a patsy
+    ``EvalEnvironment``: the caller's namespace) are allowed and collected in ``outer``."""
+    return _columns_of(_term_codes(formula if "~" in formula else f"~ {formula}"), data, f"formula {formula!r}",
+                       env, outer)
 
 
 def expression_columns(data: pd.DataFrame, fixed_formula: str, specs: list[RandomTermSpec]) -> list[str]:

@@ -24,7 +24,6 @@ is ``T Tᵀ`` of lme4's relative covariance factor and ``vcomp / scale = θ²``.
 """
 from __future__ import annotations
 
-import builtins
 import copy
 import re
 import warnings
@@ -42,7 +41,7 @@ from statsmodels.tools.sm_exceptions import SingularMatrixWarning, ValueWarning
 from ..design.covariance import PatternedCholesky, Unstructured
 from ..design.dataframe import align_vector, to_pandas
 from ..design.fixed import build_fixed, build_matrix, check_columns
-from ..design.frame import EVAL_NAMESPACE, formula_names, numeric_columns
+from ..design.frame import formula_columns, numeric_columns
 from ..design.mixedlm_terms import LAYOUTS, VCLayout, free_masks, layout_mixedlm
 from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, warn_user
 from ..linalg.engines import RowEngines, parse_engine
@@ -1211,27 +1210,8 @@ def _used_columns(formulas: list[str], data: pd.DataFrame, env: patsy.EvalEnviro
     cols: list[str] = []
     outer: dict[str, Any] = {}
     for f in formulas:
-        try:
-            desc = patsy.ModelDesc.from_formula(f if "~" in f else f"~ {f}")
-        except patsy.PatsyError as exc:
-            raise FormulaError(f"cannot parse formula {f!r}: {exc}") from None
-        for term in desc.lhs_termlist + desc.rhs_termlist:
-            for factor in term.factors:
-                for name in sorted(formula_names(factor.code)):
-                    if name in data.columns:
-                        if name not in cols:
-                            cols.append(name)
-                    elif name in EVAL_NAMESPACE or name in _PATSY_FUNCS or hasattr(builtins, name):
-                        continue
-                    elif env is not None and name in env.namespace:
-                        outer[name] = env.namespace[name]
-                    else:
-                        raise DataError(f"column {name!r} used in formula {f!r} is not in the data")
+        cols += [c for c in formula_columns(f, data, env, outer) if c not in cols]
     return cols, (patsy.EvalEnvironment([outer]) if outer else None)
-
-
-_PATSY_FUNCS = {"C", "I", "Q", "center", "standardize", "scale", "Treatment", "Sum", "Poly", "Helmert", "Diff",
-                "bs", "cr", "cc", "te"}
 
 
 

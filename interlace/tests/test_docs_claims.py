@@ -180,5 +180,5 @@ def test_the_checks_catch_what_the_issue_found():
     assert FUTURE.search("ordinal (`clmm`) and survival frailty (`coxme`) models are planned.")
     assert FUTURE.search("- **Not available (yet):** profile and parametric-bootstrap confidence intervals")
     assert FUTURE.search("Coming next (planned, not yet available): clmm")
-    assert {"confint", "bootMer", "profile", "coef", "glmer"} <= _lme4_provided()
-    assert "offset" not in _lme4_provided() and "poly" not in _lme4_provided()
+    assert {"confint", "bootMer", "profile", "coef", "glmer", "offset"} <= _lme4_provided()
+    assert "poly" in _lme4_provided() and "nlmer" not in _lme4_provided()
