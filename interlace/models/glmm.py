@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import statsmodels.genmod.families as smf_fam
 
 
-__all__ = ["GLMM", "StagesFit", "fit_stages", "glmm_vcov", "warn_fit_problems"]
+__all__ = ["GLMM", "StagesFit", "check_glm_response", "fit_stages", "glmm_vcov", "warn_fit_problems"]
 
 
 class GLMM(MixedModel):
@@ -85,14 +85,7 @@ class GLMM(MixedModel):
                 "nAGQ": self.nAGQ}
 
     def _check_response(self) -> None:
-        y = np.asarray(self.endog, float)
-        name = self.family.name
-        if name in ("poisson", "negative_binomial") and np.any(y < 0):
-            raise DataError(f"{name} response must be non-negative counts (found {y[y < 0][0]:g})")
-        if name in ("gamma", "inverse_gaussian") and np.any(y <= 0):
-            raise DataError(f"{name} response must be positive (found {y[y <= 0][0]:g})")
-        if name == "binomial" and np.any((y < 0) | (y > 1)):
-            raise DataError("binomial response must be 0/1 or a proportion in [0, 1]")
+        check_glm_response(np.asarray(self.endog, float), self.family)
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -257,3 +250,14 @@ def glmm_vcov(nAGQ: int, theta: np.ndarray, st: PIRLSState, derivs: dict, pirls:
         warn_user("variance-covariance matrix computed from finite-difference Hessian is not "
                   "positive definite: falling back to var-cov estimated from RX", ConvergenceWarning)
     return pirls.rx_vcov(theta, st)
+
+
+def check_glm_response(y: np.ndarray, family: GLMFamily) -> None:
+    """Refuse responses outside the family's support (negative counts, non-positive Gamma values, ...)."""
+    name = family.name
+    if name in ("poisson", "negative_binomial") and np.any(y < 0):
+        raise DataError(f"{name} response must be non-negative counts (found {y[y < 0][0]:g})")
+    if name in ("gamma", "inverse_gaussian") and np.any(y <= 0):
+        raise DataError(f"{name} response must be positive (found {y[y <= 0][0]:g})")
+    if name == "binomial" and np.any((y < 0) | (y > 1)):
+        raise DataError("binomial response must be 0/1 or a proportion in [0, 1]")

@@ -1,0 +1,197 @@
+"""Passes over the chunks: run a function on every encoded chunk and add the results.
+
+A chunked GLMM makes many passes (one per PIRLS iteration), so the chunks are
+encoded once (:func:`~interlace.scale.encode.encode_chunk`) and kept where they are:
+
+* :class:`LocalRunner` — chunks read on this machine (a parquet file, any re-iterable
+  source).  The first pass encodes them; with ``cache="disk"`` (the default) each
+  encoded chunk is written to a temporary directory and later passes read it back
+  one chunk at a time (memory holds one chunk, whatever the data's size); with
+  ``cache="memory"`` they stay in memory (with their row patterns: fastest, for data
+  that fit); with ``cache="none"`` every pass reads and encodes the source again.
+* :class:`DaskRunner` — a Dask DataFrame on a ``distributed`` cluster: every partition
+  is encoded on its worker and kept there (``client.compute``), a pass is one task per
+  partition and a tree of additions on the workers (``split_every`` at a time), so
+  one small object comes back to the client per pass.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InterlaceError
+from .design import ChunkedDesign, ScanPlan, ScanSummary, build_design
+from .encode import EncodedChunk, encode_chunk
+
+__all__ = ["LocalRunner", "DaskRunner", "CACHES", "add_all"]
+
+#: how a :class:`LocalRunner` keeps the encoded chunks between passes
+CACHES = ("disk", "memory", "none")
+
+
+def add_all(*parts: Any) -> Any:
+    """The sum of the parts (None for none)."""
+    out = None
+    for p in parts:
+        out = p if out is None else out + p
+    return out
+
+
+def _save(path: str, enc: EncodedChunk) -> None:
+    arrays: dict[str, np.ndarray] = {"n": np.array([enc.n]), "y": enc.y, "X": enc.X}
+    for name in ("failures", "weights", "offset"):
+        v = getattr(enc, name)
+        if v is not None:
+            arrays[name] = v
+    for k, (codes, Zx) in enumerate(zip(enc.codes, enc.Zx)):
+        arrays[f"codes{k}"] = codes.astype(np.int32) if codes.size == 0 or codes.max() < 2**31 else codes
+        if Zx.shape[1] == 1 and np.all(Zx == 1.0):  # an intercept: no need to store the ones
+            arrays[f"ones{k}"] = np.array([1])
+        else:
+            arrays[f"Zx{k}"] = Zx
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def _load(path: str, n_terms: int) -> EncodedChunk:
+    with np.load(path) as f:
+        n = int(f["n"][0])
+        get = {k: f[k] for k in f.files}
+    codes = [get[f"codes{k}"].astype(np.int64) for k in range(n_terms)]
+    Zx = [np.ones((n, 1)) if f"ones{k}" in get else get[f"Zx{k}"] for k in range(n_terms)]
+    return EncodedChunk(n, get["y"], get.get("failures"), get.get("weights"), get.get("offset"), get["X"],
+                        codes, Zx)
+
+
+class LocalRunner:
+    """Passes over chunks read on this machine (see the module docstring).
+
+    Parameters
+    ----------
+    chunks : callable
+        Returns an iterable of pandas DataFrames (called for the first pass, and for every pass
+        with ``cache="none"``).
+    design : ChunkedDesign
+    cache : {"disk", "memory", "none"}
+    cache_dir : str, optional
+        Where the disk cache's temporary directory is made (default: the system's).
+    """
+
+    def __init__(self, chunks: Callable[[], Iterable[pd.DataFrame]], design: ChunkedDesign, cache: str = "disk",
+                 cache_dir: str | os.PathLike[str] | None = None) -> None:
+        if cache not in CACHES:
+            raise InterlaceError(f"cache must be one of {', '.join(map(repr, CACHES))}, got {cache!r}")
+        self.chunks, self.design, self.cache = chunks, design, cache
+        self._dir: str | None = None
+        if cache == "disk":
+            self._dir = tempfile.mkdtemp(prefix="interlace-chunks-", dir=None if cache_dir is None else
+                                         os.fspath(cache_dir))
+        self._stored: list | None = None
+        self.n_chunks = 0
+        self.cache_bytes = 0
+
+    def _encoded(self) -> Iterator[EncodedChunk]:
+        if self._stored is None or self.cache == "none":
+            stored: list = []
+            count = 0
+            for i, df in enumerate(self.chunks()):
+                count += 1
+                enc = encode_chunk(df, self.design)
+                if self.cache == "memory":
+                    stored.append(enc)
+                elif self.cache == "disk":
+                    assert self._dir is not None
+                    path = os.path.join(self._dir, f"chunk{i:06d}.npz")
+                    _save(path, enc)
+                    self.cache_bytes += os.path.getsize(path)
+                    stored.append(path)
+                yield enc
+            self._stored = stored
+            self.n_chunks = count
+            return
+        n_terms = len(self.design.re.terms)
+        for item in self._stored:
+            yield _load(item, n_terms) if isinstance(item, str) else item
+
+    @classmethod
+    def of_encoded(cls, encoded: list[EncodedChunk], design: ChunkedDesign) -> LocalRunner:
+        """A runner over chunks already encoded and kept in memory."""
+        self = cls(lambda: iter(()), design, cache="memory")
+        self._stored = list(encoded)
+        self.n_chunks = len(encoded)
+        return self
+
+    def map_reduce(self, func: Callable[..., Any], *args: Any) -> Any:
+        """``func(chunk, *args)`` over every chunk, added."""
+        total = None
+        for enc in self._encoded():
+            r = func(enc, *args)
+            total = r if total is None else total + r
+        return total
+
+    def close(self) -> None:
+        """Remove the disk cache and drop the chunks kept in memory."""
+        self._stored = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def __del__(self) -> None:  # pragma: no cover - a safety net; fits call close()
+        if getattr(self, "_dir", None):
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _encode_partition(df: pd.DataFrame, plan: ScanPlan, summary: ScanSummary) -> EncodedChunk:
+    # patsy's design objects do not pickle: the task rebuilds the (small) design from the first pass's summary
+    return encode_chunk(df, build_design(plan, summary, warn=False))
+
+
+class DaskRunner:
+    """Passes over a Dask DataFrame's partitions, encoded once and kept on the workers.
+
+    Parameters
+    ----------
+    parts : list of dask.delayed.Delayed
+        The partitions (``ddf.to_delayed()``).
+    plan : ScanPlan
+    summary : ScanSummary
+        The levels pass's result (every partition's task rebuilds the design from it).
+    client : distributed.Client
+    split_every : int
+        Partial results added per reduction task.
+    """
+
+    def __init__(self, parts: list, plan: ScanPlan, summary: ScanSummary, client: Any, split_every: int = 8) -> None:
+        from dask import delayed
+
+        self.client = client
+        self.split_every = int(split_every)
+        dplan, dsummary = delayed(plan, pure=True), delayed(summary, pure=True)
+        encoded = [delayed(_encode_partition, pure=True)(p, dplan, dsummary) for p in parts]
+        self._futures = client.compute(encoded)
+        self.n_chunks = len(parts)
+
+    def map_reduce(self, func: Callable[..., Any], *args: Any) -> Any:
+        """``func(partition, *args)`` on every partition's worker, added in a tree on the workers."""
+        client = self.client
+        level = [client.submit(_apply, func, f, args, pure=False) for f in self._futures]
+        while len(level) > 1:
+            k = self.split_every
+            level = [client.submit(add_all, *level[i:i + k], pure=False) for i in range(0, len(level), k)]
+        return level[0].result()
+
+    def close(self) -> None:
+        """Release the encoded partitions on the workers."""
+        if self._futures:
+            self.client.cancel(self._futures)
+            self._futures = []
+
+
+def _apply(func: Callable[..., Any], chunk: EncodedChunk, args: tuple) -> Any:
+    return func(chunk, *args)
