@@ -35,6 +35,11 @@ def design_matrix(info: patsy.DesignInfo, frame: pd.DataFrame, where: str) -> np
     return np.asarray(m, dtype=float)
 
 
+def _scalar(v: Any) -> Any:
+    """A numpy scalar as the Python value (its repr reads as the data)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def level_codes(levels: pd.Index, labels: pd.Series, name: str) -> np.ndarray:
     """Positions of ``labels`` among the first pass's ``levels``; an unseen level is an error."""
     codes = levels.get_indexer(labels)
@@ -43,7 +48,7 @@ def level_codes(levels: pd.Index, labels: pd.Series, name: str) -> np.ndarray:
         by_str = {str(v): i for i, v in enumerate(levels)}
         codes[miss] = [by_str.get(str(v), -1) for v in np.asarray(labels)[miss]]
         if (codes < 0).any():
-            bad = np.asarray(labels)[codes < 0][0]
+            bad = _scalar(np.asarray(labels)[codes < 0][0])
             raise DataError(f"level {bad!r} of {name!r} was not seen in the first pass (the data changed "
                             "between the passes?)")
     return codes.astype(np.int64)
@@ -118,7 +123,7 @@ def _binary_codes(col: pd.Series, levels: list, name: str) -> np.ndarray:
     known = pd.Index(levels)
     pos = known.get_indexer(values)
     if (pos < 0).any():
-        bad = values[pos < 0][0]
+        bad = _scalar(values[pos < 0][0])
         raise DataError(f"response {name!r} has the value {bad!r}, which the first pass did not see "
                         f"(levels {levels}; the data changed between the passes?)")
     return (pos == 1).astype(float)

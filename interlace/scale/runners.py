@@ -11,8 +11,9 @@ encoded once (:func:`~interlace.scale.encode.encode_chunk`) and kept where they 
   that fit); with ``cache="none"`` every pass reads and encodes the source again.
 * :class:`DaskRunner` — a Dask DataFrame on a ``distributed`` cluster: every partition
   is encoded on its worker and kept there (``client.compute``), a pass is one task per
-  partition and a tree of additions on the workers (``split_every`` at a time), so
-  one small object comes back to the client per pass.
+  partition and a tree of additions on the workers (``split_every`` at a time) until at
+  most ``split_every`` partial sums remain, which the client adds: what comes back per
+  pass is a few model-sized objects, never rows.
 """
 from __future__ import annotations
 
@@ -178,13 +179,14 @@ class DaskRunner:
         self.n_chunks = len(parts)
 
     def map_reduce(self, func: Callable[..., Any], *args: Any) -> Any:
-        """``func(partition, *args)`` on every partition's worker, added in a tree on the workers."""
+        """``func(partition, *args)`` on every partition's worker, added in a tree on the workers (the last
+        ``split_every`` partial sums on the client: one scheduling round less per pass)."""
         client = self.client
         level = [client.submit(_apply, func, f, args, pure=False) for f in self._futures]
-        while len(level) > 1:
-            k = self.split_every
+        k = self.split_every
+        while len(level) > k:
             level = [client.submit(add_all, *level[i:i + k], pure=False) for i in range(0, len(level), k)]
-        return level[0].result()
+        return add_all(*client.gather(level))  # the last (at most split_every) partial sums are added here
 
     def close(self) -> None:
         """Release the encoded partitions on the workers."""
