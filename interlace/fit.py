@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy.typing as npt
 import pandas as pd
@@ -93,9 +93,10 @@ def fit(formula: str, data: pd.DataFrame | dd.DataFrame | str | os.PathLike[str]
             raise InterlaceError("a Dask DataFrame or parquet fit takes weights/offset as column names and no "
                                  "correlation structure")
         fit_chunked = fit_dask if is_dask_dataframe(data) else fit_parquet
-        return fit_chunked(formula, data, groups=groups, random=random, method=method,  # type: ignore[arg-type]
-                           weights=weights, offset=offset, engine=engine, optimizer=optimizer, start=start,
-                           check_conv=check_conv, maxiter=maxiter, df_method=df_method or "satterthwaite")
+        return cast(Any, fit_chunked)(formula, data, groups=groups, random=random, method=method,
+                                      weights=weights, offset=offset, engine=engine, optimizer=optimizer,
+                                      start=start, check_conv=check_conv, maxiter=maxiter,
+                                      df_method=df_method or "satterthwaite")
     reml = parse_method(method)
     model = CrossedLME.from_formula(formula, data, groups=groups, random=random, reml=reml,
                                     weights=weights, offset=offset, engine=engine, df_method=df_method,

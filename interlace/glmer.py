@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy.typing as npt
 import pandas as pd
@@ -82,9 +82,10 @@ def glmer(formula: str, data: pd.DataFrame | dd.DataFrame | str | os.PathLike[st
         from .scale import glmer_dask, glmer_parquet
 
         fit_chunked = glmer_dask if is_dask_dataframe(data) else glmer_parquet
-        return fit_chunked(formula, data, family=family, link=link, groups=groups, random=random,  # type: ignore[arg-type]
-                           weights=weights, offset=offset, nAGQ=nAGQ, engine=engine, optimizer=optimizer,
-                           start=start, check_conv=check_conv, maxiter=maxiter, **chunked)
+        return cast(Any, fit_chunked)(formula, data, family=family, link=link, groups=groups, random=random,
+                                      weights=weights, offset=offset, nAGQ=nAGQ, engine=engine,
+                                      optimizer=optimizer, start=start, check_conv=check_conv, maxiter=maxiter,
+                                      **chunked)
     if chunked:
         raise InterlaceError(f"unexpected option(s) {', '.join(sorted(chunked))}: they are for chunked data "
                              "(a Dask DataFrame or a parquet path)")

@@ -44,9 +44,14 @@ class PIRLSPoint(Protocol):
         Linear predictor and conditional mean per row (None when the rows are not in memory).
     """
 
-    deviance: float
-    eta: np.ndarray | None
-    mu: np.ndarray | None
+    @property
+    def deviance(self) -> float: ...
+
+    @property
+    def eta(self) -> np.ndarray | None: ...
+
+    @property
+    def mu(self) -> np.ndarray | None: ...
 
     def products(self, joint: bool) -> CrossProducts:
         """Cross-products of ``[Z X z]`` (``joint``) or ``[Z z]`` with the working weights and
@@ -293,7 +298,7 @@ class PIRLS:
         pls = self.source.engine(True)
         pls.load(pt.products(True))
         pls.factor(theta)
-        w = resp.working(st.eta, st.mu)[0] if st.mu is not None else None
+        w = resp.working(st.eta, st.mu)[0] if st.eta is not None and st.mu is not None else None
         return pls, w
 
     def rx_vcov(self, theta: np.ndarray, st: PIRLSState, resp: Response | None = None) -> np.ndarray:

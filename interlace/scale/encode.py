@@ -107,13 +107,21 @@ class EncodedChunk:
         return SimpleNamespace(terms=terms, col_offsets=re.col_offsets, q=re.q)
 
     def zb(self, b: np.ndarray, col_offsets: Any) -> np.ndarray:
-        """``Z b`` (each row's nonzeros added in column order, as a CSR product adds them)."""
+        """``Z b``: each row's nonzeros added in column order from 0, as a CSR product adds them (a
+        column of ones is added without its multiplications, which change nothing)."""
+        cols = self.cache.get("zb_columns")
+        if cols is None:  # per nonzero column of Z: the positions in b, and the values (None: ones)
+            cols = []
+            for k, (codes, Zx) in enumerate(zip(self.codes, self.Zx)):
+                p = Zx.shape[1]
+                base = col_offsets[k] + codes * p
+                for j in range(p):
+                    v = Zx[:, j]
+                    cols.append((base + j, None if np.all(v == 1.0) else v))
+            self.cache["zb_columns"] = cols
         out = np.zeros(self.n)
-        for k, (codes, Zx) in enumerate(zip(self.codes, self.Zx)):
-            p = Zx.shape[1]
-            base = col_offsets[k] + codes * p
-            for j in range(p):
-                out += Zx[:, j] * b[base + j]
+        for idx, v in cols:
+            out += b.take(idx) if v is None else v * b.take(idx)
         return out
 
 

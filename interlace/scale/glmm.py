@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +43,7 @@ from ..linalg.engines import engine_for_products, parse_engine
 from ..linalg.threads import blas_limits
 from ..models.glmm import fit_stages
 from ..objective.pirls import PIRLS
+from ..response.base import Response
 from .core import kept_columns
 from .design import ChunkedDesign, ScanPlan, ScanSummary, build_design, plan_for_terms, scan_chunk
 from .glmm_results import ChunkedGLMMResult
@@ -116,9 +117,10 @@ def fit_glmm_runner(design: ChunkedDesign, family: GLMFamily, runner: Any, nAGQ:
         keep, dropped = kept_columns(design, setup.XtX, setup.n)
         t1 = time.perf_counter()
         # the engine's choice from the pattern of Z's products, as for rows
+        assert setup.blocks is not None, "no rows"  # build_design refuses data without complete rows
         name = engine_for_products(ChunkedRows.cross_products_of(design.re, setup.blocks), engine).engine
         rows = ChunkedRows(runner, design, keep, name, progress)
-        pirls = PIRLS(rows, ChunkedResponse(family))
+        pirls = PIRLS(rows, cast(Response, ChunkedResponse(family)))
         with blas_limits(design.re, blas_threads), np.errstate(all="ignore"):
             fit = fit_stages(pirls, family, nAGQ, start, optimizer, maxiter, check_conv)
         res = ChunkedGLMMResult(design, keep, dropped, family, nAGQ, fit, name)
@@ -207,13 +209,13 @@ def glmer_parquet(formula: str, path: str | os.PathLike[str], family: str | GLMF
     >>> import os, tempfile
     >>> from interlace import datasets
     >>> from interlace.scale import glmer_parquet
-    >>> cbpp = datasets.load("cbpp")
+    >>> cbpp = datasets.load("cbpp").astype({"period": str})
     >>> cbpp["failures"] = cbpp["size"] - cbpp["incidence"]
     >>> path = os.path.join(tempfile.mkdtemp(), "cbpp.parquet")
     >>> cbpp.to_parquet(path, row_group_size=14)
     >>> res = glmer_parquet("cbind(incidence, failures) ~ period + (1 | herd)", path, progress=False)
-    >>> res.passes["total"] < 400, round(float(res.llf), 3)
-    (True, -92.027)
+    >>> round(float(res.llf), 4), res.n_chunks
+    (-92.0263, 4)
     """
     from .parquet import DEFAULT_BATCH_SIZE, _dataset, _integer_columns_with_nulls, iter_parquet
 

@@ -168,7 +168,9 @@ def _kept_X(chunk: EncodedChunk, keep: np.ndarray) -> np.ndarray:
     if X is None:
         for k in [k for k in chunk.cache if k[0] == "X"]:
             del chunk.cache[k]
-        X = chunk.cache[key] = np.ascontiguousarray(chunk.X[:, keep])
+        # in the layout of the in-memory model matrix (pandas gives it column-major), so that BLAS forms
+        # each row's Xβ with the same operations
+        X = chunk.cache[key] = np.asfortranarray(chunk.X[:, keep])
     return X
 
 
@@ -265,6 +267,7 @@ class ChunkedPoint:
         """The products of this point's flavour come with it; the other flavour takes one more pass."""
         if joint not in self._products:
             sums = self.sums if joint == self.req.joint else self.rows.run(replace(self.req, joint=joint))
+            assert sums.blocks is not None, "no rows"
             self._products[joint] = self.rows.cross_products(sums.blocks)
         return self._products[joint]
 

@@ -45,7 +45,7 @@ def add_all(*parts: Any) -> Any:
 
 
 def _save(path: str, enc: EncodedChunk) -> None:
-    arrays: dict[str, np.ndarray] = {"n": np.array([enc.n]), "y": enc.y, "X": enc.X}
+    arrays: dict[str, Any] = {"n": np.array([enc.n]), "y": enc.y, "X": enc.X}
     for name in ("failures", "weights", "offset"):
         v = getattr(enc, name)
         if v is not None:
@@ -144,8 +144,9 @@ class LocalRunner:
             self._dir = None
 
     def __del__(self) -> None:  # pragma: no cover - a safety net; fits call close()
-        if getattr(self, "_dir", None):
-            shutil.rmtree(self._dir, ignore_errors=True)
+        path = getattr(self, "_dir", None)
+        if path:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _encode_partition(df: pd.DataFrame, plan: ScanPlan, summary: ScanSummary) -> EncodedChunk:

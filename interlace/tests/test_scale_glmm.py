@@ -8,8 +8,10 @@ Every case is a reference fit of ``reference/glmer`` (lme4, made by ``make_glmer
   conditional modes and SDs) to ``RTOL`` = 1e-6 relative to the quantity's largest
   magnitude, the log-likelihood to 1e-6 absolute.  Each row's η, μ, working weight and
   response are the in-memory ones bit for bit and the optimizer is the same; only the
-  order of the sums differs, which moves BOBYQA's stopping point by at most ~1e-7 here
-  (VerbAgg's Laplace fit, 8 parameters: 8.5e-7, hence its 2e-6).
+  order of the sums differs, which moves BOBYQA's stopping point as shuffling the rows
+  moves the in-memory fit: ≤ 4e-7 here, except for VerbAgg's Laplace fit (8 parameters),
+  where the in-memory fit of shuffled rows moves by 3e-6 and the chunked fit by up to
+  7e-6: its tolerance is 2e-5.
 
 The Dask tests run on a real ``distributed.LocalCluster`` with 2 worker processes; they and
 the parquet tests skip when dask / pyarrow are absent.
@@ -30,8 +32,8 @@ from interlace.tests import test_glmer_reference as lme4_checks
 from interlace.tests.conftest import case_data, load_case
 
 RTOL = 1e-6
-#: VerbAgg, Laplace: 2 θ and 6 β, where BOBYQA's stopping point moves most (measured 8.5e-7)
-RTOL_CASE = {"verbagg_laplace": 2e-6}
+#: VerbAgg, Laplace: 2 θ and 6 β, where BOBYQA's stopping point moves most under rounding (see above)
+RTOL_CASE = {"verbagg_laplace": 2e-5}
 CHUNK_CASES = ["binary_crossed", "cbpp_logit", "cbpp_prop_weights", "poisson_offset", "grouseticks_poisson",
                "verbagg_nagq0", "verbagg_laplace"]
 
