@@ -73,6 +73,9 @@ class EncodedChunk:
         The full fixed-effects matrix (patsy's columns; aliased ones are dropped later).
     codes, Zx : list of ndarray
         Per random-effects term, the level of each row and the term's model matrix (n, p_k).
+    saved : dict
+        Arrays computed from these rows once that are kept with them, in memory and on disk
+        (a GLM response's proportions, trials and μ-free terms).
     cache : dict
         Things computed from these rows once and reused by later passes where the chunk
         stays in memory (a Dask worker, a cached chunk): never pickled.
@@ -86,6 +89,7 @@ class EncodedChunk:
     X: np.ndarray
     codes: list
     Zx: list
+    saved: dict = field(default_factory=dict, repr=False, compare=False)
     cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self) -> dict:

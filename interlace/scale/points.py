@@ -145,20 +145,27 @@ def _family_key(family: GLMFamily) -> tuple:
 
 
 def chunk_response(chunk: EncodedChunk, family: GLMFamily, name: str) -> GLMResponse:
-    """The chunk's GLM response (proportion and trials for binomial data), checked and kept in its cache."""
+    """The chunk's GLM response (proportion and trials for binomial data), checked once; its arrays and
+    μ-free terms are kept with the chunk (``saved``: also on disk), the object in its cache."""
     key = ("response", _family_key(family))
     resp = chunk.cache.get(key)
-    if resp is None:
+    if resp is not None:
+        return resp
+    off = np.zeros(chunk.n) if chunk.offset is None else chunk.offset
+    saved = chunk.saved.get(key)
+    if saved is not None:
+        y, w, constants = saved
+        resp = GLMResponse.with_constants(y, w, off, family, constants)
+    else:
         if family.name == "binomial":
             y, w = binomial_response(chunk.y, chunk.failures, chunk.weights, name)
         else:
             y = chunk.y
             w = np.ones(chunk.n) if chunk.weights is None else chunk.weights
         check_glm_response(y, family)
-        off = np.zeros(chunk.n) if chunk.offset is None else chunk.offset
         resp = GLMResponse(np.asarray(y, float), np.asarray(w, float), off, family)
-        resp.constants  # noqa: B018 - computed once, here
-        chunk.cache[key] = resp
+        chunk.saved = {key: (resp.y, resp.weights, resp.constants)}
+    chunk.cache[key] = resp
     return resp
 
 

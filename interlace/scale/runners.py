@@ -18,12 +18,12 @@ encoded once (:func:`~interlace.scale.encode.encode_chunk`) and kept where they 
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..errors import InterlaceError
@@ -45,29 +45,17 @@ def add_all(*parts: Any) -> Any:
 
 
 def _save(path: str, enc: EncodedChunk) -> None:
-    arrays: dict[str, Any] = {"n": np.array([enc.n]), "y": enc.y, "X": enc.X}
-    for name in ("failures", "weights", "offset"):
-        v = getattr(enc, name)
-        if v is not None:
-            arrays[name] = v
-    for k, (codes, Zx) in enumerate(zip(enc.codes, enc.Zx)):
-        arrays[f"codes{k}"] = codes.astype(np.int32) if codes.size == 0 or codes.max() < 2**31 else codes
-        if Zx.shape[1] == 1 and np.all(Zx == 1.0):  # an intercept: no need to store the ones
-            arrays[f"ones{k}"] = np.array([1])
-        else:
-            arrays[f"Zx{k}"] = Zx
+    """Write an encoded chunk (its arrays and ``saved``, not its cache) with pickle: fast to read back."""
     with open(path, "wb") as fh:
-        np.savez(fh, **arrays)
+        pickle.dump(enc, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _load(path: str, n_terms: int) -> EncodedChunk:
-    with np.load(path) as f:
-        n = int(f["n"][0])
-        get = {k: f[k] for k in f.files}
-    codes = [get[f"codes{k}"].astype(np.int64) for k in range(n_terms)]
-    Zx = [np.ones((n, 1)) if f"ones{k}" in get else get[f"Zx{k}"] for k in range(n_terms)]
-    return EncodedChunk(n, get["y"], get.get("failures"), get.get("weights"), get.get("offset"), get["X"],
-                        codes, Zx)
+def _load(path: str) -> EncodedChunk:
+    with open(path, "rb") as fh:
+        enc = pickle.load(fh)  # noqa: S301 - a file this process wrote
+    if not isinstance(enc, EncodedChunk):  # pragma: no cover - someone else's file
+        raise InterlaceError(f"{path} is not an encoded chunk")
+    return enc
 
 
 class LocalRunner:
@@ -104,21 +92,21 @@ class LocalRunner:
             for i, df in enumerate(self.chunks()):
                 count += 1
                 enc = encode_chunk(df, self.design)
+                yield enc
+                # saved after the first pass's function ran on it: what it keeps with the rows goes too
                 if self.cache == "memory":
                     stored.append(enc)
                 elif self.cache == "disk":
                     assert self._dir is not None
-                    path = os.path.join(self._dir, f"chunk{i:06d}.npz")
+                    path = os.path.join(self._dir, f"chunk{i:06d}.pkl")
                     _save(path, enc)
                     self.cache_bytes += os.path.getsize(path)
                     stored.append(path)
-                yield enc
             self._stored = stored
             self.n_chunks = count
             return
-        n_terms = len(self.design.re.terms)
         for item in self._stored:
-            yield _load(item, n_terms) if isinstance(item, str) else item
+            yield _load(item) if isinstance(item, str) else item
 
     @classmethod
     def of_encoded(cls, encoded: list[EncodedChunk], design: ChunkedDesign) -> LocalRunner:
