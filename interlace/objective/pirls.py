@@ -82,8 +82,11 @@ class PIRLSRows(Protocol):
     name: str
 
     def point(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray, resp: Response,
-              joint: bool) -> PIRLSPoint:
-        """Evaluate the point (θ, β, u) with the response ``resp``."""
+              joint: bool, final: bool = False) -> PIRLSPoint:
+        """Evaluate the point (θ, β, u) with the response ``resp``.
+
+        ``final`` is a hint: PIRLS will likely stop at this point and ask for its conditional
+        log-likelihood (a source that computes it on demand from rows may ignore it)."""
 
     def engine(self, joint: bool) -> PLSSystem:
         """The engine for (β, u) (``joint``) or for u alone."""
@@ -152,7 +155,7 @@ class RowSource:
         return self._lam[1]
 
     def point(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray, resp: Response,
-              joint: bool) -> RowPoint:
+              joint: bool, final: bool = False) -> RowPoint:
         Xb = self.X @ beta
         eta = resp.offset + Xb + self.Z @ (self.Lambda(theta) @ u)
         return RowPoint(self, resp, eta, resp.mean(eta), Xb)
@@ -240,10 +243,15 @@ class PIRLS:
                 break
             step = 1.0
             improved = False
+            size = float(np.max(np.abs(du), initial=0.0))
+            if joint:
+                size = max(size, float(np.max(np.abs(db), initial=0.0)))
             for _ in range(12):
                 u_try = u + step * du
                 b_try = beta + step * db if joint else beta
-                pt_try = src.point(theta, b_try, u_try, resp, joint)
+                # a step below utol ends the iteration: tell the source (a pass over chunks then sums
+                # the conditional log-likelihood the objective reads at the mode)
+                pt_try = src.point(theta, b_try, u_try, resp, joint, final=step * size < self.utol)
                 new = pt_try.deviance + float(u_try @ u_try)
                 if np.isfinite(new) and new <= old * (1 + 1e-12) + 1e-12:
                     improved = True
@@ -251,9 +259,6 @@ class PIRLS:
                 step /= 2
             if not improved:  # no step lowers the penalized deviance: stay at the last iterate,
                 # which is the mode when the proposed change is only rounding noise
-                size = float(np.max(np.abs(du), initial=0.0))
-                if joint:
-                    size = max(size, float(np.max(np.abs(db), initial=0.0)))
                 converged = size < 1e-6
                 break
             u, pt = u_try, pt_try

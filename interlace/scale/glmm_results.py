@@ -104,7 +104,9 @@ class ChunkedGLMMResult(RandomEffectsFit):
     passes : dict
         Passes over the data: ``levels`` (1), ``setup`` (1: the rank check and the engine's
         choice), ``joint`` (PIRLS over (β, u): stage 1, or the whole fit for nAGQ = 0),
-        ``conditional`` (PIRLS over u: stage 2 and its checks), and ``total``.
+        ``conditional`` (PIRLS over u: stage 2 and its checks), and ``total``; ``loglik``
+        counts the PIRLS passes that only summed a log-likelihood at a point where PIRLS
+        stopped unexpectedly (usually 0).
     n_chunks : int
         Chunks (parquet batches, Dask partitions) per pass.
     timings : dict

@@ -76,7 +76,9 @@ class ChunkLayout:
 
 @dataclass
 class PointRequest:
-    """A point to evaluate: family, kept fixed-effect columns, β, b = Λθu, and the PIRLS flavour."""
+    """A point to evaluate: family, kept fixed-effect columns, β, b = Λθu, the PIRLS flavour, and what
+    to sum besides the deviance: the conditional log-likelihood (``loglik``: PIRLS's last point) and the
+    working cross-products (``products``)."""
 
     family: GLMFamily
     keep: np.ndarray
@@ -84,6 +86,8 @@ class PointRequest:
     b: np.ndarray
     joint: bool
     layout: ChunkLayout
+    loglik: bool = True
+    products: bool = True
 
 
 @dataclass
@@ -95,8 +99,8 @@ class PointSums:
     n : int
     deviance : float
         Σ deviance residuals (what PIRLS minimizes with ‖u‖²).
-    loglik : float
-        Σ conditional log-likelihood.
+    loglik : float or None
+        Σ conditional log-likelihood (None when not asked for).
     low, high : int
         Rows with μ < :data:`EXTREME_EPS` and with μ > 1 − :data:`EXTREME_EPS`.
     blocks : CrossBlocks or None
@@ -105,7 +109,7 @@ class PointSums:
 
     n: int
     deviance: float
-    loglik: float
+    loglik: float | None
     low: int
     high: int
     blocks: CrossBlocks | None
@@ -115,8 +119,9 @@ class PointSums:
             return self
         blocks = other.blocks if self.blocks is None else (self.blocks if other.blocks is None
                                                            else self.blocks + other.blocks)
-        return PointSums(self.n + other.n, self.deviance + other.deviance, self.loglik + other.loglik,
-                         self.low + other.low, self.high + other.high, blocks)
+        loglik = None if self.loglik is None or other.loglik is None else self.loglik + other.loglik
+        return PointSums(self.n + other.n, self.deviance + other.deviance, loglik, self.low + other.low,
+                         self.high + other.high, blocks)
 
     __radd__ = __add__
 
@@ -211,7 +216,7 @@ def _terms(chunk: EncodedChunk, layout: ChunkLayout):
 def chunk_point(chunk: EncodedChunk, req: PointRequest) -> PointSums:
     """The sums of one chunk's rows at the point ``req`` (see the module docstring)."""
     if chunk.n == 0:
-        return PointSums(0, 0.0, 0.0, 0, 0, None)
+        return PointSums(0, 0.0, 0.0 if req.loglik else None, 0, 0, None)
     lay = req.layout
     with np.errstate(all="ignore"):
         resp = chunk_response(chunk, req.family, lay.response)
@@ -220,12 +225,15 @@ def chunk_point(chunk: EncodedChunk, req: PointRequest) -> PointSums:
         eta = resp.offset + Xb + chunk.zb(req.b, lay.col_offsets)
         mu = resp.mean(eta)
         dev = resp.deviance(mu)
-        ll = resp.cond_loglik(mu)
+        ll = resp.cond_loglik(mu) if req.loglik else None
         low, high = int(np.sum(mu < EXTREME_EPS)), int(np.sum(mu > 1 - EXTREME_EPS))
-        w, r = resp.working(eta, mu)
-        z = eta - resp.offset + r if req.joint else eta - resp.offset - Xb + r
-        cp = _row_products(chunk, lay, X, req.joint, req.keep)(z, w)
-    return PointSums(chunk.n, dev, ll, low, high, blocks_of(cp, lay.q1, lay.a21_dense, lay.a22_dense))
+        blocks = None
+        if req.products:
+            w, r = resp.working(eta, mu)
+            z = eta - resp.offset + r if req.joint else eta - resp.offset - Xb + r
+            cp = _row_products(chunk, lay, X, req.joint, req.keep)(z, w)
+            blocks = blocks_of(cp, lay.q1, lay.a21_dense, lay.a22_dense)
+    return PointSums(chunk.n, dev, ll, low, high, blocks)
 
 
 def chunk_setup(chunk: EncodedChunk, family: GLMFamily, layout: ChunkLayout) -> SetupSums:
@@ -273,12 +281,19 @@ class ChunkedPoint:
     def products(self, joint: bool) -> CrossProducts:
         """The products of this point's flavour come with it; the other flavour takes one more pass."""
         if joint not in self._products:
-            sums = self.sums if joint == self.req.joint else self.rows.run(replace(self.req, joint=joint))
+            sums = self.sums if joint == self.req.joint else self.rows.run(replace(self.req, joint=joint,
+                                                                                   loglik=False))
             assert sums.blocks is not None, "no rows"
             self._products[joint] = self.rows.cross_products(sums.blocks)
         return self._products[joint]
 
     def cond_minus2ll(self, resp: Any) -> float:
+        """−2 Σ log p(y | u): summed by this point's pass when PIRLS said it would likely stop here,
+        else by one more pass (rare: PIRLS stopped where it did not expect to)."""
+        if self.sums.loglik is None:
+            extra = self.rows.run(replace(self.req, loglik=True, products=False))
+            self.sums = replace(self.sums, loglik=extra.loglik)
+        assert self.sums.loglik is not None
         return -2.0 * float(self.sums.loglik)
 
     def extremes(self, eps: float) -> tuple[int, int]:
@@ -305,7 +320,8 @@ class ChunkedRows:
     Attributes
     ----------
     passes : dict
-        Passes run, by PIRLS flavour (``"joint"``: stage 1 and nAGQ = 0; ``"conditional"``: stage 2).
+        Passes run, by PIRLS flavour (``"joint"``: stage 1 and nAGQ = 0; ``"conditional"``: stage 2);
+        ``"loglik"`` counts those among them that only summed a log-likelihood PIRLS had not announced.
     """
 
     def __init__(self, runner: Any, design: ChunkedDesign, keep: np.ndarray, engine: str, progress: bool = True
@@ -319,7 +335,7 @@ class ChunkedRows:
         self.layout = ChunkLayout.of(design)
         self._engines: dict[bool, PLSSystem] = {}
         self._lam: tuple[bytes, Any] | None = None
-        self.passes = {"joint": 0, "conditional": 0}
+        self.passes = {"joint": 0, "conditional": 0, "loglik": 0}
         self._bar = tqdm(desc="GLMM passes over the chunks", unit="pass", disable=not progress, leave=False)
 
     def engine(self, joint: bool) -> PLSSystem:
@@ -334,15 +350,21 @@ class ChunkedRows:
             self._lam = (key, self.re.Lambda(theta))
         return self._lam[1]
 
-    def point(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray, resp: Any, joint: bool) -> ChunkedPoint:
+    def point(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray, resp: Any, joint: bool,
+              final: bool = False) -> ChunkedPoint:
+        """One pass at (θ, β, u): the deviance, the working products and, when PIRLS says the point is
+        likely its last (``final``), the conditional log-likelihood."""
         b = np.asarray(self.Lambda(theta) @ u, float)
-        req = PointRequest(resp.family, self.keep, np.asarray(beta, float), b, bool(joint), self.layout)
+        req = PointRequest(resp.family, self.keep, np.asarray(beta, float), b, bool(joint), self.layout,
+                           loglik=bool(final))
         return ChunkedPoint(self, req, self.run(req))
 
     def run(self, req: PointRequest) -> PointSums:
         """One pass: the sums at ``req``."""
         sums = self.runner.map_reduce(chunk_point, req)
         self.passes["joint" if req.joint else "conditional"] += 1
+        if not req.products:
+            self.passes["loglik"] += 1
         self._bar.update(1)
         self._bar.set_postfix(deviance=f"{sums.deviance:.6g}", refresh=False)
         return sums
@@ -360,7 +382,7 @@ class ChunkedRows:
     @property
     def n_passes(self) -> int:
         """PIRLS passes run so far."""
-        return sum(self.passes.values())
+        return self.passes["joint"] + self.passes["conditional"]
 
     def close(self) -> None:
         """Close the progress bar."""
