@@ -308,3 +308,16 @@ def test_dask_local_scheduler_and_refusals():
                         offset=np.zeros(len(data)))
     with pytest.raises(InterlaceError, match="chunked data"):
         interlace.glmer(formula, data, family="poisson", random=kw["random"], offset="logt", batch_size=10)
+
+
+def test_fit_dispatches_parquet_paths_and_dask_frames(tmp_path):
+    """``interlace.fit`` (LMMs) takes a parquet path too, and a Dask DataFrame with the default df_method."""
+    pytest.importorskip("pyarrow")
+    dd = pytest.importorskip("dask.dataframe")
+    sleep = interlace.datasets.load("sleepstudy")
+    path = tmp_path / "sleep.parquet"
+    sleep.to_parquet(path, row_group_size=60)
+    a = interlace.fit("Reaction ~ Days + (Days | Subject)", sleep)
+    for data in (str(path), path, dd.from_pandas(sleep, npartitions=3)):
+        b = interlace.fit("Reaction ~ Days + (Days | Subject)", data)
+        assert type(b).__name__ == "ChunkedLMEResult" and abs(a.llf - b.llf) < 1e-8
