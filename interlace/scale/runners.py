@@ -22,8 +22,10 @@ import pickle
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import InterlaceError
@@ -44,18 +46,57 @@ def add_all(*parts: Any) -> Any:
     return out
 
 
+@dataclass(frozen=True)
+class _Constant:
+    """An array whose entries are all equal, as written to the disk cache (columns of ones, unit weights)."""
+
+    value: Any
+    shape: tuple
+    dtype: str
+
+
+def _pack(obj: Any) -> Any:
+    """What is written for ``obj``: constant arrays as :class:`_Constant`, level codes as int32."""
+    if isinstance(obj, np.ndarray):
+        if obj.size > 1 and obj.dtype.kind in "fiub":
+            bits = np.ascontiguousarray(obj).view(f"u{obj.dtype.itemsize}")  # equal bits: -0.0 is not 0.0
+            if bool(np.all(bits == bits.flat[0])):
+                return _Constant(obj.flat[0].item(), obj.shape, obj.dtype.str)
+        if obj.dtype == np.int64 and obj.size and -2**31 < obj.min() and obj.max() < 2**31:
+            return obj.astype(np.int32)
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_pack(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _pack(v) for k, v in obj.items()}
+    return obj
+
+
+def _unpack(obj: Any) -> Any:
+    if isinstance(obj, _Constant):
+        return np.full(obj.shape, obj.value, dtype=np.dtype(obj.dtype))
+    if isinstance(obj, np.ndarray):
+        return obj.astype(np.int64) if obj.dtype == np.int32 else obj
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_unpack(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _unpack(v) for k, v in obj.items()}
+    return obj
+
+
+_FIELDS = ("n", "y", "failures", "weights", "offset", "X", "codes", "Zx", "saved")
+
+
 def _save(path: str, enc: EncodedChunk) -> None:
-    """Write an encoded chunk (its arrays and ``saved``, not its cache) with pickle: fast to read back."""
+    """Write an encoded chunk (its arrays and ``saved``, not its cache), packed, with pickle (fast to read)."""
     with open(path, "wb") as fh:
-        pickle.dump(enc, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump({f: _pack(getattr(enc, f)) for f in _FIELDS}, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _load(path: str) -> EncodedChunk:
     with open(path, "rb") as fh:
-        enc = pickle.load(fh)  # noqa: S301 - a file this process wrote
-    if not isinstance(enc, EncodedChunk):  # pragma: no cover - someone else's file
-        raise InterlaceError(f"{path} is not an encoded chunk")
-    return enc
+        state = pickle.load(fh)  # noqa: S301 - a file this process wrote
+    return EncodedChunk(**{f: _unpack(state[f]) for f in _FIELDS})
 
 
 class LocalRunner:
