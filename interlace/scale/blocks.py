@@ -127,7 +127,9 @@ def chunk_blocks(df: pd.DataFrame, design: ChunkedDesign) -> CrossBlocks:
         y = y - enc.offset
     w = enc.weights if enc.weights is not None else np.ones(n)
     re = design.re
-    cp = RowProducts(enc.terms(design), X, "blocked", dense21=design.a21_dense, sparse22=not design.a22_dense)(y, w)
+    rows = RowProducts(enc.terms(re.col_offsets, re.q), X, "blocked", dense21=design.a21_dense,
+                       sparse22=not design.a22_dense)
+    cp = rows(y, w)
     XtX = X.T @ X if plan.weights is not None else None
     with np.errstate(divide="ignore"):
         slw = float(np.sum(np.log(w))) if plan.weights is not None else 0.0

@@ -396,6 +396,8 @@ class ChunkedDesign:
         Design of a ``cbind(successes, failures)`` response's failures.
     response_levels : list or None
         The two levels of a non-numeric binomial response (the second is the success).
+    summary : ScanSummary or None
+        The first pass's summary the design was built from (pickling rebuilds the design from it).
     """
 
     plan: ScanPlan
@@ -414,6 +416,13 @@ class ChunkedDesign:
     kinds: dict = field(default_factory=dict)
     f_info: patsy.DesignInfo | None = None
     response_levels: list | None = None
+    summary: ScanSummary | None = field(default=None, repr=False)
+
+    def __reduce__(self) -> tuple:
+        """Pickled as the first pass's plan and summary (patsy's designs do not pickle): rebuilt on loading."""
+        if self.summary is None:
+            raise TypeError("a ChunkedDesign without its first pass's summary cannot be pickled")
+        return (build_design, (self.plan, self.summary, False))
 
     @property
     def n_x(self) -> int:
@@ -496,7 +505,7 @@ def build_design(plan: ScanPlan, summary: ScanSummary, warn: bool = True) -> Chu
     return ChunkedDesign(plan, lhs.strip(), y_info, x_info, list(x_info.column_names), r_order, re, n,
                          summary.n_rows, n_dropped, by_col,
                          a21_dense=q1 * q2 <= DENSE_BLOCK_ELEMENTS, a22_dense=q2 * q2 <= DENSE_BLOCK_ELEMENTS,
-                         kinds=dict(summary.kinds), f_info=f_info, response_levels=response_levels)
+                         kinds=dict(summary.kinds), f_info=f_info, response_levels=response_levels, summary=summary)
 
 
 def _binary_response(R: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list | None]:

@@ -10,6 +10,7 @@ error that names it.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -103,12 +104,15 @@ class EncodedChunk:
         arrays = [self.y, self.failures, self.weights, self.offset, self.X, *self.codes, *self.Zx]
         return sum(a.nbytes for a in arrays if a is not None)
 
-    def terms(self, design: ChunkedDesign) -> SimpleNamespace:
-        """The rows' random-effects structure as :class:`~interlace.linalg.crossprod.RowProducts` reads it."""
-        re = design.re
-        terms = [SimpleNamespace(codes=c, X=x, p=t.p, nlevels=t.nlevels, q=t.q)
-                 for c, x, t in zip(self.codes, self.Zx, re.terms)]
-        return SimpleNamespace(terms=terms, col_offsets=re.col_offsets, q=re.q)
+    def terms(self, col_offsets: Sequence[int], q: int) -> SimpleNamespace:
+        """The rows' random-effects structure as :class:`~interlace.linalg.crossprod.RowProducts` reads it
+        (``col_offsets``: the first column of each term in Z, and Z's width ``q`` last)."""
+        terms = []
+        for k, (codes, Zx) in enumerate(zip(self.codes, self.Zx)):
+            p = Zx.shape[1]
+            qk = int(col_offsets[k + 1]) - int(col_offsets[k])
+            terms.append(SimpleNamespace(codes=codes, X=Zx, p=p, nlevels=qk // p, q=qk))
+        return SimpleNamespace(terms=terms, col_offsets=list(col_offsets), q=int(q))
 
     def zb(self, b: np.ndarray, col_offsets: Any) -> np.ndarray:
         """``Z b``: each row's nonzeros added in column order from 0, as a CSR product adds them (a

@@ -123,7 +123,7 @@ def fit_glmm_runner(design: ChunkedDesign, family: GLMFamily, runner: Any, nAGQ:
         pirls = PIRLS(rows, cast(Response, ChunkedResponse(family)))
         with blas_limits(design.re, blas_threads), np.errstate(all="ignore"):
             fit = fit_stages(pirls, family, nAGQ, start, optimizer, maxiter, check_conv)
-        res = ChunkedGLMMResult(design, keep, dropped, family, nAGQ, fit, name)
+        res = ChunkedGLMMResult.from_fit(design, keep, dropped, family, nAGQ, fit, name)
         t2 = time.perf_counter()
     finally:
         if rows is not None:

@@ -120,31 +120,52 @@ class ChunkedGLMMResult(RandomEffectsFit):
     _residual_variance = None
 
     def __init__(self, design: ChunkedDesign, keep: np.ndarray, dropped: list[str], family: GLMFamily, nAGQ: int,
-                 fit: StagesFit, engine: str) -> None:
+                 theta: np.ndarray, u: np.ndarray, beta: np.ndarray, vcov: np.ndarray, objective: float,
+                 opt: OptSummary, engine: str, deviance: float, mode_products: tuple[bool, CrossProducts],
+                 pirls_converged: bool = True) -> None:
         self.model = ChunkedGLMM(design, keep, family, nAGQ)
         self.family = family
         self.nAGQ = int(nAGQ)
-        st_ = fit.state
-        theta = np.asarray(fit.theta, float)
-        b = np.asarray(design.re.Lambda(theta) @ st_.u).ravel()
-        self.sol = SimpleNamespace(theta=theta, b=b, u=np.asarray(st_.u, float))
-        self.params = np.asarray(fit.beta, float)
-        self.normalized_cov_params = np.asarray(fit.vcov, float)
+        theta = np.asarray(theta, float)
+        u = np.asarray(u, float)
+        b = np.asarray(design.re.Lambda(theta) @ u).ravel()
+        self.sol = SimpleNamespace(theta=theta, b=b, u=u)
+        self.params = np.asarray(beta, float)
+        self.normalized_cov_params = np.asarray(vcov, float)
         self.scale = 1.0
-        self.objective = float(fit.objective)
-        self.opt_summary: OptSummary = fit.opt
+        self.objective = float(objective)
+        self.opt_summary: OptSummary = opt
         self.engine = engine
         self.dropped_columns = list(dropped)
-        point: ChunkedPoint = st_.point
-        self._deviance = float(point.deviance)
-        # the products at the modes (no pass): the engine refactored from them gives the conditional variances
-        flavour = bool(point.req.joint)
-        self._mode_products: tuple[bool, CrossProducts] = (flavour, point.products(flavour))
-        self.pirls_converged = bool(st_.converged)
+        self._deviance = float(deviance)
+        #: the working weights' products at the modes (summed by the fit's last pass): the engine
+        #: refactored from them gives the conditional variances
+        self._mode_products = mode_products
+        self.pirls_converged = bool(pirls_converged)
         self._init_shared(self.model)
         self.passes: dict = {}
         self.timings: dict = {}
         self.n_chunks: int | None = None
+
+    @classmethod
+    def from_fit(cls, design: ChunkedDesign, keep: np.ndarray, dropped: list[str], family: GLMFamily, nAGQ: int,
+                 fit: StagesFit, engine: str) -> ChunkedGLMMResult:
+        """The result of :func:`~interlace.models.glmm.fit_stages` on chunked rows (no pass is run)."""
+        point: ChunkedPoint = fit.state.point
+        flavour = bool(point.req.joint)
+        return cls(design, keep, dropped, family, nAGQ, fit.theta, fit.state.u, fit.beta, fit.vcov, fit.objective,
+                   fit.opt, engine, point.deviance, (flavour, point.products(flavour)), fit.state.converged)
+
+    def __reduce__(self) -> tuple:
+        """Pickled as plain values (the design as its first pass's summary): no patsy object, no rows, no
+        cluster; ``ddf.map_partitions(result.residuals)`` sends the result to the workers this way."""
+        joint, cp = self._mode_products
+        b = cp.blocks()
+        products = (joint, cp.n, {k: b[k] for k in ("A11", "A21", "A22", "A31", "A32")}, cp.A33)
+        args = (self.model.design, self.model.fixed_design.keep, self.dropped_columns, self.family, self.nAGQ,
+                self.sol.theta, self.sol.u, self.params, self.normalized_cov_params, self.objective,
+                self.opt_summary, self.engine, self._deviance, products, self.pirls_converged)
+        return (_rebuild, (args, self.passes, self.timings, self.n_chunks))
 
     # ------------------------------------------------------------ fixed effects (Wald z, lme4's glmer)
     def cov_params(self) -> np.ndarray:
@@ -225,7 +246,7 @@ class ChunkedGLMMResult(RandomEffectsFit):
         """Residuals of the complete rows of ``data`` (a chunk of the fitted data, with its response):
         ``"deviance"`` (lme4's default), ``"pearson"`` or ``"response"``, at the conditional modes.
 
-        A map over rows: ``ddf.map_partitions(result.residuals, meta=("resid", "f8"))``.
+        A map over rows: ``ddf.map_partitions(result.residuals, meta=("resid_deviance", "f8"))``.
         """
         if type not in ("deviance", "pearson", "response"):
             raise ValueError(f"type must be 'deviance', 'pearson' or 'response', got {type!r}")
@@ -276,3 +297,16 @@ class ChunkedGLMMResult(RandomEffectsFit):
     def __repr__(self) -> str:
         return (f"<ChunkedGLMMResult: {self.model.formula!r}, {self.family.name}({self.family.link_name}), "
                 f"nAGQ={self.nAGQ}, n={self.nobs}, llf={self.llf:.4f}, {self.passes.get('total', '?')} passes>")
+
+
+def _rebuild(args: tuple, passes: dict, timings: dict, n_chunks: int | None) -> ChunkedGLMMResult:
+    """A :class:`ChunkedGLMMResult` from :meth:`ChunkedGLMMResult.__reduce__`'s values."""
+    design, keep, dropped, family, nAGQ, theta, u, beta, vcov, objective, opt, engine, deviance, products, conv = args
+    joint, n, blocks, A33 = products
+    cp = CrossProducts.from_blocks(design.re, n, blocks["A11"], blocks["A21"], blocks["A22"], blocks["A31"],
+                                   blocks["A32"], A33)
+    res = ChunkedGLMMResult(design, keep, dropped, family, nAGQ, theta, u, beta, vcov, objective, opt, engine,
+                            deviance, (joint, cp), conv)
+    res.passes, res.timings, res.n_chunks = dict(passes), dict(timings), n_chunks
+    return res
+

@@ -195,22 +195,10 @@ def _row_products(chunk: EncodedChunk, layout: ChunkLayout, X: np.ndarray, joint
     if rows is None:
         for k in [k for k in chunk.cache if k[0] == "rows"]:
             del chunk.cache[k]
-        terms = _terms(chunk, layout)
+        terms = chunk.terms(layout.col_offsets, layout.q)
         rows = chunk.cache[key] = RowProducts(terms, X if joint else X[:, :0], "blocked", dense21=layout.a21_dense,
                                               sparse22=not layout.a22_dense)
     return rows
-
-
-def _terms(chunk: EncodedChunk, layout: ChunkLayout):
-    from types import SimpleNamespace
-
-    offs = layout.col_offsets
-    terms = []
-    for k, (codes, Zx) in enumerate(zip(chunk.codes, chunk.Zx)):
-        p = Zx.shape[1]
-        q = offs[k + 1] - offs[k]
-        terms.append(SimpleNamespace(codes=codes, X=Zx, p=p, nlevels=q // p, q=q))
-    return SimpleNamespace(terms=terms, col_offsets=list(offs), q=layout.q)
 
 
 def chunk_point(chunk: EncodedChunk, req: PointRequest) -> PointSums:

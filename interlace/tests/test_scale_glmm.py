@@ -9,7 +9,7 @@ Every case is a reference fit of ``reference/glmer`` (lme4, made by ``make_glmer
   magnitude, the log-likelihood to 1e-6 absolute.  Each row's η, μ, working weight and
   response are the in-memory ones bit for bit and the optimizer is the same; only the
   order of the sums differs, which moves BOBYQA's stopping point as shuffling the rows
-  moves the in-memory fit: ≤ 4e-7 here, except for VerbAgg's Laplace fit (8 parameters),
+  moves the in-memory fit: ≤ 5e-7 here, except for VerbAgg's Laplace fit (8 parameters),
   where the in-memory fit of shuffled rows moves by 3e-6 and the chunked fit by up to
   7e-6: its tolerance is 2e-5.
 
@@ -190,6 +190,11 @@ def test_result_predict_residuals_summary_and_refusals():
         parts = pd.concat([b.residuals(data.iloc[i:i + 20], type=kind) for i in range(0, len(data), 20)])
         assert list(parts.index) == list(data.index)
         _close(full, parts, RTOL, f"{kind} residuals")
+    import pickle
+
+    c = pickle.loads(pickle.dumps(b))
+    assert c.llf == b.llf and str(c.summary()) == str(b.summary()) and c.passes == b.passes
+    np.testing.assert_array_equal(_flat(c.random_effects_condsd), _flat(b.random_effects_condsd))
     text = str(b.summary())
     assert "Laplace approximation" in text and "chunked data" in text
     assert f"{b.llf:.4f}" in text and f"{a.llf:.4f}" in text
@@ -283,8 +288,14 @@ def test_dask_matches_memory(dask_client, name):
     ddf = dd.from_pandas(data, npartitions=4)
     b = _quiet(interlace.glmer, formula, ddf, client=dask_client, progress=False, **kw)
     assert b.n_chunks == 4
-    assert_same_fit(_memory_fit(name), b)
+    a = _memory_fit(name)
+    assert_same_fit(a, b)
     assert_matches_lme4(d, b)
+    if name == "cbpp_logit":  # fitted values and residuals by a pass on the workers (the result pickles)
+        resid = ddf.map_partitions(b.residuals, type="pearson", meta=("resid_pearson", "f8")).compute()
+        _close(a.residuals(type="pearson"), resid, RTOL, "Pearson residuals on the cluster")
+        fitted = ddf.map_partitions(b.predict, meta=("predicted", "f8")).compute()
+        _close(a.fittedvalues, fitted, RTOL, "fitted values on the cluster")
     # the encoded partitions are released on the workers
     for _ in range(50):
         if not any(dask_client.run(lambda dask_worker: len(dask_worker.data)).values()):
