@@ -34,8 +34,8 @@ from interlace.tests.conftest import case_data, load_case
 RTOL = 1e-6
 #: VerbAgg, Laplace: 2 θ and 6 β, where BOBYQA's stopping point moves most under rounding (see above)
 RTOL_CASE = {"verbagg_laplace": 2e-5}
-CHUNK_CASES = ["binary_crossed", "cbpp_logit", "cbpp_prop_weights", "poisson_offset", "grouseticks_poisson",
-               "verbagg_nagq0", "verbagg_laplace"]
+CHUNK_CASES = ["binary_crossed", "binary_slope", "cbpp_logit", "cbpp_prop_weights", "poisson_offset",
+               "grouseticks_poisson", "verbagg_nagq0", "verbagg_laplace"]
 
 
 def _quiet(fn, *args, **kwargs):
@@ -120,6 +120,27 @@ def test_chunks_match_memory_and_lme4(name):
         assert b.passes["conditional"] == 0
     assert_same_fit(_memory_fit(name), b, RTOL_CASE.get(name, RTOL))
     assert_matches_lme4(d, b)
+
+
+@pytest.mark.skipif(not interlace.linalg.HAVE_CHOLMOD, reason="no CHOLMOD")
+def test_cholmod_engine_from_chunks():
+    d, data, formula, kw = _case("binary_crossed")
+    a = _quiet(interlace.glmer, formula, data, engine="cholmod", **kw)
+    b = _quiet(glmer_chunks, formula, _chunks(data, 300), data.columns, engine="cholmod", progress=False,
+               cache="memory", **kw)
+    assert a.engine == b.engine == "cholmod"
+    assert_same_fit(a, b)
+
+
+def test_empty_chunks_and_chunks_without_complete_rows():
+    d, data, formula, kw = _case("cbpp_logit")
+    incomplete = data.iloc[:5].copy()
+    incomplete["herd"] = np.nan
+    parts = [data.iloc[:0], data.iloc[:30], incomplete, data.iloc[30:], data.iloc[:0]]
+    b = _quiet(glmer_chunks, formula, lambda: iter(parts), data.columns, progress=False, **kw)
+    a = _quiet(interlace.glmer, formula, pd.concat(parts), **kw)
+    assert b.n_chunks == 5 and b.n_dropped == a.n_dropped == 5
+    assert_same_fit(a, b)
 
 
 def test_disk_cache_gives_the_memory_fit_and_no_cache_rereads():
