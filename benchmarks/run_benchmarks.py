@@ -21,7 +21,10 @@ workloads are linear mixed models (``interlace.fit`` against ``lmer``) and
 GLMMs (``interlace.glmer`` against ``glmer``, in a section of their own).
 
 Tools (``--tools``, default all): ``lme4`` (R's ``lme4_worker.R``, run with
-``--rscript``, ``$RSCRIPT`` or the ``Rscript`` on the PATH), ``interlace``,
+``--rscript``, ``$RSCRIPT`` or the ``Rscript`` on the PATH), ``coxme`` (R's coxme,
+the reference of the Cox workloads, by ``coxme_worker.R`` with ``R_LIBS`` at
+``--coxme-lib``, ``$COXME_R_LIBS`` or ``../shared/r-lib``; skipped with a note when
+absent), ``interlace``,
 ``statsmodels`` (``MixedLM``), ``mixedlm`` (the PyPI package with a Rust core,
 ``python3 -m pip install mixedlm``; ``mixedlm.lmer`` / ``mixedlm.glmer`` with
 the lme4 formula) and ``interlace-lme`` (the earlier, unrelated PyPI package
@@ -75,12 +78,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(1, str(ROOT))
 
 from benchmarks.harness.common import (  # noqa: E402
+    COXME_LIB_ENV,
     DEFAULT_JSON,
     DEFAULT_MD,
     DEFAULT_TIMEOUT,
     ILME_VENV_ENV,
     RSCRIPT_ENV,
     Settings,
+    find_coxme_lib,
     find_ilme_venv,
     find_rscript,
 )
@@ -109,6 +114,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--interlace-lme-venv", type=Path, metavar="DIR",
                    help=f"virtual environment holding interlace-lme==0.3.2 (default ${ILME_VENV_ENV}); "
                         "interlace-lme is skipped with a note when it is not found")
+    p.add_argument("--coxme-lib", type=Path, metavar="DIR",
+                   help=f"R library holding coxme for the Cox workloads (default ${COXME_LIB_ENV}, else "
+                        "../shared/r-lib beside the repository); R's coxme is skipped with a note when absent")
     p.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads in every worker (default 1)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                    help="seconds before a timing worker (warm-up and timed fits together) of any tool is "
@@ -158,15 +166,17 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings(repeats=args.repeats, threads=args.threads, engines=tuple(args.engines),
                         timeout=args.timeout, tool_timeouts=args.tool_timeouts,
-                        rscript=find_rscript(args.rscript), ilme_venv=find_ilme_venv(args.interlace_lme_venv))
+                        rscript=find_rscript(args.rscript), ilme_venv=find_ilme_venv(args.interlace_lme_venv),
+                        coxme_lib=find_coxme_lib(args.coxme_lib))
     tools = make_tools(args.tools, settings)
     skipped = {t.name: why for t in tools if (why := t.available())}
-    if "lme4" in skipped:  # the reference of the agreement columns: no silent run without it
+    workloads = [w for w in WORKLOADS if w.name in args.only] if args.only else WORKLOADS
+    if "lme4" in skipped and any(not w.is_cox for w in workloads):
+        # the reference of the agreement columns: no silent run without it
         sys.exit(f"lme4, the reference, cannot run: {skipped['lme4']}, or leave it out (--skip-r)")
     for tool, why in skipped.items():
         print(f"{tool}: {why}", file=sys.stderr)
-    tools = [t for t in tools if t.name not in skipped]
-    workloads = [w for w in WORKLOADS if w.name in args.only] if args.only else WORKLOADS
+    tools = [t for t in tools if t.name not in skipped or t.name == "coxme"]   # coxme: a "skipped" row
     command = " ".join(["python3", "benchmarks/run_benchmarks.py", *map(shlex.quote, argv)])
     run, results = run_session(workloads, tools, settings, command, skipped, args.data_dir)
     if args.only and args.output_json.exists():

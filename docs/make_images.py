@@ -20,7 +20,7 @@ IMAGES = DOCS / "images"
 sys.path.insert(0, str(DOCS.parent))  # the checkout's interlace, installed or not
 
 #: Pages whose code writes figures.
-PAGES = ["diagnostics.md", "examples.md"]
+PAGES = ["diagnostics.md", "examples.md", "coxme.md"]
 
 _BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
 

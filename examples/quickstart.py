@@ -82,7 +82,7 @@ result = interlace.fit(
     random=["(1|batch/cask)"],
 )
 batch_blups = result.random_effects["batch"]
-batch_cask_blups = result.random_effects["batch:cask"]
+batch_cask_blups = result.random_effects["batch:cask"]  # also by lme4's name "cask:batch"
 print(result.variance_components["batch"])
 print(result.variance_components["batch:cask"])
 print(result)

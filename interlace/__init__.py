@@ -7,15 +7,18 @@ from . import datasets
 from .clmm import clmm
 from .correlation import AR1, CAR1, CompoundSymmetry, VarIdent
 from .coxme import coxme
+from .coxph import coxph
 from .errors import (
                      ConvergenceWarning,
                      DataError,
+                     DataWarning,
                      EngineUnavailableError,
                      FormulaError,
                      InterlaceError,
                      MissingDataWarning,
                      RankDeficiencyWarning,
                      SingularFitWarning,
+                     UnseenLevelWarning,
 )
 from .fit import fit
 from .glmer import glmer, glmer_nb
@@ -27,7 +30,7 @@ from .results.lmm import CrossedLMEResult
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "AR1", "CAR1", "CompoundSymmetry", "VarIdent", "glmer", "glmer_nb", "clmm", "coxme", "CLMM",
+__all__ = ["fit", "AR1", "CAR1", "CompoundSymmetry", "VarIdent", "glmer", "glmer_nb", "clmm", "coxme", "coxph", "CLMM",
            "anova", "GLMM", "CrossedLME", "CrossedLMEResult", "datasets", "ConvergenceWarning", "DataError",
-           "EngineUnavailableError", "FormulaError", "InterlaceError", "MissingDataWarning", "RankDeficiencyWarning",
-           "SingularFitWarning", "__version__"]
+           "DataWarning", "EngineUnavailableError", "FormulaError", "InterlaceError", "MissingDataWarning",
+           "RankDeficiencyWarning", "SingularFitWarning", "UnseenLevelWarning", "__version__"]

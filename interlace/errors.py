@@ -1,5 +1,14 @@
-"""Exceptions and warnings raised by interlace."""
+"""Exceptions and warnings raised by interlace.
+
+The warnings subclass statsmodels' (``statsmodels.tools.sm_exceptions``), so a filter on
+statsmodels' class also catches interlace's: :class:`ConvergenceWarning` is statsmodels'
+``ConvergenceWarning``, :class:`RankDeficiencyWarning` its ``CollinearityWarning``,
+:class:`UnseenLevelWarning` its ``ValueWarning``, and the others its ``ModelWarning``
+(all are ``UserWarning``).
+"""
 from __future__ import annotations
+
+from statsmodels.tools import sm_exceptions as _sm
 
 
 class InterlaceError(ValueError):
@@ -14,20 +23,28 @@ class DataError(InterlaceError):
     """A column, value or level in the data that cannot be used."""
 
 
-class ConvergenceWarning(UserWarning):
+class ConvergenceWarning(_sm.ConvergenceWarning):
     """The optimizer stopped without satisfying lme4's convergence checks."""
 
 
-class SingularFitWarning(UserWarning):
+class SingularFitWarning(_sm.ModelWarning):
     """A fit on the boundary of the parameter space (lme4's isSingular)."""
 
 
-class MissingDataWarning(UserWarning):
+class MissingDataWarning(_sm.ModelWarning):
     """Rows with missing values were dropped before fitting."""
 
 
-class RankDeficiencyWarning(UserWarning):
+class RankDeficiencyWarning(_sm.CollinearityWarning):
     """Fixed-effect columns were dropped because the model matrix is rank deficient."""
+
+
+class UnseenLevelWarning(_sm.ValueWarning):
+    """New data hold levels of a grouping factor not seen in fitting: their random effects are 0."""
+
+
+class DataWarning(_sm.ValueWarning):
+    """Data that R accepts with a warning (non-integer counts or successes)."""
 
 
 def warn_user(message: str, category: type[Warning]) -> None:
@@ -55,3 +72,18 @@ def warn_user(message: str, category: type[Warning]) -> None:
 
 class EngineUnavailableError(InterlaceError, ImportError):
     """A linear-algebra engine was asked for whose library is not installed (CHOLMOD)."""
+
+
+def renamed_option(new_value: object, old_value: object, new: str, old: str, default: object = None) -> object:
+    """The value of an option whose old name ``old`` still works, with a ``FutureWarning``.
+
+    ``new_value`` is the value given under the new name (``default`` when not given), ``old_value``
+    the one under the old name (None when not given).  Giving both (differently) is an error.
+    """
+    if old_value is None:
+        return new_value
+    if new_value is not default and new_value != old_value:
+        raise InterlaceError(f"{old}= is the old name of {new}=: give {new}= only")
+    warn_user(f"{old}= is now spelled {new}= (the old name will be removed in a future version)", FutureWarning)
+    return old_value
+

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .errors import InterlaceError
 from .families import GLMFamily
-from .models.glmm import GLMM
+from .models.glmm import GLMM, default_family
 from .models.negbin import fit_negative_binomial
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ __all__ = ["glmer", "glmer_nb"]
 
 
 def glmer(formula: str, data: pd.DataFrame | dd.DataFrame | str | os.PathLike[str],
-          family: str | GLMFamily | smf_fam.Family = "binomial",
+          family: str | GLMFamily | smf_fam.Family | None = None,
           link: str | None = None, groups: str | Sequence[str] | None = None,
           random: str | Sequence[str] | None = None, weights: str | npt.ArrayLike | None = None,
           offset: str | npt.ArrayLike | None = None, nAGQ: int = 1, engine: str = "auto",
@@ -45,7 +45,9 @@ def glmer(formula: str, data: pd.DataFrame | dd.DataFrame | str | os.PathLike[st
         (:func:`interlace.scale.glmer_parquet`); see :mod:`interlace.scale.glmm`.
     family : str or statsmodels family
         ``"binomial"``, ``"poisson"``, ``"gamma"``, ``"inverse_gaussian"``, or a
-        ``statsmodels.genmod.families`` object (its link is used).
+        ``statsmodels.genmod.families`` object (its link is used).  Give it: without it
+        binomial is assumed, with a ``FutureWarning`` (lme4's default is gaussian, which is
+        :func:`interlace.fit`).
     link : str, optional
         ``"logit"``, ``"probit"``, ``"cloglog"``, ``"cauchit"``, ``"log"``, ``"sqrt"``,
         ``"inverse"``, ``"identity"``; default the family's canonical link.
@@ -75,6 +77,7 @@ def glmer(formula: str, data: pd.DataFrame | dd.DataFrame | str | os.PathLike[st
 
     chunked_data = is_dask_dataframe(data) or isinstance(data, (str, os.PathLike))
     if chunked_data:
+        family = default_family(family)
         for name, v in (("weights", weights), ("offset", offset)):
             if v is not None and not isinstance(v, str):
                 raise InterlaceError(f"{name} must be a column name when the data are a Dask DataFrame or a "

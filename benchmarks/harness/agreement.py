@@ -94,11 +94,12 @@ def _compare_theta(res: dict, ref: dict, notes: list) -> float | None:
     return max(_rel(a, b) for a, b in zip(ta, tb, strict=True))
 
 
-def add_agreement(rows: dict, with_theta: bool = False) -> None:
-    """Compare every successful non-lme4 row with the lme4 row of the same workload (θ too if ``with_theta``)."""
-    ref = rows.get(row_key("lme4", ""))
+def add_agreement(rows: dict, with_theta: bool = False, reference: str = "lme4") -> None:
+    """Compare every successful row with the ``reference`` tool's row of the same workload (lme4, or coxme
+    for a Cox model; θ too if ``with_theta``)."""
+    ref = rows.get(row_key(reference, ""))
     if not ref or ref.get("status") != "ok":
         return
     for key, r in rows.items():
-        if key != "lme4" and r.get("status") == "ok" and "fe" in r:
+        if key != reference and r.get("status") == "ok" and "fe" in r:
             r["agreement"] = compare(r, ref, with_theta, tool=key.split("[")[0])

@@ -12,6 +12,7 @@ ROOT = HERE.parent
 #: The command-line script (also the entry point of the Python workers: ``--worker SPEC``).
 CLI = HERE / "run_benchmarks.py"
 R_WORKER = HERE / "lme4_worker.R"
+COXME_WORKER = HERE / "coxme_worker.R"
 ILME_WORKER = HERE / "interlace_lme_worker.py"
 INSTEVAL_CSV = HERE / "data" / "insteval.csv.gz"
 VERBAGG_CSV = ROOT / "interlace" / "datasets" / "data" / "verbagg.csv"
@@ -35,6 +36,9 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 ILME_VERSION = "0.3.2"
 #: Environment variables naming the Rscript executable and the interlace-lme virtual environment.
 RSCRIPT_ENV, ILME_VENV_ENV = "RSCRIPT", "INTERLACE_LME_VENV"
+#: Environment variable naming the R library holding coxme (not a Debian package), and its default.
+COXME_LIB_ENV = "COXME_R_LIBS"
+DEFAULT_COXME_LIB = ROOT.parent / "shared" / "r-lib"
 
 
 def find_rscript(given: str | None = None) -> str | None:
@@ -52,6 +56,15 @@ def find_rscript(given: str | None = None) -> str | None:
     """
     name = given or os.environ.get(RSCRIPT_ENV) or "Rscript"
     return shutil.which(name)
+
+
+def find_coxme_lib(given: Path | None = None) -> Path | None:
+    """The R library holding coxme: ``given`` (``--coxme-lib``), else ``$COXME_R_LIBS``, else
+    ``../shared/r-lib`` beside the repository (None if none of them exists)."""
+    for cand in (given, os.environ.get(COXME_LIB_ENV), DEFAULT_COXME_LIB):
+        if cand and Path(cand).is_dir():
+            return Path(cand).resolve()
+    return None
 
 
 def find_ilme_venv(given: Path | None = None) -> Path | None:
@@ -82,6 +95,8 @@ class Settings:
         Rscript executable (None: not found).
     ilme_venv : Path or None
         Virtual environment holding interlace-lme (None: not given).
+    coxme_lib : Path or None
+        R library holding coxme (None: not found).
     """
 
     repeats: int = 3
@@ -91,6 +106,7 @@ class Settings:
     tool_timeouts: dict = field(default_factory=dict)
     rscript: str | None = None
     ilme_venv: Path | None = None
+    coxme_lib: Path | None = None
 
     def timeout_for(self, tool: str) -> float:
         """Limit of a timing worker of ``tool``: its ``--tool-timeout``, else ``--timeout``."""

@@ -1,4 +1,4 @@
-"""Worker side of the Python tools that run in this Python: interlace, statsmodels and mixedlm.
+"""Worker side of the Python tools that run in this Python: interlace, interlace.api, statsmodels and mixedlm.
 
 Each ``fit_*`` function runs inside a worker subprocess (``run_benchmarks.py --worker
 SPEC``) and returns the JSON-ready result of one spec.  Modes: ``time`` (one warm-up
@@ -36,12 +36,15 @@ def _theta_names(res) -> list | None:
 
 
 def fit_interlace(spec: dict) -> dict:
-    """Fit with ``interlace.fit`` (``interlace.glmer`` for a GLMM spec): modes ``time``, ``peak``, ``baseline``."""
-    from interlace import fit, glmer  # imported in every mode, so the baseline holds it too
+    """Fit with ``interlace.fit`` (``interlace.glmer`` for a GLMM spec, ``interlace.coxme`` for a Cox spec):
+    modes ``time``, ``peak``, ``baseline``."""
+    from interlace import coxme, fit, glmer  # imported in every mode, so the baseline holds it too
 
     df, out = _start(spec)
     if spec["mode"] == "baseline":
         return out
+    if spec.get("cox"):
+        return _fit_coxme(spec, df, out, coxme)
     if spec.get("family"):
         def run():
             return glmer(spec["formula"], df, family=spec["family"], link=spec["link"], nAGQ=spec["nagq"],
@@ -74,9 +77,47 @@ def fit_interlace(spec: dict) -> dict:
     return out
 
 
-def fit_statsmodels(spec: dict) -> dict:
-    """Fit with statsmodels ``MixedLM``: modes ``time`` (each fit limited to ``per_fit_timeout`` s) and ``baseline``."""
-    import statsmodels.formula.api as smf
+def _fit_coxme(spec: dict, df, out: dict, coxme) -> dict:
+    """``interlace.coxme`` on a Cox workload (ties in ``method``), with coxme's default estimation."""
+    import warnings
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return coxme(spec["formula"], df, ties=spec["method"], engine=spec["engine"])
+
+    if spec["mode"] == "peak":
+        seconds, res = None, run()
+    else:
+        seconds, res = timed(run, spec["repeats"], None, spec.get("progress"))
+    opt = res.opt_summary
+    cov = [{"group": name, "names": [str(c) for c in C.index], "matrix": _frame_cov(C)}
+           for name, C in res.random_effects_cov.items()]
+    out.update(
+        seconds=seconds,
+        optimizer_seconds=float(opt.seconds) if getattr(opt, "seconds", None) is not None else None,
+        # coxme's starting grid (4 values per variance), the BFGS evaluations (gradients included), the final fit
+        n_evals=4 ** len(res.theta) + int(opt.n_evals) + 1,
+        engine_used=res.engine,
+        fe={str(k): float(v) for k, v in res.fe_params.items()},
+        cov=cov,
+        residual_var=1.0,
+        llf=float(res.llf),
+        theta=[float(t) for t in res.theta],
+        messages=list(opt.messages),
+        converged=bool(res.converged),
+    )
+    return out
+
+
+def fit_statsmodels(spec: dict, smf=None) -> dict:
+    """Fit with statsmodels ``MixedLM``: modes ``time`` (each fit limited to ``per_fit_timeout`` s) and ``baseline``.
+
+    ``smf``: the module whose ``mixedlm`` is called (default ``statsmodels.formula.api``;
+    :func:`fit_interlace_api` passes ``interlace.api``).
+    """
+    if smf is None:
+        import statsmodels.formula.api as smf
 
     sm_args = dict(spec["statsmodels"])
     df, out = _start({**spec, "add_constant_group": sm_args.get("groups") == "_one"})
@@ -88,7 +129,7 @@ def fit_statsmodels(spec: dict) -> dict:
         return smf.mixedlm(formula, df, **sm_args).fit(reml=spec["method"] == "REML", full_output=True)
 
     try:
-        seconds, (res, messages) = timed(with_warnings(call), spec["repeats"], spec["per_fit_timeout"],
+        seconds, (res, messages) = timed(with_warnings(call), spec["repeats"], spec.get("per_fit_timeout"),
                                          spec.get("progress"))
     except TimeoutError:
         return {**out, "status": "timeout"}
@@ -99,10 +140,15 @@ def fit_statsmodels(spec: dict) -> dict:
         for name, v in zip(res.model.exog_vc.names, res.vcomp, strict=True):
             cov.append({"group": name, "names": [name], "matrix": [[float(v)]]})
     hist = res.hist or []
+    opt = getattr(res, "opt_summary", None)  # interlace.api: the optimizer record
+    if opt is not None:
+        out.update(optimizer_seconds=float(opt.seconds), n_evals=int(opt.n_evals),
+                   terms=[f"{t.name} ({t.nlevels} levels)" for t in res.model.random_effects_structure.terms])
+    else:
+        out.update(n_evals=int(sum(h.get("fcalls", 0) for h in hist)),
+                   n_grad_evals=int(sum(h.get("gcalls", 0) for h in hist)))
     out.update(
         seconds=seconds,
-        n_evals=int(sum(h.get("fcalls", 0) for h in hist)),
-        n_grad_evals=int(sum(h.get("gcalls", 0) for h in hist)),
         fe={str(k): float(v) for k, v in res.fe_params.items()},
         cov=cov,
         residual_var=float(res.scale),
@@ -111,6 +157,37 @@ def fit_statsmodels(spec: dict) -> dict:
         converged=bool(res.converged),
     )
     return out
+
+
+def fit_interlace_api(spec: dict) -> dict:
+    """Fit the workload's statsmodels call with ``interlace.api.mixedlm`` (the drop-in): modes ``time``, ``peak``,
+    ``baseline``; the timing worker also evaluates statsmodels' ``loglike`` at the estimate, untimed."""
+    import interlace.api as ia
+
+    if spec["mode"] == "peak":  # one fit in a fresh process, for the peak memory (as interlace's row)
+        sm_args = dict(spec["statsmodels"])
+        df, out = _start({**spec, "add_constant_group": sm_args.get("groups") == "_one"})
+        ia.mixedlm(sm_args.pop("formula"), df, **sm_args).fit(reml=spec["method"] == "REML")
+        return out
+    out = fit_statsmodels(spec, ia)
+    if out.get("status") == "ok" and spec["mode"] == "time":
+        out["llf_statsmodels_at_estimate"] = _statsmodels_llf_at(spec)
+    return out
+
+
+def _statsmodels_llf_at(spec: dict) -> float:
+    """statsmodels' own ``MixedLM.loglike`` at interlace.api's estimate (untimed; the same call, fitted again)."""
+    import statsmodels.formula.api as smf
+
+    import interlace.api as ia
+
+    sm_args = dict(spec["statsmodels"])
+    df, _ = _start({**spec, "add_constant_group": sm_args.get("groups") == "_one"})
+    formula = sm_args.pop("formula")
+    res = ia.mixedlm(formula, df, **sm_args).fit(reml=spec["method"] == "REML")
+    model = smf.mixedlm(formula, df, **sm_args)
+    model.reml, model.cov_pen, model.fe_pen = spec["method"] == "REML", None, None  # what its fit sets first
+    return float(model.loglike(res.params_object, profile_fe=False))
 
 
 def fit_mixedlm(spec: dict) -> dict:
@@ -160,7 +237,8 @@ def fit_mixedlm(spec: dict) -> dict:
 
 
 #: Worker function of each tool that runs in this Python.
-FITTERS = {"interlace": fit_interlace, "statsmodels": fit_statsmodels, "mixedlm": fit_mixedlm}
+FITTERS = {"interlace": fit_interlace, "interlace.api": fit_interlace_api, "statsmodels": fit_statsmodels,
+           "mixedlm": fit_mixedlm}
 
 
 def worker_main(spec_path: str) -> None:

@@ -50,6 +50,12 @@ def _is_glmm(name: str) -> bool:
     return bool(w and w.is_glmm)
 
 
+def _is_cox(name: str) -> bool:
+    """Whether a workload of the report is a Cox model with frailties (``interlace.coxme`` against coxme)."""
+    w = BY_NAME.get(name)
+    return bool(w and w.is_cox)
+
+
 def _per_run(texts: list, runs: list) -> list:
     """Bullet lines: one if every run gives the same text, else one per run."""
     if len(set(texts)) == 1:
@@ -101,7 +107,7 @@ def _table_rows(report: dict, names: list, vc_key: str, notes: list) -> list:
                 notes.append(f"- {name}, {label}: {detail}")
                 continue
             ag = r.get("agreement", {})
-            ref = key == "lme4"
+            ref = key in ("lme4", "coxme")
             peak = r.get("peak_mb")
             delta = r.get("delta_mb")
             lines.append(
@@ -190,8 +196,14 @@ def render_markdown(report: dict) -> str:
 
     def r_line(r):
         v = r["versions"]
-        return (f"{v.get('R', 'R: not run')}, lme4 {v.get('lme4', 'n/a')}, Matrix {v.get('Matrix', 'n/a')}; "
+        line = (f"{v.get('R', 'R: not run')}, lme4 {v.get('lme4', 'n/a')}, Matrix {v.get('Matrix', 'n/a')}; "
                 f"R's BLAS {v.get('blas', 'n/a')}")
+        if "coxme" in v:
+            line += (f"; coxme {v['coxme']}, bdsmatrix {v.get('bdsmatrix', 'n/a')}, survival "
+                     f"{v.get('survival', 'n/a')} ({v.get('coxme_R', '')}, library {r['settings'].get('coxme_lib')})")
+        elif "coxme" in r.get("skipped_tools", {}):
+            line += f"; coxme: {r['skipped_tools']['coxme']}"
+        return line
 
     def threads(r):
         return (f"Threads: {', '.join(THREAD_VARS)} = {r['settings']['threads']} in every worker (Python and R). "
@@ -229,6 +241,10 @@ def render_markdown(report: dict) -> str:
                     f"{timeouts} is killed; its row reads `timeout` and the [Notes](#notes) list "
                     "the fits it finished before.")
     other_tools_lines = [
+        ("- **interlace.api**: this repository's drop-in for statsmodels' MixedLM, `interlace.api.mixedlm(...)"
+         ".fit(reml=...)` with the workload's statsmodels call unchanged (only where statsmodels has one); "
+         "**evals** and **opt s** are its optimizer's, and its **peak MB** that of one fit in a fresh process, "
+         "as interlace's; untimed, its worker also evaluates statsmodels' own `loglike` at its estimate."),
         ("- **mixedlm** (PyPI `mixedlm`, Rust core; `python3 -m pip install mixedlm`, no other set-up): "
          "`mixedlm.lmer(formula, data, REML=...)` or `mixedlm.glmer(formula, data, family=Binomial(link), "
          "nAGQ=...)` with the lme4 formula unchanged and default controls, in a worker of its own "
@@ -277,8 +293,9 @@ def render_markdown(report: dict) -> str:
 
     # ---------------------------------------------------------------- tables
     names = list(report["results"])
-    lmm = [n for n in names if not _is_glmm(n)]
+    lmm = [n for n in names if not _is_glmm(n) and not _is_cox(n)]
     glmm = [n for n in names if _is_glmm(n)]
+    cox = [n for n in names if _is_cox(n)]
     notes: list = []
     if lmm:
         lines += ["## Results", "", HEADER, _ALIGN, *_table_rows(report, lmm, "vc_max_rel", notes)]
@@ -291,6 +308,10 @@ def render_markdown(report: dict) -> str:
         lines += ["## GLMM", "", *GLMM_METHOD, "",
                   GLMM_HEADER, _ALIGN, *_table_rows(report, glmm, "theta_max_rel", notes), "",
                   "| workload | target | measured | met |", "|---|---|---|---|", *_target_rows(report, glmm), ""]
+    if cox:
+        lines += ["## Survival (Cox models with frailties)", "", *COX_METHOD, "",
+                  HEADER, _ALIGN, *_table_rows(report, cox, "vc_max_rel", notes), "",
+                  "| workload | target | measured | met |", "|---|---|---|---|", *_target_rows(report, cox), ""]
 
     # ---------------------------------------------------------------- profiles (hand-written)
     if PROFILES_MD.exists():  # where the time goes for targets not met, measured by hand
@@ -306,6 +327,11 @@ def render_markdown(report: dict) -> str:
         lines.append(f"- **{name}** — `{w.formula}`, {w.fit_label}; {w.summary}.")
         if w.notes:
             lines.append(f"  {w.notes}")
+        if w.is_cox:
+            lines.append(f"  coxme: `coxme({w.formula}, data, ties = \"{w.method}\")`; interlace: "
+                         f"`interlace.coxme({w.formula!r}, data, ties={w.method!r})`; statsmodels, mixedlm, "
+                         f"interlace-lme: {w.statsmodels_note}.")
+            continue
         lines.append(f"  statsmodels: {w.statsmodels_note}.")
         if w.mixedlm_skip:
             lines.append(f"  mixedlm: {w.mixedlm_skip}.")
@@ -314,6 +340,25 @@ def render_markdown(report: dict) -> str:
     lines += notes or ["- none"]
     return "\n".join(lines) + "\n"
 
+
+#: How the Cox rows differ from the LMM rows (bullets of the survival section).
+COX_METHOD = [
+    ("Cox proportional-hazards models with Gaussian frailties: `interlace.coxme(formula, data)` against R's "
+     "`coxme(formula, data)` (coxme 2.2-22, built for this machine in `../shared/r-lib`; the tool is skipped "
+     "with a note where that library is absent), both with their defaults: Efron ties, coxme's sparse "
+     "approximation, coxme's own search for the variances (which interlace reproduces). Timing, memory and bg "
+     "load as in [Method](#method): `system.time(coxme(...))` in R, `time.perf_counter()` around "
+     "`interlace.coxme(...)` in Python."),
+    "",
+    ("- **evals**: evaluations of the integrated likelihood: coxme's starting grid (4 per variance), optim's "
+     "function count and two per variance and gradient (central differences), counted by a trace on `optim`, "
+     "and the final fit; interlace: the same grid, `opt_summary.n_evals` (its copy of R's BFGS, gradient "
+     "evaluations included) and its final fit. The counts differ where rounding differences "
+     "of 1e-12 in the objective send R's BFGS (finite-difference gradients) along a slightly different path to "
+     "the same estimate."),
+    ("- **agreement** with coxme: **FE**: max relative difference of the coefficients; **VC**: of the frailty "
+     "variances; **|Δ llf|**: of the integrated (Laplace) log-likelihood."),
+]
 
 #: How the GLMM rows differ from the LMM rows (bullets of the GLMM section).
 GLMM_METHOD = [

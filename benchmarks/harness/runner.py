@@ -63,7 +63,7 @@ class Runner:
         finally:
             if w.data is not None and not self.keep_data:
                 Path(data).unlink(missing_ok=True)
-        add_agreement(rows, with_theta=w.is_glmm)
+        add_agreement(rows, with_theta=w.is_glmm, reference=w.reference)
         return rows
 
     def run(self, workloads: list[Workload]) -> dict[str, dict[str, Measurement]]:
@@ -128,6 +128,7 @@ def run_session(workloads: list[Workload], tools: list[Tool], settings: Settings
                      "seed": SEED, "tools": [t.name for t in tools], "timeout": settings.timeout,
                      "tool_timeouts": settings.tool_timeouts,
                      "interlace_lme_venv": None if settings.ilme_venv is None else str(settings.ilme_venv),
+                     "coxme_lib": None if settings.coxme_lib is None else str(settings.coxme_lib),
                      "rscript": settings.rscript},
         "skipped_tools": dict(skipped_tools or {}),
         "python_blas": python_blas(results),

@@ -91,6 +91,19 @@ def make_crossed_200x100(directory: Path) -> Path:
     return _write_csv(simulate_crossed(20_000, 200, 100, 1, offset=2), directory / "crossed_200x100.csv")
 
 
+def make_idiom_600(directory: Path) -> Path:
+    """600 rows, 150 × 12 crossed levels (:func:`simulate_crossed`): the crossed idiom's small case.
+
+    Offset 24 is the first from 9 whose 600 uniform draws use all 150 levels.
+    """
+    return _write_csv(simulate_crossed(600, 150, 12, 1, offset=24), directory / "idiom_600.csv")
+
+
+def make_idiom_5000(directory: Path) -> Path:
+    """5,000 rows, 100 × 50 crossed levels (:func:`simulate_crossed`)."""
+    return _write_csv(simulate_crossed(5000, 100, 50, 1, offset=10), directory / "idiom_5000.csv")
+
+
 def make_crossed_1m(directory: Path) -> Path:
     """1,000,000 rows, 1,000 × 500 crossed levels, two covariates."""
     return _write_csv(simulate_crossed(1_000_000, 1000, 500, 2, offset=5), directory / "crossed_1m.csv")
@@ -218,3 +231,109 @@ def simulate_users_items(n_users: int, n_items: int, n: int, offset: int) -> pd.
 def make_users_items(directory: Path) -> Path:
     """MovieLens-1M shape: 965,985 ratings, 6,040 users × 3,699 items (:func:`simulate_users_items`)."""
     return _write_csv(simulate_users_items(*USERS_ITEMS_SHAPE, offset=8), directory / "users_items.csv")
+
+
+# ----------------------------------------------------------------------------- survival (coxme)
+def simulate_frailty(n: int, n_groups: int, offset: int, n_b: int = 0) -> pd.DataFrame:
+    """Right-censored survival times with a Gaussian frailty per group (and a second, crossed one).
+
+    Hazard ``exp(0.5 x - 0.3 z + u[g] (+ v[b]))`` with ``x ~ N(0, 1)``, ``z ~ Bernoulli(0.5)``,
+    ``u ~ N(0, 0.5^2)``, ``v ~ N(0, 0.3^2)``; exponential event times, exponential(mean 2)
+    censoring; times rounded to 0.001 (ties) plus 0.001 (no zero time).  Each row draws its
+    group (and ``b`` level) uniformly.
+
+    Parameters
+    ----------
+    n, n_groups : int
+        Rows and levels of ``g`` (``a`` when ``n_b`` is given).
+    offset : int
+        Seed offset.
+    n_b : int
+        Levels of a second, crossed factor ``b`` (0: none).
+
+    Returns
+    -------
+    DataFrame
+        ``time``, ``status`` (1 = event), ``x``, ``z``, ``g`` (or ``a`` and ``b``), integer codes.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = _rng(offset)
+    g = rng.integers(0, n_groups, n)
+    x, z = rng.standard_normal(n), rng.binomial(1, 0.5, n)
+    eta = 0.5 * x - 0.3 * z + 0.5 * rng.standard_normal(n_groups)[g]
+    cols: dict = {}
+    if n_b:
+        b = rng.integers(0, n_b, n)
+        _levels_all_present(b, n_b, "b")
+        eta = eta + 0.3 * rng.standard_normal(n_b)[b]
+        cols["b"] = b
+    _levels_all_present(g, n_groups, "g")
+    t = rng.exponential(1.0 / np.exp(eta))
+    c = rng.exponential(2.0, n)
+    return pd.DataFrame({"time": np.minimum(t, c).round(3) + 0.001, "status": (t <= c).astype(np.int64), "x": x,
+                         "z": z, ("a" if n_b else "g"): g, **cols})
+
+
+def make_cox_5k(directory: Path) -> Path:
+    """5,000 rows, 100 frailty groups (:func:`simulate_frailty`)."""
+    return _write_csv(simulate_frailty(5_000, 100, offset=11), directory / "cox_5k.csv")
+
+
+def make_cox_100k(directory: Path) -> Path:
+    """100,000 rows, 1,000 frailty groups (:func:`simulate_frailty`)."""
+    return _write_csv(simulate_frailty(100_000, 1_000, offset=12), directory / "cox_100k.csv")
+
+
+def make_cox_crossed_20k(directory: Path) -> Path:
+    """20,000 rows, crossed frailties: ``a`` 200 levels × ``b`` 50 levels (:func:`simulate_frailty`)."""
+    return _write_csv(simulate_frailty(20_000, 200, offset=13, n_b=50), directory / "cox_crossed_20k.csv")
+
+
+def simulate_counting_strata(n_subjects: int, n_groups: int, n_strata: int, offset: int) -> pd.DataFrame:
+    """Counting-process rows ``(tstart, tstop]``: a covariate that changes at 0.5, 1 and 1.5, four
+    baseline hazards (strata ``site``), a frailty per group ``g``.
+
+    Each subject's ``x`` is redrawn from N(0, 1) on each interval; hazard
+    ``base[site] exp(0.5 x - 0.3 z + u[g])`` with ``base = (0.8, 1, 1.2, 1.5)``,
+    ``u ~ N(0, 0.5^2)``, ``z ~ Bernoulli(0.5)``; uniform(0.5, 3) censoring; the subject
+    leaves at its first event.  Stop times are rounded to 0.001.
+
+    Returns
+    -------
+    DataFrame
+        ``id``, ``tstart``, ``tstop``, ``status``, ``x``, ``z``, ``site``, ``g``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = _rng(offset)
+    g = rng.integers(0, n_groups, n_subjects)
+    site = rng.integers(0, n_strata, n_subjects)
+    u = 0.5 * rng.standard_normal(n_groups)[g]
+    z = rng.binomial(1, 0.5, n_subjects)
+    cuts = [0.0, 0.5, 1.0, 1.5, np.inf]
+    base = np.array([0.8, 1.0, 1.2, 1.5])[site % 4]
+    X = rng.standard_normal((n_subjects, 4))
+    cens = rng.uniform(0.5, 3.0, n_subjects)
+    alive = np.ones(n_subjects, bool)
+    parts = []
+    for j in range(4):
+        lo, hi = cuts[j], cuts[j + 1]
+        at = alive & (lo < cens)
+        end = np.minimum(hi, cens)
+        t_ev = lo + rng.exponential(1.0 / (base * np.exp(0.5 * X[:, j] - 0.3 * z + u)))
+        ev = at & (t_ev <= end)
+        stop = np.where(ev, t_ev, end).round(3)
+        idx = np.flatnonzero(at & (stop > lo))
+        parts.append(pd.DataFrame({"id": idx, "tstart": lo, "tstop": stop[idx], "status": ev[idx].astype(np.int64),
+                                   "x": X[idx, j], "z": z[idx], "site": site[idx], "g": g[idx]}))
+        alive = at & ~ev & (hi < cens)
+    _levels_all_present(g, n_groups, "g")
+    return pd.concat(parts).sort_values(["id", "tstart"], kind="stable").reset_index(drop=True)
+
+
+def make_cox_strata_counting(directory: Path) -> Path:
+    """10,000 subjects in about 20,000 (start, stop] rows, four strata, 200 frailty groups."""
+    return _write_csv(simulate_counting_strata(10_000, 200, 4, offset=14), directory / "cox_strata_counting.csv")

@@ -17,6 +17,8 @@ from pathlib import Path
 from .common import (
     BASELINE_TIMEOUT,
     CLI,
+    COXME_LIB_ENV,
+    COXME_WORKER,
     ILME_VENV_ENV,
     ILME_VERSION,
     ILME_WORKER,
@@ -129,6 +131,9 @@ class Lme4Tool(Tool):
 
     name = "lme4"
 
+    def applies(self, w: Workload) -> bool:
+        return not w.is_cox
+
     def available(self) -> str:
         if self.settings.rscript:
             return ""
@@ -160,7 +165,7 @@ class InterlaceTool(Tool):
         return list(self.settings.engines)
 
     def spec(self, w: Workload, data: Path, variant: str = "") -> dict:
-        return {**super().spec(w, data), "engine": variant}
+        return {**super().spec(w, data), "engine": variant, "cox": w.is_cox}
 
 
 class StatsmodelsTool(Tool):
@@ -172,7 +177,7 @@ class StatsmodelsTool(Tool):
         return "" if importlib.util.find_spec("statsmodels") else "not run: statsmodels is not installed"
 
     def applies(self, w: Workload) -> bool:
-        return not w.is_glmm  # no maximum-likelihood GLMM in statsmodels
+        return not (w.is_glmm or w.is_cox)  # no maximum-likelihood GLMM (nor Cox frailty model) in statsmodels
 
     def skip_note(self, w: Workload) -> str:
         return w.statsmodels_note if w.statsmodels is None else ""
@@ -182,6 +187,19 @@ class StatsmodelsTool(Tool):
 
     def timing_timeout(self) -> float:
         return STATSMODELS_TIMEOUT * (self.settings.repeats + 1) + 120
+
+
+class InterlaceApiTool(Tool):
+    """This repository's statsmodels drop-in: ``interlace.api.mixedlm`` with the workload's statsmodels call."""
+
+    name = "interlace.api"
+    peak_mode = "peak"  # the timing worker also runs statsmodels' loglike (untimed), which would count in its peak
+
+    def applies(self, w: Workload) -> bool:
+        return w.statsmodels is not None and not w.is_glmm
+
+    def spec(self, w: Workload, data: Path, variant: str = "") -> dict:
+        return {**super().spec(w, data), "statsmodels": w.statsmodels}
 
 
 class MixedlmTool(Tool):
@@ -202,6 +220,9 @@ class MixedlmTool(Tool):
             return {"mixedlm": version("mixedlm")}
         except PackageNotFoundError:
             return {}
+
+    def applies(self, w: Workload) -> bool:
+        return not w.is_cox
 
     def skip_note(self, w: Workload) -> str:
         return w.mixedlm_skip
@@ -235,6 +256,9 @@ class InterlaceLmeTool(Tool):
                         "interlace-lme_scikit-sparse": r.get("scikit_sparse")}
         return {}
 
+    def applies(self, w: Workload) -> bool:
+        return not w.is_cox
+
     def skip_note(self, w: Workload) -> str:
         return w.ilme_skip
 
@@ -248,8 +272,50 @@ class InterlaceLmeTool(Tool):
         return {**super().spec(w, data), "ilme_binary": list(w.ilme_binary)}
 
 
+class CoxmeTool(Tool):
+    """R's ``coxme`` (the reference of the Cox workloads), run by ``coxme_worker.R`` with ``R_LIBS`` at the
+    build of coxme for this machine (``--coxme-lib``, ``$COXME_R_LIBS``, default ``../shared/r-lib``)."""
+
+    name = "coxme"
+
+    def available(self) -> str:
+        if not self.settings.rscript:
+            return "skipped: no Rscript (R's coxme runs in R)"
+        lib = self.settings.coxme_lib
+        if lib is None or not (Path(lib) / "coxme").is_dir():
+            where = f"no coxme in {lib}" if lib is not None else "no ../shared/r-lib beside the repository"
+            return (f"skipped: R's coxme not found ({where}; coxme is not a Debian package: give the R library "
+                    f"holding it with --coxme-lib DIR or ${COXME_LIB_ENV})")
+        return ""
+
+    def versions(self, rows: list[Measurement]) -> dict[str, str]:
+        for r in rows:
+            if r.get("versions"):
+                return {f"coxme_{k}" if k in ("R", "blas") else k: r["versions"][k]
+                        for k in ("R", "coxme", "bdsmatrix", "survival", "blas") if k in r["versions"]}
+        return {}
+
+    def applies(self, w: Workload) -> bool:
+        return w.is_cox
+
+    def skip_note(self, w: Workload) -> str:
+        return self.available()      # an absent coxme gives each Cox workload a "skipped" row with the reason
+
+    def command(self) -> list[str]:
+        return [str(self.settings.rscript), "--vanilla", str(COXME_WORKER)]
+
+    def env(self, base: dict) -> dict | None:
+        lib = str(self.settings.coxme_lib)
+        return {**base, "R_LIBS": lib + (":" + base["R_LIBS"] if base.get("R_LIBS") else "")}
+
+    def spec(self, w: Workload, data: Path, variant: str = "") -> dict:
+        return {"workload": w.name, "tool": self.name, "data": str(data), "factors": list(w.r_factors),
+                "formula": w.formula, "ties": w.method, "repeats": self.settings.repeats}
+
+
 #: Every tool, in the order of the rows of a workload.
-TOOL_CLASSES: tuple[type[Tool], ...] = (Lme4Tool, InterlaceTool, StatsmodelsTool, MixedlmTool, InterlaceLmeTool)
+TOOL_CLASSES: tuple[type[Tool], ...] = (Lme4Tool, CoxmeTool, InterlaceTool, InterlaceApiTool, StatsmodelsTool,
+                                        MixedlmTool, InterlaceLmeTool)
 #: Names of the tools (``--tools``).
 TOOLS: tuple[str, ...] = tuple(c.name for c in TOOL_CLASSES)
 

@@ -7,9 +7,15 @@ from pathlib import Path
 
 from .common import INSTEVAL_CSV, VERBAGG_CSV, fmt_seconds, row_key
 from .simulate import (
+    make_cox_5k,
+    make_cox_100k,
+    make_cox_crossed_20k,
+    make_cox_strata_counting,
     make_crossed_1m,
     make_crossed_200x100,
     make_glmm_binary_crossed,
+    make_idiom_600,
+    make_idiom_5000,
     make_sleepstudy,
     make_slopes_500,
     make_users_items,
@@ -61,6 +67,10 @@ class Workload:
     ilme_binary : tuple
         ``(column, success)``: interlace-lme needs a numeric 0/1 response, so
         its worker codes ``column == success`` as 1 after loading (untimed).
+    reference : str
+        The tool the agreement columns compare with: ``"lme4"``, or ``"coxme"`` for a
+        Cox model (``interlace.coxme`` against R's ``coxme``; ``formula`` is then the coxme
+        formula, which interlace reads unchanged, and ``method`` the ties).
     """
 
     name: str
@@ -81,6 +91,12 @@ class Workload:
     mixedlm_skip: str = ""
     ilme_skip: str = ""
     ilme_binary: tuple = ()
+    reference: str = "lme4"
+
+    @property
+    def is_cox(self) -> bool:
+        """Whether this is a Cox model with frailties (``interlace.coxme`` against R's ``coxme``)."""
+        return self.reference == "coxme"
 
     @property
     def is_glmm(self) -> bool:
@@ -94,6 +110,8 @@ class Workload:
     @property
     def fit_label(self) -> str:
         """How the model is fitted, for the report: ``REML`` or ``binomial (logit), Laplace (nAGQ=1)``."""
+        if self.is_cox:
+            return f"Cox, {self.method} ties (coxme's default estimation)"
         if not self.is_glmm:
             return self.method
         how = {0: "PIRLS only", 1: "Laplace"}.get(self.nagq, "adaptive Gauss-Hermite")
@@ -166,6 +184,63 @@ def _faster_than_lme4_target(rows):
     return [("interlace (auto) faster than lme4", measured, ok)]
 
 
+#: The drop-in (``interlace.api``) against statsmodels' own MixedLM on the crossed idiom.
+DROPIN_SPEEDUP = 10.0
+DROPIN_LLF_TOL = 1e-6
+
+
+def _dropin_target(rows):
+    """interlace.api ≥ 10× faster than statsmodels in the same run, at the same optimum.
+
+    The same optimum: interlace.api's llf is statsmodels' own ``loglike`` at interlace.api's
+    estimate and interlace.fit's llf (to 1e-6), and not below statsmodels' fitted llf by more
+    than 1e-6 (it is above where statsmodels' optimizer stops short).
+    """
+    t, ts = _seconds(rows, "interlace.api", ""), _seconds(rows, "statsmodels", "")
+    speedup = None if (t is None or ts is None) else ts / t
+    out = [(f"interlace.api ≥ {DROPIN_SPEEDUP:g}× faster than statsmodels",
+            "n/a" if speedup is None else f"{fmt_seconds(t)} vs {fmt_seconds(ts)} s ({speedup:.1f}×)",
+            None if speedup is None else speedup >= DROPIN_SPEEDUP)]
+    api = rows.get(row_key("interlace.api", ""), {})
+    ok_api = api.get("status") == "ok"
+    at = api.get("llf_statsmodels_at_estimate")
+    d = abs(api["llf"] - at) if ok_api and at is not None else None
+    out.append((f"interlace.api llf = statsmodels' loglike at its estimate, to {DROPIN_LLF_TOL:g}",
+                "n/a" if d is None else f"{d:.1e}", None if d is None else d <= DROPIN_LLF_TOL))
+    fit = rows.get(row_key("interlace", "auto"), {})
+    d = abs(api["llf"] - fit["llf"]) if ok_api and fit.get("status") == "ok" else None
+    out.append((f"interlace.api llf = interlace.fit's to {DROPIN_LLF_TOL:g}", "n/a" if d is None else f"{d:.1e}",
+                None if d is None else d <= DROPIN_LLF_TOL))
+    sm = rows.get("statsmodels", {})
+    d = api["llf"] - sm["llf"] if ok_api and sm.get("status") == "ok" else None
+    out.append((f"interlace.api llf ≥ statsmodels' fitted llf − {DROPIN_LLF_TOL:g} (higher where statsmodels stops "
+                "short)", "n/a" if d is None else f"{d:+.1e}", None if d is None else d >= -DROPIN_LLF_TOL))
+    return out
+
+
+#: statsmodels' crossed idiom: one all-rows group, a variance component per crossed factor.
+IDIOM_STATSMODELS = {"formula": "y ~ x", "groups": "_one", "re_formula": "0",
+                     "vc_formula": {"g1": "0 + C(g1)", "g2": "0 + C(g2)"}}
+IDIOM_NOTE = ("crossed factors as variance components of one all-rows group: "
+              "`groups=1, re_formula='0', vc_formula={'g1': '0 + C(g1)', 'g2': '0 + C(g2)'}`; "
+              "interlace.api runs the same call")
+
+
+def _cox_target(rows):
+    """Cox workloads: interlace (auto) at least as fast as R's coxme, the same integrated log-likelihood to 1e-6."""
+    t, tr = _seconds(rows), _seconds(rows, "coxme", "")
+    out = [("interlace (auto) at least as fast as coxme",
+            "n/a" if t is None or tr is None else f"{fmt_seconds(t)} s vs {fmt_seconds(tr)} s ({tr / t:.1f}×)",
+            None if t is None or tr is None else t <= tr)]
+    ag = rows.get(row_key("interlace", "auto"), {}).get("agreement")
+    out.append(("\\|llf − llf_coxme\\| ≤ 1e-6 (integrated log-likelihood)",
+                "n/a" if not ag else f"{ag['llf_abs']:.1e}", None if not ag else ag["llf_abs"] <= 1e-6))
+    return out
+
+
+#: statsmodels, mixedlm and interlace-lme have no Cox model with random effects.
+COX_OTHERS = "not run: no Cox model with random effects"
+
 # ----------------------------------------------------------------------------- workloads
 #: statsmodels has no maximum-likelihood GLMM to compare with.
 GLMM_STATSMODELS_NOTE = ("not run: statsmodels has no maximum-likelihood GLMM (its `BinomialBayesMixedGLM` "
@@ -188,10 +263,7 @@ WORKLOADS: list[Workload] = [
         "crossed_200x100", "y ~ x + (1 | g1) + (1 | g2)", "REML",
         "simulated, 20,000 rows, g1: 200 levels crossed with g2: 100 levels",
         data=make_crossed_200x100, r_factors=("g1", "g2"),
-        statsmodels={"formula": "y ~ x", "groups": "_one", "re_formula": "0",
-                     "vc_formula": {"g1": "0 + C(g1)", "g2": "0 + C(g2)"}},
-        statsmodels_note="crossed factors as variance components of one all-rows group: "
-                         "`groups=1, re_formula='0', vc_formula={'g1': '0 + C(g1)', 'g2': '0 + C(g2)'}`",
+        statsmodels=IDIOM_STATSMODELS, statsmodels_note=IDIOM_NOTE,
         target=_time_target(0.15)),
     Workload(
         "insteval", "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)", "REML",
@@ -261,5 +333,46 @@ WORKLOADS: list[Workload] = [
         statsmodels_note=GLMM_STATSMODELS_NOTE, target=_time_target(0.3), notes=VERBAGG_NOTES,
         family="binomial", nagq=0, ilme_binary=("r2", "Y"),
         ilme_skip="not run: interlace-lme's `glmer` has no nAGQ=0 (it requires nAGQ ≥ 1)"),
+]
+WORKLOADS += [
+    Workload(
+        f"idiom_{n}", "y ~ x + (1 | g1) + (1 | g2)", "REML",
+        f"statsmodels' crossed idiom, {summary}: `mixedlm` from interlace.api and from statsmodels",
+        data=make, r_factors=("g1", "g2"), statsmodels=IDIOM_STATSMODELS, statsmodels_note=IDIOM_NOTE,
+        target=_dropin_target,
+        notes="The drop-in's row (`interlace.api`) fits the statsmodels call; interlace and lme4 fit the lme4 "
+              "formula: the same model. Its targets: at least 10× statsmodels' time in the same run, at the same "
+              "optimum (its log-likelihood equal to statsmodels' own `loglike` at its estimate and to "
+              "interlace.fit's, to 1e-6, and not below statsmodels' fitted value).")
+    for n, summary, make in (
+        ("600", "simulated, 600 rows, g1: 150 levels crossed with g2: 12 levels", make_idiom_600),
+        ("5000", "simulated, 5,000 rows, g1: 100 levels crossed with g2: 50 levels", make_idiom_5000),
+        ("20000", "crossed_200x100's data (20,000 rows, 200 × 100 levels)", make_crossed_200x100),
+    )
+]
+WORKLOADS += [
+    Workload(
+        "cox_5k", "Surv(time, status) ~ x + z + (1 | g)", "efron",
+        "simulated survival times, 5,000 rows, 100 frailty groups, about 62 % events",
+        data=make_cox_5k, r_factors=("g",), statsmodels_note=COX_OTHERS, target=_cox_target,
+        mixedlm_skip=COX_OTHERS, ilme_skip=COX_OTHERS, reference="coxme"),
+    Workload(
+        "cox_100k", "Surv(time, status) ~ x + z + (1 | g)", "efron",
+        "simulated survival times, 100,000 rows, 1,000 frailty groups",
+        data=make_cox_100k, r_factors=("g",), statsmodels_note=COX_OTHERS, target=_cox_target,
+        mixedlm_skip=COX_OTHERS, ilme_skip=COX_OTHERS, reference="coxme"),
+    Workload(
+        "cox_crossed_20k", "Surv(time, status) ~ x + z + (1 | a) + (1 | b)", "efron",
+        "simulated survival times, 20,000 rows, crossed frailties a: 200 levels × b: 50 levels",
+        data=make_cox_crossed_20k, r_factors=("a", "b"), statsmodels_note=COX_OTHERS, target=_cox_target,
+        mixedlm_skip=COX_OTHERS, ilme_skip=COX_OTHERS, reference="coxme",
+        notes="coxme's sparse approximation applies to `a` (200 levels, each under 2 % of the rows), which "
+              "is written first; `b` is a dense block in both tools."),
+    Workload(
+        "cox_strata_counting", "Surv(tstart, tstop, status) ~ x + z + strata(site) + (1 | g)", "efron",
+        "simulated counting-process data: 10,000 subjects in about 20,400 (start, stop] rows with a covariate "
+        "changing at 0.5, 1, 1.5, four strata, 200 frailty groups",
+        data=make_cox_strata_counting, r_factors=("g",), statsmodels_note=COX_OTHERS, target=_cox_target,
+        mixedlm_skip=COX_OTHERS, ilme_skip=COX_OTHERS, reference="coxme"),
 ]
 BY_NAME = {w.name: w for w in WORKLOADS}

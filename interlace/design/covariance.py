@@ -22,6 +22,9 @@ Structures:
   one variance (one θ, template ``θ I``); statsmodels MixedLM's variance components.
 * :class:`BlockDiagonal` — independent blocks, each with its own structure (how a
   MixedLM group's correlated effects and variance components form one term).
+* :class:`PatternedCholesky` — :class:`Unstructured` with some entries of ``T`` held
+  at zero (statsmodels MixedLM's ``free=`` patterns: a diagonal pattern gives
+  independent coefficients).
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["BlockDiagonal", "CovarianceStructure", "ScaledIdentity", "Unstructured"]
+__all__ = ["BlockDiagonal", "CovarianceStructure", "PatternedCholesky", "ScaledIdentity", "Unstructured"]
 
 
 class CovarianceStructure:
@@ -105,6 +108,37 @@ class Unstructured(CovarianceStructure):
             T = np.linalg.qr((v * np.sqrt(np.clip(w, 0, None))).T)[1].T
             T = T * np.sign(np.where(np.diag(T) == 0, 1, np.diag(T)))
         return T[self.rows, self.cols]
+
+
+class PatternedCholesky(Unstructured):
+    """:class:`Unstructured` with the entries of ``T`` outside ``pattern`` held at zero.
+
+    θ holds the entries of the lower triangle of ``T`` where ``pattern`` is true, column
+    by column (lme4's order restricted to the pattern); the diagonal is always kept.
+    The zeros are zeros of the Cholesky factor ``T`` (statsmodels' ``free=`` in its
+    default square-root parameterization); when the pattern is block-diagonal after a
+    permutation (a diagonal pattern: independent coefficients, lme4's ``||``) they are
+    zeros of ``Σ = σ² T Tᵀ`` as well.
+
+    Parameters
+    ----------
+    pattern : array-like of bool (p, p)
+        Which entries of ``T`` are free (only the lower triangle is read).
+    """
+
+    def __init__(self, pattern: np.ndarray) -> None:
+        pattern = np.asarray(pattern, bool)
+        if pattern.ndim != 2 or pattern.shape[0] != pattern.shape[1]:
+            raise ValueError(f"pattern must be square, got shape {pattern.shape}")
+        super().__init__(pattern.shape[0])
+        keep = pattern[self.rows, self.cols] | (self.rows == self.cols)
+        self.rows, self.cols = self.rows[keep], self.cols[keep]
+        self.theta_index = np.arange(self.rows.size)
+
+    @property
+    def n_theta(self) -> int:
+        """Number of parameters (the pattern's entries)."""
+        return int(self.rows.size)
 
 
 class ScaledIdentity(CovarianceStructure):

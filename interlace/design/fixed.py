@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,10 +11,11 @@ import patsy
 
 from ..errors import DataError, FormulaError, RankDeficiencyWarning, warn_user
 from .frame import _PATSY_NAMES, EVAL_NAMESPACE, formula_names
+from .stored import EVAL_ENV, storable
 
-__all__ = ["FixedDesign", "build_fixed", "build_matrix", "new_matrix"]
+__all__ = ["FixedDesign", "build_fixed", "build_matrix", "formula_env", "new_matrix"]
 
-_ENV = patsy.EvalEnvironment([EVAL_NAMESPACE])
+_ENV = EVAL_ENV
 #: model frames are complete cases already (missing rows dropped and reported by build_frame),
 #: so patsy's per-value missing-data scan is skipped; non-finite results are checked after
 _NO_NA_CHECK = patsy.NAAction(NA_types=[])
@@ -31,7 +33,8 @@ class FixedDesign:
         Column names of ``X``.
     response : str
     design_info : patsy.DesignInfo
-        For encoding new data exactly as in fitting.
+        For encoding new data exactly as in fitting (a picklable
+        :class:`~interlace.design.stored.StoredDesignInfo`).
     keep : ndarray of int
         Positions in patsy's matrix of the kept columns, in R's column order.
     dropped : list of str
@@ -64,19 +67,45 @@ def _strings_as_categorical(data: pd.DataFrame) -> pd.DataFrame:
     return data.assign(**conv) if conv else data
 
 
-def build_matrix(rhs: str, data: pd.DataFrame, where: str) -> patsy.DesignMatrix:
-    """Evaluate a one-sided formula on ``data`` with interlace's namespace, with clear errors."""
-    try:
-        return patsy.dmatrix(rhs, _strings_as_categorical(data), eval_env=_ENV, NA_action=_NO_NA_CHECK,
-                             return_type="matrix")
+#: exceptions patsy lets through from its internals (not PatsyError), turned into interlace errors
+PATSY_INTERNAL = (AssertionError, KeyError, IndexError, TypeError, ValueError)
+
+
+def formula_env(eval_env: patsy.EvalEnvironment | None = None) -> patsy.EvalEnvironment:
+    """The namespace formulas are evaluated in: interlace's, behind ``eval_env``'s names if given.
+
+    ``eval_env`` is a captured namespace (statsmodels' ``eval_env``: the caller's
+    variables and functions); data columns always come first (patsy looks them up before
+    any namespace).
+    """
+    return _ENV if eval_env is None else eval_env.with_outer_namespace(EVAL_NAMESPACE)
+
+
+def build_matrix(rhs: str, data: pd.DataFrame, where: str,
+                 eval_env: patsy.EvalEnvironment | None = None) -> patsy.DesignMatrix:
+    """Evaluate a one-sided formula on ``data`` with interlace's namespace (and ``eval_env``'s), with clear errors."""
+    try:  # numpy's warnings (log of a negative, ...) are left out: non-finite results are refused after
+        with np.errstate(all="ignore"):
+            mm = patsy.dmatrix(rhs, _strings_as_categorical(data), eval_env=formula_env(eval_env),
+                               NA_action=_NO_NA_CHECK, return_type="matrix")
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot build {where} from {rhs!r}: {exc}") from None
+    except PATSY_INTERNAL as exc:
+        if "Intercept" in data.columns and re.search(r"\bIntercept\b", rhs):
+            raise FormulaError(f"a column named 'Intercept' in {rhs!r} clashes with patsy's name for the "
+                               "intercept: rename the column or quote it as Q('Intercept')") from None
+        raise FormulaError(f"cannot build {where} from {rhs!r}: {type(exc).__name__}: {exc}") from None
+    mm.design_info = storable(mm.design_info)  # picklable (interlace.design.stored)
+    return mm
 
 
 def new_matrix(design_info: patsy.DesignInfo, data: pd.DataFrame, where: str) -> np.ndarray:
     """Encode new data with a stored design, naming the factor and value on failure."""
     try:
-        (m,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
+        with np.errstate(all="ignore"):
+            (m,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
+    except PATSY_INTERNAL as exc:
+        raise DataError(f"cannot encode new data for {where}: {type(exc).__name__}: {exc}") from None
     except patsy.PatsyError as exc:
         msg = str(exc).splitlines()[0]
         code = exc.origin.relevant_code() if getattr(exc, "origin", None) is not None else None
@@ -91,18 +120,58 @@ def new_matrix(design_info: patsy.DesignInfo, data: pd.DataFrame, where: str) ->
             else:
                 msg = f"in {code!r}: {msg}"
         raise DataError(f"cannot encode new data for {where}: {msg}") from None
-    return np.asarray(m, dtype=float)
+    out = np.asarray(m, dtype=float)
+    bad = [name for j, name in enumerate(design_info.column_names) if not np.all(np.isfinite(out[:, j]))]
+    if bad:
+        raise DataError(f"cannot encode new data for {where}: column(s) {', '.join(map(repr, bad))} of the model "
+                        "matrix have infinite values in newdata")
+    return out
 
 
-def _check_response(lhs: str, data: pd.DataFrame) -> None:
+#: Largest magnitude of a model-matrix or response value: its square, summed over 10⁸ rows,
+#: stays finite (the cross-products are sums of squares).
+MAX_MAGNITUDE = 1e150
+
+
+def check_magnitude(values: np.ndarray, names: list[str], what: str) -> None:
+    """Refuse values whose squares would overflow the cross-products, naming the column."""
+    v = np.asarray(values, float)
+    v = v[:, None] if v.ndim == 1 else v
+    with np.errstate(invalid="ignore"):
+        big = np.flatnonzero(np.nanmax(np.abs(v), axis=0, initial=0.0) > MAX_MAGNITUDE) if v.size else []
+    if len(big):
+        shown = ", ".join(repr(names[j]) for j in big[:5])
+        raise DataError(f"{what} {shown} holds values beyond ±{MAX_MAGNITUDE:g}, whose squares overflow: "
+                        "rescale it (e.g. divide by a power of 10)")
+
+
+def check_columns(values: np.ndarray, names: list[str], what: str) -> np.ndarray:
+    """Refuse non-finite values and values whose squares overflow, naming the columns; returns ``values``."""
+    v = np.asarray(values, float)
+    v2 = v[:, None] if v.ndim == 1 else v
+    bad = [names[j] for j in range(v2.shape[1]) if not np.all(np.isfinite(v2[:, j]))]
+    if bad:
+        raise DataError(f"{what} {', '.join(map(repr, bad[:5]))} has non-finite values")
+    check_magnitude(v2, names, what)
+    return v
+
+
+def _check_response(lhs: str, data: pd.DataFrame) -> pd.DataFrame:
+    """Refuse a non-numeric response column; a logical one is used as 0/1 (as R does)."""
     name = lhs.strip()
     if name in data.columns:
         col = data[name]
-        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+        if pd.api.types.is_bool_dtype(col) or (col.dtype == object
+                                               and pd.api.types.infer_dtype(col, skipna=True) == "boolean"):
+            return data.assign(**{name: col.astype(float)})
+        if pd.api.types.is_complex_dtype(col):
+            raise DataError(f"response {name!r} holds complex numbers: a model needs real numbers")
+        if not pd.api.types.is_numeric_dtype(col):
             raise DataError(
                 f"response {name!r} is not numeric (dtype {col.dtype}); "
                 "for a binary or count outcome use interlace.glmer, for an ordered one interlace.clmm"
             )
+    return data
 
 
 def _r_column_order(design_info: patsy.DesignInfo, rhs: str) -> np.ndarray:
@@ -157,7 +226,8 @@ def _independent_columns(X: np.ndarray, tol: float) -> np.ndarray:
     return np.asarray(kept, dtype=np.intp)
 
 
-def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7) -> FixedDesign:
+def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7,
+                eval_env: patsy.EvalEnvironment | None = None) -> FixedDesign:
     """Build ``y`` and ``X`` from a two-sided formula, dropping aliased columns as lme4 does.
 
     Parameters
@@ -168,16 +238,26 @@ def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7) 
         Complete rows only (see :func:`interlace.design.frame.build_frame`).
     rank_tol : float
         Relative tolerance on the pivoted QR diagonal (lme4's ``rankMatrix`` default).
+    eval_env : patsy.EvalEnvironment, optional
+        A namespace searched after the data and before interlace's (see :func:`formula_env`).
     """
     lhs, rhs = fixed_formula.split("~", 1)
-    _check_response(lhs, data)
-    try:
-        ymat = patsy.dmatrix(lhs.strip() + " - 1", data, eval_env=_ENV, NA_action=_NO_NA_CHECK)
-    except patsy.PatsyError as exc:
-        raise FormulaError(f"cannot evaluate response {lhs.strip()!r}: {exc}") from None
+    data = _check_response(lhs, data)
+    col = data[lhs.strip()] if lhs.strip() in data.columns else None
+    if col is not None and pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        ymat = col.to_numpy(float)[:, None]      # a numeric column: what patsy would give, without its overhead
+    else:
+        try:
+            with np.errstate(all="ignore"):
+                ymat = patsy.dmatrix(lhs.strip() + " - 1", data, eval_env=formula_env(eval_env),
+                                     NA_action=_NO_NA_CHECK)
+        except patsy.PatsyError as exc:
+            raise FormulaError(f"cannot evaluate response {lhs.strip()!r}: {exc}") from None
+        except PATSY_INTERNAL as exc:
+            raise FormulaError(f"cannot evaluate response {lhs.strip()!r}: {type(exc).__name__}: {exc}") from None
     if ymat.shape[1] != 1:
         raise DataError(f"response {lhs.strip()!r} is not numeric: it expands to {ymat.shape[1]} columns")
-    Xfull = build_matrix(rhs, data, "the fixed-effects model matrix")
+    Xfull = build_matrix(rhs, data, "the fixed-effects model matrix", eval_env)
     names_full = list(Xfull.design_info.column_names)
     X = np.asarray(Xfull, dtype=float)
     y = np.asarray(ymat, dtype=float).ravel()
@@ -186,6 +266,8 @@ def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7) 
     bad_cols = [names_full[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
     if bad_cols:
         raise DataError(f"fixed-effects column(s) {', '.join(map(repr, bad_cols))} have non-finite values")
+    check_magnitude(y, [lhs.strip()], "response")
+    check_magnitude(X, names_full, "fixed-effects column")
     keep = np.arange(X.shape[1])
     dropped: list[str] = []
     if X.shape[1] > 0:

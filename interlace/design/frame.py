@@ -18,8 +18,10 @@ import patsy
 
 from ..errors import DataError, FormulaError, MissingDataWarning, warn_user
 from ..formula import RandomTermSpec
+from .transforms import poly
 
-__all__ = ["ModelFrame", "build_frame", "check_finite", "formula_names", "EVAL_NAMESPACE"]
+__all__ = ["ModelFrame", "build_frame", "check_finite", "formula_names", "formula_columns", "numeric_columns",
+           "EVAL_NAMESPACE"]
 
 #: Names a formula may use besides data columns (patsy's builtins plus numpy).
 EVAL_NAMESPACE = {
@@ -29,6 +31,7 @@ EVAL_NAMESPACE = {
     "exp": np.exp,
     "sqrt": np.sqrt,
     "abs": np.abs,
+    "poly": poly,
 }
 _PATSY_NAMES = {"C", "I", "Q", "center", "standardize", "scale", "Treatment", "Sum",
                 "Poly", "Helmert", "Diff", "bs", "cr", "cc", "te", "dmatrix"}
@@ -36,13 +39,23 @@ WEIGHTS_COL = "__interlace_weights__"
 OFFSET_COL = "__interlace_offset__"
 
 
-def formula_names(code: str) -> set[str]:
-    """Bare names referenced by a formula expression, e.g. ``{"x", "np"}`` for ``np.log(x)``."""
+def _parse(code: str) -> ast.Expression:
     try:
-        tree = ast.parse(code.strip(), mode="eval")
+        return ast.parse(code.strip(), mode="eval")
     except SyntaxError as exc:
         raise FormulaError(f"cannot parse formula expression {code!r}: {exc.msg}") from None
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def formula_names(code: str) -> set[str]:
+    """Bare names referenced by a formula expression, e.g. ``{"x", "np"}`` for ``np.log(x)``."""
+    return {n.id for n in ast.walk(_parse(code)) if isinstance(n, ast.Name)}
+
+
+def quoted_names(code: str) -> list[str]:
+    """Column names quoted with patsy's ``Q("...")`` in a formula expression (R's backticks)."""
+    return [n.args[0].value for n in ast.walk(_parse(code))
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "Q"
+            and len(n.args) == 1 and isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str)]
 
 
 def _term_codes(formula_rhs: str) -> list[str]:
@@ -56,7 +69,15 @@ def _term_codes(formula_rhs: str) -> list[str]:
 def _columns_of(codes: list[str], data: pd.DataFrame, where: str) -> list[str]:
     cols: list[str] = []
     for code in codes:
+        for name in quoted_names(code):
+            if name not in data.columns:
+                raise DataError(f"column {name!r} quoted in {where} is not in the data")
+            if name not in cols:
+                cols.append(name)
         for name in sorted(formula_names(code)):
+            if name == "offset" and name not in data.columns:
+                raise FormulaError(f"offset() in {where} is not available here: give the offset as a column "
+                                   "name (offset='column')")
             if name in data.columns:
                 if name not in cols:
                     cols.append(name)
@@ -90,6 +111,10 @@ class ModelFrame:
     weights: np.ndarray | None = None
     offset: np.ndarray | None = None
 
+    def without_rows(self) -> ModelFrame:
+        """The frame's columns and dropped-row counts, no rows."""
+        return ModelFrame(self.data.iloc[:0], self.n_dropped, dict(self.dropped_by_column))
+
     def subset(self, rows: np.ndarray) -> ModelFrame:
         """The frame restricted to the positions ``rows`` (the dropped-row counts kept)."""
         return ModelFrame(self.data.iloc[rows], self.n_dropped, dict(self.dropped_by_column),
@@ -100,18 +125,75 @@ class ModelFrame:
 def _attach(frame: pd.DataFrame, source: pd.DataFrame, value, name: str, col: str) -> None:
     if value is None:
         return
+    what = f"{name} column {value!r}" if isinstance(value, str) else name
     if isinstance(value, str):
         if value not in source.columns:
             raise DataError(f"{name} column {value!r} is not in the data")
         vals = source[value]
     else:
-        vals = np.asarray(value, dtype=float).ravel()
+        vals = np.asarray(value).ravel()
         if vals.shape[0] != len(source):
             raise DataError(f"{name} has length {vals.shape[0]} but the data have {len(source)} rows")
+    if np.iscomplexobj(vals) or pd.api.types.is_complex_dtype(getattr(vals, "dtype", None)):
+        raise DataError(f"{what} holds complex numbers: it must be real")
+    if pd.api.types.is_datetime64_any_dtype(getattr(vals, "dtype", None)) \
+            or pd.api.types.is_timedelta64_dtype(getattr(vals, "dtype", None)):
+        raise DataError(f"{what} holds dates or times: it must be numbers")
     try:
-        frame[col] = np.asarray(vals, dtype=float)
+        frame[col] = np.asarray(pd.to_numeric(pd.Series(np.asarray(vals, dtype=object)), errors="raise"),
+                                dtype=float)
     except (TypeError, ValueError):
-        raise DataError(f"{name} must be numeric") from None
+        raise DataError(f"{what} must be numeric") from None
+
+
+def formula_columns(formula: str, data: pd.DataFrame) -> list[str]:
+    """Columns of ``data`` a one- or two-sided formula uses, with a clear error naming a
+    missing one (``data`` may have no rows)."""
+    return _columns_of(_term_codes(formula if "~" in formula else f"~ {formula}"), data, f"formula {formula!r}")
+
+
+def expression_columns(data: pd.DataFrame, fixed_formula: str, specs: list[RandomTermSpec]) -> list[str]:
+    """Columns of ``data`` the fixed formula and the random-effects terms' left sides evaluate
+    (the grouping columns excluded)."""
+    cols = _columns_of(_term_codes(fixed_formula), data, f"formula {fixed_formula!r}")
+    for spec in specs:
+        cols += [c for c in _columns_of(_term_codes(spec.lhs), data, f"term {spec.source!r}") if c not in cols]
+    return cols
+
+
+_NUMBER_KINDS = ("integer", "floating", "mixed-integer-float", "decimal")
+
+
+def numeric_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with the columns a formula evaluates made usable as numbers.
+
+    Numbers stored as objects (``dtype=object`` holding ints, floats or Decimals, as
+    from a spreadsheet or a JSON reader) become float64, as R reads them; complex,
+    date and time columns are refused with a :class:`DataError` naming the column (a
+    formula would otherwise drop the imaginary part, or make one coefficient per date).
+    ``frame`` itself is not modified.
+    """
+    conv = {}
+    for c in columns:
+        col = frame[c]
+        dtype = col.dtype
+        if pd.api.types.is_complex_dtype(dtype):
+            raise DataError(f"column {c!r} holds complex numbers: a model needs real numbers")
+        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype) \
+                or isinstance(dtype, pd.PeriodDtype):
+            raise DataError(f"column {c!r} holds dates or times (dtype {dtype}), which a formula cannot use "
+                            f"directly: make it a number (e.g. days since the first, "
+                            f"(data[{c!r}] - data[{c!r}].min()).dt.days) or a factor (data[{c!r}].astype(str))")
+        if pd.api.types.is_object_dtype(dtype):
+            kind = pd.api.types.infer_dtype(col, skipna=True)
+            if kind in _NUMBER_KINDS:
+                conv[c] = pd.to_numeric(col, errors="coerce").astype(float)
+            elif kind == "complex":
+                raise DataError(f"column {c!r} holds complex numbers: a model needs real numbers")
+            elif kind in ("datetime", "datetime64", "date", "time", "timedelta", "period"):
+                raise DataError(f"column {c!r} holds dates or times, which a formula cannot use directly: make "
+                                "it a number (e.g. days since the first) or a factor (.astype(str))")
+    return frame.assign(**conv) if conv else frame
 
 
 def used_columns(data: pd.DataFrame, fixed_formula: str, specs: list[RandomTermSpec]) -> list[str]:
@@ -136,6 +218,7 @@ def build_frame(
     offset: str | npt.ArrayLike | None = None,
     warn: bool = True,
     extra: list[str] | tuple[str, ...] = (),
+    offset_terms: Sequence[str] = (),
 ) -> ModelFrame:
     """Select the used columns of ``data`` and drop incomplete rows.
 
@@ -152,18 +235,23 @@ def build_frame(
     extra : list of str
         Further columns to keep (and to drop incomplete rows on), e.g. the time and
         group columns of a residual correlation structure.
+    offset_terms : list of str
+        Expressions of the formula's ``offset(...)`` terms (R's): evaluated on the
+        complete rows and added to the offset.
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if len(data) == 0:
         raise DataError("data has no rows")
     cols = used_columns(data, fixed_formula, specs)
+    off_cols = _columns_of(list(offset_terms), data, f"the offset() terms of {fixed_formula!r}")
+    cols += [c for c in off_cols if c not in cols]
     for c in extra:
         if c not in data.columns:
             raise DataError(f"column {c!r} of the residual structure is not in the data")
         if c not in cols:
             cols.append(c)
-    frame = data.loc[:, cols].copy()
+    frame = numeric_columns(data.loc[:, cols], expression_columns(data, fixed_formula, specs) + off_cols).copy()
     _attach(frame, data, weights, "weights", WEIGHTS_COL)
     _attach(frame, data, offset, "offset", OFFSET_COL)
     missing = frame.isna()
@@ -186,6 +274,8 @@ def build_frame(
             )
     w = frame.pop(WEIGHTS_COL).to_numpy() if WEIGHTS_COL in frame else None
     o = frame.pop(OFFSET_COL).to_numpy() if OFFSET_COL in frame else None
+    for expr in offset_terms:
+        o = _offset_values(expr, frame) + (0.0 if o is None else o)
     if w is not None and (np.any(w < 0) or not np.all(np.isfinite(w))):
         raise DataError("weights must be finite and non-negative")
     if w is not None and not np.any(w > 0):
@@ -194,12 +284,27 @@ def build_frame(
     return ModelFrame(frame, n_dropped, by_col, w, o)
 
 
+def _offset_values(expr: str, frame: pd.DataFrame) -> np.ndarray:
+    """The values of one ``offset(expr)`` term on the complete rows."""
+    try:
+        with np.errstate(all="ignore"):
+            m = np.asarray(patsy.dmatrix(f"I({expr}) - 1", frame,
+                                         eval_env=patsy.EvalEnvironment([EVAL_NAMESPACE]),
+                                         NA_action=patsy.NAAction(NA_types=[])), dtype=float)
+    except patsy.PatsyError as exc:
+        raise FormulaError(f"cannot evaluate offset({expr}): {exc}") from None
+    if m.ndim != 2 or m.shape[1] != 1:
+        raise FormulaError(f"offset({expr}) must give one number per row")
+    return m[:, 0].astype(float)
+
+
 def check_finite(frame: pd.DataFrame, columns: Sequence[str], offset: np.ndarray | None = None) -> None:
     """Refuse infinite values in the numeric ``columns`` of ``frame`` and in the offset."""
     if offset is not None and not np.all(np.isfinite(offset)):
         raise DataError(f"offset has {int(np.sum(~np.isfinite(offset)))} infinite values")
     for c in columns:
         if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
-            n_inf = int(np.isinf(frame[c].to_numpy(float)).sum())
+            values = frame[c].to_numpy()
+            n_inf = int(np.isinf(values if np.iscomplexobj(values) else values.astype(float)).sum())
             if n_inf:
                 raise DataError(f"column {c!r} has {n_inf} infinite value{'s' if n_inf > 1 else ''}")

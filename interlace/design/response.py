@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, FormulaError
+from ..errors import DataError, DataWarning, FormulaError, warn_user
 from ..formula.parse import split_call_args
 
 __all__ = ["split_cbind", "binary_column", "binomial_response"]
@@ -73,4 +73,10 @@ def binomial_response(successes: np.ndarray, failures: np.ndarray | None, prior:
         raise DataError(f"binomial response {name!r} must be 0/1 or a proportion in [0, 1] "
                         f"(found {bad:g}); for counts use cbind(successes, failures)")
     w = np.ones_like(y) if prior is None else np.asarray(prior, float)
+    k = y * w
+    if np.any(np.abs(k - np.round(k)) > 1e-3):  # R's binomial()$initialize, same tolerance
+        j = int(np.flatnonzero(np.abs(k - np.round(k)) > 1e-3)[0])
+        warn_user(f"non-integer #successes in a binomial glm! (response {name!r}: {y[j]:g} × weight {w[j]:g} = "
+                  f"{k[j]:g} successes); a proportion needs weights = the number of trials, or use "
+                  "cbind(successes, failures)", DataWarning)
     return y, w

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from ..errors import DataError
 from ..formula import RandomTermSpec
 from .covariance import CovarianceStructure, Unstructured
-from .fixed import build_matrix, new_matrix
+from .fixed import build_matrix, check_magnitude, new_matrix
 
 __all__ = ["RandomEffects", "RandomEffectsTerm", "build_random_effects", "group_labels", "term_from_arrays"]
 
@@ -133,10 +133,15 @@ def _make_term(spec: RandomTermSpec, data: pd.DataFrame, cov: CovarianceStructur
     mm = build_matrix(spec.lhs, data, f"random-effects term {spec.source!r}")
     names = ["Intercept" if c == "Intercept" else c for c in mm.design_info.column_names]
     X = np.asarray(mm, dtype=float)
-    if check_nobs and X.shape[1] * len(levels) > n:
+    bad = [names[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
+    if bad:
+        raise DataError(f"column(s) {', '.join(map(repr, bad))} of term {spec.source!r} have non-finite values")
+    check_magnitude(X, names, f"column of term {spec.source!r}")
+    if check_nobs and X.shape[1] * len(levels) >= n:
         raise DataError(
-            f"term {spec.source!r} has {X.shape[1] * len(levels)} random effects for {n} observations; "
-            "its parameters are unidentifiable"
+            f"number of observations (={n}) <= number of random effects (={X.shape[1] * len(levels)}) for term "
+            f"{spec.source!r}; the random-effects parameters and the residual variance are probably "
+            "unidentifiable (as lme4 says): use fewer random coefficients or more observations"
         )
     return RandomEffectsTerm(spec, levels, codes.astype(np.int64), X, names, mm.design_info,
                              _check_cov(cov, X.shape[1], spec.source))
@@ -282,6 +287,11 @@ class RandomEffects:
         if [t.name for t in sub.terms] != [t.name for t in self.terms]:  # pragma: no cover - same nlevels
             raise DataError("deleting rows changed the order of the random-effects terms")
         return sub
+
+    def without_rows(self) -> RandomEffects:
+        """The structure with every level, design and θ's layout but no rows (a result's ``remove_data()``)."""
+        terms = [replace(t, codes=np.zeros(0, np.int64), X=np.zeros((0, t.p))) for t in self.user_order]
+        return RandomEffects(terms, n=0)
 
     def split_b(self, b: np.ndarray) -> list[np.ndarray]:
         """Per-term ``(nlevels, p)`` arrays of a stacked random-effects vector."""

@@ -4,9 +4,12 @@ No numerics here: this module only turns strings into :class:`RandomTermSpec`
 objects, expanding lme4's shorthands exactly as lme4 does:
 
 * ``(1 + x || g)``  -> ``(1 | g) + (0 + x | g)``  (uncorrelated terms)
-* ``(1 | a/b)``     -> ``(1 | a) + (1 | a:b)``
-* ``(1 | a/b/c)``   -> ``(1 | a) + (1 | a:b) + (1 | a:b:c)``
+* ``(1 | a/b)``     -> ``(1 | a) + (1 | b:a)``
+* ``(1 | a/b/c)``   -> ``(1 | a) + (1 | b:a) + (1 | c:(b:a))``
 * ``(1 | a:b)``     -> one term grouped by the interaction of ``a`` and ``b``
+
+Nested factors are named as lme4 names them, inside out (``cask:batch`` for
+``(1 | batch/cask)``), and their levels likewise (``a:A``: cask ``a`` of batch ``A``).
 """
 from __future__ import annotations
 
@@ -18,7 +21,57 @@ import patsy
 
 from ..errors import FormulaError
 
-__all__ = ["RandomTermSpec", "split_formula", "parse_random_term", "parse_random", "model_terms", "split_call_args"]
+__all__ = ["RandomTermSpec", "split_formula", "parse_random_term", "parse_random", "model_terms", "split_call_args",
+           "backticks_to_q", "split_offsets"]
+
+_BACKTICK = re.compile(r"`([^`]*)`")
+
+
+def backticks_to_q(expr: str) -> str:
+    """R's backtick-quoted names as patsy's ``Q()``: ``"`my x` + z"`` → ``"Q('my x') + z"``."""
+    if "`" not in expr:
+        return expr
+    if expr.count("`") % 2:
+        raise FormulaError(f"unbalanced backtick in {expr!r}: quote a column name as `my name`")
+    return _BACKTICK.sub(lambda m: f"Q({m.group(1)!r})", expr)
+
+
+_OFFSET = re.compile(r"\boffset\s*\(")
+
+
+def split_offsets(fixed: str) -> tuple[str, list[str]]:
+    """Take R's ``offset(expr)`` terms out of a two-sided fixed formula.
+
+    Returns the formula without them and the expressions, e.g.
+    ``("y ~ x", ["log(t)"])`` for ``"y ~ x + offset(log(t))"`` (R adds each to the
+    offset of the linear predictor).
+    """
+    lhs, rhs = fixed.split("~", 1)
+    exprs: list[str] = []
+    while True:
+        m = _OFFSET.search(rhs)
+        if m is None:
+            break
+        depth, end = 0, None
+        for i in range(m.end() - 1, len(rhs)):
+            depth += {"(": 1, ")": -1}.get(rhs[i], 0)
+            if depth == 0:
+                end = i
+                break
+        if end is None:
+            raise FormulaError(f"unbalanced parentheses in {fixed!r}")
+        inner = rhs[m.end():end].strip()
+        if not inner or len(split_call_args(inner)) != 1:
+            raise FormulaError(f"offset() in {fixed!r} takes one expression, e.g. offset(log(exposure))")
+        exprs.append(inner)
+        rhs = rhs[:m.start()] + rhs[end + 1:]
+    if not exprs:
+        return fixed, []
+    rhs = re.sub(r"\+\s*(\+\s*)+", "+ ", rhs)
+    rhs = re.sub(r"^\s*\+|\+\s*$", "", rhs.strip()).strip() or "1"
+    if re.fullmatch(r"-\s*1|0", rhs):
+        rhs = "0"
+    return f"{lhs.strip()} ~ {rhs}", exprs
 
 
 @dataclass(frozen=True)
@@ -31,19 +84,24 @@ class RandomTermSpec:
         Right-hand side of a patsy formula giving the term's model matrix
         (``"1"``, ``"1 + x"``, ``"0 + x"``).
     group : tuple of str
-        Columns whose interaction defines the grouping factor.
+        Columns whose interaction defines the grouping factor, in the order of its
+        level labels (nested factors inside out, as lme4: ``("cask", "batch")``).
     source : str
         The term as the user wrote it, for error messages.
+    label : str
+        lme4's name of a nested grouping factor (``"c:(b:a)"``); empty: the columns
+        joined by ``":"``.
     """
 
     lhs: str
     group: tuple[str, ...]
     source: str
+    label: str = ""
 
     @property
     def name(self) -> str:
-        """Name of the grouping factor, e.g. ``"batch:cask"``."""
-        return ":".join(self.group)
+        """Name of the grouping factor as lme4 prints it, e.g. ``"cask:batch"`` for ``(1 | batch/cask)``."""
+        return self.label or ":".join(self.group)
 
 
 def split_call_args(body: str) -> list[str]:
@@ -123,7 +181,7 @@ def split_formula(formula: str) -> tuple[str, list[str]]:
     rest = re.sub(r"^\s*\+|\+\s*$", "", rest.strip()).strip()
     if not rest:
         rest = "1"
-    return f"{lhs.strip()} ~ {rest}", bars
+    return f"{backticks_to_q(lhs.strip())} ~ {backticks_to_q(rest)}", bars
 
 
 def _split_lhs_terms(lhs: str, source: str) -> tuple[bool, list[str]]:
@@ -159,26 +217,30 @@ def parse_random_term(term: str) -> list[RandomTermSpec]:
         )
     double = "||" in body
     lhs, grp = body.split("||" if double else "|", 1)
-    lhs, grp = lhs.strip(), grp.strip()
+    lhs, grp = backticks_to_q(lhs.strip()), grp.strip()
     if not lhs:
         raise FormulaError(f"random-effects term {source!r} has nothing left of '|' (did you mean '(1 | {grp})'?)")
     if not grp or "|" in grp:
         raise FormulaError(f"random-effects term {source!r} needs one grouping factor right of '|'")
-    if re.search(r"[+*()~]", grp):
+    if re.search(r"[+*()~]", _BACKTICK.sub("name", grp)):
         raise FormulaError(
             f"grouping expression {grp!r} in {source!r} is not supported: use a column, 'a:b' or 'a/b'"
         )
     parts = [p.strip() for p in grp.split("/")]
     if any(not p for p in parts):
         raise FormulaError(f"empty nesting level in {source!r}")
-    groups: list[tuple[str, ...]] = []
+    # lme4's expandSlash: a/b/c -> a, b:a, c:(b:a) (inner factor first, in names and level labels)
+    groups: list[tuple[tuple[str, ...], str]] = []
     prefix: tuple[str, ...] = ()
+    name = ""
     for p in parts:
-        cols = tuple(c.strip() for c in p.split(":"))
+        cols = tuple(c.strip().strip("`") for c in p.split(":"))
         if any(not c for c in cols):
             raise FormulaError(f"empty factor name in grouping expression {grp!r} of {source!r}")
-        prefix = prefix + cols
-        groups.append(prefix)
+        inner = ":".join(cols)
+        name = inner if not prefix else f"{inner}:({name})" if ":" in name else f"{inner}:{name}"
+        prefix = cols + prefix
+        groups.append((prefix, name))
     has_int, others = _split_lhs_terms(lhs, source)
     if not has_int and not others:
         raise FormulaError(f"random-effects term {source!r} has no columns")
@@ -186,7 +248,8 @@ def parse_random_term(term: str) -> list[RandomTermSpec]:
         lhs_list = (["1"] if has_int else []) + [f"0 + {o}" for o in others]
     else:
         lhs_list = [" + ".join((["1"] if has_int else ["0"]) + others)]
-    return [RandomTermSpec(lhs=lhs, group=g, source=source) for g in groups for lhs in lhs_list]
+    return [RandomTermSpec(lhs=lhs, group=g, source=source, label=name if name != ":".join(g) else "")
+            for g, name in groups for lhs in lhs_list]
 
 
 def parse_random(random: str | Sequence[str] | None) -> list[RandomTermSpec]:
@@ -235,10 +298,19 @@ def model_terms(formula: str, groups: str | Sequence[str] | None = None, random:
     fixed, bars = split_formula(formula)
     specs: list[RandomTermSpec] = []
     if groups is not None:
-        glist = [groups] if isinstance(groups, str) else list(groups)
+        if isinstance(groups, str):
+            glist = [groups]
+        else:
+            try:
+                glist = list(groups)
+            except TypeError:
+                raise FormulaError(f"groups must be a column name or a list of column names, got "
+                                   f"{type(groups).__name__} {groups!r}") from None
         for g in glist:
             if not isinstance(g, str):
                 raise FormulaError(f"groups must be column names, got {g!r}")
+            if not g.strip():
+                raise FormulaError("groups holds an empty column name")
             specs.extend(parse_random_term(f"(1 | {g})"))
     specs.extend(parse_random(random))
     for b in bars:

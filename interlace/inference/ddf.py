@@ -19,8 +19,9 @@ import numpy.typing as npt
 import pandas as pd
 import scipy.stats as st
 
-from ..errors import InterlaceError
+from ..errors import InterlaceError, renamed_option
 from .containment import ContainmentTests
+from .hypotheses import StatsmodelsTests
 from .satterthwaite import FTest
 from .wald import NormalTests
 
@@ -45,8 +46,10 @@ def parse_df_method(method: str) -> str:
     return _ALIASES[key]
 
 
-class FixedEffectsTests:
-    """Degrees of freedom, t tests, F tests and ANOVA tables for the fixed effects (see module docstring)."""
+class FixedEffectsTests(StatsmodelsTests):
+    """Degrees of freedom, t tests, F tests and ANOVA tables for the fixed effects (see module docstring);
+    statsmodels' ``t_test``, ``f_test``, ``wald_test`` and ``t_test_pairwise`` with the same df
+    (:class:`~interlace.inference.hypotheses.StatsmodelsTests`)."""
 
     _df_method = "satterthwaite"
 
@@ -60,13 +63,22 @@ class FixedEffectsTests:
         method = parse_df_method(value)
         if method == "kenward-roger" and not getattr(self, "reml", True):
             raise InterlaceError("Kenward-Roger's method is only available for REML fits (as in lmerTest)")
+        if method not in self.__dict__.get("_ddf_engines", {}):
+            self._check_rows_for(method)
         self._df_method = method
+
+    def _check_rows_for(self, method: str) -> None:
+        """A new df engine needs the rows: refuse clearly after ``remove_data()``."""
+        if getattr(self, "_rows_removed", False) and method != "normal":
+            raise InterlaceError(f"df_method={method!r} needs the rows, which remove_data() removed; the "
+                                 f"tests kept are those of df_method={self._df_method!r}")
 
     # ------------------------------------------------------------ engines
     def _ddf_engine(self, method: str | None = None):
         method = self.df_method if method is None else parse_df_method(method)
         cache = self.__dict__.setdefault("_ddf_engines", {})
         if method not in cache:
+            self._check_rows_for(method)
             if method == "normal":
                 cache[method] = NormalTests(self)
             elif method == "containment":
@@ -110,6 +122,21 @@ class FixedEffectsTests:
         return cache[method].copy()
 
     # ------------------------------------------------------------ per coefficient
+    @property
+    def fe_bse(self) -> pd.Series:
+        """Standard errors of β̂ in the tests: lme4's (``√diag(vcov)``), or under Kenward-Roger the
+        adjusted ones (``√diag(cov_fe_kr)``, lmerTest's ``summary(m, ddf = "Kenward-Roger")``)."""
+        if self.df_method == "kenward-roger":
+            return self._fe_tests()["Std. Error"].rename("fe_bse")
+        return super().fe_bse
+
+    @property
+    def fe_tvalues(self) -> pd.Series:
+        """β̂ / :attr:`fe_bse` (lmerTest's ``t value``; Kenward-Roger: with the adjusted SEs)."""
+        if self.df_method == "kenward-roger":
+            return self._fe_tests()["t value"].rename("fe_tvalues")
+        return super().fe_tvalues
+
     @property
     def fe_df(self) -> pd.Series:
         """Denominator degrees of freedom of each coefficient's t test (``df_method``; inf for "normal")."""
@@ -160,8 +187,8 @@ class FixedEffectsTests:
         return L
 
     def contest(self, L: npt.ArrayLike | pd.Series | pd.DataFrame | dict[str, float],
-                rhs: float | npt.ArrayLike = 0.0, ddf: str | None = None, joint: bool = True,
-                level: float = 0.95) -> pd.DataFrame:
+                rhs: float | npt.ArrayLike = 0.0, df_method: str | None = None, joint: bool = True,
+                level: float = 0.95, *, ddf: str | None = None) -> pd.DataFrame:
         """Test linear contrasts of the fixed effects (lmerTest's ``contest``).
 
         Parameters
@@ -172,8 +199,9 @@ class FixedEffectsTests:
             columns are coefficient names; missing ones count as 0).
         rhs : float or array-like
             Hypothesised value(s) of ``L β``.
-        ddf : {"satterthwaite", "kenward-roger", "normal"}, optional
-            Default: the result's ``df_method``.
+        df_method : {"satterthwaite", "kenward-roger", "containment", "normal"}, optional
+            Default: the result's ``df_method`` (lmerTest's ``ddf``; ``ddf=`` still works, with
+            a ``FutureWarning``).
         joint : bool
             Several rows: one F test of all of them (True, lmerTest's ``contestMD``) or
             a t test per row (False).
@@ -188,6 +216,7 @@ class FixedEffectsTests:
             An F test: one row with ``Sum Sq``, ``Mean Sq``, ``NumDF``, ``DenDF``,
             ``F value``, ``Pr(>F)``.
         """
+        ddf = renamed_option(df_method, ddf, "df_method", "ddf")
         index = None
         if isinstance(L, pd.DataFrame):
             index = list(L.index)
@@ -209,7 +238,7 @@ class FixedEffectsTests:
                              "Pr(>|t|)": [r.p for r in rows]},
                             index=index if index is not None else range(len(rows)))
 
-    def anova(self, type: int | str = 3, ddf: str | None = None) -> pd.DataFrame:
+    def anova(self, type: int | str = 3, df_method: str | None = None, *, ddf: str | None = None) -> pd.DataFrame:
         """F test of each fixed-effect formula term (lmerTest's ``anova(m, type, ddf)``).
 
         Parameters
@@ -217,8 +246,9 @@ class FixedEffectsTests:
         type : {3, 1, "III", "I"}
             3: marginal tests with lmerTest's type III contrasts; 1: sequential
             (each term adjusted for the terms before it in the formula).
-        ddf : {"satterthwaite", "kenward-roger", "normal"}, optional
-            Default: the result's ``df_method``.
+        df_method : {"satterthwaite", "kenward-roger", "containment", "normal"}, optional
+            Default: the result's ``df_method`` (lmerTest's ``ddf``; ``ddf=`` still works, with
+            a ``FutureWarning``).
 
         Returns
         -------
@@ -226,6 +256,7 @@ class FixedEffectsTests:
             One row per term (a factor is one row): ``Sum Sq``, ``Mean Sq``, ``NumDF``,
             ``DenDF``, ``F value``, ``Pr(>F)``; ``attrs["heading"]`` names the type and method.
         """
+        ddf = renamed_option(df_method, ddf, "df_method", "ddf")
         from .anova import contrasts_type1, contrasts_type3, ftest_frame
 
         t = str(type).upper()

@@ -75,7 +75,6 @@ class KenwardRoger:
             raise InterlaceError("Kenward-Roger's method is only available for REML fits "
                                  "(as in lmerTest): refit with method='REML'")
         md = marginal if marginal is not None else MarginalDerivatives(result)
-        self.marginal = md
         Phi = md.Phi
         P, Q = md.P, md.Q
         IE2 = md.trace_PGPG()

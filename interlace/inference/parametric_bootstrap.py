@@ -19,22 +19,19 @@ statistic of the response) and refits nothing.
 """
 from __future__ import annotations
 
-import multiprocessing
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.stats as st
-from tqdm.auto import tqdm
 
 from ..errors import InterlaceError
-from ..linalg.threads import blas_limits
 from ..optimize import is_singular
 from .parameters import param_names, percent_labels, theta_to_sdcor
+from .replicates import ReplicateWorker, run_replicates
 
 __all__ = ["BootstrapResult", "parametric_bootstrap"]
 
@@ -128,7 +125,7 @@ class BootstrapResult:
 
 
 # ---------------------------------------------------------------------------- refitting
-class _Refitter:
+class _Refitter(ReplicateWorker):
     """Refits one fitted model to simulated responses (:meth:`refit` of its model)."""
 
     def __init__(self, res, statistic, use_u: bool, old_names: bool) -> None:
@@ -159,29 +156,6 @@ class _Refitter:
             return val, bool(r.opt_summary.converged), is_singular(r.theta, self.lower), None
         except Exception as exc:  # noqa: BLE001 - a failed refit is recorded, as bootMer does
             return None, False, False, f"{type(exc).__name__}: {exc}"
-
-    def blas_limits(self):
-        """BLAS threads during refits: 1 for small factors, as in ``fit``."""
-        return blas_limits(self.re)
-
-    def run(self, indices, seeds) -> list:
-        out = []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for i, s in zip(indices, seeds):
-                out.append((i, *self.one(s)))
-        return out
-
-
-_WORKER: _Refitter | None = None  # inherited by forked worker processes
-
-
-def _init_worker():
-    _WORKER.blas_limits()  # kept for the life of the worker process
-
-
-def _run_chunk(indices, seeds):
-    return _WORKER.run(indices, seeds)
 
 
 def _to_row(val):
@@ -223,7 +197,6 @@ def parametric_bootstrap(result: Any, n: int = 1000, seed: int | None = 42,
     old_names : bool
         Default statistic's names: ``.sig01 … .sigma`` (True) or ``sd_…|group`` (False).
     """
-    global _WORKER
     if kind != "parametric":
         raise InterlaceError(f"only kind='parametric' is implemented, got {kind!r}")
     if int(n) < 1:
@@ -237,36 +210,7 @@ def parametric_bootstrap(result: Any, n: int = 1000, seed: int | None = 42,
     else:
         v, names = _to_row(statistic(result))
         t0 = pd.Series(v, index=names)
-    out: list = []
-    n_jobs = max(1, int(n_jobs))
-    ctx = None
-    if n_jobs > 1:
-        try:
-            ctx = multiprocessing.get_context("fork")
-        except ValueError:
-            warnings.warn("n_jobs > 1 needs the 'fork' start method; running in one process", RuntimeWarning,
-                          stacklevel=2)
-    bar = tqdm(total=n, disable=not progress, desc="parametric bootstrap")
-    try:
-        if ctx is None:
-            with ref.blas_limits():
-                for i in range(n):
-                    out.extend(ref.run([i], [seeds[i]]))
-                    bar.update(1)
-        else:
-            _WORKER = ref
-            size = max(1, min(50, n // (4 * n_jobs)))
-            chunks = [list(range(a, min(n, a + size))) for a in range(0, n, size)]
-            with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_init_worker) as ex:
-                futs = [ex.submit(_run_chunk, c, [seeds[i] for i in c]) for c in chunks]
-                for f in as_completed(futs):
-                    part = f.result()
-                    out.extend(part)
-                    bar.update(len(part))
-    finally:
-        bar.close()
-        _WORKER = None
-    out.sort(key=lambda r: r[0])
+    out = run_replicates(ref, seeds, n_jobs, progress, "parametric bootstrap")
     cols = list(t0.index)
     vals = np.full((n, len(cols)), np.nan)
     conv = np.zeros(n, bool)

@@ -20,14 +20,39 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
+from scipy.linalg import lapack
 
 from .pls import HAVE_CHOLMOD
 
-__all__ = ["ArrowheadSPD", "CholmodSPD", "DenseSPD", "NotPositiveDefinite"]
+__all__ = ["ArrowheadSPD", "CholmodSPD", "DenseSPD", "NotPositiveDefinite", "cho_factor", "cho_solve"]
 
 
 class NotPositiveDefinite(np.linalg.LinAlgError):
     """The matrix to factor is not numerically positive definite."""
+
+
+def cho_factor(A: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of a symmetric positive-definite matrix (LAPACK ``dpotrf`` called directly:
+    the Cox Newton iterations factor small matrices hundreds of times, where scipy's wrappers cost
+    more than the factorization)."""
+    A = np.asarray(A, float)
+    if A.size == 0:
+        return np.zeros(A.shape)
+    L, info = lapack.dpotrf(A, lower=1, clean=1)
+    if info != 0 or not np.isfinite(L.trace()):          # NaN or infinite entries end up on the diagonal
+        raise NotPositiveDefinite(f"matrix is not positive definite (LAPACK dpotrf info {info})")
+    return L
+
+
+def cho_solve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """A⁻¹B from the lower Cholesky factor L of A (LAPACK ``dpotrs``)."""
+    B = np.asarray(B, float)
+    if L.size == 0:
+        return np.zeros(B.shape)
+    x, info = lapack.dpotrs(L, B, lower=1)
+    if info != 0:  # pragma: no cover - only for invalid arguments
+        raise np.linalg.LinAlgError(f"LAPACK dpotrs info {info}")
+    return x
 
 
 class DenseSPD:
@@ -36,10 +61,7 @@ class DenseSPD:
     engine = "dense"
 
     def __init__(self, M: np.ndarray) -> None:
-        try:
-            self.L = sla.cholesky(np.asarray(M, float), lower=True, check_finite=True)
-        except (np.linalg.LinAlgError, ValueError) as exc:
-            raise NotPositiveDefinite(str(exc)) from None
+        self.L = cho_factor(M)
         self.q = self.L.shape[0]
 
     @property
@@ -47,7 +69,7 @@ class DenseSPD:
         return 2.0 * float(np.sum(np.log(np.diag(self.L))))
 
     def solve(self, B: np.ndarray) -> np.ndarray:
-        return sla.cho_solve((self.L, True), B, check_finite=False)
+        return cho_solve(self.L, B)
 
     def inverse(self) -> np.ndarray:
         return self.solve(np.eye(self.q))
@@ -73,33 +95,38 @@ class ArrowheadSPD:
 
     def __init__(self, a: np.ndarray, B: np.ndarray, C: np.ndarray, S: np.ndarray, D: np.ndarray) -> None:
         a = np.asarray(a, float)
-        if not (np.all(np.isfinite(a)) and np.all(a > 0)):
+        if not (a.min() > 0 and np.isfinite(a.max())):
             raise NotPositiveDefinite("diagonal block is not positive")
         self.S, self.D = np.asarray(S), np.asarray(D)
         self.q = self.S.size + self.D.size
         self.a = a
+        # no dense rows, diagonal block in order: M is diag(a) (every random effect a sparse level)
+        self.diagonal = self.D.size == 0 and bool(np.all(self.S == np.arange(self.q)))
         self.l = np.sqrt(a)
+        if self.diagonal:
+            self.W, self.LD = np.zeros((a.size, 0)), np.zeros((0, 0))
+            return
         self.W = np.asarray(B, float) / self.l[:, None]
         Sch = np.asarray(C, float) - self.W.T @ self.W
-        try:
-            self.LD = sla.cholesky(Sch, lower=True, check_finite=True) if Sch.size else np.zeros((0, 0))
-        except (np.linalg.LinAlgError, ValueError) as exc:
-            raise NotPositiveDefinite(str(exc)) from None
+        self.LD = cho_factor(Sch)
 
     @property
     def logdet(self) -> float:
+        if self.diagonal:
+            return float(np.log(self.a).sum())
         return float(np.sum(np.log(self.a)) + 2.0 * np.sum(np.log(np.diag(self.LD))))
 
     def solve(self, B: np.ndarray) -> np.ndarray:
         B = np.asarray(B, float)
+        if self.diagonal:
+            return B / (self.a if B.ndim == 1 else self.a[:, None])
         vec = B.ndim == 1
         if vec:
             B = B[:, None]
         yS = B[self.S] / self.l[:, None]
         out = np.empty_like(B)
         if self.D.size:
-            yD = sla.solve_triangular(self.LD, B[self.D] - self.W.T @ yS, lower=True, check_finite=False)
-            xD = sla.solve_triangular(self.LD.T, yD, lower=False, check_finite=False)
+            xD = cho_solve(self.LD, B[self.D] - self.W.T @ yS)    # the Schur complement's solve
             out[self.D] = xD
             out[self.S] = (yS - self.W @ xD) / self.l[:, None]
         else:
@@ -112,7 +139,7 @@ class ArrowheadSPD:
     def inv_diag_S(self) -> np.ndarray:
         """Diagonal of M⁻¹ on the diagonal-block rows: 1/a + ‖L_D⁻¹ (B/a)ᵀ e_i‖²."""
         d = 1.0 / self.a
-        if self.D.size:
+        if self.D.size and not self.diagonal:
             Y = sla.solve_triangular(self.LD, (self.W / self.l[:, None]).T, lower=True, check_finite=False)
             d = d + np.sum(Y ** 2, axis=0)
         return d

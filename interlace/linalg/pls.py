@@ -30,13 +30,16 @@ Engines (same numbers):
 from __future__ import annotations
 
 import copy
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.linalg import solve_triangular
+from scipy.linalg.lapack import dpotrf
 
+from ..errors import InterlaceError
 from .crossprod import CrossProducts
 
 __all__ = ["Factorization", "HAVE_CHOLMOD", "PLSSystem"]
@@ -149,28 +152,65 @@ class PLSSystem:
                 blocks[k][lev, :, c] = X[start:start + t.p, j - a]
         return blocks
 
+    def _last_L33(self) -> np.ndarray:
+        L33 = self.__dict__.get("_L33")
+        if L33 is None:  # never a stale factor from an earlier θ
+            raise InterlaceError("the penalized least-squares system could not be factored at this θ (its "
+                                 "cross-products are not finite or not positive definite): check the data for "
+                                 "values of extreme magnitude, and the model for more parameters than the "
+                                 "data can identify")
+        return L33
+
     def RX(self) -> np.ndarray:
         """Lower Cholesky factor ``L_X`` of the fixed-effects Schur complement at the last θ."""
-        return self._L33[: self.p, : self.p]
+        return self._last_L33()[: self.p, : self.p]
 
     # -- shared helpers -------------------------------------------------------
     def _finish(self, M33: np.ndarray, ldL2: float) -> Factorization:
-        """Factor the (p+1)×(p+1) trailing block and assemble the criterion pieces."""
-        if not (np.all(np.isfinite(M33)) and np.isfinite(ldL2)):
+        """Factor the (p+1)×(p+1) trailing block and assemble the criterion pieces.
+
+        LAPACK's ``dpotrf`` directly: the block is tiny and numpy's wrapper costs more than
+        the factorization.
+        """
+        self.__dict__.pop("_L33", None)
+        if not math.isfinite(ldL2):
             return Factorization(np.inf, np.inf, np.inf, ok=False)
-        try:
-            L33 = np.linalg.cholesky(M33)
-        except np.linalg.LinAlgError:
-            return Factorization(np.inf, np.inf, np.inf, ok=False)
+        L33, info = dpotrf(M33, lower=1, clean=1)
+        if info != 0 or not np.isfinite(L33).all():
+            fallback = _zero_residual_cholesky(M33, self.p) if np.isfinite(M33).all() else None
+            if fallback is None:
+                return Factorization(np.inf, np.inf, np.inf, ok=False)
+            L33 = fallback
         self._L33 = L33
         p = self.p
-        d = np.diag(L33)
-        ldRX2 = 2.0 * float(np.sum(np.log(d[:p]))) if p else 0.0
+        d = L33.diagonal()
+        ldRX2 = 2.0 * float(np.log(d[:p]).sum()) if p else 0.0
         return Factorization(ldL2, ldRX2, float(d[p] ** 2))
 
     def _beta(self) -> np.ndarray:
         p = self.p
         if p == 0:
             return np.zeros(0)
-        L = self._L33
+        L = self._last_L33()
         return solve_triangular(L[:p, :p].T, L[p, :p], lower=False)
+
+
+def _zero_residual_cholesky(M33: np.ndarray, p: int) -> np.ndarray | None:
+    """The Cholesky factor of ``M33`` when only its last pivot, the penalized residual sum of squares,
+    is (numerically) 0: a response the fixed and random effects reproduce exactly, as a GLMM's
+    working response at a perfect fit (a constant count).  None when the fixed-effects block
+    itself is not positive definite or the residual is clearly negative."""
+    try:
+        Lp = np.linalg.cholesky(M33[:p, :p]) if p else np.zeros((0, 0))
+    except np.linalg.LinAlgError:
+        return None
+    ell = solve_triangular(Lp, M33[:p, p], lower=True) if p else np.zeros(0)
+    r2 = float(M33[p, p] - ell @ ell)
+    if r2 < -1e-10 * max(abs(float(M33[p, p])), np.finfo(float).tiny):
+        return None
+    L33 = np.zeros_like(M33)
+    L33[:p, :p] = Lp
+    L33[p, :p] = ell
+    L33[p, p] = np.sqrt(max(r2, 0.0))
+    return L33
+

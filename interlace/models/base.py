@@ -9,12 +9,14 @@ tests) call ``refit`` and never build models themselves.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from statsmodels.base.model import LikelihoodModel
 
+from ..design.dataframe import model_input
 from ..design.fixed import FixedDesign
 from ..design.frame import ModelFrame
 from ..design.terms import RandomEffects
@@ -25,14 +27,10 @@ from ..linalg.threads import blas_limits
 __all__ = ["MixedModel", "select_rows"]
 
 
-def select_rows(data: pd.DataFrame, subset: Any) -> pd.DataFrame:
-    """``data`` restricted to a boolean ``subset`` (None: all rows), with a clear length check."""
-    if subset is None:
-        return data
-    subset = np.asarray(subset, bool)
-    if subset.shape != (len(data),):
-        raise DataError(f"subset has {subset.size} elements but the data have {len(data)} rows")
-    return data.loc[subset]
+def select_rows(data: Any, subset: Any) -> pd.DataFrame:
+    """``data`` as pandas (:func:`~interlace.design.dataframe.to_pandas`) restricted to a boolean
+    ``subset`` (None: all rows), with a clear length check."""
+    return model_input(data, subset).data
 
 
 def _row_positions(rows: Any, n: int) -> np.ndarray:
@@ -95,9 +93,53 @@ class MixedModel(LikelihoodModel):
         self.k_fe = self.exog.shape[1]
         self._engines: RowEngines | None = None
 
+    # ---------------------------------------------------------------- pickling
+    #: caches of engines and objectives: rebuilt on demand (``row_engines()``, ``objective()``),
+    #: never pickled (a CHOLMOD factor does not pickle, and they are as large as the data)
+    _rebuilt_on_demand: tuple[str, ...] = ("_engines", "_deviance", "_lap")
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        for key in self._rebuilt_on_demand:
+            if key in state:
+                state[key] = None
+        return state
+
+    #: per-row attributes besides statsmodels' (``endog``, ``exog``, ``data``) that :meth:`drop_rows` clears
+    _row_attributes: tuple[str, ...] = ("weights",)
+
+    def drop_rows(self) -> None:
+        """Drop the rows (the results' ``remove_data()`` calls it after statsmodels' own removal).
+
+        What encodes new data stays: the fixed-effects design, the random-effects terms'
+        levels and designs, the formula, the frame's columns and dropped-row counts; an
+        offset is remembered as present.  Refits and objectives then raise a clear error.
+        """
+        self.random_effects_structure = self.random_effects_structure.without_rows()
+        if isinstance(self.fixed_design, FixedDesign):
+            fx = self.fixed_design
+            self.fixed_design = replace(fx, y=np.zeros(0), X=np.zeros((0, fx.X.shape[1])))
+        if self.model_frame is not None:
+            self.model_frame = self.model_frame.without_rows()
+        self.data.frame = None
+        for key in self._row_attributes:
+            if getattr(self, key, None) is not None:
+                setattr(self, key, None)
+        if getattr(self, "offset", None) is not None:
+            self.offset = np.zeros(0)  # "the model has an offset" (new data must give one)
+        for key in self._rebuilt_on_demand:
+            if key in self.__dict__:
+                setattr(self, key, None)
+        self.endog = self.exog = None
+
+    def _need_rows(self, what: str) -> None:
+        if self.endog is None:
+            raise DataError(f"{what} needs the model's rows, which remove_data() removed")
+
     # ---------------------------------------------------------------- engines
     def row_engines(self) -> RowEngines:
         """The PLS engines of this model's rows (shared with the refits of the same rows)."""
+        self._need_rows("the PLS engines")
         if self._engines is None:
             self._engines = RowEngines(self.random_effects_structure, np.asarray(self.exog, float), self.engine)
         return self._engines
@@ -155,6 +197,7 @@ class MixedModel(LikelihoodModel):
             Constructor arguments to replace (``endog`` may be a plain array: it takes the
             model's row labels and name).
         """
+        self._need_rows("refitting (clone(), refit())")
         args = self._init_kwargs()
         unknown = set(changes) - set(args)
         if unknown:

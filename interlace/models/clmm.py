@@ -16,19 +16,25 @@ import numpy.typing as npt
 import pandas as pd
 
 from ..design import build_fixed, build_frame, build_random_effects
+from ..design.dataframe import model_input
 from ..design.terms import RandomEffects
-from ..errors import DataError, InterlaceError
+from ..errors import DataError, DataWarning, InterlaceError, warn_user
 from ..families.ordinal import CumulativeLink, threshold_jacobian
 from ..formula import model_terms
 from ..objective.clmm import CLMMDeviance
 from ..objective.pirls import PIRLS
 from ..optimize import check_convergence, minimize
 from ..response.ordinal import OrdinalResponse
-from .base import MixedModel, select_rows
+from .base import MixedModel
 
 __all__ = ["CLMM", "ordinal_codes"]
 
 _Y = "__interlace_ordinal_y__"
+#: A numeric response with non-integer values and more distinct values than this is refused
+#: as continuous (unless ``levels=`` is given).
+MAX_CONTINUOUS_LEVELS = 20
+#: More categories than this get a warning (K − 1 thresholds to estimate).
+MANY_LEVELS = 30
 
 
 def ordinal_codes(col: pd.Series, levels: Sequence[Any] | None = None) -> tuple[np.ndarray, list]:
@@ -49,9 +55,21 @@ def ordinal_codes(col: pd.Series, levels: Sequence[Any] | None = None) -> tuple[
         levels = list(col.cat.categories)
         codes = col.cat.codes.to_numpy().astype(float)
         codes[codes < 0] = np.nan
+    elif pd.api.types.is_complex_dtype(col):
+        raise DataError(f"response {name!r} holds complex numbers: an ordinal response needs ordered values")
     elif pd.api.types.is_numeric_dtype(col):
         vals = col.dropna().unique()
         levels = sorted(vals.tolist())
+        v = np.asarray(vals, float)
+        if not np.all(np.isfinite(v)):
+            raise DataError(f"response {name!r} has infinite values: an ordinal response needs ordered categories")
+        frac = np.mod(v, 1.0, where=np.isfinite(v), out=np.zeros_like(v))
+        fractional = not pd.api.types.is_bool_dtype(col) and bool(np.any(frac != 0))
+        if fractional and len(levels) > MAX_CONTINUOUS_LEVELS:
+            raise DataError(f"response {name!r} holds {len(levels)} distinct non-integer numbers: it looks "
+                            f"continuous, and an ordinal model would estimate {len(levels) - 1} thresholds (R's "
+                            "ordinal takes minutes and warns); fit it with interlace.fit, or bin it (pandas.cut), "
+                            "or pass levels= to treat the values as ordered categories anyway")
         index = {v: i for i, v in enumerate(levels)}
         codes = np.array([np.nan if pd.isna(v) else index[v] for v in col], float)
     else:
@@ -61,6 +79,10 @@ def ordinal_codes(col: pd.Series, levels: Sequence[Any] | None = None) -> tuple[
     if K < 3:
         raise DataError(f"response {name!r} has {K} categories; an ordinal model needs at least 3 "
                         "(for two, use interlace.glmer with family='binomial')")
+    if K > MANY_LEVELS:
+        warn_user(f"response {name!r} has {K} categories: {K - 1} thresholds are estimated with the other "
+                  "parameters, which is slow (the optimizer's work grows with the square of their number) and "
+                  "needs many observations per category; consider merging categories", DataWarning)
     seen = np.bincount(codes[~np.isnan(codes)].astype(int), minlength=K)
     if np.any(seen == 0):
         empty = [levels[i] for i in np.flatnonzero(seen == 0)]
@@ -98,6 +120,8 @@ class CLMM(MixedModel):
         self.J, tnames = threshold_jacobian(threshold, len(self.levels) - 1)
         self.threshold_names = [f"{a}|{b}" for a, b in zip(self.levels[:-1], self.levels[1:])]
         self.threshold_param_names = tnames or self.threshold_names
+        # statsmodels' labels of params / bse / cov_params: the threshold parameters, then β
+        self.data.param_names = list(self.threshold_param_names) + list(self.exog_names)
         self.nAGQ = int(nAGQ)
         re = random_effects
         if any(t.p != 1 for t in re.terms):
@@ -122,7 +146,8 @@ class CLMM(MixedModel):
                      nAGQ: int = 1, levels: Sequence[Any] | None = None, weights: str | npt.ArrayLike | None = None,
                      engine: str = "auto", subset: npt.ArrayLike | None = None, *args: Any, **kwargs: Any) -> CLMM:
         """Build the model from ``"rating ~ temp + contact"`` plus random terms (see :func:`interlace.clmm`)."""
-        data = select_rows(data, subset)
+        inp = model_input(data, subset, weights)
+        data, weights = inp.data, inp.weights
         fixed, specs = model_terms(formula, groups, random)
         lhs, rhs = (part.strip() for part in fixed.split("~", 1))
         if lhs not in data.columns:
@@ -147,6 +172,7 @@ class CLMM(MixedModel):
     # ---------------------------------------------------------------- objective
     def objective(self) -> CLMMDeviance:
         """A new objective of (threshold parameters, β, θ) on this model's engines."""
+        self._need_rows("the model's objective")
         n = self.endog.shape[0]
         resp = OrdinalResponse(np.asarray(self.endog, int), len(self.levels), self.link,
                                np.zeros(len(self.levels) - 1), np.zeros(n), self.weights)

@@ -7,11 +7,12 @@ the shared :class:`~interlace.design.terms.RandomEffects` (Z, Λθ, θ layout, l
 
 Two estimators of θ:
 
-* ``method="coxme"`` (default): coxme 2.2's own search (log-variance scale, starting
+* ``optimizer="coxme"`` (:func:`interlace.coxme`'s default; ``method=`` of :meth:`CoxME.fit`, as
+  statsmodels names the optimizer): coxme 2.2's own search (log-variance scale, starting
   grid, fixed inner Newton iterations, R's BFGS with ``reltol = 1e-5``), which is what
   R reports — including a small positive variance where the likelihood is maximal at
   0, and estimates a little short of the maximum where the likelihood is flat;
-* ``method="bobyqa"`` (or another optimizer of :func:`interlace.optimize.minimize`):
+* ``optimizer="bobyqa"`` (or another optimizer of :func:`interlace.optimize.minimize`):
   the exact maximizer of the integrated (Laplace) likelihood over θ ≥ lower bounds,
   with lme4's convergence and singularity checks.
 
@@ -21,7 +22,6 @@ freedom are computed at the estimated θ as coxme computes them.
 """
 from __future__ import annotations
 
-import re as _re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,50 +29,29 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ..design import build_fixed, build_frame, build_random_effects
-from ..design.frame import EVAL_NAMESPACE
 from ..design.terms import RandomEffects
 from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, SingularFitWarning, warn_user
-from ..families.cox import TIES, parse_surv, survival_response
-from ..formula import model_terms
+from ..linalg.arrowhead import NotPositiveDefinite
 from ..linalg.engines import ENGINES
 from ..linalg.threads import blas_limits
 from ..objective.coxme import CoxLaplace, CoxmeScale, coxme_theta_search
 from ..objective.coxph import coxph_fit
 from ..optimize import check_convergence, is_singular, minimize
-from ..response.survival import CoxData
-from .base import MixedModel, select_rows
+from .survival import CoxModel, cox_formula
 
 if TYPE_CHECKING:
     from ..results.coxme import CoxMEResultWrapper
 
 __all__ = ["CoxME"]
 
-_IDENT = _re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
-_TIME = "__interlace_time__"
-_STATUS = "__interlace_status__"
 
-
-def _evaluate(expr: str, data: pd.DataFrame, what: str) -> pd.Series:
-    """A column or an expression of columns (``status == 2``) on ``data``."""
-    if expr in data.columns:
-        return data[expr]
-    env = dict(EVAL_NAMESPACE)
-    env.update({c: data[c] for c in data.columns if isinstance(c, str)})
-    try:
-        val = eval(compile(expr, f"<{what}>", "eval"), {"__builtins__": {}}, env)
-    except Exception as exc:  # noqa: BLE001
-        raise FormulaError(f"cannot evaluate {what} {expr!r}: {exc}") from None
-    return pd.Series(np.broadcast_to(np.asarray(val), (len(data),)), index=data.index, name=expr)
-
-
-class CoxME(MixedModel):
+class CoxME(CoxModel):
     """Mixed-effects Cox model. Usually built with :meth:`from_formula` or :func:`interlace.coxme`.
 
     Parameters
     ----------
     endog : array-like (n,)
-        Follow-up times.
+        Follow-up (stop) times.
     exog : array-like (n, p)
         Fixed effects, without an intercept.
     random_effects : RandomEffects
@@ -86,37 +65,32 @@ class CoxME(MixedModel):
         coxme's ``sparse = c(50, .02)`` approximation (see :mod:`interlace.objective.coxme`);
         None for the exact Hessian.
     engine : {"auto", "dense", "blocked", "cholmod"}
+
+    Other Parameters
+    ----------------
+    start : array-like (n,), optional
+        Entry times of counting-process ``(start, stop]`` data.
+    strata : array-like of int (n,), optional
+        Stratum codes (each stratum has its own baseline hazard).
+    strata_labels : list of str, optional
     """
 
     _engine_names = ENGINES
-    _per_row = ("endog", "exog", "status", "weights", "offset")
 
     def __init__(self, endog: Any, exog: Any, random_effects: RandomEffects, status: Any, ties: str = "efron",
                  weights: Any = None, offset: Any = None, sparse: Any = (50, 0.02), engine: str = "auto",
                  **kwargs: Any) -> None:
-        super().__init__(endog, exog, random_effects, engine=engine, **kwargs)
-        if ties not in TIES:
-            raise InterlaceError(f"ties must be 'efron' or 'breslow', got {ties!r}")
+        super().__init__(endog, exog, random_effects, status, ties=ties, weights=weights, offset=offset,
+                         engine=engine, **kwargs)
         if sparse is not None and (len(sparse) != 2 or sparse[0] < 1 or not 0 <= sparse[1] <= 1):
             raise InterlaceError(f"sparse must be (minimum levels, maximum share) like (50, 0.02), got {sparse!r}")
-        n = self.endog.shape[0]
-        time, st = survival_response(np.asarray(self.endog, float), np.asarray(status))
-        self.status = st
-        self.ties = ties
         self.sparse = sparse
-        self.weights = None if weights is None else np.asarray(weights, float)
-        if self.weights is not None and (self.weights.shape != (n,) or np.any(~(self.weights > 0))):
-            raise DataError("weights must be positive (coxme does not allow zero or negative case weights)")
-        self.offset = None if offset is None else np.asarray(offset, float)
-        self.cox_data = CoxData(time, st, self.weights, ties)
-        self.n_events = self.cox_data.n_events
-        self.df_model = self.k_fe
-        self.df_resid = self.nobs - self.k_fe
         self._lap: CoxLaplace | None = None
 
+    _row_attributes = ("weights", "status", "cox_data")
+
     def _init_kwargs(self) -> dict:
-        return {**super()._init_kwargs(), "status": self.status, "ties": self.ties, "weights": self.weights,
-                "offset": self.offset, "sparse": self.sparse}
+        return {**super()._init_kwargs(), "sparse": self.sparse}
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -125,63 +99,29 @@ class CoxME(MixedModel):
                      duration_col: str | None = None, event_col: str | None = None,
                      weights: str | npt.ArrayLike | None = None, offset: str | npt.ArrayLike | None = None,
                      sparse: tuple[int, float] | None = (50, 0.02), engine: str = "auto",
-                     subset: npt.ArrayLike | None = None, *args: Any, **kwargs: Any) -> CoxME:
-        """Build the model from ``"Surv(time, status) ~ x + (1 | g)"`` or ``"~ x"`` with
-        ``duration_col``/``event_col`` (other parameters as :func:`interlace.coxme`)."""
-        if not isinstance(data, pd.DataFrame):
-            raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
-        if not isinstance(formula, str):
-            raise FormulaError(f"formula must be a string, got {type(formula).__name__}")
-        data = select_rows(data, subset)
-        one_sided = formula.strip().startswith("~")
-        if duration_col is not None or event_col is not None:
-            if duration_col is None or event_col is None:
-                raise FormulaError("give both duration_col= and event_col= (or Surv(time, status) in the formula)")
-            if not one_sided:
-                raise FormulaError(f"formula {formula!r} has a left side and duration_col/event_col were given: "
-                                   "use one of the two (e.g. '~ age + sex' with the columns)")
-            for c, what in ((duration_col, "duration_col"), (event_col, "event_col")):
-                if c not in data.columns:
-                    raise DataError(f"{what} {c!r} is not in the data")
-            texpr, sexpr = duration_col, event_col
-            if not (_IDENT.match(str(duration_col)) and _IDENT.match(str(event_col))):
-                data = data.assign(**{_TIME: data[duration_col], _STATUS: data[event_col]})
-                texpr, sexpr = _TIME, _STATUS
-            formula = f"Surv({texpr}, {sexpr}) {formula.strip()}"
-        elif one_sided:
-            raise FormulaError(f"formula {formula!r} has no response: write 'Surv(time, status) ~ ...' or give "
-                               "duration_col= and event_col=")
-        fixed, specs = model_terms(formula, groups, random)
-        lhs, rhs = (part.strip() for part in fixed.split("~", 1))
-        surv = parse_surv(lhs)
-        if surv is None:
-            raise FormulaError(f"the response {lhs!r} must be Surv(time, status) (1 = event, 0 = censored), "
-                               "or give duration_col= and event_col= with a one-sided formula")
-        if not specs:
+                     subset: npt.ArrayLike | None = None, *args: Any, entry_col: str | None = None,
+                     **kwargs: Any) -> CoxME:
+        """Build the model from ``"Surv(time, status) ~ x + (1 | g)"`` (``Surv(start, stop, status)``,
+        ``strata(s)`` as in survival) or ``"~ x"`` with ``duration_col``/``event_col``
+        (other parameters as :func:`interlace.coxme`)."""
+        parts = cox_formula(formula, data, groups, random, duration_col, event_col, entry_col, weights, offset,
+                            subset)
+        if not parts.specs:
             raise FormulaError("a mixed-effects Cox model needs at least one random-effects term, "
-                               "e.g. '+ (1 | group)' or groups='group'")
-        texpr, sexpr = surv
-        frame = build_frame(data, f"I({texpr}) + I({sexpr}) ~ {rhs}", specs, weights=weights, offset=offset)
-        time = _evaluate(texpr, frame.data, "survival time")
-        status = _evaluate(sexpr, frame.data, "status")
-        survival_response(time, status, texpr, sexpr)  # clear errors before any design work
-        fx = build_fixed(f"I({texpr}) ~ {rhs}", frame.data)
-        keep = [i for i, nme in enumerate(fx.names) if nme != "Intercept"]
-        fx.X, fx.names, fx.keep = fx.X[:, keep], [fx.names[i] for i in keep], fx.keep[keep]
-        re = build_random_effects(specs, frame.data, check_nobs=False)
-        endog = pd.Series(time.to_numpy(float), index=frame.data.index, name=texpr)
-        exog = pd.DataFrame(fx.X, index=frame.data.index, columns=fx.names)
-        mod = cls(endog, exog, re, status.to_numpy(), ties=ties, weights=frame.weights, offset=frame.offset,
-                  sparse=sparse, engine=engine, frame=frame, fixed_design=fx, formula=formula)
+                               "e.g. '+ (1 | group)' or groups='group' (interlace.coxph fits a model without)")
+        if parts.cluster_var is not None:
+            raise FormulaError("cluster() is for the robust variance of a model without random effects "
+                               "(interlace.coxph); in coxme, write the cluster as a random effect (1 | id)")
+        re = cls._random_effects(parts, allow_empty=False)
+        mod = cls._from_parts(parts, re, ties, sparse=sparse, engine=engine)
         mod.data.frame = data
-        mod.specs = specs
-        mod.offset_arg = offset if isinstance(offset, str) else None
-        mod.time_name, mod.status_name = texpr, sexpr
+        mod.offset_arg = offset if isinstance(offset, str) and not parts.offset_terms else None
         return mod
 
     # ---------------------------------------------------------------- objective
     def objective(self) -> CoxLaplace:
         """A new penalized fit and Laplace objective of θ (:class:`~interlace.objective.coxme.CoxLaplace`)."""
+        self._need_rows("the model's objective")
         return CoxLaplace(self.random_effects_structure, np.asarray(self.exog, float), self.cox_data, self.offset,
                           sparse=self.sparse, engine=self.engine)
 
@@ -220,7 +160,13 @@ class CoxME(MixedModel):
         CoxMEResultWrapper
         """
         with blas_limits(self.random_effects_structure, blas_threads), np.errstate(over="ignore", under="ignore"):
-            return self._fit(start_params, method, maxiter, check_conv)
+            try:
+                return self._fit(start_params, method, maxiter, check_conv)
+            except (np.linalg.LinAlgError, FloatingPointError, NotPositiveDefinite) as exc:
+                raise InterlaceError(
+                    f"the Cox model cannot be fitted to these data ({type(exc).__name__}: {exc}): a covariate or "
+                    "factor level without events, more coefficients than the events identify, or a term "
+                    "collinear with another are the usual causes; check the covariates") from None
 
     def _fit(self, start_params, method, maxiter, check_conv):
         from ..results.coxme import CoxMEResult, CoxMEResultWrapper
@@ -228,7 +174,9 @@ class CoxME(MixedModel):
         re = self.random_effects_structure
         lap = self.objective()
         X = np.asarray(self.exog, float)
-        fit0 = coxph_fit(X, self.cox_data, self.offset)
+        with np.errstate(all="ignore"):  # far along a monotone likelihood exp() overflows: checked next
+            fit0 = coxph_fit(X, self.cox_data, self.offset)
+        self._check_separation(fit0, X)
         messages: list[str] = []
         if method == "coxme":
             scale = CoxmeScale(re)
@@ -271,6 +219,26 @@ class CoxME(MixedModel):
         opt.messages = messages
         res = CoxMEResult(self, np.asarray(theta, float), st, fit0, opt, method, inner, boundary, lap)
         return CoxMEResultWrapper(res)
+
+    def _check_separation(self, fit0: Any, X: np.ndarray) -> None:
+        """Refuse covariates whose coefficient is infinite in the fit without random effects.
+
+        When a covariate orders the events perfectly the partial likelihood grows without
+        bound along its coefficient (R's coxph: "Loglik converged before variable ...;
+        coefficient may be infinite", or "Ran out of iterations"), and coxme's search
+        has no finite start.  Flagged: coxph's Newton iterations did not converge and a
+        coefficient moved more than 10 standard deviations of its covariate per unit
+        of the linear predictor's scale (``|β| sd(x) > 10``: a hazard ratio of e¹⁰ per SD).
+        """
+        if fit0.converged or X.shape[1] == 0:
+            return
+        sd = X.std(axis=0)
+        big = [self.exog_names[j] for j in range(X.shape[1]) if abs(fit0.coef[j]) * sd[j] > 10]
+        if big:
+            raise DataError(f"the Cox partial likelihood increases without bound in the coefficient of "
+                            f"{', '.join(map(repr, big))}: it orders the events (almost) perfectly (monotone "
+                            "likelihood, as separation in a logistic model), so the estimate is infinite; "
+                            "R's coxph warns 'coefficient may be infinite'. Remove or coarsen the covariate")
 
     def _boundary_terms(self, theta, st, lap: CoxLaplace) -> list[tuple[str, float]]:
         """Scalar terms whose variance could be 0 without lowering the integrated likelihood."""

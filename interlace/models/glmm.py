@@ -23,17 +23,19 @@ import numpy.typing as npt
 import pandas as pd
 
 from ..design import build_fixed, build_frame, build_random_effects
+from ..design.dataframe import model_input
 from ..design.fixed import build_matrix
 from ..design.response import binary_column, binomial_response, split_cbind
 from ..design.terms import RandomEffects
-from ..errors import ConvergenceWarning, DataError, FormulaError, InterlaceError, warn_user
+from ..errors import ConvergenceWarning, DataError, DataWarning, FormulaError, InterlaceError, warn_user
 from ..families import GLMFamily, resolve_family
 from ..formula import model_terms
+from ..formula.parse import split_offsets
 from ..objective.glmm import JointPIRLSDeviance, LaplaceDeviance
 from ..objective.pirls import PIRLS, PIRLSState
 from ..optimize import OptSummary, check_convergence, minimize, minimize_checked
 from ..response.glm import GLMResponse
-from .base import MixedModel, select_rows
+from .base import MixedModel
 
 if TYPE_CHECKING:
     import statsmodels.genmod.families as smf_fam
@@ -77,6 +79,9 @@ class GLMM(MixedModel):
                                  "such as (1 | g); use nAGQ=1 (Laplace)")
         self.df_model = self.k_fe - 1
         self.df_resid = self.nobs - self.k_fe
+        if self.nobs <= self.k_fe:
+            raise DataError(f"the fixed effects have {self.k_fe} coefficients for {int(self.nobs)} observations: "
+                            "they would fit the data exactly; use fewer fixed effects")
         self._check_response()
         self._deviance: LaplaceDeviance | None = None
 
@@ -85,11 +90,11 @@ class GLMM(MixedModel):
                 "nAGQ": self.nAGQ}
 
     def _check_response(self) -> None:
-        check_glm_response(np.asarray(self.endog, float), self.family)
+        check_glm_response(np.asarray(self.endog, float), self.family, self.endog_names)
 
     # ---------------------------------------------------------------- building
     @classmethod
-    def from_formula(cls, formula: str, data: pd.DataFrame, family: str | GLMFamily | smf_fam.Family = "binomial",
+    def from_formula(cls, formula: str, data: pd.DataFrame, family: str | GLMFamily | smf_fam.Family | None = None,
                      link: str | None = None, groups: str | Sequence[str] | None = None,
                      random: str | Sequence[str] | None = None, weights: str | npt.ArrayLike | None = None,
                      offset: str | npt.ArrayLike | None = None, nAGQ: int = 1, engine: str = "auto",
@@ -98,18 +103,21 @@ class GLMM(MixedModel):
 
         The response may be written ``cbind(successes, failures)`` for binomial data;
         a 0/1, logical or two-level column; or a proportion with ``weights`` = trials.
-        Other parameters as :func:`interlace.glmer`.
+        Other parameters as :func:`interlace.glmer` (``family`` should be given: without it
+        binomial is assumed, with a ``FutureWarning``).
         """
-        fam = resolve_family(family, link)
-        data = select_rows(data, subset)
+        fam = resolve_family(default_family(family), link)
+        inp = model_input(data, subset, weights, offset)
+        data, weights, offset = inp.data, inp.weights, inp.offset
         fixed, specs = model_terms(formula, groups, random)
+        fixed, offset_terms = split_offsets(fixed)
         design_formula, s_expr, f_expr = split_cbind(fixed)
-        if fam.name == "binomial" and s_expr is None and isinstance(data, pd.DataFrame):
+        if fam.name == "binomial" and s_expr is None:
             data = binary_column(data, fixed.split("~")[0].strip())
         frame_formula = design_formula
         if f_expr is not None:
             frame_formula = f"I({s_expr}) + I({f_expr}) ~ {design_formula.split('~', 1)[1]}"
-        frame = build_frame(data, frame_formula, specs, weights=weights, offset=offset)
+        frame = build_frame(data, frame_formula, specs, weights=weights, offset=offset, offset_terms=offset_terms)
         fx = build_fixed(design_formula, frame.data)
         re = build_random_effects(specs, frame.data, check_nobs=False)
         y, w = fx.y, frame.weights
@@ -126,7 +134,7 @@ class GLMM(MixedModel):
                   frame=frame, fixed_design=fx, formula=formula)
         mod.data.frame = data
         mod.specs = specs
-        mod.offset_arg = offset if isinstance(offset, str) else None
+        mod.offset_arg = offset if isinstance(offset, str) and not offset_terms else None
         return mod
 
     # ---------------------------------------------------------------- objective
@@ -202,7 +210,10 @@ def fit_stages(pirls: PIRLS, family: GLMFamily, nAGQ: int, start_params: Any = N
         obj = LaplaceDeviance(pirls, nAGQ)
         x0 = np.concatenate([opt1.x, st1.beta])
         # initial steps: 0.05 for θ, the stage-1 standard errors for β (scale-aware)
-        se1 = np.sqrt(np.diag(pirls.rx_vcov(opt1.x, st1)))
+        try:
+            se1 = np.sqrt(np.diag(pirls.rx_vcov(opt1.x, st1)))
+        except InterlaceError:  # a singular information (separation): unit steps
+            se1 = np.ones(pirls.p)
         steps = np.concatenate([np.full(obj.n_theta, 0.05), np.clip(se1, 1e-4, 1.0)])
         opt = minimize(obj, x0, obj.lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
         opt.n_evals += opt1.n_evals
@@ -235,7 +246,7 @@ def warn_fit_problems(family: GLMFamily, st: PIRLSState, opt: OptSummary) -> Non
 
 
 def glmm_vcov(nAGQ: int, theta: np.ndarray, st: PIRLSState, derivs: dict, pirls: PIRLS) -> np.ndarray:
-    """Hessian-based vcov of β (lme4's default), falling back to the PIRLS factor."""
+    """Hessian-based vcov of β (lme4's default), falling back to the PIRLS factor (NaN when it is singular)."""
     p, nth = pirls.p, pirls.re.n_theta
     if nAGQ > 0 and derivs:
         free, H = derivs["free"], derivs["hessian"]
@@ -249,15 +260,36 @@ def glmm_vcov(nAGQ: int, theta: np.ndarray, st: PIRLSState, derivs: dict, pirls:
             pass
         warn_user("variance-covariance matrix computed from finite-difference Hessian is not "
                   "positive definite: falling back to var-cov estimated from RX", ConvergenceWarning)
-    return pirls.rx_vcov(theta, st)
+    try:
+        return pirls.rx_vcov(theta, st)
+    except InterlaceError:
+        warn_user("the information matrix of the fixed effects is singular at the estimate (complete "
+                  "separation, or a covariate with no information left): their standard errors are not "
+                  "available (NaN)", ConvergenceWarning)
+        return np.full((p, p), np.nan)
 
 
-def check_glm_response(y: np.ndarray, family: GLMFamily) -> None:
-    """Refuse responses outside the family's support (negative counts, non-positive Gamma values, ...)."""
-    name = family.name
-    if name in ("poisson", "negative_binomial") and np.any(y < 0):
-        raise DataError(f"{name} response must be non-negative counts (found {y[y < 0][0]:g})")
-    if name in ("gamma", "inverse_gaussian") and np.any(y <= 0):
-        raise DataError(f"{name} response must be positive (found {y[y <= 0][0]:g})")
-    if name == "binomial" and np.any((y < 0) | (y > 1)):
+def default_family(family: Any) -> Any:
+    """``family``, or binomial with lme4's-default ``FutureWarning`` when it is None."""
+    if family is None:
+        warn_user("no family given: binomial is assumed (lme4's glmer assumes gaussian, which is "
+                  "interlace.fit); pass family='binomial' — a future version will require family=", FutureWarning)
+        return "binomial"
+    return family
+
+
+def check_glm_response(y: np.ndarray, family: GLMFamily, name: str = "the response") -> None:
+    """Refuse responses outside the family's support (negative counts, non-positive Gamma values, ...);
+    warn on non-integer counts, as R does."""
+    fam = family.name
+    if fam in ("poisson", "negative_binomial") and np.any(y < 0):
+        raise DataError(f"{fam} response must be non-negative counts (found {y[y < 0][0]:g})")
+    if fam in ("poisson", "negative_binomial"):
+        frac = np.abs(y - np.round(y)) > 1e-7 * np.maximum(1.0, np.abs(y))  # R's dpois/dnbinom check
+        if np.any(frac):
+            warn_user(f"non-integer counts in the {fam} response {name!r} (e.g. {y[frac][0]:g}): its "
+                      "likelihood is for whole numbers (R warns 'non-integer x')", DataWarning)
+    if fam in ("gamma", "inverse_gaussian") and np.any(y <= 0):
+        raise DataError(f"{fam} response must be positive (found {y[y <= 0][0]:g})")
+    if fam == "binomial" and np.any((y < 0) | (y > 1)):
         raise DataError("binomial response must be 0/1 or a proportion in [0, 1]")

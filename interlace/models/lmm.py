@@ -14,15 +14,17 @@ import numpy.typing as npt
 import pandas as pd
 
 from ..design import build_fixed, build_frame, build_random_effects
+from ..design.dataframe import model_input
 from ..design.terms import RandomEffects
 from ..errors import InterlaceError
 from ..formula import model_terms
+from ..formula.parse import split_offsets
 from ..inference.containment import nested_levels
 from ..inference.ddf import parse_df_method
 from ..linalg.threads import blas_limits
 from ..objective import CorrelatedLMMDeviance, LMMDeviance
-from ..optimize import minimize_checked
-from .base import MixedModel, select_rows
+from ..objective.lmm import fit_criterion
+from .base import MixedModel
 
 if TYPE_CHECKING:
     from ..correlation import CorrelationStructure, VarIdent
@@ -132,9 +134,12 @@ class CrossedLME(MixedModel):
         if isinstance(weights, VarIdent):
             variance, weights = weights, None
         extra = structure_columns(correlation, variance)
-        data = select_rows(data, subset)
+        inp = model_input(data, subset, weights, offset)
+        data = inp.data
         fixed, specs = model_terms(formula, groups, random)
-        frame = build_frame(data, fixed, specs, weights=weights, offset=offset, extra=extra)
+        fixed, offset_terms = split_offsets(fixed)
+        frame = build_frame(data, fixed, specs, weights=inp.weights, offset=inp.offset, extra=extra,
+                            offset_terms=offset_terms)
         fx = build_fixed(fixed, frame.data)
         re = build_random_effects(specs, frame.data, allow_empty=bool(extra) or variance is not None
                                   or correlation is not None)
@@ -147,7 +152,7 @@ class CrossedLME(MixedModel):
         mod.data.frame = data
         mod.specs = specs
         mod.groups_arg = groups
-        mod.offset_arg = offset if isinstance(offset, str) else None
+        mod.offset_arg = offset if isinstance(offset, str) and not offset_terms else None
         return mod
 
     def _init_kwargs(self) -> dict:
@@ -165,6 +170,7 @@ class CrossedLME(MixedModel):
     # ---------------------------------------------------------------- objective
     def objective(self) -> LMMDeviance:
         """A new criterion of θ on this model's data (profiled deviance for ML, REML criterion for REML)."""
+        self._need_rows("the model's criterion")
         y = np.asarray(self.endog, float)
         if self.offset is not None:
             y = y - self.offset
@@ -229,6 +235,6 @@ class CrossedLME(MixedModel):
 
         dev = self.objective()
         x0 = dev.x0 if start_params is None else np.asarray(start_params, float)
-        opt = minimize_checked(dev, x0, dev.lower, optimizer=method, maxfun=maxiter, options=optimizer_options,
-                               check_conv=check_conv)
-        return CrossedLMEResultWrapper(CrossedLMEResult(self, dev.solution(opt.x), opt, dev))
+        opt, sol = fit_criterion(dev, x0, optimizer=method, maxfun=maxiter, options=optimizer_options,
+                                 check_conv=check_conv, response=f"response {self.endog_names!r}")
+        return CrossedLMEResultWrapper(CrossedLMEResult(self, sol, opt, dev))

@@ -27,7 +27,7 @@ from ..design.terms import RandomEffects
 from ..linalg.crossprod import RowProducts
 from ..linalg.engines import choose_engine, make_engine, parse_engine
 from ..linalg.pls import PLSSystem
-from .lmm import LMMDeviance, LMMSolution
+from .lmm import LMMDeviance, LMMSolution, sum_log_weights
 
 __all__ = ["CorrelatedLMMDeviance"]
 
@@ -71,7 +71,7 @@ class CorrelatedLMMDeviance(LMMDeviance):
         self._base = np.column_stack([X, np.asarray(y, float)] + term_cols) * sw[:, None]
         self._psi: np.ndarray | None = None
         self._prepare(residual.start)
-        super().__init__(self.pls, reml, float(np.sum(np.log(weights))) if weights is not None else 0.0)
+        super().__init__(self.pls, reml, *sum_log_weights(weights))
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -126,7 +126,7 @@ class CorrelatedLMMDeviance(LMMDeviance):
         theta, psi = self.split(params)
         self._prepare(psi)
         f = self.pls.factor(theta)
-        obj = self._criterion(f) + self._logdet
+        obj = np.inf if self.zero_weights else self._criterion(f) + self._logdet
         beta, u = self.pls.solve()
         b = np.asarray(self.re.Lambda(theta) @ u).ravel() if self.re.terms else np.zeros(0)
         return LMMSolution(theta, beta, u, b, f.pwrss / self.dof, obj, f.pwrss, f.ldL2, f.ldRX2,

@@ -65,10 +65,11 @@ import scipy.sparse as sp
 
 from ..design.terms import RandomEffects
 from ..errors import InterlaceError
-from ..linalg.arrowhead import ArrowheadSPD, CholmodSPD, DenseSPD, NotPositiveDefinite
+from ..linalg.arrowhead import ArrowheadSPD, CholmodSPD, DenseSPD, NotPositiveDefinite, cho_factor, cho_solve
 from ..linalg.engines import ENGINES, parse_engine
 from ..optimize.vmmin import vmmin
 from ..response.survival import CoxData, CoxState
+from .cox_products import CoxBlocks, CoxProducts
 from .coxph import CoxPHFit, coxph_fit
 
 __all__ = ["CoxHessian", "CoxLaplace", "CoxMEState", "CoxmeScale", "SparseBlock",
@@ -148,10 +149,7 @@ class CoxHessian:
         self.q, self.p = Hub.shape
         self.C = M.solve(Hub) if self.p else np.zeros((self.q, 0))
         Sb = Hbb - Hub.T @ self.C
-        try:
-            self.Lb = sla.cholesky(Sb, lower=True, check_finite=True) if self.p else np.zeros((0, 0))
-        except (np.linalg.LinAlgError, ValueError) as exc:
-            raise NotPositiveDefinite(str(exc)) from None
+        self.Lb = cho_factor(Sb) if self.p else np.zeros((0, 0))
 
     @property
     def ldL2(self) -> float:
@@ -165,7 +163,7 @@ class CoxHessian:
         y = self.M.solve(gu)
         if not self.p:
             return y
-        xb = sla.cho_solve((self.Lb, True), gb - self.Hub.T @ y, check_finite=False)
+        xb = cho_solve(self.Lb, gb - self.Hub.T @ y)
         return np.concatenate([y - self.C @ xb, xb])
 
     def vcov_beta(self) -> np.ndarray:
@@ -293,8 +291,6 @@ class CoxLaplace:
         self.n, self.p = self.X.shape
         self.cd = cd
         self.offset = np.zeros(self.n) if offset is None else np.asarray(offset, float)
-        self.Z = re.Z().tocsc()
-        self.ZT = self.Z.T.tocsr()
         self.q = re.q
         self.tol, self.maxit = tol, maxit
         self.sparse = coxme_sparse_block(re, sparse)
@@ -302,12 +298,12 @@ class CoxLaplace:
         if self.sparse is not None:
             S = self.sparse.cols
             D = np.setdiff1d(np.arange(q), S)
+            sb = self.sparse
+            self.products = CoxProducts(re, self.X, S, sb.codes, sb.levels, sb.nlevels)
         else:
             S, D = np.zeros(0, np.int64), np.arange(q)
+            self.products = CoxProducts(re, self.X, S)
         self.S, self.D = S, D
-        self.ZS = self.Z[:, S].tocsr()
-        ZD = self.Z[:, D]
-        self.V = sp.hstack([ZD, sp.csc_matrix(self.X)], format="csr") if self.p else ZD.tocsr()
         # the arrowhead form needs Λ not to mix the sparse columns with the others
         arrow = False
         if S.size:
@@ -327,6 +323,10 @@ class CoxLaplace:
         self.n_evals = 0
         self._cholmod_pattern: CholmodSPD | None = None
         self._groups = self._intercept_groups()
+        self._last_state: CoxState | None = None
+        self._pinned: CoxState | None = None
+        self._no_border = np.zeros((S.size, 0)) if not D.size else np.zeros((0, 0))
+        self._block_cache: dict = {}
         self.u = np.zeros(q)
         self.beta = np.zeros(self.p)
 
@@ -344,73 +344,145 @@ class CoxLaplace:
         """Number of levels coxme's sparse approximation applies to (0: none)."""
         return 0 if self.sparse is None else int(self.sparse.levels.size)
 
+    @property
+    def Z(self) -> sp.csc_matrix:
+        """The random-effects design (n × q)."""
+        return self.re.Z().tocsc()
+
     # ------------------------------------------------------------------ pieces
+    def b(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """b = Λθ u."""
+        lam = self.products.lam(theta)
+        return lam * u if isinstance(lam, np.ndarray) else np.asarray(lam @ u).ravel()
+
     def eta(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray) -> np.ndarray:
-        out = self.offset + self.Z @ (self.re.Lambda(theta) @ u)
+        out = self.offset + self.products.z_dot(self.b(theta, u))
         if self.p:
             out = out + self.X @ beta
         return out
 
-    def hessian(self, theta: np.ndarray, st: CoxState) -> CoxHessian:
-        """Assemble and factor H at the risk-set state ``st`` (see the module docstring)."""
-        re = self.re
-        q, p = self.q, self.p
+    def _lam_parts(self, theta: np.ndarray):
+        lam = self.products.lam(theta)
+        D = self.D
+        if isinstance(lam, np.ndarray):
+            lamD = lam[D]
+
+            def left(A):          # Λ_Dᵀ A
+                return lamD[:, None] * A
+
+            def both(A):          # Λ_Dᵀ A Λ_D
+                return lamD[:, None] * A * lamD[None, :]
+        else:
+            LamD = lam[D][:, D]
+
+            def left(A):
+                return np.asarray(LamD.T @ A)
+
+            def both(A):
+                return np.asarray(LamD.T @ (LamD.T @ A).T).T
+        return lam, left, both
+
+    def _random_factor(self, theta: np.ndarray, blk: CoxBlocks) -> DenseSPD | ArrowheadSPD | CholmodSPD:
+        """The factor of M = ΛᵀH̃_ZZΛ + I (arrowhead or dense, see the module docstring)."""
+        q = self.q
         S, D = self.S, self.D
-        qD = D.size
-        Lam = re.Lambda(theta).tocsc()
-        M_V = st.means(self.V)
-        HVV = st.gram(self.V, M_V)
-        LamD = Lam[D][:, D]
-        HDD, HDX, HXX = HVV[:qD, :qD], HVV[:qD, qD:], HVV[qD:, qD:]
-        if S.size:
-            sb = self.sparse
-            assert sb is not None
-            hS = st.indicator_diag(sb.codes, sb.nlevels)[sb.levels]
-            HSV = st.cross(self.ZS, self.V, M_V)
-            HSD, HSX = HSV[:, :qD], HSV[:, qD:]
+        if self.arrow and not D.size and self.engine != "cholmod":
+            lam = self.products.lam(theta)
+            lamS = lam[S] if isinstance(lam, np.ndarray) else np.asarray(lam[S, S]).ravel()
+            return ArrowheadSPD(lamS ** 2 * blk.hS + 1.0, self._no_border, self._no_border, S, D)
+        lam, left, both = self._lam_parts(theta)
         if self.arrow:
-            lamS = np.asarray(Lam[S, S]).ravel()
-            a = lamS ** 2 * hS + 1.0
-            B = lamS[:, None] * np.asarray((LamD.T @ HSD.T).T)
-            C = np.asarray((LamD.T @ (LamD.T @ HDD).T).T) + np.eye(qD)
-            Mf: ArrowheadSPD | CholmodSPD
+            lamS = lam[S] if isinstance(lam, np.ndarray) else np.asarray(lam[S, S]).ravel()
+            a = lamS ** 2 * blk.hS + 1.0
+            B = lamS[:, None] * left(blk.HSD.T).T
+            C = both(blk.HDD) + np.eye(D.size)
             if self.engine == "cholmod":
                 Mf = CholmodSPD(a, B, C, S, D, pattern=self._cholmod_pattern)
                 self._cholmod_pattern = Mf
-            else:
-                Mf = ArrowheadSPD(a, B, C, S, D)
-            Hub = np.zeros((q, p))
-            if p:
-                Hub[S] = lamS[:, None] * HSX
-                Hub[D] = np.asarray(LamD.T @ HDX)
-            return CoxHessian(Mf, Hub, HXX)
+                return Mf
+            return ArrowheadSPD(a, B, C, S, D)
         Ht = np.zeros((q, q))
-        Ht[np.ix_(D, D)] = HDD
-        HZX = np.zeros((q, p))
-        HZX[D] = HDX
+        Ht[np.ix_(D, D)] = blk.HDD
         if S.size:
-            Ht[S, S] = hS
-            Ht[np.ix_(S, D)] = HSD
-            Ht[np.ix_(D, S)] = HSD.T
-            HZX[S] = HSX
-        M = np.asarray((Lam.T @ (Lam.T @ Ht).T).T) + np.eye(q)
-        return CoxHessian(DenseSPD(M), np.asarray(Lam.T @ HZX), HXX)
+            Ht[S, S] = blk.hS
+            Ht[np.ix_(S, D)] = blk.HSD
+            Ht[np.ix_(D, S)] = blk.HSD.T
+        if isinstance(lam, np.ndarray):
+            M = lam[:, None] * Ht * lam[None, :] + np.eye(q)
+        else:
+            M = np.asarray((lam.T @ (lam.T @ Ht).T).T) + np.eye(q)
+        return DenseSPD(M)
+
+    def hessian(self, theta: np.ndarray, st: CoxState) -> CoxHessian:
+        """Assemble and factor H at the risk-set state ``st`` (see the module docstring)."""
+        q, p = self.q, self.p
+        S, D = self.S, self.D
+        blk = self._blocks(st)
+        Mf = self._random_factor(theta, blk)
+        lam, left, _ = self._lam_parts(theta)
+        Hub = np.zeros((q, p))
+        if p:
+            if self.arrow:
+                lamS = lam[S] if isinstance(lam, np.ndarray) else np.asarray(lam[S, S]).ravel()
+                if D.size == 0 and isinstance(Mf, ArrowheadSPD) and Mf.diagonal:
+                    Hub = lamS[:, None] * blk.HSX            # every random effect a sparse level, in order
+                else:
+                    Hub[S] = lamS[:, None] * blk.HSX
+                    Hub[D] = left(blk.HDX)
+            else:
+                HZX = np.zeros((q, p))
+                HZX[D] = blk.HDX
+                if S.size:
+                    HZX[S] = blk.HSX
+                Hub = lam[:, None] * HZX if isinstance(lam, np.ndarray) else np.asarray(lam.T @ HZX)
+        return CoxHessian(Mf, Hub, blk.HXX)
 
     def gradient(self, theta: np.ndarray, st: CoxState, u: np.ndarray) -> np.ndarray:
         """∂PPL/∂(u, β)."""
-        gu = np.asarray(self.re.Lambda(theta).T @ (self.ZT @ st.grad)).ravel() - u
+        zg = self.products.zt_dot(st.grad)
+        lam = self.products.lam(theta)
+        gu = (lam * zg if isinstance(lam, np.ndarray) else np.asarray(lam.T @ zg).ravel()) - u
         gb = self.X.T @ st.grad if self.p else np.zeros(0)
         return np.concatenate([gu, gb])
 
-    def _state(self, theta, beta, u):
+    def _state(self, theta, beta, u, pin: bool = False, with_x: bool = True):
         eta = self.eta(theta, beta, u)
-        st = self.cd.state(eta)
+        st = self._risk_state(eta, pin, with_x)
         return eta, st, st.loglik - 0.5 * float(u @ u)
+
+    def _risk_state(self, eta: np.ndarray, pin: bool = False, with_x: bool = True) -> CoxState:
+        """The risk-set state at η (with the risk-set sums of X unless ``with_x`` is False).  The state
+        of the start of coxme's Newton runs is kept (``pin``): every evaluation of its search starts
+        from the same (b = 0, β), so the same η."""
+        for hit in (self._pinned, self._last_state):
+            if hit is not None and np.array_equal(hit.eta, eta):
+                return hit
+        st = self.cd.state(eta, self.X if with_x else None)
+        if pin:
+            self._pinned = st
+        else:
+            self._last_state = st
+        return st
+
+    def _blocks(self, st: CoxState, with_x: bool = True) -> CoxBlocks:
+        """The Hessian blocks at ``st`` (they do not depend on θ; kept for the pinned and last states)."""
+        hit = self._block_cache.get(id(st))
+        if hit is not None and hit[0] is st and (hit[2] or not with_x):
+            return hit[1]
+        blk = self.products.blocks(st, with_x)
+        keep = {k: v for k, v in self._block_cache.items() if self._pinned is not None and v[0] is self._pinned}
+        keep[id(st)] = (st, blk, with_x)
+        self._block_cache = keep
+        return blk
+
+    def logdet(self, theta: np.ndarray, st: CoxState) -> float:
+        """log|ΛᵀH̃_ZZΛ + I| alone (no β blocks): what the last Newton iteration of coxme's search needs."""
+        return self._random_factor(theta, self._blocks(st, with_x=False)).logdet
 
     # ------------------------------------------------------------------ Newton
     def fit(self, theta: npt.ArrayLike, beta0: npt.ArrayLike | None = None, u0: npt.ArrayLike | None = None,
-            maxit: int | None = None, min_iter: int = 0, coxme_steps: bool = False, eps: float = 1e-8
-            ) -> CoxMEState:
+            maxit: int | None = None, min_iter: int = 0, coxme_steps: bool = False, eps: float = 1e-8,
+            full_hessian: bool = True) -> CoxMEState:
         """Maximize PPL over (β, u) at θ by Newton-Raphson.
 
         Parameters
@@ -426,13 +498,16 @@ class CoxLaplace:
             otherwise Newton with step halving to full convergence (``tol``).
         eps : float
             coxme's convergence criterion (relative change of PPL) with ``coxme_steps``.
+        full_hessian : bool
+            With ``coxme_steps``: False when only the integrated likelihood is needed (the
+            last iteration then factors the random-effects block alone; ``hessian`` is None).
         """
         theta = np.asarray(theta, float)
         beta = (self.beta if beta0 is None else np.asarray(beta0, float)).copy()
         u = (self.u if u0 is None else np.asarray(u0, float)).copy()
         maxit = self.maxit if maxit is None else maxit
         if coxme_steps:
-            return self._fit_coxme(theta, beta, u, maxit, min_iter, eps)
+            return self._fit_coxme(theta, beta, u, maxit, min_iter, eps, full_hessian)
         q = self.q
         eta, st, ppl = self._state(theta, beta, u)
         converged = False
@@ -473,7 +548,7 @@ class CoxLaplace:
                 out.append(self.re.col_offsets[k] + np.arange(t.nlevels) * t.p + j)
         return out
 
-    def _fit_coxme(self, theta, beta, u, maxit, min_iter, eps) -> CoxMEState:
+    def _fit_coxme(self, theta, beta, u, maxit, min_iter, eps, full_hessian: bool = True) -> CoxMEState:
         """coxme's Newton-Raphson (its C routine ``coxfit6b``).
 
         Iteration k = 0, 1, … evaluates PPL at the current point.  If PPL fell (relative
@@ -483,9 +558,11 @@ class CoxLaplace:
         Newton step is taken and each random intercept's coefficients are recentred to
         mean zero (on the b scale; coxme's constraint, a no-op at the exact mode of a
         pure random-intercept model).  The log-determinant is that of the last factored H.
+        Without ``full_hessian`` (coxme's search, which needs the integrated likelihood
+        only) the last iteration factors the random-effects block alone.
         """
         q = self.q
-        Lam = self.re.Lambda(theta).tocsc()
+        lam = self.products.lam(theta)
         old_u, old_b = u.copy(), beta.copy()
         prev = 0.0
         H = None
@@ -493,13 +570,23 @@ class CoxLaplace:
         eta: Any = None
         st: Any = None
         ppl = -np.inf
+        ld = None
         for it in range(maxit + 1):
-            eta, st, ppl = self._state(theta, beta, u)
+            # the last iteration of the search needs log|M| alone: no sums of X
+            eta, st, ppl = self._state(theta, beta, u, pin=it == 0, with_x=full_hessian or it < maxit)
             if it > 0 and ppl < prev and abs(1 - prev / ppl) > eps:
                 u, beta = 0.5 * (old_u + u), 0.5 * (old_b + beta)
                 continue
+            done = it >= min_iter and abs(1 - prev / ppl) <= eps
+            if not full_hessian and (done or it == maxit):
+                ld = self.logdet(theta, st)
+                H = None
+                if done:
+                    break
+                prev = ppl
+                continue
             H = self.hessian(theta, st)
-            if it >= min_iter and abs(1 - prev / ppl) <= eps:
+            if done:
                 break
             prev = ppl
             if it < maxit:
@@ -507,15 +594,20 @@ class CoxLaplace:
                 old_u, old_b = u.copy(), beta.copy()
                 u, beta = u + step[:q], beta + step[q:]
                 if self._groups:
-                    b = np.asarray(Lam @ u).ravel()
+                    b = self.b(theta, u)
                     for cols in self._groups:
                         b[cols] -= b[cols].mean()
-                    u = _solve_lambda(Lam, b, u)
-        if H is None:
+                    if isinstance(lam, np.ndarray):
+                        ok = lam != 0
+                        u = np.where(ok, b / np.where(ok, lam, 1.0), u)
+                    else:
+                        u = _solve_lambda(lam, b, u)
+        if H is None and ld is None:
             H = self.hessian(theta, st)
         converged = abs(1 - prev / ppl) <= eps
         self.u, self.beta = u, beta
-        return CoxMEState(theta, beta, u, eta, st.loglik, ppl, H.ldL2, converged, it, H)
+        logdet = H.ldL2 if H is not None else float(ld if ld is not None else np.nan)
+        return CoxMEState(theta, beta, u, eta, st.loglik, ppl, logdet, converged, it, H)
 
     def laplace(self, theta: np.ndarray, **kw: Any) -> float:
         """−2 ℓ_I(θ), the criterion minimized over θ (inf where H is not positive definite)."""
@@ -742,7 +834,8 @@ def coxme_theta_search(lap: CoxLaplace, scale: CoxmeScale, fit0: CoxPHFit | None
         if th is None:
             return 0.0
         try:
-            st = lap.fit(th, beta0=beta_init, u0=u0, maxit=inner, min_iter=inner, coxme_steps=True, eps=1e-8)
+            st = lap.fit(th, beta0=beta_init, u0=u0, maxit=inner, min_iter=inner, coxme_steps=True, eps=1e-8,
+                         full_hessian=False)
         except NotPositiveDefinite:
             return np.inf
         return -(1.0 + st.laplace - ll0)
@@ -754,11 +847,14 @@ def coxme_theta_search(lap: CoxLaplace, scale: CoxmeScale, fit0: CoxPHFit | None
             if np.isfinite(v) and (best is None or v < best):
                 best, phi0 = v, cand
         if phi0 is None:
-            raise RuntimeError("no starting estimate was successful")
+            raise InterlaceError("no starting estimate was successful: the integrated likelihood is not finite "
+                                 "at any of coxme's starting variances (coxme's own message); check the "
+                                 "covariates for a perfect ordering of the events, or try method='bobyqa'")
     else:
         phi0 = np.asarray(start, float)
     opt = vmmin(logfun, phi0, reltol=reltol, maxit=maxit)
     theta = scale.theta(opt.x)
     if theta is None:
-        raise RuntimeError("coxme's search ended where a covariance is not positive definite")
+        raise InterlaceError("coxme's search ended where a covariance is not positive definite; "
+                             "try method='bobyqa'")
     return CoxmeSearch(opt.x, theta, inner, phi0, opt, fit0)

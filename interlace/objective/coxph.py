@@ -29,6 +29,8 @@ class CoxPHFit:
     iterations : int
         Newton-Raphson iterations as ``coxph`` counts them (its ``iter``).
     converged : bool
+    score : float
+        Score (log-rank) test statistic at the initial values, uᵀI⁻¹u (``coxph``'s ``score``).
     """
 
     coef: np.ndarray
@@ -36,6 +38,7 @@ class CoxPHFit:
     loglik: tuple
     iterations: int
     converged: bool
+    score: float = float("nan")
 
 
 def coxph_fit(X: np.ndarray, cd: CoxData, offset: npt.ArrayLike | None = None, init: npt.ArrayLike | None = None,
@@ -61,7 +64,11 @@ def coxph_fit(X: np.ndarray, cd: CoxData, offset: npt.ArrayLike | None = None, i
     st, u, imat = evaluate(beta)
     ll0 = st.loglik
     if p == 0:
-        return CoxPHFit(beta, np.zeros((0, 0)), (ll0, ll0), 0, True)
+        return CoxPHFit(beta, np.zeros((0, 0)), (ll0, ll0), 0, True, 0.0)
+    try:
+        score = float(u @ np.linalg.solve(imat, u))
+    except np.linalg.LinAlgError:
+        score = float("nan")
     loglik = ll0
     it = 0
     converged = False
@@ -86,4 +93,4 @@ def coxph_fit(X: np.ndarray, cd: CoxData, offset: npt.ArrayLike | None = None, i
                 beta = newbeta
                 newbeta = beta + np.linalg.solve(imat_n, u_n)
     vcov = np.linalg.inv(imat)
-    return CoxPHFit(beta, 0.5 * (vcov + vcov.T), (ll0, loglik), it, converged)
+    return CoxPHFit(beta, 0.5 * (vcov + vcov.T), (ll0, loglik), it, converged, score)

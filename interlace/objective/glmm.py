@@ -10,6 +10,8 @@ working weights at the conditional mode (lme4's ``glmerLaplace``).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .agq import agq_deviance
@@ -42,8 +44,39 @@ class JointPIRLSDeviance:
         return self.pirls.re.lower
 
     def warm_start(self, theta: np.ndarray) -> None:
-        """A first PIRLS from β = 0 at θ: the GLM start of the modes (β stays at its start)."""
-        self.pirls.run(theta, self.beta, joint=True)
+        """β from glm's first iteration, then a first PIRLS at θ: the GLM start of the modes.
+
+        glm's first iteration is a weighted least-squares step from the family's starting
+        means (R's ``mustart``: y + 0.1 for counts, ...), so the start is on the data's
+        scale: from β = 0 (μ = 1) counts near 10¹² need steps that overflow exp() and PIRLS
+        stalls.  β keeps its start unless that PIRLS converges.
+        """
+        beta0 = self.glm_start()
+        if beta0 is not None:
+            self.beta = beta0
+        self.pirls.run(theta, self.beta, joint=True, u0=np.zeros(self.pirls.re.q))
+
+    def glm_start(self) -> np.ndarray | None:
+        """glm's first weighted least-squares β from the family's starting means (None when the
+        response has no ``mustart``, e.g. an ordinal one)."""
+        resp = self.pirls.resp
+        family = getattr(resp, "family", None)
+        if family is None or not hasattr(family, "mustart") or self.pirls.p == 0:
+            return None
+        glm_resp: Any = resp  # a GLM response: it has a family (checked above), y and weights
+        y, prior = np.asarray(glm_resp.y, dtype=float), np.asarray(glm_resp.weights, dtype=float)
+        mu0 = family.mustart(y, prior)
+        with np.errstate(all="ignore"):
+            eta0 = np.asarray(family.link(mu0), float)
+            w, r = resp.working(eta0, mu0)
+            z = eta0 - resp.offset + r
+            X = np.asarray(self.pirls.X, float)
+            ok = np.isfinite(w) & (w > 0) & np.isfinite(z) & np.all(np.isfinite(X), axis=1)
+            if not ok.any():
+                return None
+            sw = np.sqrt(w[ok])
+            beta = np.linalg.lstsq(X[ok] * sw[:, None], z[ok] * sw, rcond=None)[0]
+        return beta if np.all(np.isfinite(beta)) else None
 
     def __call__(self, theta: np.ndarray) -> float:
         self.n_evals += 1

@@ -6,6 +6,26 @@ With ``f = factor(θ)`` of the PLS system (see :mod:`interlace.linalg.pls`):
 * REML: ``ldL2 + ldRX2 + (n − p)(1 + log(2π r²/(n − p))) − Σ log w``
 
 exactly as lme4's ``lmerResp::Laplace``.  σ̂² is ``r²/n`` (ML) or ``r²/(n − p)`` (REML).
+
+Two degenerate directions are handled by :func:`fit_criterion` (the fitting loop of
+every LMM) rather than left to the optimizer:
+
+* **σ → 0** (the response is determined by the fixed and random effects, e.g.
+  constant within the levels of a grouping factor): the criterion then decreases
+  without bound as θ → ∞ (ldL2 grows like 2q log θ, the residual term falls like
+  −2ν log θ), and far along that direction the fixed-effects Schur complement loses
+  all its digits (relative rounding ≈ ε θ² nᵢ: at θ = 2·10⁶ a balanced intercept came
+  out 9.697 for a group mean of 9.5).  θ's diagonal is bounded by :data:`THETA_MAX`
+  (rounding there ≈ 2·10⁻⁸ for groups of 10, so β of a balanced design is the grand
+  mean to ~10⁻⁷), and a fit that reaches the bound, or whose penalized residual sum
+  of squares is at the rounding level of ``yᵀWy`` (:data:`ZERO_RESIDUAL`), is
+  reported with a :class:`~interlace.errors.ConvergenceWarning` saying that σ is
+  numerically 0.
+* **an exact fit** (the response is a linear function of the fixed effects, e.g.
+  constant): the residual sum of squares is 0 at every θ and the criterion −∞ (lme4
+  reports ``REML criterion at convergence: -Inf`` with σ = 0 and every SE 0); it is
+  refused with a :class:`~interlace.errors.DataError`, since no statistic of such a
+  fit is finite.
 """
 from __future__ import annotations
 
@@ -13,11 +33,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConvergenceWarning, DataError, warn_user
 from ..linalg.engines import RowEngines
 from ..linalg.pls import Factorization, PLSSystem
+from ..optimize import OptSummary, minimize_checked
+from ..optimize.checks import at_upper
 from .start import moment_start
 
-__all__ = ["LMMDeviance", "LMMSolution"]
+__all__ = ["LMMDeviance", "LMMSolution", "fit_criterion", "check_exact_fit", "sigma_zero_message",
+           "residual_fraction", "THETA_MAX", "ZERO_RESIDUAL"]
+
+#: Upper bound of θ's diagonal (a random-effect SD over the residual SD).  The reference
+#: fits have θ ≤ 3.6; at 10⁴ the relative rounding of the fixed-effects Schur complement
+#: is ε θ² nᵢ ≈ 2·10⁻⁷ nᵢ/10 (measured: a balanced intercept off by 4·10⁻⁷ relative; at
+#: 10⁵ by 3·10⁻⁵, at 10⁶ by 4·10⁻³).
+THETA_MAX = 1e4
+#: A penalized residual sum of squares below this fraction of ``yᵀWy`` is rounding: σ is
+#: numerically 0 (the cross-products lose ~n ε of ``yᵀWy`` when they are formed).
+ZERO_RESIDUAL = 1e-12
 
 
 @dataclass
@@ -61,14 +94,23 @@ class LMMDeviance:
         subtracted, W the prior weights).
     reml : bool
     sum_log_w : float
-        ``Σ log w`` of the prior weights (0 without weights).
+        ``Σ log w`` of the positive prior weights (0 without weights).
+    zero_weights : bool
+        Some prior weights are 0: those rows carry no information and the criterion is
+        minimized without them, but the reported log-likelihood is −inf (``Σ log w``
+        over all rows, as lme4 reports it).
     """
 
-    def __init__(self, pls: PLSSystem, reml: bool, sum_log_w: float = 0.0) -> None:
+    def __init__(self, pls: PLSSystem, reml: bool, sum_log_w: float = 0.0, zero_weights: bool = False) -> None:
         self.pls = pls
         self.reml = bool(reml)
         self.n, self.p = pls.n, pls.p
+        if self.n <= self.p:
+            raise DataError(f"the fixed effects have {self.p} coefficients for {self.n} observations: nothing is "
+                            "left to estimate the variances from (a column of dates or identifiers used as a "
+                            "factor gives one coefficient per value); use fewer fixed effects")
         self.ldW = float(sum_log_w)
+        self.zero_weights = bool(zero_weights)
         self.n_evals = 0
         self._theta0: np.ndarray | None = None
 
@@ -77,7 +119,7 @@ class LMMDeviance:
         """The criterion of the rows ``engines`` was made for, with response ``y`` (offset subtracted)."""
         pls, rows = engines.get()
         pls.load(rows(y, weights))
-        return cls(pls, reml, float(np.sum(np.log(weights))) if weights is not None else 0.0)
+        return cls(pls, reml, *sum_log_weights(weights))
 
     @property
     def theta0(self) -> np.ndarray:
@@ -93,6 +135,18 @@ class LMMDeviance:
     def lower(self) -> np.ndarray:
         """Lower bounds of the parameters."""
         return self.pls.re.lower
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Upper bounds of the parameters: :data:`THETA_MAX` on θ's diagonal, none elsewhere."""
+        lower = self.lower
+        return np.where(lower == 0, THETA_MAX, np.inf)
+
+    @property
+    def yty(self) -> float:
+        """``yᵀWy`` of the loaded cross-products (the scale of their rounding)."""
+        cp = self.pls.cp
+        return float(cp.A33[-1, -1]) if cp is not None else 0.0
 
     @property
     def dof(self) -> int:
@@ -121,8 +175,122 @@ class LMMDeviance:
         """β, u, b and σ² at θ (computed only once, at the optimum)."""
         theta = np.asarray(theta, float)
         f = self.pls.factor(theta)
-        obj = self._criterion(f)
+        if not f.ok:
+            raise DataError("the penalized least-squares system cannot be factored at the estimate (its "
+                            "cross-products are not finite or not positive definite): check the data for "
+                            "values of extreme magnitude and the fixed effects for collinearity")
+        obj = np.inf if self.zero_weights else self._criterion(f)
         beta, u = self.pls.solve()
         b = np.asarray(self.pls.re.Lambda(theta) @ u).ravel()
         return LMMSolution(theta, beta, u, b, f.pwrss / self.dof, obj, f.pwrss, f.ldL2, f.ldRX2,
                            self.pls.RX().copy())
+
+
+def sum_log_weights(weights: np.ndarray | None) -> tuple[float, bool]:
+    """``(Σ log w over the positive weights, whether any weight is 0)``."""
+    if weights is None:
+        return 0.0, False
+    w = np.asarray(weights, float)
+    pos = w > 0
+    return float(np.sum(np.log(w[pos]))), bool(not pos.all())
+
+
+def _term_names(dev: LMMDeviance, mask: np.ndarray) -> list[str]:
+    """Grouping factors of the random-effects terms whose θ entries are flagged in ``mask``."""
+    re = dev.pls.re
+    names = []
+    for k, t in enumerate(re.terms):
+        if np.any(mask[re.theta_slice(k)]) and t.name not in names:
+            names.append(t.name)
+    return names
+
+
+def _warn(messages: list[tuple[str, type]], warn: bool) -> None:
+    if warn:
+        for m, cls in messages:
+            warn_user(m, cls)
+
+
+def residual_fraction(dev: LMMDeviance) -> float:
+    """The least-squares residual of y on the fixed effects alone, as a fraction of ``yᵀWy``
+    (from the loaded cross-products; 0 for an exact fit)."""
+    assert dev.pls.cp is not None, "the engine has no data"
+    A = np.asarray(dev.pls.cp.A33, float)
+    if not np.all(np.isfinite(A)):
+        raise DataError("the cross-products of the response and fixed effects overflow: rescale the response, "
+                        "the covariates or the weights")
+    yty = float(A[-1, -1])
+    if yty <= 0:
+        return 0.0
+    XtX, Xty = A[:-1, :-1], A[:-1, -1]
+    rss = yty - float(Xty @ np.linalg.lstsq(XtX, Xty, rcond=None)[0]) if XtX.size else yty
+    return max(rss, 0.0) / yty
+
+
+def fit_criterion(dev: LMMDeviance, x0: np.ndarray, optimizer: str = "bobyqa", maxfun: int | None = None,
+                  options: dict | None = None, check_conv: bool = True, warn: bool = True,
+                  response: str = "the response") -> tuple[OptSummary, LMMSolution]:
+    """Minimize an LMM criterion with lme4's checks, handling its two degenerate directions.
+
+    See the module docstring: an exact fit (zero residuals from the fixed effects alone)
+    is refused; θ's diagonal is bounded by :data:`THETA_MAX`, and a fit at the bound or
+    with a residual at the rounding level is flagged (σ numerically 0).
+
+    Parameters
+    ----------
+    dev : LMMDeviance
+    x0 : ndarray
+        Starting parameters (moved inside the bounds).
+    optimizer, maxfun, options, check_conv, warn
+        As :func:`~interlace.optimize.minimize_checked`.
+    response : str
+        How to name the response in messages.
+
+    Returns
+    -------
+    (OptSummary, LMMSolution)
+
+    Raises
+    ------
+    DataError
+        When the response is an exact linear function of the fixed effects.
+    """
+    lower, upper = dev.lower, dev.upper
+    x0 = np.minimum(np.maximum(np.asarray(x0, float), lower), upper)
+    check_exact_fit(dev, response)
+    opt = minimize_checked(dev, x0, lower, optimizer=optimizer, maxfun=maxfun, options=options,
+                           check_conv=check_conv, warn=warn, upper=upper)
+    sol = dev.solution(opt.x)
+    msg = sigma_zero_message(dev, opt.x, sol, response)
+    if msg is not None:
+        opt.messages = list(opt.messages) + [msg]
+        _warn([(msg, ConvergenceWarning)], warn and check_conv)
+    return opt, sol
+
+
+def check_exact_fit(dev: LMMDeviance, response: str = "the response") -> None:
+    """Refuse a response that is an exact linear function of the fixed effects (see the module docstring)."""
+    if residual_fraction(dev) <= ZERO_RESIDUAL:
+        raise DataError(f"{response} is an exact linear function of the fixed effects (e.g. constant): every "
+                        "residual is 0, so the residual and random-effect variances are 0 and nothing is left "
+                        "to estimate (lme4 reports 'REML criterion at convergence: -Inf'); check the response "
+                        "and the formula")
+
+
+def sigma_zero_message(dev: LMMDeviance, x: np.ndarray, sol: LMMSolution, response: str = "the response"
+                       ) -> str | None:
+    """The warning for a fit whose residual variance is numerically 0 (θ at its bound, or a residual
+    at the rounding level of ``yᵀWy``), or None."""
+    lower, upper = dev.lower, dev.upper
+    bound = at_upper(x, upper)
+    if not (bound.any() or sol.pwrss <= ZERO_RESIDUAL * dev.yty):
+        return None
+    names = _term_names(dev, bound if bound.any() else np.asarray(lower) == 0)
+    where = f" within the levels of {', '.join(map(repr, names))}" if names else ""
+    stop = (f"θ stopped at its bound {THETA_MAX:g}" if bound.any()
+            else "the residual sum of squares is at the rounding level of the data")
+    return (f"Model failed to converge: the residual standard deviation is estimated at (nearly) 0: {response} "
+            "is (almost) exactly "
+            f"determined by the fixed and random effects (e.g. constant{where}), the likelihood grows without "
+            f"bound as σ → 0 and {stop}; σ and the variance components are not estimable, the fixed "
+            "effects are their σ → 0 limit")

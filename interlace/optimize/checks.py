@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from .optimizers import OptSummary
 
 __all__ = ["is_singular", "finite_diff_derivs", "central_gradient", "free_derivatives", "convergence_messages",
-           "warn_messages", "check_convergence", "newton_polish", "minimize_checked", "COARSE_XTOL", "SINGULAR_MSG"]
+           "warn_messages", "check_convergence", "newton_polish", "minimize_checked", "COARSE_XTOL", "SINGULAR_MSG",
+           "at_upper"]
 
 SINGULAR_MSG = "boundary (singular) fit: see CrossedLMEResult.is_singular"
 
@@ -49,14 +50,15 @@ def finite_diff_derivs(fun: Callable[[np.ndarray], float], x: np.ndarray, delta:
     g, fp, fm = central_gradient(fun, x, delta)
     H = np.empty((n, n))
     eye = np.eye(n) * delta
-    for i in range(n):
-        H[i, i] = (fp[i] - 2 * f0 + fm[i]) / delta**2
-    for i in range(n):
-        for j in range(i):
-            both = eye[i] + eye[j]
-            H[i, j] = H[j, i] = (fun(x + both) - fp[i] - fp[j] + 2 * f0 - fm[i] - fm[j] + fun(x - both)) / (
-                2 * delta**2
-            )
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite values are reported by the checks
+        for i in range(n):
+            H[i, i] = (fp[i] - 2 * f0 + fm[i]) / delta**2
+        for i in range(n):
+            for j in range(i):
+                both = eye[i] + eye[j]
+                H[i, j] = H[j, i] = (fun(x + both) - fp[i] - fp[j] + 2 * f0 - fm[i] - fm[j] + fun(x - both)) / (
+                    2 * delta**2
+                )
     return g, H
 
 
@@ -67,7 +69,8 @@ def central_gradient(fun: Callable[[np.ndarray], float], x: np.ndarray, delta: f
     eye = np.eye(x.size) * delta
     fp = np.array([fun(x + e) for e in eye])
     fm = np.array([fun(x - e) for e in eye])
-    return (fp - fm) / (2 * delta), fp, fm
+    with np.errstate(invalid="ignore", over="ignore"):  # inf − inf where the criterion is not finite:
+        return (fp - fm) / (2 * delta), fp, fm  # the checks report "unable to evaluate scaled gradient"
 
 
 def check_convergence(fun: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray, optimizer_ok: bool,
@@ -101,8 +104,11 @@ def check_convergence(fun: Callable[[np.ndarray], float], x: np.ndarray, lower: 
 
 
 def free_derivatives(fun: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray, tol_singular: float = 1e-4,
-                     delta: float = 1e-4) -> dict:
+                     delta: float = 1e-4, upper: np.ndarray | None = None) -> dict:
     """Finite-difference gradient and Hessian over the parameters off the boundary.
+
+    A parameter is on the boundary within ``tol_singular`` of a lower bound of 0, or
+    at its (finite) upper bound.
 
     Returns
     -------
@@ -110,11 +116,25 @@ def free_derivatives(fun: Callable[[np.ndarray], float], x: np.ndarray, lower: n
         ``free`` (their indices) and, when there are any, ``gradient`` and ``hessian``.
     """
     x = np.asarray(x, float)
-    idx = np.flatnonzero(~((lower == 0) & (x < tol_singular)))
+    on_bound = (lower == 0) & (x < tol_singular)
+    if upper is not None:
+        on_bound |= at_upper(x, upper)
+    idx = np.flatnonzero(~on_bound)
     if not idx.size:
         return {"free": idx}
     g, H = finite_diff_derivs(_restricted(fun, x, idx), x[idx], delta)
     return {"free": idx, "gradient": g, "hessian": H}
+
+
+def at_upper(x: npt.ArrayLike, upper: npt.ArrayLike | None, rtol: float = 1e-6) -> np.ndarray:
+    """Which parameters sit at their finite upper bound (within ``rtol`` of it)."""
+    x = np.asarray(x, float)
+    if upper is None:
+        return np.zeros(x.shape, bool)
+    upper = np.asarray(upper, float)
+    finite = np.isfinite(upper)
+    bound = np.where(finite, upper, 0.0)
+    return finite & (x >= bound - rtol * np.maximum(np.abs(bound), 1.0))
 
 
 def _restricted(fun, x: np.ndarray, idx: np.ndarray):
@@ -171,7 +191,8 @@ def warn_messages(msgs: list[tuple]) -> None:
         warn_user(m, cls)
 
 
-def newton_polish(fun: Callable[[np.ndarray], float], opt: OptSummary, lower: np.ndarray, derivs: dict) -> bool:
+def newton_polish(fun: Callable[[np.ndarray], float], opt: OptSummary, lower: np.ndarray, derivs: dict,
+                  upper: np.ndarray | None = None) -> bool:
     """One Newton step from the optimizer's answer, with the derivatives the checks computed.
 
     BOBYQA stops when θ moves by less than its tolerance (1e-7 relative), where the
@@ -202,7 +223,7 @@ def newton_polish(fun: Callable[[np.ndarray], float], opt: OptSummary, lower: np
     if np.any(np.abs(step) > 1e-3 * (1.0 + np.abs(x[idx]))):  # only a refinement, never a move
         return False
     x[idx] -= step
-    if np.any(x < lower):
+    if np.any(x < lower) or (upper is not None and np.any(x > upper)):
         return False
     f = float(fun(x))
     # near the minimum the criterion is flat to its rounding (~1e-13 relative): the step is
@@ -220,7 +241,8 @@ COARSE_XTOL = 1e-4
 
 def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lower: npt.ArrayLike,
                      optimizer: str = "bobyqa", maxfun: int | None = None, options: dict | None = None,
-                     check_conv: bool = True, warn: bool = True, delta: float = 1e-4) -> OptSummary:
+                     check_conv: bool = True, warn: bool = True, delta: float = 1e-4,
+                     upper: npt.ArrayLike | None = None) -> OptSummary:
     """Minimize, run lme4's checks, and refine by a Newton step: the fitting loop of LMMs.
 
     With BOBYQA (the default) and no user tolerances, the optimizer stops at a relative
@@ -245,6 +267,8 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         Issue the checks' verdicts as warnings.
     delta : float
         Finite-difference step of the derivatives (see :func:`check_convergence`).
+    upper : array-like, optional
+        Upper bounds (parameters at them are left out of the derivatives, as those at 0).
 
     Returns
     -------
@@ -255,23 +279,24 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
     from .optimizers import minimize
 
     lower = np.asarray(lower, float)
+    upper = None if upper is None else np.asarray(upper, float)
     coarse = (check_conv and str(optimizer).lower() in ("bobyqa", "nlopt_bobyqa", "pybobyqa")
               and not (options and {"xtol_rel", "xtol_abs", "ftol_rel", "ftol_abs", "rhoend"} & set(options)))
-    opt = minimize(fun, x0, lower, optimizer=optimizer, maxfun=maxfun, options=options,
+    opt = minimize(fun, x0, lower, optimizer=optimizer, maxfun=maxfun, options=options, upper=upper,
                    **({"xtol_rel": COARSE_XTOL, "rhoend": 1e-5} if coarse else {}))
     if not check_conv:
         return opt
-    derivs = free_derivatives(fun, opt.x, lower, delta=delta)
-    refined = _refine(fun, opt, lower, derivs, delta)
+    derivs = free_derivatives(fun, opt.x, lower, delta=delta, upper=upper)
+    refined = _refine(fun, opt, lower, derivs, delta, upper)
     budget_left = maxfun is None or maxfun > opt.n_evals
     if not refined and coarse and "hessian" in derivs and opt.converged and budget_left:
         tight = minimize(fun, opt.x, lower, optimizer=optimizer, options=options, rhobeg=0.02,
-                         maxfun=None if maxfun is None else maxfun - opt.n_evals)
+                         maxfun=None if maxfun is None else maxfun - opt.n_evals, upper=upper)
         tight.x0, tight.n_evals = opt.x0, opt.n_evals + tight.n_evals
         tight.seconds += opt.seconds
         opt = tight
-        derivs = free_derivatives(fun, opt.x, lower, delta=delta)
-        _refine(fun, opt, lower, derivs, delta)
+        derivs = free_derivatives(fun, opt.x, lower, delta=delta, upper=upper)
+        _refine(fun, opt, lower, derivs, delta, upper)
     msgs = convergence_messages(opt.x, lower, opt.converged, opt.message, derivs)
     if warn:
         warn_messages(msgs)
@@ -280,17 +305,17 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
     return opt
 
 
-def _refine(fun, opt, lower: np.ndarray, derivs: dict, delta: float = 1e-4) -> bool:
+def _refine(fun, opt, lower: np.ndarray, derivs: dict, delta: float = 1e-4, upper: np.ndarray | None = None) -> bool:
     """A Newton step, then the gradient at the new point and, from it, one chord step.
 
     The checks' verdict then rests on a gradient computed at the final point (for the
     chord step: its quadratic-model prediction, ``g − H·step``).  ``derivs`` is updated.
     """
-    if not newton_polish(fun, opt, lower, derivs):
+    if not newton_polish(fun, opt, lower, derivs, upper):
         return False
     idx, H = derivs["free"], derivs["hessian"]
     x = np.array(opt.x, float)
     derivs["gradient"] = central_gradient(_restricted(fun, x, idx), x[idx], delta)[0]
-    if newton_polish(fun, opt, lower, derivs):
+    if newton_polish(fun, opt, lower, derivs, upper):
         derivs["gradient"] = derivs["gradient"] - H @ (x[idx] - opt.x[idx])
     return True

@@ -77,8 +77,8 @@ def _safe(fun):
 def minimize(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lower: npt.ArrayLike,
              optimizer: str = "bobyqa", maxfun: int | None = None,
              rhobeg: float | np.ndarray = 0.2, rhoend: float = 1e-9, options: dict | None = None,
-             xtol_rel: float = 1e-7) -> OptSummary:
-    """Minimize ``fun`` over ``x >= lower``.
+             xtol_rel: float = 1e-7, upper: npt.ArrayLike | None = None) -> OptSummary:
+    """Minimize ``fun`` over ``lower <= x <= upper``.
 
     Parameters
     ----------
@@ -99,6 +99,8 @@ def minimize(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lower: npt.A
         NLopt's stopping tolerance on the relative change of x (Py-BOBYQA stops at ``rhoend``).
     options : dict, optional
         Passed to the optimizer (Py-BOBYQA ``user_params`` or scipy ``options``).
+    upper : array-like, optional
+        Upper bounds (``inf`` for unbounded; default: none).
     """
     canonical = {o.lower(): o for o in OPTIMIZERS}
     if not isinstance(optimizer, str) or optimizer.lower() not in canonical:
@@ -109,6 +111,10 @@ def minimize(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lower: npt.A
     n = x0.size
     if lower.shape != x0.shape:
         raise InterlaceError(f"starting values have {x0.size} elements; the model has {lower.size} parameters")
+    upper = np.full(n, np.inf) if upper is None else np.asarray(upper, float)
+    if not np.all(np.isfinite(x0)):
+        raise InterlaceError(f"starting values must be finite, got {x0}")
+    x0 = np.minimum(x0, upper)
     maxfun = maxfun or max(1000, 100 * n * n)
     f = _safe(fun)
     t0 = time.perf_counter()
@@ -129,6 +135,7 @@ def minimize(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lower: npt.A
 
         opt = _nlopt.opt(_nlopt.LN_BOBYQA, n)
         opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
+        opt.set_upper_bounds(np.where(np.isfinite(upper), upper, np.inf))
         opt.set_min_objective(obj)
         # by default stop when θ changes by less than 1e-7 relative (the reference fits need ~1e-6)
         opt.set_xtol_rel(xtol_rel)
@@ -154,7 +161,7 @@ def minimize(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lower: npt.A
         import pybobyqa
 
         xl = np.where(np.isfinite(lower), lower, -_BIG)
-        xu = np.full(n, _BIG)
+        xu = np.where(np.isfinite(upper), upper, _BIG)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = pybobyqa.solve(f, x0, bounds=(xl, xu), rhobeg=float(np.min(rhobeg)), rhoend=rhoend, maxfun=maxfun,
@@ -163,14 +170,18 @@ def minimize(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lower: npt.A
         x, fmin, nf, msg = res.x, res.f, res.nf, res.msg
         optimizer = "pybobyqa"
     elif optimizer in OPTIMIZERS:
-        bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-        opts = {"maxiter": maxfun} if optimizer != "L-BFGS-B" else {"maxfun": maxfun, "ftol": 1e-14, "gtol": 1e-9}
+        bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None) for lo, hi in zip(lower, upper)]
+        # ftol 1e-12 / fatol 1e-10: tighter stops (1e-14, 1e-12) are below the criterion's rounding noise,
+        # so L-BFGS-B's line search and Nelder-Mead's iteration limit reported failure at the optimum
+        opts = {"maxiter": maxfun} if optimizer != "L-BFGS-B" else {"maxfun": maxfun, "ftol": 1e-12, "gtol": 1e-9}
         if optimizer == "Nelder-Mead":
-            opts.update(xatol=1e-9, fatol=1e-12)
+            opts.update(xatol=1e-9, fatol=1e-10)
+        elif optimizer == "Powell":  # scipy's defaults (1e-4) stop short of the optimum (max|grad| ~ 0.1)
+            opts.update(xtol=1e-10, ftol=1e-14)
         opts.update(options or {})
         res = scipy.optimize.minimize(f, x0, method=optimizer, bounds=bounds, options=opts)
         x, fmin, nf, msg, ok = res.x, res.fun, res.nfev, str(res.message), bool(res.success)
     else:  # pragma: no cover - names are checked above
         raise InterlaceError(f"unknown optimizer {optimizer!r}")
-    x = np.maximum(np.asarray(x, float), lower)
+    x = np.minimum(np.maximum(np.asarray(x, float), lower), upper)
     return OptSummary(optimizer, x0, lower, x, float(fmin), int(nf), ok, msg, time.perf_counter() - t0)

@@ -1,6 +1,7 @@
 """Results of a cumulative link mixed model (:class:`CLMMResult`), ordinal's ``clmm`` quantities."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +31,18 @@ class CLMMResult(MixedResultsBase):
     """
 
     reml = False
+    _rebuilt_on_demand = ("_deviance",)
+
+    def _fit_objective(self) -> CLMMDeviance:
+        """The fit's own objective (rebuilt from the model after unpickling)."""
+        dev = self.__dict__.get("_deviance")
+        if dev is None:
+            self._need_rows("the fit's PIRLS engines")
+            dev = self._deviance = self.model.objective()
+        return dev
+
+    def _drop_rows(self) -> None:
+        self.state = replace(self.state, eta=np.zeros(0), mu=np.zeros(0))
 
     def __init__(self, model: Any, par: np.ndarray, st: PIRLSState, objective: float, derivs: dict,
                  opt: OptSummary, deviance: CLMMDeviance) -> None:
@@ -91,22 +104,23 @@ class CLMMResult(MixedResultsBase):
         a = np.concatenate([[-np.inf], self._alpha, [np.inf]])
         return np.diff(self.model.link.cdf(a[None, :] - eta[:, None]), axis=1)
 
-    def predict(self, newdata: pd.DataFrame | None = None, type: str = "prob", include_re: bool = True
-                ) -> pd.Series | pd.DataFrame:
+    def predict(self, newdata: pd.DataFrame | None = None, type: str = "prob", include_re: bool = True,
+                exog: Any = None, transform: bool = True) -> pd.Series | pd.DataFrame:
         """Per-category probabilities, the most likely category, or the linear predictor.
 
         Parameters
         ----------
         newdata : DataFrame, optional
-            Default: the fitted rows. Unseen group levels get random effect 0.
+            Default: the fitted rows. Unseen group levels get random effect 0 (with an
+            :class:`~interlace.errors.UnseenLevelWarning`).
         type : {"prob", "class", "linear"}
         include_re : bool
             Include the conditional modes of the random effects.
+        exog, transform
+            statsmodels' names: ``exog`` is new data as ``newdata`` (``transform=True``), or the
+            coefficients' model matrix (``transform=False``), predicted without random effects.
         """
-        if newdata is None:
-            eta, index = self._eta_fit(include_re), self.model.data.row_labels
-        else:
-            eta, index = self._eta_new(newdata, include_re, None), newdata.index
+        eta, index = self._predict_eta(newdata, include_re, None, exog, transform)
         if type == "linear":
             return pd.Series(eta, index=index, name="linear")
         P = self._probs(eta)
@@ -124,7 +138,8 @@ class CLMMResult(MixedResultsBase):
         return pd.Series(P[np.arange(y.size), y], index=self.model.data.row_labels, name="fitted")
 
     def factored_engine(self) -> PLSSystem:
-        dev = self._deviance
+        """The fit's engine factored at the estimates, with the working weights at the modes."""
+        dev = self._fit_objective()
         return dev.pirls.factored(self.theta, np.asarray(self.params)[self._fe], self.sol.u,
                                   resp=dev.response(self._par))
 
@@ -138,7 +153,7 @@ def _vcov_and_condition(derivs: dict, par: np.ndarray, npar: int, nth: int):
     """Covariance of (threshold parameters, β) from the Hessian of −2 log L, and ordinal's
     condition number of the Hessian of −log L with the random-effect SDs on the log scale."""
     free, H = derivs.get("free"), derivs.get("hessian")
-    if H is None:
+    if H is None or not np.all(np.isfinite(H)):
         return np.full((npar, npar), np.nan), np.nan
     Hl = 0.5 * H
     try:
@@ -159,10 +174,7 @@ class _Sol:
 
 
 class CLMMResultWrapper(MixedResultsWrapper):
-    """Labels statsmodels' outputs with the threshold and coefficient names."""
-
-    _attrs = {}  # params mix thresholds and coefficients: labelled by the result itself
-    _wrap_attrs = wrap.union_dicts(_attrs)
+    """Labels statsmodels' outputs with the threshold parameter and coefficient names (ordinal's order)."""
 
     def __repr__(self) -> str:
         r = self._results

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,11 +12,12 @@ import scipy.stats as st
 from statsmodels.base import wrapper as wrap
 from statsmodels.iolib.summary2 import Summary
 
-from ..errors import DataError
+from ..errors import DataError, warn_user
 from ..objective.coxme import CoxLaplace, CoxMEState
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
 from .summary import varcorr_rows
+from .survival import SurvivalResultsMixin
 
 if TYPE_CHECKING:
     from ..inference.lrt import LRTest
@@ -41,7 +43,7 @@ class _CondCov:
         return self.hessian.inv_uu_blocks(self.re)
 
 
-class CoxMEResult(MixedResultsBase):
+class CoxMEResult(SurvivalResultsMixin, MixedResultsBase):
     """A fitted mixed-effects Cox model.
 
     ``params``/``bse``/``tvalues``/``pvalues`` are the fixed effects (log hazard ratios)
@@ -59,8 +61,8 @@ class CoxMEResult(MixedResultsBase):
     ----------
     theta : ndarray
         Relative covariance parameters (the shared θ layout).
-    method : str
-        ``"coxme"`` or the optimizer used.
+    optimizer : str
+        ``"coxme"`` or the optimizer used (``coxme(optimizer=)``).
     ties : str
     inner_iter : int or None
         coxme's Newton iterations per evaluation of the θ search.
@@ -83,7 +85,7 @@ class CoxMEResult(MixedResultsBase):
         self.state = state
         self.fit0 = fit0
         self.opt_summary = opt
-        self.method = method
+        self.optimizer = method
         self.ties = model.ties
         self.inner_iter = inner_iter
         self.boundary_terms = list(boundary)
@@ -202,10 +204,17 @@ class CoxMEResult(MixedResultsBase):
 
     # ------------------------------------------------------------ variance parameters
     @property
-    def variance_components(self) -> dict:
-        """coxme's ``VarCorr``: a variance per random intercept; for a term with several
-        coefficients a DataFrame with the variances on the diagonal and the
-        **correlations** off it (covariances: :attr:`random_effects_cov`)."""
+    def method(self) -> str:
+        """Old name of :attr:`optimizer` (a ``FutureWarning``): ``method`` means REML/ML elsewhere."""
+        warn_user("CoxMEResult.method is now spelled optimizer (the old name will be removed in a future "
+                  "version)", FutureWarning)
+        return self.optimizer
+
+    @property
+    def coxme_varcorr(self) -> dict:
+        """coxme's ``VarCorr``: per grouping factor, a variance for a random intercept; for a term with
+        several coefficients a DataFrame with the variances on the diagonal and the **correlations**
+        off it (the variances alone: :attr:`variance_components`; covariances: :attr:`random_effects_cov`)."""
         out = {}
         for name, C in self.random_effects_cov.items():
             if C.shape == (1, 1):
@@ -228,32 +237,54 @@ class CoxMEResult(MixedResultsBase):
         return pd.Series(eta, index=self.model.data.row_labels, name="linear_predictor")
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "lp", include_re: bool = True,
-                offset: npt.ArrayLike | None = None) -> pd.Series:
-        """Linear predictor or relative risk; unseen levels get random effect 0.
+                offset: npt.ArrayLike | None = None, exog: Any = None, transform: bool = True) -> pd.Series:
+        """Linear predictor, relative risk, expected events or survival; unseen levels get frailty 0
+        (with an :class:`~interlace.errors.UnseenLevelWarning`).
 
         Parameters
         ----------
         newdata : DataFrame, optional
-            Default: the fitted rows.
-        type : {"lp", "risk"}
-            Xβ + Zb (not centred, as coxme's linear predictor) or exp of it.
+            Default: the fitted rows.  ``type="expected"``/``"survival"`` read the times from the
+            model's ``Surv(...)`` columns in ``newdata``.
+        type : {"lp", "risk", "expected", "survival"}
+            Xβ + Zb (not centred, as coxme's linear predictor), exp of it, the expected number
+            of events over the row's follow-up (cumulative hazard; the baseline hazard is
+            estimated with the frailties in the linear predictor, see :meth:`survfit`), or
+            exp(−expected).
         include_re : bool
             Include the frailties (False: fixed effects only).
         offset : array-like, optional
             For new data when the model has an offset (default: the offset column if named).
+        exog, transform
+            statsmodels' names: ``exog`` is new data as ``newdata`` (``transform=True``), or the
+            fixed-effects model matrix (``transform=False``), predicted without frailties.
         """
-        if type not in ("lp", "risk"):
-            raise ValueError(f"type must be 'lp' or 'risk', got {type!r}")
-        if newdata is None:
-            eta = self._eta_fit(include_re)
-            index = self.model.data.row_labels
-        else:
+        self._check_type(type)
+        if type in ("expected", "survival"):
+            if exog is not None:
+                raise DataError("type='expected' and 'survival' need the survival times: give newdata with the "
+                                "model's Surv(...) columns, not exog")
+            if newdata is None:
+                eta = self._fitted_eta() if include_re else self._eta_fit(False)
+                exp_ = self.model.cox_data.state(self._fitted_eta()).expected
+                if not include_re:
+                    exp_ = exp_ * np.exp(eta - self._fitted_eta())
+                return pd.Series(exp_ if type == "expected" else np.exp(-exp_), index=self.model.data.row_labels,
+                                 name=type)
             if not isinstance(newdata, pd.DataFrame):
                 raise DataError(f"newdata must be a pandas DataFrame, got {newdata.__class__.__name__}")
-            eta = self._eta_new(newdata, include_re, offset)
-            index = newdata.index
+            exp_ = self._expected_new(newdata, self._eta_new(newdata, include_re, offset))
+            return pd.Series(exp_ if type == "expected" else np.exp(-exp_), index=newdata.index, name=type)
+        eta, index = self._predict_eta(newdata, include_re, offset, exog, transform)
         out = eta if type == "lp" else np.exp(eta)
         return pd.Series(out, index=index, name=type)
+
+    def _fitted_eta(self) -> np.ndarray:
+        """Xβ̂ + Zb̂ + offset on the fitted rows (the baseline hazard is estimated at it)."""
+        return np.asarray(self.state.eta, float)
+
+    def _beta_vcov(self) -> np.ndarray:
+        return np.asarray(self.normalized_cov_params, float)
 
     @property
     def fittedvalues(self) -> pd.Series:
@@ -261,7 +292,21 @@ class CoxMEResult(MixedResultsBase):
         return self.predict()
 
     def factored_engine(self) -> _CondCov:
+        """(H⁻¹)_uu's diagonal blocks at the estimates (the Hessian is rebuilt from the model after unpickling)."""
+        if self.state.hessian is None:
+            self._need_rows("the Hessian of the penalized partial likelihood")
+            st = self.state
+            again = self.model.objective().fit(st.theta, beta0=st.beta, u0=st.u, maxit=0)
+            self.state = replace(st, hessian=again.hessian)
         return _CondCov(self.model.random_effects_structure, self.state.hessian)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["state"] = replace(self.state, hessian=None)  # a CHOLMOD factor does not pickle
+        return state
+
+    def _drop_rows(self) -> None:
+        self.state = replace(self.state, eta=np.zeros(0), hessian=None)
 
     # ------------------------------------------------------------ comparison and display
     def compare_lr_test(self, restricted: Any) -> LRTest:
@@ -304,7 +349,7 @@ def coxme_summary(res: CoxMEResult, alpha: float = 0.05) -> Summary:
         "Log-lik integrated:": f"{res.llf:.4f}",
         "Log-lik penalized:": f"{res.loglik_penalized:.4f}",
         "Log-lik fitted:": f"{res.loglik_fitted:.4f}",
-        "Estimation:": "coxme (BFGS, log variances)" if res.method == "coxme" else res.method,
+        "Estimation:": "coxme (BFGS, log variances)" if res.optimizer == "coxme" else res.optimizer,
         "Converged:": "Yes" if res.converged else "No",
     }
     if res.n_dropped:

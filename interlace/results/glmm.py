@@ -1,6 +1,7 @@
 """Results of a GLMM fit (:class:`GLMMResult`), lme4's ``glmer`` quantities under statsmodels' names."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,6 +51,22 @@ class GLMMResult(MixedResultsBase):
         self._init_shared(model)
 
     reml = False
+    _rebuilt_on_demand = ("_pirls",)
+
+    def _fit_pirls(self) -> PIRLS:
+        """The fit's own PIRLS (rebuilt from the model after unpickling)."""
+        pirls = self.__dict__.get("_pirls")
+        if pirls is None:
+            self._need_rows("the fit's PIRLS engines")
+            pirls = self._pirls = self.model.pirls()
+        return pirls
+
+    def _drop_rows(self) -> None:
+        self.state = replace(self.state, eta=np.zeros(0), mu=np.zeros(0))
+
+    def _keep_before_removal(self) -> None:
+        super()._keep_before_removal()
+        _ = self.sigma
 
     @property
     def nb_theta(self) -> float:
@@ -61,9 +78,13 @@ class GLMMResult(MixedResultsBase):
         """Dispersion SD: √(pwrss/n) for Gamma / inverse Gaussian (lme4's ``sigma``), else 1."""
         if not self.family.has_dispersion:
             return 1.0
-        st = self.state
-        w, r = self._pirls.resp.working(st.eta, st.mu)
-        return float(np.sqrt((np.sum(w * r * r) + st.u @ st.u) / self.nobs))
+
+        def sd() -> float:
+            st = self.state
+            w, r = self._fit_pirls().resp.working(st.eta, st.mu)
+            return float(np.sqrt((np.sum(w * r * r) + st.u @ st.u) / self.nobs))
+
+        return self._kept("dispersion_sd", sd)
 
     def _linear_predictor_link(self, eta):
         return self.family.linkinv(eta)
@@ -89,12 +110,13 @@ class GLMMResult(MixedResultsBase):
         """The fit's engine factored at θ̂ with the working weights at the modes: for u alone
         (conditional variances), or with ``joint`` for (β, u) (lme4's ``RX``, hat values)."""
         if joint:
-            return self._pirls.joint_factored(self.theta, self.state)[0]
-        return self._pirls.factored(self.theta, np.asarray(self.params, float), self.sol.u)
+            return self._fit_pirls().joint_factored(self.theta, self.state)[0]
+        return self._fit_pirls().factored(self.theta, np.asarray(self.params, float), self.sol.u)
 
     def working_weights(self) -> np.ndarray:
         """IRLS weights at the conditional modes (prior weights included)."""
-        return self._pirls.resp.working(self.state.eta, self.state.mu)[0]
+        self._need_rows("working_weights()")
+        return self._fit_pirls().resp.working(self.state.eta, self.state.mu)[0]
 
     @property
     def _re_scale(self) -> float:
@@ -152,8 +174,9 @@ class GLMMResult(MixedResultsBase):
         return pd.Series(r, index=self.model.data.row_labels, name="resid_deviance")
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "response", include_re: bool = True,
-                offset: npt.ArrayLike | None = None) -> pd.Series:
-        """Predictions on the link or response scale; unseen levels contribute 0.
+                offset: npt.ArrayLike | None = None, exog: Any = None, transform: bool = True) -> pd.Series:
+        """Predictions on the link or response scale; unseen levels contribute 0 (with an
+        :class:`~interlace.errors.UnseenLevelWarning`).
 
         Parameters
         ----------
@@ -163,15 +186,13 @@ class GLMMResult(MixedResultsBase):
         include_re : bool
             Include the conditional modes (lme4's default); False gives the population level.
         offset : array-like, optional
+        exog, transform
+            statsmodels' names: ``exog`` is new data as ``newdata`` (``transform=True``), or the
+            fixed-effects model matrix (``transform=False``), predicted without random effects.
         """
         if type not in ("response", "link"):
             raise ValueError(f"type must be 'response' or 'link', got {type!r}")
-        if newdata is None:
-            eta = self._eta_fit(include_re)
-            index = self.model.data.row_labels
-        else:
-            eta = self._eta_new(newdata, include_re, offset)
-            index = newdata.index
+        eta, index = self._predict_eta(newdata, include_re, offset, exog, transform)
         out = eta if type == "link" else self.family.linkinv(eta)
         return pd.Series(out, index=index, name="predicted")
 

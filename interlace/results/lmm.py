@@ -1,6 +1,7 @@
 """Results of a linear mixed model fit: :class:`CrossedLMEResult` and its statsmodels wrapper."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,13 +12,16 @@ import scipy.stats as st
 from statsmodels.base import wrapper as wrap
 
 from ..design.fixed import new_matrix
+from ..errors import InterlaceError, UnseenLevelWarning
 from ..inference.ddf import FixedEffectsTests
 from ..objective.lmm import LMMDeviance, LMMSolution
 from ..optimize import OptSummary
 from .base import MixedResultsBase, MixedResultsWrapper
+from .summary import residual_quartiles
 
 if TYPE_CHECKING:
     from statsmodels.iolib.summary2 import Summary
+    from statsmodels.regression._prediction import PredictionResults
 
     from ..inference.lrt import LRTest
     from ..inference.parametric_bootstrap import BootstrapResult
@@ -30,15 +34,29 @@ class LMMFit:
     """The LMM quantities that need no rows (σ̂, the criterion, prediction of new data), shared by
     :class:`CrossedLMEResult` and the chunked :class:`~interlace.scale.results.ChunkedLMEResult`.
 
-    Subclasses set ``self._objective`` (the fit's :class:`~interlace.objective.lmm.LMMDeviance`).
+    Subclasses set ``self._objective`` (the fit's :class:`~interlace.objective.lmm.LMMDeviance`)
+    and say how to rebuild it (:meth:`_rebuild_objective`) when the result was unpickled.
     """
+
+    _rebuilt_on_demand = ("_objective",)
 
     @property
     def _re_scale(self) -> float:
         return self.scale
 
+    def _rebuild_objective(self) -> LMMDeviance:
+        raise NotImplementedError
+
+    def fit_objective(self) -> LMMDeviance:
+        """The fit's own criterion and engine (rebuilt from the model after unpickling)."""
+        dev = self.__dict__.get("_objective")
+        if dev is None:
+            dev = self._objective = self._rebuild_objective()
+        return dev
+
     def factored_engine(self) -> PLSSystem:
-        return self._objective.factored(self.sol)
+        """The fit's own PLS engine factored at θ̂ (conditional variances, hat values, derivatives)."""
+        return self.fit_objective().factored(self.sol)
 
     @property
     def _residual_variance(self) -> float:
@@ -72,9 +90,10 @@ class LMMFit:
         return len(self._names) + self.theta.size + n_psi + 1
 
     def predict(self, newdata: pd.DataFrame | None = None, include_re: bool = True,
-                offset: npt.ArrayLike | None = None, interval: str | None = None, level: float = 0.95
-                ) -> pd.Series | pd.DataFrame:
-        """Predictions on new data; unseen group levels contribute 0 (the population mean).
+                offset: npt.ArrayLike | None = None, interval: str | None = None, level: float = 0.95,
+                exog: Any = None, transform: bool = True) -> pd.Series | pd.DataFrame:
+        """Predictions on new data; unseen group levels contribute 0 (the population mean), with an
+        :class:`~interlace.errors.UnseenLevelWarning`.
 
         Parameters
         ----------
@@ -102,7 +121,17 @@ class LMMFit:
             The covariance between β̂ and the BLUPs is not included (as merTools'
             ``predictInterval`` with fixed-effect and random-effect parts).
         level : float
+        exog, transform
+            statsmodels' names: ``exog`` is new data as ``newdata`` (``transform=True``), or
+            with ``transform=False`` the fixed-effects model matrix, predicted as Xβ̂
+            (+ ``offset``) without random effects or intervals.
         """
+        newdata, Xnew, xindex = self._new_rows(newdata, exog, transform)
+        if Xnew is not None:
+            if interval is not None:
+                raise InterlaceError("intervals need the data (exog with transform=True, or newdata)")
+            eta = self._linear_predictor(Xnew, None, None if offset is None else np.asarray(offset, float))
+            return pd.Series(eta, index=xindex, name="predicted")
         if newdata is None:
             eta = self._eta_fit(include_re)
             index = self.model.data.row_labels
@@ -142,6 +171,46 @@ class LMMFit:
             + (" + residual variance + Var(random effects) of unseen levels" if interval == "prediction" else ""))
         return out
 
+    def get_prediction(self, exog: Any = None, transform: bool = True, include_re: bool = True,
+                       offset: npt.ArrayLike | None = None, row_labels: Sequence[Any] | None = None
+                       ) -> PredictionResults:
+        """Predictions with standard errors and intervals, as statsmodels' ``get_prediction``.
+
+        The mean is :meth:`predict`'s (with the BLUPs of seen levels when ``include_re``);
+        its variance is that of ``predict(interval="confidence")``, and an observation's adds
+        the residual variance and the random effects of unseen levels (``interval="prediction"``).
+
+        Parameters
+        ----------
+        exog : DataFrame, optional
+            New data (default: the fitted rows); ``transform=False`` is not available (the
+            random-effects design needs the grouping columns).
+        include_re : bool
+        offset : array-like, optional
+        row_labels : sequence, optional
+            Row labels of the frames (default: the data's index).
+
+        Returns
+        -------
+        statsmodels.regression._prediction.PredictionResults
+            ``predicted_mean``, ``se_mean``, ``se_obs``, ``conf_int(obs=False, alpha=0.05)``,
+            ``summary_frame(alpha=0.05)`` (mean, mean_se, mean_ci_*, obs_ci_*; normal quantiles,
+            as :meth:`predict`'s intervals).
+        """
+        from statsmodels.regression._prediction import PredictionResults
+
+        if not transform:
+            raise InterlaceError("get_prediction needs the data (transform=True): the random-effects design "
+                                 "is built from the grouping columns")
+        conf = self.predict(exog, include_re=include_re, offset=offset, interval="confidence")
+        with warnings.catch_warnings():  # the first call gave any notice about unseen levels
+            warnings.simplefilter("ignore", UnseenLevelWarning)
+            obs = self.predict(exog, include_re=include_re, offset=offset, interval="prediction")
+        var_mean = conf["se"].to_numpy() ** 2
+        labels = list(conf.index) if row_labels is None else list(row_labels)
+        return PredictionResults(conf["predicted"].to_numpy(), var_mean, obs["se"].to_numpy() ** 2 - var_mean,
+                                 dist="norm", row_labels=labels)
+
 
 class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
     """A fitted linear mixed model, with lme4's quantities under statsmodels' names.
@@ -171,7 +240,6 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         else:
             ncov = np.zeros((0, 0))
         super().__init__(model, sol.beta, normalized_cov_params=ncov, scale=sol.sigma2)
-        self.use_t = False
         self.sol = sol
         self.opt_summary = opt
         self.reml = model.reml
@@ -180,6 +248,41 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         #: the PLS engine that computed the fit ("blocked" or "cholmod")
         self.engine = objective.pls.engine
         self._init_shared(model)
+
+    def _rebuild_objective(self) -> LMMDeviance:
+        self._need_rows("the fit's PLS engine")
+        return self.model.objective()
+
+    # ------------------------------------------------------------ statsmodels' tests follow df_method
+    @property
+    def use_t(self) -> bool:
+        """t tests (True) or Wald z (False) in statsmodels' machinery: False exactly when
+        ``df_method="normal"`` (setting False selects it; True selects Satterthwaite if it was "normal")."""
+        return self.df_method != "normal"
+
+    @use_t.setter
+    def use_t(self, value: bool) -> None:
+        if not value:
+            self.df_method = "normal"
+        elif self.df_method == "normal":
+            self.df_method = "satterthwaite"
+
+    @property
+    def pvalues(self) -> np.ndarray:
+        """p-values of the fixed effects' tests with ``df_method``'s df: :attr:`fe_pvalues` (Wald z for "normal")."""
+        return self.fe_pvalues.to_numpy()
+
+    def conf_int(self, alpha: float = 0.05, cols: Sequence[int] | None = None) -> np.ndarray:
+        """Intervals of the fixed effects with ``df_method``'s t quantiles: :meth:`fe_conf_int` as an array
+        (normal quantiles for "normal"); the wrapper labels it and also gives lme4's ``confint`` (``method=``)."""
+        ci = self.fe_conf_int(alpha).to_numpy()
+        return ci if cols is None else ci[np.asarray(cols)]
+
+    def _keep_before_removal(self) -> None:
+        super()._keep_before_removal()
+        self._fe_tests()  # the summary's t tests and the df engine of this fit's df_method (contrasts)
+        self._kept("scaled_residual_quantiles", lambda: residual_quartiles(self.resid_pearson))
+        self.residual_conf_int()  # the summary's table of a residual structure
 
     def _draw_response(self, mu, rng):
         w = self.model.weights if self.model.weights is not None else 1.0
@@ -191,8 +294,6 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
     # ------------------------------------------------------------ residual structure
     def _no_residual_structure(self, what: str) -> None:
         if self.model.residual is not None:
-            from ..errors import InterlaceError
-
             raise InterlaceError(f"{what} is not available for models with a residual correlation or variance "
                                  "structure; see residual_conf_int() and fe_conf_int()")
 
@@ -226,7 +327,7 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
             return pd.DataFrame(columns=["lower", "est.", "upper"], dtype=float)
         from ..inference.residual_structure import residual_wald_intervals
 
-        return residual_wald_intervals(self, level)
+        return self._kept(f"residual_conf_int_{level}", lambda: residual_wald_intervals(self, level)).copy()
 
     @property
     def fittedvalues(self) -> pd.Series:
@@ -286,9 +387,9 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         progress : bool
             Show a tqdm progress bar.
         """
-        from ..errors import InterlaceError
         from ..inference.bootstrap import cluster_bootstrap_se
 
+        self._need_rows("bootstrap_se()")
         if self.model.specs:
             group = self.model.specs[0].group
         elif self.model.residual is not None and self.model.residual.correlation is not None \
@@ -333,6 +434,7 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         from ..inference.profile import profile_lmm
 
         self._no_residual_structure("profile()")
+        self._need_rows("profile()")
         return profile_lmm(self, parm=parm, alphamax=alphamax, maxpts=maxpts, delta_cutoff=delta_cutoff,
                            old_names=old_names, progress=progress)
 
@@ -370,6 +472,7 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
 
         if str(method).lower() != "wald":
             self._no_residual_structure(f"conf_int_all(method={method!r})")
+            self._need_rows(f"conf_int_all(method={method!r})")
         return lmm_conf_int(self, method=method, level=level, parm=parm, n_boot=n_boot, seed=seed,
                             old_names=old_names, boot_method=boot_method, n_jobs=n_jobs, progress=progress)
 
@@ -410,6 +513,7 @@ class CrossedLMEResult(FixedEffectsTests, LMMFit, MixedResultsBase):
         from ..inference.parametric_bootstrap import parametric_bootstrap
 
         self._no_residual_structure("bootstrap()")
+        self._need_rows("bootstrap()")
         return parametric_bootstrap(self, n=n, seed=seed, statistic=statistic, kind=kind, n_jobs=n_jobs,
                                     progress=progress, use_u=use_u)
 
@@ -421,7 +525,7 @@ class CrossedLMEResultWrapper(MixedResultsWrapper):
     _wrap_methods = {k: v for k, v in MixedResultsWrapper._wrap_methods.items() if k != "conf_int"}
 
     def __setattr__(self, name, value) -> None:
-        if name == "df_method":  # a setting of the results, not of the wrapper
+        if name in ("df_method", "use_t"):  # settings of the results, not of the wrapper
             setattr(self._results, name, value)
         else:
             super().__setattr__(name, value)

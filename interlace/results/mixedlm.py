@@ -18,9 +18,9 @@ The estimates are lme4's (interlace's criterion and optimizer).  ``llf`` is lme4
 """
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -31,8 +31,7 @@ from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrap
 from statsmodels.tools._decorators import cache_readonly
 
 from ..design.fixed import new_matrix
-from ..errors import ConvergenceWarning
-from ..objective.lmm import LMMSolution
+from ..design.mixedlm_terms import VCLayout, free_masks
 from ..optimize import OptSummary, is_singular
 
 if TYPE_CHECKING:
@@ -42,26 +41,74 @@ if TYPE_CHECKING:
 __all__ = ["MixedLMResults", "MixedLMResultsWrapper"]
 
 
+@dataclass
+class MixedLMEstimates:
+    """What a :class:`MixedLMResults` is built from (the model's fit hands it over).
+
+    Attributes
+    ----------
+    layout : VCLayout
+        The random-effects terms the fit used (θ ↔ MixedLM's parameters, b ↔ groups).
+    theta : ndarray
+        lme4's θ at the estimate (fitting order).
+    fe_params : ndarray
+    cov_re, vcomp : ndarray
+        ``cov_re / scale`` and ``vcomp / scale`` (MixedLM's profile parameters).
+    scale : float
+    llf : float
+        The log-likelihood reported (with MixedLM's penalties subtracted for a penalized fit).
+    b : ndarray
+        The stacked conditional modes of the random effects (the layout's order).
+    cov_params : ndarray
+        Covariance of ``params`` (inverse observed information; zeros or NaN where a
+        parameter is held or zero).
+    opt : OptSummary
+    reml : bool
+    criterion : float
+        lme4's criterion at θ (REML criterion or deviance, no penalty).
+    freepat, cov_pen, fe_pen : optional
+        The fit's ``free`` pattern and penalties.
+    converged : bool, optional
+        Overrides the optimizer's verdict (regularized fits).
+    """
+
+    layout: VCLayout
+    theta: np.ndarray
+    fe_params: np.ndarray
+    cov_re: np.ndarray
+    vcomp: np.ndarray
+    scale: float
+    llf: float
+    b: np.ndarray
+    cov_params: np.ndarray
+    opt: OptSummary
+    reml: bool
+    criterion: float
+    freepat: Any = None
+    cov_pen: Any = None
+    fe_pen: Any = None
+    converged: bool | None = None
+
+
 class MixedLMResults(LikelihoodModelResults):
     """A fitted :class:`~interlace.models.mixedlm.MixedLM` (see the module docstring).
 
     Extra attributes (interlace): ``theta`` (lme4's θ, fitting order),
-    ``opt_summary``, ``objective`` (REML criterion or deviance), ``is_singular``.
+    ``opt_summary``, ``objective`` (REML criterion or deviance), ``is_singular``,
+    ``layout`` (the random-effects terms used).
     """
 
-    def __init__(self, model: Any, sol: LMMSolution, opt: OptSummary) -> None:
-        self.sol = sol
-        self.opt_summary = opt
-        self.theta = sol.theta
-        self.reml = model.reml
-        scale = float(sol.sigma2)
-        cov_u, vc_u = model._components(sol.theta)
-        fe = np.asarray(sol.beta, float)
-        ix = np.tril_indices(model.k_re)
-        packed = np.concatenate([fe, cov_u[ix], vc_u])
-        H, _ = model._hessian(fe, cov_u, vc_u, self.reml)
-        pcov = _inverse_information(H)
-        super().__init__(model, packed, normalized_cov_params=pcov / scale, scale=scale)
+    def __init__(self, model: Any, est: MixedLMEstimates) -> None:
+        self.est = est
+        self.layout = est.layout
+        self.opt_summary = est.opt
+        self.theta = est.theta
+        self.reml = est.reml
+        scale = float(est.scale)
+        fe = np.asarray(est.fe_params, float)
+        cov_u, vc_u = np.asarray(est.cov_re, float), np.asarray(est.vcomp, float)
+        packed = np.concatenate([fe, cov_u[np.tril_indices(model.k_re)], vc_u])
+        super().__init__(model, packed, normalized_cov_params=est.cov_params / scale, scale=scale)
         self.use_t = False
         self.fe_params = fe
         self.cov_re_unscaled = cov_u
@@ -70,13 +117,16 @@ class MixedLMResults(LikelihoodModelResults):
         self.method = "REML" if self.reml else "ML"
         self.k_fe, self.k_re, self.k_re2, self.k_vc = model.k_fe, model.k_re, model.k_re2, model.k_vc
         self.use_sqrt = model.use_sqrt
-        self.freepat = None
-        self.cov_pen = None
+        self.freepat = est.freepat
+        self.cov_pen = est.cov_pen
+        self.fe_pen = est.fe_pen
         self.hist = None
         self.nobs = model.nobs
         self.df_resid = self.nobs - np.linalg.matrix_rank(np.asarray(model.exog, float))
+        opt = est.opt
         self.converged = bool(opt.converged) and not any(
-            m.startswith(("Model failed", "optimizer")) for m in opt.messages)
+            m.startswith(("Model failed", "optimizer")) for m in opt.messages) if est.converged is None \
+            else bool(est.converged)
         from statsmodels.regression.mixed_linear_model import MixedLMParams
 
         self.params_object = MixedLMParams.from_components(fe_params=fe, cov_re=cov_u, vcomp=vc_u)
@@ -95,32 +145,44 @@ class MixedLMResults(LikelihoodModelResults):
     # ------------------------------------------------------------ likelihood
     @cache_readonly
     def llf(self) -> float:
-        """Log-likelihood: the REML log-likelihood for REML fits (lme4's ``logLik``; equal to MixedLM's)."""
-        return -0.5 * float(self.sol.objective)
+        """Log-likelihood: the REML log-likelihood for REML fits (lme4's ``logLik``; equal to MixedLM's).
+
+        For a fit with ``fe_pen``/``cov_pen`` the penalties are subtracted (MixedLM's);
+        for ``fit_regularized`` it is the log-likelihood at the penalized fixed effects.
+        """
+        return float(self.est.llf)
 
     @property
     def objective(self) -> float:
-        """lme4's minimized criterion (REML criterion or deviance), ``-2 llf``."""
-        return float(self.sol.objective)
+        """lme4's criterion at θ (REML criterion or deviance, no penalty): ``-2 llf`` of an ordinary fit."""
+        return float(self.est.criterion)
 
     @cache_readonly
     def aic(self) -> float:
         """Akaike criterion; NaN for REML fits (MixedLM's convention)."""
         if self.reml:
             return np.nan
-        return -2.0 * (self.llf - (self.params.size + 1))
+        return -2.0 * self.llf + 2.0 * self._df_params
 
     @cache_readonly
     def bic(self) -> float:
         """Bayesian criterion; NaN for REML fits (MixedLM's convention)."""
         if self.reml:
             return np.nan
-        return -2.0 * self.llf + np.log(self.nobs) * (self.params.size + 1)
+        return -2.0 * self.llf + np.log(self.nobs) * self._df_params
+
+    @property
+    def _df_params(self) -> float:
+        """Estimated parameters counted by AIC/BIC: ``params`` (the free ones under ``free=``) and the scale."""
+        if self.freepat is None:
+            return float(self.params.size + 1)
+        fe, cov, vc = free_masks(self.freepat, self.k_fe, self.k_re, self.k_vc)
+        return float(fe.sum() + cov[np.tril_indices(self.k_re)].sum() + vc.sum() + 1)
 
     @property
     def is_singular(self) -> bool:
         """A variance or correlation on the boundary (lme4's ``isSingular``)."""
-        return is_singular(self.theta, self.model.random_effects_structure.lower)
+        return is_singular(self.theta, self.layout.re.lower)
 
     # ------------------------------------------------------------ random effects
     def _expand_re_names(self, group_ix: int) -> list[str]:
@@ -134,17 +196,8 @@ class MixedLMResults(LikelihoodModelResults):
     def random_effects(self) -> dict:
         """Conditional means (BLUPs) of each group's random effects: group label → Series."""
         m = self.model
-        re = m.random_effects_structure
-        b = re.split_b(self.sol.b)[0]  # (groups, columns) of the one term
-        cov = re.terms[0].cov
-        out = {}
-        for i, lab in enumerate(m.group_labels):
-            vals = []
-            for k, (kind, j) in enumerate(m._layout):
-                cols = b[i, cov.col_slice(k)]
-                vals.append(cols if kind == "re" else cols[:int(m._vc_ncols[j][i])])
-            out[lab] = pd.Series(np.concatenate(vals) if vals else np.zeros(0), index=self._expand_re_names(i))
-        return out
+        return {lab: pd.Series(self.layout.group_effects(self.est.b, i), index=self._expand_re_names(i))
+                for i, lab in enumerate(m.group_labels)}
 
     @cache_readonly
     def random_effects_cov(self) -> dict:
@@ -153,18 +206,17 @@ class MixedLMResults(LikelihoodModelResults):
         cov_u, vc_u = self.cov_re_unscaled, self.vcomp / self.scale
         out = {}
         for i, lab in enumerate(m.group_labels):
-            _, Psi, A, *_ = m._group_solve(i, cov_u, vc_u, self.fe_params)
-            V = self.scale * (Psi - Psi @ A @ Psi)
+            _, V = m.grouped_design.conditional(i, cov_u, vc_u, self.fe_params)
             names = self._expand_re_names(i)
-            out[lab] = pd.DataFrame(V, index=names, columns=names)
+            out[lab] = pd.DataFrame(self.scale * V, index=names, columns=names)
         return out
 
     # ------------------------------------------------------------ fitted values
     @cache_readonly
     def fittedvalues(self) -> np.ndarray:
         """Fitted values with the predicted random effects, ``Xβ̂ + Zb̂``."""
-        re = self.model.random_effects_structure
-        return np.asarray(self.model.exog, float) @ self.fe_params + np.asarray(re.Z() @ self.sol.b).ravel()
+        re = self.layout.re
+        return np.asarray(self.model.exog, float) @ self.fe_params + np.asarray(re.Z() @ self.est.b).ravel()
 
     @cache_readonly
     def resid(self) -> np.ndarray:
@@ -213,9 +265,87 @@ class MixedLMResults(LikelihoodModelResults):
         r = np.hstack([r, np.zeros((r.shape[0], self.k_re2 + self.k_vc))])
         return super().t_test(r, use_t=use_t)
 
-    def profile_re(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """Not available; for profile-likelihood intervals of variances use lme4 or a bootstrap."""
-        raise NotImplementedError("profile_re is not implemented by interlace's MixedLM")
+    def profile_re(self, re_ix: int | str, vtype: str, num_low: int = 5, dist_low: float = 1.0, num_high: int = 5,
+                   dist_high: float = 1.0, **fit_kwargs: Any) -> np.ndarray:
+        """Profile log-likelihood of one variance parameter (MixedLM's ``profile_re``).
+
+        The parameter is held at each of a grid of values and the model refitted over
+        the others (``free=``, through a clone of the model); the grid runs from the
+        estimate minus ``dist_low`` to the estimate plus ``dist_high`` (in the variance's
+        own units), ``num_low`` and ``num_high`` points on either side.  As in MixedLM,
+        what is held is the parameter divided by the scale (the profile
+        parameterization) and the values reported are those times each refit's scale.
+
+        Parameters
+        ----------
+        re_ix : int or str
+            ``vtype="re"``: the index of the diagonal entry of ``cov_re``;
+            ``vtype="vc"``: the name of the variance component.
+        vtype : {"re", "vc"}
+        num_low, num_high : int
+        dist_low, dist_high : float
+        **fit_kwargs
+            Passed to each refit's ``fit``.
+
+        Returns
+        -------
+        ndarray (num_low + num_high + 1, 2)
+            The variance and the log-likelihood at each grid point.
+        """
+        from statsmodels.regression.mixed_linear_model import MixedLMParams
+
+        if vtype not in ("re", "vc"):
+            raise ValueError(f"vtype must be 're' or 'vc', got {vtype!r}")
+        m = self.model
+        k_fe, k_re, k_vc = self.k_fe, self.k_re, self.k_vc
+        params = self.params_object.copy()
+        if vtype == "re":
+            j = int(re_ix)
+            if not 0 <= j < k_re:
+                raise ValueError(f"re_ix must be in 0..{k_re - 1}, got {re_ix!r}")
+            ix = np.arange(k_re)
+            ix[0], ix[j] = j, 0
+            params.cov_re = params.cov_re[np.ix_(ix, ix)]
+            ru0 = params.cov_re[0, 0]
+            var = self.scale * ru0
+            model = m.clone(exog_re=np.asarray(m.exog_re, float)[:, ix])
+        else:
+            names = list(m.exog_vc.names)
+            if re_ix not in names:
+                raise ValueError(f"no variance component {re_ix!r}: the model has {', '.join(map(repr, names))}")
+            j = names.index(re_ix)
+            ru0 = self.vcomp[j] / self.scale
+            var = self.vcomp[j]
+            model = m.clone()
+        low, high = (var - dist_low) / self.scale, (var + dist_high) / self.scale
+        if low <= 0:
+            raise ValueError("dist_low is too large and would result in a negative variance. Try a smaller value.")
+        rvalues = np.concatenate([np.linspace(low, ru0, num_low + 1), np.linspace(ru0, high, num_high + 1)[1:]])
+        free = MixedLMParams(k_fe, k_re, k_vc)
+        if self.freepat is None:
+            free.fe_params, free.vcomp, mat = np.ones(k_fe), np.ones(k_vc), np.ones((k_re, k_re))
+        else:
+            fe_m, cov_m, vc_m = free_masks(self.freepat, k_fe, k_re, k_vc)
+            free.fe_params, free.vcomp, mat = fe_m.astype(float), vc_m.astype(float), cov_m.astype(float)
+            if vtype == "re":
+                mat = mat[np.ix_(ix, ix)]
+        if vtype == "re":
+            mat[0, 0] = 0
+        else:
+            free.vcomp[j] = 0
+        free.cov_re = mat
+        out = []
+        for x in rvalues:
+            if vtype == "re":
+                cov = params.cov_re.copy()
+                cov[0, 0] = x
+                params.cov_re = cov
+            else:
+                params.vcomp = np.array(params.vcomp, float)
+                params.vcomp[j] = x
+            r = model.fit(start_params=params, free=free, reml=self.reml, cov_pen=self.cov_pen, **fit_kwargs)._results
+            out.append([x * r.scale, r.llf])
+        return np.asarray(out)
 
     def summary(self, yname: str | None = None, xname_fe: Sequence[str] | None = None,
                 xname_re: Sequence[str] | None = None, title: str | None = None, alpha: float = 0.05) -> Summary:
@@ -273,19 +403,6 @@ class MixedLMResults(LikelihoodModelResults):
 
     def __str__(self) -> str:
         return str(self.summary())
-
-
-def _inverse_information(H: np.ndarray) -> np.ndarray:
-    """``(-H)⁻¹``; a pseudo-inverse with a warning when the information is singular (boundary fits)."""
-    if H.size == 0:
-        return H.copy()
-    if np.any(np.diag(H) >= 0):
-        warnings.warn("The Hessian matrix at the estimated parameter values is not positive definite.",
-                      ConvergenceWarning, stacklevel=4)
-    try:
-        return np.linalg.inv(-H)
-    except np.linalg.LinAlgError:
-        return np.linalg.pinv(-H)
 
 
 class MixedLMResultsWrapper(LikelihoodResultsWrapper):

@@ -9,7 +9,12 @@ import pandas as pd
 import scipy.stats as st
 from statsmodels.iolib.summary2 import Summary
 
-__all__ = ["lmm_summary", "glmm_summary", "random_effects_table", "varcorr_rows"]
+__all__ = ["lmm_summary", "glmm_summary", "random_effects_table", "residual_quartiles", "varcorr_rows"]
+
+
+def residual_quartiles(values: pd.Series) -> np.ndarray:
+    """Min, quartiles and max of residuals (the summaries' residual row)."""
+    return np.quantile(values.to_numpy(), [0, 0.25, 0.5, 0.75, 1])
 
 
 def varcorr_rows(res: Any) -> Iterator[tuple[str, str, float, float, np.ndarray]]:
@@ -84,7 +89,7 @@ def lmm_summary(res: Any, alpha: float = 0.05) -> Summary:
     s.add_title(f"Linear mixed model fit by {kind} (interlace CrossedLME)")
     info = lmm_info(res)
     s.add_dict(info, ncols=2)
-    q = np.quantile(res.resid_pearson.to_numpy(), [0, 0.25, 0.5, 0.75, 1])
+    q = res._kept("scaled_residual_quantiles", lambda: residual_quartiles(res.resid_pearson))
     s.add_df(pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"], index=["Scaled residuals"]),
              float_format="%.4f")
     s.add_df(random_effects_table(res), index=False)
@@ -157,7 +162,7 @@ def glmm_summary(res: Any, alpha: float = 0.05) -> Summary:
     s.add_dict(info, ncols=2)
     rows_kept = getattr(res, "keeps_rows", True)  # a chunked fit (interlace.scale) has no rows
     if rows_kept:
-        q = np.quantile(res.resid_pearson().to_numpy(), [0, 0.25, 0.5, 0.75, 1])
+        q = res._kept("pearson_residual_quantiles", lambda: residual_quartiles(res.resid_pearson()))
         s.add_df(pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"], index=["Pearson residuals"]),
                  float_format="%.4f")
     s.add_df(random_effects_table(res), index=False)

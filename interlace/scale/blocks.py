@@ -131,8 +131,7 @@ def chunk_blocks(df: pd.DataFrame, design: ChunkedDesign) -> CrossBlocks:
                        sparse22=not design.a22_dense)
     cp = rows(y, w)
     XtX = X.T @ X if plan.weights is not None else None
-    with np.errstate(divide="ignore"):
-        slw = float(np.sum(np.log(w))) if plan.weights is not None else 0.0
+    slw = float(np.sum(np.log(w[w > 0]))) if plan.weights is not None else 0.0
     return blocks_of(cp, re.terms[0].q, design.a21_dense, design.a22_dense, XtX, slw, float(w.min()))
 
 

@@ -24,8 +24,7 @@ from ..linalg.crossprod import CrossProducts
 from ..linalg.engines import engine_for_products, parse_engine
 from ..linalg.threads import blas_limits
 from ..models.lmm import parse_method
-from ..objective.lmm import LMMDeviance
-from ..optimize import minimize_checked
+from ..objective.lmm import LMMDeviance, fit_criterion
 from .blocks import CrossBlocks, chunk_blocks
 from .design import ChunkedDesign, ScanSummary, build_design, make_plan, scan_chunk
 
@@ -130,12 +129,11 @@ def fit_blocks(design: ChunkedDesign, blocks: CrossBlocks, reml: bool = True, en
     re = design.re
     cp = CrossProducts.from_blocks(re, blocks.n, blocks.A11, blocks.A21, blocks.A22, blocks.A31[idx],
                                    blocks.A32[idx], blocks.A33[np.ix_(idx, idx)])
-    dev = LMMDeviance(engine_for_products(cp, engine), reml, blocks.sum_log_w)
+    dev = LMMDeviance(engine_for_products(cp, engine), reml, blocks.sum_log_w, zero_weights=blocks.min_w <= 0)
     x0 = dev.x0 if start is None else np.asarray(start, float)
     with blas_limits(re, blas_threads):
-        opt = minimize_checked(dev, x0, re.lower, optimizer=optimizer, maxfun=maxiter,
-                               options=optimizer_options, check_conv=check_conv)
-        sol = dev.solution(opt.x)
+        opt, sol = fit_criterion(dev, x0, optimizer=optimizer, maxfun=maxiter, options=optimizer_options,
+                                 check_conv=check_conv)
     if timings is not None:
         timings["optimize"] = time.perf_counter() - t0
     return ChunkedLMEResult(design, keep, dropped, dev, sol, opt, df_method=df_method, min_w=blocks.min_w)

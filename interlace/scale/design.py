@@ -29,9 +29,11 @@ import pandas as pd
 import patsy
 
 from ..design.covariance import Unstructured
+from ..design.dataframe import numpy_dtypes
 from ..design.fixed import _ENV, _NO_NA_CHECK, _check_response, _r_column_order, build_matrix
-from ..design.frame import check_finite, formula_names, used_columns
+from ..design.frame import check_finite, expression_columns, formula_names, numeric_columns, used_columns
 from ..design.response import binary_column
+from ..design.stored import storable
 from ..design.terms import RandomEffects, RandomEffectsTerm, group_labels
 from ..errors import DataError, FormulaError, InterlaceError, MissingDataWarning, warn_user
 from ..formula import RandomTermSpec, model_terms
@@ -79,6 +81,8 @@ class ScanPlan:
     failures: str | None = None
     binary: bool = False
     glmm: bool = False
+    #: the columns the formula evaluates (made usable as numbers in every chunk)
+    expression_columns: list[str] = field(default_factory=list)
 
     @property
     def read_columns(self) -> list[str]:
@@ -139,11 +143,15 @@ def plan_for_terms(formula: str, fixed: str, specs: list[RandomTermSpec], column
     for name, v in (("weights", weights), ("offset", offset)):
         if v is not None and v not in meta.columns:
             raise DataError(f"{name} column {v!r} is not in the data")
-    return ScanPlan(formula, fixed, specs, cols, weights, offset, **options)
+    return ScanPlan(formula, fixed, specs, cols, weights, offset, **options,
+                    expression_columns=expression_columns(meta, fixed, specs))
 
 
 def complete_rows(df: pd.DataFrame, plan: ScanPlan) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """The complete rows of a chunk over the plan's columns.
+
+    The columns are prepared as the in-memory path prepares them (nullable dtypes as numpy
+    ones, numbers stored as objects as numbers; complex and date columns in a formula refused).
 
     Returns
     -------
@@ -154,6 +162,11 @@ def complete_rows(df: pd.DataFrame, plan: ScanPlan) -> tuple[pd.DataFrame, np.nd
     na_by_col : dict
         Missing values per column (named as in the missing-value report).
     """
+    dup = [c for c in df.columns[df.columns.duplicated()].unique() if c in plan.read_columns]
+    if dup:
+        raise DataError(f"data has duplicated column names: {', '.join(map(repr, dup))}; a formula cannot "
+                        "tell them apart: rename or drop the copies")
+    df = numpy_dtypes(df[plan.read_columns])
     missing = df[plan.columns].isna()
     na = {c: int(missing[c].sum()) for c in plan.columns}
     bad = missing.to_numpy().any(axis=1) if len(plan.columns) else np.zeros(len(df), bool)
@@ -162,11 +175,15 @@ def complete_rows(df: pd.DataFrame, plan: ScanPlan) -> tuple[pd.DataFrame, np.nd
             m = df[col].isna().to_numpy()
             na[name] = int(m.sum())
             bad = bad | m
-    return df.loc[~bad, plan.read_columns], bad, na
+    return numeric_columns(df.loc[~bad, plan.read_columns], plan.expression_columns), bad, na
 
 
 def _check_values(frame: pd.DataFrame, plan: ScanPlan) -> None:
     """The value checks of :func:`~interlace.design.frame.build_frame` on one chunk's complete rows."""
+    for name, col in (("weights", plan.weights), ("offset", plan.offset)):
+        if col is not None and not (pd.api.types.is_numeric_dtype(frame[col])
+                                    and not pd.api.types.is_complex_dtype(frame[col])):
+            raise DataError(f"{name} column {col!r} must be numeric (real numbers)")
     if plan.weights is not None:
         try:
             w = frame[plan.weights].to_numpy(float)
@@ -186,9 +203,11 @@ def _check_values(frame: pd.DataFrame, plan: ScanPlan) -> None:
 def _design_infos(frame: pd.DataFrame, plan: ScanPlan) -> list[patsy.DesignInfo]:
     """patsy designs of the response, the fixed effects and each term's model matrix on ``frame``."""
     lhs, rhs = plan.fixed.split("~", 1)
-    out = [patsy.dmatrix(lhs.strip() + " - 1", frame, eval_env=_ENV, NA_action=_NO_NA_CHECK).design_info,
-           patsy.dmatrix(rhs, frame, eval_env=_ENV, NA_action=_NO_NA_CHECK).design_info]
-    out += [patsy.dmatrix(s.lhs, frame, eval_env=_ENV, NA_action=_NO_NA_CHECK).design_info for s in plan.specs]
+    with np.errstate(all="ignore"):
+        out = [patsy.dmatrix(lhs.strip() + " - 1", frame, eval_env=_ENV, NA_action=_NO_NA_CHECK).design_info,
+               patsy.dmatrix(rhs, frame, eval_env=_ENV, NA_action=_NO_NA_CHECK).design_info]
+        out += [patsy.dmatrix(s.lhs, frame, eval_env=_ENV, NA_action=_NO_NA_CHECK).design_info
+                for s in plan.specs]
     return out
 
 
@@ -197,19 +216,20 @@ def _check_stateless(infos: list[patsy.DesignInfo]) -> None:
         for factor, fi in info.factor_infos.items():
             if fi.state.get("transforms"):
                 raise InterlaceError(
-                    f"{factor.code!r} uses a stateful transform (center, standardize, scale, splines), "
+                    f"{factor.code!r} uses a stateful transform (center, standardize, scale, poly, splines), "
                     "which needs the whole data at once: compute the column before fitting chunked data")
 
 
 def _categorical_column_sets(frame: pd.DataFrame, plan: ScanPlan) -> list[list[str]]:
     """For every categorical factor of the model, the data columns it is computed from."""
     head = frame.head(64)
+    errors = (patsy.PatsyError, AssertionError, KeyError, IndexError, TypeError, ValueError)
     try:
         infos = _design_infos(head, plan)
-    except patsy.PatsyError:
+    except errors:
         try:
             infos = _design_infos(frame, plan)
-        except patsy.PatsyError:
+        except errors:
             return [[c] for c in plan.columns]  # let the client's build report the error
     _check_stateless(infos)
     sets = []
@@ -466,10 +486,12 @@ def build_design(plan: ScanPlan, summary: ScanSummary, warn: bool = True) -> Chu
     response_levels = None
     if plan.binary:
         R, response_levels = _binary_response(R, lhs.strip())
-    _check_response(lhs, R)
+    R = _check_response(lhs, R)
     try:
-        y_info = patsy.dmatrix(lhs.strip() + " - 1", R, eval_env=_ENV, NA_action=_NO_NA_CHECK).design_info
-    except patsy.PatsyError as exc:
+        with np.errstate(all="ignore"):
+            y_info = storable(patsy.dmatrix(lhs.strip() + " - 1", R, eval_env=_ENV,
+                                            NA_action=_NO_NA_CHECK).design_info)
+    except (patsy.PatsyError, AssertionError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise FormulaError(f"cannot evaluate response {lhs.strip()!r}: {exc}") from None
     if len(y_info.column_names) != 1:
         raise DataError(f"response {lhs.strip()!r} is not numeric: it expands to {len(y_info.column_names)} columns")
@@ -492,10 +514,11 @@ def build_design(plan: ScanPlan, summary: ScanSummary, warn: bool = True) -> Chu
             raise DataError(
                 f"grouping factor {spec.name!r} has {len(levels)} levels for {n} observations; "
                 "the number of levels must be less than the number of observations")
-        if p * len(levels) > n and not plan.glmm:
+        if (p * len(levels) > n if plan.glmm else p * len(levels) >= n):
             raise DataError(
-                f"term {spec.source!r} has {p * len(levels)} random effects for {n} observations; "
-                "its parameters are unidentifiable")
+                f"number of observations (={n}) <= number of random effects (={p * len(levels)}) for term "
+                f"{spec.source!r}; the random-effects parameters and the residual variance are probably "
+                "unidentifiable (as lme4 says): use fewer random coefficients or more observations")
         names = ["Intercept" if c == "Intercept" else c for c in info.column_names]
         terms.append(RandomEffectsTerm(spec, levels, np.zeros(0, np.int64), np.zeros((0, p)), names, info,
                                        Unstructured(p)))

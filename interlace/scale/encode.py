@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import patsy
 
-from ..design.fixed import _NO_NA_CHECK
+from ..design.fixed import _NO_NA_CHECK, _check_response, check_magnitude
 from ..design.terms import group_labels
 from ..errors import DataError
 from .design import ChunkedDesign, check_kinds, complete_rows
@@ -30,7 +30,8 @@ __all__ = ["EncodedChunk", "encode_chunk", "design_matrix", "level_codes"]
 def design_matrix(info: patsy.DesignInfo, frame: pd.DataFrame, where: str) -> np.ndarray:
     """``info``'s matrix on ``frame`` (float), with a :class:`~interlace.errors.DataError` naming ``where``."""
     try:
-        (m,) = patsy.build_design_matrices([info], frame, NA_action=_NO_NA_CHECK)
+        with np.errstate(all="ignore"):  # non-finite results are refused by the callers
+            (m,) = patsy.build_design_matrices([info], frame, NA_action=_NO_NA_CHECK)
     except patsy.PatsyError as exc:
         raise DataError(f"cannot encode a chunk for {where}: {str(exc).splitlines()[0]}") from None
     return np.asarray(m, dtype=float)
@@ -161,6 +162,8 @@ def encode_chunk(df: pd.DataFrame, design: ChunkedDesign) -> EncodedChunk:
     if plan.binary and design.response_levels is not None:
         frame = frame.copy()
         frame[design.response] = _binary_codes(frame[design.response], design.response_levels, design.response)
+    else:
+        frame = _check_response(plan.fixed.split("~", 1)[0], frame)  # a logical response as 0/1, as in the scan
     y = design_matrix(design.y_info, frame, f"the response {design.response!r}")[:, 0] if n else np.zeros(0)
     if not np.all(np.isfinite(y)):
         raise DataError(f"response {design.response!r} has {int(np.sum(~np.isfinite(y)))} non-finite values")
@@ -171,13 +174,19 @@ def encode_chunk(df: pd.DataFrame, design: ChunkedDesign) -> EncodedChunk:
     bad_cols = [design.x_names[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
     if bad_cols:
         raise DataError(f"fixed-effects column(s) {', '.join(map(repr, bad_cols))} have non-finite values")
+    check_magnitude(y, [design.response], "response")
+    check_magnitude(X, design.x_names, "fixed-effects column")
     offset = frame[plan.offset].to_numpy(float) if plan.offset is not None else None
     weights = frame[plan.weights].to_numpy(float) if plan.weights is not None else None
     codes, Zx = [], []
     for t in design.re.terms:
         if n:
             codes.append(level_codes(t.levels, group_labels(frame, t.spec.group), t.name))
-            Zx.append(design_matrix(t.design_info, frame, f"random-effects term {t.spec.source!r}"))
+            Zk = design_matrix(t.design_info, frame, f"random-effects term {t.spec.source!r}")
+            if not np.all(np.isfinite(Zk)):
+                raise DataError(f"a column of term {t.spec.source!r} has non-finite values")
+            check_magnitude(Zk, list(t.coef_names), f"column of term {t.spec.source!r}")
+            Zx.append(Zk)
         else:
             codes.append(np.zeros(0, np.int64))
             Zx.append(np.zeros((0, t.p)))

@@ -217,13 +217,14 @@ def glmer_parquet(formula: str, path: str | os.PathLike[str], family: str | GLMF
     >>> round(float(res.llf), 4), res.n_chunks
     (-92.0263, 4)
     """
-    from .parquet import DEFAULT_BATCH_SIZE, _dataset, _integer_columns_with_nulls, iter_parquet
+    from .parquet import DEFAULT_BATCH_SIZE, _check_schemas, _dataset, _integer_columns_with_nulls, iter_parquet
 
     fam = _check_glmm_options(family, link, nAGQ, engine)
     ds = _dataset(path)
     names = list(ds.schema.names)
     plan = glmm_plan(formula, names, fam, groups, random, weights, offset)
     cols = plan.read_columns
+    _check_schemas(ds, cols)
     as_float = _integer_columns_with_nulls(ds, cols)
     size = DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
 

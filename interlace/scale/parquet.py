@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ..errors import InterlaceError
+from ..errors import DataError, InterlaceError
 from .core import fit_chunks
 
 if TYPE_CHECKING:
@@ -75,6 +75,44 @@ def _null_count_from_metadata(ds, column: str) -> int | None:
     except Exception:  # noqa: BLE001 - any metadata problem: read the column instead
         return None
     return total
+
+
+def _check_schemas(ds, columns: Sequence[str]) -> None:
+    """Refuse files that store a used column with another type than the first file (each
+    file would be encoded on its own, e.g. numbers in one and strings in another)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first: dict[str, tuple[pa.DataType, str]] = {}
+    for file in ds.files:
+        schema = pq.read_schema(file)
+        for c in columns:
+            if c not in schema.names:
+                raise DataError(f"column {c!r} is not in the parquet file {file!r}")
+            t = schema.field(c).type
+            if pa.types.is_dictionary(t):
+                t = t.value_type
+            if c not in first:
+                first[c] = (t, file)
+                continue
+            t0, f0 = first[c]
+            same = t == t0 or (_number(t) and _number(t0)) or (_text(t) and _text(t0))
+            if not same:
+                raise DataError(f"column {c!r} has type {t0} in {f0!r} but {t} in {file!r}: the files of a "
+                                "dataset must store a column with one type (cast it when writing)")
+
+
+def _number(t) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+def _text(t) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view",
+                                                                          lambda _: False)(t)
 
 
 def _files(path) -> list[str]:
@@ -162,6 +200,7 @@ def fit_parquet(formula: str, path: str | os.PathLike[str], groups: str | Sequen
     ds = _dataset(path)
     names = list(ds.schema.names)
     cols = make_plan(formula, names, groups, random, weights, offset).read_columns
+    _check_schemas(ds, cols)
     as_float = _integer_columns_with_nulls(ds, cols)
 
     def chunks():

@@ -167,7 +167,7 @@ def chunk_response(chunk: EncodedChunk, family: GLMFamily, name: str) -> GLMResp
         else:
             y = chunk.y
             w = np.ones(chunk.n) if chunk.weights is None else chunk.weights
-        check_glm_response(y, family)
+        check_glm_response(y, family, name)
         resp = GLMResponse(np.asarray(y, float), np.asarray(w, float), off, family)
         chunk.saved = {key: (resp.y, resp.weights, resp.constants)}
     chunk.cache[key] = resp

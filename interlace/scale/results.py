@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import scipy.stats as st
 
 from ..errors import InterlaceError
 from ..inference.ddf import FixedEffectsTests
@@ -79,11 +78,26 @@ class ChunkedLME:
         self.offset = np.zeros(0) if design.plan.offset is not None else None
         self.weights_arg = design.plan.weights
         self.model_frame = None
-        self._dev = dev
+        self._dev: LMMDeviance | None = dev
+        #: what rebuilds the criterion after unpickling: the summed blocks, Σ log w, the engine
+        self._products = (dev.pls.cp, dev.ldW, dev.pls.engine)
 
     def deviance_function(self) -> LMMDeviance:
-        """The criterion of θ, on an engine built from the summed blocks."""
+        """The criterion of θ, on an engine built from the summed blocks (rebuilt after unpickling)."""
+        if self._dev is None:
+            from ..linalg.engines import engine_for_products
+            from ..linalg.pls import HAVE_CHOLMOD
+
+            cp, sum_log_w, engine = self._products
+            if engine == "cholmod" and not HAVE_CHOLMOD:
+                engine = "auto"  # the blocked engine gives the same numbers
+            self._dev = LMMDeviance(engine_for_products(cp, engine), self.reml, sum_log_w)
         return self._dev
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_dev"] = None  # its engine is rebuilt from the blocks (a CHOLMOD factor does not pickle)
+        return state
 
     @property
     def exog(self) -> NoReturn:
@@ -126,9 +140,8 @@ class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
         self.opt_summary = opt
         self.theta = sol.theta
         self.reml = bool(dev.reml)
-        self.params = np.asarray(sol.beta, float)
         self.scale = float(sol.sigma2)
-        p = self.params.size
+        p = np.asarray(sol.beta).size
         if p:
             RXinv = np.linalg.inv(sol.RX)
             self.normalized_cov_params = RXinv.T @ RXinv
@@ -143,25 +156,60 @@ class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
         self.timings: dict = {}
         self.n_chunks: int | None = None
 
+    def _rebuild_objective(self) -> LMMDeviance:
+        return self.model.deviance_function()
+
+    def save(self, fname: Any, remove_data: bool = False) -> None:
+        """Pickle the result to ``fname`` (a path or a file handle), as statsmodels' results' ``save``.
+
+        A chunked result keeps no rows, so ``remove_data`` changes nothing.
+        """
+        from statsmodels.iolib.smpickle import save_pickle
+
+        save_pickle(self, fname)
+
+    @classmethod
+    def load(cls, fname: Any) -> ChunkedLMEResult:
+        """Load a result saved with :meth:`save` (only from a trusted source: it is a pickle)."""
+        from statsmodels.iolib.smpickle import load_pickle
+
+        return load_pickle(fname)
+
     # ------------------------------------------------------------ fixed effects
-    def cov_params(self) -> np.ndarray:
-        """Covariance matrix of β̂, ``σ² (RX RXᵀ)⁻¹`` (lme4's ``vcov``)."""
-        return self.normalized_cov_params * self.scale
+    @property
+    def params(self) -> pd.Series:
+        """β̂, labelled (statsmodels' ``params``; the same as :attr:`fe_params`)."""
+        return pd.Series(np.asarray(self.sol.beta, float), index=self._names)
+
+    def cov_params(self) -> pd.DataFrame:
+        """Covariance matrix of β̂, ``σ² (RX RXᵀ)⁻¹`` (lme4's ``vcov``), labelled."""
+        return pd.DataFrame(self.normalized_cov_params * self.scale, index=self._names, columns=self._names)
 
     @property
-    def bse(self) -> np.ndarray:
-        """Standard errors of β̂ (array; :attr:`fe_bse` is the labelled Series)."""
-        return np.sqrt(np.diag(self.cov_params()))
+    def bse(self) -> pd.Series:
+        """Standard errors of β̂ from :meth:`cov_params` (lme4's)."""
+        return pd.Series(np.sqrt(np.diag(self.normalized_cov_params * self.scale)), index=self._names)
 
     @property
-    def tvalues(self) -> np.ndarray:
+    def tvalues(self) -> pd.Series:
         """β̂ / SE."""
         return self.params / self.bse
 
     @property
-    def pvalues(self) -> np.ndarray:
-        """Wald z p-values (statsmodels' ``pvalues``)."""
-        return 2 * st.norm.sf(np.abs(self.tvalues))
+    def pvalues(self) -> pd.Series:
+        """p-values of the fixed effects' tests with ``df_method``'s df (:attr:`fe_pvalues`)."""
+        return self.fe_pvalues.rename(None)
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Intervals of the fixed effects with ``df_method``'s t quantiles (:meth:`fe_conf_int`)."""
+        return self.fe_conf_int(alpha)
+
+    def summary2(self, alpha: float = 0.05, title: str | None = None) -> Summary:
+        """statsmodels' ``summary2``: :meth:`summary` (already a ``summary2.Summary``), with another ``title``."""
+        s = self.summary(alpha)
+        if title is not None:
+            s.add_title(title)
+        return s
 
     def _marginal_derivatives(self):
         cache = self.__dict__.setdefault("_ddf_engines", {})
@@ -169,7 +217,7 @@ class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
             cache["_marginal"] = BlockMarginalDerivatives(self)
         return cache["_marginal"]
 
-    def anova(self, type: int | str = 3, ddf: str | None = None) -> NoReturn:
+    def anova(self, type: int | str = 3, df_method: str | None = None, *, ddf: str | None = None) -> NoReturn:
         """Not available for chunked fits (the type III contrasts read the model matrix); use :meth:`contest`."""
         raise InterlaceError("anova() is not available for a chunked fit; test terms with contest(L) "
                              "(one row of L per coefficient of the term)")
@@ -181,17 +229,19 @@ class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
         return int(self.model.design.n_dropped)
 
     # ------------------------------------------------------------ prediction
-    def predict(self, newdata: pd.DataFrame, include_re: bool = True, offset: npt.ArrayLike | None = None,
-                interval: str | None = None, level: float = 0.95) -> pd.Series | pd.DataFrame:
+    def predict(self, newdata: pd.DataFrame | None = None, include_re: bool = True,
+                offset: npt.ArrayLike | None = None, interval: str | None = None, level: float = 0.95,
+                exog: Any = None, transform: bool = True) -> pd.Series | pd.DataFrame:
         """Predictions on new data (a pandas DataFrame, e.g. one chunk); see
         :meth:`interlace.results.lmm.CrossedLMEResult.predict`.  Unseen levels contribute 0.
 
         ``newdata`` is required: the training rows are not kept (for fitted values over a
         Dask DataFrame use ``ddf.map_partitions(result.predict)``).
         """
-        if newdata is None:
+        if newdata is None and exog is None:
             raise InterlaceError(_NO_ROWS.format(what="predict() without newdata"))
-        return super().predict(newdata, include_re=include_re, offset=offset, interval=interval, level=level)
+        return super().predict(newdata, include_re=include_re, offset=offset, interval=interval, level=level,
+                               exog=exog, transform=transform)
 
     @property
     def fittedvalues(self) -> NoReturn:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,22 @@ from interlace.linalg import HAVE_CHOLMOD
 
 ROOT = Path(__file__).resolve().parents[2]
 REF = Path(__file__).parent / "reference"
+
+try:  # Hypothesis profiles for test_hypothesis_inputs.py (the suite runs without hypothesis too)
+    from hypothesis import HealthCheck, Phase, settings
+except ImportError:  # pragma: no cover - hypothesis is in the test extra
+    settings = None
+if settings is not None:
+    _SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+    #: CI: the same examples every run (derandomized), few enough for a couple of minutes
+    #: (no shrinking: a failing example is reported as drawn, at once, not after minutes of refits)
+    settings.register_profile("ci", max_examples=60, derandomize=True, deadline=None, print_blob=True,
+                              suppress_health_check=_SLOW, database=None,
+                              phases=[Phase.explicit, Phase.reuse, Phase.generate])
+    #: a longer search with fresh random examples (INTERLACE_HYPOTHESIS_PROFILE=thorough)
+    settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True,
+                              suppress_health_check=_SLOW)
+    settings.load_profile(os.environ.get("INTERLACE_HYPOTHESIS_PROFILE", "ci"))
 
 ENGINES = ["blocked", pytest.param("cholmod", marks=pytest.mark.skipif(not HAVE_CHOLMOD, reason="no CHOLMOD"))]
 

@@ -1,11 +1,12 @@
 """interlace.coxme against R's coxme 2.2-22 (``reference/coxme/<case>/``, see its README).
 
-Tolerances (issue "Survival with frailty"): coefficients, SEs and frailty variances 1e-3
-relative; integrated log-likelihood 1e-3 absolute; frailties 1e-3 relative with an
-absolute floor of 1e-6 for the near-zero ones of ``lung_inst``.  No exception is needed:
-with ``method="coxme"`` (the default) interlace follows coxme's own estimation of the
-variances, and every quantity agrees to about 1e-6 or better (the largest relative
-difference is on ``lung_inst``'s near-zero variance, 1e-5).
+Nine cases, four of them stratified or counting-process ``(start, stop]`` data.  Tolerances
+(issue "Survival, complete"): coefficients and SEs 1e-6 relative, variances 1e-4 relative,
+integrated log-likelihood 1e-6 absolute, frailties 1e-4 relative (absolute floor 1e-6 for
+the near-zero ones of ``lung_inst``).  With ``optimizer="coxme"`` (the default) interlace follows
+coxme's own estimation of the variances, so no exception is needed: coefficients and SEs
+agree to about 1e-9, integrated log-likelihoods to 1e-8, variances to 5e-6 (``lung_inst``'s
+near-zero variance; 1e-8 elsewhere).
 
 Fits the copied cases do not cover (coxme at tight controls, the sparse approximation
 off) are compared with ``reference/coxme_extra/``, made by ``make_coxme_extra_reference.R``
@@ -26,7 +27,10 @@ from interlace.linalg import HAVE_CHOLMOD
 from interlace.tests.conftest import REF
 
 CASES = sorted(p.name for p in (REF / "coxme").iterdir() if (p / "case.json").exists())
-RTOL = 1e-3
+RTOL = 1e-3        # the looser checks of the fits the copied cases do not cover (coxme_extra)
+COEF_RTOL = 1e-6   # coefficients, SEs and their covariance
+VAR_RTOL = 1e-4    # variances and frailties
+LL_ATOL = 1e-6     # integrated log-likelihood
 
 
 def load(case: str):
@@ -50,43 +54,44 @@ def fitted(request):
 
 
 def _key(name: str) -> str:
-    """coxme names a nested term centre/patient; interlace centre:patient."""
-    return name.replace(":", "/")
+    """coxme names a nested term centre/patient (and its levels c/p); interlace, as lme4, patient:centre (p:c)."""
+    return "/".join(reversed(name.replace("(", "").replace(")", "").split(":")))
 
 
 def test_cases_present():
-    assert CASES == ["lung_inst", "lung_inst_breslow", "retinopathy_id", "sim_nested", "sim_slope"]
+    assert CASES == ["cgd_center_counting", "cgd_strata_id", "lung_inst", "lung_inst_breslow", "retinopathy_id",
+                     "sim_nested", "sim_slope", "sim_strata_crossed", "sim_timevarying_breslow"]
 
 
 def test_coefficients(fitted):
     d, res = fitted
-    np.testing.assert_allclose(res.params.to_numpy(), list(d["coef"].values()), rtol=RTOL)
+    np.testing.assert_allclose(res.params.to_numpy(), list(d["coef"].values()), rtol=COEF_RTOL)
     assert len(res.params) == len(d["coef"])
-    np.testing.assert_allclose(res.hazard_ratios()["exp(coef)"], np.exp(list(d["coef"].values())), rtol=RTOL)
+    np.testing.assert_allclose(res.hazard_ratios()["exp(coef)"], np.exp(list(d["coef"].values())), rtol=COEF_RTOL)
 
 
 def test_standard_errors(fitted):
     d, res = fitted
-    np.testing.assert_allclose(res.bse.to_numpy(), list(d["se"].values()), rtol=RTOL)
-    np.testing.assert_allclose(np.asarray(res.cov_params()), np.array(d["vcov"]), rtol=RTOL, atol=1e-12)
+    np.testing.assert_allclose(res.bse.to_numpy(), list(d["se"].values()), rtol=COEF_RTOL)
+    np.testing.assert_allclose(np.asarray(res.cov_params()), np.array(d["vcov"]), rtol=COEF_RTOL, atol=1e-14)
 
 
 def test_variance_components(fitted):
     d, res = fitted
-    ours = {_key(k): v for k, v in res.variance_components.items()}
+    ours = {_key(k): v for k, v in res.coxme_varcorr.items()}
     assert set(ours) == set(d["variance_components"])
     for name, ref in d["variance_components"].items():
-        np.testing.assert_allclose(np.atleast_2d(np.asarray(ours[name], float)), np.array(ref), rtol=RTOL)
+        np.testing.assert_allclose(np.atleast_2d(np.asarray(ours[name], float)), np.array(ref), rtol=VAR_RTOL)
 
 
 def test_likelihoods_and_df(fitted):
     d, res = fitted
     ll = d["loglik"]
-    assert abs(res.llf - ll["integrated"]) < 1e-3
-    assert abs(res.loglik_penalized - ll["penalized"]) < 1e-3
-    assert abs(res.loglik_null - ll["null"]) < 1e-6
+    assert abs(res.llf - ll["integrated"]) < LL_ATOL
+    assert abs(res.loglik_penalized - ll["penalized"]) < 1e-6
+    assert abs(res.loglik_null - ll["null"]) < 1e-9
     assert res.df_integrated == d["df"]["integrated"]
-    np.testing.assert_allclose(res.df_penalized, d["df"]["penalized"], rtol=RTOL)
+    np.testing.assert_allclose(res.df_penalized, d["df"]["penalized"], rtol=1e-6)
     assert [res.n_events, res.nobs] == d["n"]
     # coxme's printed AIC/BIC: Chisq - 2 df and Chisq - log(events) df
     tab = res.coxme_table
@@ -106,16 +111,17 @@ def test_frailties(fitted):
             got = pd.Series(mine.to_numpy().ravel(), index=[_key(str(i)) for i in mine.index])
             want = pd.Series(ref)
             assert set(got.index) == set(want.index)
-            np.testing.assert_allclose(got[want.index].to_numpy(), want.to_numpy(), rtol=RTOL, atol=1e-6)
+            np.testing.assert_allclose(got[want.index].to_numpy(), want.to_numpy(), rtol=VAR_RTOL, atol=1e-6)
         else:  # a matrix (levels x coefficients), column by column as coxme's ranef
-            np.testing.assert_allclose(mine.to_numpy().ravel(order="F"), ref, rtol=RTOL, atol=1e-6)
+            np.testing.assert_allclose(mine.to_numpy().ravel(order="F"), ref, rtol=VAR_RTOL, atol=1e-6)
 
 
 def test_linear_predictor(fitted):
     d, res = fitted
-    np.testing.assert_allclose(res.linear_predictor.to_numpy()[:5], d["linear_predictor_first5"], rtol=RTOL,
+    np.testing.assert_allclose(res.linear_predictor.to_numpy()[:5], d["linear_predictor_first5"], rtol=VAR_RTOL,
                                atol=1e-6)
-    np.testing.assert_allclose(res.predict().to_numpy()[:5], d["linear_predictor_first5"], rtol=RTOL, atol=1e-6)
+    np.testing.assert_allclose(res.predict().to_numpy()[:5], d["linear_predictor_first5"], rtol=VAR_RTOL,
+                               atol=1e-6)
 
 
 def test_replicates_coxme_closely(fitted):
@@ -124,13 +130,15 @@ def test_replicates_coxme_closely(fitted):
     np.testing.assert_allclose(res.params.to_numpy(), list(d["coef"].values()), rtol=1e-6)
     assert abs(res.llf - d["loglik"]["integrated"]) < 1e-6
     for name, ref in d["variance_components"].items():
-        got = {_key(k): v for k, v in res.variance_components.items()}[name]
+        got = {_key(k): v for k, v in res.coxme_varcorr.items()}[name]
         np.testing.assert_allclose(np.atleast_2d(np.asarray(got, float)), np.array(ref), rtol=2e-5)
 
 
 def test_sparse_levels(fitted):
     d, res = fitted
-    expected = {"lung_inst": 0, "lung_inst_breslow": 0, "retinopathy_id": 197, "sim_nested": 240, "sim_slope": 60}
+    expected = {"lung_inst": 0, "lung_inst_breslow": 0, "retinopathy_id": 197, "sim_nested": 240, "sim_slope": 60,
+                "cgd_center_counting": 0, "cgd_strata_id": 125, "sim_strata_crossed": 0,
+                "sim_timevarying_breslow": 28}
     assert res.sparse_levels == expected[d["case"]]
 
 
@@ -167,7 +175,7 @@ def load_extra(name: str) -> dict:
 
 @pytest.mark.parametrize("case", ["retinopathy_id", "sim_nested", "sim_slope"])
 def test_exact_maximizer_is_at_least_as_good(case):
-    """method="bobyqa" maximizes the integrated likelihood exactly; coxme stops just short.
+    """optimizer="bobyqa" maximizes the integrated likelihood exactly; coxme stops just short.
 
     Against coxme's own fit: at least as high an ℓ_I (coxme's reported value comes from a
     final Newton run stopped at a relative change of 1e-8 in PPL, which moves ℓ_I by up to
@@ -177,10 +185,10 @@ def test_exact_maximizer_is_at_least_as_good(case):
     """
     d, _ = load(case)
     opt = load_extra(f"{case}_optimum")
-    res = fit_case(case, method="bobyqa")
+    res = fit_case(case, optimizer="bobyqa")
     assert res.llf >= d["loglik"]["integrated"] - 1e-4
     assert abs(res.llf - opt["loglik"]["integrated"]) < 1e-3
-    got = {_key(k): v for k, v in res.variance_components.items()}
+    got = {_key(k): v for k, v in res.coxme_varcorr.items()}
     assert set(got) == set(opt["variance_components"])
     for name, ref in opt["variance_components"].items():
         np.testing.assert_allclose(np.atleast_2d(np.asarray(got[name], float)), np.array(ref), rtol=RTOL)
@@ -203,7 +211,7 @@ def test_exact_sparse_off_as_coxme_without_its_sparse_approximation():
             warnings.simplefilter("ignore", SingularFitWarning)
             return interlace.coxme(py["formula"], data, random=py["random"], sparse=None, **kw)
 
-    for res, ref in [(fit(), d["coxme"]), (fit(method="bobyqa"), d["optimum"])]:
+    for res, ref in [(fit(), d["coxme"]), (fit(optimizer="bobyqa"), d["optimum"])]:
         assert res.sparse_levels == 0
         np.testing.assert_allclose(res.params.to_numpy(), list(ref["coef"].values()), rtol=RTOL)
         np.testing.assert_allclose(res.bse.to_numpy(), list(ref["se"].values()), rtol=RTOL)

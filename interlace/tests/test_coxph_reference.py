@@ -76,7 +76,7 @@ def test_mixed_model_at_zero_variance_is_coxph(ties):
     data = pd.read_csv(ROOT / d["data"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = interlace.coxme("Surv(time, status) ~ age + sex + (1 | inst)", data, ties=ties, method="bobyqa")
+        res = interlace.coxme("Surv(time, status) ~ age + sex + (1 | inst)", data, ties=ties, optimizer="bobyqa")
     assert res.theta[0] < 1e-6 and res.is_singular
     np.testing.assert_allclose(res.params, d["coef"], rtol=1e-6)
     np.testing.assert_allclose(res.bse, d["se"], rtol=1e-6)

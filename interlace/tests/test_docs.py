@@ -68,6 +68,10 @@ PAGES = [
     "coming-from-statsmodels.md",
     "correlation.md",
     "scale.md",
+    "emmeans.md",
+    "model-checking.md",
+    "power.md",
+    "security.md",
 ]
 
 #: Pages linked from the docs that other contributors are writing.

@@ -147,7 +147,7 @@ def test_design_shapes(a21_storage):
     _, re, _, _ = _build("vector_first_term")
     assert [t.name for t in re.terms] == ["g", "h"] and re.terms[0].p == 3 and re.terms[0].nlevels == 40
     _, re, _, _ = _build("nested3")
-    assert [t.name for t in re.terms] == ["a:b:c", "a:b", "a"]
+    assert [t.name for t in re.terms] == ["c:(b:a)", "b:a", "a"]
     assert [t.nlevels for t in re.terms] == [60, 15, 5]
     _, re, _, w = _build("weights")
     assert w is not None and re.n_theta == 2

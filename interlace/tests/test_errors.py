@@ -187,7 +187,7 @@ def test_grouping_factor_with_as_many_levels_as_rows(sleep):
 
 def test_too_many_random_effects_for_the_data(sleep):
     # 18 subjects x 3 coefficients = 54 random effects for 36 rows
-    with pytest.raises(DataError, match=r"has 54 random effects for 36 observations"):
+    with pytest.raises(DataError, match=r"number of observations \(=36\) <= number of random effects \(=54\)"):
         fit("Reaction ~ Days", sleep.iloc[::5], random="(1 + Days + I(Days**2) | Subject)")
 
 
@@ -227,7 +227,7 @@ def test_infinite_offset(sleep):
 @pytest.mark.parametrize("data", [lambda d: d.to_dict("list"), lambda d: d.to_numpy()])
 def test_data_not_a_dataframe(sleep, data):
     obj = data(sleep)
-    with pytest.raises(DataError, match=f"data must be a pandas DataFrame, got {type(obj).__name__}"):
+    with pytest.raises(DataError, match=rf"data must be a DataFrame \(pandas, polars, .*\), got {type(obj).__name__}"):
         fit("Reaction ~ Days", obj, groups="Subject")
 
 
@@ -253,7 +253,7 @@ def test_all_zero_weights(sleep):
 
 
 def test_non_numeric_weights(sleep):
-    with pytest.raises(DataError, match="weights must be numeric"):
+    with pytest.raises(DataError, match="weights column .w. must be numeric"):
         fit("Reaction ~ Days", sleep.assign(w="heavy"), groups="Subject", weights="w")
 
 

@@ -127,7 +127,7 @@ EXPECTED: dict[str, list[tuple[str, object]]] = {
         (r"^Median SE \(cluster bootstrap\): (\S+)$", _median_se_within_mc_bound),
         # Pastes, (1 | batch/cask): lme4's variance components and log-likelihood
         (r"^\s*batch\s+Intercept\s+(\S+)\s+(\S+)", (_vc(_PASTES, "batch"), _vc(_PASTES, "batch", key="sdcor"))),
-        (r"^batch:cask\s+Intercept\s+(\S+)\s+(\S+)",
+        (r"^cask:batch\s+Intercept\s+(\S+)\s+(\S+)",
          (_vc(_PASTES, "cask:batch"), _vc(_PASTES, "cask:batch", key="sdcor"))),
         (r"Log-Likelihood:\s+(\S+)", (_PASTES["loglik"],)),
     ],

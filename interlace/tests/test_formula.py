@@ -74,11 +74,13 @@ def test_split_formula_not_a_string():
     ("(0 + x || g)", [("0 + x", ("g",))]),
     ("(x * z || g)", [("1", ("g",)), ("0 + x", ("g",)), ("0 + z", ("g",)), ("0 + x:z", ("g",))]),
     ("(1 | a:b)", [("1", ("a", "b"))]),
-    ("(1 | a/b)", [("1", ("a",)), ("1", ("a", "b"))]),
-    ("(1 | a/b/c)", [("1", ("a",)), ("1", ("a", "b")), ("1", ("a", "b", "c"))]),
-    # R parses a:b/c as (a:b)/c = a:b + a:b:c (lme4 1.1-31's findbars mangles this one)
-    ("(1 | a:b/c)", [("1", ("a", "b")), ("1", ("a", "b", "c"))]),
-    ("(1 + x | a/b)", [("1 + x", ("a",)), ("1 + x", ("a", "b"))]),
+    # nested factors inside out, as lme4's expandSlash (levels read "b-level:a-level")
+    ("(1 | a/b)", [("1", ("a",)), ("1", ("b", "a"))]),
+    ("(1 | a/b/c)", [("1", ("a",)), ("1", ("b", "a")), ("1", ("c", "b", "a"))]),
+    # R parses a:b/c as (a:b)/c = a:b + c:(a:b) (lme4 1.1-31's findbars mangles this one)
+    ("(1 | a:b/c)", [("1", ("a", "b")), ("1", ("c", "a", "b"))]),
+    ("(1 | a/b:c)", [("1", ("a",)), ("1", ("b", "c", "a"))]),
+    ("(1 + x | a/b)", [("1 + x", ("a",)), ("1 + x", ("b", "a"))]),
     ("1 | g", [("1", ("g",))]),                  # parentheses optional here
 ])
 def test_parse_random_term(term, expected):
@@ -88,8 +90,11 @@ def test_parse_random_term(term, expected):
 
 
 def test_spec_names():
-    names = [s.name for s in parse_random_term("(1 | a/b/c)")]
-    assert names == ["a", "a:b", "a:b:c"]
+    # lme4::findbars: c:(b:a), b:a, a; d:(c:(b:a)) for four levels; b:c:a for a/b:c
+    assert [s.name for s in parse_random_term("(1 | a/b/c)")] == ["a", "b:a", "c:(b:a)"]
+    assert parse_random_term("(1 | a/b/c/d)")[-1].name == "d:(c:(b:a))"
+    assert [s.name for s in parse_random_term("(1 | a/b:c)")] == ["a", "b:c:a"]
+    assert [s.name for s in parse_random_term("(1 | a:b)")] == ["a:b"]
 
 
 def test_parse_random_accepts_one_string_with_several_terms():
@@ -151,9 +156,11 @@ def test_nested_shorthand_equals_spelled_out_terms():
     d = load_case("lmer", "pastes_reml")  # lmer(strength ~ 1 + (1 | batch/cask), data = Pastes)
     pastes = interlace.datasets.load("pastes")
     short = interlace.fit("strength ~ 1 + (1 | batch/cask)", pastes)
-    long = interlace.fit("strength ~ 1", pastes, random=["(1 | batch)", "(1 | batch:cask)"])
+    long = interlace.fit("strength ~ 1", pastes, random=["(1 | batch)", "(1 | cask:batch)"])
     _same_fit(short, long)
-    assert short.ngroups == {"batch:cask": 30, "batch": 10}
+    # lme4's names and level labels: cask:batch, levels a:A (cask a of batch A)
+    assert short.ngroups == {"cask:batch": 30, "batch": 10}
+    assert list(short.random_effects["cask:batch"].index[:3]) == d["ranef"]["cask:batch"]["levels"][:3]
     assert short.objective == pytest.approx(d["objective"], abs=1e-4)
     np.testing.assert_allclose(short.fe_params, d["fixef"]["values"], rtol=1e-6)
 

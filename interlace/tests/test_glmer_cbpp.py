@@ -44,7 +44,7 @@ def test_cbpp_laplace(cbpp, engine):
     if engine == "cholmod" and not interlace.linalg.HAVE_CHOLMOD:
         pytest.skip("no CHOLMOD")
     ref = _ref("cbpp_logit")
-    r = interlace.glmer(FORMULA, cbpp, engine=engine)
+    r = interlace.glmer(FORMULA, cbpp, family="binomial", engine=engine)
     np.testing.assert_allclose(r.theta, ref["theta"], rtol=1e-4)
     np.testing.assert_allclose(r.fe_params, ref["fixef"]["values"], rtol=1e-4)
     np.testing.assert_allclose(r.fe_bse, ref["se_precise"], rtol=1e-3)
@@ -53,7 +53,7 @@ def test_cbpp_laplace(cbpp, engine):
 
 def test_cbpp_agq25(cbpp):
     ref = _ref("cbpp_agq25")
-    r = interlace.glmer(FORMULA, cbpp, nAGQ=25)
+    r = interlace.glmer(FORMULA, cbpp, family="binomial", nAGQ=25)
     n, y = cbpp["size"].to_numpy(float), cbpp["incidence"].to_numpy(float)
     saturated = float(np.sum(gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)
                              + xlogy(y, y / n) + xlogy(n - y, 1 - y / n)))

@@ -46,13 +46,13 @@ def test_cbind_only_binomial(data):
 
 def test_agq_needs_one_scalar_term(data):
     with pytest.raises(InterlaceError, match="single scalar random-effects term"):
-        interlace.glmer("y ~ x + (1|g) + (1|h)", data, nAGQ=5)
+        interlace.glmer("y ~ x + (1|g) + (1|h)", data, family="binomial", nAGQ=5)
 
 
 def test_two_level_string_response(data):
     """A yes/no column is coded as R codes a factor: the first (sorted) level is the failure."""
-    r1 = interlace.glmer("yes ~ x + (1|g)", data)
-    r2 = interlace.glmer("y01 ~ x + (1|g)", data.assign(y01=(data["yes"] == "yes").astype(float)))
+    r1 = interlace.glmer("yes ~ x + (1|g)", data, family="binomial")
+    r2 = interlace.glmer("y01 ~ x + (1|g)", data.assign(y01=(data["yes"] == "yes").astype(float)), family="binomial")
     np.testing.assert_allclose(r1.fe_params.to_numpy(), r2.fe_params.to_numpy(), rtol=1e-10)
 
 
@@ -60,7 +60,7 @@ def test_separation_is_a_warning(data):
     sep = data.assign(y=(data["x"] > 0).astype(float))
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
-        r = interlace.glmer("y ~ x + (1|g)", sep)
+        r = interlace.glmer("y ~ x + (1|g)", sep, family="binomial")
     msgs = [str(m.message) for m in w if issubclass(m.category, ConvergenceWarning)]
     assert any("fitted probabilities numerically 0 or 1" in m for m in msgs)
     assert not any(issubclass(m.category, RuntimeWarning) for m in w)

@@ -25,7 +25,7 @@ LAYERS = [
     {"results"},
     {"models"},
     {"scale"},
-    {"fit", "glmer", "clmm", "coxme", "api", "__init__"},
+    {"fit", "glmer", "clmm", "coxme", "coxph", "api", "__init__"},
 ]
 LAYER = {name: k for k, names in enumerate(LAYERS) for name in names}
 

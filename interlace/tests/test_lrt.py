@@ -82,8 +82,8 @@ def test_anova_glmm_matches_lme4():
     """
     df = interlace.datasets.load("cbpp")
     df["period"] = df["period"].astype(str)
-    a = interlace.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", df)
-    b = interlace.glmer("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", df)
+    a = interlace.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", df, family="binomial")
+    b = interlace.glmer("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", df, family="binomial")
     tab = interlace.anova(a, b)
     assert list(tab.index) == ["m2", "m1"]
     np.testing.assert_allclose(tab["logLik"], [-104.8313135939, -92.0262818715], atol=1e-4)

@@ -26,7 +26,7 @@ import interlace.api as ia
 from interlace import datasets
 from interlace.design.covariance import BlockDiagonal, ScaledIdentity, Unstructured
 from interlace.design.terms import RandomEffects, term_from_arrays
-from interlace.errors import FormulaError
+from interlace.errors import FormulaError, InterlaceError
 from interlace.linalg import HAVE_CHOLMOD, RowEngines
 from interlace.objective import LMMDeviance
 from interlace.optimize import minimize
@@ -323,10 +323,12 @@ def test_ml_aic_bic_and_options(sleep):
 
 def test_unsupported_and_errors(sleep):
     mod = ia.mixedlm("Reaction ~ Days", sleep, groups="Subject")
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(InterlaceError, match="fe_pen must be a statsmodels penalty"):
         mod.fit(fe_pen=object())
-    with pytest.raises(NotImplementedError):
-        mod.fit(free=type("F", (), {"fe_params": np.ones(2), "cov_re": np.zeros((1, 1)), "vcomp": np.ones(0)})())
+    with pytest.raises(InterlaceError, match="free.cov_re has 4 entries"):
+        mod.fit(free=type("F", (), {"fe_params": np.ones(2), "cov_re": np.zeros((2, 2)), "vcomp": np.ones(0)})())
+    with pytest.raises(InterlaceError, match="unknown vc_layout"):
+        ia.mixedlm("Reaction ~ Days", sleep, groups="Subject", vc_layout="bogus")
     with pytest.raises(ValueError):
         mod.fit(method="newton")
     with pytest.raises(FormulaError):

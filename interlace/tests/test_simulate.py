@@ -50,7 +50,7 @@ def test_lmm_conditional_moments(sleep):
 def test_glmm_binomial_conditional_moments():
     df = interlace.datasets.load("cbpp")
     df["period"] = df["period"].astype(str)
-    r = interlace.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", df)
+    r = interlace.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", df, family="binomial")
     sims = r.simulate(4000, seed=3, use_u=True).to_numpy()
     n = df["size"].to_numpy(float)
     mu = r.fittedvalues.to_numpy()

@@ -124,9 +124,9 @@ def test_refused_step_restarts_bobyqa_tightly(monkeypatch):
     calls = []
     real = checks.newton_polish
 
-    def refuse_first(fun, opt, lower, derivs):
+    def refuse_first(fun, opt, lower, derivs, upper=None):
         calls.append(np.array(opt.x))
-        return False if len(calls) == 1 else real(fun, opt, lower, derivs)
+        return False if len(calls) == 1 else real(fun, opt, lower, derivs, upper)
 
     monkeypatch.setattr(checks, "newton_polish", refuse_first)
     opt = minimize_checked(f, np.array([1.0, 1.0]), np.zeros(2))

@@ -74,16 +74,21 @@ def test_params_bse_labelled_and_equal_fe(res, ref):
         assert isinstance(got, pd.Series)
         assert list(got.index) == NAMES and list(fe.index) == NAMES
         np.testing.assert_allclose(got.to_numpy(), fe.to_numpy(), rtol=1e-14)
-    # statsmodels' pvalues stay Wald z; fe_pvalues are lmerTest's Satterthwaite t tests
+    # statsmodels' pvalues are the tests with the model's df: lmerTest's Satterthwaite t tests
     assert isinstance(res.pvalues, pd.Series) and list(res.pvalues.index) == NAMES
     satt = load_case("lmertest", "sleepstudy_reml")["satterthwaite"]
     np.testing.assert_allclose(res.fe_pvalues.to_numpy(), satt["p"], rtol=1e-3)
+    np.testing.assert_allclose(res.pvalues.to_numpy(), satt["p"], rtol=1e-3)
     np.testing.assert_allclose(res.params, ref["fixef"]["values"], rtol=1e-6)
     np.testing.assert_allclose(res.bse, ref["se"], rtol=1e-5)
     z = np.array(ref["fixef"]["values"]) / np.array(ref["se"])
     np.testing.assert_allclose(res.tvalues, z, rtol=1e-5)  # lme4 "t value" 36.838, 6.771
-    np.testing.assert_allclose(res.pvalues, 2 * st.norm.sf(np.abs(z)), rtol=1e-3)
-    np.testing.assert_allclose(res.pvalues, R_PVALUES, rtol=1e-3)
+    # with df_method="normal" (use_t False) they are Wald z, as lme4's normal approximation
+    wald = interlace.fit("Reaction ~ Days", interlace.datasets.load("sleepstudy"), random="(Days | Subject)",
+                         df_method="normal")
+    assert not wald.use_t
+    np.testing.assert_allclose(wald.pvalues, 2 * st.norm.sf(np.abs(z)), rtol=1e-3)
+    np.testing.assert_allclose(wald.pvalues, R_PVALUES, rtol=1e-3)
 
 
 def test_conf_int_labelled_and_equal_fe_conf_int(res):
@@ -91,14 +96,15 @@ def test_conf_int_labelled_and_equal_fe_conf_int(res):
     assert isinstance(ci, pd.DataFrame) and list(ci.index) == NAMES
     fe = res.fe_conf_int()
     assert list(fe.index) == NAMES and list(fe.columns) == ["lower", "upper"]
-    np.testing.assert_allclose(ci.to_numpy(), R_WALD_CI, rtol=0, atol=1e-5)
-    # fe_conf_int: t quantiles with lmerTest's Satterthwaite df (17 for both coefficients)
+    # both: t quantiles with lmerTest's Satterthwaite df (17 for both coefficients)
     half = st.t.isf(0.025, 17) * np.asarray(res.bse)
     np.testing.assert_allclose(fe.to_numpy(), np.column_stack([res.params - half, res.params + half]), rtol=1e-7)
-    # with df_method="normal" both APIs give the Wald intervals
+    np.testing.assert_allclose(ci.to_numpy(), fe.to_numpy(), rtol=1e-14)
+    # with df_method="normal" both APIs give lme4's Wald intervals
     res = interlace.fit("Reaction ~ Days", interlace.datasets.load("sleepstudy"), random="(Days | Subject)",
                         df_method="normal")
     ci = res.conf_int()
+    np.testing.assert_allclose(ci.to_numpy(), R_WALD_CI, rtol=0, atol=1e-5)
     np.testing.assert_allclose(ci.to_numpy(), res.fe_conf_int().to_numpy(), rtol=1e-14)
     # 90 % intervals: both APIs agree and are narrower by z(0.95)/z(0.975)
     np.testing.assert_allclose(res.conf_int(alpha=0.1).to_numpy(), res.fe_conf_int(alpha=0.1).to_numpy(),

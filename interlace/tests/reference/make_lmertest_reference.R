@@ -49,6 +49,10 @@
 ##                     hypothesis matrices L per term (attr(, "hypotheses"))
 ##   contest           L (matrix, rows = contrasts), joint F test per ddf (contestMD), and
 ##                     the per-row t tests with 95% intervals (contest(joint = FALSE))
+##   pairwise          (cases with a factor main effect, else null) term, labels "b-a" of every
+##                     pair of its levels (later minus earlier), their contrasts L in the
+##                     treatment-coded coefficients, and contest(m, L, joint = FALSE) per ddf
+##                     (interlace's t_test_pairwise)
 
 suppressPackageStartupMessages({
   library(lmerTest)
@@ -140,9 +144,9 @@ paths <- c(sleepstudy = file.path(real_dir, "sleepstudy.csv"), cake = file.path(
 ## ---------------------------------------------------------------------------
 ## cases
 ## ---------------------------------------------------------------------------
-mk <- function(case, formula, dataname, reml, py_formula, py_random, L) {
+mk <- function(case, formula, dataname, reml, py_formula, py_random, L, pairs = NULL) {
   list(case = case, formula = formula, dataname = dataname, reml = reml,
-       py_formula = py_formula, py_random = py_random, L = L)
+       py_formula = py_formula, py_random = py_random, L = L, pairs = pairs)
 }
 cases <- list(
   mk("sleepstudy_reml", Reaction ~ Days + (Days | Subject), "sleepstudy", TRUE,
@@ -151,7 +155,7 @@ cases <- list(
      "Reaction ~ Days", "(Days | Subject)", rbind(c(1, 0), c(1, 9))),
   mk("cake_reml", angle ~ recipe * temp + (1 | recipe:replicate), "cake", TRUE,
      "angle ~ recipe * temp", "(1 | recipe:replicate)",
-     rbind(c(0, 1, 0, 0, 200, 0), c(0, 0, 1, 0, 0, 200))),
+     rbind(c(0, 1, 0, 0, 200, 0), c(0, 0, 1, 0, 0, 200)), pairs = "recipe"),
   mk("cake_poly_reml", angle ~ recipe * temperature + (1 | recipe:replicate), "cake", TRUE,
      "angle ~ recipe * C(temperature, Poly)", "(1 | recipe:replicate)",
      rbind(c(0, 1, rep(0, 16)), c(0, 0, 1, rep(0, 15)), c(0, 0, 0, 1, rep(0, 14)))),
@@ -161,7 +165,7 @@ cases <- list(
      "y ~ x", "(1 | a/b/c)", rbind(c(1, 0), c(1, 1))),
   mk("crossed_factor_reml", y ~ x1 * f + x2 + (1 | g1) + (1 | g2), "crossed_factor", TRUE,
      "y ~ x1 * f + x2", c("(1 | g1)", "(1 | g2)"),
-     rbind(c(0, 0, 1, 0, 0, 0, 0), c(0, 0, 0, 1, 0, 0, 0))),
+     rbind(c(0, 0, 1, 0, 0, 0, 0), c(0, 0, 0, 1, 0, 0, 0)), pairs = "f"),
   mk("factor_slope_reml", y ~ f + (0 + f | g), "factor_slope", TRUE,
      "y ~ f", "(0 + f | g)", rbind(c(0, 1, 0), c(0, 0, 1))),
   ## small unbalanced cases: the treatment effect at time 0 and at time 9 (2 df)
@@ -169,7 +173,7 @@ cases <- list(
      "y ~ trt * time", "(time | id)", rbind(c(0, 1, 0, 0), c(0, 1, 0, 9))),
   ## b - c and the within-group slope (2 df)
   mk("kr_between_reml", y ~ f + x + (1 | g), "kr_between", TRUE,
-     "y ~ f + x", "(1 | g)", rbind(c(0, 1, -1, 0), c(0, 0, 0, 1))),
+     "y ~ f + x", "(1 | g)", rbind(c(0, 1, -1, 0), c(0, 0, 0, 1)), pairs = "f"),
   mk("kr_crossed_reml", y ~ z + x + (1 | g1) + (1 | g2), "kr_crossed", TRUE,
      "y ~ z + x", c("(1 | g1)", "(1 | g2)"), rbind(c(0, 1, 0), c(0, 1, 1)))
 )
@@ -228,6 +232,19 @@ for (cs in cases) {
   ct$rows_satterthwaite <- lapply(ct$rows_satterthwaite, vec)
   if (kr) ct$rows_kenward_roger <- lapply(ct$rows_kenward_roger, vec)
 
+  pw <- NULL
+  if (!is.null(cs$pairs)) {
+    lv <- levels(dat[[cs$pairs]])
+    cn <- names(fixef(m))
+    e <- function(l) { v <- numeric(length(cn)); k <- match(paste0(cs$pairs, l), cn); if (!is.na(k)) v[k] <- 1; v }
+    ij <- do.call(rbind, lapply(seq_along(lv)[-length(lv)], function(i) cbind(i, (i + 1):length(lv))))
+    Lp <- do.call(rbind, lapply(seq_len(nrow(ij)), function(r) e(lv[ij[r, 2]]) - e(lv[ij[r, 1]])))
+    pw <- list(term = cs$pairs, labels = vec(paste0(lv[ij[, 2]], "-", lv[ij[, 1]])), L = Lp,
+               rows_satterthwaite = lapply(as.list(contest(m, Lp, joint = FALSE)), vec),
+               rows_kenward_roger = if (kr) lapply(as.list(contest(m, Lp, joint = FALSE, ddf = "Kenward-Roger")),
+                                                   vec) else NULL)
+  }
+
   out <- list(
     case = cs$case,
     r_call = paste0("lmerTest::lmer(", paste(deparse(cs$formula, width.cutoff = 500L), collapse = " "),
@@ -246,6 +263,7 @@ for (cs in cases) {
     varpar = list(theta = vec(getME(m, "theta")), sigma = sigma(m), vcov_varpar = mat(m@vcov_varpar)),
     anova = an,
     contest = ct,
+    pairwise = pw,
     tight_fit = list(optimizer = best, candidates = as.list(obj))
   )
   write_json(out, file.path(out_dir, paste0(cs$case, ".json")),
