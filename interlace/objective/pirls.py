@@ -29,7 +29,47 @@ from ..linalg.engines import RowEngines
 from ..linalg.pls import PLSSystem
 from ..response.base import Response
 
-__all__ = ["PIRLS", "PIRLSState", "PIRLSPoint", "PIRLSRows", "RowPoint", "RowSource"]
+__all__ = ["glm_start_beta", "glm_start_products", "glm_start_rows", "PIRLS", "PIRLSState", "PIRLSPoint",
+           "PIRLSRows", "RowPoint", "RowSource"]
+
+
+def glm_start_rows(X: np.ndarray, resp: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows of glm's first weighted least-squares step: ``√W₀ X`` and ``√W₀ z₀`` (None: no ``mustart``).
+
+    W₀ and z₀ are the working weights and response at the family's starting means (R's
+    ``mustart``: y + 0.1 for counts, ...); rows where they are not finite are left out.
+    """
+    family = getattr(resp, "family", None)
+    if family is None or not hasattr(family, "mustart") or not hasattr(resp, "y"):
+        return None
+    y, prior = np.asarray(resp.y, dtype=float), np.asarray(resp.weights, dtype=float)
+    with np.errstate(all="ignore"):
+        mu0 = family.mustart(y, prior)
+        eta0 = np.asarray(family.link(mu0), float)
+        w, r = resp.working(eta0, mu0)
+        z = eta0 - resp.offset + r
+        X = np.asarray(X, float)
+        ok = np.isfinite(w) & (w > 0) & np.isfinite(z) & np.all(np.isfinite(X), axis=1)
+        sw = np.sqrt(w[ok])
+        return X[ok] * sw[:, None], z[ok] * sw
+
+
+def glm_start_products(X: np.ndarray, resp: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``XᵀW₀X`` and ``XᵀW₀z₀`` of :func:`glm_start_rows` (sums over rows: chunks of rows add)."""
+    rows = glm_start_rows(X, resp)
+    if rows is None:
+        return None
+    A, b = rows
+    return A.T @ A, A.T @ b
+
+
+def glm_start_beta(XtWX: np.ndarray, XtWz: np.ndarray) -> np.ndarray | None:
+    """The weighted least-squares β of :func:`glm_start_products` (None when not finite)."""
+    if XtWX.size == 0 or not (np.all(np.isfinite(XtWX)) and np.all(np.isfinite(XtWz))) or not np.any(XtWX):
+        return None
+    with np.errstate(all="ignore"):
+        beta = np.linalg.lstsq(XtWX, XtWz, rcond=None)[0]
+    return beta if np.all(np.isfinite(beta)) else None
 
 
 @runtime_checkable
@@ -159,6 +199,15 @@ class RowSource:
         Xb = self.X @ beta
         eta = resp.offset + Xb + self.Z @ (self.Lambda(theta) @ u)
         return RowPoint(self, resp, eta, resp.mean(eta), Xb)
+
+    def glm_start(self, resp: Response) -> np.ndarray | None:
+        """glm's first weighted least-squares β on these rows (see :mod:`interlace.objective.glmm`)."""
+        rows = glm_start_rows(self.X, resp)  # least squares on the rows (better conditioned than the sums)
+        if rows is None or rows[0].shape[0] == 0:
+            return None
+        with np.errstate(all="ignore"):
+            beta = np.linalg.lstsq(rows[0], rows[1], rcond=None)[0]
+        return beta if np.all(np.isfinite(beta)) else None
 
 
 @dataclass

@@ -11,7 +11,9 @@ Every case is a reference fit of ``reference/glmer`` (lme4, made by ``make_glmer
   order of the sums differs, which moves BOBYQA's stopping point as shuffling the rows
   moves the in-memory fit: ≤ 5e-7 here, except for VerbAgg's Laplace fit (8 parameters),
   where the in-memory fit of shuffled rows moves by 3e-6 and the chunked fit by up to
-  7e-6: its tolerance is 2e-5.
+  7e-6: its tolerance is 2e-5; and the binary random-slope case, whose variance components
+  move by 1.5e-6 when its rows are shuffled in memory (β starting from glm's first step):
+  3e-6.
 
 The Dask tests run on a real ``distributed.LocalCluster`` with 2 worker processes; they and
 the parquet tests skip when dask / pyarrow are absent.
@@ -33,7 +35,7 @@ from interlace.tests.conftest import case_data, load_case
 
 RTOL = 1e-6
 #: VerbAgg, Laplace: 2 θ and 6 β, where BOBYQA's stopping point moves most under rounding (see above)
-RTOL_CASE = {"verbagg_laplace": 2e-5}
+RTOL_CASE = {"verbagg_laplace": 2e-5, "binary_slope": 3e-6}
 CHUNK_CASES = ["binary_crossed", "binary_slope", "cbpp_logit", "cbpp_prop_weights", "poisson_offset",
                "grouseticks_poisson", "verbagg_nagq0", "verbagg_laplace"]
 
