@@ -1,8 +1,9 @@
 """``interlace.fit``: the one-call entry point for linear mixed models."""
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy.typing as npt
 import pandas as pd
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 __all__ = ["fit"]
 
 
-def fit(formula: str, data: pd.DataFrame | dd.DataFrame, groups: str | Sequence[str] | None = None,
+def fit(formula: str, data: pd.DataFrame | dd.DataFrame | str | os.PathLike[str],
+        groups: str | Sequence[str] | None = None,
         random: str | Sequence[str] | None = None, method: str = "REML",
         weights: str | npt.ArrayLike | VarIdent | None = None, offset: str | npt.ArrayLike | None = None,
         engine: str = "auto", optimizer: str = "bobyqa", start: npt.ArrayLike | None = None,
@@ -33,9 +35,10 @@ def fit(formula: str, data: pd.DataFrame | dd.DataFrame, groups: str | Sequence[
     formula : str
         Fixed effects ``"y ~ x1 + x2"``; may also hold lme4 random terms
         (``"y ~ x + (1 + x | g)"``).
-    data : DataFrame
-        A pandas DataFrame, or a Dask DataFrame (fitted partition by partition on
-        its cluster, see :mod:`interlace.scale`; parquet files: :func:`interlace.scale.fit_parquet`).
+    data : DataFrame, Dask DataFrame or path
+        A pandas DataFrame, a Dask DataFrame (fitted partition by partition on its
+        cluster, see :mod:`interlace.scale`), or the path of a parquet file or directory
+        (read in batches: :func:`interlace.scale.fit_parquet`).
     groups : str or list of str, optional
         One random intercept per column, crossed; the first is the primary
         grouping factor (used by :meth:`bootstrap_se`).
@@ -82,15 +85,18 @@ def fit(formula: str, data: pd.DataFrame | dd.DataFrame, groups: str | Sequence[
     """
     from .scale.dask import is_dask_dataframe
 
-    if is_dask_dataframe(data):  # blocks of [Z X y]'[Z X y] summed on the cluster (interlace.scale)
-        from .scale import fit_dask
+    if is_dask_dataframe(data) or isinstance(data, (str, os.PathLike)):
+        # blocks of [Z X y]'[Z X y] summed on the cluster, or over a parquet file's batches (interlace.scale)
+        from .scale import fit_dask, fit_parquet
 
         if correlation is not None or not isinstance(weights, (str, type(None))):
-            raise InterlaceError("a Dask DataFrame fit takes weights/offset as column names and no "
+            raise InterlaceError("a Dask DataFrame or parquet fit takes weights/offset as column names and no "
                                  "correlation structure")
-        return fit_dask(formula, data, groups=groups, random=random, method=method, weights=weights,
-                        offset=offset, engine=engine, optimizer=optimizer, start=start, check_conv=check_conv,
-                        maxiter=maxiter, df_method=df_method or "satterthwaite")
+        fit_chunked = fit_dask if is_dask_dataframe(data) else fit_parquet
+        return cast(Any, fit_chunked)(formula, data, groups=groups, random=random, method=method,
+                                      weights=weights, offset=offset, engine=engine, optimizer=optimizer,
+                                      start=start, check_conv=check_conv, maxiter=maxiter,
+                                      df_method=df_method or "satterthwaite")
     reml = parse_method(method)
     model = CrossedLME.from_formula(formula, data, groups=groups, random=random, reml=reml,
                                     weights=weights, offset=offset, engine=engine, df_method=df_method,

@@ -35,8 +35,9 @@ def _narwhals_frame(data: Any) -> pd.DataFrame | None:
     from narwhals.dependencies import is_dask_dataframe
 
     if is_dask_dataframe(data):
-        raise DataError("data is a Dask DataFrame: interlace.fit fits a linear mixed model to it on its "
-                        "cluster; the other models need the rows in memory (data.compute())")
+        raise DataError("data is a Dask DataFrame: interlace.fit (linear mixed models) and interlace.glmer "
+                        "(binomial and Poisson) fit it on its cluster; the other models need the rows in "
+                        "memory (data.compute())")
     frame = nw.from_native(data, pass_through=True)
     if isinstance(frame, nw.LazyFrame):
         frame = frame.collect()

@@ -15,6 +15,7 @@ they fall back to the PIRLS factor (lme4's ``RX``), with a warning.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     import statsmodels.genmod.families as smf_fam
 
 
-__all__ = ["GLMM"]
+__all__ = ["GLMM", "StagesFit", "check_glm_response", "fit_stages", "glmm_vcov", "warn_fit_problems"]
 
 
 class GLMM(MixedModel):
@@ -89,20 +90,7 @@ class GLMM(MixedModel):
                 "nAGQ": self.nAGQ}
 
     def _check_response(self) -> None:
-        y = np.asarray(self.endog, float)
-        name = self.family.name
-        if name in ("poisson", "negative_binomial") and np.any(y < 0):
-            raise DataError(f"{name} response must be non-negative counts (found {y[y < 0][0]:g})")
-        if name in ("poisson", "negative_binomial"):
-            frac = np.abs(y - np.round(y)) > 1e-7 * np.maximum(1.0, np.abs(y))  # R's dpois/dnbinom check
-            if np.any(frac):
-                warn_user(f"non-integer counts in the {name} response {self.endog_names!r} (e.g. "
-                          f"{y[frac][0]:g}): its likelihood is for whole numbers (R warns 'non-integer x')",
-                          DataWarning)
-        if name in ("gamma", "inverse_gaussian") and np.any(y <= 0):
-            raise DataError(f"{name} response must be positive (found {y[y <= 0][0]:g})")
-        if name == "binomial" and np.any((y < 0) | (y > 1)):
-            raise DataError("binomial response must be 0/1 or a proportion in [0, 1]")
+        check_glm_response(np.asarray(self.endog, float), self.family, self.endog_names)
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -118,11 +106,7 @@ class GLMM(MixedModel):
         Other parameters as :func:`interlace.glmer` (``family`` should be given: without it
         binomial is assumed, with a ``FutureWarning``).
         """
-        if family is None:
-            warn_user("no family given: binomial is assumed (lme4's glmer assumes gaussian, which is "
-                      "interlace.fit); pass family='binomial' — a future version will require family=", FutureWarning)
-            family = "binomial"
-        fam = resolve_family(family, link)
+        fam = resolve_family(default_family(family), link)
         inp = model_input(data, subset, weights, offset)
         data, weights, offset = inp.data, inp.weights, inp.offset
         fixed, specs = model_terms(formula, groups, random)
@@ -183,75 +167,129 @@ class GLMM(MixedModel):
         from ..results.glmm import GLMMResult, GLMMResultWrapper
 
         pirls = self.pirls()
-        stage1 = JointPIRLSDeviance(pirls)
-        theta0 = stage1.x0 if start_params is None else np.asarray(start_params, float)
-        stage1.warm_start(theta0)
-        if self.nAGQ == 0:  # the fit is stage 1: coarse BOBYQA, the checks, a Newton step (as LMMs)
-            opt1 = minimize_checked(stage1, theta0, stage1.lower, optimizer=method, maxfun=maxiter,
-                                    check_conv=check_conv, warn=check_conv, delta=1e-3)
-        else:  # stage 1 starts stage 2 (a coarser stage 1 saves 7 % of evaluations but moves
-            # stage 2's stopping point: VerbAgg β 9e-6 → 4e-5 from lme4)
-            opt1 = minimize(stage1, theta0, stage1.lower, optimizer=method, maxfun=maxiter)
-        st1 = stage1.solution(opt1.x)
-        derivs: dict = {}
-        if self.nAGQ == 0:
-            obj, opt, xopt = stage1, opt1, opt1.x
-            theta, beta = opt1.x, st1.beta
-        else:
-            obj = LaplaceDeviance(pirls, self.nAGQ)
-            x0 = np.concatenate([opt1.x, st1.beta])
-            # initial steps: 0.05 for θ, the stage-1 standard errors for β (scale-aware)
-            try:
-                se1 = np.sqrt(np.diag(pirls.rx_vcov(opt1.x, st1)))
-            except InterlaceError:  # a singular information (separation): unit steps
-                se1 = np.ones(self.k_fe)
-            steps = np.concatenate([np.full(obj.n_theta, 0.05), np.clip(se1, 1e-4, 1.0)])
-            opt = minimize(obj, x0, obj.lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
-            opt.n_evals += opt1.n_evals
-            xopt = opt.x
-            theta, beta = obj.split(xopt)
-            opt.messages = check_convergence(obj, xopt, obj.lower, opt.converged, opt.message,
-                                             warn=check_conv, derivs_out=derivs, delta=1e-3)
-        st = pirls.run(theta, beta, joint=self.nAGQ == 0)
-        self._warn_fit_problems(st, opt)
-        objective = obj(xopt)
-        vcov = self._vcov(theta, st, derivs, pirls)
-        return GLMMResultWrapper(GLMMResult(self, theta, beta, st, objective, vcov, opt, pirls))
+        f = fit_stages(pirls, self.family, self.nAGQ, start_params, method, maxiter, check_conv)
+        return GLMMResultWrapper(GLMMResult(self, f.theta, f.beta, f.state, f.objective, f.vcov, f.opt, pirls))
 
-    def _warn_fit_problems(self, st: PIRLSState, opt: OptSummary) -> None:
-        """glm's separation warnings and a non-converged PIRLS, as messages and warnings."""
-        msgs = []
-        eps = 10 * np.finfo(float).eps
-        if not st.converged:
-            msgs.append(f"PIRLS did not converge at the optimum ({st.iterations} iterations)")
-        if self.family.name == "binomial" and np.any((st.mu < eps) | (st.mu > 1 - eps)):
-            msgs.append("fitted probabilities numerically 0 or 1 occurred (complete or quasi-complete "
-                        "separation): estimates and SEs of the affected fixed effects are unreliable")
-        elif self.family.name in ("poisson", "negative_binomial") and np.any(st.mu < eps):
-            msgs.append("fitted rates numerically 0 occurred")
-        for m in msgs:
-            warn_user(m, ConvergenceWarning)
-        opt.messages = list(opt.messages) + msgs
 
-    def _vcov(self, theta: np.ndarray, st: PIRLSState, derivs: dict, pirls: PIRLS) -> np.ndarray:
-        """Hessian-based vcov of β (lme4's default), falling back to the PIRLS factor."""
-        p, nth = self.k_fe, self.random_effects_structure.n_theta
-        if self.nAGQ > 0 and derivs:
-            free, H = derivs["free"], derivs["hessian"]
-            beta_pos = np.searchsorted(free, np.arange(nth, nth + p))  # β are never on a bound
-            try:
-                V = np.linalg.inv(0.5 * H)
-                Vb = V[np.ix_(beta_pos, beta_pos)]
-                if np.all(np.linalg.eigvalsh(0.5 * (Vb + Vb.T)) > 0):
-                    return 0.5 * (Vb + Vb.T)
-            except np.linalg.LinAlgError:
-                pass
-            warn_user("variance-covariance matrix computed from finite-difference Hessian is not "
-                      "positive definite: falling back to var-cov estimated from RX", ConvergenceWarning)
+@dataclass
+class StagesFit:
+    """What :func:`fit_stages` finds: θ̂, β̂, the PIRLS state at them, −2 log L, vcov(β̂), the fit log."""
+
+    theta: np.ndarray
+    beta: np.ndarray
+    state: PIRLSState
+    objective: float
+    vcov: np.ndarray
+    opt: OptSummary
+
+
+def fit_stages(pirls: PIRLS, family: GLMFamily, nAGQ: int, start_params: Any = None, method: str = "bobyqa",
+               maxiter: int | None = None, check_conv: bool = True) -> StagesFit:
+    """lme4's two stages on a PIRLS, wherever its rows are (in memory, or chunks: :mod:`interlace.scale`).
+
+    1. θ by BOBYQA with (β, u) from joint PIRLS (the whole fit for ``nAGQ=0``: coarse
+       BOBYQA, the checks and a Newton step, as for LMMs);
+    2. (θ, β) by BOBYQA on the Laplace (or quadrature) deviance, u from PIRLS given (θ, β),
+       then lme4's checks, whose Hessian gives vcov(β̂) (:func:`glmm_vcov`).
+    """
+    stage1 = JointPIRLSDeviance(pirls)
+    theta0 = stage1.x0 if start_params is None else np.asarray(start_params, float)
+    stage1.warm_start(theta0)
+    if nAGQ == 0:  # the fit is stage 1: coarse BOBYQA, the checks, a Newton step (as LMMs)
+        opt1 = minimize_checked(stage1, theta0, stage1.lower, optimizer=method, maxfun=maxiter,
+                                check_conv=check_conv, warn=check_conv, delta=1e-3)
+    else:  # stage 1 starts stage 2 (a coarser stage 1 saves 7 % of evaluations but moves
+        # stage 2's stopping point: VerbAgg β 9e-6 → 4e-5 from lme4)
+        opt1 = minimize(stage1, theta0, stage1.lower, optimizer=method, maxfun=maxiter)
+    st1 = stage1.solution(opt1.x)
+    derivs: dict = {}
+    if nAGQ == 0:
+        obj, opt, xopt = stage1, opt1, opt1.x
+        theta, beta = opt1.x, st1.beta
+    else:
+        obj = LaplaceDeviance(pirls, nAGQ)
+        x0 = np.concatenate([opt1.x, st1.beta])
+        # initial steps: 0.05 for θ, the stage-1 standard errors for β (scale-aware)
         try:
-            return pirls.rx_vcov(theta, st)
-        except InterlaceError:
-            warn_user("the information matrix of the fixed effects is singular at the estimate (complete "
-                      "separation, or a covariate with no information left): their standard errors are not "
-                      "available (NaN)", ConvergenceWarning)
-            return np.full((p, p), np.nan)
+            se1 = np.sqrt(np.diag(pirls.rx_vcov(opt1.x, st1)))
+        except InterlaceError:  # a singular information (separation): unit steps
+            se1 = np.ones(pirls.p)
+        steps = np.concatenate([np.full(obj.n_theta, 0.05), np.clip(se1, 1e-4, 1.0)])
+        opt = minimize(obj, x0, obj.lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
+        opt.n_evals += opt1.n_evals
+        xopt = opt.x
+        theta, beta = obj.split(xopt)
+        opt.messages = check_convergence(obj, xopt, obj.lower, opt.converged, opt.message,
+                                         warn=check_conv, derivs_out=derivs, delta=1e-3)
+    st = pirls.run(theta, beta, joint=nAGQ == 0)
+    warn_fit_problems(family, st, opt)
+    objective = obj(xopt)
+    vcov = glmm_vcov(nAGQ, theta, st, derivs, pirls)
+    return StagesFit(np.asarray(theta, float), np.asarray(beta, float), st, objective, vcov, opt)
+
+
+def warn_fit_problems(family: GLMFamily, st: PIRLSState, opt: OptSummary) -> None:
+    """glm's separation warnings and a non-converged PIRLS, as messages and warnings."""
+    msgs = []
+    eps = 10 * np.finfo(float).eps
+    if not st.converged:
+        msgs.append(f"PIRLS did not converge at the optimum ({st.iterations} iterations)")
+    low, high = st.point.extremes(eps)
+    if family.name == "binomial" and low + high:
+        msgs.append("fitted probabilities numerically 0 or 1 occurred (complete or quasi-complete "
+                    "separation): estimates and SEs of the affected fixed effects are unreliable")
+    elif family.name in ("poisson", "negative_binomial") and low:
+        msgs.append("fitted rates numerically 0 occurred")
+    for m in msgs:
+        warn_user(m, ConvergenceWarning)
+    opt.messages = list(opt.messages) + msgs
+
+
+def glmm_vcov(nAGQ: int, theta: np.ndarray, st: PIRLSState, derivs: dict, pirls: PIRLS) -> np.ndarray:
+    """Hessian-based vcov of β (lme4's default), falling back to the PIRLS factor (NaN when it is singular)."""
+    p, nth = pirls.p, pirls.re.n_theta
+    if nAGQ > 0 and derivs:
+        free, H = derivs["free"], derivs["hessian"]
+        beta_pos = np.searchsorted(free, np.arange(nth, nth + p))  # β are never on a bound
+        try:
+            V = np.linalg.inv(0.5 * H)
+            Vb = V[np.ix_(beta_pos, beta_pos)]
+            if np.all(np.linalg.eigvalsh(0.5 * (Vb + Vb.T)) > 0):
+                return 0.5 * (Vb + Vb.T)
+        except np.linalg.LinAlgError:
+            pass
+        warn_user("variance-covariance matrix computed from finite-difference Hessian is not "
+                  "positive definite: falling back to var-cov estimated from RX", ConvergenceWarning)
+    try:
+        return pirls.rx_vcov(theta, st)
+    except InterlaceError:
+        warn_user("the information matrix of the fixed effects is singular at the estimate (complete "
+                  "separation, or a covariate with no information left): their standard errors are not "
+                  "available (NaN)", ConvergenceWarning)
+        return np.full((p, p), np.nan)
+
+
+def default_family(family: Any) -> Any:
+    """``family``, or binomial with lme4's-default ``FutureWarning`` when it is None."""
+    if family is None:
+        warn_user("no family given: binomial is assumed (lme4's glmer assumes gaussian, which is "
+                  "interlace.fit); pass family='binomial' — a future version will require family=", FutureWarning)
+        return "binomial"
+    return family
+
+
+def check_glm_response(y: np.ndarray, family: GLMFamily, name: str = "the response") -> None:
+    """Refuse responses outside the family's support (negative counts, non-positive Gamma values, ...);
+    warn on non-integer counts, as R does."""
+    fam = family.name
+    if fam in ("poisson", "negative_binomial") and np.any(y < 0):
+        raise DataError(f"{fam} response must be non-negative counts (found {y[y < 0][0]:g})")
+    if fam in ("poisson", "negative_binomial"):
+        frac = np.abs(y - np.round(y)) > 1e-7 * np.maximum(1.0, np.abs(y))  # R's dpois/dnbinom check
+        if np.any(frac):
+            warn_user(f"non-integer counts in the {fam} response {name!r} (e.g. {y[frac][0]:g}): its "
+                      "likelihood is for whole numbers (R warns 'non-integer x')", DataWarning)
+    if fam in ("gamma", "inverse_gaussian") and np.any(y <= 0):
+        raise DataError(f"{fam} response must be positive (found {y[y <= 0][0]:g})")
+    if fam == "binomial" and np.any((y < 0) | (y > 1)):
+        raise DataError("binomial response must be 0/1 or a proportion in [0, 1]")

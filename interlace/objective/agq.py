@@ -17,6 +17,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import logsumexp
 
 from ..design.terms import RandomEffects
+from ..errors import InterlaceError
 from ..response.base import Response
 from .pirls import PIRLSState
 
@@ -30,6 +31,8 @@ def agq_deviance(re: RandomEffects, resp: Response, st: PIRLSState, theta: np.nd
     codes = term.codes
     zcol = term.X[:, 0]
     lam = float(theta[0])
+    if st.eta is None or st.mu is None:
+        raise InterlaceError("adaptive quadrature needs the rows in memory")
     w, _ = resp.working(st.eta, st.mu)
     h = 1.0 + lam * lam * np.bincount(codes, w * zcol * zcol, minlength=term.nlevels)
     s = 1.0 / np.sqrt(h)

@@ -10,8 +10,6 @@ working weights at the conditional mode (lme4's ``glmerLaplace``).
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .agq import agq_deviance
@@ -58,25 +56,11 @@ class JointPIRLSDeviance:
 
     def glm_start(self) -> np.ndarray | None:
         """glm's first weighted least-squares β from the family's starting means (None when the
-        response has no ``mustart``, e.g. an ordinal one)."""
-        resp = self.pirls.resp
-        family = getattr(resp, "family", None)
-        if family is None or not hasattr(family, "mustart") or self.pirls.p == 0:
+        response has no ``mustart``, e.g. an ordinal one, or the rows cannot give it)."""
+        start = getattr(self.pirls.source, "glm_start", None)
+        if start is None or self.pirls.p == 0:
             return None
-        glm_resp: Any = resp  # a GLM response: it has a family (checked above), y and weights
-        y, prior = np.asarray(glm_resp.y, dtype=float), np.asarray(glm_resp.weights, dtype=float)
-        mu0 = family.mustart(y, prior)
-        with np.errstate(all="ignore"):
-            eta0 = np.asarray(family.link(mu0), float)
-            w, r = resp.working(eta0, mu0)
-            z = eta0 - resp.offset + r
-            X = np.asarray(self.pirls.X, float)
-            ok = np.isfinite(w) & (w > 0) & np.isfinite(z) & np.all(np.isfinite(X), axis=1)
-            if not ok.any():
-                return None
-            sw = np.sqrt(w[ok])
-            beta = np.linalg.lstsq(X[ok] * sw[:, None], z[ok] * sw, rcond=None)[0]
-        return beta if np.all(np.isfinite(beta)) else None
+        return start(self.pirls.resp)
 
     def __call__(self, theta: np.ndarray) -> float:
         self.n_evals += 1

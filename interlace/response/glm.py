@@ -33,6 +33,14 @@ class GLMResponse:
         """The same response with another negative-binomial shape (the only family parameter)."""
         return replace(self, family=self.family.with_nb_theta(nb_theta))
 
+    @classmethod
+    def with_constants(cls, y: np.ndarray, weights: np.ndarray, offset: np.ndarray, family: GLMFamily,
+                       constants: dict) -> GLMResponse:
+        """A response whose μ-free terms (:attr:`constants`) are already known, e.g. saved with its rows."""
+        self = cls(y, weights, offset, family)
+        self.__dict__["_constants"] = (family, constants)
+        return self
+
     @property
     def constants(self) -> dict:
         """The family's μ-free terms of this response (computed once)."""

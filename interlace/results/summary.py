@@ -160,12 +160,16 @@ def glmm_summary(res: Any, alpha: float = 0.05) -> Summary:
     if res.n_dropped:
         info["Dropped (missing):"] = str(res.n_dropped)
     s.add_dict(info, ncols=2)
-    q = res._kept("pearson_residual_quantiles", lambda: residual_quartiles(res.resid_pearson()))
-    s.add_df(pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"], index=["Pearson residuals"]),
-             float_format="%.4f")
+    rows_kept = getattr(res, "keeps_rows", True)  # a chunked fit (interlace.scale) has no rows
+    if rows_kept:
+        q = res._kept("pearson_residual_quantiles", lambda: residual_quartiles(res.resid_pearson()))
+        s.add_df(pd.DataFrame([q], columns=["Min", "1Q", "Median", "3Q", "Max"], index=["Pearson residuals"]),
+                 float_format="%.4f")
     s.add_df(random_effects_table(res), index=False)
     _add_fixed_effects(s, res, alpha)
     notes = ["p-values and intervals for fixed effects: Wald z; SEs from the Hessian of the deviance."]
+    if not rows_kept:
+        notes.append("Pearson residuals are not shown: the rows are not kept on the client (chunked data).")
     notes += list(res.opt_summary.messages)
     s.add_text("\n".join(notes))
     return s

@@ -16,20 +16,16 @@ numbers, whatever the number of rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-import patsy
 import scipy.sparse as sp
 
-from ..design.fixed import _NO_NA_CHECK, _check_response, check_magnitude
-from ..design.terms import group_labels
-from ..errors import DataError
-from ..linalg.crossprod import RowProducts
-from .design import ChunkedDesign, complete_rows
+from ..linalg.crossprod import CrossProducts, RowProducts
+from .design import ChunkedDesign
+from .encode import encode_chunk
 
-__all__ = ["CrossBlocks", "chunk_blocks", "empty_blocks"]
+__all__ = ["CrossBlocks", "blocks_of", "chunk_blocks", "empty_blocks"]
 
 
 @dataclass
@@ -111,28 +107,6 @@ def empty_blocks(design: ChunkedDesign) -> CrossBlocks:
                        np.zeros((k, k)), np.zeros((k - 1, k - 1)) if design.plan.weights else None)
 
 
-def _matrix(info, frame: pd.DataFrame, where: str) -> np.ndarray:
-    try:
-        with np.errstate(all="ignore"):  # non-finite results are refused by the callers
-            (m,) = patsy.build_design_matrices([info], frame, NA_action=_NO_NA_CHECK)
-    except patsy.PatsyError as exc:
-        raise DataError(f"cannot encode a chunk for {where}: {str(exc).splitlines()[0]}") from None
-    return np.asarray(m, dtype=float)
-
-
-def _codes(levels: pd.Index, labels: pd.Series, name: str) -> np.ndarray:
-    codes = levels.get_indexer(labels)
-    miss = codes < 0
-    if miss.any():  # match on labels, as predict does (1 and 1.0, 308 and "308")
-        by_str = {str(v): i for i, v in enumerate(levels)}
-        codes[miss] = [by_str.get(str(v), -1) for v in np.asarray(labels)[miss]]
-        if (codes < 0).any():
-            bad = np.asarray(labels)[codes < 0][0]
-            raise DataError(f"level {bad!r} of {name!r} was not seen in the first pass (the data changed "
-                            "between the passes?)")
-    return codes.astype(np.int64)
-
-
 def chunk_blocks(df: pd.DataFrame, design: ChunkedDesign) -> CrossBlocks:
     """The cross-product blocks of one chunk's complete rows.
 
@@ -144,46 +118,33 @@ def chunk_blocks(df: pd.DataFrame, design: ChunkedDesign) -> CrossBlocks:
         From :func:`~interlace.scale.design.build_design`.
     """
     plan = design.plan
-    frame, _, _ = complete_rows(df, plan)
-    n = len(frame)
+    enc = encode_chunk(df, design)
+    n = enc.n
     if n == 0:
         return empty_blocks(design)
-    frame = _check_response(plan.fixed.split("~", 1)[0], frame)  # a logical response as 0/1, as in the scan
-    y = _matrix(design.y_info, frame, f"the response {design.response!r}")[:, 0]
-    if not np.all(np.isfinite(y)):
-        raise DataError(f"response {design.response!r} has {int(np.sum(~np.isfinite(y)))} non-finite values")
-    X = _matrix(design.x_info, frame, "the fixed effects") if design.n_x else np.zeros((n, 0))
-    bad_cols = [design.x_names[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
-    if bad_cols:
-        raise DataError(f"fixed-effects column(s) {', '.join(map(repr, bad_cols))} have non-finite values")
-    check_magnitude(y, [design.response], "response")
-    check_magnitude(X, design.x_names, "fixed-effects column")
-    if plan.offset is not None:
-        y = y - frame[plan.offset].to_numpy(float)
-    if plan.weights is not None:
-        w = frame[plan.weights].to_numpy(float)
-    else:
-        w = np.ones(n)
+    y, X = enc.y, enc.X
+    if enc.offset is not None:
+        y = y - enc.offset
+    w = enc.weights if enc.weights is not None else np.ones(n)
     re = design.re
-    terms = []
-    for t in re.terms:
-        codes = _codes(t.levels, group_labels(frame, t.spec.group), t.name)
-        Xk = _matrix(t.design_info, frame, f"random-effects term {t.spec.source!r}")
-        if not np.all(np.isfinite(Xk)):
-            raise DataError(f"a column of term {t.spec.source!r} has non-finite values")
-        check_magnitude(Xk, list(t.coef_names), f"column of term {t.spec.source!r}")
-        terms.append(SimpleNamespace(codes=codes, X=Xk, p=t.p, nlevels=t.nlevels, q=t.q))
-    chunk_re = SimpleNamespace(terms=terms, col_offsets=re.col_offsets, q=re.q)
-    b = RowProducts(chunk_re, X, "blocked", dense21=design.a21_dense, sparse22=not design.a22_dense)(y, w)
-    blocks, A33 = b.blocks(), b.A33
-    A11, A31 = blocks["A11"], blocks["A31"]
-    q1 = re.terms[0].q
-    if re.q > q1:
-        A21, A22, A32 = blocks["A21"], blocks["A22"], blocks["A32"]
-    else:
-        A22 = np.zeros((0, 0)) if design.a22_dense else sp.csr_matrix((0, 0))
-        A21 = np.zeros((0, q1)) if design.a21_dense else sp.csr_matrix((0, q1))
-        A32 = np.zeros((A33.shape[0], 0))
+    rows = RowProducts(enc.terms(re.col_offsets, re.q), X, "blocked", dense21=design.a21_dense,
+                       sparse22=not design.a22_dense)
+    cp = rows(y, w)
     XtX = X.T @ X if plan.weights is not None else None
     slw = float(np.sum(np.log(w[w > 0]))) if plan.weights is not None else 0.0
-    return CrossBlocks(n, A11, A21, A22, A31, A32, A33, XtX, slw, float(w.min()))
+    return blocks_of(cp, re.terms[0].q, design.a21_dense, design.a22_dense, XtX, slw, float(w.min()))
+
+
+def blocks_of(cp: CrossProducts, q1: int, a21_dense: bool, a22_dense: bool, XtX: np.ndarray | None = None,
+              sum_log_w: float = 0.0, min_w: float = 1.0) -> CrossBlocks:
+    """The :class:`CrossBlocks` of one chunk's products (made by :class:`~interlace.linalg.crossprod.RowProducts`
+    in the blocked layout); a structure with one term gets empty blocks of the chosen storage."""
+    blocks, A33 = cp.blocks(), cp.A33
+    A11, A31 = blocks["A11"], blocks["A31"]
+    if cp.re.q > q1:
+        A21, A22, A32 = blocks["A21"], blocks["A22"], blocks["A32"]
+    else:
+        A22 = np.zeros((0, 0)) if a22_dense else sp.csr_matrix((0, 0))
+        A21 = np.zeros((0, q1)) if a21_dense else sp.csr_matrix((0, q1))
+        A32 = np.zeros((A33.shape[0], 0))
+    return CrossBlocks(cp.n, A11, A21, A22, A31, A32, A33, XtX, sum_log_w, min_w)

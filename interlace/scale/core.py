@@ -31,7 +31,7 @@ from .design import ChunkedDesign, ScanSummary, build_design, make_plan, scan_ch
 if TYPE_CHECKING:
     from .results import ChunkedLMEResult
 
-__all__ = ["fit_blocks", "fit_chunks", "independent_columns_gram", "check_options"]
+__all__ = ["fit_blocks", "fit_chunks", "independent_columns_gram", "kept_columns", "check_options"]
 
 
 def independent_columns_gram(G: np.ndarray, n: int, tol: float = 1e-7) -> np.ndarray:
@@ -64,6 +64,28 @@ def independent_columns_gram(G: np.ndarray, n: int, tol: float = 1e-7) -> np.nda
             L[k, k] = nr
             kept.append(j)
     return np.asarray(kept, dtype=np.intp)
+
+
+def kept_columns(design: ChunkedDesign, G: np.ndarray, n: int) -> tuple[np.ndarray, list[str]]:
+    """The full fixed-effects matrix's columns kept, in R's order, from its Gram matrix ``G = XᵀX``,
+    and the names of those dropped as aliased (with lme4's :class:`~interlace.errors.RankDeficiencyWarning`)."""
+    P = design.n_x
+    keep = np.arange(P)
+    dropped: list[str] = []
+    if P:
+        order = design.r_order
+        kept = order[independent_columns_gram(G[np.ix_(order, order)], n)]
+        keep = order
+        if kept.size < P:
+            dropped = [design.x_names[i] for i in order if i not in set(kept)]
+            warn_user(
+                f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+                f"column{'s' if len(dropped) > 1 else ''} / coefficient{'s' if len(dropped) > 1 else ''}: "
+                + ", ".join(dropped),
+                RankDeficiencyWarning,
+            )
+            keep = kept
+    return np.asarray(keep, np.intp), dropped
 
 
 def check_options(method: str, engine: str, df_method: str) -> tuple[bool, str]:
@@ -102,21 +124,7 @@ def fit_blocks(design: ChunkedDesign, blocks: CrossBlocks, reml: bool = True, en
     t0 = time.perf_counter()
     P = design.n_x
     G = blocks.XtX if blocks.XtX is not None else blocks.A33[:P, :P]
-    keep = np.arange(P)
-    dropped: list[str] = []
-    if P:
-        order = design.r_order
-        kept = order[independent_columns_gram(G[np.ix_(order, order)], blocks.n)]
-        keep = order
-        if kept.size < P:
-            dropped = [design.x_names[i] for i in order if i not in set(kept)]
-            warn_user(
-                f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
-                f"column{'s' if len(dropped) > 1 else ''} / coefficient{'s' if len(dropped) > 1 else ''}: "
-                + ", ".join(dropped),
-                RankDeficiencyWarning,
-            )
-            keep = kept
+    keep, dropped = kept_columns(design, G, blocks.n)
     idx = np.concatenate([keep, [P]]).astype(np.intp)
     re = design.re
     cp = CrossProducts.from_blocks(re, blocks.n, blocks.A11, blocks.A21, blocks.A22, blocks.A31[idx],

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,13 +32,14 @@ from ..design.covariance import Unstructured
 from ..design.dataframe import numpy_dtypes
 from ..design.fixed import _ENV, _NO_NA_CHECK, _check_response, _r_column_order, build_matrix
 from ..design.frame import check_finite, expression_columns, formula_names, numeric_columns, used_columns
+from ..design.response import binary_column
 from ..design.stored import storable
 from ..design.terms import RandomEffects, RandomEffectsTerm, group_labels
 from ..errors import DataError, FormulaError, InterlaceError, MissingDataWarning, warn_user
 from ..formula import RandomTermSpec, model_terms
 
-__all__ = ["ScanPlan", "ScanSummary", "ChunkedDesign", "make_plan", "scan_chunk", "build_design",
-           "complete_rows", "MAX_SAMPLE_ROWS"]
+__all__ = ["ScanPlan", "ScanSummary", "ChunkedDesign", "make_plan", "plan_for_terms", "scan_chunk",
+           "build_design", "complete_rows", "column_kinds", "check_kinds", "MAX_SAMPLE_ROWS"]
 
 #: Most representative rows one chunk may contribute (values of categorical fixed-effect factors).
 MAX_SAMPLE_ROWS = 200_000
@@ -60,6 +62,14 @@ class ScanPlan:
         Data columns the model uses (formula, random-effects terms, grouping factors).
     weights, offset : str or None
         Column names of the prior weights and the offset.
+    failures : str or None
+        A GLMM's ``cbind(successes, failures)`` response: the failures expression
+        (``fixed`` then has ``I(successes)`` on the left).
+    binary : bool
+        A binomial GLMM's response column coded 0/1 when it is not numeric (two levels,
+        the first the failure, as R).
+    glmm : bool
+        A GLMM: grouping factors may have as many levels as rows (lme4 does not check).
     """
 
     formula: str
@@ -68,6 +78,9 @@ class ScanPlan:
     columns: list[str]
     weights: str | None = None
     offset: str | None = None
+    failures: str | None = None
+    binary: bool = False
+    glmm: bool = False
     #: the columns the formula evaluates (made usable as numbers in every chunk)
     expression_columns: list[str] = field(default_factory=list)
 
@@ -106,19 +119,32 @@ def make_plan(formula: str, columns: Sequence[str], groups: str | Sequence[str] 
     weights, offset : str, optional
         Column names (vectors cannot be given for data that are not in memory).
     """
+    fixed, specs = model_terms(formula, groups, random)
+    return plan_for_terms(formula, fixed, specs, columns, weights, offset)
+
+
+def plan_for_terms(formula: str, fixed: str, specs: list[RandomTermSpec], columns: Sequence[str],
+                   weights: str | None = None, offset: str | None = None, column_formula: str | None = None,
+                   **options: Any) -> ScanPlan:
+    """The :class:`ScanPlan` of parsed terms (``fixed``, ``specs``).
+
+    ``column_formula`` (default ``fixed``) is the formula whose columns are read
+    (a GLMM's ``I(successes) + I(failures) ~ x``); ``options`` are further
+    :class:`ScanPlan` fields.
+    """
     for name, v in (("weights", weights), ("offset", offset)):
         if v is not None and not isinstance(v, str):
             raise InterlaceError(f"{name} must be a column name when the data are chunked "
                                  f"(got {type(v).__name__})")
-    fixed, specs = model_terms(formula, groups, random)
     if not specs:
         raise DataError("a mixed model needs at least one random-effects term (use groups= or random=)")
     meta = pd.DataFrame(columns=list(columns))
-    cols = used_columns(meta, fixed, specs)
+    cols = used_columns(meta, fixed if column_formula is None else column_formula, specs)
     for name, v in (("weights", weights), ("offset", offset)):
         if v is not None and v not in meta.columns:
             raise DataError(f"{name} column {v!r} is not in the data")
-    return ScanPlan(formula, fixed, specs, cols, weights, offset, expression_columns(meta, fixed, specs))
+    return ScanPlan(formula, fixed, specs, cols, weights, offset, **options,
+                    expression_columns=expression_columns(meta, fixed, specs))
 
 
 def complete_rows(df: pd.DataFrame, plan: ScanPlan) -> tuple[pd.DataFrame, np.ndarray, dict]:
@@ -216,6 +242,50 @@ def _categorical_column_sets(frame: pd.DataFrame, plan: ScanPlan) -> list[list[s
     return sets
 
 
+def _kind(col: pd.Series) -> str | None:
+    """What a column holds, as the designs see it: numeric, boolean, categorical, text, datetime
+    (None for an object column with no values, which says nothing)."""
+    dtype = col.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "numeric"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    inferred = pd.api.types.infer_dtype(col, skipna=True)
+    if inferred == "empty":
+        return None
+    if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return "numeric"
+    return "boolean" if inferred == "boolean" else "text"
+
+
+def column_kinds(df: pd.DataFrame, columns: Sequence[str]) -> dict[str, str]:
+    """:func:`_kind` of each of ``columns`` that says something."""
+    out = {}
+    for c in columns:
+        k = _kind(df[c])
+        if k is not None:
+            out[c] = k
+    return out
+
+
+def _merge_kinds(a: dict, b: dict, where: str = "in another chunk") -> dict:
+    for c, k in b.items():
+        if c in a and a[c] != k:
+            raise DataError(f"column {c!r} holds {k} values in one chunk and {a[c]} values {where}: give it "
+                            "one type in every chunk or partition (cast it before fitting)")
+    return {**a, **b}
+
+
+def check_kinds(df: pd.DataFrame, design: ChunkedDesign) -> None:
+    """Refuse a chunk whose columns hold another type of values than the first pass saw."""
+    _merge_kinds(design.kinds, column_kinds(df, design.plan.read_columns), "in the first pass (did the data "
+                 "change between the passes?)")
+
+
 @dataclass
 class ScanSummary:
     """What the first pass found in one chunk or, after :meth:`merge`, in all of them.
@@ -235,6 +305,8 @@ class ScanSummary:
         Categories of the pandas-categorical columns, per column (must agree across chunks).
     cat_sets : list of list of str
         The columns each categorical factor is computed from.
+    kinds : dict
+        What each read column holds (:func:`column_kinds`; must agree across chunks).
     """
 
     n_rows: int = 0
@@ -245,6 +317,7 @@ class ScanSummary:
     n_positive_weights: int = 0
     categories: dict = field(default_factory=dict)
     cat_sets: list = field(default_factory=list)
+    kinds: dict = field(default_factory=dict)
 
     def merge(self, other: ScanSummary) -> ScanSummary:
         """The summary of both chunks."""
@@ -252,6 +325,7 @@ class ScanSummary:
             return other
         if not other.labels:
             return self
+        kinds = _merge_kinds(self.kinds, other.kinds)
         for c, cats in other.categories.items():
             if c in self.categories and list(self.categories[c]) != list(cats):
                 raise DataError(f"categorical column {c!r} has different categories in different chunks "
@@ -277,7 +351,7 @@ class ScanSummary:
             sample = sample.loc[keep].reset_index(drop=True)
         return ScanSummary(self.n_rows + other.n_rows, self.n_complete + other.n_complete, na, labels, sample,
                            self.n_positive_weights + other.n_positive_weights,
-                           {**self.categories, **other.categories}, cat_sets)
+                           {**self.categories, **other.categories}, cat_sets, kinds)
 
 
 def scan_chunk(df: pd.DataFrame, plan: ScanPlan) -> ScanSummary:
@@ -290,6 +364,7 @@ def scan_chunk(df: pd.DataFrame, plan: ScanPlan) -> ScanSummary:
     plan : ScanPlan
     """
     frame, bad, na = complete_rows(df, plan)
+    kinds = column_kinds(df, plan.read_columns)
     cats = {c: tuple(df[c].cat.categories) for c in plan.columns
             if isinstance(df[c].dtype, pd.CategoricalDtype)}
     labels = []
@@ -297,7 +372,7 @@ def scan_chunk(df: pd.DataFrame, plan: ScanPlan) -> ScanSummary:
         lab = group_labels(frame, spec.group)
         labels.append(pd.Index(pd.unique(lab)))
     if len(frame) == 0:
-        return ScanSummary(len(df), 0, na, labels, None, 0, cats, [])
+        return ScanSummary(len(df), 0, na, labels, None, 0, cats, [], kinds)
     _check_values(frame, plan)
     npos = int(np.sum(frame[plan.weights].to_numpy(float) > 0)) if plan.weights is not None else len(frame)
     used = frame[plan.columns]
@@ -310,7 +385,7 @@ def scan_chunk(df: pd.DataFrame, plan: ScanPlan) -> ScanSummary:
     if len(sample) > MAX_SAMPLE_ROWS:
         raise DataError(f"the categorical fixed-effect factors take more than {MAX_SAMPLE_ROWS} distinct values "
                         "in one chunk: too many for chunked fitting")
-    return ScanSummary(len(df), len(frame), na, labels, sample, npos, cats, cat_sets)
+    return ScanSummary(len(df), len(frame), na, labels, sample, npos, cats, cat_sets, kinds)
 
 
 @dataclass
@@ -335,6 +410,14 @@ class ChunkedDesign:
         Missing values per column (those with any).
     a21_dense, a22_dense : bool
         Storage of the summed blocks ``Z2ᵀWZ1`` and ``Z2ᵀWZ2``.
+    kinds : dict
+        What each read column holds (every chunk must agree).
+    f_info : patsy.DesignInfo or None
+        Design of a ``cbind(successes, failures)`` response's failures.
+    response_levels : list or None
+        The two levels of a non-numeric binomial response (the second is the success).
+    summary : ScanSummary or None
+        The first pass's summary the design was built from (pickling rebuilds the design from it).
     """
 
     plan: ScanPlan
@@ -350,6 +433,16 @@ class ChunkedDesign:
     na_by_col: dict
     a21_dense: bool
     a22_dense: bool
+    kinds: dict = field(default_factory=dict)
+    f_info: patsy.DesignInfo | None = None
+    response_levels: list | None = None
+    summary: ScanSummary | None = field(default=None, repr=False)
+
+    def __reduce__(self) -> tuple:
+        """Pickled as the first pass's plan and summary (patsy's designs do not pickle): rebuilt on loading."""
+        if self.summary is None:
+            raise TypeError("a ChunkedDesign without its first pass's summary cannot be pickled")
+        return (build_design, (self.plan, self.summary, False))
 
     @property
     def n_x(self) -> int:
@@ -390,6 +483,9 @@ def build_design(plan: ScanPlan, summary: ScanSummary, warn: bool = True) -> Chu
             R[c] = pd.Categorical(R[c], categories=list(cats), ordered=R[c].dtype.ordered
                                   if isinstance(R[c].dtype, pd.CategoricalDtype) else False)
     lhs, rhs = plan.fixed.split("~", 1)
+    response_levels = None
+    if plan.binary:
+        R, response_levels = _binary_response(R, lhs.strip())
     R = _check_response(lhs, R)
     try:
         with np.errstate(all="ignore"):
@@ -400,6 +496,9 @@ def build_design(plan: ScanPlan, summary: ScanSummary, warn: bool = True) -> Chu
     if len(y_info.column_names) != 1:
         raise DataError(f"response {lhs.strip()!r} is not numeric: it expands to {len(y_info.column_names)} columns")
     x_info = build_matrix(rhs, R, "the fixed-effects model matrix").design_info
+    f_info = None
+    if plan.failures is not None:
+        f_info = build_matrix(f"I({plan.failures}) - 1", R, "the failures").design_info
     term_infos = [build_matrix(s.lhs, R, f"random-effects term {s.source!r}").design_info for s in plan.specs]
     _check_stateless([y_info, x_info] + term_infos)
     r_order = _r_column_order(x_info, rhs) if x_info.column_names else np.zeros(0, np.intp)
@@ -411,11 +510,11 @@ def build_design(plan: ScanPlan, summary: ScanSummary, warn: bool = True) -> Chu
             raise DataError(
                 f"grouping factor {spec.name!r} of term {spec.source!r} has {len(levels)} level; "
                 "a random effect needs at least 2 sampled levels")
-        if len(levels) >= n:
+        if len(levels) >= n and not plan.glmm:
             raise DataError(
                 f"grouping factor {spec.name!r} has {len(levels)} levels for {n} observations; "
                 "the number of levels must be less than the number of observations")
-        if p * len(levels) >= n:
+        if (p * len(levels) > n if plan.glmm else p * len(levels) >= n):
             raise DataError(
                 f"number of observations (={n}) <= number of random effects (={p * len(levels)}) for term "
                 f"{spec.source!r}; the random-effects parameters and the residual variance are probably "
@@ -428,4 +527,18 @@ def build_design(plan: ScanPlan, summary: ScanSummary, warn: bool = True) -> Chu
     q2 = re.q - q1
     return ChunkedDesign(plan, lhs.strip(), y_info, x_info, list(x_info.column_names), r_order, re, n,
                          summary.n_rows, n_dropped, by_col,
-                         a21_dense=q1 * q2 <= DENSE_BLOCK_ELEMENTS, a22_dense=q2 * q2 <= DENSE_BLOCK_ELEMENTS)
+                         a21_dense=q1 * q2 <= DENSE_BLOCK_ELEMENTS, a22_dense=q2 * q2 <= DENSE_BLOCK_ELEMENTS,
+                         kinds=dict(summary.kinds), f_info=f_info, response_levels=response_levels, summary=summary)
+
+
+def _binary_response(R: pd.DataFrame, name: str) -> tuple[pd.DataFrame, list | None]:
+    """A binomial response column that is not numeric, coded 0/1 (:func:`~interlace.design.response.binary_column`)
+    on the representative rows, which carry every value of it; returns the rows and its two levels."""
+    if name not in R.columns:
+        return R, None
+    col = R[name]
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        return R, None
+    levels = [False, True] if pd.api.types.is_bool_dtype(col) else (
+        list(col.cat.categories) if isinstance(col.dtype, pd.CategoricalDtype) else sorted(col.dropna().unique()))
+    return binary_column(R, name), levels

@@ -121,8 +121,8 @@ def test_mixedlm_same_as_pandas(sleep, kind):
 def test_dask_frame_refused_outside_fit(sleep):
     dd = pytest.importorskip("dask.dataframe")
     ddf = dd.from_pandas(sleep.assign(y=(sleep.Reaction > 300).astype(float)), npartitions=2)
-    with pytest.raises(DataError, match="Dask DataFrame: interlace.fit fits"):
-        glmer("y ~ Days + (1 | Subject)", ddf, family="binomial")
+    with pytest.raises(DataError, match=r"Dask DataFrame: interlace.fit \(linear mixed models\) and interlace.glmer"):
+        clmm("y ~ Days + (1 | Subject)", ddf)
 
 
 def test_not_a_frame(sleep):
