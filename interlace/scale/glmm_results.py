@@ -113,6 +113,10 @@ class ChunkedGLMMResult(RandomEffectsFit):
         Seconds spent in the levels pass, in the setup pass and in the optimization (its passes included).
     """
 
+    passes: dict
+    timings: dict
+    n_chunks: int | None
+
     #: the summary and the analyses: this fit keeps no rows
     keeps_rows = False
     reml = False

@@ -25,12 +25,13 @@ from interlace.results.coxme import CoxMEResult
 from interlace.results.glmm import GLMMResult
 from interlace.results.lmm import CrossedLMEResult, CrossedLMEResultWrapper
 from interlace.results.mixedlm import MixedLMResults
+from interlace.scale.glmm_results import ChunkedGLMMResult
 from interlace.scale.results import ChunkedLMEResult
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted((ROOT / "docs").glob("*.md")) + sorted((ROOT / "docs" / "reference").glob("*.md")) + [ROOT / "README.md"]
 RESULT_CLASSES = (CrossedLMEResult, CrossedLMEResultWrapper, GLMMResult, CLMMResult, CoxMEResult, ChunkedLMEResult,
-                  MixedLMResults)
+                  ChunkedGLMMResult, MixedLMResults)
 #: what a sentence says when it announces something as missing (a condition after "not available"
 #: — "with a residual structure", "for a chunked fit" — states a limit instead, which may be true)
 FUTURE = re.compile(r"\bplanned\b|not (yet )?available(?! (with|for|on|in|without|under|when)\b)|\(yet\)|"
@@ -86,7 +87,8 @@ def _fitted() -> tuple:
 
 
 def _is_result_attribute(name: str) -> bool:
-    if any(hasattr(cls, name) for cls in RESULT_CLASSES):
+    if any(hasattr(cls, name) or any(name in getattr(k, "__annotations__", {}) for k in cls.__mro__)
+           for cls in RESULT_CLASSES):  # class attributes, and instance attributes the class declares
         return True
     return any(name in vars(getattr(r, "_results", r)) or hasattr(r, name) for r in _fitted())
 
