@@ -33,6 +33,7 @@ from ..optimize import OptSummary
 from ..results.components import RandomEffectsFit
 from .design import ChunkedDesign, complete_rows
 from .encode import encode_chunk
+from .model import ChunkedModel
 from .points import ChunkedPoint, chunk_response
 
 if TYPE_CHECKING:
@@ -45,41 +46,20 @@ _NO_ROWS = ("{what} needs the rows, which a chunked fit does not keep on the cli
             "``ddf.map_partitions(result.residuals)`` for residuals, or fit in memory with interlace.glmer")
 
 
-class ChunkedGLMM:
-    """The model side of a chunked GLMM: structure, design and family, no rows.
+class ChunkedGLMM(ChunkedModel):
+    """The model side of a chunked GLMM: the design (:class:`~interlace.scale.model.ChunkedModel`)
+    and the family, no rows.
 
     Attributes
     ----------
-    formula : str
     family : GLMFamily
     nAGQ : int
-    random_effects_structure : RandomEffects
-        Levels and templates; the terms hold no rows.
-    nobs : float
-        Complete rows.
-    exog_names : list of str
-        Fixed-effect names (R's order, aliased columns dropped).
-    offset_arg, weights_arg : str or None
-        Column names of the offset and the prior weights.
     """
 
     def __init__(self, design: ChunkedDesign, keep: np.ndarray, family: GLMFamily, nAGQ: int) -> None:
-        self.design = design
-        self.formula = design.plan.formula
+        super().__init__(design, keep)
         self.family = family
         self.nAGQ = int(nAGQ)
-        self.random_effects_structure = design.re
-        self.nobs = float(design.n)
-        self.exog_names = [design.x_names[i] for i in keep]
-        self.k_fe = len(self.exog_names)
-        self.df_resid = self.nobs - self.k_fe
-        self.endog_names = design.response
-        #: what :meth:`ChunkedGLMMResult.predict` needs to encode new data as in fitting
-        self.fixed_design = SimpleNamespace(design_info=design.x_info, keep=np.asarray(keep, np.intp))
-        self.offset_arg = design.plan.offset
-        self.offset = np.zeros(0) if design.plan.offset is not None else None
-        self.weights_arg = design.plan.weights
-        self.model_frame = None
 
     @property
     def exog(self) -> NoReturn:

@@ -32,6 +32,7 @@ from ..optimize import OptSummary
 from ..results.components import RandomEffectsFit
 from ..results.lmm import LMMFit
 from .design import ChunkedDesign
+from .model import ChunkedModel
 
 if TYPE_CHECKING:
     from statsmodels.iolib.summary2 import Summary
@@ -43,41 +44,19 @@ _NO_ROWS = ("{what} needs the rows, which a chunked fit does not keep on the cli
             "residuals), or fit in memory with interlace.fit")
 
 
-class ChunkedLME:
-    """The model side of a chunked fit: structure, design and criterion, no rows.
+class ChunkedLME(ChunkedModel):
+    """The model side of a chunked LMM: the design (:class:`~interlace.scale.model.ChunkedModel`)
+    and the criterion, no rows.
 
     Attributes
     ----------
-    formula : str
-    random_effects_structure : RandomEffects
-        Levels and templates; the terms hold no rows.
     reml : bool
-    nobs : float
-        Complete rows.
-    exog_names : list of str
-        Fixed-effect names (R's order, aliased columns dropped).
-    offset_arg : str or None
-        Offset column name.
+        Besides :class:`~interlace.scale.model.ChunkedModel`'s.
     """
 
     def __init__(self, design: ChunkedDesign, keep: np.ndarray, dev: LMMDeviance) -> None:
-        from types import SimpleNamespace
-
-        self.design = design
-        self.formula = design.plan.formula
-        self.random_effects_structure = design.re
+        super().__init__(design, keep)
         self.reml = bool(dev.reml)
-        self.nobs = float(design.n)
-        self.exog_names = [design.x_names[i] for i in keep]
-        self.k_fe = len(self.exog_names)
-        self.df_resid = self.nobs - self.k_fe
-        self.endog_names = design.response
-        #: what :meth:`predict` needs to encode new data as in fitting
-        self.fixed_design = SimpleNamespace(design_info=design.x_info, keep=np.asarray(keep, np.intp))
-        self.offset_arg = design.plan.offset
-        self.offset = np.zeros(0) if design.plan.offset is not None else None
-        self.weights_arg = design.plan.weights
-        self.model_frame = None
         self._dev: LMMDeviance | None = dev
         #: what rebuilds the criterion after unpickling: the summed blocks, Σ log w, the engine
         self._products = (dev.pls.cp, dev.ldW, dev.pls.engine)

@@ -1,0 +1,55 @@
+"""What a chunked fit's model holds instead of rows: :class:`ChunkedModel`.
+
+A model fitted from chunks (:mod:`interlace.scale`) keeps no rows: its design (levels,
+patsy's designs of the first pass, the kept fixed-effect columns) is what predictions on
+new data and the results' tables read.  The LMM's and the GLMM's models share it.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from .design import ChunkedDesign
+
+__all__ = ["ChunkedModel"]
+
+
+class ChunkedModel:
+    """The model of a chunked fit: its design, without rows.
+
+    Parameters
+    ----------
+    design : ChunkedDesign
+        From the first pass.
+    keep : ndarray of int
+        The fixed-effect columns kept (aliased ones dropped, R's order).
+
+    Attributes
+    ----------
+    formula : str
+    random_effects_structure : RandomEffects
+        Levels and templates; the terms hold no rows.
+    nobs : float
+        Complete rows.
+    exog_names : list of str
+        Fixed-effect names (R's order, aliased columns dropped).
+    offset_arg, weights_arg : str or None
+        Column names of the offset and the prior weights.
+    """
+
+    def __init__(self, design: ChunkedDesign, keep: np.ndarray) -> None:
+        self.design = design
+        self.formula = design.plan.formula
+        self.random_effects_structure = design.re
+        self.nobs = float(design.n)
+        self.exog_names = [design.x_names[i] for i in keep]
+        self.k_fe = len(self.exog_names)
+        self.df_resid = self.nobs - self.k_fe
+        self.endog_names = design.response
+        #: what the results' ``predict`` needs to encode new data as in fitting
+        self.fixed_design = SimpleNamespace(design_info=design.x_info, keep=np.asarray(keep, np.intp))
+        self.offset_arg = design.plan.offset
+        self.offset = np.zeros(0) if design.plan.offset is not None else None
+        self.weights_arg = design.plan.weights
+        self.model_frame = None
