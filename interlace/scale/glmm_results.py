@@ -56,18 +56,13 @@ class ChunkedGLMM(ChunkedModel):
     nAGQ : int
     """
 
+    no_rows = _NO_ROWS
+
     def __init__(self, design: ChunkedDesign, keep: np.ndarray, family: GLMFamily, nAGQ: int) -> None:
         super().__init__(design, keep)
         self.family = family
         self.nAGQ = int(nAGQ)
 
-    @property
-    def exog(self) -> NoReturn:
-        raise InterlaceError(_NO_ROWS.format(what="the model matrix"))
-
-    @property
-    def endog(self) -> NoReturn:
-        raise InterlaceError(_NO_ROWS.format(what="the response vector"))
 
 
 class ChunkedGLMMResult(RandomEffectsFit):

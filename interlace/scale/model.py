@@ -7,9 +7,11 @@ new data and the results' tables read.  The LMM's and the GLMM's models share it
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import NoReturn
 
 import numpy as np
 
+from ..errors import InterlaceError
 from .design import ChunkedDesign
 
 __all__ = ["ChunkedModel"]
@@ -38,6 +40,9 @@ class ChunkedModel:
         Column names of the offset and the prior weights.
     """
 
+    #: the error for what needs the rows (``{what}``: the thing asked for); subclasses say how to get it
+    no_rows = "{what} needs the rows, which a chunked fit does not keep on the client"
+
     def __init__(self, design: ChunkedDesign, keep: np.ndarray) -> None:
         self.design = design
         self.formula = design.plan.formula
@@ -53,3 +58,11 @@ class ChunkedModel:
         self.offset = np.zeros(0) if design.plan.offset is not None else None
         self.weights_arg = design.plan.weights
         self.model_frame = None
+
+    @property
+    def exog(self) -> NoReturn:
+        raise InterlaceError(self.no_rows.format(what="the model matrix"))
+
+    @property
+    def endog(self) -> NoReturn:
+        raise InterlaceError(self.no_rows.format(what="the response vector"))

@@ -54,6 +54,8 @@ class ChunkedLME(ChunkedModel):
         Besides :class:`~interlace.scale.model.ChunkedModel`'s.
     """
 
+    no_rows = _NO_ROWS
+
     def __init__(self, design: ChunkedDesign, keep: np.ndarray, dev: LMMDeviance) -> None:
         super().__init__(design, keep)
         self.reml = bool(dev.reml)
@@ -78,13 +80,6 @@ class ChunkedLME(ChunkedModel):
         state["_dev"] = None  # its engine is rebuilt from the blocks (a CHOLMOD factor does not pickle)
         return state
 
-    @property
-    def exog(self) -> NoReturn:
-        raise InterlaceError(_NO_ROWS.format(what="the model matrix"))
-
-    @property
-    def endog(self) -> NoReturn:
-        raise InterlaceError(_NO_ROWS.format(what="the response vector"))
 
 
 class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
