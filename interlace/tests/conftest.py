@@ -44,3 +44,17 @@ def case_names(kind: str) -> list[str]:
 def case_data(d: dict) -> pd.DataFrame:
     """The data a case was fitted on (path relative to the repository root)."""
     return pd.read_csv(ROOT / d["data"])
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A real ``distributed.LocalCluster`` with 2 worker processes (1 thread each), shared by the session."""
+    pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None)
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()

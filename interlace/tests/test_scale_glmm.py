@@ -290,19 +290,6 @@ def test_parquet_matches_memory(tmp_path, name):
 
 
 # ----------------------------------------------------------------------------- Dask cluster
-@pytest.fixture(scope="module")
-def dask_client():
-    pytest.importorskip("dask.dataframe")
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None)
-    client = distributed.Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
-
-
 @pytest.mark.parametrize("name", PARQUET_CASES)
 def test_dask_matches_memory(dask_client, name):
     import dask.dataframe as dd
