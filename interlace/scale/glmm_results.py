@@ -33,7 +33,7 @@ from ..optimize import OptSummary
 from ..results.components import RandomEffectsFit
 from .design import ChunkedDesign, complete_rows
 from .encode import encode_chunk
-from .model import ChunkedModel
+from .model import ChunkedModel, RowlessResult
 from .points import ChunkedPoint, chunk_response
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ class ChunkedGLMM(ChunkedModel):
 
 
 
-class ChunkedGLMMResult(RandomEffectsFit):
+class ChunkedGLMMResult(RowlessResult, RandomEffectsFit):
     """A generalized linear mixed model fitted on chunked data (Dask, parquet); see the module docstring.
 
     Attributes
@@ -242,14 +242,6 @@ class ChunkedGLMMResult(RandomEffectsFit):
         else:
             r = np.sign(y - mu) * np.sqrt(np.maximum(self.family.dev_resid(y, mu, w, resp.constants), 0))
         return pd.Series(r, index=frame.index, name=f"resid_{type}")
-
-    @property
-    def fittedvalues(self) -> NoReturn:
-        raise InterlaceError(_NO_ROWS.format(what="fittedvalues"))
-
-    @property
-    def resid(self) -> NoReturn:
-        raise InterlaceError(_NO_ROWS.format(what="resid"))
 
     def resid_pearson(self) -> NoReturn:
         raise InterlaceError(_NO_ROWS.format(what="resid_pearson()"))

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import InterlaceError
 from .design import ChunkedDesign
 
-__all__ = ["ChunkedModel"]
+__all__ = ["ChunkedModel", "RowlessResult"]
 
 
 class ChunkedModel:
@@ -66,3 +66,17 @@ class ChunkedModel:
     @property
     def endog(self) -> NoReturn:
         raise InterlaceError(self.no_rows.format(what="the response vector"))
+
+
+class RowlessResult:
+    """What a chunked fit's result refuses for want of rows (its ``model`` is a :class:`ChunkedModel`)."""
+
+    model: ChunkedModel
+
+    @property
+    def fittedvalues(self) -> NoReturn:
+        raise InterlaceError(self.model.no_rows.format(what="fittedvalues"))
+
+    @property
+    def resid(self) -> NoReturn:
+        raise InterlaceError(self.model.no_rows.format(what="resid"))

@@ -32,7 +32,7 @@ from ..optimize import OptSummary
 from ..results.components import RandomEffectsFit
 from ..results.lmm import LMMFit
 from .design import ChunkedDesign
-from .model import ChunkedModel
+from .model import ChunkedModel, RowlessResult
 
 if TYPE_CHECKING:
     from statsmodels.iolib.summary2 import Summary
@@ -82,7 +82,7 @@ class ChunkedLME(ChunkedModel):
 
 
 
-class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
+class ChunkedLMEResult(RowlessResult, FixedEffectsTests, LMMFit, RandomEffectsFit):
     """A linear mixed model fitted on chunked data (Dask, parquet); see the module docstring.
 
     The estimates are those of :func:`interlace.fit` on the same data in memory:
@@ -216,14 +216,6 @@ class ChunkedLMEResult(FixedEffectsTests, LMMFit, RandomEffectsFit):
             raise InterlaceError(_NO_ROWS.format(what="predict() without newdata"))
         return super().predict(newdata, include_re=include_re, offset=offset, interval=interval, level=level,
                                exog=exog, transform=transform)
-
-    @property
-    def fittedvalues(self) -> NoReturn:
-        raise InterlaceError(_NO_ROWS.format(what="fittedvalues"))
-
-    @property
-    def resid(self) -> NoReturn:
-        raise InterlaceError(_NO_ROWS.format(what="resid"))
 
     @property
     def resid_pearson(self) -> NoReturn:
