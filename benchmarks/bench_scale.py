@@ -19,59 +19,43 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.harness.chunked import (  # noqa: E402
+    CHUNK,
+    fmt,
+    machine,
+    maxrss_mb,
+    rel_diff,
+    write_crossed_parquet,
+    write_section,  # noqa: E402
+)
+from benchmarks.harness.chunked import run_worker as run_harness_worker  # noqa: E402
+
 FORMULA = "y ~ x1 + x2 + (1 | g1) + (1 | g2)"
 L1, L2 = 1000, 500
-CHUNK = 1_000_000
 BEGIN, END = "<!-- scale-results -->", "<!-- /scale-results -->"
 
 
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
-
-
-def _load() -> list[float]:
-    return list(os.getloadavg())
-
-
 # ----------------------------------------------------------------------------- data
+def _lmm_table(rng, n, g1, g2, re_sum):
+    import pyarrow as pa
+
+    x1 = rng.normal(size=n)
+    x2 = rng.uniform(-1, 1, size=n)
+    y = 2.0 + 0.5 * x1 - 0.3 * x2 + re_sum + rng.normal(size=n)
+    return pa.table({"y": y, "x1": x1, "x2": x2, "g1": g1, "g2": g2})
+
+
 def generate(path: Path, rows: int) -> float:
     """Write ``rows`` simulated rows to ``path`` in 1M-row chunks; returns seconds."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    t0 = time.perf_counter()
-    base = np.random.default_rng([20240601, 0])
-    u1 = base.normal(scale=0.8, size=L1)
-    u2 = base.normal(scale=0.5, size=L2)
-    writer = None
-    try:
-        for k, start in enumerate(range(0, rows, CHUNK)):
-            n = min(CHUNK, rows - start)
-            rng = np.random.default_rng([20240601, k + 1])
-            g1 = rng.integers(0, L1, n).astype(np.int32)
-            g2 = rng.integers(0, L2, n).astype(np.int32)
-            x1 = rng.normal(size=n)
-            x2 = rng.uniform(-1, 1, size=n)
-            y = 2.0 + 0.5 * x1 - 0.3 * x2 + u1[g1] + u2[g2] + rng.normal(size=n)
-            table = pa.table({"y": y, "x1": x1, "x2": x2, "g1": g1, "g2": g2})
-            if writer is None:
-                writer = pq.ParquetWriter(path, table.schema)
-            writer.write_table(table, row_group_size=CHUNK)
-    finally:
-        if writer is not None:
-            writer.close()
-    return time.perf_counter() - t0
+    return write_crossed_parquet(path, rows, 20240601, (L1, L2), _lmm_table)
 
 
 # ----------------------------------------------------------------------------- workers (one per process)
@@ -102,7 +86,7 @@ def worker(kind: str, path: str, batch_size: int) -> dict:
 
         cluster = LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None)
         client = Client(cluster)
-        out["base_mb"] = _maxrss_mb()
+        out["base_mb"] = maxrss_mb()
         t0 = time.perf_counter()
         try:
             ddf = dd.read_parquet(path, split_row_groups=True)
@@ -121,13 +105,13 @@ def worker(kind: str, path: str, batch_size: int) -> dict:
         out["seconds_warm"] = time.perf_counter() - t1
         out["timings_warm"] = dict(res2.timings)
         del res2
-        out["worker_peak_mb"] = sorted(client.run(_maxrss_mb).values())
+        out["worker_peak_mb"] = sorted(client.run(maxrss_mb).values())
         client.close()
         cluster.close()
     elif kind == "parquet":
         from interlace.scale import fit_parquet
 
-        out["base_mb"] = _maxrss_mb()
+        out["base_mb"] = maxrss_mb()
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -139,7 +123,7 @@ def worker(kind: str, path: str, batch_size: int) -> dict:
 
         from interlace import fit
 
-        out["base_mb"] = _maxrss_mb()
+        out["base_mb"] = maxrss_mb()
         t0 = time.perf_counter()
         df = pd.read_parquet(path)
         out["read_seconds"] = time.perf_counter() - t0
@@ -149,7 +133,7 @@ def worker(kind: str, path: str, batch_size: int) -> dict:
         out["seconds"] = time.perf_counter() - t0
     else:
         raise SystemExit(f"unknown kind {kind}")
-    out["peak_mb"] = _maxrss_mb()
+    out["peak_mb"] = maxrss_mb()
     out["timings"] = dict(getattr(res, "timings", {}) or {})
     out["opt_seconds"] = float(res.opt_summary.seconds)
     out["estimates"] = _estimates(res)
@@ -157,49 +141,26 @@ def worker(kind: str, path: str, batch_size: int) -> dict:
 
 
 def run_worker(kind: str, path: Path, batch_size: int, timeout: int) -> dict:
-    load0 = _load()
-    cmd = [sys.executable, __file__, "--worker", kind, "--path", str(path), "--batch-size", str(batch_size)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    t0 = time.perf_counter()
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {"kind": kind, "error": f"timeout after {timeout} s"}
-    wall = time.perf_counter() - t0
-    if p.returncode != 0:
-        return {"kind": kind, "error": (p.stderr or p.stdout)[-2000:], "wall": wall}
-    out = json.loads(p.stdout.strip().splitlines()[-1])
-    out["process_wall"] = wall
-    out["load_start"], out["load_end"] = load0, _load()
-    return out
+    return run_harness_worker(__file__, kind, ["--path", str(path), "--batch-size", str(batch_size)], timeout)
 
 
 # ----------------------------------------------------------------------------- agreement
 def agreement(ref: dict, other: dict) -> dict:
     import numpy as np
 
-    def rel(a, b):
-        a, b = np.asarray(a, float), np.asarray(b, float)
-        return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-300))
-
     def ab(a, b):
         return float(np.max(np.abs(np.asarray(a, float) - np.asarray(b, float))))
 
     out = {}
     for key in ("fe_params", "fe_bse", "theta", "scale", "vc", "llf", "aic", "bic"):
-        out[key] = {"abs": ab(ref[key], other[key]), "rel": rel(ref[key], other[key])}
+        out[key] = {"abs": ab(ref[key], other[key]), "rel": rel_diff(ref[key], other[key])}
     a = np.concatenate([np.asarray(v) for v in ref["blups"].values()])
     b = np.concatenate([np.asarray(v) for v in other["blups"].values()])
-    out["blups"] = {"abs": ab(a, b), "rel": rel(a, b)}
+    out["blups"] = {"abs": ab(a, b), "rel": rel_diff(a, b)}
     return out
 
 
 # ----------------------------------------------------------------------------- report
-def _fmt(x, digits=3):
-    return "" if x is None else f"{x:.{digits}g}"
-
-
 def table(results: dict) -> str:
     lines = ["| rows | path | s (total) | of which: levels pass / blocks pass / optimize | peak MB (client) "
              "| base MB | worker peak MB | file MB | max rel Δ vs in memory: FE / SE / θ / σ² / BLUPs | \\|Δ llf\\| "
@@ -212,8 +173,8 @@ def table(results: dict) -> str:
                              "| | | | | | | | |")
                 continue
             t = r.get("timings", {})
-            parts = " / ".join(_fmt(t.get(k)) for k in ("levels_pass", "blocks_pass", "optimize")) if t else \
-                f"read {_fmt(r.get('read_seconds'))}, optimize {_fmt(r['opt_seconds'])}"
+            parts = " / ".join(fmt(t.get(k)) for k in ("levels_pass", "blocks_pass", "optimize")) if t else \
+                f"read {fmt(r.get('read_seconds'))}, optimize {fmt(r['opt_seconds'])}"
             ag = r.get("agreement")
             agree = "(reference)" if r["kind"] == "memory" else (
                 " / ".join(f"{ag[k]['rel']:.1e}" for k in ("fe_params", "fe_bse", "theta", "scale", "blups"))
@@ -229,7 +190,7 @@ def table(results: dict) -> str:
             if "seconds_warm" in r:
                 tw = r["timings_warm"]
                 secs += f" (again: {r['seconds_warm']:.1f})"
-                again = " / ".join(_fmt(tw.get(k)) for k in ("levels_pass", "blocks_pass", "optimize"))
+                again = " / ".join(fmt(tw.get(k)) for k in ("levels_pass", "blocks_pass", "optimize"))
                 parts += f" (again: {again})"
             lines.append(f"| {int(rows_key):,} | {label} | {secs} | {parts} | {r['peak_mb']:.0f} "
                          f"| {r['base_mb']:.0f} | {wk} | {block['file_mb']:.0f} | {agree} | {dllf} "
@@ -238,18 +199,12 @@ def table(results: dict) -> str:
 
 
 def write_docs(results: dict) -> None:
-    page = ROOT / "docs" / "scale.md"
-    text = page.read_text() if page.exists() else ""
     m = results["machine"]
-    body = (f"{BEGIN}\n\nMeasured on {results['date']} by `python3 benchmarks/bench_scale.py"
+    body = (f"Measured on {results['date']} by `python3 benchmarks/bench_scale.py"
             f"{' --big' if len(results['runs']) > 1 else ''}` ({m['cpu_count']} cores, "
             f"{m['memory_gb']:.1f} GB, Python {m['python']}; the cores are shared with other work, so times are "
-            "noisy: the load average is given per row).\n\n" + table(results) + f"\n\n{END}")
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + body + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + body + "\n"
-    page.write_text(text)
+            "noisy: the load average is given per row).\n\n" + table(results))
+    write_section(ROOT / "docs" / "scale.md", BEGIN, END, body)
 
 
 def main() -> None:
@@ -276,9 +231,7 @@ def main() -> None:
     d.mkdir(parents=True, exist_ok=True)
     results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "formula": FORMULA,
                "levels": [L1, L2], "batch_size": args.batch_size,
-               "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-                           "memory_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9,
-                           "platform": platform.platform()},
+               "machine": machine(),
                "runs": {}}
     plans = [(args.rows, [k for k in ("memory", "parquet", "dask") if k not in args.skip])]
     if args.big:

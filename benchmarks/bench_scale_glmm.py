@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,42 +30,35 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_scale import _load, _maxrss_mb  # noqa: E402
+from benchmarks.harness.chunked import (  # noqa: E402
+    CHUNK,
+    fmt,
+    machine,
+    maxrss_mb,
+    rel_diff,
+    write_crossed_parquet,
+    write_section,  # noqa: E402
+)
+from benchmarks.harness.chunked import run_worker as run_harness_worker  # noqa: E402
 
 FORMULA = "y ~ x + (1 | g1) + (1 | g2)"
 L1, L2 = 1000, 200
-CHUNK = 1_000_000
 BEGIN, END = "<!-- scale-glmm-results -->", "<!-- /scale-glmm-results -->"
+
+
+def _binary_table(rng, n, g1, g2, re_sum):
+    import numpy as np
+    import pyarrow as pa
+
+    x = rng.normal(size=n)
+    eta = -0.5 + 0.4 * x + re_sum
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(np.int8)
+    return pa.table({"y": y, "x": x, "g1": g1, "g2": g2})
 
 
 def generate(path: Path, rows: int) -> float:
     """Write ``rows`` simulated binary rows to ``path`` in 1M-row chunks; returns seconds."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    t0 = time.perf_counter()
-    base = np.random.default_rng([20240602, 0])
-    u1 = base.normal(scale=0.8, size=L1)
-    u2 = base.normal(scale=0.5, size=L2)
-    writer = None
-    try:
-        for k, start in enumerate(range(0, rows, CHUNK)):
-            n = min(CHUNK, rows - start)
-            rng = np.random.default_rng([20240602, k + 1])
-            g1 = rng.integers(0, L1, n).astype(np.int32)
-            g2 = rng.integers(0, L2, n).astype(np.int32)
-            x = rng.normal(size=n)
-            eta = -0.5 + 0.4 * x + u1[g1] + u2[g2]
-            y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(np.int8)
-            table = pa.table({"y": y, "x": x, "g1": g1, "g2": g2})
-            if writer is None:
-                writer = pq.ParquetWriter(path, table.schema)
-            writer.write_table(table, row_group_size=CHUNK)
-    finally:
-        if writer is not None:
-            writer.close()
-    return time.perf_counter() - t0
+    return write_crossed_parquet(path, rows, 20240602, (L1, L2), _binary_table)
 
 
 def _estimates(res) -> dict:
@@ -95,18 +85,18 @@ def worker(kind: str, path: str, batch_size: int, cache_dir: str) -> dict:
 
         cluster = LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None)
         client = Client(cluster)
-        out["base_mb"] = _maxrss_mb()
+        out["base_mb"] = maxrss_mb()
         t0 = time.perf_counter()
         ddf = dd.read_parquet(path, split_row_groups=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = glmer_dask(FORMULA, ddf, family="binomial", client=client, progress=False)
         out["seconds"] = time.perf_counter() - t0
-        out["worker_peak_mb"] = sorted(client.run(_maxrss_mb).values())
+        out["worker_peak_mb"] = sorted(client.run(maxrss_mb).values())
         client.close()
         cluster.close()
     elif kind == "parquet":
-        out["base_mb"] = _maxrss_mb()
+        out["base_mb"] = maxrss_mb()
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -116,7 +106,7 @@ def worker(kind: str, path: str, batch_size: int, cache_dir: str) -> dict:
     elif kind == "memory":
         import pandas as pd
 
-        out["base_mb"] = _maxrss_mb()
+        out["base_mb"] = maxrss_mb()
         t0 = time.perf_counter()
         df = pd.read_parquet(path)
         out["read_seconds"] = time.perf_counter() - t0
@@ -126,7 +116,7 @@ def worker(kind: str, path: str, batch_size: int, cache_dir: str) -> dict:
         out["seconds"] = time.perf_counter() - t0
     else:
         raise SystemExit(f"unknown kind {kind}")
-    out["peak_mb"] = _maxrss_mb()
+    out["peak_mb"] = maxrss_mb()
     out["timings"] = dict(getattr(res, "timings", {}) or {})
     out["passes"] = dict(getattr(res, "passes", {}) or {})
     out["chunks"] = getattr(res, "n_chunks", None)
@@ -135,38 +125,15 @@ def worker(kind: str, path: str, batch_size: int, cache_dir: str) -> dict:
 
 
 def run_worker(kind: str, path: Path, batch_size: int, cache_dir: Path, timeout: int) -> dict:
-    load0 = _load()
-    cmd = [sys.executable, __file__, "--worker", kind, "--path", str(path), "--batch-size", str(batch_size),
-           "--dir", str(cache_dir)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    t0 = time.perf_counter()
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {"kind": kind, "error": f"timeout after {timeout} s"}
-    wall = time.perf_counter() - t0
-    if p.returncode != 0:
-        return {"kind": kind, "error": (p.stderr or p.stdout)[-2000:], "wall": wall}
-    out = json.loads(p.stdout.strip().splitlines()[-1])
-    out["process_wall"] = wall
-    out["load_start"], out["load_end"] = load0, _load()
-    return out
+    return run_harness_worker(__file__, kind, ["--path", str(path), "--batch-size", str(batch_size),
+                                               "--dir", str(cache_dir)], timeout)
 
 
 def agreement(ref: dict, other: dict) -> dict:
-    import numpy as np
 
-    out = {}
-    for key in ("fe_params", "fe_bse", "theta", "modes", "condsd"):
-        a, b = np.asarray(ref[key], float), np.asarray(other[key], float)
-        out[key] = float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(a))), 1e-300))
+    out = {key: rel_diff(ref[key], other[key]) for key in ("fe_params", "fe_bse", "theta", "modes", "condsd")}
     out["llf_abs"] = abs(ref["llf"] - other["llf"])
     return out
-
-
-def _fmt(x, digits=3):
-    return "" if x is None else f"{x:.{digits}g}"
 
 
 def table(results: dict) -> str:
@@ -190,7 +157,7 @@ def table(results: dict) -> str:
             ps = r.get("passes") or {}
             if ps:
                 passes = f"{ps['total']} ({ps['joint']} / {ps['conditional']})"
-                per = _fmt(r["timings"].get("optimize", 0) / max(1, ps["joint"] + ps["conditional"]))
+                per = fmt(r["timings"].get("optimize", 0) / max(1, ps["joint"] + ps["conditional"]))
             else:
                 passes, per = "", ""
             ag = r.get("agreement")
@@ -207,19 +174,12 @@ def table(results: dict) -> str:
 
 
 def write_docs(results: dict) -> None:
-    page = ROOT / "docs" / "scale.md"
-    text = page.read_text()
     m = results["machine"]
     rows_arg = "" if results["rows"] == 10_000_000 else f" --rows {results['rows']}"
-    body = (f"{BEGIN}\n\nMeasured on {results['date']} by `python3 benchmarks/bench_scale_glmm.py"
-            f"{rows_arg}` ({m['cpu_count']} cores, "
-            f"{m['memory_gb']:.1f} GB, Python {m['python']}; the load average of the shared machine is given per "
-            "row).\n\n" + table(results) + f"\n\n{END}")
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + body + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + body + "\n"
-    page.write_text(text)
+    body = (f"Measured on {results['date']} by `python3 benchmarks/bench_scale_glmm.py{rows_arg}` "
+            f"({m['cpu_count']} cores, {m['memory_gb']:.1f} GB, Python {m['python']}; the load average of the "
+            "shared machine is given per row).\n\n" + table(results))
+    write_section(ROOT / "docs" / "scale.md", BEGIN, END, body)
 
 
 def main() -> None:
@@ -244,9 +204,7 @@ def main() -> None:
     d.mkdir(parents=True, exist_ok=True)
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "formula": FORMULA,
                      "family": "binomial", "levels": [L1, L2], "rows": args.rows, "batch_size": args.batch_size,
-                     "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-                                 "memory_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9,
-                                 "platform": platform.platform()},
+                     "machine": machine(),
                      "runs": {}}
     kinds = [k for k in ("memory", "parquet", "dask") if k not in args.skip]
     path = d / f"glmm_{args.rows}.parquet"

@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from scipy.linalg import qr
 
 from ..linalg.crossprod import CrossProducts, RowProducts
 from ..linalg.engines import RowEngines
 from ..linalg.pls import PLSSystem
 from ..response.base import Response
 
-__all__ = ["glm_start_beta", "glm_start_products", "glm_start_rows", "PIRLS", "PIRLSState", "PIRLSPoint",
-           "PIRLSRows", "RowPoint", "RowSource"]
+__all__ = ["combine_start_factors", "glm_start_beta", "glm_start_factor", "glm_start_rows", "PIRLS", "PIRLSState",
+           "PIRLSPoint", "PIRLSRows", "RowPoint", "RowSource"]
 
 
 def glm_start_rows(X: np.ndarray, resp: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -54,21 +55,54 @@ def glm_start_rows(X: np.ndarray, resp: Any) -> tuple[np.ndarray, np.ndarray] | 
         return X[ok] * sw[:, None], z[ok] * sw
 
 
-def glm_start_products(X: np.ndarray, resp: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """``XᵀW₀X`` and ``XᵀW₀z₀`` of :func:`glm_start_rows` (sums over rows: chunks of rows add)."""
+def _qr_r(A: np.ndarray) -> np.ndarray:
+    """The triangular factor of A's QR decomposition (min(m, n) × n)."""
+    return qr(A, mode="r", check_finite=False)[0]
+
+
+def glm_start_factor(X: np.ndarray, resp: Any) -> np.ndarray | None:
+    """The triangular factor R of the QR decomposition of ``[√W₀X  √W₀z₀]`` (:func:`glm_start_rows`),
+    or None without a ``mustart``.
+
+    Factors of disjoint sets of rows combine into the factor of their union
+    (:func:`combine_start_factors`): a least-squares problem solved by one pass over chunks
+    (a tall-skinny QR), as well conditioned as least squares on the rows.
+    """
     rows = glm_start_rows(X, resp)
     if rows is None:
         return None
-    A, b = rows
-    return A.T @ A, A.T @ b
+    A = np.column_stack([rows[0], rows[1]])
+    if A.shape[0] == 0:
+        return np.zeros((0, A.shape[1]))
+    with np.errstate(all="ignore"):
+        return _qr_r(A)
 
 
-def glm_start_beta(XtWX: np.ndarray, XtWz: np.ndarray) -> np.ndarray | None:
-    """The weighted least-squares β of :func:`glm_start_products` (None when not finite)."""
-    if XtWX.size == 0 or not (np.all(np.isfinite(XtWX)) and np.all(np.isfinite(XtWz))) or not np.any(XtWX):
+def combine_start_factors(R1: np.ndarray | None, R2: np.ndarray | None) -> np.ndarray | None:
+    """The factor of two sets of rows from theirs (one without rows leaves the other as it is)."""
+    if R1 is None or R1.shape[0] == 0:
+        return R2 if R2 is not None else R1
+    if R2 is None or R2.shape[0] == 0:
+        return R1
+    with np.errstate(all="ignore"):
+        return _qr_r(np.vstack([R1, R2]))
+
+
+def glm_start_beta(R: np.ndarray | None, keep: np.ndarray | None = None) -> np.ndarray | None:
+    """glm's first weighted least-squares β from the factor ``R`` of :func:`glm_start_factor`,
+    on the columns ``keep`` of X (default all); None when it is not finite."""
+    if R is None or R.shape[0] == 0 or not np.all(np.isfinite(R)):
+        return None
+    p = R.shape[1] - 1
+    cols = np.r_[np.arange(p) if keep is None else np.asarray(keep, np.intp), p]
+    k = cols.size - 1
+    if k == 0:
         return None
     with np.errstate(all="ignore"):
-        beta = np.linalg.lstsq(XtWX, XtWz, rcond=None)[0]
+        Rk = _qr_r(R[:, cols])
+        if Rk.shape[0] < k:
+            return None
+        beta = np.linalg.lstsq(Rk[:k, :k], Rk[:k, k], rcond=None)[0]
     return beta if np.all(np.isfinite(beta)) else None
 
 
@@ -202,12 +236,7 @@ class RowSource:
 
     def glm_start(self, resp: Response) -> np.ndarray | None:
         """glm's first weighted least-squares β on these rows (see :mod:`interlace.objective.glmm`)."""
-        rows = glm_start_rows(self.X, resp)  # least squares on the rows (better conditioned than the sums)
-        if rows is None or rows[0].shape[0] == 0:
-            return None
-        with np.errstate(all="ignore"):
-            beta = np.linalg.lstsq(rows[0], rows[1], rcond=None)[0]
-        return beta if np.all(np.isfinite(beta)) else None
+        return glm_start_beta(glm_start_factor(self.X, resp))
 
 
 @dataclass

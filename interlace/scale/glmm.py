@@ -120,7 +120,7 @@ def fit_glmm_runner(design: ChunkedDesign, family: GLMFamily, runner: Any, nAGQ:
         assert setup.blocks is not None, "no rows"  # build_design refuses data without complete rows
         name = engine_for_products(ChunkedRows.cross_products_of(design.re, setup.blocks), engine).engine
         rows = ChunkedRows(runner, design, keep, name, progress)
-        rows.start_products = (setup.XtWX0, setup.XtWz0)
+        rows.start_factor = setup.start_factor
         pirls = PIRLS(rows, cast(Response, ChunkedResponse(family)))
         with blas_limits(design.re, blas_threads), np.errstate(all="ignore"):
             fit = fit_stages(pirls, family, nAGQ, start, optimizer, maxiter, check_conv)

@@ -31,7 +31,7 @@ from ..linalg.crossprod import CrossProducts, RowProducts
 from ..linalg.engines import make_engine
 from ..linalg.pls import PLSSystem
 from ..models.glmm import check_glm_response
-from ..objective.pirls import glm_start_beta, glm_start_products
+from ..objective.pirls import combine_start_factors, glm_start_beta, glm_start_factor
 from ..response.glm import GLMResponse
 from .blocks import CrossBlocks, blocks_of
 from .design import ChunkedDesign
@@ -130,23 +130,22 @@ class PointSums:
 @dataclass
 class SetupSums:
     """The first pass after the levels: rows, the unweighted ``XᵀX`` of the full fixed-effects matrix
-    (the rank check), the prior-weighted products of Z (the engine's choice), and glm's first
-    weighted least-squares products ``XᵀW₀X``, ``XᵀW₀z₀`` (the start of β; see
-    :func:`~interlace.objective.pirls.glm_start_products`)."""
+    (the rank check), the prior-weighted products of Z (the engine's choice), and the factor of
+    glm's first weighted least-squares step (the start of β; see
+    :func:`~interlace.objective.pirls.glm_start_factor`)."""
 
     n: int
     XtX: np.ndarray
     blocks: CrossBlocks | None
-    XtWX0: np.ndarray
-    XtWz0: np.ndarray
+    start_factor: np.ndarray | None
 
     def __add__(self, other: SetupSums) -> SetupSums:
         if other is None:
             return self
         blocks = other.blocks if self.blocks is None else (self.blocks if other.blocks is None
                                                            else self.blocks + other.blocks)
-        return SetupSums(self.n + other.n, self.XtX + other.XtX, blocks, self.XtWX0 + other.XtWX0,
-                         self.XtWz0 + other.XtWz0)
+        return SetupSums(self.n + other.n, self.XtX + other.XtX, blocks,
+                         combine_start_factors(self.start_factor, other.start_factor))
 
     __radd__ = __add__
 
@@ -234,14 +233,12 @@ def chunk_setup(chunk: EncodedChunk, family: GLMFamily, layout: ChunkLayout) -> 
     """The setup sums of one chunk (:class:`SetupSums`); checks the response on the way."""
     P = chunk.X.shape[1]
     if chunk.n == 0:
-        return SetupSums(0, np.zeros((P, P)), None, np.zeros((P, P)), np.zeros(P))
+        return SetupSums(0, np.zeros((P, P)), None, None)
     resp = chunk_response(chunk, family, layout.response)
     rows = _row_products(chunk, layout, chunk.X, False, np.zeros(0, np.intp))
     cp = rows(np.zeros(chunk.n), resp.weights)
-    start = glm_start_products(chunk.X, resp)
-    XtWX0, XtWz0 = (np.zeros((P, P)), np.zeros(P)) if start is None else start
     return SetupSums(chunk.n, chunk.X.T @ chunk.X, blocks_of(cp, layout.q1, layout.a21_dense, layout.a22_dense),
-                     XtWX0, XtWz0)
+                     glm_start_factor(chunk.X, resp))
 
 
 # ----------------------------------------------------------------------------- the client side
@@ -333,15 +330,12 @@ class ChunkedRows:
         self._engines: dict[bool, PLSSystem] = {}
         self._lam: tuple[bytes, Any] | None = None
         self.passes = {"joint": 0, "conditional": 0, "loglik": 0}
-        self.start_products: tuple[np.ndarray, np.ndarray] | None = None
+        self.start_factor: np.ndarray | None = None
         self._bar = tqdm(desc="GLMM passes over the chunks", unit="pass", disable=not progress, leave=False)
 
     def glm_start(self, resp: Any) -> np.ndarray | None:
-        """glm's first weighted least-squares β, from the setup pass's sums (the kept columns)."""
-        if self.start_products is None:
-            return None
-        XtWX, XtWz = self.start_products
-        return glm_start_beta(XtWX[np.ix_(self.keep, self.keep)], XtWz[self.keep])
+        """glm's first weighted least-squares β, from the setup pass's factor (the kept columns)."""
+        return glm_start_beta(self.start_factor, self.keep)
 
     def engine(self, joint: bool) -> PLSSystem:
         if joint not in self._engines:
