@@ -58,6 +58,23 @@ class CoxPHResults(SurvivalResultsMixin, LikelihoodModelResults):
         self.robust = robust
         self.ties = model.ties
         self._robust_score = robust_score
+        self._centres = self._centring()  # kept: predictions on new data after remove_data()
+
+    def _centring(self) -> tuple[np.ndarray, np.ndarray | None, float | None]:
+        """survival's ``means``, the weighted covariate means per stratum (None without strata),
+        and the weighted mean offset (None without one): what ``predict`` centres by."""
+        mod = self.model
+        X = np.asarray(mod.exog, float)
+        w = np.ones(X.shape[0]) if mod.weights is None else mod.weights
+        by_stratum = None
+        if mod.strata is not None:
+            S = mod.cox_data.n_strata
+            sw = np.bincount(mod.strata, weights=w, minlength=S)
+            by_stratum = np.column_stack([np.bincount(mod.strata, weights=w * X[:, j], minlength=S)
+                                          for j in range(X.shape[1])]) / sw[:, None] if X.shape[1] \
+                else np.zeros((S, 0))
+        off = None if mod.offset is None else float(np.average(mod.offset, weights=mod.weights))
+        return mod.x_means(), by_stratum, off
 
     # ------------------------------------------------------------------ likelihoods
     @property
@@ -229,8 +246,8 @@ class CoxPHResults(SurvivalResultsMixin, LikelihoodModelResults):
             raise ValueError(f"reference must be 'strata', 'sample' or 'zero', got {reference!r}")
         mod = self.model
         beta = np.asarray(self.params, float)
-        X = np.asarray(mod.exog, float)
         if newdata is None:
+            X = np.asarray(mod.exog, float)
             index = mod.data.row_labels
             if type in ("expected", "survival"):
                 out = self._state().expected
@@ -245,22 +262,16 @@ class CoxPHResults(SurvivalResultsMixin, LikelihoodModelResults):
                 return pd.Series(out if type == "expected" else np.exp(-out), index=index, name=type)
             strata = mod.new_strata(newdata) if reference == "strata" else None
             off = None if mod.offset is None else eta_new - (x @ beta if beta.size else 0.0)
+        x_means, stratum_means, offset_mean = self._centres
         if reference == "zero":
             xc = x
-        elif reference == "strata" and mod.strata is not None:
-            w = np.ones(X.shape[0]) if mod.weights is None else mod.weights
-            S = mod.cox_data.n_strata
-            sw = np.bincount(mod.strata, weights=w, minlength=S)
-            means = np.column_stack([np.bincount(mod.strata, weights=w * X[:, j], minlength=S)
-                                     for j in range(X.shape[1])]) / sw[:, None] if X.shape[1] \
-                else np.zeros((S, 0))
-            xc = x - means[strata]
+        elif reference == "strata" and stratum_means is not None:
+            xc = x - stratum_means[strata]
         else:
-            xc = x - mod.x_means()
+            xc = x - x_means
         eta = xc @ beta if beta.size else np.zeros(x.shape[0])
         if off is not None:
-            w = mod.weights
-            eta = eta + off - (np.average(mod.offset, weights=w) if reference != "zero" else 0.0)
+            eta = eta + off - (offset_mean if reference != "zero" else 0.0)
         return pd.Series(eta if type == "lp" else np.exp(eta), index=index, name=type)
 
     @property

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 import interlace
-from interlace import AR1, clmm, coxme, datasets, fit, glmer
+from interlace import AR1, clmm, coxme, coxph, datasets, fit, glmer
 from interlace.design.fixed import build_matrix, new_matrix
 from interlace.design.stored import StoredDesignInfo
 from interlace.errors import InterlaceError
@@ -49,6 +49,12 @@ def _outputs(res, newdata: pd.DataFrame, full: bool) -> dict:
         out["conf_int"] = np.asarray(res.conf_int(), float).tolist()
         if full:
             out["refit_llf"] = float(res.model.fit().llf)
+        return out
+    if kind == "CoxPHResults":  # no random effects
+        out["predict"] = res.predict(newdata).to_numpy(float).tolist()
+        out["hazard_ratios"] = res.hazard_ratios().to_numpy(float).tolist()
+        if full:
+            out["refit_llf"] = float(r.model.refit().llf)
         return out
     if kind in ("CrossedLMEResult", "ChunkedLMEResult"):
         pred = res.predict(newdata, interval="prediction")
@@ -99,6 +105,7 @@ def _fits() -> dict:
                  cbpp.iloc[::5]),
         "clmm": (clmm("rating ~ temp + contact + (1 | judge)", wine), wine.iloc[::7]),
         "coxme": (coxme("Surv(time, status) ~ age + sex + (1 | inst)", lung), lung.iloc[::9]),
+        "coxph": (coxph("Surv(time, status) ~ age + sex + strata(inst)", lung), lung.iloc[::9]),
         "chunked": (fit_chunks("Reaction ~ Days + (Days | Subject)",
                                lambda: [sleep.iloc[:60], sleep.iloc[60:]], list(sleep.columns)), new_sleep),
         "mixedlm": (ia.mixedlm("Reaction ~ Days", sleep, groups="Subject", re_formula="~Days").fit(), sleep.iloc[:9]),
