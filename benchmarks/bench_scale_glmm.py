@@ -37,7 +37,7 @@ from benchmarks.harness.chunked import (  # noqa: E402
     maxrss_mb,
     rel_diff,
     write_crossed_parquet,
-    write_section,  # noqa: E402
+    write_section,
 )
 from benchmarks.harness.chunked import run_worker as run_harness_worker  # noqa: E402
 
