@@ -86,6 +86,20 @@ def _compute(obj, client):
     return dask.compute(obj)[0]
 
 
+def check_dask_input(data: Any, split_every: int, who: str, in_memory: str) -> None:
+    """Refuse what a Dask fit cannot take: dask missing, ``data`` not a Dask DataFrame (naming
+    ``in_memory``, the function for pandas data), ``split_every`` below 2."""
+    try:
+        import dask.dataframe as dd
+    except ImportError:  # pragma: no cover - depends on the machine
+        raise ImportError(f"{who} needs dask: pip install 'interlace[dask]'") from None
+    if not isinstance(data, dd.DataFrame):
+        raise InterlaceError(f"{who} needs a dask DataFrame, got {type(data).__name__} "
+                             f"(use {in_memory} for pandas data)")
+    if int(split_every) < 2:
+        raise InterlaceError("split_every must be at least 2")
+
+
 def fit_dask(formula: str, data: dd.DataFrame, groups: str | Sequence[str] | None = None,
              random: str | Sequence[str] | None = None, method: str = "REML", weights: str | None = None,
              offset: str | None = None, engine: str = "auto", optimizer: str = "bobyqa",
@@ -118,16 +132,9 @@ def fit_dask(formula: str, data: dd.DataFrame, groups: str | Sequence[str] | Non
         With the estimates of :func:`interlace.fit` on the same data in memory;
         ``timings`` holds the seconds of each pass and of the optimization.
     """
-    try:
-        import dask.dataframe as dd
-        from dask import delayed
-    except ImportError:  # pragma: no cover - depends on the machine
-        raise ImportError("fit_dask needs dask: pip install 'interlace[dask]'") from None
-    if not isinstance(data, dd.DataFrame):
-        raise InterlaceError(f"fit_dask needs a dask DataFrame, got {type(data).__name__} "
-                             "(use interlace.fit for pandas data)")
-    if int(split_every) < 2:
-        raise InterlaceError("split_every must be at least 2")
+    check_dask_input(data, split_every, "fit_dask", "interlace.fit")
+    from dask import delayed
+
     reml, dfm = check_options(method, engine, df_method)
     plan = make_plan(formula, list(data.columns), groups, random, weights, offset)
     parts = data[plan.read_columns].to_delayed()

@@ -271,20 +271,14 @@ def glmer_dask(formula: str, data: dd.DataFrame, family: str | GLMFamily | smf_f
     -------
     ChunkedGLMMResult
     """
-    try:
-        import dask
-        import dask.dataframe as dd
-        from dask import delayed
-    except ImportError:  # pragma: no cover - depends on the machine
-        raise ImportError("glmer_dask needs dask: pip install 'interlace[dask]'") from None
-    from .dask import _compute, _merge_summaries, _tree
+    from .dask import _compute, _merge_summaries, _tree, check_dask_input
+
+    check_dask_input(data, split_every, "glmer_dask", "interlace.glmer")
+    import dask
+    from dask import delayed
+
     from .runners import DaskRunner, _encode_partition
 
-    if not isinstance(data, dd.DataFrame):
-        raise InterlaceError(f"glmer_dask needs a dask DataFrame, got {type(data).__name__} "
-                             "(use interlace.glmer for pandas data)")
-    if int(split_every) < 2:
-        raise InterlaceError("split_every must be at least 2")
     fam = _check_glmm_options(family, link, nAGQ, engine)
     plan = glmm_plan(formula, list(data.columns), fam, groups, random, weights, offset)
     parts = data[plan.read_columns].to_delayed()

@@ -58,3 +58,19 @@ def dask_client():
     finally:
         client.close()
         cluster.close()
+
+
+@pytest.fixture(scope="session")
+def sleep():
+    """lme4's sleepstudy (the tests only read it: interlace never modifies its input)."""
+    from interlace import datasets
+
+    return datasets.load("sleepstudy")
+
+
+@pytest.fixture(scope="session")
+def pastes():
+    """lme4's Pastes (read only)."""
+    from interlace import datasets
+
+    return datasets.load("pastes")

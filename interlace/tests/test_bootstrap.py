@@ -21,11 +21,6 @@ import interlace
 
 
 @pytest.fixture(scope="module")
-def sleep():
-    return interlace.datasets.load("sleepstudy")
-
-
-@pytest.fixture(scope="module")
 def res(sleep):
     return interlace.fit("Reaction ~ Days", sleep, random=["(Days | Subject)"])
 

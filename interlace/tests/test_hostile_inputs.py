@@ -35,11 +35,6 @@ def ref(case: str) -> dict:
     return json.loads((HOSTILE / f"{case}.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def sleep() -> pd.DataFrame:
-    return interlace.datasets.load("sleepstudy")
-
-
 def rel(a, b) -> float:
     a, b = np.asarray(a, float), np.asarray(b, float)
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))

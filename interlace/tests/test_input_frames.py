@@ -26,11 +26,6 @@ pa = pytest.importorskip("pyarrow")
 
 
 @pytest.fixture(scope="module")
-def sleep() -> pd.DataFrame:
-    return interlace.datasets.load("sleepstudy")
-
-
-@pytest.fixture(scope="module")
 def lung() -> pd.DataFrame:
     return pd.read_csv(REF / "coxme" / "lung_inst" / "data.csv")
 

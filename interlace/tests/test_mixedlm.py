@@ -36,16 +36,6 @@ RTOL = 1e-4
 SM_RTOL = 1e-4
 
 
-@pytest.fixture(scope="module")
-def sleep():
-    return datasets.load("sleepstudy")
-
-
-@pytest.fixture(scope="module")
-def pastes():
-    return datasets.load("pastes")
-
-
 def _quiet(fn, *a, **k):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -22,7 +22,6 @@ from statsmodels.regression.mixed_linear_model import MixedLMParams
 from statsmodels.tools.sm_exceptions import SingularMatrixWarning, ValueWarning
 
 import interlace.api as ia
-from interlace import datasets
 from interlace.errors import DataError, InterlaceError
 from interlace.tests.conftest import ENGINES, REF, ROOT
 
@@ -45,16 +44,6 @@ def _quiet(fn, *a, **k):
 
 def _vc(d: dict, grp: str, var1: str | None = "(Intercept)") -> float:
     return next(r["vcov"] for r in d["varcorr"] if r["grp"] == grp and r["var1"] == var1 and r["var2"] is None)
-
-
-@pytest.fixture(scope="module")
-def sleep():
-    return datasets.load("sleepstudy")
-
-
-@pytest.fixture(scope="module")
-def pastes():
-    return datasets.load("pastes")
 
 
 # ---------------------------------------------------------------- the one statsmodels test left out

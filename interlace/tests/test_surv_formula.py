@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 
 import interlace
 from interlace.errors import DataError, FormulaError
@@ -15,6 +14,7 @@ from interlace.families.rexpr import evaluate, expr_columns, parse_expr
 from interlace.models.survival import strata_codes
 from interlace.response.survival import CoxData
 from interlace.tests.conftest import REF
+from interlace.tests.cox_checks import assert_risk_set_algebra
 
 
 @pytest.fixture(scope="module")
@@ -171,14 +171,5 @@ def test_risk_set_algebra_with_strata_and_entry(ties, weights):
                 for r in range(dd):
                     ll += (cd.w[D] * eta[D]).sum() / dd - cd.w[D].mean() * np.log(a[R].sum() - r / dd * a[D].sum())
     assert cd.loglik(eta) == pytest.approx(ll, abs=1e-10)
-    A = st.hessian_eta()
-    h = 1e-5
-    num = np.column_stack([(cd.state(eta + h * e).grad - cd.state(eta - h * e).grad) / (2 * h) for e in np.eye(n)])
-    np.testing.assert_allclose(-num, A, atol=1e-7)
-    codes = rng.integers(0, 6, n)
-    Z = sp.csr_matrix((np.ones(n), (np.arange(n), codes)), shape=(n, 6))
-    X = rng.normal(size=(n, 3))
-    np.testing.assert_allclose(st.gram(X), X.T @ A @ X, atol=1e-12)
-    np.testing.assert_allclose(st.cross(Z, X), Z.T @ A @ X, atol=1e-12)
-    np.testing.assert_allclose(st.indicator_diag(codes, 6), np.diag(Z.T @ A @ Z.toarray()), atol=1e-12)
+    st, X = assert_risk_set_algebra(cd, eta, rng)
     np.testing.assert_allclose(st.score_residuals(X).sum(axis=0), X.T @ st.grad, atol=1e-12)
