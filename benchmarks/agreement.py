@@ -67,7 +67,7 @@ def lmer_case(case: str, engine: str, worst: dict) -> None:
         k = L._match_group(g, ours)
         ob = ours[k].to_frame() if ours[k].ndim == 1 else ours[k]
         idx = {str(v): i for i, v in enumerate(ob.index)}
-        rows = [idx[L._relabel(lv, g, k)] for lv in block["levels"]]
+        rows = [idx[lv] for lv in block["levels"]]  # lme4's level labels (a:A for cask a of batch A)
         for coef, vals in block["columns"].items():
             col = ob.columns[0] if ob.shape[1] == 1 else L._coef_key(coef, ob.columns)
             errs.append(_rel(ob[col].to_numpy()[rows], vals, max(0.01 * np.max(np.abs(vals)), 1e-6 * res.sigma)))
