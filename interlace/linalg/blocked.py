@@ -86,41 +86,54 @@ def _class_pair_matrix(A21: sp.csc_matrix, cols: np.ndarray, classes: np.ndarray
     return positions, N.tocsr()
 
 
+def _column_order(A21: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of A21's CSR data in column-major order (rows ascending within a column) and
+    the columns' starts in that order (``q1 + 1`` entries)."""
+    order = np.argsort(A21.indices, kind="stable")
+    cptr = np.concatenate([[0], np.cumsum(np.bincount(A21.indices, minlength=A21.shape[1]))])
+    return order, cptr
+
+
 def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
-    """For every column k of A21, the pairs of its nonzeros (i ≤ j): data positions ``Pi``, ``Pj``,
-    the column ``K`` and the index ``inv`` of the distinct pair ``(ui[inv], uj[inv])``.
+    """For every column k of A21, the pairs of its nonzeros (i ≤ j), grouped by distinct pair.
 
-    The pairs come sorted by ``inv``, so that the products ``A21[i,k] A21[j,k]`` are the data of a
-    CSR matrix (distinct pairs × columns) and ``Σ_k c_k a_ik a_jk`` is one sparse mat-vec.
+    Returns ``(ra, rb, K, indptr, ui, uj)``: per pair its column ``K`` and the ranks ``ra ≤ rb``
+    of its two nonzeros within that column (in :func:`_column_order`); the pairs of the distinct
+    pair ``(ui[d], uj[d])`` (ascending flat positions ``ui · q2 + uj``) are ``indptr[d]:indptr[d + 1]``,
+    so that ``K`` and ``indptr`` with the products ``A21[i,k] A21[j,k]`` are a CSR matrix
+    (distinct pairs × columns) and ``Σ_k c_k a_ik a_jk`` is one sparse mat-vec.
 
-    The pair-sized arrays are int32 (int64 only past 2³¹ pairs) and every intermediate is
-    freed as soon as it is used: InstEval's 1.8 M pairs peak at ~7 pair-sized int32 arrays
-    (51 MB) and keep four (29 MB), where int64 temporaries took 185 MB at the peak.
+    Pair-sized arrays are small: the ranks in the narrowest unsigned type (uint8 when no
+    column has more than 256 nonzeros), ``K`` in int32, and intermediates freed as soon as
+    used.  InstEval's 1.8 M pairs keep 11 MB (int64 positions and indices took 58 MB) and
+    peak at ~50 MB (was 185 MB).
     """
     cols = A21.indices
     nnz = cols.size
-    order = np.argsort(cols, kind="stable")  # within a column, rows stay ascending
-    counts = np.bincount(cols, minlength=A21.shape[1])
+    order, cptr = _column_order(A21)
+    counts = np.diff(cptr)
     pos = np.arange(nnz)
-    npair = np.repeat(np.cumsum(counts), counts) - pos  # each element pairs with itself and the later ones
+    npair = np.repeat(cptr[1:], counts) - pos  # each element pairs with itself and the later ones of its column
     n_pairs = int(npair.sum())
     itype = np.int32 if max(n_pairs, nnz, A21.shape[1]) < 2**31 else np.int64
     ktype = np.int32 if q2 * q2 < 2**31 else np.int64
-    order = order.astype(itype)
-    first = np.repeat(np.arange(nnz, dtype=itype), npair)  # sorted positions of the pairs' first elements
+    top = int(counts.max(initial=1))
+    rtype = np.uint8 if top <= 2**8 else np.uint16 if top <= 2**16 else itype
+    first = np.repeat(np.arange(nnz, dtype=itype), npair)  # column-order positions of the pairs' elements
     second = np.arange(n_pairs, dtype=itype)
     second -= np.repeat((np.cumsum(npair) - npair - pos).astype(itype), npair)
-    del npair, pos
+    del npair
     srows = rows[order].astype(ktype)
     keys = srows[first]
     keys *= ktype(q2)
     keys += srows[second]
     del srows
-    Pi = order[first]
+    rank = (pos - np.repeat(cptr[:-1], counts)).astype(rtype)
+    ra = rank[first]
     K = cols[order].astype(itype)[first]
     del first
-    Pj = order[second]
-    del second, order
+    rb = rank[second]
+    del second, order, rank, pos
     if q2 * q2 <= DENSE_PAIR_TABLE:  # distinct keys by a lookup table: O(pairs), no sort
         table = np.zeros(q2 * q2, dtype=np.int32)
         table[keys] = 1
@@ -138,12 +151,11 @@ def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
     del inv, K
     perm, K, indptr = G.data, G.indices, G.indptr
     del G
-    Pi = Pi[perm]
-    Pj = Pj[perm]
+    ra = ra[perm]
+    rb = rb[perm]
     del perm
-    inv = np.repeat(np.arange(uniq.size, dtype=itype), np.diff(indptr))
     ui, uj = np.divmod(uniq.astype(np.int64), q2)
-    return Pi, Pj, K, inv, ui, uj
+    return ra, rb, K, indptr, ui, uj
 
 
 class BlockedPLS(PLSSystem):
@@ -207,8 +219,7 @@ class BlockedPLS(PLSSystem):
                 self._a21_rows = np.repeat(np.arange(self.q2), np.diff(A21.indptr))
             self.A21 = A21
             if self._use_pairs():
-                Pi, Pj = self._pairs[0], self._pairs[1]
-                self._pair_prod = A21.data[Pi] * A21.data[Pj]
+                self._pair_prod = self._pair_products(A21)
 
     def _D1(self, T1: np.ndarray):
         """L11 blocks and D1 = T1 L11⁻ᵀ per level; returns (logdet contribution, D1 blocks)."""
@@ -294,6 +305,19 @@ class BlockedPLS(PLSSystem):
                 _pair_count(self.A21) <= MAX_COLUMN_PAIRS else None
         return self._pairs is not None
 
+    def _pair_products(self, A21: sp.csr_matrix) -> np.ndarray:
+        """``A21[i,k] A21[j,k]`` for every column pair of :func:`_column_pairs`, in its order."""
+        ra, rb, K, indptr, ui, uj = self._pairs
+        if not hasattr(self, "_pair_order"):
+            self._pair_order = _column_order(A21)
+        order, cptr = self._pair_order
+        v = A21.data[order]  # column-major values
+        base = cptr[:-1].astype(K.dtype)[K]
+        prod = v[base + ra]
+        base += rb
+        prod *= v[base]
+        return prod
+
     def _class_split(self):
         """Light and heavy columns of a sparse A21 whose column pairs are too many to keep.
 
@@ -341,13 +365,12 @@ class BlockedPLS(PLSSystem):
 
     def _pair_gram(self, c: np.ndarray) -> np.ndarray:
         """Entries (i ≤ j) of A21 diag(c) A21ᵀ at the distinct pairs ``(ui, uj)``, as a vector."""
-        Pi, Pj, K, inv, ui, uj = self._pairs
+        ra, rb, K, indptr, ui, uj = self._pairs
         P = self.__dict__.get("_pair_matrix")
         if P is None or self._pair_matrix_src is not self._pair_prod:
-            if not hasattr(self, "_pair_indptr"):
-                self._pair_indptr = np.concatenate([[0], np.cumsum(np.bincount(inv, minlength=ui.size))])
+            if not hasattr(self, "_pair_upper"):
                 self._pair_upper = ui * self.q2 + uj  # flat position of (i, j), i ≤ j, in M22: ascending
-            P = sp.csr_matrix((self._pair_prod, K, self._pair_indptr), shape=(ui.size, self.l1))
+            P = sp.csr_matrix((self._pair_prod, K, indptr), shape=(ui.size, self.l1))
             self._pair_matrix, self._pair_matrix_src = P, self._pair_prod
         return P @ c
 
@@ -397,7 +420,7 @@ class BlockedPLS(PLSSystem):
         is T_aᵀ S_ab T_b per pair of levels: a scalar multiple for scalar terms, a small
         einsum otherwise.
         """
-        Pi, Pj, K, inv, ui, uj = self._pairs
+        ui, uj = self._pairs[4], self._pairs[5]
         S = self._m22_buffer()
         np.copyto(S, self.A22)
         flat = S.ravel()
@@ -463,7 +486,7 @@ class BlockedPLS(PLSSystem):
                 if pairs:
                     # only the upper triangle is subtracted (in memory order): the Cholesky reads nothing else
                     lam2 = theta[self._lam2_lind]
-                    Pi, Pj, K, inv, ui, uj = self._pairs
+                    ui, uj = self._pairs[4], self._pairs[5]
                     vals = self._pair_gram(D1[:, 0, 0] ** 2)
                     vals *= lam2[ui] * lam2[uj]
                     M22.ravel()[self._pair_upper] -= vals
