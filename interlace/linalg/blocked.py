@@ -37,6 +37,8 @@ SYRK_MIN_COLUMNS = 500
 SYRK_CHUNK_ELEMENTS = 4_000_000
 #: Largest q2² for which distinct pairs are found through a dense lookup table (no sort).
 DENSE_PAIR_TABLE = 40_000_000
+#: Column pairs processed at once where pair-sized temporaries are avoided.
+PAIR_CHUNK = 1 << 18
 #: Column pairs of the light columns kept, merged by weight class, when A21 has too many
 #: pairs for :data:`MAX_COLUMN_PAIRS` (:meth:`BlockedPLS._class_split`).
 SPLIT_COLUMN_PAIRS = 12_000_000
@@ -312,10 +314,12 @@ class BlockedPLS(PLSSystem):
             self._pair_order = _column_order(A21)
         order, cptr = self._pair_order
         v = A21.data[order]  # column-major values
-        base = cptr[:-1].astype(K.dtype)[K]
-        prod = v[base + ra]
-        base += rb
-        prod *= v[base]
+        start = cptr[:-1].astype(K.dtype)
+        prod = np.empty(K.size)
+        for a in range(0, K.size, PAIR_CHUNK):  # in chunks: no pair-sized temporaries
+            b = min(K.size, a + PAIR_CHUNK)
+            base = start[K[a:b]]
+            np.multiply(v[base + ra[a:b]], v[base + rb[a:b]], out=prod[a:b])
         return prod
 
     def _class_split(self):
