@@ -132,7 +132,6 @@ def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
     del srows
     rank = (pos - np.repeat(cptr[:-1], counts)).astype(rtype)
     ra = rank[first]
-    K = cols[order].astype(itype)[first]
     del first
     rb = rank[second]
     del second, order, rank, pos
@@ -147,10 +146,12 @@ def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
         uniq, inv = np.unique(keys, return_inverse=True)
         inv = inv.ravel().astype(itype)
     del keys
-    # group by distinct pair with scipy's O(nnz) COO → CSR conversion (a counting sort), carrying
-    # the pairs' indices; the pairs are generated column by column, so each group keeps K ascending
-    G = sp.coo_matrix((np.arange(n_pairs, dtype=itype), (inv, K)), shape=(uniq.size, A21.shape[1])).tocsr()
-    del inv, K
+    # the pairs come column by column: with the distinct pairs as rows they are a CSC matrix, and
+    # scipy's O(pairs) CSC → CSR conversion (a counting sort) groups them by distinct pair, each
+    # group in ascending column order, carrying the pairs' indices as data
+    colptr = np.concatenate([[0], np.cumsum(counts * (counts + 1) // 2)]).astype(itype)
+    G = sp.csc_matrix((np.arange(n_pairs, dtype=itype), inv, colptr), shape=(uniq.size, A21.shape[1])).tocsr()
+    del inv, colptr
     perm, K, indptr = G.data, G.indices, G.indptr
     del G
     ra = ra[perm]
