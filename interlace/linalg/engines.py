@@ -67,20 +67,34 @@ def parse_engine(engine: str, allowed: tuple[str, ...] = PLS_ENGINES) -> str:
     return engine
 
 
-def _pattern_fill(A21: sp.csr_matrix, A22: sp.spmatrix, q2: int) -> float:
-    """Filled fraction of the pattern of A22 + A21 A21ᵀ (CSR matrices of ones)."""
+def _pattern_fill(A21: sp.csr_matrix, A22: sp.spmatrix, q2: int, at_least: float | None = None) -> float:
+    """Filled fraction of the pattern of A22 + A21 A21ᵀ (CSR matrices of ones).
+
+    With ``at_least``, a fill known to reach it may be returned as a lower bound: the
+    pattern of the few columns with most nonzeros (crossed designs: InstEval's 35 busiest
+    students already fill 6 % of the block; InstEval's ``lower_block_fill`` 11 ms instead of 25 ms).
+    """
     m = np.bincount(A21.indices, minlength=A21.shape[1]).astype(float)
     if np.sum(m * m) / 2 > max(FILL_EXACT_PAIRS, q2 * q2):
         return 1.0  # more column pairs than entries (users × items): dense; not worth the product
+    if at_least is not None:
+        order = np.argsort(-m, kind="stable")
+        n_top = int(np.searchsorted(np.cumsum(m[order] ** 2), 4.0 * at_least * q2 * q2)) + 1
+        if n_top < m.size:
+            B = A21[:, np.sort(order[:n_top])]
+            bound = (A22 + B @ B.T).nnz / float(q2 * q2)  # a subset of the columns: a lower bound
+            if bound >= at_least:
+                return bound
     pattern = A22 + A21 @ A21.T
     return pattern.nnz / float(q2 * q2)
 
 
-def lower_block_fill(re: Any) -> float:
+def lower_block_fill(re: Any, at_least: float | None = None) -> float:
     """Fraction of nonzeros in the (dense-stored) block of the terms after the first, after elimination.
 
     The pattern of ΛᵀZ₂ᵀZ₂Λ − L₂₁L₂₁ᵀ is that of Z₂ᵀZ₂ + (Z₂ᵀZ₁)(Z₂ᵀZ₁)ᵀ: dense for
-    crossed factors, block-diagonal (sparse) for nested ones.
+    crossed factors, block-diagonal (sparse) for nested ones.  With ``at_least``, a lower
+    bound may be returned once it reaches that fraction.
     """
     Z1, Z2 = re.terms[0].Z(), re.Z(1)
     q2 = Z2.shape[1]
@@ -88,10 +102,10 @@ def lower_block_fill(re: Any) -> float:
         return 0.0
     Z1.data[:] = 1.0
     Z2.data[:] = 1.0
-    return _pattern_fill((Z2.T @ Z1).tocsr(), (Z2.T @ Z2).tocsr(), q2)
+    return _pattern_fill((Z2.T @ Z1).tocsr(), (Z2.T @ Z2).tocsr(), q2, at_least)
 
 
-def _products_fill(cp: CrossProducts) -> float:
+def _products_fill(cp: CrossProducts, at_least: float | None = None) -> float:
     """:func:`lower_block_fill` from cross-products (the pattern of their nonzero values)."""
     if cp.q2 == 0:
         return 0.0
@@ -102,7 +116,7 @@ def _products_fill(cp: CrossProducts) -> float:
         P.eliminate_zeros()
         P.data[:] = 1.0
         ones.append(P)
-    return _pattern_fill(ones[0], ones[1], cp.q2)
+    return _pattern_fill(ones[0], ones[1], cp.q2, at_least)
 
 
 def choose_engine(re: Any, fill: Any = None) -> str:
@@ -114,7 +128,7 @@ def choose_engine(re: Any, fill: Any = None) -> str:
     if not re.terms:
         return "dense"
     q2 = re.q - re.terms[0].q
-    fill = (lambda: lower_block_fill(re)) if fill is None else fill
+    fill = (lambda: lower_block_fill(re, SPARSE_FILL_LIMIT)) if fill is None else fill
     if HAVE_CHOLMOD and (q2 > BLOCKED_DENSE_LIMIT or (q2 > SPARSE_MIN_COLUMNS and fill() < SPARSE_FILL_LIMIT)):
         return "cholmod"
     return "blocked"
@@ -144,7 +158,7 @@ def engine_for_products(cp: CrossProducts, engine: str = "auto") -> PLSSystem:
     ``engine="auto"`` chooses as for rows, the filled pattern computed from the products.
     """
     parse_engine(engine)
-    name = choose_engine(cp.re, lambda: _products_fill(cp)) if engine == "auto" else engine
+    name = choose_engine(cp.re, lambda: _products_fill(cp, SPARSE_FILL_LIMIT)) if engine == "auto" else engine
     eng = make_engine(cp.re, cp.p, name)
     eng.load(cp)
     return eng
