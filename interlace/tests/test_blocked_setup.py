@@ -1,0 +1,112 @@
+"""Set-up structures of the blocked engine, checked against brute force: A21's column pairs and
+their products, the fill bound that chooses the engine, sparse A22 storage."""
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from interlace.linalg.blocked import BlockedPLS, _column_pairs
+from interlace.linalg.engines import SPARSE_FILL_LIMIT, _pattern_fill
+from interlace.linalg.pls import HAVE_CHOLMOD
+
+
+def _random_a21(rng, q2, q1, density, heavy=0):
+    A = sp.random(q2, q1, density=density, random_state=rng, format="lil")
+    for k in range(heavy):  # columns with every row set (more than 256 nonzeros: wider rank type)
+        A[:, k] = rng.uniform(0.5, 2.0, size=(q2, 1))
+    A = A.tocsr()
+    A.sum_duplicates()
+    A.sort_indices()
+    return A
+
+
+@pytest.mark.parametrize("shape, density, heavy", [((40, 60, ), 0.15, 0), ((300, 20), 0.05, 2)],
+                         ids=["uint8-ranks", "uint16-ranks"])
+def test_column_pairs_match_brute_force(shape, density, heavy):
+    rng = np.random.default_rng(5)
+    q2, q1 = shape
+    A = _random_a21(rng, q2, q1, density, heavy)
+    rows = np.repeat(np.arange(q2), np.diff(A.indptr))
+    ra, rb, K, indptr, ui, uj = _column_pairs(A, rows, q2)
+    assert ra.dtype == (np.uint16 if heavy else np.uint8)
+    Ac = A.tocsc()
+    col_rows = [Ac.indices[Ac.indptr[k]:Ac.indptr[k + 1]] for k in range(q1)]
+    expected = {}
+    for k, r in enumerate(col_rows):
+        for a in range(r.size):
+            for b in range(a, r.size):
+                expected.setdefault((r[a], r[b]), []).append(k)
+    flat = ui * q2 + uj
+    assert np.all(np.diff(flat) > 0) and len(flat) == len(expected)
+    for d, (i, j) in enumerate(zip(ui, uj)):
+        seg = slice(indptr[d], indptr[d + 1])
+        assert list(K[seg]) == expected[(i, j)]  # every column of the pair, ascending
+        for k, a, b in zip(K[seg], ra[seg], rb[seg]):
+            assert (col_rows[k][a], col_rows[k][b]) == (i, j)
+
+
+def test_pair_products_follow_new_values():
+    """The pair products are re-formed from A21's values at every load (new weights, PIRLS)."""
+    rng = np.random.default_rng(8)
+    q2, q1 = 30, 50
+    A = _random_a21(rng, q2, q1, 0.2)
+    pls = BlockedPLS.__new__(BlockedPLS)
+    pls._pairs = _column_pairs(A, np.repeat(np.arange(q2), np.diff(A.indptr)), q2)
+    ra, rb, K, indptr, ui, uj = pls._pairs
+    for _ in range(2):
+        B = A.copy()
+        B.data = rng.uniform(-1, 1, B.nnz)
+        prod = pls._pair_products(B)
+        c = rng.uniform(size=q1)
+        P = sp.csr_matrix((prod, K, indptr), shape=(ui.size, q1))
+        G = (B @ sp.diags(c) @ B.T).toarray()
+        np.testing.assert_allclose(P @ c, G[ui, uj], rtol=1e-13, atol=1e-15)
+
+
+def _crossed_pattern(rng, q2, q1, per_column):
+    cols = np.repeat(np.arange(q1), per_column)
+    rows = np.concatenate([rng.choice(q2, per_column, replace=False) for _ in range(q1)])
+    A21 = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(q2, q1))
+    return A21, sp.identity(q2, format="csr")
+
+
+@pytest.mark.parametrize("kind", ["crossed", "nested"])
+def test_fill_bound_gives_the_same_choice(kind):
+    rng = np.random.default_rng(2)
+    if kind == "crossed":
+        A21, A22 = _crossed_pattern(rng, 400, 2000, 12)
+    else:  # each column in one of 40 blocks of 10 rows: block-diagonal pattern, fill 2.5 %
+        q2, q1 = 400, 2000
+        rows = (np.arange(q1) % 40)[:, None] * 10 + rng.integers(0, 10, size=(q1, 3))
+        A21 = sp.csr_matrix((np.ones(rows.size), (rows.ravel(), np.repeat(np.arange(q1), 3))), shape=(q2, q1))
+        A21.data[:] = 1.0
+        A22 = sp.identity(q2, format="csr")
+    exact = _pattern_fill(A21, A22, A21.shape[0])
+    bound = _pattern_fill(A21, A22, A21.shape[0], at_least=SPARSE_FILL_LIMIT)
+    assert bound <= exact + 1e-15
+    assert (bound < SPARSE_FILL_LIMIT) == (exact < SPARSE_FILL_LIMIT)
+    assert (exact >= SPARSE_FILL_LIMIT) == (kind == "crossed")
+
+
+@pytest.mark.skipif(not HAVE_CHOLMOD, reason="needs CHOLMOD")
+def test_sparse_a22_equals_cholmod(monkeypatch):
+    """Three crossed scalar terms with A22 stored sparse (as InstEval's): the criterion of CHOLMOD."""
+    from interlace.models.lmm import CrossedLME
+
+    monkeypatch.setattr("interlace.linalg.crossprod.SPARSE_A22_ELEMENTS", 0)
+    monkeypatch.setattr("interlace.linalg.crossprod.DENSE_A21_ELEMENTS", 0)
+    rng = np.random.default_rng(4)
+    n = 3000
+    df = pd.DataFrame({"s": rng.integers(0, 300, n), "d": rng.integers(0, 120, n), "x": rng.normal(size=n)})
+    df["dept"] = df.d % 9  # lecturers within departments, as InstEval's: A22 is 2 % full
+    df["y"] = (rng.normal(size=300)[df.s] + 0.5 * rng.normal(size=120)[df.d] + 0.3 * rng.normal(size=9)[df.dept]
+               + df.x + rng.normal(size=n))
+    devs = {}
+    for engine in ("blocked", "cholmod"):
+        m = CrossedLME.from_formula("y ~ x + (1 | s) + (1 | d) + (1 | dept)", df, engine=engine)
+        devs[engine] = m.deviance_function()
+    blk = devs["blocked"].pls
+    assert sp.issparse(blk.A22) and sp.issparse(blk.A21) and blk._use_pairs()
+    for th in ([0.5, 0.7, 0.2], [1.3, 0.1, 2.0], [0.0, 1.0, 0.4]):
+        th = np.array(th)
+        assert devs["blocked"](th) == pytest.approx(devs["cholmod"](th), rel=1e-10)
