@@ -157,7 +157,7 @@ def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
     ra = ra[perm]
     rb = rb[perm]
     del perm
-    ui, uj = np.divmod(uniq.astype(np.int64), q2)
+    ui, uj = np.divmod(uniq.astype(ktype), ktype(q2))  # ui · q2 + uj fits ktype
     return ra, rb, K, indptr, ui, uj
 
 

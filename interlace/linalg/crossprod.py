@@ -79,7 +79,10 @@ class WeightedGram:
         mb = cols_b.shape[1]
         self.shape = shape
         self.dense = dense
-        self._v = (vals_a[:, :, None] * vals_b[:, None, :]).reshape(n, ma * mb)
+        v = (vals_a[:, :, None] * vals_b[:, None, :]).reshape(n, ma * mb)
+        #: None when every product is 1 (indicator columns: random intercepts), the weights themselves
+        self._v = None if np.all(v == 1.0) else v
+        self._m = ma * mb
         key = (cols_a[:, :, None] * shape[1] + cols_b[:, None, :]).ravel()
         if dense:
             self._target = key
@@ -104,7 +107,11 @@ class WeightedGram:
         return r * self.shape[1] + self._indices
 
     def __call__(self, w: np.ndarray) -> np.ndarray | sp.csr_matrix:
-        data = np.bincount(self._target, weights=(self._v * w[:, None]).ravel(), minlength=self._size)
+        if self._v is None:
+            wv = w if self._m == 1 else np.repeat(w, self._m)
+        else:
+            wv = (self._v * w[:, None]).ravel()
+        data = np.bincount(self._target, weights=wv, minlength=self._size)
         if self.dense:
             return data.reshape(self.shape)
         return sp.csr_matrix((data, self._indices, self._indptr), shape=self.shape)
