@@ -121,20 +121,17 @@ def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
     ktype = np.int32 if q2 * q2 < 2**31 else np.int64
     top = int(counts.max(initial=1))
     rtype = np.uint8 if top <= 2**8 else np.uint16 if top <= 2**16 else itype
-    first = np.repeat(np.arange(nnz, dtype=itype), npair)  # column-order positions of the pairs' elements
+    # pair e is (first, second) in column order, first repeated over its pairs (a repeat, not a gather)
     second = np.arange(n_pairs, dtype=itype)
     second -= np.repeat((np.cumsum(npair) - npair - pos).astype(itype), npair)
-    del npair
     srows = rows[order].astype(ktype)
-    keys = srows[first]
-    keys *= ktype(q2)
+    keys = np.repeat(srows * ktype(q2), npair)
     keys += srows[second]
     del srows
     rank = (pos - np.repeat(cptr[:-1], counts)).astype(rtype)
-    ra = rank[first]
-    del first
+    ra = np.repeat(rank, npair)
     rb = rank[second]
-    del second, order, rank, pos
+    del second, order, rank, pos, npair
     if q2 * q2 <= DENSE_PAIR_TABLE:  # distinct keys by a lookup table: O(pairs), no sort
         table = np.zeros(q2 * q2, dtype=np.int32)
         table[keys] = 1
