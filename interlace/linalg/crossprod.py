@@ -60,6 +60,23 @@ def row_structure(re: Any, first: int = 0, last: int | None = None) -> tuple[np.
     return np.hstack(cols).astype(np.int64), np.hstack(vals).astype(float)
 
 
+#: Largest lookup table (entries) :func:`_distinct` uses instead of sorting, beyond four per key.
+DISTINCT_TABLE = 1 << 21
+
+
+def _distinct(key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_inverse=True)`` for keys in ``[0, size)``: through a lookup table
+    (O(keys), no sort) when ``size`` is at most :data:`DISTINCT_TABLE` or four per key."""
+    if size > max(DISTINCT_TABLE, 4 * key.size):
+        uniq, inv = np.unique(key, return_inverse=True)
+        return uniq, inv.ravel()
+    table = np.zeros(size, dtype=np.int32)
+    table[key] = 1
+    uniq = np.flatnonzero(table)
+    table[uniq] = np.arange(uniq.size, dtype=np.int32)
+    return uniq, table[key].astype(np.intp)
+
+
 class WeightedGram:
     """``Z_aᵀ W Z_b`` for any diagonal W, on a pattern found once.
 
@@ -88,10 +105,10 @@ class WeightedGram:
             self._target = key
             self._size = shape[0] * shape[1]
         else:
-            uniq, inv = np.unique(key, return_inverse=True)
+            uniq, inv = _distinct(key, shape[0] * shape[1])
             rows, self._indices = np.divmod(uniq, shape[1])
             self._indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))])
-            self._target = inv.ravel()
+            self._target = inv
             self._size = uniq.size
 
     @property

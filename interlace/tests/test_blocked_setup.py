@@ -110,3 +110,15 @@ def test_sparse_a22_equals_cholmod(monkeypatch):
     for th in ([0.5, 0.7, 0.2], [1.3, 0.1, 2.0], [0.0, 1.0, 0.4]):
         th = np.array(th)
         assert devs["blocked"](th) == pytest.approx(devs["cholmod"](th), rel=1e-10)
+
+
+@pytest.mark.parametrize("size, n", [(1000, 5000), (10**7, 1000), (3000, 10), (50, 0)])
+def test_distinct_matches_unique(size, n):
+    """The lookup-table path of the Gram patterns (small key range) and the sorting path agree with np.unique."""
+    from interlace.linalg.crossprod import _distinct
+
+    key = np.random.default_rng(size).integers(0, size, n)
+    uniq, inv = _distinct(key, size)
+    expected, expected_inv = np.unique(key, return_inverse=True)
+    np.testing.assert_array_equal(uniq, expected)
+    np.testing.assert_array_equal(inv, expected_inv.ravel())
