@@ -126,11 +126,14 @@ def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
     second -= np.repeat((np.cumsum(npair) - npair - pos).astype(itype), npair)
     srows = rows[order].astype(ktype)
     keys = np.repeat(srows * ktype(q2), npair)
-    keys += srows[second]
+    for a in range(0, n_pairs, PAIR_CHUNK):  # no pair-sized temporary
+        keys[a:a + PAIR_CHUNK] += srows[second[a:a + PAIR_CHUNK]]
     del srows
     rank = (pos - np.repeat(cptr[:-1], counts)).astype(rtype)
-    ra = np.repeat(rank, npair)
-    rb = rank[second]
+    # the two ranks packed in one word of twice their width, carried through the grouping below
+    ptype, shift = {np.uint8: (np.uint16, 8), np.uint16: (np.uint32, 16)}.get(rtype, (np.uint64, 32))
+    packed = np.repeat(rank.astype(ptype) << ptype(shift), npair)
+    packed |= rank[second]
     del second, order, rank, pos, npair
     if q2 * q2 <= DENSE_PAIR_TABLE:  # distinct keys by a lookup table: O(pairs), no sort
         table = np.zeros(q2 * q2, dtype=np.int32)
@@ -145,15 +148,15 @@ def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
     del keys
     # the pairs come column by column: with the distinct pairs as rows they are a CSC matrix, and
     # scipy's O(pairs) CSC → CSR conversion (a counting sort) groups them by distinct pair, each
-    # group in ascending column order, carrying the pairs' indices as data
+    # group in ascending column order, carrying the packed ranks as data
     colptr = np.concatenate([[0], np.cumsum(counts * (counts + 1) // 2)]).astype(itype)
-    G = sp.csc_matrix((np.arange(n_pairs, dtype=itype), inv, colptr), shape=(uniq.size, A21.shape[1])).tocsr()
-    del inv, colptr
-    perm, K, indptr = G.data, G.indices, G.indptr
+    G = sp.csc_matrix((packed, inv, colptr), shape=(uniq.size, A21.shape[1])).tocsr()
+    del packed, inv, colptr
+    packed, K, indptr = G.data, G.indices, G.indptr
     del G
-    ra = ra[perm]
-    rb = rb[perm]
-    del perm
+    ra = (packed >> ptype(shift)).astype(rtype)
+    rb = (packed & ptype((1 << shift) - 1)).astype(rtype)
+    del packed
     ui, uj = np.divmod(uniq.astype(ktype), ktype(q2))  # ui · q2 + uj fits ktype
     return ra, rb, K, indptr, ui, uj
 
