@@ -101,15 +101,21 @@ def test_sparse_a22_equals_cholmod(monkeypatch):
     df["dept"] = df.d % 9  # lecturers within departments, as InstEval's: A22 is 2 % full
     df["y"] = (rng.normal(size=300)[df.s] + 0.5 * rng.normal(size=120)[df.d] + 0.3 * rng.normal(size=9)[df.dept]
                + df.x + rng.normal(size=n))
-    devs = {}
+    devs, models = {}, {}
     for engine in ("blocked", "cholmod"):
-        m = CrossedLME.from_formula("y ~ x + (1 | s) + (1 | d) + (1 | dept)", df, engine=engine)
-        devs[engine] = m.deviance_function()
+        models[engine] = CrossedLME.from_formula("y ~ x + (1 | s) + (1 | d) + (1 | dept)", df, engine=engine)
+        devs[engine] = models[engine].deviance_function()
     blk = devs["blocked"].pls
     assert sp.issparse(blk.A22) and sp.issparse(blk.A21) and blk._use_pairs()
-    for th in ([0.5, 0.7, 0.2], [1.3, 0.1, 2.0], [0.0, 1.0, 0.4]):
-        th = np.array(th)
+    thetas = [np.array(th) for th in ([0.5, 0.7, 0.2], [1.3, 0.1, 2.0], [0.0, 1.0, 0.4])]
+    for th in thetas:
         assert devs["blocked"](th) == pytest.approx(devs["cholmod"](th), rel=1e-10)
+    # new weights on the same rows: a spawned engine re-forms the pair products from the new A21
+    w = rng.uniform(0.5, 2.0, n)
+    refits = {e: m.clone(weights=w).objective() for e, m in models.items()}
+    assert refits["blocked"].pls._pairs is blk._pairs  # the structure is shared, the numbers are new
+    for th in thetas:
+        assert refits["blocked"](th) == pytest.approx(refits["cholmod"](th), rel=1e-10)
 
 
 @pytest.mark.parametrize("size, n", [(1000, 5000), (10**7, 1000), (3000, 10), (50, 0)])
