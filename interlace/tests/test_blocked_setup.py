@@ -116,6 +116,14 @@ def test_sparse_a22_equals_cholmod(monkeypatch):
     assert refits["blocked"].pls._pairs is blk._pairs  # the structure is shared, the numbers are new
     for th in thetas:
         assert refits["blocked"](th) == pytest.approx(refits["cholmod"](th), rel=1e-10)
+    # the same engine loaded again (as PIRLS does): the pairs' positions are kept and used
+    w2 = rng.uniform(0.5, 2.0, n)
+    for e, dev in refits.items():
+        rows = models[e].row_engines().get()[1]
+        dev.pls.load(rows(np.asarray(df.y, float), w2))
+    assert "_pair_positions" in refits["blocked"].pls.__dict__
+    for th in thetas:
+        assert refits["blocked"](th) == pytest.approx(refits["cholmod"](th), rel=1e-10)
 
 
 @pytest.mark.parametrize("size, n", [(1000, 5000), (10**7, 1000), (3000, 10), (50, 0)])
