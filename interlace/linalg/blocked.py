@@ -449,10 +449,10 @@ class BlockedPLS(PLSSystem):
                 Lam2 = self._Lambda2(theta)
                 dg = self.__dict__.get("_dense_gram")
                 if dg is None:
-                    dg = self._dense_gram = DenseGram(re, self.A21, self.A22)
-                B, G = dg.gram(theta[re.theta_slice(0)].tobytes(), D1)
+                    dg = self._dense_gram = DenseGram(re, self.A11, self.A21, self.A22)
+                G = dg.gram(theta[re.theta_slice(0)].tobytes(), T1, D1)
                 M22 = dg.schur(theta, Lam2, G, self._m22_buffer())
-                L21 = ScaledGramFactor(Lam2, B, self.l1, self.p1)
+                L21 = ScaledGramFactor(Lam2, self.A21, D1)
                 LamA32 = np.asarray((Lam2.T @ self.A32.T).T)
                 subtracted = True
             else:
