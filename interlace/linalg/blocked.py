@@ -518,6 +518,8 @@ class BlockedPLS(PLSSystem):
         return self._L11_solve(y1, transpose=True)
 
     def solve(self) -> tuple[np.ndarray, np.ndarray]:
+        if "_dense_gram" in self.__dict__:
+            self._dense_gram.trim()  # the optimizer's Grams are no longer needed
         p = self.p
         beta = self._beta()
         if self.q2:

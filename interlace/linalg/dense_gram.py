@@ -13,7 +13,8 @@ pair Gram of :mod:`interlace.linalg.blocked` does not apply.  Here:
   of four), formed by chunks of :data:`CHUNK_LEVELS` levels and BLAS ``dsyrk`` (the dominant
   cost: q2² q1 multiply-adds).  The last few G are kept (:data:`GRAM_CACHE_BYTES`) and reused
   for the same θ1: the finite-difference derivatives of lme4's checks move one or two θ at a
-  time, so a third of their points share the θ1 of an earlier one;
+  time, so a third of their points share the θ1 of an earlier one.  The engine keeps only
+  the last one once it is asked for the solution (:meth:`DenseGram.trim`);
 * Λ2ᵀ(A22 − G)Λ2 is two passes over the dense block (the level blocks T_k of each later
   term, as batched products with the small templates) and a scatter of the few nonzeros of
   Λ2ᵀA22Λ2;
@@ -166,6 +167,11 @@ class DenseGram:
             flat[self._fix[0]] = flat[self._fix[1]]
         self._cache[key] = G
         return Gc
+
+    def trim(self) -> None:
+        """Keep only the last Gram (the solution's θ): a fitted model's engine holds one q2 × q2 array."""
+        while len(self._cache) > 1:
+            self._cache.popitem(last=False)
 
     def schur(self, theta: np.ndarray, Lam2: sp.spmatrix, Gc: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Upper triangle of Λ2ᵀ (A22 − G) Λ2 in ``out`` (C order, q2 × q2; the lower triangle is not meaningful).

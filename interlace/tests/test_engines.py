@@ -214,8 +214,9 @@ def test_blocked_equals_cholmod(name, reml):
 @pytest.mark.parametrize("name", ["crossed_slopes_both", "vector_terms_mixed", "vector_later_term"])
 @pytest.mark.parametrize("keep", ["one", "default"])
 def test_dense_gram_reuse_equals_cholmod(name, keep, monkeypatch, a21_storage):
-    """The Gram of the first term, kept for its θ and reused when only the later terms' θ move,
-    gives CHOLMOD's criterion and solution, also when the kept Grams are evicted (one kept)."""
+    """The Gram of the first term, kept for its θ and reused when only the later terms' θ move or
+    an earlier θ returns, gives CHOLMOD's criterion and solution, also when the kept Grams are
+    evicted (one kept)."""
     if keep == "one":
         monkeypatch.setattr("interlace.linalg.dense_gram.GRAM_CACHE_BYTES", 0)
     _, re, fx, w = _build(name)
@@ -225,13 +226,18 @@ def test_dense_gram_reuse_equals_cholmod(name, keep, monkeypatch, a21_storage):
     a, b = _random_thetas(re, np.random.default_rng(5), k=2)[:2]
     moved = a.copy()
     moved[n1:] = b[n1:]  # θ of the first term unchanged
-    for th in (a, moved, b, a, moved):
+    for th in (a, moved, b, a, moved):  # the criterion alone: Grams kept (the last, or both) and reused
         assert blk(th) == pytest.approx(chm(th), rel=1e-10)
+    dg = blk.pls.__dict__.get("_dense_gram")
+    assert dg is None or len(dg._cache) == (1 if keep == "one" else 2)
+    for th in (a, moved, b, a, moved):  # the solution keeps only the last Gram
         sb, sc = blk.solution(th), chm.solution(th)
         np.testing.assert_allclose(sb.u, sc.u, rtol=1e-8, atol=1e-8 * np.abs(sb.u).max())
         np.testing.assert_allclose(sb.beta, sc.beta, rtol=1e-8, atol=1e-8 * np.abs(sb.beta).max())
     dense_path = a21_storage == "small-dense" or name != "vector_later_term"
     assert ("_dense_gram" in blk.pls.__dict__) == dense_path
+    if dense_path:
+        assert len(blk.pls._dense_gram._cache) == 1
 
 
 # ----------------------------------------------------------------------------- dense hand derivation
