@@ -5,7 +5,8 @@ Blocks, with Z = [Z1 Z2] (Z1 the term with most levels):
 * L11: block-diagonal, one ``p1 × p1`` Cholesky factor per level of term 1
   (a vector of square roots for a scalar term).
 * L21 = Λ2ᵀ A21 Λ1 L11⁻ᵀ: sparse (or dense when A21 is dense).
-* L22: dense Cholesky of Λ2ᵀA22Λ2 + I − L21 L21ᵀ.
+* L22: dense Cholesky of Λ2ᵀA22Λ2 + I − L21 L21ᵀ (with vector-valued later terms and a
+  dense A21, L21 L21ᵀ comes from :mod:`interlace.linalg.dense_gram`, kept per θ of term 1).
 * L31, L32, L33: the dense [X y] rows.
 """
 from __future__ import annotations
