@@ -61,6 +61,15 @@ class ScaledGramFactor:
         """``(q2, q1)``, or ``(q1, q2)`` for the transpose."""
         return self._A21.shape[::-1] if self._t else self._A21.shape
 
+    def toarray(self) -> np.ndarray:
+        """The dense matrix (q2 × q1, or its transpose)."""
+        l1, p1 = self._D1.shape[:2]
+        return self @ np.eye(l1 * p1) if not self._t else (self.T @ np.eye(l1 * p1)).T
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        A = self.toarray()
+        return A if dtype is None else A.astype(dtype)
+
     def __matmul__(self, X: Any) -> np.ndarray:
         X = np.asarray(X, dtype=float)
         vec = X.ndim == 1

@@ -240,6 +240,25 @@ def test_dense_gram_reuse_equals_cholmod(name, keep, monkeypatch, a21_storage):
         assert len(blk.pls._dense_gram._cache) == 1
 
 
+def test_scaled_gram_factor_is_the_product(a21_storage):
+    """The operator L21 = Λ2ᵀ A21 blockdiag(D1) of the dense-Gram path against the product formed here."""
+    from interlace.linalg.dense_gram import ScaledGramFactor
+
+    rng = np.random.default_rng(0)
+    q2, l1, p1 = 6, 5, 2
+    A21, D1 = rng.standard_normal((q2, l1 * p1)), rng.standard_normal((l1, p1, p1))
+    Lam2 = sp.random(q2, q2, density=0.5, random_state=1, format="csc") + sp.identity(q2)
+    L = Lam2.T @ A21 @ sp.block_diag(list(D1)).toarray()
+    op = ScaledGramFactor(Lam2, A21, D1)
+    X, Y = rng.standard_normal((l1 * p1, 3)), rng.standard_normal((q2, 3))
+    np.testing.assert_allclose(op @ X, L @ X, atol=1e-13)
+    np.testing.assert_allclose(op @ X[:, 0], L @ X[:, 0], atol=1e-13)
+    np.testing.assert_allclose(op.T @ Y, L.T @ Y, atol=1e-13)
+    np.testing.assert_allclose(np.asarray(op), L, atol=1e-13)
+    np.testing.assert_allclose(op.T.toarray(), L.T, atol=1e-13)
+    assert op.shape == L.shape and op.T.shape == L.T.shape
+
+
 # ----------------------------------------------------------------------------- dense hand derivation
 def _small_problem():
     rng = np.random.default_rng(7)
