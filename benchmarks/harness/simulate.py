@@ -128,6 +128,45 @@ def make_slopes_500(directory: Path) -> Path:
     return _write_csv(pd.DataFrame({"y": y, "x": x, "g": g}), directory / "slopes_500.csv")
 
 
+def simulate_crossed_slopes(n: int, n1: int, n2: int, offset: int) -> pd.DataFrame:
+    """Correlated random intercepts and slopes on two crossed factors ``a`` and ``b``.
+
+    ``y = 1 + 0.5 x + a0[a] + a1[a] x + b0[b] + b1[b] x + e`` with ``x, e ~ N(0, 1)``;
+    ``(a0, a1)``: sds 1 and 0.5, correlation 0.3; ``(b0, b1)``: sds 0.7 and 0.4, correlation
+    −0.4.  Each row draws its ``a`` and ``b`` levels uniformly (unbalanced, fully crossed),
+    so both covariance matrices are well identified (no variance or correlation near 0).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``y``, ``x``, ``a``, ``b`` (integer codes).
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = _rng(offset)
+    a, b = _crossed_levels(rng, n, n1, n2)
+    x = rng.standard_normal(n)
+
+    def effects(levels: int, sd0: float, sd1: float, rho: float):
+        cov = np.array([[sd0 * sd0, rho * sd0 * sd1], [rho * sd0 * sd1, sd1 * sd1]])
+        return rng.standard_normal((levels, 2)) @ np.linalg.cholesky(cov).T
+
+    ua, ub = effects(n1, 1.0, 0.5, 0.3), effects(n2, 0.7, 0.4, -0.4)
+    y = 1.0 + 0.5 * x + ua[a, 0] + ua[a, 1] * x + ub[b, 0] + ub[b, 1] * x + rng.standard_normal(n)
+    return pd.DataFrame({"y": y, "x": x, "a": a, "b": b})
+
+
+def make_crossed_slopes_200k(directory: Path) -> Path:
+    """200,000 rows, random intercepts and slopes on a: 1,000 × b: 500 crossed levels."""
+    return _write_csv(simulate_crossed_slopes(200_000, 1000, 500, offset=31), directory / "crossed_slopes_200k.csv")
+
+
+def make_crossed_slopes_3m(directory: Path) -> Path:
+    """3,000,000 rows, random intercepts and slopes on a: 2,000 × b: 1,000 crossed levels."""
+    return _write_csv(simulate_crossed_slopes(3_000_000, 2000, 1000, offset=32), directory / "crossed_slopes_3m.csv")
+
+
 def make_glmm_binary_crossed(directory: Path) -> Path:
     """Binary response, logit link, two crossed random intercepts: 100,000 rows, 1,000 × 200 levels.
 

@@ -13,6 +13,8 @@ from .simulate import (
     make_cox_strata_counting,
     make_crossed_1m,
     make_crossed_200x100,
+    make_crossed_slopes_3m,
+    make_crossed_slopes_200k,
     make_glmm_binary_crossed,
     make_idiom_600,
     make_idiom_5000,
@@ -251,6 +253,16 @@ VERBAGG_NOTES = ("`r2` (N/Y) is a factor in R, so Y is the success; interlace co
                  "response the same way (second sorted level = 1). `Gender`, `btype`, `situ` are factors "
                  "(treatment contrasts, first level dropped) in both tools; `id` is read as an integer code.")
 
+#: statsmodels cannot fit random slopes on two crossed factors.
+CROSSED_SLOPES_STATSMODELS = ("skipped: statsmodels has one grouping factor; crossed random slopes would be "
+                              "variance components of one all-rows group (no correlation between a factor's "
+                              "intercept and slope)")
+CROSSED_SLOPES_NOTES = ("Simulated by `simulate_crossed_slopes` (numpy seed offsets 31 and 32): each row draws its "
+                        "`a` and `b` levels uniformly, `y = 1 + 0.5 x + a0[a] + a1[a] x + b0[b] + b1[b] x + e` with "
+                        "(a0, a1) of sds 1 and 0.5 and correlation 0.3, (b0, b1) of sds 0.7 and 0.4 and correlation "
+                        "−0.4, `x, e ~ N(0, 1)`: both covariance matrices well identified (θ of 6 entries, none "
+                        "near 0).")
+
 WORKLOADS: list[Workload] = [
     Workload(
         "sleepstudy", "Reaction ~ Days + (Days | Subject)", "REML",
@@ -301,6 +313,20 @@ WORKLOADS: list[Workload] = [
         statsmodels={"formula": "y ~ x", "groups": "g", "re_formula": "~x"},
         statsmodels_note="`mixedlm('y ~ x', groups='g', re_formula='~x')`",
         target=_slopes_target),
+    Workload(
+        "crossed_slopes_200k", "y ~ x + (1 + x | a) + (1 + x | b)", "REML",
+        "simulated, 200,000 rows, correlated random intercepts and slopes on a: 1,000 levels crossed with "
+        "b: 500 levels",
+        data=make_crossed_slopes_200k, r_factors=("a", "b"),
+        statsmodels_note=CROSSED_SLOPES_STATSMODELS,
+        target=_time_target(2.0), notes=CROSSED_SLOPES_NOTES),
+    Workload(
+        "crossed_slopes_3m", "y ~ x + (1 + x | a) + (1 + x | b)", "REML",
+        "simulated, 3,000,000 rows, correlated random intercepts and slopes on a: 2,000 levels crossed with "
+        "b: 1,000 levels",
+        data=make_crossed_slopes_3m, r_factors=("a", "b"),
+        statsmodels_note=CROSSED_SLOPES_STATSMODELS,
+        target=_time_target(30.0), notes=CROSSED_SLOPES_NOTES),
     Workload(
         "users_items", "y ~ 1 + (1 | user) + (1 | item)", "REML",
         "simulated ratings of the MovieLens-1M shape, 965,985 rows, user: 6,040 × item: 3,699 crossed, "

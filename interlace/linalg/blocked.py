@@ -5,7 +5,8 @@ Blocks, with Z = [Z1 Z2] (Z1 the term with most levels):
 * L11: block-diagonal, one ``p1 × p1`` Cholesky factor per level of term 1
   (a vector of square roots for a scalar term).
 * L21 = Λ2ᵀ A21 Λ1 L11⁻ᵀ: sparse (or dense when A21 is dense).
-* L22: dense Cholesky of Λ2ᵀA22Λ2 + I − L21 L21ᵀ.
+* L22: dense Cholesky of Λ2ᵀA22Λ2 + I − L21 L21ᵀ (with vector-valued later terms and a
+  dense A21, L21 L21ᵀ comes from :mod:`interlace.linalg.dense_gram`, kept per θ of term 1).
 * L31, L32, L33: the dense [X y] rows.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from .crossprod import CrossProducts
+from .dense_gram import DenseGram, ScaledGramFactor
 from .pls import Factorization, PLSSystem
 
 __all__ = ["BlockedPLS", "MAX_COLUMN_PAIRS"]
@@ -193,7 +195,7 @@ class BlockedPLS(PLSSystem):
     _pair_matrix_src: Any
     _numeric = ("cp", "A33", "_L33", "A11", "A21", "A22", "A31", "A32", "_pair_prod", "_pair_matrix",
                 "_pair_matrix_src", "_split", "_m22_buf", "_L11", "_L11_parts", "_A11_stack", "_L21", "_L22",
-                "_L31", "_L32", "_D1blocks", "_T1")
+                "_L31", "_L32", "_D1blocks", "_T1", "_dense_gram")
 
     def __init__(self, re: Any, p: int) -> None:
         super().__init__(re, p)
@@ -226,6 +228,7 @@ class BlockedPLS(PLSSystem):
         super().load(cp)
         b = cp.blocks()
         self.__dict__.pop("_split", None)  # its pair sums hold the previous data's weights
+        self.__dict__.pop("_dense_gram", None)  # its Gram holds the previous data's
         self.A11, self.A31 = b["A11"], b["A31"]
         if self.p1 == 2:  # the three distinct entries of each 2 × 2 block, stacked for one product per θ
             A = self.A11
@@ -518,6 +521,7 @@ class BlockedPLS(PLSSystem):
         ld2 = 0.0
         if self.q2:
             pairs = self._use_pairs()
+            subtracted = pairs  # L21 L21ᵀ already subtracted from M22
             if self._diag2:
                 L21, M22, LamA32 = self._scaled_blocks(theta, D1)
                 if pairs:
@@ -527,6 +531,16 @@ class BlockedPLS(PLSSystem):
                     vals = self._pair_gram(D1[:, 0, 0] ** 2)
                     vals *= lam2[ui] * lam2[uj]
                     M22.ravel()[self._pair_upper] -= vals
+            elif not pairs and not sp.issparse(self.A21):  # vector-valued later terms, dense A21 (crossed)
+                Lam2 = self._Lambda2(theta)
+                dg = self.__dict__.get("_dense_gram")
+                if dg is None:
+                    dg = self._dense_gram = DenseGram(re, self.A11, self.A21, self.A22)
+                G = dg.gram(theta[re.theta_slice(0)].tobytes(), T1, D1)
+                M22 = dg.schur(theta, Lam2, G, self._m22_buffer())
+                L21 = ScaledGramFactor(Lam2, self.A21, D1)
+                LamA32 = np.asarray((Lam2.T @ self.A32.T).T)
+                subtracted = True
             else:
                 Lam2 = self._Lambda2(theta)
                 L21 = Lam2.T @ self._times_D1(self.A21, D1)
@@ -535,7 +549,7 @@ class BlockedPLS(PLSSystem):
                     M22 = self._sandwich(theta, self._pair_gram(D1[:, 0, 0] ** 2))
                 else:
                     M22 = np.asarray((Lam2.T @ (Lam2.T @ self.A22).T).T)
-            split = None if pairs else self._class_split()
+            split = None if subtracted else self._class_split()
             if split is not None:
                 lam2 = theta[self._lam2_lind]
                 vals = split["N"] @ (D1[split["rep"], 0, 0] ** 2)
@@ -545,7 +559,7 @@ class BlockedPLS(PLSSystem):
                 L21h = sp.csc_matrix((A.data * lam2[A.indices] * D1[split["heavy_of_entry"], 0, 0], A.indices,
                                       A.indptr), shape=A.shape)
                 M22 = self._subtract_gram_syrk(L21h, M22)
-            elif not pairs:
+            elif not subtracted:
                 if sp.issparse(L21) and self.q2 >= SYRK_MIN_COLUMNS:
                     M22 = self._subtract_gram_syrk(L21, M22)
                 else:
@@ -590,6 +604,8 @@ class BlockedPLS(PLSSystem):
         return self._L11_solve(y1, transpose=True)
 
     def solve(self) -> tuple[np.ndarray, np.ndarray]:
+        if "_dense_gram" in self.__dict__:
+            self._dense_gram.trim()  # the optimizer's Grams are no longer needed
         p = self.p
         beta = self._beta()
         if self.q2:

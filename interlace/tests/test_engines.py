@@ -93,9 +93,29 @@ def _vector_later(rng):
     return d, "y ~ x", ["(1 | g1)", "(1 + x | g2)", "(1 | g3)"], None
 
 
+def _crossed_slopes_both(rng):
+    """Correlated slopes on both crossed factors: with dense A21 the Gram of the first term is
+    formed by ``dsyrk`` and sandwiched by the 2 × 2 blocks of Λ2 (interlace.linalg.dense_gram)."""
+    n = 700
+    d = pd.DataFrame({"x": rng.normal(size=n), "g1": _labels("g", rng.integers(0, 30, n)),
+                      "g2": _labels("h", rng.integers(0, 12, n))})
+    d["y"] = 1 + d.x + rng.normal(size=30)[pd.factorize(d.g1)[0]] * d.x + rng.normal(size=n)
+    return d, "y ~ x", ["(1 + x | g1)", "(1 + x | g2)"], None
+
+
+def _vector_terms_mixed(rng):
+    """A 3 × 3 first term, then a 2 × 2 and a scalar term (the general roots and a mixed Λ2)."""
+    n = 600
+    d = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n), "g": _labels("g", rng.integers(0, 25, n)),
+                      "h": _labels("h", rng.integers(0, 8, n)), "k": _labels("k", rng.integers(0, 4, n))})
+    d["y"] = d.x - d.z + rng.normal(size=n)
+    return d, "y ~ x + z", ["(1 + x + z | g)", "(1 + x | h)", "(1 | k)"], None
+
+
 DESIGNS = {"crossed": _crossed, "nested3": _nested3, "slopes_crossed": _slopes_crossed,
            "weights": _weighted, "vector_first_term": _vector_first, "nested_slopes": _nested_slopes,
-           "vector_later_term": _vector_later}
+           "vector_later_term": _vector_later, "crossed_slopes_both": _crossed_slopes_both,
+           "vector_terms_mixed": _vector_terms_mixed}
 
 
 def _build(name):
@@ -163,7 +183,8 @@ def test_design_shapes(a21_storage):
         return
     assert kinds == {"crossed": (1, False), "nested3": (1, True), "slopes_crossed": (2, False),
                      "weights": (1, False), "vector_first_term": (3, False), "nested_slopes": (2, True),
-                     "vector_later_term": (1, True)}
+                     "vector_later_term": (1, True), "crossed_slopes_both": (2, False),
+                     "vector_terms_mixed": (3, False)}
     _, re, fx, w = _build("vector_later_term")
     pls = _loaded(re, fx, w, "blocked")
     assert pls._use_pairs() and not pls._diag2  # the sandwich branch
@@ -187,6 +208,55 @@ def test_blocked_equals_cholmod(name, reml):
         np.testing.assert_allclose(sb.b, sc.b, rtol=1e-8, atol=1e-8 * np.abs(sb.b).max())
         assert sb.sigma2 == pytest.approx(sc.sigma2, rel=1e-9)
         assert sb.ldRX2 == pytest.approx(sc.ldRX2, rel=1e-9, abs=1e-9)
+
+
+@needs_cholmod
+@pytest.mark.parametrize("name", ["crossed_slopes_both", "vector_terms_mixed", "vector_later_term"])
+@pytest.mark.parametrize("keep", ["one", "default"])
+def test_dense_gram_reuse_equals_cholmod(name, keep, monkeypatch, a21_storage):
+    """The Gram of the first term, kept for its θ and reused when only the later terms' θ move or
+    an earlier θ returns, gives CHOLMOD's criterion and solution, also when the kept Grams are
+    evicted (one kept)."""
+    if keep == "one":
+        monkeypatch.setattr("interlace.linalg.dense_gram.GRAM_CACHE_BYTES", 0)
+    _, re, fx, w = _build(name)
+    blk = _deviance(re, fx, w, "blocked", True)
+    chm = _deviance(re, fx, w, "cholmod", True)
+    n1 = re.theta_slice(0).stop
+    a, b = _random_thetas(re, np.random.default_rng(5), k=2)[:2]
+    moved = a.copy()
+    moved[n1:] = b[n1:]  # θ of the first term unchanged
+    for th in (a, moved, b, a, moved):  # the criterion alone: Grams kept (the last, or both) and reused
+        assert blk(th) == pytest.approx(chm(th), rel=1e-10)
+    dg = blk.pls.__dict__.get("_dense_gram")
+    assert dg is None or len(dg._cache) == (1 if keep == "one" else 2)
+    for th in (a, moved, b, a, moved):  # the solution keeps only the last Gram
+        sb, sc = blk.solution(th), chm.solution(th)
+        np.testing.assert_allclose(sb.u, sc.u, rtol=1e-8, atol=1e-8 * np.abs(sb.u).max())
+        np.testing.assert_allclose(sb.beta, sc.beta, rtol=1e-8, atol=1e-8 * np.abs(sb.beta).max())
+    dense_path = a21_storage == "small-dense" or name != "vector_later_term"
+    assert ("_dense_gram" in blk.pls.__dict__) == dense_path
+    if dense_path:
+        assert len(blk.pls._dense_gram._cache) == 1
+
+
+def test_scaled_gram_factor_is_the_product(a21_storage):
+    """The operator L21 = Λ2ᵀ A21 blockdiag(D1) of the dense-Gram path against the product formed here."""
+    from interlace.linalg.dense_gram import ScaledGramFactor
+
+    rng = np.random.default_rng(0)
+    q2, l1, p1 = 6, 5, 2
+    A21, D1 = rng.standard_normal((q2, l1 * p1)), rng.standard_normal((l1, p1, p1))
+    Lam2 = sp.random(q2, q2, density=0.5, random_state=1, format="csc") + sp.identity(q2)
+    L = Lam2.T @ A21 @ sp.block_diag(list(D1)).toarray()
+    op = ScaledGramFactor(Lam2, A21, D1)
+    X, Y = rng.standard_normal((l1 * p1, 3)), rng.standard_normal((q2, 3))
+    np.testing.assert_allclose(op @ X, L @ X, atol=1e-13)
+    np.testing.assert_allclose(op @ X[:, 0], L @ X[:, 0], atol=1e-13)
+    np.testing.assert_allclose(op.T @ Y, L.T @ Y, atol=1e-13)
+    np.testing.assert_allclose(np.asarray(op), L, atol=1e-13)
+    np.testing.assert_allclose(op.T.toarray(), L.T, atol=1e-13)
+    assert op.shape == L.shape and op.T.shape == L.T.shape
 
 
 # ----------------------------------------------------------------------------- dense hand derivation

@@ -6,6 +6,8 @@
 ##
 ## Run from the repository root:
 ##     Rscript interlace/tests/reference/make_lmer_reference.R
+## or, to refit only some cases (the data and datasets are rewritten identically),
+##     Rscript interlace/tests/reference/make_lmer_reference.R crossed_slopes_reml
 ##
 ## It (re)writes
 ##   interlace/datasets/data/*.csv + README.md   real lme4 datasets (factors as labels)
@@ -217,8 +219,24 @@ set.seed(20240618)
   write_csv_plain(factor_slope, file.path(sim_dir, "factor_slope.csv"))
 }
 
+## 19: correlated random intercepts and slopes on both of two crossed factors
+set.seed(20240619)
+{
+  n1 <- 60; n2 <- 30; n <- 3000
+  i1 <- sample(n1, n, replace = TRUE)
+  i2 <- sample(n2, n, replace = TRUE)
+  S1 <- matrix(c(1.0^2, 0.3 * 1.0 * 0.5, 0.3 * 1.0 * 0.5, 0.5^2), 2)
+  S2 <- matrix(c(0.7^2, -0.4 * 0.7 * 0.4, -0.4 * 0.7 * 0.4, 0.4^2), 2)
+  U1 <- matrix(rnorm(2 * n1), n1, 2) %*% chol(S1)
+  U2 <- matrix(rnorm(2 * n2), n2, 2) %*% chol(S2)
+  x <- rnorm(n)
+  y <- 1 + 0.5 * x + U1[i1, 1] + U1[i1, 2] * x + U2[i2, 1] + U2[i2, 2] * x + rnorm(n)
+  crossed_slopes <- data.frame(y = r6(y), x = r6(x), a = lab("a", i1, 2), b = lab("b", i2, 2))
+  write_csv_plain(crossed_slopes, file.path(sim_dir, "crossed_slopes.csv"))
+}
+
 sim <- list()
-for (nm in c("nested3", "crossed_missing", "weights", "offset", "slopes_crossed", "factor_slope"))
+for (nm in c("nested3", "crossed_missing", "weights", "offset", "slopes_crossed", "factor_slope", "crossed_slopes"))
   sim[[nm]] <- read_csv_plain(file.path(sim_dir, paste0(nm, ".csv")))
 ## the quickstart's data is simulated by numpy: written by make_quickstart_data.py, only read here
 sim$quickstart <- read_csv_plain(file.path(sim_dir, "quickstart.csv"))
@@ -285,6 +303,9 @@ cases <- list(
   mk("slopes_crossed_reml", y ~ x + (1 + x | g1) + (1 | g2), "slopes_crossed", sim$slopes_crossed,
      sp("slopes_crossed"), TRUE, "y ~ x", c("(1 + x | g1)", "(1 | g2)"),
      list(data.frame(x = 0.5, g1 = "NEW", g2 = "NEW"))),
+  mk("crossed_slopes_reml", y ~ x + (1 + x | a) + (1 + x | b), "crossed_slopes", sim$crossed_slopes,
+     sp("crossed_slopes"), TRUE, "y ~ x", c("(1 + x | a)", "(1 + x | b)"),
+     list(data.frame(x = 0.5, a = "NEW", b = "NEW"), data.frame(x = -1, a = "a01", b = "NEW"))),
   mk("factor_slope_reml", y ~ f + (0 + f | g), "factor_slope", sim$factor_slope, sp("factor_slope"), TRUE,
      "y ~ f", "(0 + f | g)", list(data.frame(f = "B", g = "NEW"))),
   mk("quickstart_crossed_reml", score ~ hours_studied + prior_gpa + (1 | student_id) + (1 | school_id),
@@ -342,6 +363,10 @@ r_call_string <- function(cs) {
 
 
 summary_rows <- list()
+
+## `Rscript make_lmer_reference.R case1 case2 ...` fits only the named cases
+only <- commandArgs(trailingOnly = TRUE)
+if (length(only)) cases <- Filter(function(cs) cs$case %in% only, cases)
 
 for (cs in cases) {
   cat("==", cs$case, "\n")

@@ -1,0 +1,212 @@
+"""The blocked engine's Schur complement for vector-valued terms after a dense A21.
+
+With Z = [Z1 Z2], the blocked engine eliminates the block-diagonal first term and factors
+
+    M22 = Λ2ᵀ (A22 − G) Λ2 + I,   G = A21 blockdiag(Wᵢ) A21ᵀ,   Wᵢ = T1 (T1ᵀ A11ᵢ T1 + I)⁻¹ T1ᵀ,
+
+densely.  When the later terms are vector-valued (``(1 + x | b)``) Λ2 is block-diagonal
+rather than diagonal, and when A21 is dense (crossed factors: most (a, b) pairs occur) the
+pair Gram of :mod:`interlace.linalg.blocked` does not apply.  Here:
+
+* G depends on the first term's θ only.  It is ``B Bᵀ`` for ``B = A21 blockdiag(Cᵢ)``, any
+  ``Cᵢ Cᵢᵀ = Wᵢ`` (lower triangular for 2 × 2 blocks: three multiply-adds per entry instead
+  of four), formed by chunks of :data:`CHUNK_LEVELS` levels and BLAS ``dsyrk`` (the dominant
+  cost: q2² q1 multiply-adds).  The last few G are kept (:data:`GRAM_CACHE_BYTES`) and reused
+  for the same θ1: the finite-difference derivatives of lme4's checks move one or two θ at a
+  time, so a third of their points share the θ1 of an earlier one.  The engine keeps only
+  the last one once it is asked for the solution (:meth:`DenseGram.trim`);
+* Λ2ᵀ(A22 − G)Λ2 is two passes over the dense block (the level blocks T_k of each later
+  term, as batched products with the small templates) and a scatter of the few nonzeros of
+  Λ2ᵀA22Λ2;
+* L21 = Λ2ᵀ A21 blockdiag(D1) is never formed: :class:`ScaledGramFactor` multiplies by it.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+__all__ = ["CHUNK_LEVELS", "DenseGram", "GRAM_CACHE_BYTES", "ScaledGramFactor"]
+
+#: Memory for the Grams G kept for reuse (at least one is kept): 8 of 2,000 × 2,000.
+GRAM_CACHE_BYTES = 256 * 2**20
+#: Levels of the first term per chunk of B (its product with the roots stays in cache).
+CHUNK_LEVELS = 128
+
+
+class ScaledGramFactor:
+    """L21 = Λ2ᵀ A21 blockdiag(D1) as an operator: ``L21 @ X`` and ``L21.T @ Y`` without forming L21.
+
+    Parameters
+    ----------
+    Lam2 : sparse matrix (q2, q2)
+    A21 : ndarray (q2, q1)
+    D1 : ndarray (l1, p1, p1)
+        Per level of the first term, ``T1 L11ᵢ⁻ᵀ``.
+    """
+
+    def __init__(self, Lam2: sp.spmatrix, A21: np.ndarray, D1: np.ndarray, transposed: bool = False) -> None:
+        self._Lam2, self._A21, self._D1, self._t = Lam2, A21, D1, transposed
+
+    @property
+    def T(self) -> ScaledGramFactor:
+        """The transpose."""
+        return ScaledGramFactor(self._Lam2, self._A21, self._D1, not self._t)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(q2, q1)``, or ``(q1, q2)`` for the transpose."""
+        return self._A21.shape[::-1] if self._t else self._A21.shape
+
+    def toarray(self) -> np.ndarray:
+        """The dense matrix (q2 × q1, or its transpose)."""
+        l1, p1 = self._D1.shape[:2]
+        return self @ np.eye(l1 * p1) if not self._t else (self.T @ np.eye(l1 * p1)).T
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        A = self.toarray()
+        return A if dtype is None else A.astype(dtype)
+
+    def __matmul__(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        vec = X.ndim == 1
+        X2 = X.reshape(X.shape[0], -1)
+        k = X2.shape[1]
+        l1, p1 = self._D1.shape[:2]
+        if not self._t:  # Λ2ᵀ A21 (D1 X), D1 X level by level
+            DX = np.matmul(self._D1, X2.reshape(l1, p1, k)).reshape(l1 * p1, k)
+            out = np.asarray(self._Lam2.T @ (self._A21 @ DX))
+        else:  # D1ᵀ A21ᵀ (Λ2 Y)
+            Z = (self._A21.T @ np.asarray(self._Lam2 @ X2)).reshape(l1, p1, k)
+            out = np.matmul(np.transpose(self._D1, (0, 2, 1)), Z).reshape(l1 * p1, k)
+        return out.ravel() if vec else out
+
+
+def _roots_2x2(T1: np.ndarray, A11: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower-triangular ``Cᵢ = [[c00, 0], [c10, c11]]`` with ``Cᵢ Cᵢᵀ = T1 Mᵢ⁻¹ T1ᵀ``, ``Mᵢ = T1ᵀA11ᵢT1 + I``.
+
+    With ``Mᵢ = Uᵢ Uᵢᵀ`` (Uᵢ upper triangular), ``Cᵢ = T1 Uᵢ⁻ᵀ`` is lower triangular times lower triangular.
+    """
+    t11, t21, t22 = T1[0, 0], T1[1, 0], T1[1, 1]
+    a00, a01, a11 = A11[:, 0, 0], A11[:, 0, 1], A11[:, 1, 1]
+    m00 = a00 * (t11 * t11) + a01 * (2.0 * t11 * t21) + a11 * (t21 * t21) + 1.0
+    m01 = t22 * (a01 * t11 + a11 * t21)
+    u11 = np.sqrt(a11 * (t22 * t22) + 1.0)
+    u01 = m01 / u11
+    u00 = np.sqrt(m00 - u01 * u01)
+    return t11 / u00, (t21 - t22 * u01 / u11) / u00, t22 / u11
+
+
+class DenseGram:
+    """G = A21 blockdiag(Wᵢ) A21ᵀ for one data set, kept for the last θ1; and M22 from it.
+
+    Parameters
+    ----------
+    re : RandomEffects
+    A11 : ndarray (l1, p1, p1)
+        The first term's diagonal blocks Z1ᵀWZ1.
+    A21 : ndarray (q2, q1)
+        Dense Z2ᵀWZ1, C order (read, not copied).
+    A22 : ndarray (q2, q2)
+        Z2ᵀWZ2 (dense storage; its nonzeros are few: one block per level and pair of later terms).
+    """
+
+    def __init__(self, re: Any, A11: np.ndarray, A21: np.ndarray, A22: Any) -> None:
+        t1 = re.terms[0]
+        self.re = re
+        self.l1, self.p1, self.q1 = t1.nlevels, t1.p, t1.q
+        self.q2 = re.q - self.q1
+        q2 = self.q2
+        self._A11 = A11
+        self._A = np.ascontiguousarray(A21, dtype=float)
+        self._A22 = sp.csr_matrix(A22, dtype=float)
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._keep = max(1, GRAM_CACHE_BYTES // (8 * q2 * q2))
+        self._H = np.empty((q2, q2))
+        # within the diagonal level blocks of the later terms, the lower entries the sandwich reads
+        lo, up = [], []
+        offs = re.col_offsets[1:] - self.q1
+        for k, t in enumerate(re.terms[1:]):
+            base = offs[k] + np.arange(t.nlevels) * t.p
+            for a in range(t.p):
+                for b in range(a + 1, t.p):
+                    lo.append((base + b) * q2 + base + a)
+                    up.append((base + a) * q2 + base + b)
+        self._fix = (np.concatenate(lo), np.concatenate(up)) if lo else None
+
+    def gram(self, key: bytes, T1: np.ndarray, D1: np.ndarray) -> np.ndarray:
+        """The upper triangle of G (a C-ordered q2 × q2 view) for the first term's θ ``key``
+        (template ``T1``, blocks ``D1 = T1 L11⁻ᵀ``)."""
+        G = self._cache.get(key)
+        if G is not None:
+            self._cache.move_to_end(key)
+            return G.T
+        q2, l1, p1 = self.q2, self.l1, self.p1
+        # a Fortran array whose lower triangle dsyrk fills (its upper one holds only the fixed entries)
+        G = self._cache.popitem(last=False)[1] if len(self._cache) >= self._keep else np.zeros((q2, q2), order="F")
+        A = self._A.reshape(q2, l1, p1)
+        roots = _roots_2x2(T1, self._A11) if p1 == 2 else None
+        chunk = min(CHUNK_LEVELS, l1)
+        buf, tmp = np.empty((q2, p1, chunk)), np.empty((q2, chunk))
+        for s in range(0, l1, chunk):
+            e = min(l1, s + chunk)
+            m = e - s
+            B, t = buf[:, :, :m], tmp[:, :m]
+            if roots is not None:  # B0 = A0 c00 + A1 c10, B1 = A1 c11
+                c00, c10, c11 = roots
+                np.multiply(A[:, s:e, 0], c00[s:e], out=B[:, 0])
+                np.multiply(A[:, s:e, 1], c10[s:e], out=t)
+                B[:, 0] += t
+                np.multiply(A[:, s:e, 1], c11[s:e], out=B[:, 1])
+            else:  # B_j = Σ_i A_i D1[:, i, j]
+                for j in range(p1):
+                    np.multiply(A[:, s:e, 0], D1[s:e, 0, j], out=B[:, j])
+                    for i in range(1, p1):
+                        np.multiply(A[:, s:e, i], D1[s:e, i, j], out=t)
+                        B[:, j] += t
+            B2 = B.reshape(q2, p1 * m) if m == chunk else np.ascontiguousarray(B).reshape(q2, p1 * m)
+            # G += B Bᵀ: dsyrk with trans on Bᵀ (a Fortran-ordered view, no copy)
+            G = sla.blas.dsyrk(1.0, B2.T, beta=1.0 if s else 0.0, c=G, trans=1, lower=1, overwrite_c=1)
+        Gc = G.T  # C-ordered view: G's lower (Fortran) triangle is its upper one
+        if self._fix is not None:
+            flat = Gc.reshape(-1)
+            flat[self._fix[0]] = flat[self._fix[1]]
+        self._cache[key] = G
+        return Gc
+
+    def trim(self) -> None:
+        """Keep only the last Gram (the solution's θ): a fitted model's engine holds one q2 × q2 array."""
+        while len(self._cache) > 1:
+            self._cache.popitem(last=False)
+
+    def schur(self, theta: np.ndarray, Lam2: sp.spmatrix, Gc: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Upper triangle of Λ2ᵀ (A22 − G) Λ2 in ``out`` (C order, q2 × q2; the lower triangle is not meaningful).
+
+        Block (x, y), x ≤ y, of each pair of later terms is T_xᵀ (A22 − G)_xy T_y: G times −Λ2 by
+        column blocks, then Λ2ᵀ by row blocks, each a batched product with the small templates.
+        """
+        re, q2, H = self.re, self.q2, self._H
+        terms = re.terms[1:]
+        offs = re.col_offsets[1:] - self.q1
+        temps = [t.cov.template(theta[re.theta_slice(k + 1)]) for k, t in enumerate(terms)]
+        for k, t in enumerate(terms):
+            sl, T = slice(offs[k], offs[k + 1]), temps[k]
+            if len(terms) == 1:
+                np.matmul(Gc.reshape(-1, t.p), -T, out=H.reshape(-1, t.p))
+            elif t.p == 1:
+                np.multiply(Gc[:, sl], -T[0, 0], out=H[:, sl])
+            else:
+                H[:, sl] = (Gc[:, sl].reshape(q2, t.nlevels, t.p) @ -T).reshape(q2, t.q)
+        for k, t in enumerate(terms):
+            sl, T = slice(offs[k], offs[k + 1]), temps[k]
+            if t.p == 1:
+                np.multiply(H[sl], T[0, 0], out=out[sl])
+            else:
+                np.matmul(T.T, H[sl].reshape(t.nlevels, t.p, q2), out=out[sl].reshape(t.nlevels, t.p, q2))
+        S = (Lam2.T @ self._A22 @ Lam2).tocsr()
+        rows = np.repeat(np.arange(q2), np.diff(S.indptr))
+        out.reshape(-1)[rows * q2 + S.indices] += S.data
+        return out
