@@ -110,6 +110,11 @@ class PLSSystem:
         """Factor the augmented system at θ."""
         raise NotImplementedError
 
+    def factor_many(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(ldL2, ldRX2, pwrss)`` at each row of ``thetas`` in one vectorized pass, where the engine
+        has one for its structure (else None); the engine's own factor is left as it was."""
+        return None
+
     def solve(self) -> tuple[np.ndarray, np.ndarray]:
         """β and the spherical random effects u at the last factored θ."""
         raise NotImplementedError
@@ -176,7 +181,7 @@ class PLSSystem:
         if not math.isfinite(ldL2):
             return Factorization(np.inf, np.inf, np.inf, ok=False)
         L33, info = dpotrf(M33, lower=1, clean=1)
-        if info != 0 or not np.isfinite(L33).all():
+        if info != 0 or not math.isfinite(L33.sum()):  # a sum with an inf or nan is not finite
             fallback = _zero_residual_cholesky(M33, self.p) if np.isfinite(M33).all() else None
             if fallback is None:
                 return Factorization(np.inf, np.inf, np.inf, ok=False)
@@ -184,8 +189,20 @@ class PLSSystem:
         self._L33 = L33
         p = self.p
         d = L33.diagonal()
-        ldRX2 = 2.0 * float(np.log(d[:p]).sum()) if p else 0.0
+        if p <= 8:  # a few floats: Python's math beats numpy's call overhead
+            dl = d.tolist()
+            ldRX2 = 2.0 * sum(map(math.log, dl[:p]))
+            return Factorization(ldL2, ldRX2, dl[p] * dl[p])
+        ldRX2 = 2.0 * float(np.log(d[:p]).sum())
         return Factorization(ldL2, ldRX2, float(d[p] ** 2))
+
+    def beta(self) -> np.ndarray:
+        """β at the last factored θ (from the fixed-effects block alone: no random effects solved for)."""
+        return self._beta()
+
+    def pwrss(self) -> float:
+        """The penalized weighted residual sum of squares at the last factored θ."""
+        return float(self._last_L33()[self.p, self.p] ** 2)
 
     def _beta(self) -> np.ndarray:
         p = self.p
