@@ -594,6 +594,11 @@ class BlockedPLS(PLSSystem):
             elif not pairs:
                 if sp.issparse(L21) and self.q2 >= SYRK_MIN_COLUMNS:
                     M22 = self._subtract_gram_syrk(L21, M22)
+                elif not sp.issparse(L21) and M22.flags.c_contiguous:
+                    # BLAS rank-k update of M22's upper triangle in place (M22ᵀ's lower, Fortran order):
+                    # half the flops of L21 L21ᵀ and no q2 × q2 temporary; the Cholesky reads nothing else
+                    sla.blas.dsyrk(-1.0, np.asarray(L21, float).T, beta=1.0, c=M22.T, trans=1, lower=1,
+                                   overwrite_c=1)
                 else:
                     LL = L21 @ L21.T
                     M22 -= LL.toarray() if sp.issparse(LL) else LL
