@@ -181,7 +181,7 @@ class PLSSystem:
         if not math.isfinite(ldL2):
             return Factorization(np.inf, np.inf, np.inf, ok=False)
         L33, info = dpotrf(M33, lower=1, clean=1)
-        if info != 0 or not math.isfinite(L33.sum()):  # a sum with an inf or nan is not finite
+        if info != 0 or not np.isfinite(L33).all():
             fallback = _zero_residual_cholesky(M33, self.p) if np.isfinite(M33).all() else None
             if fallback is None:
                 return Factorization(np.inf, np.inf, np.inf, ok=False)
@@ -189,11 +189,7 @@ class PLSSystem:
         self._L33 = L33
         p = self.p
         d = L33.diagonal()
-        if p <= 8:  # a few floats: Python's math beats numpy's call overhead
-            dl = d.tolist()
-            ldRX2 = 2.0 * sum(map(math.log, dl[:p]))
-            return Factorization(ldL2, ldRX2, dl[p] * dl[p])
-        ldRX2 = 2.0 * float(np.log(d[:p]).sum())
+        ldRX2 = 2.0 * float(np.log(d[:p]).sum()) if p else 0.0
         return Factorization(ldL2, ldRX2, float(d[p] ** 2))
 
     def beta(self) -> np.ndarray:

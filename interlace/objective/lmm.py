@@ -29,7 +29,6 @@ every LMM) rather than left to the optimizer:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,10 +154,10 @@ class LMMDeviance:
         return self.n - self.p if self.reml else self.n
 
     def _criterion(self, f: Factorization) -> float:
-        if not f.ok or not math.isfinite(f.pwrss) or f.pwrss <= 0:
+        if not f.ok or not np.isfinite(f.pwrss) or f.pwrss <= 0:
             return np.inf
         nu = self.dof
-        val = f.ldL2 + nu * (1.0 + math.log(2.0 * math.pi * f.pwrss / nu)) - self.ldW
+        val = f.ldL2 + nu * (1.0 + np.log(2.0 * np.pi * f.pwrss / nu)) - self.ldW
         if self.reml:
             val += f.ldRX2
         return float(val)
