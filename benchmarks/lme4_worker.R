@@ -14,6 +14,10 @@
 #   link      GLMM link ("logit")
 #   nagq      GLMM nAGQ (0 or 1)
 #   repeats   number of timed fits
+#   bootstrap 0, or n > 0: the model is fitted once, untimed, and the timed call is
+#             bootMer(m, FUN = function(x) c(fixef(x), getME(x, "theta")), nsim = n)
+#             (lme4's parametric bootstrap, default use.u = FALSE); the warm-up call
+#             is a bootMer of 20 refits; the fit's results are reported
 #   progress  optional file to which each finished fit appends "label seconds"
 #             (warm-up, fit1, ...), read by the runner when it kills a worker
 #             that ran past its timeout
@@ -98,6 +102,18 @@ if (identical(spec$mode, "time")) {
       list(model = m, seconds = unname(elapsed))
     }
   }
+  n_boot <- if (is.null(spec$bootstrap)) 0L else as.integer(spec$bootstrap)
+  if (n_boot > 0L) {
+    fitted <- fit_once()$model
+    boot_stat <- function(x) c(fixef(x), getME(x, "theta"))
+    boot_size <- 20L  # the warm-up call
+    fit_once <- function() {
+      nsim <- boot_size
+      boot_size <<- n_boot
+      elapsed <- system.time(b <- bootMer(fitted, FUN = boot_stat, nsim = nsim, seed = 1L))[["elapsed"]]
+      list(model = fitted, seconds = unname(elapsed), boot = b)
+    }
+  }
   warm <- fit_once()  # warm-up: lazy loading, byte compilation, first allocations
   note_progress("warm-up", warm$seconds)
   rm(warm)
@@ -111,6 +127,7 @@ if (identical(spec$mode, "time")) {
     note_progress(paste0("fit", i), f$seconds)
     seconds <- c(seconds, f$seconds)
     m <- f$model
+    if (n_boot > 0L) result$bootstrap_n <- nrow(f$boot$t)
     rm(f)
   }
   vc <- VarCorr(m)

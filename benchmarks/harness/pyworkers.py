@@ -53,10 +53,21 @@ def fit_interlace(spec: dict) -> dict:
         def run():
             return fit(spec["formula"], df, method=spec["method"], engine=spec["engine"])
 
+    boot = None
+    if spec.get("bootstrap"):  # the fit untimed; the timed call is the parametric bootstrap
+        fitted = run()
+        n_boot = int(spec["bootstrap"])
+        calls = iter([20])  # the warm-up call: a short bootstrap
+
+        def run():
+            return fitted.bootstrap(n=next(calls, n_boot), seed=1, progress=False)
+
     if spec["mode"] == "peak":
         seconds, res = None, run()
     else:
         seconds, res = timed(run, spec["repeats"], None, spec.get("progress"))
+    if spec.get("bootstrap"):
+        boot, res = res, fitted
     pls = getattr(getattr(res.model, "_deviance", None), "pls", None)
     opt = res.opt_summary
     out.update(
@@ -74,6 +85,9 @@ def fit_interlace(spec: dict) -> dict:
         messages=list(opt.messages),
         converged=bool(res.converged),
     )
+    if boot is not None:
+        out.update(bootstrap_n=boot.n, bootstrap_failed=boot.n_failed, bootstrap_singular=int(boot.singular.sum()),
+                   bootstrap_se={str(k): float(v) for k, v in boot.se.items()})
     return out
 
 
@@ -212,7 +226,19 @@ def fit_mixedlm(spec: dict) -> dict:
         def call():
             return ml_lmer(spec["formula"], df, REML=spec["method"] == "REML")
 
+    boot = None
+    if spec.get("bootstrap"):  # the fit untimed; the timed call is mixedlm's parametric bootstrap
+        from mixedlm import bootMer
+
+        fitted, fit_messages = with_warnings(call)()
+        sizes = iter([20])  # the warm-up call: a short bootstrap
+
+        def call():
+            return bootMer(fitted, nsim=next(sizes, int(spec["bootstrap"])), seed=1)
+
     seconds, (res, messages) = timed(with_warnings(call), spec["repeats"], None, spec.get("progress"))
+    if spec.get("bootstrap"):
+        boot, res, messages = res, fitted, fit_messages
     vc = res.VarCorr()
     cov = [{"group": name, "names": list(g.term_names), "matrix": _frame_cov(g.cov)} for name, g in vc.groups.items()]
     structs = res.matrices.random_structures
@@ -233,6 +259,8 @@ def fit_mixedlm(spec: dict) -> dict:
         messages=messages,
         converged=bool(res.converged),
     )
+    if boot is not None:
+        out.update(bootstrap_n=int(boot.n_boot))
     return out
 
 

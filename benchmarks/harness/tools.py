@@ -81,7 +81,7 @@ class Tool:
         """Worker spec for workload ``w`` whose data are at ``data`` (the mode is added by :meth:`run`)."""
         return {"workload": w.name, "tool": self.name, "data": str(data), "py_categorical": list(w.py_categorical),
                 "formula": w.formula, "method": w.method, "repeats": self.settings.repeats,
-                "family": w.family, "link": w.link, "nagq": w.nagq}
+                "family": w.family, "link": w.link, "nagq": w.nagq, "bootstrap": w.bootstrap}
 
     def timing_timeout(self) -> float:
         """Limit of the timing worker (warm-up and timed fits together), seconds."""
@@ -152,7 +152,7 @@ class Lme4Tool(Tool):
     def spec(self, w: Workload, data: Path, variant: str = "") -> dict:
         return {"workload": w.name, "tool": self.name, "data": str(data), "factors": list(w.r_factors),
                 "formula": w.formula, "reml": w.method == "REML", "repeats": self.settings.repeats,
-                "family": w.family, "link": w.link, "nagq": w.nagq}
+                "family": w.family, "link": w.link, "nagq": w.nagq, "bootstrap": w.bootstrap}
 
 
 class InterlaceTool(Tool):
@@ -196,7 +196,7 @@ class InterlaceApiTool(Tool):
     peak_mode = "peak"  # the timing worker also runs statsmodels' loglike (untimed), which would count in its peak
 
     def applies(self, w: Workload) -> bool:
-        return w.statsmodels is not None and not w.is_glmm
+        return w.statsmodels is not None and not w.is_glmm and not w.bootstrap
 
     def spec(self, w: Workload, data: Path, variant: str = "") -> dict:
         return {**super().spec(w, data), "statsmodels": w.statsmodels}

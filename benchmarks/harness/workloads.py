@@ -73,6 +73,10 @@ class Workload:
         The tool the agreement columns compare with: ``"lme4"``, or ``"coxme"`` for a
         Cox model (``interlace.coxme`` against R's ``coxme``; ``formula`` is then the coxme
         formula, which interlace reads unchanged, and ``method`` the ties).
+    bootstrap : int
+        0: the timed call is the fit.  n > 0: the model is fitted once, untimed, and the
+        timed call is a parametric bootstrap of ``n`` refits (interlace ``res.bootstrap``,
+        lme4 ``bootMer``, mixedlm ``bootMer``); the agreement columns compare the fit.
     """
 
     name: str
@@ -94,6 +98,7 @@ class Workload:
     ilme_skip: str = ""
     ilme_binary: tuple = ()
     reference: str = "lme4"
+    bootstrap: int = 0
 
     @property
     def is_cox(self) -> bool:
@@ -270,13 +275,24 @@ WORKLOADS: list[Workload] = [
         data=make_sleepstudy, r_factors=("Subject",),
         statsmodels={"formula": "Reaction ~ Days", "groups": "Subject", "re_formula": "~Days"},
         statsmodels_note="`mixedlm('Reaction ~ Days', groups='Subject', re_formula='~Days')`",
-        target=_time_target(0.015)),
+        target=_time_target(0.004)),
+    Workload(
+        "bootstrap_sleepstudy", "Reaction ~ Days + (Days | Subject)", "REML",
+        "1,000 parametric-bootstrap refits of the sleepstudy fit in one process (the fit itself untimed)",
+        data=make_sleepstudy, r_factors=("Subject",), bootstrap=1000,
+        statsmodels_note="not run: statsmodels has no parametric bootstrap of a mixed model",
+        ilme_skip="not run: interlace-lme has no parametric bootstrap",
+        target=_time_target(1.0),
+        notes="Timed: interlace `res.bootstrap(n=1000, seed=1, progress=False)` (every parameter of each "
+              "refit); lme4 `bootMer(m, FUN = function(x) c(fixef(x), getME(x, 'theta')), nsim = 1000)`; "
+              "mixedlm `mixedlm.bootMer(m, nsim=1000, seed=1)`. The warm-up call of each worker is a "
+              "bootstrap of 20 refits. evals and opt s are those of the fit."),
     Workload(
         "crossed_200x100", "y ~ x + (1 | g1) + (1 | g2)", "REML",
         "simulated, 20,000 rows, g1: 200 levels crossed with g2: 100 levels",
         data=make_crossed_200x100, r_factors=("g1", "g2"),
         statsmodels=IDIOM_STATSMODELS, statsmodels_note=IDIOM_NOTE,
-        target=_time_target(0.15)),
+        target=_time_target(0.015)),
     Workload(
         "insteval", "y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept)", "REML",
         "lme4's InstEval, 73,421 rows, s: 2,972 × d: 1,128 crossed, dept: 14",

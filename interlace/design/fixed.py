@@ -10,6 +10,7 @@ import pandas as pd
 import patsy
 
 from ..errors import DataError, FormulaError, RankDeficiencyWarning, warn_user
+from ..formula.parse import model_desc
 from .frame import _PATSY_NAMES, EVAL_NAMESPACE, formula_names
 from .stored import EVAL_ENV, storable
 
@@ -86,7 +87,7 @@ def build_matrix(rhs: str, data: pd.DataFrame, where: str,
     """Evaluate a one-sided formula on ``data`` with interlace's namespace (and ``eval_env``'s), with clear errors."""
     try:  # numpy's warnings (log of a negative, ...) are left out: non-finite results are refused after
         with np.errstate(all="ignore"):
-            mm = patsy.dmatrix(rhs, _strings_as_categorical(data), eval_env=formula_env(eval_env),
+            mm = patsy.dmatrix(model_desc(rhs), _strings_as_categorical(data), eval_env=formula_env(eval_env),
                                NA_action=_NO_NA_CHECK, return_type="matrix")
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot build {where} from {rhs!r}: {exc}") from None
@@ -182,7 +183,7 @@ def _r_column_order(design_info: patsy.DesignInfo, rhs: str) -> np.ndarray:
     chosen in R's order so the same ones as in lme4 are dropped.
     """
     try:
-        written = patsy.ModelDesc.from_formula(rhs).rhs_termlist
+        written = model_desc(rhs).rhs_termlist
     except patsy.PatsyError:
         written = list(design_info.terms)
     pos = {t: i for i, t in enumerate(written)}

@@ -10,6 +10,7 @@ import ast
 import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import patsy
 
 from ..errors import DataError, FormulaError, MissingDataWarning, warn_user
 from ..formula import RandomTermSpec
+from ..formula.parse import model_desc
 from .transforms import poly
 
 __all__ = ["ModelFrame", "build_frame", "check_finite", "formula_names", "formula_columns", "numeric_columns",
@@ -40,7 +42,9 @@ WEIGHTS_COL = "__interlace_weights__"
 OFFSET_COL = "__interlace_offset__"
 
 
+@lru_cache(maxsize=1024)
 def _parse(code: str) -> ast.Expression:
+    """The expression's syntax tree (kept per string: the trees are only read)."""
     try:
         return ast.parse(code.strip(), mode="eval")
     except SyntaxError as exc:
@@ -61,7 +65,7 @@ def quoted_names(code: str) -> list[str]:
 
 def _term_codes(formula_rhs: str) -> list[str]:
     try:
-        desc = patsy.ModelDesc.from_formula(formula_rhs)
+        desc = model_desc(formula_rhs)
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot parse formula {formula_rhs!r}: {exc}") from None
     return [f.code for t in desc.lhs_termlist + desc.rhs_termlist for f in t.factors]

@@ -16,15 +16,27 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import patsy
 
 from ..errors import FormulaError
 
 __all__ = ["RandomTermSpec", "split_formula", "parse_random_term", "parse_random", "model_terms", "split_call_args",
-           "backticks_to_q", "split_offsets"]
+           "backticks_to_q", "split_offsets", "model_desc"]
 
 _BACKTICK = re.compile(r"`([^`]*)`")
+
+
+@lru_cache(maxsize=512)
+def model_desc(formula: str) -> patsy.ModelDesc:
+    """patsy's parse of a formula string, kept for the strings already seen (a fit parses its
+    formula and its terms several times, and refits and repeated fits parse the same ones).
+
+    patsy's :class:`~patsy.ModelDesc` is immutable; a parse error raises ``PatsyError`` as
+    ``ModelDesc.from_formula`` does (and is not kept).
+    """
+    return patsy.ModelDesc.from_formula(formula)
 
 
 def backticks_to_q(expr: str) -> str:
@@ -187,7 +199,7 @@ def split_formula(formula: str) -> tuple[str, list[str]]:
 def _split_lhs_terms(lhs: str, source: str) -> tuple[bool, list[str]]:
     """Split a term's left-hand side into (has_intercept, non-intercept term codes)."""
     try:
-        desc = patsy.ModelDesc.from_formula(lhs)
+        desc = model_desc(lhs)
     except patsy.PatsyError as exc:
         raise FormulaError(f"cannot parse random-effects term {source!r}: {exc}") from None
     has_int = any(len(t.factors) == 0 for t in desc.rhs_termlist)

@@ -1,14 +1,17 @@
 """Parametric bootstrap of a linear mixed model (lme4's ``bootMer``).
 
-Each replicate simulates a response from the fitted model (``result.simulate``: new
+Each replicate simulates a response from the fitted model (as ``result.simulate``: new
 random effects and new residuals, lme4's default ``use.u = FALSE``), refits the same
-model to it (:meth:`~interlace.models.base.MixedModel.refit`: same criterion, REML or
-ML; the optimizer starts from the fitted θ) and records a statistic, by default every
+model to it (same criterion, REML or ML) and records a statistic, by default every
 parameter: the standard deviations and correlations of the random effects, σ and the
-fixed effects (the rows of ``confint``).  A refit of the same rows shares the fitted
-model's engines: only the cross-products with the new response are formed (the one
-O(n) step); the designs, Λθ pattern and sparse structures are not rebuilt, and the
-fitted model is left as it was.
+fixed effects (the rows of ``confint``).  The refits go through the model's
+:meth:`~interlace.models.lmm.CrossedLME.refitter` (:mod:`interlace.objective.refit`):
+one engine for the fitted rows, per replicate only the cross-products with the new
+response, a start at θ̂ and steps scaled to θ̂'s standard errors, and no model or
+result object unless a ``statistic`` asks for the refitted result (it is then made at
+the refit's estimate, :meth:`~interlace.models.lmm.CrossedLME.fitted_at`).  Other
+families (a GLMM's bootstrap in ``pb_modcomp``) refit through
+:meth:`~interlace.models.base.MixedModel.refit`.  The fitted model is left as it was.
 
 Replicate ``i`` draws from its own random stream, ``SeedSequence(seed).spawn(n)[i]``,
 so the replicates are the same whatever ``n_jobs`` is.
@@ -29,6 +32,7 @@ import pandas as pd
 import scipy.stats as st
 
 from ..errors import InterlaceError
+from ..objective.refit import theta_scale
 from ..optimize import is_singular
 from .parameters import param_names, percent_labels, theta_to_sdcor
 from .replicates import ReplicateWorker, run_replicates
@@ -138,6 +142,12 @@ class _Refitter(ReplicateWorker):
         self.statistic = statistic
         self.use_u = use_u
         self.names = param_names(self.re, res._names, old=old_names)
+        self.draw = res.response_sampler(use_u)
+        # LMMs: refits that form only the response's products; the default statistic needs no result object
+        self.refitter = None
+        if hasattr(self.model, "refitter") and getattr(self.model, "residual", None) is None:
+            self.refitter = self.model.refitter(self.theta0, theta_scale(self.theta0, res.opt_summary.derivs),
+                                                self.optimizer)
 
     def default_stat(self, theta, sigma2, beta) -> np.ndarray:
         sig = float(np.sqrt(sigma2))
@@ -146,14 +156,19 @@ class _Refitter(ReplicateWorker):
     def one(self, seedseq):
         """(statistic, converged, singular, error) for one replicate."""
         try:
-            y = self.res.simulate(1, seed=np.random.default_rng(seedseq), use_u=self.use_u).to_numpy()[:, 0]
-            fit = self.model.refit(endog=y, start=self.theta0, method=self.optimizer, check_conv=False)
-            r = fit._results
+            y = self.draw(np.random.default_rng(seedseq))
+            if self.refitter is None:  # other families: a refitted model and result
+                fit = self.model.refit(endog=y, start=self.theta0, method=self.optimizer, check_conv=False)
+                r = fit._results
+                val = (self.default_stat(r.theta, r.scale, np.asarray(r.params, float)) if self.statistic is None
+                       else self.statistic(fit))
+                return val, bool(r.opt_summary.converged), is_singular(r.theta, self.lower), None
+            est = self.refitter(y)
             if self.statistic is None:
-                val = self.default_stat(r.theta, r.scale, np.asarray(r.params, float))
-            else:
-                val = self.statistic(fit)
-            return val, bool(r.opt_summary.converged), is_singular(r.theta, self.lower), None
+                val = self.default_stat(est.theta, est.sigma2, est.beta)
+            else:  # the statistic receives the refitted result: made at the refitter's estimate
+                val = self.statistic(self.model.clone(endog=y).fitted_at(est))
+            return val, est.converged, is_singular(est.theta, self.lower), None
         except Exception as exc:  # noqa: BLE001 - a failed refit is recorded, as bootMer does
             return None, False, False, f"{type(exc).__name__}: {exc}"
 

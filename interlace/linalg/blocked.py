@@ -32,6 +32,30 @@ def _pair_count(A21: sp.csr_matrix) -> int:
     return int(np.sum(m * (m + 1) // 2))
 
 
+def _small_monomial_map() -> np.ndarray:
+    """The (16 × 21) map from the products t_a t_b of (t11, t21, t22, 1) to the 12 entries of the
+    (3 × 4) matrix giving M11, M21, M22 from (a11, a12, a22, 1) and the 9 of the (3 × 3) matrix giving
+    W11, W21, W22 · det from (M11, M21, M22) (see :meth:`BlockedPLS._factor_small`)."""
+    B = np.zeros((4, 4, 21))
+    one = 3
+    entries = {  # output entry: [(a, b, coefficient), ...] for the monomial t_a t_b
+        0: [(0, 0, 1.0)], 1: [(0, 1, 2.0)], 2: [(1, 1, 1.0)], 3: [(one, one, 1.0)],
+        5: [(2, 0, 1.0)], 6: [(2, 1, 1.0)], 10: [(2, 2, 1.0)], 11: [(one, one, 1.0)],
+        12 + 2: [(0, 0, 1.0)], 12 + 4: [(0, 2, -1.0)], 12 + 5: [(0, 1, 1.0)],
+        12 + 6: [(2, 2, 1.0)], 12 + 7: [(1, 2, -2.0)], 12 + 8: [(1, 1, 1.0)],
+    }
+    for out, terms in entries.items():
+        for a, b, coef in terms:
+            B[a, b, out] += coef
+    return B.reshape(16, 21)
+
+
+_SMALL_MONOMIALS = _small_monomial_map()
+
+#: Largest ``3 · levels · (p + 1)²`` for which a lone 2 × 2 term is evaluated from the outer
+#: products of A31 (:meth:`BlockedPLS._factor_small`).
+SMALL_PRODUCTS_ELEMENTS = 1_000_000
+
 #: With more dense columns than this, a sparse L21 without precomputed pairs is multiplied
 #: out by BLAS rank-k updates of dense column chunks (:meth:`BlockedPLS._subtract_gram_syrk`).
 SYRK_MIN_COLUMNS = 500
@@ -195,7 +219,7 @@ class BlockedPLS(PLSSystem):
     _pair_matrix_src: Any
     _numeric = ("cp", "A33", "_L33", "A11", "A21", "A22", "A31", "A32", "_pair_prod", "_pair_matrix",
                 "_pair_matrix_src", "_split", "_m22_buf", "_L11", "_L11_parts", "_A11_stack", "_L21", "_L22",
-                "_L31", "_L32", "_D1blocks", "_T1", "_dense_gram")
+                "_L31", "_L32", "_D1blocks", "_T1", "_dense_gram", "_pending", "_small")
 
     def __init__(self, re: Any, p: int) -> None:
         super().__init__(re, p)
@@ -204,6 +228,13 @@ class BlockedPLS(PLSSystem):
         self.q1 = t1.q
         self.q2 = re.q - self.q1
         p1, l1 = self.p1, self.l1
+        if p1 == 2:  # θ positions of T1's entries (1,1), (2,1), (2,2) (−1: held at 0), for _factor_small
+            cov = t1.cov
+            pos = {(int(r), int(c)): int(i) for r, c, i in zip(cov.rows, cov.cols, cov.theta_index)}
+            off = re.theta_slice(0).start
+            self._small_index = tuple(pos[rc] + off if rc in pos else -1 for rc in ((0, 0), (1, 0), (1, 1)))
+            # columns of [θ, 0, 1] giving (t11, t21, t22, 1), for factor_many
+            self._small_ext = np.array([i if i >= 0 else re.n_theta for i in self._small_index] + [re.n_theta + 1])
         # index pattern of the block-diagonal D1 = blockdiag(T1 L11_i^{-T})
         r, c = np.meshgrid(np.arange(p1), np.arange(p1), indexing="ij")
         base = np.arange(l1)[:, None, None] * p1
@@ -233,6 +264,8 @@ class BlockedPLS(PLSSystem):
         if self.p1 == 2:  # the three distinct entries of each 2 × 2 block, stacked for one product per θ
             A = self.A11
             self._A11_stack = np.stack([A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]])
+        self.__dict__.pop("_pending", None)
+        self._small = self._small_products() if self.q2 == 0 and self.p1 == 2 else None
         if self.q2:
             self.A22, self.A32 = b["A22"], b["A32"]
             A21 = b["A21"]
@@ -285,8 +318,99 @@ class BlockedPLS(PLSSystem):
         D[:, 1, 1] = (t22 - t21 * l21 * r11) / l22
         return 2.0 * float(np.log(l11 * l22).sum()), D
 
+    def _small_products(self):
+        """What :meth:`_factor_small` needs from the data: ``(A11 entries and ones, outer products of A31)``.
+
+        One 2 × 2 term and nothing else (a random intercept and slope per subject): per level
+        the 3 distinct entries of A11 with a row of ones, and the products ``u uᵀ``,
+        ``u vᵀ + v uᵀ``, ``v vᵀ`` of the level's two columns u, v of A31, flattened so that
+        ``Σ_l A31_l W_l A31_lᵀ`` is one vector-matrix product.  None when that matrix would be large.
+        """
+        k = self.A31.shape[0]
+        if 3 * self.l1 * k * k > SMALL_PRODUCTS_ELEMENTS:
+            return None
+        R = self.A31.reshape(k, self.l1, 2)
+        u, v = R[:, :, 0].T, R[:, :, 1].T  # (l1, k)
+        uv = u[:, :, None] * v[:, None, :]
+        G = np.concatenate([(u[:, :, None] * u[:, None, :]).reshape(self.l1, k * k),
+                            (uv + np.transpose(uv, (0, 2, 1))).reshape(self.l1, k * k),
+                            (v[:, :, None] * v[:, None, :]).reshape(self.l1, k * k)])
+        return np.vstack([self._A11_stack, np.ones(self.l1)]), G
+
+    def _factor_small(self, theta: np.ndarray, T1: tuple[float, float, float]) -> Factorization:
+        """The criterion's pieces for one 2 × 2 term and no other (see :meth:`_small_products`).
+
+        With M_l = Tᵀ A11_l T + I, ``log|L11|² = Σ log det M_l`` and L31 L31ᵀ = Σ_l A31_l W_l A31_lᵀ
+        with W_l = D1_l D1_lᵀ = T M_l⁻¹ Tᵀ, whose three entries are linear in those of M_l over
+        det M_l: a dozen numpy calls per θ instead of the level blocks of L11 and D1 (which
+        :meth:`_full_state` forms only when a solve needs them).
+        """
+        A11e, G = self.__dict__["_small"]
+        t11, t21, t22 = T1
+        # rows: M11, M21, M22 of every level
+        m = np.array([[t11 * t11, 2.0 * t11 * t21, t21 * t21, 1.0],
+                      [0.0, t22 * t11, t22 * t21, 0.0],
+                      [0.0, 0.0, t22 * t22, 1.0]]) @ A11e
+        det = m[0] * m[2] - m[1] * m[1]
+        # W det = T adj(M) Tᵀ, adj(M) = [[M22, −M21], [−M21, M11]]: rows W11, W21 (G holds u vᵀ + v uᵀ), W22
+        W = np.array([[0.0, 0.0, t11 * t11],
+                      [0.0, -t11 * t22, t11 * t21],
+                      [t22 * t22, -2.0 * t21 * t22, t21 * t21]]) @ m
+        W /= det
+        k = self.p + 1
+        M33 = self.A33 - (W.ravel() @ G).reshape(k, k)
+        self._pending = theta.copy()
+        for name in ("_L31", "_D1blocks", "_L11", "_L11_parts"):
+            self.__dict__.pop(name, None)
+        return self._finish(M33, float(np.log(det).sum()))
+
+    def factor_many(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(ldL2, ldRX2, pwrss)`` at each row of ``thetas`` in one vectorized pass, for a lone 2 × 2
+        term (:meth:`_factor_small`; None for other structures).  The engine's own factor is not
+        changed.  Entries are inf where a factor fails."""
+        small = self.__dict__.get("_small")
+        if small is None:
+            return None
+        A11e, G = small
+        th = np.atleast_2d(np.asarray(thetas, float))
+        K = th.shape[0]
+        # monomials t_a t_b of (t11, t21, t22, 1); C (rows of M) and adj-products K are linear in them
+        ext = np.concatenate([th, np.zeros((K, 1)), np.ones((K, 1))], axis=1)[:, self._small_ext]
+        CK = (ext[:, :, None] * ext[:, None, :]).reshape(K, 16) @ _SMALL_MONOMIALS
+        m = CK[:, :12].reshape(K, 3, 4) @ A11e
+        det = m[:, 0] * m[:, 2] - m[:, 1] * m[:, 1]
+        Kc = CK[:, 12:].reshape(K, 3, 3)
+        W = (Kc @ m) / det[:, None, :]
+        k = self.p + 1
+        M33 = self.A33[None] - (W.reshape(K, -1) @ G).reshape(K, k, k)
+        with np.errstate(all="ignore"):
+            ldL2 = np.log(det).sum(axis=1)
+            try:
+                L = np.linalg.cholesky(M33)
+            except np.linalg.LinAlgError:  # some point not positive definite: one at a time
+                out = np.array([[f.ldL2, f.ldRX2, f.pwrss] if f.ok else [np.inf] * 3
+                                for f in (self.factor(t) for t in th)])
+                return out[:, 0], out[:, 1], out[:, 2]
+            d = np.diagonal(L, axis1=1, axis2=2)
+            ldRX2 = 2.0 * np.log(d[:, :self.p]).sum(axis=1)
+        bad = ~(np.isfinite(ldL2) & np.isfinite(L.reshape(K, -1).sum(axis=1)))
+        pwrss = d[:, self.p] ** 2
+        if bad.any():
+            ldL2, ldRX2, pwrss = (np.where(bad, np.inf, v) for v in (ldL2, ldRX2, pwrss))
+        return ldL2, ldRX2, pwrss
+
+    def _full_state(self) -> None:
+        """The level blocks of L11, D1 and L31 at the θ :meth:`_factor_small` left pending."""
+        theta = self.__dict__.pop("_pending", None)
+        if theta is not None:
+            T1 = self.re.terms[0].cov.template(theta[self.re.theta_slice(0)])
+            D1 = self._D1(T1)[1]
+            self._D1blocks, self._T1 = D1, T1
+            self._L31 = self._times_D1(self.A31, D1)
+
     def _l11(self) -> np.ndarray:
         """The ``(l1, p1, p1)`` blocks of L11 at the last θ."""
+        self._full_state()
         if self._L11 is None:
             l11, l21, l22 = self._L11_parts
             L = np.zeros((self.l1, 2, 2))
@@ -510,7 +634,14 @@ class BlockedPLS(PLSSystem):
     def factor(self, theta: np.ndarray) -> Factorization:
         re = self.re
         theta = np.asarray(theta, float)
+        if self.__dict__.get("_small") is not None:
+            # T1's three entries as floats, read off θ without forming the template
+            th = theta.tolist()
+            i11, i21, i22 = self._small_index
+            return self._factor_small(theta, (th[i11] if i11 >= 0 else 0.0, th[i21] if i21 >= 0 else 0.0,
+                                              th[i22] if i22 >= 0 else 0.0))
         T1 = re.terms[0].cov.template(theta[re.theta_slice(0)])
+        self.__dict__.pop("_pending", None)
         try:
             ld1, D1 = self._D1(T1)
         except np.linalg.LinAlgError:
@@ -562,6 +693,11 @@ class BlockedPLS(PLSSystem):
             elif not subtracted:
                 if sp.issparse(L21) and self.q2 >= SYRK_MIN_COLUMNS:
                     M22 = self._subtract_gram_syrk(L21, M22)
+                elif not sp.issparse(L21) and M22.flags.c_contiguous:
+                    # BLAS rank-k update of M22's upper triangle in place (M22ᵀ's lower, Fortran order):
+                    # half the flops of L21 L21ᵀ and no q2 × q2 temporary; the Cholesky reads nothing else
+                    sla.blas.dsyrk(-1.0, np.asarray(L21, float).T, beta=1.0, c=M22.T, trans=1, lower=1,
+                                   overwrite_c=1)
                 else:
                     LL = L21 @ L21.T
                     M22 -= LL.toarray() if sp.issparse(LL) else LL
@@ -606,6 +742,7 @@ class BlockedPLS(PLSSystem):
     def solve(self) -> tuple[np.ndarray, np.ndarray]:
         if "_dense_gram" in self.__dict__:
             self._dense_gram.trim()  # the optimizer's Grams are no longer needed
+        self._full_state()
         p = self.p
         beta = self._beta()
         if self.q2:

@@ -311,6 +311,13 @@ class CrossProducts:
             return b["A21"][shift(rows), cols]
         return b["A21"][shift(cols), rows].T
 
+    def first_term_diagonal(self, a: int, b: int) -> np.ndarray | None:
+        """``A11[:, a, b]``: the diagonal of ``(ZᵀWZ)`` between coefficients ``a`` and ``b`` of the first
+        term (one value per level), when the products are held as blocks; None otherwise."""
+        if self._blocks is None:
+            return None
+        return self._blocks["A11"][:, a, b]
+
     def cross_block(self, rows: slice) -> np.ndarray:
         """``(ZᵀW XY)[rows]``: an ``m × (p + 1)`` array."""
         if self._blocks is None:

@@ -110,6 +110,11 @@ class PLSSystem:
         """Factor the augmented system at θ."""
         raise NotImplementedError
 
+    def factor_many(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(ldL2, ldRX2, pwrss)`` at each row of ``thetas`` in one vectorized pass, where the engine
+        has one for its structure (else None); the engine's own factor is left as it was."""
+        return None
+
     def solve(self) -> tuple[np.ndarray, np.ndarray]:
         """β and the spherical random effects u at the last factored θ."""
         raise NotImplementedError
@@ -186,6 +191,14 @@ class PLSSystem:
         d = L33.diagonal()
         ldRX2 = 2.0 * float(np.log(d[:p]).sum()) if p else 0.0
         return Factorization(ldL2, ldRX2, float(d[p] ** 2))
+
+    def beta(self) -> np.ndarray:
+        """β at the last factored θ (from the fixed-effects block alone: no random effects solved for)."""
+        return self._beta()
+
+    def pwrss(self) -> float:
+        """The penalized weighted residual sum of squares at the last factored θ."""
+        return float(self._last_L33()[self.p, self.p] ** 2)
 
     def _beta(self) -> np.ndarray:
         p = self.p

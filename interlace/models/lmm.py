@@ -24,6 +24,7 @@ from ..inference.ddf import parse_df_method
 from ..linalg.threads import blas_limits
 from ..objective import CorrelatedLMMDeviance, LMMDeviance
 from ..objective.lmm import fit_criterion
+from ..objective.refit import LMMRefitter, RefitEstimate
 from .base import MixedModel
 
 if TYPE_CHECKING:
@@ -178,6 +179,55 @@ class CrossedLME(MixedModel):
             return CorrelatedLMMDeviance(self.random_effects_structure, np.asarray(self.exog, float), y,
                                          self.weights, self.reml, self.residual, self.engine)
         return LMMDeviance.from_rows(self.row_engines(), y, self.weights, self.reml)
+
+    def refitter(self, start: npt.ArrayLike, scale: npt.ArrayLike | None = None,
+                 optimizer: str = "bobyqa") -> LMMRefitter:
+        """Refits of this model's rows to new responses that build nothing per refit but the
+        response's cross-products (see :mod:`interlace.objective.refit`).
+
+        Parameters
+        ----------
+        start : array-like
+            θ every refit starts from (the fitted θ̂).
+        scale : array-like, optional
+            Standard errors of θ̂ (:func:`~interlace.objective.refit.theta_scale`): the refits'
+            trust region and stopping rule; None: a fresh fit's optimizer settings.
+        optimizer : str
+
+        Returns
+        -------
+        LMMRefitter
+            Called with a response (rows as this model's), returns a
+            :class:`~interlace.objective.refit.RefitEstimate`.
+        """
+        self._need_rows("refitting")
+        if self.residual is not None:
+            raise InterlaceError("refitter() is not available with a residual correlation or variance structure: "
+                                 "use refit()")
+        return LMMRefitter(self.row_engines(), self.weights, self.offset, self.reml, np.asarray(start, float),
+                           None if scale is None else np.asarray(scale, float), optimizer)
+
+    def fitted_at(self, estimate: RefitEstimate) -> CrossedLMEResultWrapper:
+        """The results of this model at estimates a :meth:`refitter` found for this model's response
+        (no optimization: the solution at ``estimate.theta``; lme4's checks are not run).
+
+        Parameters
+        ----------
+        estimate : RefitEstimate
+
+        Returns
+        -------
+        CrossedLMEResultWrapper
+        """
+        from ..optimize import OptSummary
+        from ..results.lmm import CrossedLMEResult, CrossedLMEResultWrapper
+
+        dev = self.objective()
+        theta = np.asarray(estimate.theta, float)
+        sol = dev.solution(theta)
+        opt = OptSummary("refit", theta, dev.lower, theta, sol.objective, int(estimate.n_evals),
+                         bool(estimate.converged), "refit (LMMRefitter)", 0.0)
+        return CrossedLMEResultWrapper(CrossedLMEResult(self, sol, opt, dev))
 
     def deviance_function(self) -> LMMDeviance:
         """The criterion of θ that :meth:`loglike` and :meth:`score` evaluate (made once)."""

@@ -45,6 +45,15 @@ def _components(cp: CrossProducts) -> list[tuple[int, int, slice]]:
     return out
 
 
+def _diagonal_block(cp: CrossProducts, comp_c: tuple[int, int, slice], comp_d: tuple[int, int, slice]
+                    ) -> np.ndarray | None:
+    """The diagonal of ``Z_cᵀZ_d`` when both components belong to the first term (its levels'
+    blocks of ``A11``: a diagonal matrix between two coefficients of that term), else None."""
+    if comp_c[0] != 0 or comp_d[0] != 0:
+        return None
+    return cp.first_term_diagonal(comp_c[1], comp_d[1])
+
+
 def _sq_norm(A) -> float:
     if sp.issparse(A):
         A = A.tocsr()
@@ -91,6 +100,13 @@ def moment_components(cp: CrossProducts) -> tuple[np.ndarray, list[tuple[int, in
         rhs[c + 1] = Ze[c] @ Ze[c]
         BtB_c = B[c].T @ B[c]
         for d in range(c + 1):
+            a = _diagonal_block(cp, comps[c], comps[d])
+            if a is not None:  # both within the first term: a diagonal block, kept as its diagonal
+                if c == d:
+                    S[0, c + 1] = S[c + 1, 0] = float(np.sum(a)) - float(np.trace(BtB_c))
+                v = float(a @ a) - 2.0 * float(np.sum(B[c] * (a[:, None] * B[d])))
+                S[c + 1, d + 1] = S[d + 1, c + 1] = v + float(np.sum(BtB_c * (B[d].T @ B[d])))
+                continue
             A = cp.gram_block(cols_c, comps[d][2])
             if c == d:
                 diag = A.diagonal() if sp.issparse(A) else np.diagonal(A)

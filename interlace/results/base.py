@@ -6,7 +6,7 @@ the response side (scale, likelihood, fitted values).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -148,16 +148,39 @@ class MixedResultsBase(RandomEffectsFit, LikelihoodModelResults):
 
     def _draw_responses(self, eta0: np.ndarray, nsim: int, rng: np.random.Generator, use_u: bool) -> np.ndarray:
         """``nsim`` responses (columns) around the fixed-effects predictor ``eta0``."""
-        re = self.model.random_effects_structure
-        Z = re.Z()
-        Lam = re.Lambda(self.theta)
-        sd = np.sqrt(self._re_scale)
+        draw = self.response_sampler(use_u, eta0)
         out = np.empty((eta0.size, nsim))
         for i in range(nsim):
-            b = self.sol.b if use_u else sd * (Lam @ rng.standard_normal(re.q))
-            mu = self._linear_predictor_link(eta0 + Z @ b)
-            out[:, i] = self._draw_response(mu, rng)
+            out[:, i] = draw(rng)
         return out
+
+    def response_sampler(self, use_u: bool = False, eta0: np.ndarray | None = None
+                         ) -> Callable[[np.random.Generator], np.ndarray]:
+        """A function drawing one response from the fitted model with a given random generator,
+        as :meth:`simulate` does (the designs are formed once: for refit loops).
+
+        Parameters
+        ----------
+        use_u : bool
+            Condition on the estimated random effects instead of drawing new ones.
+        eta0 : ndarray, optional
+            Fixed-effects predictor (default the fitted one, offset included).
+        """
+        if eta0 is None:
+            eta0 = self._eta_fit(include_re=False)
+        re = self.model.random_effects_structure
+        Z = re.Z()
+        if use_u:
+            eta_u = eta0 + Z @ self.sol.b
+
+            def draw(rng: np.random.Generator) -> np.ndarray:
+                return self._draw_response(self._linear_predictor_link(eta_u), rng)
+        else:
+            ZL = (Z @ re.Lambda(self.theta)) * np.sqrt(self._re_scale)
+
+            def draw(rng: np.random.Generator) -> np.ndarray:
+                return self._draw_response(self._linear_predictor_link(eta0 + ZL @ rng.standard_normal(re.q)), rng)
+        return draw
 
     def _eta_fit(self, include_re: bool = True) -> np.ndarray:
         """Linear predictor on the fitted rows."""
