@@ -99,6 +99,28 @@ class CumulativeLink:
         return F, f, d
 
 
+    def d2pdf(self, x: npt.ArrayLike) -> np.ndarray:
+        """f''(x), zero at ±∞ (the third derivative of the log-likelihood needs it)."""
+        x = np.asarray(x, float)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.name == "logit":
+                F, Fc = expit(x), expit(-x)
+                f = F * Fc
+                t = Fc - F
+                d = f * (t * t - 2 * f)
+            elif self.name == "probit":
+                d = (x * x - 1) * np.exp(-0.5 * x * x) / _SQRT_2PI
+            elif self.name == "cloglog":
+                e = np.exp(x)
+                d = np.exp(x - e) * ((1 - e) ** 2 - e)
+            elif self.name == "loglog":
+                e = np.exp(-x)
+                d = np.exp(-x - e) * ((e - 1) ** 2 - e)
+            else:
+                d = (6 * x * x - 2) / (np.pi * (1 + x * x) ** 3)
+        return np.where(np.isfinite(x), np.nan_to_num(d), 0.0)
+
+
 def threshold_jacobian(kind: str, n_thresholds: int) -> tuple[np.ndarray, list[str]]:
     """Matrix J and parameter names with α = J · par, for ``clm``'s threshold structures.
 

@@ -24,6 +24,7 @@ from ..formula import model_terms
 from ..objective.clmm import CLMMDeviance
 from ..objective.pirls import PIRLS
 from ..optimize import check_convergence, minimize
+from ..optimize.gradient import minimize_gradient
 from ..response.ordinal import OrdinalResponse
 from .base import MixedModel
 
@@ -199,24 +200,50 @@ class CLMM(MixedModel):
     def loglike(self, params: np.ndarray) -> float:
         return -0.5 * self.deviance_at(params)
 
-    def _start(self, dev: CLMMDeviance) -> np.ndarray:
+    def fit(self, start_params: Any = None, method: str = "auto", maxiter: int | None = None,
+            check_conv: bool = True, blas_threads: int | None = None, **kwargs: Any) -> Any:
+        """Estimate thresholds, coefficients and θ (see :class:`MixedModel.fit`).
+
+        ``method="auto"`` (default) minimizes the Laplace approximation by L-BFGS-B on its
+        exact gradient where that is available (``nAGQ=1``, a log-concave link: logit,
+        probit, cloglog, loglog; at most
+        :data:`~interlace.objective.clmm.GRADIENT_MAX_Q` random effects), else by BOBYQA;
+        any optimizer name of :func:`interlace.optimize.minimize` (``"bobyqa"``, ...) runs
+        that optimizer on the objective's values alone.
+        """
+        return super().fit(start_params, method, maxiter, check_conv, blas_threads, **kwargs)
+
+    def _start(self, dev: CLMMDeviance, gradient: bool = False) -> np.ndarray:
         """Thresholds from the cumulative proportions, β = 0, then the fit without random effects (``clm``)."""
         x0 = dev.x0
         na_p = dev.n_alpha + dev.p
         zero = np.zeros(x0.size - na_p)
-        f = lambda x: dev(np.concatenate([x, zero]))  # noqa: E731
-        opt = minimize(f, x0[:na_p], np.full(na_p, -np.inf), rhobeg=0.1)
-        return np.concatenate([opt.x, self.random_effects_structure.theta0])
+        if gradient:
+            def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
+                v, g = dev.value_and_gradient(np.concatenate([x, zero]))
+                return v, g[:na_p]
+
+            xs = minimize_gradient(fg, x0[:na_p], np.full(na_p, -np.inf)).x
+        else:
+            f = lambda x: dev(np.concatenate([x, zero]))  # noqa: E731
+            xs = minimize(f, x0[:na_p], np.full(na_p, -np.inf), rhobeg=0.1).x
+        return np.concatenate([xs, self.random_effects_structure.theta0])
 
     def _fit(self, start_params: Any, method: str, maxiter: int | None, check_conv: bool) -> Any:
         from ..results.clmm import CLMMResult, CLMMResultWrapper
 
         re = self.random_effects_structure
         dev = self.objective()
-        x0 = self._start(dev) if start_params is None else np.asarray(start_params, float)
+        gradient = str(method).lower() == "auto" and dev.has_gradient
+        if str(method).lower() == "auto" and not gradient:
+            method = "bobyqa"
+        x0 = self._start(dev, gradient) if start_params is None else np.asarray(start_params, float)
         na, p = dev.n_alpha, dev.p
-        steps = np.concatenate([np.full(na + p, 0.1), np.full(re.n_theta, 0.2)])
-        opt = minimize(dev, x0, dev.lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
+        if gradient:
+            opt = minimize_gradient(dev.value_and_gradient, x0, dev.lower, maxfun=maxiter)
+        else:
+            steps = np.concatenate([np.full(na + p, 0.1), np.full(re.n_theta, 0.2)])
+            opt = minimize(dev, x0, dev.lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
         derivs: dict = {}
         opt.messages = check_convergence(dev, opt.x, dev.lower, opt.converged, opt.message,
                                          warn=check_conv, derivs_out=derivs, delta=1e-3)

@@ -78,6 +78,39 @@ class OrdinalResponse:
         self._last = (eta, out)
         return out
 
+    def eta_derivatives(self, eta: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-row derivatives of the weighted log-likelihood wᵢℓᵢ for the Laplace gradient.
+
+        Returns ``g`` = ∂/∂η, ``h`` = −∂²/∂η² (the PIRLS weight), ``dh`` = ∂h/∂η, and with
+        respect to the row's upper (``_u``: α_{yᵢ}) and lower (``_l``: α_{yᵢ−1}) threshold:
+        ``l_u``, ``l_l`` = ∂(wℓ)/∂α, ``g_u``, ``g_l`` = ∂g/∂α, ``h_u``, ``h_l`` = ∂h/∂α
+        (zero for a threshold at ±∞).
+        """
+        eta = np.asarray(eta, float)
+        link = self.link
+        xu, xl = self._upper - eta, self._lower - eta
+        Fu, fu, du = link.cdf_pdf_dpdf(xu)
+        Fl, fl, dl = link.cdf_pdf_dpdf(xl)
+        eu, el = link.d2pdf(xu), link.d2pdf(xl)
+        P = np.maximum(Fu - Fl, 1e-300)
+        P1 = -(fu - fl) / P                      # first derivative over P (in η)
+        P2 = (du - dl) / P                       # second derivative over P
+        P3 = -(eu - el) / P                      # third derivative over P
+        w = self.weights
+        l2 = P2 - P1 * P1
+        free = -l2 > 1e-12                       # where the weight is not held at its floor
+        out = {"g": w * P1, "h": np.maximum(-l2, 1e-12) * w, "dh": -w * free * (P3 - 3 * P2 * P1 + 2 * P1 ** 3)}
+        # ∂/∂a_u: ∂P/∂a_u = f_u, ∂P'/∂a_u = −f'_u, ∂P''/∂a_u = f''_u (a_l: the lower terms, signs flipped)
+        for side, fs, ds, es, sign in (("u", fu, du, eu, 1.0), ("l", fl, dl, el, -1.0)):
+            a = sign * fs / P                    # (∂P/∂a) / P
+            b = -sign * ds / P                   # (∂P'/∂a) / P
+            c = sign * es / P                    # (∂P''/∂a) / P
+            dl1 = b - P1 * a                     # ∂(P'/P)/∂a
+            out["l_" + side] = w * a
+            out["g_" + side] = w * dl1
+            out["h_" + side] = -w * free * (c - P2 * a - 2 * P1 * dl1)
+        return out
+
     def probs(self, eta: np.ndarray) -> np.ndarray:
         """P(Y = yᵢ | ηᵢ)."""
         return self._at(eta)[0]
