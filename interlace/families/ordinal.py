@@ -70,10 +70,16 @@ class CumulativeLink:
         """F(x), f(x) and f'(x) together (f and f' zero at ±∞; f' is not computed unless ``need_dpdf``)."""
         x = np.asarray(x, float)
         with np.errstate(over="ignore", invalid="ignore"):
-            if self.name == "logit":
-                F, Fc = expit(x), expit(-x)
+            if self.name == "logit":  # one exp: F = 1/(1 + e^−x), 1 − F = e^−x F (exact at ±inf below)
+                e = np.exp(-np.clip(x, -700.0, 700.0))
+                F = 1.0 / (1.0 + e)
+                Fc = e * F
                 f = F * Fc
                 d = f * (Fc - F) if need_dpdf else f
+                neg = x == -np.inf
+                if neg.any():
+                    F[neg] = f[neg] = d[neg] = 0.0
+                return F, f, d
             elif self.name == "probit":
                 F = ndtr(x)
                 f = np.exp(-0.5 * x * x) / _SQRT_2PI
@@ -98,6 +104,16 @@ class CumulativeLink:
             d = np.where(finite, np.nan_to_num(d), 0.0)
         return F, f, d
 
+
+    def derivatives(self, x: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """F, f, f' and f'' at ``x`` (f, f', f'' zero at ±∞)."""
+        x = np.asarray(x, float)
+        F, f, d = self.cdf_pdf_dpdf(x)
+        if self.name == "logit":  # f'' = f ((1 − 2F)² − 2f) from the same exponential
+            with np.errstate(invalid="ignore"):
+                t = 1.0 - 2.0 * F
+                return F, f, d, f * (t * t - 2.0 * f)
+        return F, f, d, self.d2pdf(x)
 
     def d2pdf(self, x: npt.ArrayLike) -> np.ndarray:
         """f''(x), zero at ±∞ (the third derivative of the log-likelihood needs it)."""

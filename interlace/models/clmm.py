@@ -24,7 +24,8 @@ from ..formula import model_terms
 from ..objective.clmm import CLMMDeviance
 from ..objective.pirls import PIRLS
 from ..optimize import check_convergence, minimize
-from ..optimize.gradient import minimize_gradient
+from ..optimize.checks import convergence_messages, warn_messages
+from ..optimize.gradient import gradient_derivatives, minimize_gradient
 from ..response.ordinal import OrdinalResponse
 from .base import MixedModel
 
@@ -245,8 +246,15 @@ class CLMM(MixedModel):
             steps = np.concatenate([np.full(na + p, 0.1), np.full(re.n_theta, 0.2)])
             opt = minimize(dev, x0, dev.lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
         derivs: dict = {}
-        opt.messages = check_convergence(dev, opt.x, dev.lower, opt.converged, opt.message,
-                                         warn=check_conv, derivs_out=derivs, delta=1e-3)
+        if gradient:
+            derivs = gradient_derivatives(dev.value_and_gradient, opt.x, dev.lower)
+            msgs = convergence_messages(opt.x, dev.lower, opt.converged, opt.message, derivs)
+            if check_conv:
+                warn_messages(msgs)
+            opt.messages = [m for m, _ in msgs]
+        else:
+            opt.messages = check_convergence(dev, opt.x, dev.lower, opt.converged, opt.message,
+                                             warn=check_conv, derivs_out=derivs, delta=1e-3)
         objective = dev(opt.x)
         st = dev.solution(opt.x)
         return CLMMResultWrapper(CLMMResult(self, opt.x, st, objective, derivs, opt, dev))

@@ -11,15 +11,14 @@ from __future__ import annotations
 from typing import cast
 
 import numpy as np
-
-from ..response.ordinal import OrdinalResponse
-from .agq import agq_deviance
 import scipy.sparse as sp
 
 from ..linalg.crossprod import row_structure
+from ..response.ordinal import OrdinalResponse
+from .agq import agq_deviance
 from .pirls import PIRLS, PIRLSState, RowSource
 
-__all__ = ["CLMMDeviance", "GRADIENT_MAX_Q", "laplace_gradient"]
+__all__ = ["CLMMDeviance", "GRADIENT_MAX_Q", "GradientRows", "laplace_gradient"]
 
 #: :meth:`CLMMDeviance.value_and_gradient` forms (ΛᵀZᵀWZΛ + I)⁻¹ densely: up to this many random effects
 GRADIENT_MAX_Q = 1500
@@ -48,7 +47,7 @@ class CLMMDeviance:
         self.n_alpha = self.J.shape[1]
         self.p = pirls.p
         self.n_evals = 0
-        self._rows: tuple[np.ndarray, np.ndarray] | None = None
+        self._rows: GradientRows | None = None
 
     @property
     def x0(self) -> np.ndarray:
@@ -104,9 +103,8 @@ class CLMMDeviance:
         st = self.pirls.run(theta, beta, resp=resp)
         f = self.pirls.laplace(st, resp)
         if self._rows is None:
-            self._rows = row_structure(self.pirls.re)
-        src = cast(RowSource, self.pirls.source)
-        g_alpha, g_rest = laplace_gradient(resp, st, theta, src, self._rows)
+            self._rows = GradientRows(cast(RowSource, self.pirls.source), resp.y, resp.alpha.size)
+        g_alpha, g_rest = laplace_gradient(resp, st, theta, self._rows)
         return f, np.concatenate([self.J.T @ g_alpha, g_rest])
 
     def solution(self, x: np.ndarray) -> PIRLSState:
@@ -115,8 +113,50 @@ class CLMMDeviance:
         return self.pirls.run(theta, beta, resp=self.pirls.resp.with_params(alpha))
 
 
-def laplace_gradient(resp: OrdinalResponse, st: PIRLSState, theta: np.ndarray, src: RowSource,
-                     rows: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+class GradientRows:
+    """What :func:`laplace_gradient` reuses at every evaluation: Z's row structure, the pattern of ZΛ,
+    the positions of each row's pair of columns in (ΛᵀZᵀWZΛ + I)⁻¹, ∂Λ/∂θ per row, and where each
+    row's thresholds sit.
+
+    Parameters
+    ----------
+    src : RowSource
+    y : ndarray of int
+        Category index per row.
+    n_alpha : int
+        Number of thresholds (K − 1).
+    """
+
+    def __init__(self, src: RowSource, y: np.ndarray, n_alpha: int) -> None:
+        re = src.re
+        self.src = src
+        self.cols, self.vals = row_structure(re)
+        n, m = self.cols.shape
+        q = re.q
+        self.n, self.m, self.q, self.K1 = n, m, q, n_alpha
+        self.pairs = [(a, b, self.cols[:, a] * q + self.cols[:, b]) for a in range(m) for b in range(m)]
+        self.A = sp.csr_matrix((np.ones(n * m), self.cols.ravel(), np.arange(0, n * m + 1, m)), shape=(n, q))
+        self.A.has_canonical_format = False
+        self.flat_cols = self.cols.ravel()
+        n_theta = re.n_theta
+        # ∂Λ/∂θ_j is constant (Λ is linear in θ): its diagonal at each row's columns
+        self.dlam = [re.Lambda(np.eye(n_theta)[j]).diagonal() for j in range(n_theta)]
+        self.dlam_rows = [vals_j for vals_j in (self.vals * d[self.cols] for d in self.dlam)]
+        self.iu = np.flatnonzero(y < n_alpha)
+        self.il = np.flatnonzero(y > 0)
+        self.yu, self.yl = y[self.iu], y[self.il] - 1
+
+    def rows_of_ZLambda(self, theta: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
+        """The nonzeros of ZΛ per row (n × m) and ZΛ as a CSR matrix."""
+        lam = self.src.re.Lambda(theta).diagonal()
+        zl = self.vals * lam[self.cols]
+        A = self.A.copy()
+        A.data = zl.ravel()
+        return zl, A
+
+
+def laplace_gradient(resp: OrdinalResponse, st: PIRLSState, theta: np.ndarray, rows: GradientRows
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Gradient of the Laplace −2 log L = −2ℓ(û) + ‖û‖² + log|M|, M = ΛᵀZᵀWZΛ + I, at the mode ``st``.
 
     With respect to the thresholds α and to (β, θ).  −2ℓ + ‖u‖² is stationary in u at the
@@ -131,56 +171,50 @@ def laplace_gradient(resp: OrdinalResponse, st: PIRLSState, theta: np.ndarray, s
     (ndarray, ndarray)
         The derivatives with respect to α (K − 1) and to (β, θ).
     """
-    re = src.re
-    cols, vals = rows
-    n, m = cols.shape
-    q, p = re.q, src.p
-    K1 = resp.alpha.size
-    y = resp.y
+    src = rows.src
+    n, q, p, K1 = rows.n, rows.q, src.p, rows.K1
     u = st.u
+    assert st.eta is not None  # rows in memory (CLMMDeviance.has_gradient)
     dv = resp.eta_derivatives(st.eta)
     g, h, dh = dv["g"], dv["h"], dv["dh"]
-    lam = re.Lambda(theta).diagonal()
-    zl = vals * lam[cols]                                                     # rows of ZΛ
-    A = sp.csr_matrix((zl.ravel(), cols.ravel(), np.arange(0, n * m + 1, m)), shape=(n, q))
+    zl, A = rows.rows_of_ZLambda(theta)
     S = src.engine(False).solve_M(np.eye(q))                                  # M⁻¹
-    S = 0.5 * (S + S.T)
+    Sf = (0.5 * (S + S.T)).ravel()
+    Spair = {(a, b): np.take(Sf, flat) for a, b, flat in rows.pairs}
     s = np.zeros(n)                                                           # diag(ZΛ M⁻¹ ΛᵀZᵀ)
-    for k in range(m):
-        for l in range(m):
-            s += zl[:, k] * zl[:, l] * S[cols[:, k], cols[:, l]]
+    for (a, b), Sab in Spair.items():
+        s += zl[:, a] * zl[:, b] * Sab
     n_theta = theta.size
     npar = K1 + p + n_theta
     # ∂η/∂φ at fixed u (thresholds: 0), ∂g/∂α and ∂h/∂α at fixed η
     E = np.zeros((n, npar))
     E[:, K1:K1 + p] = src.X
-    dlam = [re.Lambda(np.eye(n_theta)[j]).diagonal() for j in range(n_theta)]
-    for j in range(n_theta):
-        E[:, K1 + p + j] = np.sum(vals * dlam[j][cols] * u[cols], axis=1)
-    up, lo = y < K1, y > 0
-    iu, il = np.flatnonzero(up), np.flatnonzero(lo)
-    Ga = np.zeros((n, npar))
-    Ha = np.zeros((n, npar))
-    Ga[iu, y[iu]] += dv["g_u"][iu]
-    Ga[il, y[il] - 1] += dv["g_l"][il]
-    Ha[iu, y[iu]] += dv["h_u"][iu]
-    Ha[il, y[il] - 1] += dv["h_l"][il]
+    ucols = u[rows.cols]
+    for j, dz in enumerate(rows.dlam_rows):
+        E[:, K1 + p + j] = np.einsum("ij,ij->i", dz, ucols)
+    Ga = np.zeros((n, K1))
+    Ha = np.zeros((n, K1))
+    iu, il = rows.iu, rows.il
+    Ga[iu, rows.yu] = dv["g_u"][iu]
+    Ga[il, rows.yl] = dv["g_l"][il]
+    Ha[iu, rows.yu] = dv["h_u"][iu]
+    Ha[il, rows.yl] = dv["h_l"][il]
     # the mode's derivatives
-    R = np.asarray(A.T @ (Ga - h[:, None] * E))
-    Ztg = np.bincount(cols.ravel(), weights=(vals * g[:, None]).ravel(), minlength=q)
+    V = -h[:, None] * E
+    V[:, :K1] += Ga
+    R = np.asarray(A.T @ V)
+    Ztg = np.bincount(rows.flat_cols, weights=(rows.vals * g[:, None]).ravel(), minlength=q)
     for j in range(n_theta):
-        R[:, K1 + p + j] += dlam[j] * Ztg
+        R[:, K1 + p + j] += rows.dlam[j] * Ztg
     deta = E + np.asarray(A @ (S @ R))
-    dW = dh[:, None] * deta + Ha
-    grad = -2.0 * (E.T @ g) + dW.T @ s
-    grad[:K1] -= 2.0 * (np.bincount(y[iu], weights=dv["l_u"][iu], minlength=K1)
-                        + np.bincount(y[il] - 1, weights=dv["l_l"][il], minlength=K1))
+    grad = -2.0 * (E.T @ g) + (deta.T @ (dh * s))
+    grad[:K1] += Ha.T @ s
+    grad[:K1] -= 2.0 * (np.bincount(rows.yu, weights=dv["l_u"][iu], minlength=K1)
+                        + np.bincount(rows.yl, weights=dv["l_l"][il], minlength=K1))
     # Λ itself depends on θ: 2 tr(M⁻¹ ΛᵀZᵀWZ ∂Λ/∂θ)
-    for j in range(n_theta):
-        zd = vals * dlam[j][cols]
+    for j, dz in enumerate(rows.dlam_rows):
         t = np.zeros(n)
-        for k in range(m):
-            for l in range(m):
-                t += zd[:, k] * zl[:, l] * S[cols[:, k], cols[:, l]]
+        for (a, b), Sab in Spair.items():
+            t += dz[:, a] * zl[:, b] * Sab
         grad[K1 + p + j] += 2.0 * float(h @ t)
     return grad[:K1], grad[K1:]

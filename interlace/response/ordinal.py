@@ -88,10 +88,10 @@ class OrdinalResponse:
         """
         eta = np.asarray(eta, float)
         link = self.link
-        xu, xl = self._upper - eta, self._lower - eta
-        Fu, fu, du = link.cdf_pdf_dpdf(xu)
-        Fl, fl, dl = link.cdf_pdf_dpdf(xl)
-        eu, el = link.d2pdf(xu), link.d2pdf(xl)
+        x = np.empty((2, eta.shape[0]))
+        np.subtract(self._upper, eta, out=x[0])
+        np.subtract(self._lower, eta, out=x[1])
+        (Fu, Fl), (fu, fl), (du, dl), (eu, el) = link.derivatives(x)
         P = np.maximum(Fu - Fl, 1e-300)
         P1 = -(fu - fl) / P                      # first derivative over P (in η)
         P2 = (du - dl) / P                       # second derivative over P
