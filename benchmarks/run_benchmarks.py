@@ -171,12 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     tools = make_tools(args.tools, settings)
     skipped = {t.name: why for t in tools if (why := t.available())}
     workloads = [w for w in WORKLOADS if w.name in args.only] if args.only else WORKLOADS
-    if "lme4" in skipped and any(not w.is_cox for w in workloads):
+    if "lme4" in skipped and any(not (w.is_cox or w.is_clmm) for w in workloads):
         # the reference of the agreement columns: no silent run without it
         sys.exit(f"lme4, the reference, cannot run: {skipped['lme4']}, or leave it out (--skip-r)")
     for tool, why in skipped.items():
         print(f"{tool}: {why}", file=sys.stderr)
-    tools = [t for t in tools if t.name not in skipped or t.name == "coxme"]   # coxme: a "skipped" row
+    tools = [t for t in tools if t.name not in skipped or t.name in ("coxme", "ordinal")]  # a "skipped" row
     command = " ".join(["python3", "benchmarks/run_benchmarks.py", *map(shlex.quote, argv)])
     run, results = run_session(workloads, tools, settings, command, skipped, args.data_dir)
     if args.only and args.output_json.exists():

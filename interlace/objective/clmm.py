@@ -22,6 +22,9 @@ __all__ = ["CLMMDeviance", "GRADIENT_MAX_Q", "GradientRows", "laplace_gradient"]
 
 #: :meth:`CLMMDeviance.value_and_gradient` forms (ΛᵀZᵀWZΛ + I)⁻¹ densely: up to this many random effects
 GRADIENT_MAX_Q = 1500
+#: :meth:`CLMMDeviance.value_and_gradient` starts PIRLS at the mode predicted from the last gradient (û + dû/dx ·
+#: Δx) when no parameter moved by more than this; else at the last mode
+TANGENT_STEP = 0.25
 #: links whose log-likelihood is concave in η (Newton weights never held at their floor)
 LOG_CONCAVE = ("logit", "probit", "cloglog", "loglog")
 
@@ -48,6 +51,7 @@ class CLMMDeviance:
         self.p = pirls.p
         self.n_evals = 0
         self._rows: GradientRows | None = None
+        self._tangent: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def x0(self) -> np.ndarray:
@@ -100,11 +104,24 @@ class CLMMDeviance:
         if np.any(np.diff(alpha) <= 0):
             return np.inf, np.full(np.size(x), np.nan)
         resp = cast(OrdinalResponse, self.pirls.resp.with_params(alpha))
-        st = self.pirls.run(theta, beta, resp=resp)
+        st = None
+        if self._tangent is not None:  # start at the mode predicted to first order from the last gradient's point
+            x_last, u_last, du_dx = self._tangent
+            step = np.asarray(x, float) - x_last
+            if np.max(np.abs(step), initial=0.0) <= TANGENT_STEP:
+                st = self.pirls.run(theta, beta, u0=u_last + du_dx @ step, resp=resp)
+                if not (st.converged and np.isfinite(st.ldL2)):
+                    st = None
+        if st is None:
+            st = self.pirls.run(theta, beta, resp=resp)
         f = self.pirls.laplace(st, resp)
+        if not np.isfinite(f):
+            return np.inf, np.full(np.size(x), np.nan)
         if self._rows is None:
             self._rows = GradientRows(cast(RowSource, self.pirls.source), resp.y, resp.alpha.size)
-        g_alpha, g_rest = laplace_gradient(resp, st, theta, self._rows)
+        g_alpha, g_rest, du = laplace_gradient(resp, st, theta, self._rows)
+        K1 = g_alpha.size
+        self._tangent = (np.array(x, float), st.u.copy(), np.hstack([du[:, :K1] @ self.J, du[:, K1:]]))
         return f, np.concatenate([self.J.T @ g_alpha, g_rest])
 
     def solution(self, x: np.ndarray) -> PIRLSState:
@@ -156,7 +173,7 @@ class GradientRows:
 
 
 def laplace_gradient(resp: OrdinalResponse, st: PIRLSState, theta: np.ndarray, rows: GradientRows
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradient of the Laplace −2 log L = −2ℓ(û) + ‖û‖² + log|M|, M = ΛᵀZᵀWZΛ + I, at the mode ``st``.
 
     With respect to the thresholds α and to (β, θ).  −2ℓ + ‖u‖² is stationary in u at the
@@ -168,8 +185,9 @@ def laplace_gradient(resp: OrdinalResponse, st: PIRLSState, theta: np.ndarray, r
 
     Returns
     -------
-    (ndarray, ndarray)
-        The derivatives with respect to α (K − 1) and to (β, θ).
+    (ndarray, ndarray, ndarray)
+        The derivatives with respect to α (K − 1) and to (β, θ), and those of the mode,
+        dû/d(α, β, θ) (q × (K − 1 + p + n_θ)).
     """
     src = rows.src
     n, q, p, K1 = rows.n, rows.q, src.p, rows.K1
@@ -177,6 +195,17 @@ def laplace_gradient(resp: OrdinalResponse, st: PIRLSState, theta: np.ndarray, r
     assert st.eta is not None  # rows in memory (CLMMDeviance.has_gradient)
     dv = resp.eta_derivatives(st.eta)
     g, h, dh = dv["g"], dv["h"], dv["dh"]
+    n_theta = theta.size
+    npar = K1 + p + n_theta
+    iu, il = rows.iu, rows.il
+    l_alpha = (np.bincount(rows.yu, weights=dv["l_u"][iu], minlength=K1)
+               + np.bincount(rows.yl, weights=dv["l_l"][il], minlength=K1))
+    if not np.any(theta):  # Λ = 0 (the clm start): û = 0, M = I, and −2 log L is even in θ
+        du = np.zeros((q, npar))
+        Ztg = np.bincount(rows.flat_cols, weights=(rows.vals * g[:, None]).ravel(), minlength=q)
+        for j in range(n_theta):
+            du[:, K1 + p + j] = rows.dlam[j] * Ztg
+        return -2.0 * l_alpha, np.concatenate([-2.0 * (src.X.T @ g), np.zeros(n_theta)]), du
     zl, A = rows.rows_of_ZLambda(theta)
     S = src.engine(False).solve_M(np.eye(q))                                  # M⁻¹
     Sf = (0.5 * (S + S.T)).ravel()
@@ -184,8 +213,6 @@ def laplace_gradient(resp: OrdinalResponse, st: PIRLSState, theta: np.ndarray, r
     s = np.zeros(n)                                                           # diag(ZΛ M⁻¹ ΛᵀZᵀ)
     for (a, b), Sab in Spair.items():
         s += zl[:, a] * zl[:, b] * Sab
-    n_theta = theta.size
-    npar = K1 + p + n_theta
     # ∂η/∂φ at fixed u (thresholds: 0), ∂g/∂α and ∂h/∂α at fixed η
     E = np.zeros((n, npar))
     E[:, K1:K1 + p] = src.X
@@ -194,7 +221,6 @@ def laplace_gradient(resp: OrdinalResponse, st: PIRLSState, theta: np.ndarray, r
         E[:, K1 + p + j] = np.einsum("ij,ij->i", dz, ucols)
     Ga = np.zeros((n, K1))
     Ha = np.zeros((n, K1))
-    iu, il = rows.iu, rows.il
     Ga[iu, rows.yu] = dv["g_u"][iu]
     Ga[il, rows.yl] = dv["g_l"][il]
     Ha[iu, rows.yu] = dv["h_u"][iu]
@@ -206,15 +232,15 @@ def laplace_gradient(resp: OrdinalResponse, st: PIRLSState, theta: np.ndarray, r
     Ztg = np.bincount(rows.flat_cols, weights=(rows.vals * g[:, None]).ravel(), minlength=q)
     for j in range(n_theta):
         R[:, K1 + p + j] += rows.dlam[j] * Ztg
-    deta = E + np.asarray(A @ (S @ R))
+    du = S @ R
+    deta = E + np.asarray(A @ du)
     grad = -2.0 * (E.T @ g) + (deta.T @ (dh * s))
     grad[:K1] += Ha.T @ s
-    grad[:K1] -= 2.0 * (np.bincount(rows.yu, weights=dv["l_u"][iu], minlength=K1)
-                        + np.bincount(rows.yl, weights=dv["l_l"][il], minlength=K1))
+    grad[:K1] -= 2.0 * l_alpha
     # Λ itself depends on θ: 2 tr(M⁻¹ ΛᵀZᵀWZ ∂Λ/∂θ)
     for j, dz in enumerate(rows.dlam_rows):
         t = np.zeros(n)
         for (a, b), Sab in Spair.items():
             t += dz[:, a] * zl[:, b] * Sab
         grad[K1 + p + j] += 2.0 * float(h @ t)
-    return grad[:K1], grad[K1:]
+    return grad[:K1], grad[K1:], du
