@@ -18,13 +18,16 @@ A run with ``--only`` replaces the rows of the workloads it ran in an existing
 ``results.json`` and keeps the others, with the metadata of the run that
 measured them; a run without ``--only`` replaces the whole file.  The
 workloads are linear mixed models (``interlace.fit`` against ``lmer``) and
-GLMMs (``interlace.glmer`` against ``glmer``, in a section of their own).
+GLMMs (``interlace.glmer`` against ``glmer``, in a section of their own), Cox
+models with frailties (against coxme) and cumulative link mixed models
+(``interlace.clmm`` against ordinal's ``clmm``), each in a section of their own.
 
 Tools (``--tools``, default all): ``lme4`` (R's ``lme4_worker.R``, run with
 ``--rscript``, ``$RSCRIPT`` or the ``Rscript`` on the PATH), ``coxme`` (R's coxme,
 the reference of the Cox workloads, by ``coxme_worker.R`` with ``R_LIBS`` at
 ``--coxme-lib``, ``$COXME_R_LIBS`` or ``../shared/r-lib``; skipped with a note when
-absent), ``interlace``,
+absent), ``ordinal`` (R's ``ordinal::clmm``, the reference of the CLMM workloads, by
+``ordinal_worker.R``), ``interlace``,
 ``statsmodels`` (``MixedLM``), ``mixedlm`` (the PyPI package with a Rust core,
 ``python3 -m pip install mixedlm``; ``mixedlm.lmer`` / ``mixedlm.glmer`` with
 the lme4 formula) and ``interlace-lme`` (the earlier, unrelated PyPI package
