@@ -115,6 +115,14 @@ class CumulativeLink:
                 return F, f, d, f * (t * t - 2.0 * f)
         return F, f, d, self.d2pdf(x)
 
+    def d2pdf_given(self, x: np.ndarray, F: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """f''(x) given F(x) and f(x) (the logistic's from them, without another exponential)."""
+        if self.name == "logit":
+            with np.errstate(invalid="ignore"):
+                t = 1.0 - 2.0 * F
+                return f * (t * t - 2.0 * f)
+        return self.d2pdf(x)
+
     def d2pdf(self, x: npt.ArrayLike) -> np.ndarray:
         """f''(x), zero at ±∞ (the third derivative of the log-likelihood needs it)."""
         x = np.asarray(x, float)

@@ -162,6 +162,9 @@ class GradientRows:
         self.iu = np.flatnonzero(y < n_alpha)
         self.il = np.flatnonzero(y > 0)
         self.yu, self.yl = y[self.iu], y[self.il] - 1
+        # flat positions of (row, its upper / lower threshold) in an n × (K − 1 + p + n_θ) array
+        width = n_alpha + src.p + n_theta
+        self.flat_u, self.flat_l = self.iu * width + self.yu, self.il * width + self.yl
 
     def rows_of_ZLambda(self, theta: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
         """The nonzeros of ZΛ per row (n × m) and ZΛ as a CSR matrix."""
@@ -213,30 +216,28 @@ def laplace_gradient(resp: OrdinalResponse, st: PIRLSState, theta: np.ndarray, r
     s = np.zeros(n)                                                           # diag(ZΛ M⁻¹ ΛᵀZᵀ)
     for (a, b), Sab in Spair.items():
         s += zl[:, a] * zl[:, b] * Sab
-    # ∂η/∂φ at fixed u (thresholds: 0), ∂g/∂α and ∂h/∂α at fixed η
-    E = np.zeros((n, npar))
-    E[:, K1:K1 + p] = src.X
+    # ∂η/∂φ at fixed u for (β, θ) (for α it is 0), and ∂g/∂α at fixed η (one row per threshold side)
+    Eb = np.empty((n, p + n_theta))
+    Eb[:, :p] = src.X
     ucols = u[rows.cols]
     for j, dz in enumerate(rows.dlam_rows):
-        E[:, K1 + p + j] = np.einsum("ij,ij->i", dz, ucols)
-    Ga = np.zeros((n, K1))
-    Ha = np.zeros((n, K1))
-    Ga[iu, rows.yu] = dv["g_u"][iu]
-    Ga[il, rows.yl] = dv["g_l"][il]
-    Ha[iu, rows.yu] = dv["h_u"][iu]
-    Ha[il, rows.yl] = dv["h_l"][il]
+        Eb[:, p + j] = np.einsum("ij,ij->i", dz, ucols)
+    V = np.zeros((n, npar))
+    V.ravel()[rows.flat_u] = dv["g_u"][iu]
+    V.ravel()[rows.flat_l] = dv["g_l"][il]
+    np.multiply(-h[:, None], Eb, out=V[:, K1:])
     # the mode's derivatives
-    V = -h[:, None] * E
-    V[:, :K1] += Ga
     R = np.asarray(A.T @ V)
     Ztg = np.bincount(rows.flat_cols, weights=(rows.vals * g[:, None]).ravel(), minlength=q)
     for j in range(n_theta):
         R[:, K1 + p + j] += rows.dlam[j] * Ztg
     du = S @ R
-    deta = E + np.asarray(A @ du)
-    grad = -2.0 * (E.T @ g) + (deta.T @ (dh * s))
-    grad[:K1] += Ha.T @ s
-    grad[:K1] -= 2.0 * l_alpha
+    deta = np.asarray(A @ du)
+    deta[:, K1:] += Eb
+    grad = deta.T @ (dh * s)
+    grad[K1:] -= 2.0 * (Eb.T @ g)
+    grad[:K1] += (np.bincount(rows.yu, weights=dv["h_u"][iu] * s[iu], minlength=K1)
+                  + np.bincount(rows.yl, weights=dv["h_l"][il] * s[il], minlength=K1) - 2.0 * l_alpha)
     # Λ itself depends on θ: 2 tr(M⁻¹ ΛᵀZᵀWZ ∂Λ/∂θ)
     for j, dz in enumerate(rows.dlam_rows):
         t = np.zeros(n)

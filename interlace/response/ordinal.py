@@ -46,6 +46,7 @@ class OrdinalResponse:
         self._has_upper = np.isfinite(self._upper)
         self._has_lower = np.isfinite(self._lower)
         self._last: tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._last_link: tuple[np.ndarray, ...] = ()
 
     def with_params(self, alpha: np.ndarray) -> OrdinalResponse:
         """The same response with thresholds ``alpha``."""
@@ -76,6 +77,7 @@ class OrdinalResponse:
             d2 = (d[0] - d[1]) / P - g * g              # ∂²ℓ/∂η²
         out = (P, g, d2)
         self._last = (eta, out)
+        self._last_link = (x, F, f, d)
         return out
 
     def eta_derivatives(self, eta: np.ndarray) -> dict[str, np.ndarray]:
@@ -86,29 +88,27 @@ class OrdinalResponse:
         ``l_u``, ``l_l`` = ∂(wℓ)/∂α, ``g_u``, ``g_l`` = ∂g/∂α, ``h_u``, ``h_l`` = ∂h/∂α
         (zero for a threshold at ±∞).
         """
-        eta = np.asarray(eta, float)
-        link = self.link
-        x = np.empty((2, eta.shape[0]))
-        np.subtract(self._upper, eta, out=x[0])
-        np.subtract(self._lower, eta, out=x[1])
-        (Fu, Fl), (fu, fl), (du, dl), (eu, el) = link.derivatives(x)
-        P = np.maximum(Fu - Fl, 1e-300)
-        P1 = -(fu - fl) / P                      # first derivative over P (in η)
-        P2 = (du - dl) / P                       # second derivative over P
-        P3 = -(eu - el) / P                      # third derivative over P
-        w = self.weights
-        l2 = P2 - P1 * P1
-        free = -l2 > 1e-12                       # where the weight is not held at its floor
-        out = {"g": w * P1, "h": np.maximum(-l2, 1e-12) * w, "dh": -w * free * (P3 - 3 * P2 * P1 + 2 * P1 ** 3)}
-        # ∂/∂a_u: ∂P/∂a_u = f_u, ∂P'/∂a_u = −f'_u, ∂P''/∂a_u = f''_u (a_l: the lower terms, signs flipped)
-        for side, fs, ds, es, sign in (("u", fu, du, eu, 1.0), ("l", fl, dl, el, -1.0)):
-            a = sign * fs / P                    # (∂P/∂a) / P
-            b = -sign * ds / P                   # (∂P'/∂a) / P
-            c = sign * es / P                    # (∂P''/∂a) / P
-            dl1 = b - P1 * a                     # ∂(P'/P)/∂a
-            out["l_" + side] = w * a
-            out["g_" + side] = w * dl1
-            out["h_" + side] = -w * free * (c - P2 * a - 2 * P1 * dl1)
+        self._at(eta)                            # F, f, f' at both bounds (made once per η)
+        x, F, f, d = self._last_link
+        e = self.link.d2pdf_given(x, F, f)
+        P = np.maximum(F[0] - F[1], 1e-300)
+        sign = np.array([[1.0], [-1.0]])         # upper, lower bound
+        with np.errstate(invalid="ignore", over="ignore"):
+            fP, dP, eP = f / P, d / P, e / P
+            P1 = fP[1] - fP[0]                   # first derivative of P in η, over P
+            P2 = dP[0] - dP[1]                   # second, over P
+            P3 = eP[1] - eP[0]                   # third, over P
+            w = self.weights
+            l2 = P2 - P1 * P1
+            free = w * (-l2 > 1e-12)             # where the weight is not held at its floor
+            out = {"g": w * P1, "h": np.maximum(-l2, 1e-12) * w, "dh": -free * (P3 - 3 * P2 * P1 + 2 * P1 ** 3)}
+            # ∂/∂a_u: ∂P/∂a_u = f_u, ∂P'/∂a_u = −f'_u, ∂P''/∂a_u = f''_u (a_l: the lower terms, signs flipped)
+            a = sign * fP                        # (∂P/∂a) / P
+            dl1 = -sign * dP - P1 * a            # ∂(P'/P)/∂a
+            la, ga = w * a, w * dl1
+            ha = -free * (sign * eP - P2 * a - 2 * P1 * dl1)
+        for k, side in enumerate("ul"):
+            out["l_" + side], out["g_" + side], out["h_" + side] = la[k], ga[k], ha[k]
         return out
 
     def probs(self, eta: np.ndarray) -> np.ndarray:
