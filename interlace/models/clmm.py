@@ -242,6 +242,14 @@ class CLMM(MixedModel):
         na, p = dev.n_alpha, dev.p
         if gradient:
             opt = minimize_gradient(dev.value_and_gradient, x0, dev.lower, maxfun=maxiter)
+            if not opt.converged and (maxiter is None or opt.n_evals < maxiter):
+                # the gradient search gave up (a line search far from the optimum): BOBYQA from there
+                steps = np.concatenate([np.full(na + p, 0.1), np.full(re.n_theta, 0.2)])
+                bob = minimize(dev, opt.x, dev.lower, rhobeg=steps,
+                               maxfun=None if maxiter is None else maxiter - opt.n_evals)
+                bob.n_evals += opt.n_evals
+                bob.optimizer = f"{opt.optimizer}, then {bob.optimizer}"
+                opt = bob
         else:
             steps = np.concatenate([np.full(na + p, 0.1), np.full(re.n_theta, 0.2)])
             opt = minimize(dev, x0, dev.lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
