@@ -42,7 +42,8 @@ def clmm(formula: str, data: pd.DataFrame, groups: str | Sequence[str] | None = 
         Case weights.
     optimizer : str
         ``"auto"`` (default): L-BFGS-B on the exact gradient of the Laplace approximation
-        where it is available (``nAGQ=1``, a log-concave link, at most 1,500 random effects),
+        where it is available (``nAGQ=1``, a log-concave link, at most 1,500 random effects,
+        500 with CHOLMOD),
         else BOBYQA; or any optimizer of :func:`interlace.fit` (``"bobyqa"``, ...).
     engine, start, check_conv, maxiter
         As in :func:`interlace.fit`.

@@ -208,7 +208,8 @@ class CLMM(MixedModel):
         ``method="auto"`` (default) minimizes the Laplace approximation by L-BFGS-B on its
         exact gradient where that is available (``nAGQ=1``, a log-concave link: logit,
         probit, cloglog, loglog; at most
-        :data:`~interlace.objective.clmm.GRADIENT_MAX_Q` random effects), else by BOBYQA;
+        :data:`~interlace.objective.clmm.GRADIENT_MAX_Q` random effects, or
+        :data:`~interlace.objective.clmm.GRADIENT_MAX_Q_SPARSE` with CHOLMOD), else by BOBYQA;
         any optimizer name of :func:`interlace.optimize.minimize` (``"bobyqa"``, ...) runs
         that optimizer on the objective's values alone.
         """
