@@ -18,13 +18,16 @@ A run with ``--only`` replaces the rows of the workloads it ran in an existing
 ``results.json`` and keeps the others, with the metadata of the run that
 measured them; a run without ``--only`` replaces the whole file.  The
 workloads are linear mixed models (``interlace.fit`` against ``lmer``) and
-GLMMs (``interlace.glmer`` against ``glmer``, in a section of their own).
+GLMMs (``interlace.glmer`` against ``glmer``, in a section of their own), Cox
+models with frailties (against coxme) and cumulative link mixed models
+(``interlace.clmm`` against ordinal's ``clmm``), each in a section of their own.
 
 Tools (``--tools``, default all): ``lme4`` (R's ``lme4_worker.R``, run with
 ``--rscript``, ``$RSCRIPT`` or the ``Rscript`` on the PATH), ``coxme`` (R's coxme,
 the reference of the Cox workloads, by ``coxme_worker.R`` with ``R_LIBS`` at
 ``--coxme-lib``, ``$COXME_R_LIBS`` or ``../shared/r-lib``; skipped with a note when
-absent), ``interlace``,
+absent), ``ordinal`` (R's ``ordinal::clmm``, the reference of the CLMM workloads, by
+``ordinal_worker.R``), ``interlace``,
 ``statsmodels`` (``MixedLM``), ``mixedlm`` (the PyPI package with a Rust core,
 ``python3 -m pip install mixedlm``; ``mixedlm.lmer`` / ``mixedlm.glmer`` with
 the lme4 formula) and ``interlace-lme`` (the earlier, unrelated PyPI package
@@ -171,12 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     tools = make_tools(args.tools, settings)
     skipped = {t.name: why for t in tools if (why := t.available())}
     workloads = [w for w in WORKLOADS if w.name in args.only] if args.only else WORKLOADS
-    if "lme4" in skipped and any(not w.is_cox for w in workloads):
+    if "lme4" in skipped and any(not (w.is_cox or w.is_clmm) for w in workloads):
         # the reference of the agreement columns: no silent run without it
         sys.exit(f"lme4, the reference, cannot run: {skipped['lme4']}, or leave it out (--skip-r)")
     for tool, why in skipped.items():
         print(f"{tool}: {why}", file=sys.stderr)
-    tools = [t for t in tools if t.name not in skipped or t.name == "coxme"]   # coxme: a "skipped" row
+    tools = [t for t in tools if t.name not in skipped or t.name in ("coxme", "ordinal")]  # a "skipped" row
     command = " ".join(["python3", "benchmarks/run_benchmarks.py", *map(shlex.quote, argv)])
     run, results = run_session(workloads, tools, settings, command, skipped, args.data_dir)
     if args.only and args.output_json.exists():

@@ -18,7 +18,7 @@ __all__ = ["clmm"]
 def clmm(formula: str, data: pd.DataFrame, groups: str | Sequence[str] | None = None,
          random: str | Sequence[str] | None = None, link: str = "logit", threshold: str = "flexible",
          nAGQ: int = 1, levels: Sequence[Any] | None = None, weights: str | npt.ArrayLike | None = None,
-         engine: str = "auto", optimizer: str = "bobyqa", start: npt.ArrayLike | None = None,
+         engine: str = "auto", optimizer: str = "auto", start: npt.ArrayLike | None = None,
          check_conv: bool = True, maxiter: int | None = None) -> CLMMResultWrapper:
     """Fit a cumulative link mixed model: P(Y ≤ j) = F(α_j − xᵀβ − zᵀb).
 
@@ -40,7 +40,12 @@ def clmm(formula: str, data: pd.DataFrame, groups: str | Sequence[str] | None = 
         Order of the response categories.
     weights : str or array-like, optional
         Case weights.
-    engine, optimizer, start, check_conv, maxiter
+    optimizer : str
+        ``"auto"`` (default): L-BFGS-B on the exact gradient of the Laplace approximation
+        where it is available (``nAGQ=1``, a log-concave link, at most 1,500 random effects,
+        500 with CHOLMOD),
+        else BOBYQA; or any optimizer of :func:`interlace.fit` (``"bobyqa"``, ...).
+    engine, start, check_conv, maxiter
         As in :func:`interlace.fit`.
 
     Returns

@@ -13,6 +13,7 @@ ROOT = HERE.parent
 CLI = HERE / "run_benchmarks.py"
 R_WORKER = HERE / "lme4_worker.R"
 COXME_WORKER = HERE / "coxme_worker.R"
+ORDINAL_WORKER = HERE / "ordinal_worker.R"
 ILME_WORKER = HERE / "interlace_lme_worker.py"
 INSTEVAL_CSV = HERE / "data" / "insteval.csv.gz"
 VERBAGG_CSV = ROOT / "interlace" / "datasets" / "data" / "verbagg.csv"

@@ -56,6 +56,12 @@ def _is_cox(name: str) -> bool:
     return bool(w and w.is_cox)
 
 
+def _is_clmm(name: str) -> bool:
+    """Whether a workload of the report is a CLMM (``interlace.clmm`` against ``ordinal::clmm``)."""
+    w = BY_NAME.get(name)
+    return bool(w and w.is_clmm)
+
+
 def _per_run(texts: list, runs: list) -> list:
     """Bullet lines: one if every run gives the same text, else one per run."""
     if len(set(texts)) == 1:
@@ -107,7 +113,7 @@ def _table_rows(report: dict, names: list, vc_key: str, notes: list) -> list:
                 notes.append(f"- {name}, {label}: {detail}")
                 continue
             ag = r.get("agreement", {})
-            ref = key in ("lme4", "coxme")
+            ref = key in ("lme4", "coxme", "ordinal")
             peak = r.get("peak_mb")
             delta = r.get("delta_mb")
             lines.append(
@@ -203,6 +209,8 @@ def render_markdown(report: dict) -> str:
                      f"{v.get('survival', 'n/a')} ({v.get('coxme_R', '')}, library {r['settings'].get('coxme_lib')})")
         elif "coxme" in r.get("skipped_tools", {}):
             line += f"; coxme: {r['skipped_tools']['coxme']}"
+        if "ordinal" in v:
+            line += f"; ordinal {v['ordinal']}, ucminf {v.get('ucminf', 'n/a')} ({v.get('ordinal_R', '')})"
         return line
 
     def threads(r):
@@ -293,9 +301,10 @@ def render_markdown(report: dict) -> str:
 
     # ---------------------------------------------------------------- tables
     names = list(report["results"])
-    lmm = [n for n in names if not _is_glmm(n) and not _is_cox(n)]
+    lmm = [n for n in names if not (_is_glmm(n) or _is_cox(n) or _is_clmm(n))]
     glmm = [n for n in names if _is_glmm(n)]
     cox = [n for n in names if _is_cox(n)]
+    clmm = [n for n in names if _is_clmm(n)]
     notes: list = []
     if lmm:
         lines += ["## Results", "", HEADER, _ALIGN, *_table_rows(report, lmm, "vc_max_rel", notes)]
@@ -312,6 +321,11 @@ def render_markdown(report: dict) -> str:
         lines += ["## Survival (Cox models with frailties)", "", *COX_METHOD, "",
                   HEADER, _ALIGN, *_table_rows(report, cox, "vc_max_rel", notes), "",
                   "| workload | target | measured | met |", "|---|---|---|---|", *_target_rows(report, cox), ""]
+
+    if clmm:
+        lines += ["## Ordinal outcomes (cumulative link mixed models)", "", *CLMM_METHOD, "",
+                  HEADER, _ALIGN, *_table_rows(report, clmm, "vc_max_rel", notes), "",
+                  "| workload | target | measured | met |", "|---|---|---|---|", *_target_rows(report, clmm), ""]
 
     # ---------------------------------------------------------------- profiles (hand-written)
     if PROFILES_MD.exists():  # where the time goes for targets not met, measured by hand
@@ -331,6 +345,11 @@ def render_markdown(report: dict) -> str:
             lines.append(f"  coxme: `coxme({w.formula}, data, ties = \"{w.method}\")`; interlace: "
                          f"`interlace.coxme({w.formula!r}, data, ties={w.method!r})`; statsmodels, mixedlm, "
                          f"interlace-lme: {w.statsmodels_note}.")
+            continue
+        if w.is_clmm:
+            lines.append(f"  ordinal: `clmm({w.formula}, data, link = \"{w.link}\")` with `{w.response}` an ordered "
+                         f"factor; interlace: `interlace.clmm({w.formula!r}, data, link={w.link!r})`; mixedlm: "
+                         f"{w.mixedlm_skip}; statsmodels, interlace-lme: {w.statsmodels_note}.")
             continue
         lines.append(f"  statsmodels: {w.statsmodels_note}.")
         if w.mixedlm_skip:
@@ -358,6 +377,22 @@ COX_METHOD = [
      "the same estimate."),
     ("- **agreement** with coxme: **FE**: max relative difference of the coefficients; **VC**: of the frailty "
      "variances; **|Δ llf|**: of the integrated (Laplace) log-likelihood."),
+]
+
+#: How the CLMM rows differ from the LMM rows (bullets of the ordinal section).
+CLMM_METHOD = [
+    ("Cumulative link mixed models: `interlace.clmm(formula, data)` against R's `ordinal::clmm(formula, data)` "
+     "(run by `benchmarks/ordinal_worker.R`), both with their defaults: the Laplace approximation, ordinal's "
+     "`nlminb` on finite-difference gradients, interlace's L-BFGS-B on the exact gradient of the Laplace "
+     "approximation. Timing, memory and bg load as in [Method](#method): `system.time(clmm(...))` in R, "
+     "`time.perf_counter()` around `interlace.clmm(...)` in Python."),
+    "",
+    ("- **evals**: evaluations of the Laplace objective: ordinal's `m$neval` (those of its finite-difference "
+     "gradients included); interlace's `opt_summary.n_evals` (each with its exact gradient; the clm start "
+     "and the Hessian for the standard errors are counted by neither tool)."),
+    ("- **agreement** with ordinal: **FE**: max relative difference over the thresholds and the coefficients; "
+     "**VC**: of the random-effect variances; **|Δ llf|**: of the Laplace log-likelihood (ordinal's default "
+     "gradient tolerance stops it up to ~1e-6 below its optimum)."),
 ]
 
 #: How the GLMM rows differ from the LMM rows (bullets of the GLMM section).

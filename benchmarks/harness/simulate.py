@@ -376,3 +376,37 @@ def simulate_counting_strata(n_subjects: int, n_groups: int, n_strata: int, offs
 def make_cox_strata_counting(directory: Path) -> Path:
     """10,000 subjects in about 20,000 (start, stop] rows, four strata, 200 frailty groups."""
     return _write_csv(simulate_counting_strata(10_000, 200, 4, offset=14), directory / "cox_strata_counting.csv")
+
+
+# ----------------------------------------------------------------------------- ordinal (ordinal::clmm)
+def simulate_clmm_crossed(n: int, n_judges: int, n_items: int, offset: int) -> pd.DataFrame:
+    """Ordinal ratings in 5 categories from a logistic latent variable with crossed judge and item effects.
+
+    Latent ``0.8 x + u[judge] + v[item] + e`` with ``x ~ N(0, 1)``, ``u ~ N(0, 1)``,
+    ``v ~ N(0, 0.5^2)`` and ``e`` standard logistic, cut at thresholds (−2, −0.7, 0.7, 2)
+    into ratings 1 … 5; each row draws its judge and item uniformly (unbalanced, fully crossed).
+
+    Returns
+    -------
+    DataFrame
+        ``rating`` (integers 1 … 5), ``x``, ``judge``, ``item`` (integer codes).
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = _rng(offset)
+    judge = rng.integers(0, n_judges, n)
+    item = rng.integers(0, n_items, n)
+    _levels_all_present(judge, n_judges, "judge")
+    _levels_all_present(item, n_items, "item")
+    x = rng.standard_normal(n)
+    u = rng.standard_normal(n_judges)
+    v = 0.5 * rng.standard_normal(n_items)
+    latent = 0.8 * x + u[judge] + v[item] + rng.logistic(size=n)
+    rating = 1 + np.searchsorted(np.array([-2.0, -0.7, 0.7, 2.0]), latent)
+    return pd.DataFrame({"rating": rating.astype(np.int64), "x": x, "judge": judge, "item": item})
+
+
+def make_clmm_crossed(directory: Path) -> Path:
+    """10,000 ordinal ratings, 100 judges × 50 items crossed (:func:`simulate_clmm_crossed`)."""
+    return _write_csv(simulate_clmm_crossed(10_000, 100, 50, offset=31), directory / "clmm_crossed.csv")

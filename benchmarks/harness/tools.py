@@ -22,6 +22,7 @@ from .common import (
     ILME_VENV_ENV,
     ILME_VERSION,
     ILME_WORKER,
+    ORDINAL_WORKER,
     R_WORKER,
     RSCRIPT_ENV,
     STATSMODELS_TIMEOUT,
@@ -132,7 +133,7 @@ class Lme4Tool(Tool):
     name = "lme4"
 
     def applies(self, w: Workload) -> bool:
-        return not w.is_cox
+        return not (w.is_cox or w.is_clmm)
 
     def available(self) -> str:
         if self.settings.rscript:
@@ -165,7 +166,7 @@ class InterlaceTool(Tool):
         return list(self.settings.engines)
 
     def spec(self, w: Workload, data: Path, variant: str = "") -> dict:
-        return {**super().spec(w, data), "engine": variant, "cox": w.is_cox}
+        return {**super().spec(w, data), "engine": variant, "cox": w.is_cox, "clmm": w.is_clmm}
 
 
 class StatsmodelsTool(Tool):
@@ -177,7 +178,7 @@ class StatsmodelsTool(Tool):
         return "" if importlib.util.find_spec("statsmodels") else "not run: statsmodels is not installed"
 
     def applies(self, w: Workload) -> bool:
-        return not (w.is_glmm or w.is_cox)  # no maximum-likelihood GLMM (nor Cox frailty model) in statsmodels
+        return not (w.is_glmm or w.is_cox or w.is_clmm)  # no ML GLMM (nor Cox frailty model, CLMM) in statsmodels
 
     def skip_note(self, w: Workload) -> str:
         return w.statsmodels_note if w.statsmodels is None else ""
@@ -313,9 +314,38 @@ class CoxmeTool(Tool):
                 "formula": w.formula, "ties": w.method, "repeats": self.settings.repeats}
 
 
+class OrdinalTool(Tool):
+    """R's ``ordinal::clmm`` (the reference of the CLMM workloads), run by ``ordinal_worker.R``."""
+
+    name = "ordinal"
+
+    def available(self) -> str:
+        return "" if self.settings.rscript else "skipped: no Rscript (R's ordinal runs in R)"
+
+    def versions(self, rows: list[Measurement]) -> dict[str, str]:
+        for r in rows:
+            if r.get("versions"):
+                return {f"ordinal_{k}" if k in ("R", "blas") else k: r["versions"][k]
+                        for k in ("R", "ordinal", "ucminf", "blas") if k in r["versions"]}
+        return {}
+
+    def applies(self, w: Workload) -> bool:
+        return w.is_clmm
+
+    def skip_note(self, w: Workload) -> str:
+        return self.available()
+
+    def command(self) -> list[str]:
+        return [str(self.settings.rscript), "--vanilla", str(ORDINAL_WORKER)]
+
+    def spec(self, w: Workload, data: Path, variant: str = "") -> dict:
+        return {"workload": w.name, "tool": self.name, "data": str(data), "factors": list(w.r_factors),
+                "response": w.response, "formula": w.formula, "link": w.link, "repeats": self.settings.repeats}
+
+
 #: Every tool, in the order of the rows of a workload.
-TOOL_CLASSES: tuple[type[Tool], ...] = (Lme4Tool, CoxmeTool, InterlaceTool, InterlaceApiTool, StatsmodelsTool,
-                                        MixedlmTool, InterlaceLmeTool)
+TOOL_CLASSES: tuple[type[Tool], ...] = (Lme4Tool, CoxmeTool, OrdinalTool, InterlaceTool, InterlaceApiTool,
+                                        StatsmodelsTool, MixedlmTool, InterlaceLmeTool)
 #: Names of the tools (``--tools``).
 TOOLS: tuple[str, ...] = tuple(c.name for c in TOOL_CLASSES)
 

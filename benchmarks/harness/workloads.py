@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .common import INSTEVAL_CSV, VERBAGG_CSV, fmt_seconds, row_key
 from .simulate import (
+    make_clmm_crossed,
     make_cox_5k,
     make_cox_100k,
     make_cox_crossed_20k,
@@ -72,7 +73,11 @@ class Workload:
     reference : str
         The tool the agreement columns compare with: ``"lme4"``, or ``"coxme"`` for a
         Cox model (``interlace.coxme`` against R's ``coxme``; ``formula`` is then the coxme
-        formula, which interlace reads unchanged, and ``method`` the ties).
+        formula, which interlace reads unchanged, and ``method`` the ties), or ``"ordinal"`` for a
+        cumulative link mixed model (``interlace.clmm`` against R's ``ordinal::clmm``; ``formula``
+        is the clmm formula and ``response`` the ordinal response column).
+    response : str
+        The ordinal response of a CLMM workload (read as an ordered factor by R).
     bootstrap : int
         0: the timed call is the fit.  n > 0: the model is fitted once, untimed, and the
         timed call is a parametric bootstrap of ``n`` refits (interlace ``res.bootstrap``,
@@ -99,11 +104,17 @@ class Workload:
     ilme_binary: tuple = ()
     reference: str = "lme4"
     bootstrap: int = 0
+    response: str = ""
 
     @property
     def is_cox(self) -> bool:
         """Whether this is a Cox model with frailties (``interlace.coxme`` against R's ``coxme``)."""
         return self.reference == "coxme"
+
+    @property
+    def is_clmm(self) -> bool:
+        """Whether this is a cumulative link mixed model (``interlace.clmm`` against ``ordinal::clmm``)."""
+        return self.reference == "ordinal"
 
     @property
     def is_glmm(self) -> bool:
@@ -119,6 +130,8 @@ class Workload:
         """How the model is fitted, for the report: ``REML`` or ``binomial (logit), Laplace (nAGQ=1)``."""
         if self.is_cox:
             return f"Cox, {self.method} ties (coxme's default estimation)"
+        if self.is_clmm:
+            return f"cumulative {self.link}, Laplace (ordinal's default estimation)"
         if not self.is_glmm:
             return self.method
         how = {0: "PIRLS only", 1: "Laplace"}.get(self.nagq, "adaptive Gauss-Hermite")
@@ -247,6 +260,23 @@ def _cox_target(rows):
 
 #: statsmodels, mixedlm and interlace-lme have no Cox model with random effects.
 COX_OTHERS = "not run: no Cox model with random effects"
+#: Why the Python peers have no CLMM row.
+CLMM_MIXEDLM = "not run: mixedlm 1.3 has no cumulative link (ordinal) mixed model (only `lmer`, `glmer`, `nlmer`)"
+CLMM_OTHERS = "not run: no cumulative link mixed model"
+
+
+def _clmm_target(rows):
+    """CLMM workloads: interlace (auto) ≤ 1 s and faster than ordinal's clmm; its log-likelihood not below
+    ordinal's by more than 1e-6 (higher where ordinal's default gradient tolerance stops it short)."""
+    out = _time_target(1.0)(rows)
+    t, tr = _seconds(rows), _seconds(rows, "ordinal", "")
+    out.append(("interlace (auto) faster than ordinal::clmm",
+                "n/a" if t is None or tr is None else f"{fmt_seconds(t)} s vs {fmt_seconds(tr)} s ({tr / t:.1f}×)",
+                None if t is None or tr is None else t < tr))
+    r, ref = rows.get(row_key("interlace", "auto"), {}), rows.get(row_key("ordinal", ""), {})
+    d = r["llf"] - ref["llf"] if r.get("status") == "ok" and ref.get("status") == "ok" else None
+    out.append(("llf − llf_ordinal ≥ −1e-6", "n/a" if d is None else f"{d:+.1e}", None if d is None else d >= -1e-6))
+    return out
 
 # ----------------------------------------------------------------------------- workloads
 #: statsmodels has no maximum-likelihood GLMM to compare with.
@@ -416,5 +446,14 @@ WORKLOADS += [
         "changing at 0.5, 1, 1.5, four strata, 200 frailty groups",
         data=make_cox_strata_counting, r_factors=("g",), statsmodels_note=COX_OTHERS, target=_cox_target,
         mixedlm_skip=COX_OTHERS, ilme_skip=COX_OTHERS, reference="coxme"),
+]
+WORKLOADS += [
+    Workload(
+        "clmm_crossed", "rating ~ x + (1 | judge) + (1 | item)", "Laplace",
+        "simulated ordinal ratings (5 categories), 10,000 rows, 100 judges × 50 items crossed",
+        data=make_clmm_crossed, r_factors=("judge", "item"), statsmodels_note=CLMM_OTHERS, target=_clmm_target,
+        mixedlm_skip=CLMM_MIXEDLM, ilme_skip=CLMM_OTHERS, reference="ordinal", response="rating",
+        notes="`rating` is read as an ordered factor by R (`factor(rating, ordered = TRUE)`) and as integers "
+              "ordered by value by interlace."),
 ]
 BY_NAME = {w.name: w for w in WORKLOADS}

@@ -9,17 +9,24 @@ The response object PIRLS uses is :class:`interlace.response.ordinal.OrdinalResp
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import scipy.stats as st
+from scipy.special import expit, ndtr
 
 from ..errors import InterlaceError
 
 __all__ = ["CumulativeLink", "ORDINAL_LINKS", "threshold_jacobian"]
 
 ORDINAL_LINKS = ("logit", "probit", "cloglog", "loglog", "cauchit")
+_SQRT_2PI = float(np.sqrt(2 * np.pi))
 
 
 class CumulativeLink:
     """The latent distribution F of a cumulative link: cdf, pdf and the pdf's derivative.
+
+    The cdf, pdf and f' are closed forms on numpy / ``scipy.special`` ufuncs (PIRLS
+    evaluates them at every row in every iteration; ``scipy.stats``' argument checking
+    cost more than the arithmetic); ``dist`` is the matching ``scipy.stats`` distribution.
 
     Parameters
     ----------
@@ -35,30 +42,106 @@ class CumulativeLink:
         self.name = name
         self.dist = self._DIST[name]
 
-    def cdf(self, x: np.ndarray) -> np.ndarray:
-        return self.dist.cdf(x)
+    def cdf(self, x: npt.ArrayLike) -> np.ndarray:
+        x = np.asarray(x, float)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.name == "logit":
+                return expit(x)
+            if self.name == "probit":
+                return ndtr(x)
+            if self.name == "cloglog":
+                return -np.expm1(-np.exp(x))
+            if self.name == "loglog":
+                return np.exp(-np.exp(-x))
+            return 0.5 + np.arctan(x) / np.pi
 
-    def pdf(self, x: np.ndarray) -> np.ndarray:
-        return self.dist.pdf(x)
+    def pdf(self, x: npt.ArrayLike) -> np.ndarray:
+        """f(x), zero at ±∞."""
+        return self.cdf_pdf_dpdf(x, need_dpdf=False)[1]
 
     def ppf(self, p: np.ndarray) -> np.ndarray:
         return self.dist.ppf(p)
 
-    def dpdf(self, x: np.ndarray) -> np.ndarray:
+    def dpdf(self, x: npt.ArrayLike) -> np.ndarray:
         """f'(x), zero at ±∞."""
+        return self.cdf_pdf_dpdf(x)[2]
+
+    def cdf_pdf_dpdf(self, x: npt.ArrayLike, need_dpdf: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """F(x), f(x) and f'(x) together (f and f' zero at ±∞; f' is not computed unless ``need_dpdf``)."""
         x = np.asarray(x, float)
         with np.errstate(over="ignore", invalid="ignore"):
-            f = self.dist.pdf(x)
-            if self.name == "logit":
-                d = f * (1 - 2 * self.dist.cdf(x))
+            if self.name == "logit":  # one exp: F = 1/(1 + e^−x), 1 − F = e^−x F (exact at ±inf below)
+                e = np.exp(-np.clip(x, -700.0, 700.0))
+                F = 1.0 / (1.0 + e)
+                Fc = e * F
+                f = F * Fc
+                d = f * (Fc - F) if need_dpdf else f
+                neg = x == -np.inf
+                if neg.any():
+                    F[neg] = f[neg] = d[neg] = 0.0
+                return F, f, d
             elif self.name == "probit":
-                d = -x * f
+                F = ndtr(x)
+                f = np.exp(-0.5 * x * x) / _SQRT_2PI
+                d = -x * f if need_dpdf else f
             elif self.name == "cloglog":
-                d = f * (1 - np.exp(x))
+                e = np.exp(x)
+                F = -np.expm1(-e)
+                f = np.exp(x - e)
+                d = f * (1 - e) if need_dpdf else f
             elif self.name == "loglog":
-                d = f * (np.exp(-x) - 1)
+                e = np.exp(-x)
+                F = np.exp(-e)
+                f = np.exp(-x - e)
+                d = f * (e - 1) if need_dpdf else f
             else:
-                d = -2 * x / (np.pi * (1 + x * x) ** 2)
+                F = 0.5 + np.arctan(x) / np.pi
+                f = 1.0 / (np.pi * (1 + x * x))
+                d = -2 * x / (np.pi * (1 + x * x) ** 2) if need_dpdf else f
+        finite = np.isfinite(x)
+        if not finite.all():
+            f = np.where(finite, np.nan_to_num(f), 0.0)
+            d = np.where(finite, np.nan_to_num(d), 0.0)
+        return F, f, d
+
+
+    def derivatives(self, x: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """F, f, f' and f'' at ``x`` (f, f', f'' zero at ±∞)."""
+        x = np.asarray(x, float)
+        F, f, d = self.cdf_pdf_dpdf(x)
+        if self.name == "logit":  # f'' = f ((1 − 2F)² − 2f) from the same exponential
+            with np.errstate(invalid="ignore"):
+                t = 1.0 - 2.0 * F
+                return F, f, d, f * (t * t - 2.0 * f)
+        return F, f, d, self.d2pdf(x)
+
+    def d2pdf_given(self, x: np.ndarray, F: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """f''(x) given F(x) and f(x) (the logistic's from them, without another exponential)."""
+        if self.name == "logit":
+            with np.errstate(invalid="ignore"):
+                t = 1.0 - 2.0 * F
+                return f * (t * t - 2.0 * f)
+        return self.d2pdf(x)
+
+    def d2pdf(self, x: npt.ArrayLike) -> np.ndarray:
+        """f''(x), zero at ±∞ (the third derivative of the log-likelihood needs it)."""
+        x = np.asarray(x, float)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.name == "logit":
+                F, Fc = expit(x), expit(-x)
+                f = F * Fc
+                t = Fc - F
+                d = f * (t * t - 2 * f)
+            elif self.name == "probit":
+                d = (x * x - 1) * np.exp(-0.5 * x * x) / _SQRT_2PI
+            elif self.name == "cloglog":
+                e = np.exp(x)
+                d = np.exp(x - e) * ((1 - e) ** 2 - e)
+            elif self.name == "loglog":
+                e = np.exp(-x)
+                d = np.exp(-x - e) * ((e - 1) ** 2 - e)
+            else:
+                d = (6 * x * x - 2) / (np.pi * (1 + x * x) ** 3)
         return np.where(np.isfinite(x), np.nan_to_num(d), 0.0)
 
 

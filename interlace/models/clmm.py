@@ -24,6 +24,8 @@ from ..formula import model_terms
 from ..objective.clmm import CLMMDeviance
 from ..objective.pirls import PIRLS
 from ..optimize import check_convergence, minimize
+from ..optimize.checks import convergence_messages, warn_messages
+from ..optimize.gradient import gradient_derivatives, minimize_gradient
 from ..response.ordinal import OrdinalResponse
 from .base import MixedModel
 
@@ -199,27 +201,69 @@ class CLMM(MixedModel):
     def loglike(self, params: np.ndarray) -> float:
         return -0.5 * self.deviance_at(params)
 
-    def _start(self, dev: CLMMDeviance) -> np.ndarray:
+    def fit(self, start_params: Any = None, method: str = "auto", maxiter: int | None = None,
+            check_conv: bool = True, blas_threads: int | None = None, **kwargs: Any) -> Any:
+        """Estimate thresholds, coefficients and θ (see :class:`MixedModel.fit`).
+
+        ``method="auto"`` (default) minimizes the Laplace approximation by L-BFGS-B on its
+        exact gradient where that is available (``nAGQ=1``, a log-concave link: logit,
+        probit, cloglog, loglog; at most
+        :data:`~interlace.objective.clmm.GRADIENT_MAX_Q` random effects, or
+        :data:`~interlace.objective.clmm.GRADIENT_MAX_Q_SPARSE` with CHOLMOD), else by BOBYQA;
+        any optimizer name of :func:`interlace.optimize.minimize` (``"bobyqa"``, ...) runs
+        that optimizer on the objective's values alone.
+        """
+        return super().fit(start_params, method, maxiter, check_conv, blas_threads, **kwargs)
+
+    def _start(self, dev: CLMMDeviance, gradient: bool = False) -> np.ndarray:
         """Thresholds from the cumulative proportions, β = 0, then the fit without random effects (``clm``)."""
         x0 = dev.x0
         na_p = dev.n_alpha + dev.p
         zero = np.zeros(x0.size - na_p)
-        f = lambda x: dev(np.concatenate([x, zero]))  # noqa: E731
-        opt = minimize(f, x0[:na_p], np.full(na_p, -np.inf), rhobeg=0.1)
-        return np.concatenate([opt.x, self.random_effects_structure.theta0])
+        if gradient:
+            def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
+                v, g = dev.value_and_gradient(np.concatenate([x, zero]))
+                return v, g[:na_p]
+
+            xs = minimize_gradient(fg, x0[:na_p], np.full(na_p, -np.inf)).x
+        else:
+            f = lambda x: dev(np.concatenate([x, zero]))  # noqa: E731
+            xs = minimize(f, x0[:na_p], np.full(na_p, -np.inf), rhobeg=0.1).x
+        return np.concatenate([xs, self.random_effects_structure.theta0])
 
     def _fit(self, start_params: Any, method: str, maxiter: int | None, check_conv: bool) -> Any:
         from ..results.clmm import CLMMResult, CLMMResultWrapper
 
         re = self.random_effects_structure
         dev = self.objective()
-        x0 = self._start(dev) if start_params is None else np.asarray(start_params, float)
+        gradient = str(method).lower() == "auto" and dev.has_gradient
+        if str(method).lower() == "auto" and not gradient:
+            method = "bobyqa"
+        x0 = self._start(dev, gradient) if start_params is None else np.asarray(start_params, float)
         na, p = dev.n_alpha, dev.p
-        steps = np.concatenate([np.full(na + p, 0.1), np.full(re.n_theta, 0.2)])
-        opt = minimize(dev, x0, dev.lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
+        if gradient:
+            opt = minimize_gradient(dev.value_and_gradient, x0, dev.lower, maxfun=maxiter)
+            if not opt.converged and (maxiter is None or opt.n_evals < maxiter):
+                # the gradient search gave up (a line search far from the optimum): BOBYQA from there
+                steps = np.concatenate([np.full(na + p, 0.1), np.full(re.n_theta, 0.2)])
+                bob = minimize(dev, opt.x, dev.lower, rhobeg=steps,
+                               maxfun=None if maxiter is None else maxiter - opt.n_evals)
+                bob.n_evals += opt.n_evals
+                bob.optimizer = f"{opt.optimizer}, then {bob.optimizer}"
+                opt = bob
+        else:
+            steps = np.concatenate([np.full(na + p, 0.1), np.full(re.n_theta, 0.2)])
+            opt = minimize(dev, x0, dev.lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
         derivs: dict = {}
-        opt.messages = check_convergence(dev, opt.x, dev.lower, opt.converged, opt.message,
-                                         warn=check_conv, derivs_out=derivs, delta=1e-3)
+        if gradient:
+            derivs = gradient_derivatives(dev.value_and_gradient, opt.x, dev.lower)
+            msgs = convergence_messages(opt.x, dev.lower, opt.converged, opt.message, derivs)
+            if check_conv:
+                warn_messages(msgs)
+            opt.messages = [m for m, _ in msgs]
+        else:
+            opt.messages = check_convergence(dev, opt.x, dev.lower, opt.converged, opt.message,
+                                             warn=check_conv, derivs_out=derivs, delta=1e-3)
         objective = dev(opt.x)
         st = dev.solution(opt.x)
         return CLMMResultWrapper(CLMMResult(self, opt.x, st, objective, derivs, opt, dev))
