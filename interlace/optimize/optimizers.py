@@ -103,6 +103,8 @@ def minimize(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lower: npt.A
         Upper bounds (``inf`` for unbounded; default: none).
     """
     canonical = {o.lower(): o for o in OPTIMIZERS}
+    if isinstance(optimizer, str) and optimizer.lower() == "auto":  # without a gradient: BOBYQA
+        optimizer = "bobyqa"
     if not isinstance(optimizer, str) or optimizer.lower() not in canonical:
         raise InterlaceError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
     optimizer = canonical[optimizer.lower()]

@@ -1,0 +1,228 @@
+"""The LMM fitting loop with an analytic gradient: L-BFGS-B, then Newton steps and lme4's checks
+from the exact gradient and a Hessian by forward differences of it.
+
+:func:`minimize_with_gradient` is :func:`~interlace.optimize.checks.minimize_checked`'s path when
+the criterion offers ``value_and_grad(x) -> (f, g)`` (the LMM profiled deviance and REML
+criterion, :mod:`interlace.objective.lmm_gradient`):
+
+1. scipy's L-BFGS-B from the start (MIVQUE0 for LMMs) within the bounds, one factorization
+   per evaluation giving the criterion and its gradient;
+2. the checks' derivatives (:func:`gradient_derivatives`): the exact gradient over the
+   parameters off the boundary and a Hessian by forward differences of it, ``n`` gradient
+   evaluations (lme4's finite differences of the criterion take ``1 + 2n + 2n(n − 1)``);
+3. Newton steps ``x − H⁻¹g`` while they are refinements and the criterion does not grow,
+   the gradient of the verdict being the exact one at the final point.
+
+When L-BFGS-B does not report success or the Newton step is refused, BOBYQA runs from its
+answer with lme4's tolerance (as :func:`minimize_checked` does after a coarse run), so the
+answer is never worse than BOBYQA's.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+import scipy.optimize
+
+from .checks import at_upper
+from .optimizers import OptSummary
+
+__all__ = ["GRADIENT_OPTIMIZER", "HESSIAN_STEP", "ValueAndGrad", "gradient_derivatives", "minimize_with_gradient",
+           "newton_steps"]
+
+#: The name recorded in :class:`OptSummary` for this path.
+GRADIENT_OPTIMIZER = "L-BFGS-B+analytic"
+#: Relative step of the forward differences of the gradient (the Hessian of the checks).
+HESSIAN_STEP = 1e-5
+
+ValueAndGrad = Callable[[np.ndarray], "tuple[float, np.ndarray | None]"]
+
+
+def gradient_derivatives(value_and_grad: ValueAndGrad, x: np.ndarray, lower: np.ndarray,
+                         upper: np.ndarray | None = None, tol_singular: float = 1e-4,
+                         g0: np.ndarray | None = None, delta: float = HESSIAN_STEP) -> dict | None:
+    """The exact gradient and a Hessian by forward differences of it, over the parameters off the boundary.
+
+    The boundary is that of :func:`~interlace.optimize.checks.free_derivatives`.  Column j
+    of the Hessian is ``(g(x + h e_j) − g(x)) / h`` with ``h = delta · max(1, |x_j|)``
+    (backwards at an upper bound), symmetrized: ``n`` gradient evaluations.
+
+    Returns
+    -------
+    dict or None
+        As :func:`~interlace.optimize.checks.free_derivatives` (``free``, ``gradient``,
+        ``hessian``); None when the criterion gave no gradient.
+    """
+    x = np.asarray(x, float)
+    on_bound = (lower == 0) & (x < tol_singular)
+    if upper is not None:
+        on_bound |= at_upper(x, upper)
+    idx = np.flatnonzero(~on_bound)
+    if not idx.size:
+        return {"free": idx}
+    if g0 is None:
+        g0 = value_and_grad(x)[1]
+        if g0 is None:
+            return None
+    n = idx.size
+    H = np.empty((n, n))
+    for a, i in enumerate(idx):
+        h = delta * max(1.0, abs(x[i]))
+        if upper is not None and x[i] + h > upper[i]:
+            h = -h
+        xp = x.copy()
+        xp[i] += h
+        gp = value_and_grad(xp)[1]
+        if gp is None:
+            return None
+        H[:, a] = (gp[idx] - g0[idx]) / h
+    with np.errstate(invalid="ignore"):
+        H = 0.5 * (H + H.T)
+    return {"free": idx, "gradient": np.asarray(g0, float)[idx], "hessian": H}
+
+
+class _BudgetSpent(Exception):
+    """Raised by :class:`_Counted` when the evaluation budget is spent (L-BFGS-B's own
+    ``maxfun`` is checked only between iterations)."""
+
+
+class _Counted:
+    """``value_and_grad`` with a count and the best point seen (its value and gradient)."""
+
+    def __init__(self, value_and_grad: ValueAndGrad, maxfun: int) -> None:
+        self.vg = value_and_grad
+        self.maxfun = maxfun
+        self.n = 0
+        self.best: tuple[float, np.ndarray, np.ndarray | None] = (np.inf, np.zeros(0), None)
+        self.last: tuple | None = None
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        x = np.array(x, float)
+        if self.last is not None and np.array_equal(x, self.last[0]):  # L-BFGS-B's first call repeats the probe
+            f, g = self.last[1], self.last[2]
+        else:
+            if self.n >= self.maxfun:
+                raise _BudgetSpent
+            self.n += 1
+            f, g = self.vg(x)
+            self.last = (x, f, g)
+        if not np.isfinite(f) or g is None or not np.all(np.isfinite(g)):
+            return 1e100, np.zeros_like(x)
+        if f < self.best[0]:
+            self.best = (float(f), x, np.asarray(g, float))
+        return float(f), np.asarray(g, float)
+
+
+def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarray, upper: np.ndarray | None,
+                 derivs: dict, max_steps: int = 3) -> bool:
+    """Newton steps on the free parameters with the checks' Hessian and the exact gradient.
+
+    A step is taken when H is positive definite, the step is a refinement (below
+    1e-3 (1 + |x|)), stays within the bounds and the criterion does not grow beyond its
+    rounding; after it ``derivs["gradient"]`` is the exact gradient at the new point.
+    Steps repeat while the previous one moved x by more than 1e-7 relative; ``opt`` is
+    updated in place (``n_evals`` counts the steps).
+
+    Returns
+    -------
+    bool
+        Whether a step was taken.
+    """
+    if "hessian" not in derivs:
+        return False
+    idx, H = derivs["free"], derivs["hessian"]
+    if not np.all(np.isfinite(H)):
+        return False
+    try:
+        c = np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        return False
+    taken = False
+    for _ in range(max_steps):
+        g = derivs["gradient"]
+        step = np.linalg.solve(c.T, np.linalg.solve(c, g))
+        x = np.array(opt.x, float)
+        if np.any(np.abs(step) > 1e-3 * (1.0 + np.abs(x[idx]))):
+            break
+        x[idx] -= step
+        if np.any(x < lower) or (upper is not None and np.any(x > upper)):
+            break
+        f, gfull = value_and_grad(x)
+        opt.n_evals += 1
+        if gfull is None or not np.isfinite(f) or f > opt.fmin + 1e-11 * max(1.0, abs(opt.fmin)):
+            break
+        opt.x, opt.fmin = x, min(float(f), opt.fmin)
+        derivs["gradient"] = np.asarray(gfull, float)[idx]
+        taken = True
+        if np.all(np.abs(step) <= 1e-7 * (1.0 + np.abs(x[idx]))):
+            break
+    opt.polished = opt.polished or taken
+    return taken
+
+
+def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: ValueAndGrad, x0: npt.ArrayLike,
+                           lower: npt.ArrayLike, upper: npt.ArrayLike | None = None, maxfun: int | None = None,
+                           check_conv: bool = True) -> tuple[OptSummary | None, dict | None]:
+    """L-BFGS-B with the analytic gradient, then the checks' derivatives and Newton steps.
+
+    Parameters
+    ----------
+    fun : callable
+        The criterion (used only by the BOBYQA fallback).
+    value_and_grad : callable
+        ``x -> (f, g)`` from one factorization; ``g`` may be None (no gradient at this
+        size), in which case nothing is run and ``(None, None)`` is returned.
+    x0, lower, upper
+        Start and bounds.
+    maxfun : int, optional
+        Evaluation budget of L-BFGS-B (default ``max(1000, 100 n²)``).
+    check_conv : bool
+        Compute the checks' derivatives and take the Newton steps.
+
+    Returns
+    -------
+    (OptSummary, dict or None)
+        The summary (``n_evals``: the optimizer's evaluations of criterion and gradient,
+        the Newton steps included; the checks' own are not counted, as in lme4) and the
+        checks' derivatives (None without ``check_conv``).  The summary's ``converged``
+        is False when L-BFGS-B did not report success or a Newton step was refused: the
+        caller then runs BOBYQA from ``x``.
+    """
+    lower = np.asarray(lower, float)
+    n = np.size(x0)
+    up: np.ndarray = np.full(n, np.inf) if upper is None else np.asarray(upper, float)
+    start: np.ndarray = np.minimum(np.maximum(np.asarray(x0, float), lower), up)
+    t0 = time.perf_counter()
+    maxfun = maxfun or max(1000, 100 * n * n)
+    vg = _Counted(value_and_grad, maxfun)
+    vg(start)
+    if vg.last is None or vg.last[2] is None:  # no gradient from this criterion (at this size)
+        return None, None
+    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None) for lo, hi in zip(lower, up)]
+    # stop when the criterion changes by < 1e-12 relative or the projected gradient is < 1e-4:
+    # the Newton steps then land on the optimum (L-BFGS-B's last iterations only creep)
+    try:
+        res = scipy.optimize.minimize(vg, start, jac=True, method="L-BFGS-B", bounds=bounds,
+                                      options={"maxfun": maxfun, "ftol": 1e-12, "gtol": 1e-4})
+        status, success, message = int(res.status), bool(res.success), str(res.message)
+    except _BudgetSpent:
+        status, success, message = 1, False, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"
+    fbest, xbest, gbest = vg.best
+    if gbest is None:  # never a finite value with a gradient
+        fbest, xbest = vg.last[1], vg.last[0]
+    opt = OptSummary(GRADIENT_OPTIMIZER, start, lower, np.minimum(np.maximum(xbest, lower), up), fbest, vg.n,
+                     success, message, 0.0)
+    derivs = None
+    if check_conv and gbest is not None:
+        derivs = gradient_derivatives(value_and_grad, opt.x, lower, None if upper is None else up, g0=gbest)
+        if status == 1:  # the evaluation budget is spent: no steps, the verdict says so
+            pass
+        elif derivs is not None and "hessian" in derivs:
+            steps_ok = newton_steps(value_and_grad, opt, lower, None if upper is None else up, derivs)
+            if not steps_ok:
+                opt.converged = False
+                opt.message = f"{opt.message}; Newton step refused"
+    opt.seconds = time.perf_counter() - t0
+    return opt, derivs
