@@ -566,9 +566,18 @@ class BlockedPLS(PLSSystem):
             t = T1[0, 0]
             d2 = (self._l11()[:, 0, 0]) ** 2  # θ²a + 1
             a = A11[:, 0, 0]
-        L11 = self._l11()
-        if p1 > 1:
-            Linv = np.linalg.inv(L11)
+        if p1 == 2:  # closed form from the factor's parts: L⁻¹ = [[1/l11, 0], [−l21/(l11 l22), 1/l22]]
+            l11, l21, l22 = self._L11_parts if self._L11 is None else \
+                (self._L11[:, 0, 0], self._L11[:, 1, 0], self._L11[:, 1, 1])
+            i11, i22 = 1.0 / l11, 1.0 / l22
+            i21 = -l21 * i11 * i22
+            M11inv = np.empty((l1, 2, 2))
+            M11inv[:, 0, 0] = i11 * i11 + i21 * i21
+            M11inv[:, 0, 1] = M11inv[:, 1, 0] = i21 * i22
+            M11inv[:, 1, 1] = i22 * i22
+            TA = T1.T @ A11
+        elif p1 > 1:
+            Linv = np.linalg.inv(self._l11())
             M11inv = np.transpose(Linv, (0, 2, 1)) @ Linv
             TA = T1.T @ A11  # (l1, p1, p1): T1ᵀ A11_c
         if not self.q2:

@@ -181,12 +181,13 @@ class LMMDeviance:
             return self(theta), None
         self.n_evals += 1
         theta = np.asarray(theta, float)
-        val = self._criterion(self.pls.factor(theta))
+        f = self.pls.factor(theta)
+        val = self._criterion(f)
         if not np.isfinite(val) or self._gram is False:
             return val, None
         if self._gram is None:
             self._gram = make_gram(self.pls)
-        g = criterion_gradient(self.pls, theta, self.reml, self.dof, self._gram)
+        g = criterion_gradient(self.pls, theta, self.reml, self.dof, f.pwrss, self._gram)
         if g is None:
             self._gram = False  # the engine has no gradient at this size: not asked again
         return val, g

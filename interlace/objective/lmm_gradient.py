@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.linalg import cho_solve
+from scipy.linalg.lapack import dpotrs
 
 __all__ = ["SOLVE_GRAD_MAX_Q", "criterion_gradient", "solved_grad_blocks"]
 
@@ -45,6 +45,7 @@ class _Gram:
 
     def __init__(self, cp: Any, whole: bool) -> None:
         self.q1, self.q2 = cp.q1, cp.q2
+        self.A33 = np.asarray(cp.A33)
         self.S: Any = None
         if whole:
             self.S, C = cp.full()
@@ -54,6 +55,7 @@ class _Gram:
             self.C = np.vstack([b["A31"].T, b["A32"].T]) if self.q2 else np.asarray(b["A31"].T)
             self.A11 = b["A11"]
             self.A21, self.A22 = b["A21"], b["A22"]
+        self.pairing = _Pairing(cp.re)
 
     def times(self, V: np.ndarray) -> np.ndarray:
         """``A V`` for a ``q × m`` array."""
@@ -99,27 +101,52 @@ def solved_grad_blocks(pls: Any, theta: np.ndarray, gram: _Gram, chunk: int = 25
     return out
 
 
+def _lam_times(re: Any, templates: list[np.ndarray], V: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """``Λ V`` (or ``Λᵀ V``) for a ``q × m`` array, term by term from the templates (no sparse Λ)."""
+    out = np.empty_like(V)
+    for k, t in enumerate(re.terms):
+        sl = slice(int(re.col_offsets[k]), int(re.col_offsets[k + 1]))
+        T = templates[k]
+        if t.p == 1:
+            out[sl] = T[0, 0] * V[sl]
+        else:
+            out[sl] = ((T.T if transpose else T) @ V[sl].reshape(t.nlevels, t.p, -1)).reshape(t.q, -1)
+    return out
+
+
 def _level_sum(re: Any, k: int, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """``Σ_l X_l Y_lᵀ`` over the levels of term k, for ``q × m`` arrays X, Y (rows of the term)."""
     t = re.terms[k]
     sl = slice(int(re.col_offsets[k]), int(re.col_offsets[k + 1]))
-    Xr = X[sl].reshape(t.nlevels, t.p, -1)
-    Yr = Y[sl].reshape(t.nlevels, t.p, -1)
-    return np.einsum("lam,lbm->ab", Xr, Yr)
+    if t.p == 1:
+        return np.array([[float(np.vdot(X[sl], Y[sl]))]])
+    m = X.shape[1]
+    Xr = X[sl].reshape(t.nlevels, t.p, m).transpose(1, 0, 2).reshape(t.p, -1)
+    Yr = Y[sl].reshape(t.nlevels, t.p, m).transpose(1, 0, 2).reshape(t.p, -1)
+    return Xr @ Yr.T
 
 
-def _theta_pairing(re: Any, blocks: list[np.ndarray], transpose: bool) -> np.ndarray:
-    """``g_k = Σ_{entries (r, c) of template j holding θ_k} block_j[r, c]`` (``[c, r]`` if ``transpose``)."""
-    g = np.zeros(re.n_theta)
-    for k, t in enumerate(re.terms):
-        cov = t.cov
-        B = blocks[k]
-        vals = B[cov.cols, cov.rows] if transpose else B[cov.rows, cov.cols]
-        np.add.at(g, re.theta_offsets[k] + cov.theta_index, vals)
-    return g
+class _Pairing:
+    """``g_k = Σ_{entries (r, c) of a template holding θ_k} block[r, c]`` over the terms, by one bincount."""
+
+    def __init__(self, re: Any) -> None:
+        self.n = re.n_theta
+        flat, which, offset = [], [], 0
+        for k, t in enumerate(re.terms):
+            cov = t.cov
+            flat.append(offset + cov.rows * t.p + cov.cols)
+            which.append(re.theta_offsets[k] + cov.theta_index)
+            offset += t.p * t.p
+        self.flat = np.concatenate(flat).astype(np.intp)
+        self.which = np.concatenate(which).astype(np.intp)
+
+    def __call__(self, blocks: list[np.ndarray]) -> np.ndarray:
+        vals = np.concatenate([b.ravel() for b in blocks])[self.flat]
+        return np.bincount(self.which, weights=vals, minlength=self.n)
 
 
-def criterion_gradient(pls: Any, theta: np.ndarray, reml: bool, dof: int, gram: _Gram) -> np.ndarray | None:
+def criterion_gradient(pls: Any, theta: np.ndarray, reml: bool, dof: int, pwrss: float, gram: _Gram
+                       ) -> np.ndarray | None:
     """The gradient of the LMM criterion at θ, the engine factored at θ (see the module docstring).
 
     Parameters
@@ -129,8 +156,10 @@ def criterion_gradient(pls: Any, theta: np.ndarray, reml: bool, dof: int, gram: 
     reml : bool
     dof : int
         ν: n (ML) or n − p (REML).
+    pwrss : float
+        The penalized residual sum of squares at θ.
     gram : _Gram
-        Products of the loaded cross-products.
+        Products of the loaded cross-products (:func:`make_gram`).
 
     Returns
     -------
@@ -145,24 +174,30 @@ def criterion_gradient(pls: Any, theta: np.ndarray, reml: bool, dof: int, gram: 
         Q = solved_grad_blocks(pls, theta, gram)
     if Q is None:
         return None
-    g = 2.0 * _theta_pairing(re, Q, transpose=True)
+    templates = re.templates(theta)
     p = pls.p
-    Lam = re.Lambda(theta)
-    beta, u = pls.solve()
-    L33 = pls._last_L33()
-    pwrss = float(L33[p, p] ** 2)
     C = gram.C
-    rz = C[:, p] - C[:, :p] @ beta - gram.times(np.asarray(Lam @ u)[:, None])[:, 0]
-    blocks = [_level_sum(re, k, rz[:, None], u[:, None]) for k in range(len(re.terms))]
-    g += (dof / pwrss) * (-2.0) * _theta_pairing(re, blocks, transpose=False)
+    nterms = len(re.terms)
+    c = -2.0 * dof / pwrss
     if reml and p:
-        CX = C[:, :p]
-        B = pls.solve_M(np.asarray(Lam.T @ CX))
-        RB = CX - gram.times(np.asarray(Lam @ B))
-        Sinv_Bt = cho_solve((L33[:p, :p], True), B.T)  # S⁻¹Bᵀ, S = R_X R_Xᵀ
-        blocks = [_level_sum(re, k, RB, Sinv_Bt.T) for k in range(len(re.terms))]
-        g += -2.0 * _theta_pairing(re, blocks, transpose=False)
-    return g
+        # one solve with M for B = M⁻¹ΛᵀC_X and M⁻¹Λᵀc; then β = S⁻¹(Xᵀy − C_XᵀΛ M⁻¹Λᵀc), u = M⁻¹Λᵀc − Bβ
+        LC = _lam_times(re, templates, C, transpose=True)
+        Bf = pls.solve_M(LC)
+        RX = pls.RX()
+        beta = dpotrs(RX, gram.A33[:p, p] - LC[:, :p].T @ Bf[:, p], lower=1)[0]
+        u = Bf[:, p] - Bf[:, :p] @ beta
+        W = np.column_stack([u, Bf[:, :p]])
+        AW = gram.times(_lam_times(re, templates, W))
+        rz = C[:, p] - C[:, :p] @ beta - AW[:, 0]
+        RB = C[:, :p] - AW[:, 1:]
+        Sinv_Bt = dpotrs(RX, np.ascontiguousarray(Bf[:, :p].T), lower=1)[0]  # S⁻¹Bᵀ, S = R_X R_Xᵀ
+        blocks = [2.0 * Q[k].T + c * _level_sum(re, k, rz[:, None], u[:, None])
+                  - 2.0 * _level_sum(re, k, RB, Sinv_Bt.T) for k in range(nterms)]
+    else:
+        beta, u = pls.solve()
+        rz = C[:, p] - C[:, :p] @ beta - gram.times(_lam_times(re, templates, u[:, None]))[:, 0]
+        blocks = [2.0 * Q[k].T + c * _level_sum(re, k, rz[:, None], u[:, None]) for k in range(nterms)]
+    return gram.pairing(blocks)
 
 
 def make_gram(pls: Any) -> _Gram:

@@ -287,7 +287,7 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         the optimizer runs (the checks' own are not counted, as in lme4).
     """
     from .gradient import gradient_derivatives, minimize_with_gradient, newton_steps
-    from .optimizers import minimize
+    from .optimizers import is_auto, minimize
 
     lower = np.asarray(lower, float)
     upper = None if upper is None else np.asarray(upper, float)
@@ -301,7 +301,7 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
                 return d, True
         return free_derivatives(fun, x, lower, delta=delta, upper=upper), False
 
-    if isinstance(optimizer, str) and optimizer.lower() == "auto":
+    if is_auto(optimizer):
         optimizer = "bobyqa"
         if vg is not None and not options:
             gopt, gderivs = minimize_with_gradient(fun, vg, x0, lower, upper, maxfun, check_conv)

@@ -27,13 +27,11 @@ import numpy.typing as npt
 import scipy.optimize
 
 from .checks import at_upper
-from .optimizers import OptSummary
+from .optimizers import GRADIENT_OPTIMIZER, OptSummary
 
 __all__ = ["GRADIENT_OPTIMIZER", "HESSIAN_STEP", "ValueAndGrad", "gradient_derivatives", "minimize_with_gradient",
            "newton_steps"]
 
-#: The name recorded in :class:`OptSummary` for this path.
-GRADIENT_OPTIMIZER = "L-BFGS-B+analytic"
 #: Relative step of the forward differences of the gradient (the Hessian of the checks).
 HESSIAN_STEP = 1e-5
 
