@@ -160,6 +160,34 @@ def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarra
     return taken
 
 
+#: Step of the probes off a lower bound of 0 (:func:`_boundary_probe`), and how many restarts they may cause.
+BOUNDARY_PROBE = 0.05
+MAX_BOUNDARY_RESTARTS = 2
+
+
+def _boundary_probe(vg: _Counted, lower: np.ndarray, upper: np.ndarray) -> np.ndarray | None:
+    """A point off the boundary where the criterion is lower than at the best point, or None.
+
+    The profiled criterion is even in a scalar term's θ, so its derivative at θ = 0 is 0:
+    a gradient method that lands on (or starts at) the bound cannot see whether moving
+    off it helps.  Each parameter at a lower bound of 0 is probed at
+    :data:`BOUNDARY_PROBE` (lme4's BOBYQA samples its first trust region the same way);
+    one evaluation per parameter on the boundary.
+    """
+    f0, x0, _ = vg.best
+    at0 = np.flatnonzero((lower == 0) & (x0 < 1e-4))  # on the bound, or where its gradient is ~0 too
+    for k in at0:
+        x = x0.copy()
+        x[k] = min(BOUNDARY_PROBE, upper[k])
+        try:
+            f = vg(x)[0]
+        except _BudgetSpent:
+            return None
+        if f < f0 - 1e-10 * max(1.0, abs(f0)):
+            return x
+    return None
+
+
 def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: ValueAndGrad, x0: npt.ArrayLike,
                            lower: npt.ArrayLike, upper: npt.ArrayLike | None = None, maxfun: int | None = None,
                            check_conv: bool = True) -> tuple[OptSummary | None, dict | None]:
@@ -199,14 +227,21 @@ def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: V
     if vg.last is None or vg.last[2] is None:  # no gradient from this criterion (at this size)
         return None, None
     bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None) for lo, hi in zip(lower, up)]
-    # stop when the criterion changes by < 1e-12 relative or the projected gradient is < 1e-4:
-    # the Newton steps then land on the optimum (L-BFGS-B's last iterations only creep)
-    try:
-        res = scipy.optimize.minimize(vg, start, jac=True, method="L-BFGS-B", bounds=bounds,
-                                      options={"maxfun": maxfun, "ftol": 1e-12, "gtol": 1e-4})
-        status, success, message = int(res.status), bool(res.success), str(res.message)
-    except _BudgetSpent:
-        status, success, message = 1, False, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"
+    x = start
+    for _ in range(1 + MAX_BOUNDARY_RESTARTS):
+        # stop when the criterion changes by < 1e-12 relative or the projected gradient is < 1e-4:
+        # the Newton steps then land on the optimum (L-BFGS-B's last iterations only creep)
+        try:
+            res = scipy.optimize.minimize(vg, x, jac=True, method="L-BFGS-B", bounds=bounds,
+                                          options={"maxfun": maxfun - vg.n, "ftol": 1e-12, "gtol": 1e-4})
+            status, success, message = int(res.status), bool(res.success), str(res.message)
+        except _BudgetSpent:
+            status, success, message = 1, False, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"
+        if status == 1:
+            break
+        x = _boundary_probe(vg, lower, up)
+        if x is None:
+            break
     fbest, xbest, gbest = vg.best
     if gbest is None:  # never a finite value with a gradient
         fbest, xbest = vg.last[1], vg.last[0]
