@@ -538,6 +538,17 @@ class BlockedPLS(PLSSystem):
             u1 = np.linalg.solve(np.transpose(self._l11(), (0, 2, 1)), R1[..., None])[..., 0].ravel()
         return beta, np.concatenate([u1, u2])
 
+    def logdet_grad_supported(self) -> bool:
+        """Whether :meth:`logdet_grad_blocks` gives the blocks for the loaded products (not when
+        A21's column pairs are merged by weight class, or Σ̃A21 would exceed :data:`GRAD_DENSE_ELEMENTS`)."""
+        if not self.q2:
+            return True
+        if self._use_pairs():
+            return True
+        if self._class_split() is not None:
+            return False
+        return self.q2 * self.q1 <= GRAD_DENSE_ELEMENTS
+
     def logdet_grad_blocks(self, theta: np.ndarray) -> list[np.ndarray] | None:
         """Per term, ``Σ_l (M⁻¹ΛᵀA)_ll`` (a ``p × p`` matrix) at the last factored θ, or None.
 

@@ -39,7 +39,7 @@ from ..linalg.engines import RowEngines
 from ..linalg.pls import Factorization, PLSSystem
 from ..optimize import OptSummary, minimize_checked
 from ..optimize.checks import at_upper
-from .lmm_gradient import criterion_gradient, make_gram
+from .lmm_gradient import criterion_gradient, gradient_supported, make_gram
 from .start import moment_start
 
 __all__ = ["LMMDeviance", "LMMSolution", "fit_criterion", "check_exact_fit", "sigma_zero_message",
@@ -198,7 +198,12 @@ class LMMDeviance:
 
     @property
     def has_gradient(self) -> bool:
-        """Whether :meth:`value_and_gradient` can give a gradient (decided at its first call)."""
+        """Whether :meth:`value_and_gradient` gives a gradient here (this class, this engine, this size:
+        :func:`~interlace.objective.lmm_gradient.gradient_supported`)."""
+        if not self.analytic_gradient:
+            return False
+        if self._gram is None and not gradient_supported(self.pls):
+            self._gram = False
         return self._gram is not False
 
     def factored(self, sol: LMMSolution) -> PLSSystem:
@@ -295,7 +300,7 @@ def fit_criterion(dev: LMMDeviance, x0: np.ndarray, optimizer: str = "auto", max
     check_exact_fit(dev, response)
     opt = minimize_checked(dev, x0, lower, optimizer=optimizer, maxfun=maxfun, options=options,
                            check_conv=check_conv, warn=warn, upper=upper,
-                           value_and_grad=dev.value_and_gradient if dev.analytic_gradient else None)
+                           value_and_grad=dev.value_and_gradient if dev.has_gradient else None)
     sol = dev.solution(opt.x)
     msg = sigma_zero_message(dev, opt.x, sol, response)
     if msg is not None:

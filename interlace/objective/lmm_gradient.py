@@ -33,11 +33,12 @@ from typing import Any
 import numpy as np
 from scipy.linalg.lapack import dpotrs
 
-__all__ = ["SOLVE_GRAD_MAX_Q", "criterion_gradient", "solved_grad_blocks"]
+__all__ = ["SOLVE_GRAD_MAX_Q", "criterion_gradient", "gradient_supported", "make_gram", "solved_grad_blocks"]
 
 #: Largest q for which the level blocks of M⁻¹ΛᵀA are read off q solves with M (CHOLMOD,
-#: or a blocked layout without a fast path).
-SOLVE_GRAD_MAX_Q = 2000
+#: or a blocked layout without a fast path): q solves cost about q/100 factorizations, so
+#: above this differences of the criterion are cheaper.
+SOLVE_GRAD_MAX_Q = 500
 
 
 class _Gram:
@@ -198,6 +199,18 @@ def criterion_gradient(pls: Any, theta: np.ndarray, reml: bool, dof: int, pwrss:
         rz = C[:, p] - C[:, :p] @ beta - gram.times(_lam_times(re, templates, u[:, None]))[:, 0]
         blocks = [2.0 * Q[k].T + c * _level_sum(re, k, rz[:, None], u[:, None]) for k in range(nterms)]
     return gram.pairing(blocks)
+
+
+def gradient_supported(pls: Any) -> bool:
+    """Whether :func:`criterion_gradient` is available for the engine's loaded products: the
+    engine's own level blocks (:meth:`~interlace.linalg.blocked.BlockedPLS.logdet_grad_supported`),
+    else the solves of :func:`solved_grad_blocks` up to :data:`SOLVE_GRAD_MAX_Q` columns."""
+    if not pls.re.terms:
+        return False
+    fast = getattr(pls, "logdet_grad_supported", None)
+    if fast is not None and fast():
+        return True
+    return pls.re.q <= SOLVE_GRAD_MAX_Q
 
 
 def make_gram(pls: Any) -> _Gram:

@@ -120,7 +120,7 @@ def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarra
     A step is taken when H is positive definite, the step is a refinement (below
     1e-3 (1 + |x|)), stays within the bounds and the criterion does not grow beyond its
     rounding; after it ``derivs["gradient"]`` is the exact gradient at the new point.
-    Steps repeat while the previous one moved x by more than 1e-7 relative; ``opt`` is
+    Steps repeat while the previous one moved x by more than 1e-5 relative; ``opt`` is
     updated in place (``n_evals`` counts the steps).
 
     Returns
@@ -154,7 +154,8 @@ def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarra
         opt.x, opt.fmin = x, min(float(f), opt.fmin)
         derivs["gradient"] = np.asarray(gfull, float)[idx]
         taken = True
-        if np.all(np.abs(step) <= 1e-7 * (1.0 + np.abs(x[idx]))):
+        # with a Hessian exact to ~1e-5 the next step would be ~1e-5 of this one: below rounding
+        if np.all(np.abs(step) <= 1e-5 * (1.0 + np.abs(x[idx]))):
             break
     opt.polished = opt.polished or taken
     return taken
