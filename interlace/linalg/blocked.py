@@ -121,6 +121,9 @@ def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
     return Pi, Pj, K, inv, ui, uj
 
 
+#: Below this θ of a later scalar term, :meth:`BlockedPLS.logdet_grad_blocks` sums its blocks over the
+#: nonzeros of H instead of from diag(Σ22) (whose identity loses ~ε/θ² relative).
+IDENTITY_MIN_THETA = 1e-2
 #: Largest q2 · q1 for which :meth:`BlockedPLS.logdet_grad_blocks` forms Σ̃ A21 densely
 #: when A21's column pairs are not kept.
 GRAD_DENSE_ELEMENTS = 30_000_000
@@ -690,6 +693,12 @@ class BlockedPLS(PLSSystem):
         Q1 = float(np.sum(t * a / d2 - t * s / (d2 * d2)))
         owner = self._q2_owner
         n_terms = len(self.re.terms) - 1
+        theta2 = np.array([theta[self.re.theta_slice(k)][0] for k in range(1, n_terms + 1)])
+        if np.all(theta2 >= IDENTITY_MIN_THETA):
+            # Σ_r Σ22_lr λ_r H_rl = (1 − Σ22_ll) / λ_l, as Λ2ᵀHΛ2 = M22 − I and Σ22 M22 = I
+            diag = Sig[lower(np.arange(q2), np.arange(q2))]
+            acc = np.bincount(owner, 1.0 - diag, minlength=n_terms) / theta2
+            return [np.array([[Q1]])] + [np.array([[x]]) for x in acc]
         # H's nonzeros: A22 (upper entries r ≤ c) minus the pair Gram G (upper pairs)
         pos, r, c, src = self._a22_upper()
         values = self.A22.data if sp.issparse(self.A22) else self.A22.ravel()

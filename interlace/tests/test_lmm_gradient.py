@@ -48,6 +48,7 @@ def _cases():
         "pastes_nested": ("strength ~ 1 + (1 | batch/cask)", pas, None, [2.5, 1.0]),
         "orthodont_vector_crossed": ("distance ~ age + (1 | age) + (age | Subject)", ort, None, [1.0, 0.1, 0.2, 0.7]),
         "insteval_like": ("y ~ service + (1 | s) + (1 | d) + (1 | dept)", ie, None, [0.3, 0.5, 0.2]),
+        "insteval_like_small_dept": ("y ~ service + (1 | s) + (1 | d) + (1 | dept)", ie, None, [0.3, 0.5, 0.001]),
         "insteval_like_vector_dept": ("y ~ fservice + (1 | s) + (1 | d) + (0 + fservice | dept)", ie, None,
                                       [0.3, 0.5, 0.2, 0.05, 0.1]),
     }
