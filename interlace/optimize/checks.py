@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ConvergenceWarning, SingularFitWarning, warn_user
+from .gradient import at_upper, gradient_derivatives, minimize_with_gradient, newton_steps
 
 if TYPE_CHECKING:
     from .optimizers import OptSummary
@@ -124,17 +125,6 @@ def free_derivatives(fun: Callable[[np.ndarray], float], x: np.ndarray, lower: n
         return {"free": idx}
     g, H = finite_diff_derivs(_restricted(fun, x, idx), x[idx], delta)
     return {"free": idx, "gradient": g, "hessian": H}
-
-
-def at_upper(x: npt.ArrayLike, upper: npt.ArrayLike | None, rtol: float = 1e-6) -> np.ndarray:
-    """Which parameters sit at their finite upper bound (within ``rtol`` of it)."""
-    x = np.asarray(x, float)
-    if upper is None:
-        return np.zeros(x.shape, bool)
-    upper = np.asarray(upper, float)
-    finite = np.isfinite(upper)
-    bound = np.where(finite, upper, 0.0)
-    return finite & (x >= bound - rtol * np.maximum(np.abs(bound), 1.0))
 
 
 def _restricted(fun, x: np.ndarray, idx: np.ndarray):
@@ -286,7 +276,6 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         With ``messages`` (the verdicts) and ``n_evals`` counting every evaluation of
         the optimizer runs (the checks' own are not counted, as in lme4).
     """
-    from .gradient import gradient_derivatives, minimize_with_gradient, newton_steps
     from .optimizers import is_auto, minimize
 
     lower = np.asarray(lower, float)

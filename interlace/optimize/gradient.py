@@ -26,11 +26,21 @@ import numpy as np
 import numpy.typing as npt
 import scipy.optimize
 
-from .checks import at_upper
 from .optimizers import GRADIENT_OPTIMIZER, OptSummary
 
-__all__ = ["GRADIENT_OPTIMIZER", "HESSIAN_STEP", "ValueAndGrad", "gradient_derivatives", "minimize_with_gradient",
-           "newton_steps"]
+__all__ = ["GRADIENT_OPTIMIZER", "HESSIAN_STEP", "ValueAndGrad", "at_upper", "gradient_derivatives",
+           "minimize_with_gradient", "newton_steps"]
+
+
+def at_upper(x: npt.ArrayLike, upper: npt.ArrayLike | None, rtol: float = 1e-6) -> np.ndarray:
+    """Which parameters sit at their finite upper bound (within ``rtol`` of it)."""
+    x = np.asarray(x, float)
+    if upper is None:
+        return np.zeros(x.shape, bool)
+    upper = np.asarray(upper, float)
+    finite = np.isfinite(upper)
+    bound = np.where(finite, upper, 0.0)
+    return finite & (x >= bound - rtol * np.maximum(np.abs(bound), 1.0))
 
 #: Relative step of the forward differences of the gradient (the Hessian of the checks).
 HESSIAN_STEP = 1e-5
@@ -120,7 +130,7 @@ def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarra
     A step is taken when H is positive definite, the step is a refinement (below
     1e-3 (1 + |x|)), stays within the bounds and the criterion does not grow beyond its
     rounding; after it ``derivs["gradient"]`` is the exact gradient at the new point.
-    Steps repeat while the previous one moved x by more than 1e-5 relative; ``opt`` is
+    Steps repeat while the previous one moved x by more than 1e-8 relative; ``opt`` is
     updated in place (``n_evals`` counts the steps).
 
     Returns
@@ -154,38 +164,43 @@ def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarra
         opt.x, opt.fmin = x, min(float(f), opt.fmin)
         derivs["gradient"] = np.asarray(gfull, float)[idx]
         taken = True
-        # with a Hessian exact to ~1e-5 the next step would be ~1e-5 of this one: below rounding
-        if np.all(np.abs(step) <= 1e-5 * (1.0 + np.abs(x[idx]))):
+        # with a Hessian exact to ~1e-5 the next step would be ~1e-5 of this one: below 1e-13
+        if np.all(np.abs(step) <= 1e-8 * (1.0 + np.abs(x[idx]))):
             break
     opt.polished = opt.polished or taken
     return taken
 
 
-#: Step of the probes off a lower bound of 0 (:func:`_boundary_probe`), and how many restarts they may cause.
+#: Steps of the probes off a lower bound of 0 (:func:`_boundary_probe`), and how many restarts they may cause.
+BOUNDARY_STEP = 1e-3
 BOUNDARY_PROBE = 0.05
-MAX_BOUNDARY_RESTARTS = 2
+MAX_BOUNDARY_RESTARTS = 3
 
 
 def _boundary_probe(vg: _Counted, lower: np.ndarray, upper: np.ndarray) -> np.ndarray | None:
-    """A point off the boundary where the criterion is lower than at the best point, or None.
+    """A point off the boundary from which the criterion decreases, or None.
 
     The profiled criterion is even in a scalar term's θ, so its derivative at θ = 0 is 0:
     a gradient method that lands on (or starts at) the bound cannot see whether moving
-    off it helps.  Each parameter at a lower bound of 0 is probed at
-    :data:`BOUNDARY_PROBE` (lme4's BOBYQA samples its first trust region the same way);
-    one evaluation per parameter on the boundary.
+    off it helps.  Each parameter at (within 1e-4 of) a lower bound of 0 is probed twice:
+    at :data:`BOUNDARY_STEP`, where the sign of its exact derivative gives the curvature
+    at 0 (negative: 0 is a maximum along it), and at :data:`BOUNDARY_PROBE`, where a lower
+    value finds a minimum beyond a bump (lme4's BOBYQA samples its first trust region
+    likewise).  At most two evaluations per parameter on the boundary.
     """
     f0, x0, _ = vg.best
     at0 = np.flatnonzero((lower == 0) & (x0 < 1e-4))  # on the bound, or where its gradient is ~0 too
     for k in at0:
-        x = x0.copy()
-        x[k] = min(BOUNDARY_PROBE, upper[k])
-        try:
-            f = vg(x)[0]
-        except _BudgetSpent:
-            return None
-        if f < f0 - 1e-10 * max(1.0, abs(f0)):
-            return x
+        for h in (BOUNDARY_STEP, BOUNDARY_PROBE):
+            x = x0.copy()
+            x[k] = min(h, upper[k])
+            try:
+                f, g = vg(x)
+            except _BudgetSpent:
+                return None
+            if f < f0 - 1e-10 * max(1.0, abs(f0)) or (h == BOUNDARY_STEP and f <= f0 + 1e-12 * max(1.0, abs(f0))
+                                                      and g[k] < -1e-9 * max(1.0, abs(f0))):
+                return x
     return None
 
 
