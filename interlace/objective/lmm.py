@@ -196,6 +196,31 @@ class LMMDeviance:
         """The analytic gradient at θ (see :meth:`value_and_gradient`)."""
         return self.value_and_gradient(theta)[1]
 
+    def mirrored(self, theta: np.ndarray, k: int) -> np.ndarray | None:
+        """θ with the column of the template entry θ_k (a diagonal entry) negated below the diagonal:
+        the same Λ up to the sign of one column, so the same criterion (None for a scalar term's θ).
+
+        At θ_k = 0 the criterion's slope in θ_k flips sign with that column: a fit that stops
+        there may have a descent direction on the mirrored side (optimizer="auto" probes it)."""
+        re = self.pls.re
+        for j, t in enumerate(re.terms):
+            sl = re.theta_slice(j)
+            if not sl.start <= k < sl.stop:
+                continue
+            cov = t.cov
+            local = k - sl.start
+            where = np.flatnonzero(cov.theta_index == local)
+            if where.size != 1 or cov.rows[where[0]] != cov.cols[where[0]]:
+                return None
+            col = cov.cols[where[0]]
+            below = np.unique(cov.theta_index[(cov.cols == col) & (cov.rows > col)])
+            if not below.size:
+                return None
+            out = np.array(theta, float)
+            out[sl.start + below] *= -1.0
+            return out
+        return None
+
     @property
     def has_gradient(self) -> bool:
         """Whether :meth:`value_and_gradient` gives a gradient here (this class, this engine, this size:
@@ -300,7 +325,8 @@ def fit_criterion(dev: LMMDeviance, x0: np.ndarray, optimizer: str = "auto", max
     check_exact_fit(dev, response)
     opt = minimize_checked(dev, x0, lower, optimizer=optimizer, maxfun=maxfun, options=options,
                            check_conv=check_conv, warn=warn, upper=upper,
-                           value_and_grad=dev.value_and_gradient if dev.has_gradient else None)
+                           value_and_grad=dev.value_and_gradient if dev.has_gradient else None,
+                           mirror=dev.mirrored)
     sol = dev.solution(opt.x)
     msg = sigma_zero_message(dev, opt.x, sol, response)
     if msg is not None:

@@ -233,8 +233,8 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
                      optimizer: str = "bobyqa", maxfun: int | None = None, options: dict | None = None,
                      check_conv: bool = True, warn: bool = True, delta: float = 1e-4,
                      upper: npt.ArrayLike | None = None,
-                     value_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray | None]] | None = None
-                     ) -> OptSummary:
+                     value_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray | None]] | None = None,
+                     mirror: Callable[[np.ndarray, int], np.ndarray | None] | None = None) -> OptSummary:
     """Minimize, run lme4's checks, and refine by a Newton step: the fitting loop of LMMs.
 
     With BOBYQA (the default) and no user tolerances, the optimizer stops at a relative
@@ -269,6 +269,9 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         it (:func:`~interlace.optimize.gradient.gradient_derivatives`, ``n`` gradient
         evaluations) instead of finite differences of the criterion.  ``"auto"`` without a
         gradient is BOBYQA.
+    mirror : callable, optional
+        ``(x, k) -> x'`` with the same criterion, for the gradient path's probes of a
+        parameter on its bound (:func:`~interlace.optimize.gradient.minimize_with_gradient`).
 
     Returns
     -------
@@ -293,12 +296,11 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
     if is_auto(optimizer):
         optimizer = "bobyqa"
         if vg is not None and not options:
-            gopt, gderivs = minimize_with_gradient(fun, vg, x0, lower, upper, maxfun, check_conv)
+            gopt, gderivs = minimize_with_gradient(fun, vg, x0, lower, upper, maxfun, check_conv, mirror)
             if gopt is not None and (gderivs is not None or not check_conv):
-                if gderivs is None:
-                    return gopt
-                if gopt.converged or (maxfun is not None and gopt.n_evals >= maxfun):
-                    return _verdict(gopt, lower, gderivs, warn)
+                spent = maxfun is not None and gopt.n_evals >= maxfun
+                if gopt.converged or spent:
+                    return gopt if gderivs is None else _verdict(gopt, lower, gderivs, warn)
                 # L-BFGS-B stopped short or the Newton step was refused: BOBYQA from its answer
                 tight = minimize(fun, gopt.x, lower, optimizer="bobyqa", rhobeg=0.02, upper=upper,
                                  maxfun=None if maxfun is None else max(maxfun - gopt.n_evals, 1))
@@ -306,6 +308,8 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
                 tight.seconds += gopt.seconds
                 if gopt.fmin < tight.fmin:
                     tight.x, tight.fmin = gopt.x, gopt.fmin
+                if not check_conv:
+                    return tight
                 d, analytic = derivatives(tight.x)
                 if analytic:
                     newton_steps(vg, tight, lower, upper, d)

@@ -177,7 +177,8 @@ BOUNDARY_PROBE = 0.05
 MAX_BOUNDARY_RESTARTS = 3
 
 
-def _boundary_probe(vg: _Counted, lower: np.ndarray, upper: np.ndarray) -> np.ndarray | None:
+def _boundary_probe(vg: _Counted, lower: np.ndarray, upper: np.ndarray,
+                    mirror: Callable[[np.ndarray, int], np.ndarray | None] | None = None) -> np.ndarray | None:
     """A point off the boundary from which the criterion decreases, or None.
 
     The profiled criterion is even in a scalar term's θ, so its derivative at θ = 0 is 0:
@@ -186,13 +187,19 @@ def _boundary_probe(vg: _Counted, lower: np.ndarray, upper: np.ndarray) -> np.nd
     at :data:`BOUNDARY_STEP`, where the sign of its exact derivative gives the curvature
     at 0 (negative: 0 is a maximum along it), and at :data:`BOUNDARY_PROBE`, where a lower
     value finds a minimum beyond a bump (lme4's BOBYQA samples its first trust region
-    likewise).  At most two evaluations per parameter on the boundary.
+    likewise).  A diagonal entry of a template with entries below it in its column is also
+    probed from ``mirror(x, k)`` (that column negated: the same criterion, the slope in θ_k
+    of the other sign).  At most two (four) evaluations per parameter on the boundary.
     """
     f0, x0, _ = vg.best
     at0 = np.flatnonzero((lower == 0) & (x0 < 1e-4))  # on the bound, or where its gradient is ~0 too
     for k in at0:
-        for h in (BOUNDARY_STEP, BOUNDARY_PROBE):
-            x = x0.copy()
+        starts = [x0]
+        m = mirror(x0, int(k)) if mirror is not None else None
+        if m is not None:
+            starts.append(m)
+        for base, h in [(b, h) for b in starts for h in (BOUNDARY_STEP, BOUNDARY_PROBE)]:
+            x = base.copy()
             x[k] = min(h, upper[k])
             try:
                 f, g = vg(x)
@@ -206,7 +213,9 @@ def _boundary_probe(vg: _Counted, lower: np.ndarray, upper: np.ndarray) -> np.nd
 
 def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: ValueAndGrad, x0: npt.ArrayLike,
                            lower: npt.ArrayLike, upper: npt.ArrayLike | None = None, maxfun: int | None = None,
-                           check_conv: bool = True) -> tuple[OptSummary | None, dict | None]:
+                           check_conv: bool = True,
+                           mirror: Callable[[np.ndarray, int], np.ndarray | None] | None = None
+                           ) -> tuple[OptSummary | None, dict | None]:
     """L-BFGS-B with the analytic gradient, then the checks' derivatives and Newton steps.
 
     Parameters
@@ -222,6 +231,8 @@ def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: V
         Evaluation budget of L-BFGS-B (default ``max(1000, 100 n²)``).
     check_conv : bool
         Compute the checks' derivatives and take the Newton steps.
+    mirror : callable, optional
+        ``(x, k) -> x'`` with the same criterion (see :func:`_boundary_probe`).
 
     Returns
     -------
@@ -255,7 +266,7 @@ def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: V
             status, success, message = 1, False, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"
         if status == 1:
             break
-        x = _boundary_probe(vg, lower, up)
+        x = _boundary_probe(vg, lower, up, mirror)
         if x is None:
             break
     fbest, xbest, gbest = vg.best
