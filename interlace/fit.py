@@ -25,7 +25,7 @@ def fit(formula: str, data: pd.DataFrame | dd.DataFrame | str | os.PathLike[str]
         groups: str | Sequence[str] | None = None,
         random: str | Sequence[str] | None = None, method: str = "REML",
         weights: str | npt.ArrayLike | VarIdent | None = None, offset: str | npt.ArrayLike | None = None,
-        engine: str = "auto", optimizer: str = "bobyqa", start: npt.ArrayLike | None = None,
+        engine: str = "auto", optimizer: str = "auto", start: npt.ArrayLike | None = None,
         check_conv: bool = True, maxiter: int | None = None, df_method: str | None = None,
         correlation: CorrelationStructure | None = None) -> CrossedLMEResultWrapper | ChunkedLMEResult:
     """Fit a linear mixed model (lme4's ``lmer``).
@@ -52,7 +52,10 @@ def fit(formula: str, data: pd.DataFrame | dd.DataFrame | str | os.PathLike[str]
         stratum, nlme's ``weights = varIdent(form = ~ 1 | g)``).
     engine : {"auto", "blocked", "cholmod"}
         Sparse Cholesky engine; all give the same estimates.
-    optimizer : {"bobyqa", "L-BFGS-B", "Nelder-Mead", "Powell"}
+    optimizer : {"auto", "bobyqa", "L-BFGS-B", "Nelder-Mead", "Powell"}
+        ``"auto"``: L-BFGS-B with the analytic gradient of the criterion, then Newton steps
+        (:mod:`interlace.optimize.gradient`) where the engine gives the gradient, else BOBYQA
+        (lme4's optimizer, always available as ``"bobyqa"``).
     start : array-like, optional
         Starting θ.
     check_conv : bool

@@ -21,7 +21,7 @@ from .crossprod import CrossProducts
 from .dense_gram import DenseGram, ScaledGramFactor
 from .pls import Factorization, PLSSystem
 
-__all__ = ["BlockedPLS", "MAX_COLUMN_PAIRS"]
+__all__ = ["BlockedPLS", "GRAD_DENSE_ELEMENTS", "MAX_COLUMN_PAIRS"]
 
 #: Largest number of (i ≤ j, k) column pairs kept for forming L21 L21ᵀ by ``bincount``.
 MAX_COLUMN_PAIRS = 20_000_000
@@ -200,6 +200,26 @@ def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
     del packed
     ui, uj = np.divmod(uniq.astype(ktype), ktype(q2))  # ui · q2 + uj fits ktype
     return ra, rb, K, indptr, ui, uj
+
+
+#: Below this θ of a later scalar term, :meth:`BlockedPLS.logdet_grad_blocks` sums its blocks over the
+#: nonzeros of H instead of from diag(Σ22) (whose identity loses ~ε/θ² relative).
+IDENTITY_MIN_THETA = 1e-2
+#: Largest q2 · q1 for which :meth:`BlockedPLS.logdet_grad_blocks` forms Σ̃ A21 densely
+#: when A21's column pairs are not kept.
+GRAD_DENSE_ELEMENTS = 30_000_000
+
+
+def _inv_lower_product(L: np.ndarray, full: bool = True) -> np.ndarray:
+    """``(L Lᵀ)⁻¹`` from the lower Cholesky factor ``L`` (LAPACK ``dpotri``): its lower triangle,
+    and the upper one too when ``full``."""
+    S, info = sla.lapack.dpotri(L, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("dpotri failed")
+    if full:
+        S = np.tril(S)
+        S += np.tril(S, -1).T
+    return S
 
 
 class BlockedPLS(PLSSystem):
@@ -758,3 +778,175 @@ class BlockedPLS(PLSSystem):
         else:
             u1 = np.linalg.solve(np.transpose(self._l11(), (0, 2, 1)), R1[..., None])[..., 0].ravel()
         return beta, np.concatenate([u1, u2])
+
+    def logdet_grad_supported(self) -> bool:
+        """Whether :meth:`logdet_grad_blocks` gives the blocks for the loaded products (not when
+        A21's column pairs are merged by weight class, or Σ̃A21 would exceed :data:`GRAD_DENSE_ELEMENTS`)."""
+        if not self.q2:
+            return True
+        if self._use_pairs():
+            return True
+        if self._class_split() is not None:
+            return False
+        return self.q2 * self.q1 <= GRAD_DENSE_ELEMENTS
+
+    def logdet_grad_blocks(self, theta: np.ndarray) -> list[np.ndarray] | None:
+        """Per term, ``Σ_l (M⁻¹ΛᵀA)_ll`` (a ``p × p`` matrix) at the last factored θ, or None.
+
+        M = ΛᵀAΛ + I, A = ZᵀWZ and ``l`` runs over the term's levels; with ``dT_k`` the
+        derivative of the term's template, ``∂ log|M| / ∂θ_k = 2 Σ_l tr((M⁻¹ΛᵀA)_ll dT_k)``.
+        The blocks come from the factor without forming M⁻¹ (see
+        :mod:`interlace.objective.lmm_gradient` for the derivation):
+
+        * term 1 (block-diagonal M11 = T1ᵀA11T1 + I per level c, W_c = Λ2ᵀA21[:, c]):
+          ``Q_c = (M11_c⁻¹ + M11_c⁻¹T1ᵀS_cT1M11_c⁻¹) T1ᵀA11_c − M11_c⁻¹T1ᵀS_c`` with
+          ``S_c = W_cᵀ Σ22 W_c`` and Σ22 = (L22L22ᵀ)⁻¹ (``dpotri``: two triangular-inverse
+          passes, about twice the Cholesky's flops); with a scalar first term and A21's column
+          pairs kept, all S_c are one transposed mat-vec of the pair matrix;
+        * the later terms: M's Schur complement is ``Λ2ᵀHΛ2 + I`` with ``H = A22 − A21 Λ1 M11⁻¹ Λ1ᵀ A12``
+          free of θ2, so their blocks are the level blocks of ``Σ22 Λ2ᵀ H``.
+
+        None where this is not implemented cheaply (A21's pairs merged by weight class, or
+        Σ̃A21 larger than :data:`GRAD_DENSE_ELEMENTS`): the caller then differences the criterion.
+        """
+        re = self.re
+        theta = np.asarray(theta, float)
+        T1 = self._T1
+        p1, l1 = self.p1, self.l1
+        A11 = self.A11
+        if p1 == 1:
+            t = T1[0, 0]
+            d2 = (self._l11()[:, 0, 0]) ** 2  # θ²a + 1
+            a = A11[:, 0, 0]
+        if p1 == 2:  # closed form from the factor's parts: L⁻¹ = [[1/l11, 0], [−l21/(l11 l22), 1/l22]]
+            l11, l21, l22 = self._L11_parts if self._L11 is None else \
+                (self._L11[:, 0, 0], self._L11[:, 1, 0], self._L11[:, 1, 1])
+            i11, i22 = 1.0 / l11, 1.0 / l22
+            i21 = -l21 * i11 * i22
+            M11inv = np.empty((l1, 2, 2))
+            M11inv[:, 0, 0] = i11 * i11 + i21 * i21
+            M11inv[:, 0, 1] = M11inv[:, 1, 0] = i21 * i22
+            M11inv[:, 1, 1] = i22 * i22
+            TA = T1.T @ A11
+        elif p1 > 1:
+            Linv = np.linalg.inv(self._l11())
+            M11inv = np.transpose(Linv, (0, 2, 1)) @ Linv
+            TA = T1.T @ A11  # (l1, p1, p1): T1ᵀ A11_c
+        if not self.q2:
+            if p1 == 1:
+                return [np.array([[float(np.sum(t * a / d2))]])]
+            return [np.sum(M11inv @ TA, axis=0)]
+        if getattr(self, "_split", None) is not None:
+            return None
+        pairs = self._use_pairs()
+        if not pairs and self.q2 * self.q1 > GRAD_DENSE_ELEMENTS:
+            return None
+        if pairs and self._diag2:
+            return self._grad_blocks_pairs(theta, t, a, d2)
+        Sig = _inv_lower_product(self._L22)
+        if self._diag2:
+            lam2 = theta[self._lam2_lind]
+            St = lam2[:, None] * Sig * lam2[None, :]
+            Lam2 = None
+        else:
+            Lam2 = self._Lambda2(theta)
+            St = np.asarray(Lam2 @ np.asarray(Lam2 @ Sig).T).T  # Λ2 Σ22 Λ2ᵀ (Σ22 symmetric)
+        # S_c = A21_cᵀ Σ̃ A21_c, and G = A21 Λ1 M11⁻¹ Λ1ᵀ A12 (upper pairs or dense)
+        q2 = self.q2
+        if pairs:
+            Pi, Pj, K, inv, ui, uj = self._pairs
+            self._pair_gram(np.ones(l1))  # makes sure the pair matrix holds the current A21
+            P = self._pair_matrix
+            mult = np.where(ui == uj, 1.0, 2.0)
+            s = P.T @ (mult * St[ui, uj])
+            S = s[:, None, None]
+            gvals = self._pair_gram((t * t) / d2)
+            H = self.A22.toarray() if sp.issparse(self.A22) else np.array(self.A22, dtype=float)
+            H[ui, uj] -= gvals
+            off = ui != uj
+            H[uj[off], ui[off]] -= gvals[off]
+        else:
+            A21 = self.A21
+            if sp.issparse(A21):
+                Kd = np.asarray((A21.T @ St).T)  # Σ̃ A21 (Σ̃ symmetric)
+            else:
+                Kd = St @ A21
+            if p1 == 1:
+                prod = A21.multiply(Kd).sum(axis=0) if sp.issparse(A21) else np.sum(A21 * Kd, axis=0)
+                S = np.asarray(prod).ravel()[:, None, None]
+            else:
+                A21d = A21.toarray() if sp.issparse(A21) else np.asarray(A21)
+                S = np.einsum("ila,ilb->lab", A21d.reshape(q2, l1, p1), Kd.reshape(q2, l1, p1))
+            V = self._times_D1(A21, self._D1blocks)  # A21 Λ1 L11⁻ᵀ
+            G = V @ V.T
+            G = G.toarray() if sp.issparse(G) else np.asarray(G)
+            H = (self.A22.toarray() if sp.issparse(self.A22) else np.array(self.A22, dtype=float)) - G
+        # term 1's blocks
+        if p1 == 1:
+            Q1 = np.array([[float(np.sum(t * a / d2 - t * S[:, 0, 0] / (d2 * d2)))]])
+        else:
+            MT = M11inv @ T1.T  # M11_c⁻¹ T1ᵀ
+            mid = M11inv + MT @ S @ np.transpose(MT, (0, 2, 1))
+            Q1 = np.sum(mid @ TA - MT @ S, axis=0)
+        out = [Q1]
+        # later terms: level blocks of Σ22 Λ2ᵀ H
+        Y = lam2[:, None] * H if Lam2 is None else np.asarray(Lam2.T @ H)
+        offs = re.col_offsets[1:] - self.q1
+        for k, term in enumerate(re.terms[1:]):
+            p, nl, o = term.p, term.nlevels, int(offs[k])
+            blk = np.empty((p, p))
+            base = o + np.arange(nl) * p
+            for i in range(p):
+                for j in range(p):
+                    blk[i, j] = float(np.sum(Sig[base + i, :] * Y[:, base + j].T))
+            out.append(blk)
+        return out
+
+    def _grad_blocks_pairs(self, theta: np.ndarray, t: float, a: np.ndarray, d2: np.ndarray) -> list[np.ndarray]:
+        """:meth:`logdet_grad_blocks` for a scalar first term, every later term scalar and A21's
+        column pairs kept: only Σ22's lower triangle at the pairs and at A22's nonzeros is read.
+
+        With Λ2 = diag(λ), term 1's sum is ``Σ_c θa_c/d_c² − θ s_c/d_c⁴`` (d_c² = θ²a_c + 1,
+        ``s_c = Σ_ij λ_iλ_j A21_ic A21_jc Σ22_ij``, one transposed mat-vec of the pair
+        matrix), and a later term's ``Σ_{l in term} Σ_r Σ22_lr λ_r H_rl`` over the nonzeros of
+        H = A22 − A21 diag(θ²/d²) A21ᵀ.
+        """
+        q2 = self.q2
+        Sig2 = _inv_lower_product(self._L22, full=False)
+        fortran = bool(Sig2.flags.f_contiguous)  # entry (i, j) at j·q2 + i: read the transpose, no copy
+        Sig = Sig2.T.ravel() if fortran else Sig2.ravel()
+
+        def lower(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+            return j * q2 + i if fortran else i * q2 + j
+        lam2 = theta[self._lam2_lind]
+        Pi, Pj, K, inv, ui, uj = self._pairs
+        if not hasattr(self, "_pair_lower"):
+            self._pair_lower = lower(uj, ui)  # (uj, ui), uj ≥ ui: Σ22's lower triangle
+            self._pair_mult = np.where(ui == uj, 1.0, 2.0)
+            owner = np.concatenate([np.full(tm.q, k) for k, tm in enumerate(self.re.terms[1:])])
+            self._q2_owner = owner
+        sig_p = Sig[self._pair_lower]
+        lam_i, lam_j = lam2[ui], lam2[uj]
+        s = self._pair_matrix.T @ (self._pair_mult * lam_i * lam_j * sig_p)
+        Q1 = float(np.sum(t * a / d2 - t * s / (d2 * d2)))
+        owner = self._q2_owner
+        n_terms = len(self.re.terms) - 1
+        theta2 = np.array([theta[self.re.theta_slice(k)][0] for k in range(1, n_terms + 1)])
+        if np.all(theta2 >= IDENTITY_MIN_THETA):
+            # Σ_r Σ22_lr λ_r H_rl = (1 − Σ22_ll) / λ_l, as Λ2ᵀHΛ2 = M22 − I and Σ22 M22 = I
+            diag = Sig[lower(np.arange(q2), np.arange(q2))]
+            acc = np.bincount(owner, 1.0 - diag, minlength=n_terms) / theta2
+            return [np.array([[Q1]])] + [np.array([[x]]) for x in acc]
+        # H's nonzeros: A22 (upper entries r ≤ c) minus the pair Gram G (upper pairs)
+        pos, r, c, src = self._a22_upper()
+        values = self.A22.data if sp.issparse(self.A22) else self.A22.ravel()
+        v = values[src]
+        sig_a = Sig[lower(c, r)]
+        acc = np.bincount(owner[c], sig_a * lam2[r] * v, minlength=n_terms)
+        off = r != c
+        acc += np.bincount(owner[r[off]], (sig_a * lam2[c] * v)[off], minlength=n_terms)
+        g = self._pair_gram((t * t) / d2)
+        acc -= np.bincount(owner[uj], sig_p * lam_i * g, minlength=n_terms)
+        offp = ui != uj
+        acc -= np.bincount(owner[ui[offp]], (sig_p * lam_j * g)[offp], minlength=n_terms)
+        return [np.array([[Q1]])] + [np.array([[x]]) for x in acc]

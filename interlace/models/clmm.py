@@ -256,7 +256,7 @@ class CLMM(MixedModel):
             opt = minimize(dev, x0, dev.lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
         derivs: dict = {}
         if gradient:
-            derivs = gradient_derivatives(dev.value_and_gradient, opt.x, dev.lower)
+            derivs = gradient_derivatives(dev.value_and_gradient, opt.x, dev.lower, delta=1e-4, central=True)
             msgs = convergence_messages(opt.x, dev.lower, opt.converged, opt.message, derivs)
             if check_conv:
                 warn_messages(msgs)

@@ -246,7 +246,7 @@ class CrossedLME(MixedModel):
         return approx_fprime(np.asarray(params, float), self.loglike, centered=True)
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, start_params: npt.ArrayLike | None = None, method: str = "bobyqa", maxiter: int | None = None,
+    def fit(self, start_params: npt.ArrayLike | None = None, method: str = "auto", maxiter: int | None = None,
             check_conv: bool = True, reml: bool | None = None, optimizer_options: dict | None = None,
             blas_threads: int | None = None, **kwargs: Any) -> CrossedLMEResultWrapper:
         """Estimate θ by minimizing the criterion; β, σ² and the BLUPs follow at the optimum.
@@ -256,7 +256,9 @@ class CrossedLME(MixedModel):
         start_params : array-like, optional
             Starting θ (default: moment estimates, :func:`~interlace.objective.start.moment_start`).
         method : str
-            Optimizer: ``"bobyqa"`` (default, Py-BOBYQA), ``"L-BFGS-B"``, ``"Nelder-Mead"``, ``"Powell"``.
+            Optimizer: ``"auto"`` (default: L-BFGS-B with the criterion's analytic gradient and
+            Newton steps where the engine gives the gradient, else BOBYQA), ``"bobyqa"``
+            (lme4's), ``"L-BFGS-B"`` (finite differences), ``"Nelder-Mead"``, ``"Powell"``.
         maxiter : int, optional
             Evaluation budget.
         check_conv : bool

@@ -53,6 +53,8 @@ class CorrelatedLMMDeviance(LMMDeviance):
         PLS engine for the whitened system (the whitened Z has Z's pattern: chosen once).
     """
 
+    analytic_gradient = False  # the residual structure's parameters have none
+
     def __init__(self, re: RandomEffects, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, reml: bool,
                  residual: ResidualModel, engine: str = "auto") -> None:
         parse_engine(engine)

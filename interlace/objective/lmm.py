@@ -30,6 +30,7 @@ every LMM) rather than left to the optimizer:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from ..linalg.engines import RowEngines
 from ..linalg.pls import Factorization, PLSSystem
 from ..optimize import OptSummary, minimize_checked
 from ..optimize.checks import at_upper
+from .lmm_gradient import criterion_gradient, gradient_supported, make_gram
 from .start import moment_start
 
 __all__ = ["LMMDeviance", "LMMSolution", "fit_criterion", "check_exact_fit", "sigma_zero_message",
@@ -101,6 +103,10 @@ class LMMDeviance:
         over all rows, as lme4 reports it).
     """
 
+    #: :meth:`value_and_gradient` is the gradient of :meth:`__call__` (False in subclasses with
+    #: parameters of their own, e.g. a residual correlation structure's)
+    analytic_gradient: bool = True
+
     def __init__(self, pls: PLSSystem, reml: bool, sum_log_w: float = 0.0, zero_weights: bool = False) -> None:
         self.pls = pls
         self.reml = bool(reml)
@@ -113,6 +119,7 @@ class LMMDeviance:
         self.zero_weights = bool(zero_weights)
         self.n_evals = 0
         self._theta0: np.ndarray | None = None
+        self._gram: Any = None  # the gradient's products (False: no gradient from this engine)
 
     @classmethod
     def from_rows(cls, engines: RowEngines, y: np.ndarray, weights: np.ndarray | None, reml: bool) -> LMMDeviance:
@@ -185,6 +192,64 @@ class LMMDeviance:
             val = np.where(ok & np.isfinite(val), val, np.inf)
         return val
 
+    def value_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """The criterion and its analytic gradient at θ from one factorization
+        (:mod:`interlace.objective.lmm_gradient`); the gradient is None where the engine
+        offers none at this size (the caller then differences the criterion)."""
+        if not self.analytic_gradient:
+            return self(theta), None
+        self.n_evals += 1
+        theta = np.asarray(theta, float)
+        f = self.pls.factor(theta)
+        val = self._criterion(f)
+        if not np.isfinite(val) or self._gram is False:
+            return val, None
+        if self._gram is None:
+            self._gram = make_gram(self.pls)
+        g = criterion_gradient(self.pls, theta, self.reml, self.dof, f.pwrss, self._gram)
+        if g is None:
+            self._gram = False  # the engine has no gradient at this size: not asked again
+        return val, g
+
+    def gradient(self, theta: np.ndarray) -> np.ndarray | None:
+        """The analytic gradient at θ (see :meth:`value_and_gradient`)."""
+        return self.value_and_gradient(theta)[1]
+
+    def mirrored(self, theta: np.ndarray, k: int) -> np.ndarray | None:
+        """θ with the column of the template entry θ_k (a diagonal entry) negated below the diagonal:
+        the same Λ up to the sign of one column, so the same criterion (None for a scalar term's θ).
+
+        At θ_k = 0 the criterion's slope in θ_k flips sign with that column: a fit that stops
+        there may have a descent direction on the mirrored side (optimizer="auto" probes it)."""
+        re = self.pls.re
+        for j, t in enumerate(re.terms):
+            sl = re.theta_slice(j)
+            if not sl.start <= k < sl.stop:
+                continue
+            cov = t.cov
+            local = k - sl.start
+            where = np.flatnonzero(cov.theta_index == local)
+            if where.size != 1 or cov.rows[where[0]] != cov.cols[where[0]]:
+                return None
+            col = cov.cols[where[0]]
+            below = np.unique(cov.theta_index[(cov.cols == col) & (cov.rows > col)])
+            if not below.size:
+                return None
+            out = np.array(theta, float)
+            out[sl.start + below] *= -1.0
+            return out
+        return None
+
+    @property
+    def has_gradient(self) -> bool:
+        """Whether :meth:`value_and_gradient` gives a gradient here (this class, this engine, this size:
+        :func:`~interlace.objective.lmm_gradient.gradient_supported`)."""
+        if not self.analytic_gradient:
+            return False
+        if self._gram is None and not gradient_supported(self.pls):
+            self._gram = False
+        return self._gram is not False
+
     def factored(self, sol: LMMSolution) -> PLSSystem:
         """The engine factored at the solution (for conditional variances, hat values, derivatives)."""
         self.pls.factor(sol.theta)
@@ -246,7 +311,7 @@ def residual_fraction(dev: LMMDeviance) -> float:
     return max(rss, 0.0) / yty
 
 
-def fit_criterion(dev: LMMDeviance, x0: np.ndarray, optimizer: str = "bobyqa", maxfun: int | None = None,
+def fit_criterion(dev: LMMDeviance, x0: np.ndarray, optimizer: str = "auto", maxfun: int | None = None,
                   options: dict | None = None, check_conv: bool = True, warn: bool = True,
                   response: str = "the response") -> tuple[OptSummary, LMMSolution]:
     """Minimize an LMM criterion with lme4's checks, handling its two degenerate directions.
@@ -278,7 +343,9 @@ def fit_criterion(dev: LMMDeviance, x0: np.ndarray, optimizer: str = "bobyqa", m
     x0 = np.minimum(np.maximum(np.asarray(x0, float), lower), upper)
     check_exact_fit(dev, response)
     opt = minimize_checked(dev, x0, lower, optimizer=optimizer, maxfun=maxfun, options=options,
-                           check_conv=check_conv, warn=warn, upper=upper)
+                           check_conv=check_conv, warn=warn, upper=upper,
+                           value_and_grad=dev.value_and_gradient if dev.has_gradient else None,
+                           mirror=dev.mirrored)
     sol = dev.solution(opt.x)
     msg = sigma_zero_message(dev, opt.x, sol, response)
     if msg is not None:

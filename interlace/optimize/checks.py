@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ConvergenceWarning, SingularFitWarning, warn_user
+from .gradient import at_upper, gradient_derivatives, minimize_with_gradient, newton_steps
 
 if TYPE_CHECKING:
     from .optimizers import OptSummary
@@ -126,17 +127,6 @@ def free_derivatives(fun: Callable[[np.ndarray], float], x: np.ndarray, lower: n
     return {"free": idx, "gradient": g, "hessian": H}
 
 
-def at_upper(x: npt.ArrayLike, upper: npt.ArrayLike | None, rtol: float = 1e-6) -> np.ndarray:
-    """Which parameters sit at their finite upper bound (within ``rtol`` of it)."""
-    x = np.asarray(x, float)
-    if upper is None:
-        return np.zeros(x.shape, bool)
-    upper = np.asarray(upper, float)
-    finite = np.isfinite(upper)
-    bound = np.where(finite, upper, 0.0)
-    return finite & (x >= bound - rtol * np.maximum(np.abs(bound), 1.0))
-
-
 def _restricted(fun, x: np.ndarray, idx: np.ndarray):
     """``fun`` as a function of ``x[idx]`` only, the other entries held at ``x``."""
     x = np.array(x, float)
@@ -242,7 +232,9 @@ COARSE_XTOL = 1e-4
 def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lower: npt.ArrayLike,
                      optimizer: str = "bobyqa", maxfun: int | None = None, options: dict | None = None,
                      check_conv: bool = True, warn: bool = True, delta: float = 1e-4,
-                     upper: npt.ArrayLike | None = None) -> OptSummary:
+                     upper: npt.ArrayLike | None = None,
+                     value_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray | None]] | None = None,
+                     mirror: Callable[[np.ndarray, int], np.ndarray | None] | None = None) -> OptSummary:
     """Minimize, run lme4's checks, and refine by a Newton step: the fitting loop of LMMs.
 
     With BOBYQA (the default) and no user tolerances, the optimizer stops at a relative
@@ -269,6 +261,17 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         Finite-difference step of the derivatives (see :func:`check_convergence`).
     upper : array-like, optional
         Upper bounds (parameters at them are left out of the derivatives, as those at 0).
+    value_and_grad : callable, optional
+        ``x -> (f, g)``, the criterion and its analytic gradient from one evaluation (``g``
+        None where there is none).  With ``optimizer="auto"`` the fit then runs
+        :func:`~interlace.optimize.gradient.minimize_with_gradient` (L-BFGS-B); with any
+        optimizer the checks use the exact gradient and a Hessian by forward differences of
+        it (:func:`~interlace.optimize.gradient.gradient_derivatives`, ``n`` gradient
+        evaluations) instead of finite differences of the criterion.  ``"auto"`` without a
+        gradient is BOBYQA.
+    mirror : callable, optional
+        ``(x, k) -> x'`` with the same criterion, for the gradient path's probes of a
+        parameter on its bound (:func:`~interlace.optimize.gradient.minimize_with_gradient`).
 
     Returns
     -------
@@ -276,18 +279,52 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         With ``messages`` (the verdicts) and ``n_evals`` counting every evaluation of
         the optimizer runs (the checks' own are not counted, as in lme4).
     """
-    from .optimizers import minimize
+    from .optimizers import is_auto, minimize
 
     lower = np.asarray(lower, float)
     upper = None if upper is None else np.asarray(upper, float)
+    vg = value_and_grad
+
+    def derivatives(x: np.ndarray) -> tuple[dict, bool]:
+        """The checks' derivatives at x: from the gradient when there is one, else differences."""
+        if vg is not None:
+            d = gradient_derivatives(vg, x, lower, upper)
+            if d is not None:
+                return d, True
+        return free_derivatives(fun, x, lower, delta=delta, upper=upper), False
+
+    if is_auto(optimizer):
+        optimizer = "bobyqa"
+        if vg is not None and not options:
+            gopt, gderivs = minimize_with_gradient(fun, vg, x0, lower, upper, maxfun, check_conv, mirror)
+            if gopt is not None and (gderivs is not None or not check_conv):
+                spent = maxfun is not None and gopt.n_evals >= maxfun
+                if gopt.converged or spent:
+                    return gopt if gderivs is None else _verdict(gopt, lower, gderivs, warn)
+                # L-BFGS-B stopped short or the Newton step was refused: BOBYQA from its answer
+                tight = minimize(fun, gopt.x, lower, optimizer="bobyqa", rhobeg=0.02, upper=upper,
+                                 maxfun=None if maxfun is None else max(maxfun - gopt.n_evals, 1))
+                tight.x0, tight.n_evals = gopt.x0, gopt.n_evals + tight.n_evals
+                tight.seconds += gopt.seconds
+                if gopt.fmin < tight.fmin:
+                    tight.x, tight.fmin = gopt.x, gopt.fmin
+                if not check_conv:
+                    return tight
+                d, analytic = derivatives(tight.x)
+                if analytic:
+                    newton_steps(vg, tight, lower, upper, d)
+                else:
+                    _refine(fun, tight, lower, d, delta, upper)
+                return _verdict(tight, lower, d, warn)
     coarse = (check_conv and str(optimizer).lower() in ("bobyqa", "nlopt_bobyqa", "pybobyqa")
               and not (options and {"xtol_rel", "xtol_abs", "ftol_rel", "ftol_abs", "rhoend"} & set(options)))
     opt = minimize(fun, x0, lower, optimizer=optimizer, maxfun=maxfun, options=options, upper=upper,
                    **({"xtol_rel": COARSE_XTOL, "rhoend": 1e-5} if coarse else {}))
     if not check_conv:
         return opt
-    derivs = free_derivatives(fun, opt.x, lower, delta=delta, upper=upper)
-    refined = _refine(fun, opt, lower, derivs, delta, upper)
+    derivs, analytic = derivatives(opt.x)
+    refined = newton_steps(vg, opt, lower, upper, derivs) if analytic and vg is not None else \
+        _refine(fun, opt, lower, derivs, delta, upper)
     budget_left = maxfun is None or maxfun > opt.n_evals
     if not refined and coarse and "hessian" in derivs and opt.converged and budget_left:
         tight = minimize(fun, opt.x, lower, optimizer=optimizer, options=options, rhobeg=0.02,
@@ -295,8 +332,16 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         tight.x0, tight.n_evals = opt.x0, opt.n_evals + tight.n_evals
         tight.seconds += opt.seconds
         opt = tight
-        derivs = free_derivatives(fun, opt.x, lower, delta=delta, upper=upper)
-        _refine(fun, opt, lower, derivs, delta, upper)
+        derivs, analytic = derivatives(opt.x)
+        if analytic and vg is not None:
+            newton_steps(vg, opt, lower, upper, derivs)
+        else:
+            _refine(fun, opt, lower, derivs, delta, upper)
+    return _verdict(opt, lower, derivs, warn)
+
+
+def _verdict(opt: OptSummary, lower: np.ndarray, derivs: dict, warn: bool) -> OptSummary:
+    """Record (and issue) lme4's verdicts on ``opt`` from the checks' derivatives."""
     msgs = convergence_messages(opt.x, lower, opt.converged, opt.message, derivs)
     if warn:
         warn_messages(msgs)

@@ -1,9 +1,25 @@
-"""Minimization with an exact gradient: L-BFGS-B for objectives that return (value, gradient).
+"""Minimization with an exact gradient: L-BFGS-B, lme4's checks from the exact gradient and a
+Hessian by differences of it, Newton steps.
 
-Objectives whose gradient is exact (the CLMM's Laplace approximation) converge in a
-few dozen evaluations where a derivative-free method needs hundreds.  Points where the
-objective is not finite (thresholds out of order) are reported to L-BFGS-B as a very
-large value, so its line search backs off.
+:func:`minimize_gradient` is plain L-BFGS-B on ``x -> (f, ∇f)`` (the CLMM's Laplace
+approximation, :mod:`interlace.objective.clmm`); :func:`gradient_derivatives` gives the
+checks' gradient and Hessian from the exact gradient for both families.
+
+:func:`minimize_with_gradient` is :func:`~interlace.optimize.checks.minimize_checked`'s path when
+the criterion offers ``value_and_grad(x) -> (f, g)`` (the LMM profiled deviance and REML
+criterion, :mod:`interlace.objective.lmm_gradient`):
+
+1. scipy's L-BFGS-B from the start (MIVQUE0 for LMMs) within the bounds, one factorization
+   per evaluation giving the criterion and its gradient;
+2. the checks' derivatives (:func:`gradient_derivatives`): the exact gradient over the
+   parameters off the boundary and a Hessian by forward differences of it, ``n`` gradient
+   evaluations (lme4's finite differences of the criterion take ``1 + 2n + 2n(n − 1)``);
+3. Newton steps ``x − H⁻¹g`` while they are refinements and the criterion does not grow,
+   the gradient of the verdict being the exact one at the final point.
+
+When L-BFGS-B does not report success or the Newton step is refused, BOBYQA runs from its
+answer with lme4's tolerance (as :func:`minimize_checked` does after a coarse run), so the
+answer is never worse than BOBYQA's.
 """
 from __future__ import annotations
 
@@ -14,17 +30,121 @@ import numpy as np
 import numpy.typing as npt
 import scipy.optimize
 
-from .optimizers import OptSummary
+from .optimizers import GRADIENT_OPTIMIZER, OptSummary
 
-__all__ = ["gradient_derivatives", "minimize_gradient"]
+__all__ = ["GRADIENT_OPTIMIZER", "HESSIAN_STEP", "ValueAndGrad", "at_upper", "gradient_derivatives",
+           "minimize_gradient", "minimize_with_gradient", "newton_steps"]
 
-_BIG = 1e100
+
+def at_upper(x: npt.ArrayLike, upper: npt.ArrayLike | None, rtol: float = 1e-6) -> np.ndarray:
+    """Which parameters sit at their finite upper bound (within ``rtol`` of it)."""
+    x = np.asarray(x, float)
+    if upper is None:
+        return np.zeros(x.shape, bool)
+    upper = np.asarray(upper, float)
+    finite = np.isfinite(upper)
+    bound = np.where(finite, upper, 0.0)
+    return finite & (x >= bound - rtol * np.maximum(np.abs(bound), 1.0))
+
+#: Relative step of the forward differences of the gradient (the Hessian of the checks).
+HESSIAN_STEP = 1e-5
+
+ValueAndGrad = Callable[[np.ndarray], "tuple[float, np.ndarray | None]"]
 
 
-def minimize_gradient(fun_grad: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: npt.ArrayLike,
-                      lower: npt.ArrayLike, upper: npt.ArrayLike | None = None, maxfun: int | None = None,
+def gradient_derivatives(value_and_grad: ValueAndGrad, x: np.ndarray, lower: np.ndarray,
+                         upper: np.ndarray | None = None, tol_singular: float = 1e-4,
+                         g0: np.ndarray | None = None, delta: float = HESSIAN_STEP,
+                         central: bool = False) -> dict | None:
+    """The exact gradient and a Hessian by forward differences of it, over the parameters off the boundary.
+
+    The boundary is that of :func:`~interlace.optimize.checks.free_derivatives`.  Column j
+    of the Hessian is ``(g(x + h e_j) − g(x)) / h`` with ``h = delta · max(1, |x_j|)``
+    (backwards at an upper bound), symmetrized: ``n`` gradient evaluations; with ``central``,
+    ``(g(x + h e_j) − g(x − h e_j)) / 2h`` at ``2n`` (the CLMM's standard errors come from
+    this Hessian, so they take the more accurate differences).
+
+    Returns
+    -------
+    dict or None
+        As :func:`~interlace.optimize.checks.free_derivatives` (``free``, ``gradient``,
+        ``hessian``); None when the criterion gave no gradient.
+    """
+    x = np.asarray(x, float)
+    on_bound = (lower == 0) & (x < tol_singular)
+    if upper is not None:
+        on_bound |= at_upper(x, upper)
+    idx = np.flatnonzero(~on_bound)
+    if not idx.size:
+        return {"free": idx}
+    if g0 is None:
+        g0 = value_and_grad(x)[1]
+        if g0 is None:
+            return None
+    n = idx.size
+    H = np.empty((n, n))
+    for a, i in enumerate(idx):
+        h = delta * max(1.0, abs(x[i]))
+        if upper is not None and x[i] + h > upper[i]:
+            h = -h
+        xp = x.copy()
+        xp[i] += h
+        gp = value_and_grad(xp)[1]
+        if gp is None:
+            return None
+        if central:
+            xm = x.copy()
+            xm[i] -= h
+            gm = value_and_grad(xm)[1]
+            if gm is None:
+                return None
+            H[:, a] = (gp[idx] - gm[idx]) / (2 * h)
+        else:
+            H[:, a] = (gp[idx] - g0[idx]) / h
+    with np.errstate(invalid="ignore"):
+        H = 0.5 * (H + H.T)
+    return {"free": idx, "gradient": np.asarray(g0, float)[idx], "hessian": H}
+
+
+class _BudgetSpent(Exception):
+    """Raised by :class:`_Counted` when the evaluation budget is spent (L-BFGS-B's own
+    ``maxfun`` is checked only between iterations)."""
+
+
+class _Counted:
+    """``value_and_grad`` with a count and the best point seen (its value and gradient)."""
+
+    def __init__(self, value_and_grad: ValueAndGrad, maxfun: int) -> None:
+        self.vg = value_and_grad
+        self.maxfun = maxfun
+        self.n = 0
+        self.best: tuple[float, np.ndarray, np.ndarray | None] = (np.inf, np.zeros(0), None)
+        self.last: tuple | None = None
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        x = np.array(x, float)
+        if self.last is not None and np.array_equal(x, self.last[0]):  # L-BFGS-B's first call repeats the probe
+            f, g = self.last[1], self.last[2]
+        else:
+            if self.n >= self.maxfun:
+                raise _BudgetSpent
+            self.n += 1
+            f, g = self.vg(x)
+            self.last = (x, f, g)
+        if not np.isfinite(f) or g is None or not np.all(np.isfinite(g)):
+            return 1e100, np.zeros_like(x)
+        if f < self.best[0]:
+            self.best = (float(f), x, np.asarray(g, float))
+        return float(f), np.asarray(g, float)
+
+
+def minimize_gradient(fun_grad: ValueAndGrad, x0: npt.ArrayLike, lower: npt.ArrayLike,
+                      upper: npt.ArrayLike | None = None, maxfun: int | None = None,
                       ftol: float = 1e-14, gtol: float = 1e-8) -> OptSummary:
     """Minimize by L-BFGS-B on an exact gradient, within ``lower <= x <= upper``.
+
+    Points where the objective is not finite (thresholds out of order) are reported to
+    L-BFGS-B as a very large value, so its line search backs off.
 
     Parameters
     ----------
@@ -38,66 +158,199 @@ def minimize_gradient(fun_grad: Callable[[np.ndarray], tuple[float, np.ndarray]]
         L-BFGS-B's relative reduction and projected-gradient tolerances.  At the default
         (tight) values the run usually ends when the line search can no longer lower the
         criterion, i.e. at the optimum to the objective's rounding; that end counts as
-        converged when the projected gradient is small (the convergence checks then judge
-        the answer by finite differences, as for every optimizer).
+        converged when the projected gradient is below 1e-3.
 
     Returns
     -------
     OptSummary
+        At the best point seen (a failed line search may end elsewhere).
     """
     t0 = time.perf_counter()
     x0 = np.asarray(x0, float)
     lower = np.asarray(lower, float)
-    upper = np.full(x0.shape, np.inf) if upper is None else np.asarray(upper, float)
-    last: dict = {}
-
-    def f(x: np.ndarray) -> tuple[float, np.ndarray]:
-        v, g = fun_grad(x)
-        if not (np.isfinite(v) and np.all(np.isfinite(g))):
-            return _BIG, np.zeros_like(x)
-        if not last or v < last["f"]:
-            last.update(f=float(v), x=np.array(x, float), g=np.asarray(g, float))
-        return float(v), np.asarray(g, float)
-
-    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None) for lo, hi in zip(lower, upper)]
-    res = scipy.optimize.minimize(f, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                                  options={"maxfun": 1000 if maxfun is None else int(maxfun), "ftol": ftol,
-                                           "gtol": gtol, "maxcor": 20})
-    x = np.asarray(res.x, float)
-    fmin = float(res.fun)
-    if last and last["f"] < fmin:  # the best point seen (a failed line search may end elsewhere)
-        x, fmin = last["x"], last["f"]
-    ok = bool(res.success)
-    if not ok and last:
-        g = last["g"]
-        pg = np.where((x <= lower) & (g > 0) | (x >= upper) & (g < 0), 0.0, g)
-        ok = bool(np.max(np.abs(pg), initial=0.0) <= 1e-3) and "ABNORMAL" in str(res.message).upper()
-    x = np.minimum(np.maximum(x, lower), upper)
-    return OptSummary("L-BFGS-B (exact gradient)", x0, lower, x, fmin, int(res.nfev), ok, str(res.message),
+    up: np.ndarray = np.full(x0.shape, np.inf) if upper is None else np.asarray(upper, float)
+    maxfun = 1000 if maxfun is None else int(maxfun)
+    vg = _Counted(fun_grad, maxfun)
+    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None) for lo, hi in zip(lower, up)]
+    try:
+        res = scipy.optimize.minimize(vg, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                                      options={"maxfun": maxfun, "ftol": ftol, "gtol": gtol, "maxcor": 20})
+        ok, message = bool(res.success), str(res.message)
+        x, fmin = np.asarray(res.x, float), float(res.fun)
+    except _BudgetSpent:
+        ok, message = False, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"
+        x, fmin = x0, np.inf
+    fbest, xbest, gbest = vg.best
+    if gbest is not None and fbest <= fmin:
+        x, fmin = xbest, fbest
+        if not ok:
+            pg = np.where(((x <= lower) & (gbest > 0)) | ((x >= up) & (gbest < 0)), 0.0, gbest)
+            ok = bool(np.max(np.abs(pg), initial=0.0) <= 1e-3) and "ABNORMAL" in message.upper()
+    x = np.minimum(np.maximum(x, lower), up)
+    return OptSummary("L-BFGS-B (exact gradient)", x0, lower, x, fmin, vg.n, ok, message,
                       time.perf_counter() - t0)
 
 
-def gradient_derivatives(fun_grad: Callable[[np.ndarray], tuple[float, np.ndarray]], x: npt.ArrayLike,
-                         lower: npt.ArrayLike, delta: float = 1e-4, tol_singular: float = 1e-4) -> dict:
-    """The gradient at ``x`` and the Hessian by central differences of the exact gradient, over the
-    parameters off the boundary (as :func:`~interlace.optimize.checks.free_derivatives`, whose
-    ``free`` / ``gradient`` / ``hessian`` it returns, at 1 + 2k gradient evaluations for k free
-    parameters instead of 1 + 2k + k(k − 1) values).
+def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarray, upper: np.ndarray | None,
+                 derivs: dict, max_steps: int = 3) -> bool:
+    """Newton steps on the free parameters with the checks' Hessian and the exact gradient.
+
+    A step is taken when H is positive definite, the step is a refinement (below
+    1e-3 (1 + |x|)), stays within the bounds and the criterion does not grow beyond its
+    rounding; after it ``derivs["gradient"]`` is the exact gradient at the new point.
+    Steps repeat while the previous one moved x by more than 1e-8 relative; ``opt`` is
+    updated in place (``n_evals`` counts the steps).
+
+    Returns
+    -------
+    bool
+        Whether a step was taken.
     """
-    x = np.asarray(x, float)
+    if "hessian" not in derivs:
+        return False
+    idx, H = derivs["free"], derivs["hessian"]
+    if not np.all(np.isfinite(H)):
+        return False
+    try:
+        c = np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        return False
+    taken = False
+    for _ in range(max_steps):
+        g = derivs["gradient"]
+        step = np.linalg.solve(c.T, np.linalg.solve(c, g))
+        x = np.array(opt.x, float)
+        if np.any(np.abs(step) > 1e-3 * (1.0 + np.abs(x[idx]))):
+            break
+        x[idx] -= step
+        if np.any(x < lower) or (upper is not None and np.any(x > upper)):
+            break
+        f, gfull = value_and_grad(x)
+        opt.n_evals += 1
+        if gfull is None or not np.isfinite(f) or f > opt.fmin + 1e-11 * max(1.0, abs(opt.fmin)):
+            break
+        opt.x, opt.fmin = x, min(float(f), opt.fmin)
+        derivs["gradient"] = np.asarray(gfull, float)[idx]
+        taken = True
+        # with a Hessian exact to ~1e-5 the next step would be ~1e-5 of this one: below 1e-13
+        if np.all(np.abs(step) <= 1e-8 * (1.0 + np.abs(x[idx]))):
+            break
+    opt.polished = opt.polished or taken
+    return taken
+
+
+#: Steps of the probes off a lower bound of 0 (:func:`_boundary_probe`), and how many restarts they may cause.
+BOUNDARY_STEP = 1e-3
+BOUNDARY_PROBE = 0.05
+MAX_BOUNDARY_RESTARTS = 3
+
+
+def _boundary_probe(vg: _Counted, lower: np.ndarray, upper: np.ndarray,
+                    mirror: Callable[[np.ndarray, int], np.ndarray | None] | None = None) -> np.ndarray | None:
+    """A point off the boundary from which the criterion decreases, or None.
+
+    The profiled criterion is even in a scalar term's θ, so its derivative at θ = 0 is 0:
+    a gradient method that lands on (or starts at) the bound cannot see whether moving
+    off it helps.  Each parameter at (within 1e-4 of) a lower bound of 0 is probed twice:
+    at :data:`BOUNDARY_STEP`, where the sign of its exact derivative gives the curvature
+    at 0 (negative: 0 is a maximum along it), and at :data:`BOUNDARY_PROBE`, where a lower
+    value finds a minimum beyond a bump (lme4's BOBYQA samples its first trust region
+    likewise).  A diagonal entry of a template with entries below it in its column is also
+    probed from ``mirror(x, k)`` (that column negated: the same criterion, the slope in θ_k
+    of the other sign).  At most two (four) evaluations per parameter on the boundary.
+    """
+    f0, x0, _ = vg.best
+    at0 = np.flatnonzero((lower == 0) & (x0 < 1e-4))  # on the bound, or where its gradient is ~0 too
+    for k in at0:
+        starts = [x0]
+        m = mirror(x0, int(k)) if mirror is not None else None
+        if m is not None:
+            starts.append(m)
+        for base, h in [(b, h) for b in starts for h in (BOUNDARY_STEP, BOUNDARY_PROBE)]:
+            x = base.copy()
+            x[k] = min(h, upper[k])
+            try:
+                f, g = vg(x)
+            except _BudgetSpent:
+                return None
+            if f < f0 - 1e-10 * max(1.0, abs(f0)) or (h == BOUNDARY_STEP and f <= f0 + 1e-12 * max(1.0, abs(f0))
+                                                      and g[k] < -1e-9 * max(1.0, abs(f0))):
+                return x
+    return None
+
+
+def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: ValueAndGrad, x0: npt.ArrayLike,
+                           lower: npt.ArrayLike, upper: npt.ArrayLike | None = None, maxfun: int | None = None,
+                           check_conv: bool = True,
+                           mirror: Callable[[np.ndarray, int], np.ndarray | None] | None = None
+                           ) -> tuple[OptSummary | None, dict | None]:
+    """L-BFGS-B with the analytic gradient, then the checks' derivatives and Newton steps.
+
+    Parameters
+    ----------
+    fun : callable
+        The criterion (used only by the BOBYQA fallback).
+    value_and_grad : callable
+        ``x -> (f, g)`` from one factorization; ``g`` may be None (no gradient at this
+        size), in which case nothing is run and ``(None, None)`` is returned.
+    x0, lower, upper
+        Start and bounds.
+    maxfun : int, optional
+        Evaluation budget of L-BFGS-B (default ``max(1000, 100 n²)``).
+    check_conv : bool
+        Compute the checks' derivatives and take the Newton steps.
+    mirror : callable, optional
+        ``(x, k) -> x'`` with the same criterion (see :func:`_boundary_probe`).
+
+    Returns
+    -------
+    (OptSummary, dict or None)
+        The summary (``n_evals``: the optimizer's evaluations of criterion and gradient,
+        the Newton steps included; the checks' own are not counted, as in lme4) and the
+        checks' derivatives (None without ``check_conv``).  The summary's ``converged``
+        is False when L-BFGS-B did not report success or a Newton step was refused: the
+        caller then runs BOBYQA from ``x``.
+    """
     lower = np.asarray(lower, float)
-    idx = np.flatnonzero(~((lower == 0) & (x < tol_singular)))
-    if not idx.size:
-        return {"free": idx}
-    g0 = np.asarray(fun_grad(x)[1], float)[idx]
-    k = idx.size
-    H = np.empty((k, k))
-    for j, i in enumerate(idx):
-        h = delta
-        xp, xm = x.copy(), x.copy()
-        xp[i] += h
-        xm[i] -= h
-        gp = np.asarray(fun_grad(xp)[1], float)[idx]
-        gm = np.asarray(fun_grad(xm)[1], float)[idx]
-        H[:, j] = (gp - gm) / (2 * h)
-    return {"free": idx, "gradient": g0, "hessian": 0.5 * (H + H.T)}
+    n = np.size(x0)
+    up: np.ndarray = np.full(n, np.inf) if upper is None else np.asarray(upper, float)
+    start: np.ndarray = np.minimum(np.maximum(np.asarray(x0, float), lower), up)
+    t0 = time.perf_counter()
+    maxfun = maxfun or max(1000, 100 * n * n)
+    vg = _Counted(value_and_grad, maxfun)
+    vg(start)
+    if vg.last is None or vg.last[2] is None:  # no gradient from this criterion (at this size)
+        return None, None
+    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None) for lo, hi in zip(lower, up)]
+    x = start
+    for _ in range(1 + MAX_BOUNDARY_RESTARTS):
+        # stop when the criterion changes by < 1e-12 relative or the projected gradient is < 1e-4:
+        # the Newton steps then land on the optimum (L-BFGS-B's last iterations only creep)
+        try:
+            res = scipy.optimize.minimize(vg, x, jac=True, method="L-BFGS-B", bounds=bounds,
+                                          options={"maxfun": maxfun - vg.n, "ftol": 1e-12, "gtol": 1e-4})
+            status, success, message = int(res.status), bool(res.success), str(res.message)
+        except _BudgetSpent:
+            status, success, message = 1, False, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"
+        if status == 1:
+            break
+        x = _boundary_probe(vg, lower, up, mirror)
+        if x is None:
+            break
+    fbest, xbest, gbest = vg.best
+    if gbest is None:  # never a finite value with a gradient
+        fbest, xbest = vg.last[1], vg.last[0]
+    opt = OptSummary(GRADIENT_OPTIMIZER, start, lower, np.minimum(np.maximum(xbest, lower), up), fbest, vg.n,
+                     success, message, 0.0)
+    derivs = None
+    if check_conv and gbest is not None:
+        derivs = gradient_derivatives(value_and_grad, opt.x, lower, None if upper is None else up, g0=gbest)
+        if status == 1:  # the evaluation budget is spent: no steps, the verdict says so
+            pass
+        elif derivs is not None and "hessian" in derivs:
+            steps_ok = newton_steps(value_and_grad, opt, lower, None if upper is None else up, derivs)
+            if not steps_ok:
+                opt.converged = False
+                opt.message = f"{opt.message}; Newton step refused"
+    opt.seconds = time.perf_counter() - t0
+    return opt, derivs

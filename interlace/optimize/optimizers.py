@@ -17,7 +17,7 @@ import scipy.optimize
 
 from ..errors import InterlaceError
 
-__all__ = ["OptSummary", "minimize", "OPTIMIZERS", "HAVE_NLOPT"]
+__all__ = ["GRADIENT_OPTIMIZER", "OptSummary", "minimize", "OPTIMIZERS", "HAVE_NLOPT", "is_auto"]
 
 OPTIMIZERS = ("bobyqa", "pybobyqa", "nlopt_bobyqa", "L-BFGS-B", "Nelder-Mead", "Powell")
 
@@ -29,6 +29,14 @@ except ImportError:  # pragma: no cover - depends on the machine
     _nlopt = None
     HAVE_NLOPT = False
 _BIG = 1e20
+#: The name :class:`OptSummary` records for the gradient path of ``optimizer="auto"``
+#: (:mod:`interlace.optimize.gradient`); refits given it take the same path.
+GRADIENT_OPTIMIZER = "L-BFGS-B+analytic"
+
+
+def is_auto(optimizer: object) -> bool:
+    """Whether ``optimizer`` asks for ``"auto"`` (the gradient path where there is a gradient, else BOBYQA)."""
+    return isinstance(optimizer, str) and optimizer.lower() in ("auto", GRADIENT_OPTIMIZER.lower())
 
 
 @dataclass
@@ -103,6 +111,8 @@ def minimize(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lower: npt.A
         Upper bounds (``inf`` for unbounded; default: none).
     """
     canonical = {o.lower(): o for o in OPTIMIZERS}
+    if is_auto(optimizer):  # without a gradient: BOBYQA
+        optimizer = "bobyqa"
     if not isinstance(optimizer, str) or optimizer.lower() not in canonical:
         raise InterlaceError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
     optimizer = canonical[optimizer.lower()]

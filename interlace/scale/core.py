@@ -100,7 +100,7 @@ def check_options(method: str, engine: str, df_method: str) -> tuple[bool, str]:
 
 
 def fit_blocks(design: ChunkedDesign, blocks: CrossBlocks, reml: bool = True, engine: str = "auto",
-               optimizer: str = "bobyqa", start: npt.ArrayLike | None = None, maxiter: int | None = None,
+               optimizer: str = "auto", start: npt.ArrayLike | None = None, maxiter: int | None = None,
                check_conv: bool = True, df_method: str = "satterthwaite", optimizer_options: dict | None = None,
                blas_threads: int | None = None, timings: dict | None = None) -> ChunkedLMEResult:
     """Optimize on the client from the summed blocks, exactly as the in-memory fit.
@@ -142,7 +142,7 @@ def fit_blocks(design: ChunkedDesign, blocks: CrossBlocks, reml: bool = True, en
 def fit_chunks(formula: str, chunks: Callable[[], Iterable], columns: Sequence[str],
                groups: str | Sequence[str] | None = None, random: str | Sequence[str] | None = None,
                method: str = "REML", weights: str | None = None, offset: str | None = None, engine: str = "auto",
-               optimizer: str = "bobyqa", start: npt.ArrayLike | None = None, check_conv: bool = True,
+               optimizer: str = "auto", start: npt.ArrayLike | None = None, check_conv: bool = True,
                maxiter: int | None = None, df_method: str = "satterthwaite", blas_threads: int | None = None,
                optimizer_options: dict | None = None) -> ChunkedLMEResult:
     """Fit an LMM over a source read chunk by chunk, twice (levels, then blocks).

@@ -102,7 +102,7 @@ def check_dask_input(data: Any, split_every: int, who: str, in_memory: str) -> N
 
 def fit_dask(formula: str, data: dd.DataFrame, groups: str | Sequence[str] | None = None,
              random: str | Sequence[str] | None = None, method: str = "REML", weights: str | None = None,
-             offset: str | None = None, engine: str = "auto", optimizer: str = "bobyqa",
+             offset: str | None = None, engine: str = "auto", optimizer: str = "auto",
              start: npt.ArrayLike | None = None, check_conv: bool = True, maxiter: int | None = None,
              df_method: str = "satterthwaite", client: Client | None = None, split_every: int = 8,
              blas_threads: int | None = None, optimizer_options: dict | None = None) -> ChunkedLMEResult:

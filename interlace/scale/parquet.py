@@ -151,7 +151,7 @@ def iter_parquet(path: str | os.PathLike[str], columns: Sequence[str], batch_siz
 
 def fit_parquet(formula: str, path: str | os.PathLike[str], groups: str | Sequence[str] | None = None,
                 random: str | Sequence[str] | None = None, method: str = "REML", weights: str | None = None,
-                offset: str | None = None, engine: str = "auto", optimizer: str = "bobyqa",
+                offset: str | None = None, engine: str = "auto", optimizer: str = "auto",
                 start: npt.ArrayLike | None = None, check_conv: bool = True, maxiter: int | None = None,
                 df_method: str = "satterthwaite", batch_size: int = DEFAULT_BATCH_SIZE,
                 blas_threads: int | None = None, optimizer_options: dict | None = None) -> ChunkedLMEResult:

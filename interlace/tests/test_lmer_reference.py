@@ -40,8 +40,10 @@ def _coef_key(r_coef: str, names) -> str:
     raise KeyError(r_coef)
 
 
-# every case on both engines with the default optimizer, and with Py-BOBYQA on the blocked engine
-COMBOS = [(c, e, "bobyqa") for c in CASES for e in ("blocked", "cholmod")] + [(c, "blocked", "pybobyqa") for c in CASES]
+# every case on both engines with the default optimizer ("auto": L-BFGS-B with the analytic gradient)
+# and with BOBYQA, and with Py-BOBYQA on the blocked engine
+COMBOS = ([(c, e, o) for c in CASES for e in ("blocked", "cholmod") for o in ("auto", "bobyqa")]
+          + [(c, "blocked", "pybobyqa") for c in CASES])
 
 
 @pytest.fixture(scope="module", params=COMBOS, ids=lambda p: "-".join(p))
