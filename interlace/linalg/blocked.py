@@ -809,6 +809,7 @@ class BlockedPLS(PLSSystem):
         None where this is not implemented cheaply (A21's pairs merged by weight class, or
         Σ̃A21 larger than :data:`GRAD_DENSE_ELEMENTS`): the caller then differences the criterion.
         """
+        self._full_state()
         re = self.re
         theta = np.asarray(theta, float)
         T1 = self._T1

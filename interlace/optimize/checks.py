@@ -234,7 +234,8 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
                      check_conv: bool = True, warn: bool = True, delta: float = 1e-4,
                      upper: npt.ArrayLike | None = None,
                      value_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray | None]] | None = None,
-                     mirror: Callable[[np.ndarray, int], np.ndarray | None] | None = None) -> OptSummary:
+                     mirror: Callable[[np.ndarray, int], np.ndarray | None] | None = None,
+                     gradient_search: bool = True) -> OptSummary:
     """Minimize, run lme4's checks, and refine by a Newton step: the fitting loop of LMMs.
 
     With BOBYQA (the default) and no user tolerances, the optimizer stops at a relative
@@ -273,13 +274,18 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         ``(x, k) -> x'`` with the same criterion, for the gradient path's probes of a
         parameter on its bound (:func:`~interlace.optimize.gradient.minimize_with_gradient`).
 
+    gradient_search : bool
+        Under ``optimizer="auto"``, search with the gradient (L-BFGS-B) when there is one;
+        False: BOBYQA searches and the checks use the gradient (the criterion's owner decides,
+        e.g. :attr:`~interlace.objective.lmm.LMMDeviance.gradient_pays`).  The recorded name
+        ``"L-BFGS-B+analytic"`` always searches with the gradient.
     Returns
     -------
     OptSummary
         With ``messages`` (the verdicts) and ``n_evals`` counting every evaluation of
         the optimizer runs (the checks' own are not counted, as in lme4).
     """
-    from .optimizers import is_auto, minimize
+    from .optimizers import GRADIENT_OPTIMIZER, is_auto, minimize
 
     lower = np.asarray(lower, float)
     upper = None if upper is None else np.asarray(upper, float)
@@ -294,8 +300,9 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         return free_derivatives(fun, x, lower, delta=delta, upper=upper), False
 
     if is_auto(optimizer):
+        search = gradient_search or str(optimizer).lower() == GRADIENT_OPTIMIZER.lower()
         optimizer = "bobyqa"
-        if vg is not None and not options:
+        if vg is not None and not options and search:
             gopt, gderivs = minimize_with_gradient(fun, vg, x0, lower, upper, maxfun, check_conv, mirror)
             if gopt is not None and (gderivs is not None or not check_conv):
                 spent = maxfun is not None and gopt.n_evals >= maxfun
