@@ -79,6 +79,8 @@ class WeightedGram:
         self.shape = shape
         self.dense = dense
         self._v = (vals_a[:, :, None] * vals_b[:, None, :]).reshape(n, ma * mb)
+        # intercept-only terms: every product is 1 and the bincount's weights are W itself
+        self._ones = bool(np.all(self._v == 1.0))
         key = (cols_a[:, :, None] * shape[1] + cols_b[:, None, :]).ravel()
         if dense:
             self._target = key
@@ -103,24 +105,38 @@ class WeightedGram:
         return r * self.shape[1] + self._indices
 
     def __call__(self, w: np.ndarray) -> np.ndarray | sp.csr_matrix:
-        data = np.bincount(self._target, weights=(self._v * w[:, None]).ravel(), minlength=self._size)
+        if self._ones:
+            vw = w if self._v.shape[1] == 1 else np.repeat(w, self._v.shape[1])
+        else:
+            vw = (self._v * w[:, None]).ravel()
+        data = np.bincount(self._target, weights=vw, minlength=self._size)
         if self.dense:
             return data.reshape(self.shape)
         return sp.csr_matrix((data, self._indices, self._indptr), shape=self.shape)
 
 
-def weighted_cross(cols: np.ndarray, vals: np.ndarray, XYw: np.ndarray, q: int) -> np.ndarray:
-    """``(ZᵀW[X y])ᵀ``: a dense ``(k, q)`` array, given ``XYw = W[X y]`` (n × k)."""
+def weighted_cross(cols: np.ndarray, vals: np.ndarray, XYw: np.ndarray, q: int, ones: bool | None = None
+                   ) -> np.ndarray:
+    """``(ZᵀW[X y])ᵀ``: a dense ``(k, q)`` array, given ``XYw = W[X y]`` (n × k; column-major is
+    fastest). ``ones``: whether every value of ``vals`` is 1 (intercept-only terms; default: look)."""
     flat = cols.ravel()
+    m = vals.shape[1]
+    if ones is None:
+        ones = bool(np.all(vals == 1.0))
     out = np.empty((XYw.shape[1], q))
     for c in range(XYw.shape[1]):
-        out[c] = np.bincount(flat, weights=(XYw[:, c:c + 1] * vals).ravel(), minlength=q)
+        col = XYw[:, c]
+        weights = (col if m == 1 else np.repeat(col, m)) if ones else (col[:, None] * vals).ravel()
+        out[c] = np.bincount(flat, weights=weights, minlength=q)
     return out
 
 
-def level_gram(codes: np.ndarray, X: np.ndarray, w: np.ndarray, nlevels: int) -> np.ndarray:
-    """``Σ_{rows of level l} w x xᵀ`` per level: the ``(nlevels, p, p)`` diagonal blocks of Z1ᵀWZ1."""
+def level_gram(codes: np.ndarray, X: np.ndarray, w: np.ndarray, nlevels: int, ones: bool = False) -> np.ndarray:
+    """``Σ_{rows of level l} w x xᵀ`` per level: the ``(nlevels, p, p)`` diagonal blocks of Z1ᵀWZ1
+    (``ones``: X is a column of ones, an intercept-only term)."""
     p = X.shape[1]
+    if ones and p == 1:
+        return np.bincount(codes, w, minlength=nlevels).reshape(nlevels, 1, 1)
     A = np.empty((nlevels, p, p))
     for a in range(p):
         for b in range(a, p):
@@ -346,6 +362,8 @@ class RowProducts:
         self.X = np.asarray(X, dtype=float)
         self.n = self.X.shape[0]
         self.layout = layout
+        # [X y] is formed row-major per column (k × n): contiguous columns for the bincounts
+        self._XT = np.ascontiguousarray(self.X.T)
         self._w_last: Any = self  # the weights the cached products were made with (self: none yet)
         self._z_last: dict | None = None
         if not re.terms:
@@ -353,13 +371,16 @@ class RowProducts:
         t1 = re.terms[0]
         self.q1 = t1.q
         self.q2 = re.q - self.q1
+        self._ones1 = bool(np.all(t1.X == 1.0))
         if layout == "full":
             self._rows = row_structure(re)
+            self._ones = bool(np.all(self._rows[1] == 1.0))
             self._gram = WeightedGram(*self._rows, *self._rows, (re.q, re.q), dense=False)
             return
         self._rows1 = row_structure(re, 0, 1)
         if self.q2:
             self._rows2 = row_structure(re, 1)
+            self._ones2 = bool(np.all(self._rows2[1] == 1.0))
             shape21 = (self.q2, self.q1)
             if dense21 is None:
                 probe = WeightedGram(*self._rows2, *self._rows1, shape21, dense=False)
@@ -387,7 +408,7 @@ class RowProducts:
             z = {"S": sp.csc_matrix(self._gram(w))}
         else:
             t1 = re.terms[0]
-            z = {"A11": level_gram(t1.codes, t1.X, w, t1.nlevels)}
+            z = {"A11": level_gram(t1.codes, t1.X, w, t1.nlevels, self._ones1)}
             if self.q2:
                 z["A21"], z["A22"] = self._gram21(w), self._gram22(w)
         self._w_last, self._z_last = weights, z
@@ -397,20 +418,24 @@ class RowProducts:
         """The products for response ``y`` (offset already subtracted) and weights ``w`` (default 1)."""
         weights = w
         w = np.ones(self.n) if w is None else np.asarray(w, dtype=float)
-        XY = np.column_stack([self.X, np.asarray(y, dtype=float)])
-        XYw = XY * w[:, None]
-        A33 = XY.T @ XYw
+        p = self._XT.shape[0]
+        XYT = np.empty((p + 1, self.n))  # [X y]ᵀ and W[X y]ᵀ, one contiguous row per column
+        XYT[:p] = self._XT
+        XYT[p] = y
+        XYwT = XYT * w
+        A33 = XYwT @ XYT.T
+        XYw = XYwT.T  # n × k, column-major
         re = self.re
         if not re.terms:
             return CrossProducts(re, self.n, A33)
         z = self._z_products(weights, w)
         if self.layout == "full":
-            return CrossProducts(re, self.n, A33, full=(z["S"], weighted_cross(*self._rows, XYw, re.q).T))
-        blocks = {"A11": z["A11"], "A31": weighted_cross(*self._rows1, XYw, self.q1), "A21": None, "A22": None,
-                  "A32": None}
+            return CrossProducts(re, self.n, A33, full=(z["S"], weighted_cross(*self._rows, XYw, re.q, self._ones).T))
+        blocks = {"A11": z["A11"], "A31": weighted_cross(*self._rows1, XYw, self.q1, self._ones1), "A21": None,
+                  "A22": None, "A32": None}
         if self.q2:
             blocks["A21"], blocks["A22"] = z["A21"], z["A22"]
-            blocks["A32"] = weighted_cross(*self._rows2, XYw, self.q2)
+            blocks["A32"] = weighted_cross(*self._rows2, XYw, self.q2, self._ones2)
         return CrossProducts(re, self.n, A33, blocks=blocks, pattern=self if self.q2 else None)
 
     def support22(self) -> np.ndarray:

@@ -203,7 +203,7 @@ class RowSource:
         self.engines = engines
         self.re = engines.re
         self.X = engines.X
-        self.Z = self.re.Z()
+        self.Z = self.re.Z().tocsr()  # η = Xβ + ZΛu at every step: CSR's product is the faster
         self.n, self.p = self.X.shape
         self.name = engines.name
         self._made: dict[bool, tuple[PLSSystem, RowProducts]] = {False: engines.get(fixed=False)}
@@ -237,6 +237,14 @@ class RowSource:
     def glm_start(self, resp: Response) -> np.ndarray | None:
         """glm's first weighted least-squares β on these rows (see :mod:`interlace.objective.glmm`)."""
         return glm_start_beta(glm_start_factor(self.X, resp))
+
+
+def _diagonal_lind(re: Any) -> np.ndarray | None:
+    """The θ index of each diagonal entry of Λθ when Λθ is diagonal (every term scalar), else None."""
+    if not re.terms or not all(t.p == 1 for t in re.terms):
+        return None
+    lind = np.asarray(re.lind, np.intp)
+    return lind if lind.size == re.q else None
 
 
 @dataclass
@@ -284,9 +292,26 @@ class PIRLS:
         self.engine = self.source.name
         self.tol, self.utol, self.maxit = tol, utol, maxit
         self.u = np.zeros(self.re.q)
+        self._u_theta: np.ndarray | None = None  # the θ of the last mode self.u
+        self._diag = _diagonal_lind(self.re)
+
+    def warm_u(self, theta: np.ndarray) -> np.ndarray:
+        """The start of u at θ: the last mode, as b = Λθu when every term is scalar.
+
+        The modes of b move little when θ does (with many rows per level the data pin them);
+        those of u = Λθ⁻¹b scale with 1/θ.  Keeping b saves PIRLS about one iteration after a
+        step of the search over θ; with a term that is not scalar (Λθ not diagonal) u is kept.
+        """
+        u = self.u.copy()
+        if self._diag is None or self._u_theta is None:
+            return u
+        old, new = self._u_theta[self._diag], np.asarray(theta, float)[self._diag]
+        ok = (old > 0) & (new > 0)
+        u[ok] *= old[ok] / new[ok]
+        return u
 
     def run(self, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray | None = None, joint: bool = False,
-            resp: Response | None = None) -> PIRLSState:
+            resp: Response | None = None, utol: float | None = None, etol: float = 0.0) -> PIRLSState:
         """Iterate to the conditional mode at θ (and β unless ``joint``).
 
         Parameters
@@ -298,10 +323,20 @@ class PIRLS:
             Iterate over (β, u) with ``beta`` the start, instead of over u at ``beta``.
         resp : Response, optional
             The response to use (default the one given at construction).
+        utol : float, optional
+            The step size at which to stop (default the PIRLS's own); a mode that only starts
+            something else (lme4's first stage under the Laplace fit) may stop earlier.
+        etol : float
+            With a response whose step is a Newton step (``newton_steps``: canonical links),
+            also stop when the distance to the mode predicted from the last two full steps,
+            ``s_k³ / s_{k−1}²`` (quadratic convergence), is below ``etol`` (0: never): the
+            iteration that would only confirm it is saved.  Stopping e short of the mode moves
+            the penalized deviance by O(e²) but log|L|² by about e × Σ leverages (it is first
+            order in u), so this is for criteria that need not be exact.
         """
         theta = np.asarray(theta, float)
         beta = np.asarray(beta, float).copy()
-        u = (self.u if u0 is None else np.asarray(u0, float)).copy()
+        u = self.warm_u(theta) if u0 is None else np.array(u0, float)
         resp = self.resp if resp is None else resp
         src = self.source
         pt = src.point(theta, beta, u, resp, joint)
@@ -309,6 +344,9 @@ class PIRLS:
         old = pt.deviance + float(u @ u)
         converged = False
         it = 0
+        utol = self.utol if utol is None else float(utol)
+        newton = etol > 0 and bool(getattr(resp, "newton_steps", False))
+        last_full = np.inf  # the size of the previous full step (inf: none)
         for it in range(1, self.maxit + 1):  # noqa: B007 - the count is reported after the loop
             pls.load(pt.products(joint))
             f = pls.factor(theta)
@@ -329,7 +367,7 @@ class PIRLS:
                 b_try = beta + step * db if joint else beta
                 # a step below utol ends the iteration: tell the source (a pass over chunks then sums
                 # the conditional log-likelihood the objective reads at the mode)
-                pt_try = src.point(theta, b_try, u_try, resp, joint, final=step * size < self.utol)
+                pt_try = src.point(theta, b_try, u_try, resp, joint, final=step * size < utol)
                 new = pt_try.deviance + float(u_try @ u_try)
                 if np.isfinite(new) and new <= old * (1 + 1e-12) + 1e-12:
                     improved = True
@@ -349,13 +387,20 @@ class PIRLS:
             step_size = step * float(np.max(np.abs(du), initial=0.0))
             if joint:
                 step_size = max(step_size, step * float(np.max(np.abs(db), initial=0.0)))
-            if change < self.tol and step_size < self.utol:
+            if change < self.tol and step_size < utol:
                 converged = True
                 break
+            if newton and step == 1.0:
+                if change < self.tol and step_size < last_full and step_size ** 3 < etol * last_full ** 2:
+                    converged = True
+                    break
+                last_full = step_size
+            else:
+                last_full = np.inf
         # factor once more with the weights at the mode (the Laplace determinant)
         pls.load(pt.products(joint))
         f = pls.factor(theta)
-        self.u = u
+        self.u, self._u_theta = u, theta.copy()
         return PIRLSState(beta, u, pt.eta, pt.mu, f.ldL2, old, converged, it, pt)
 
     def laplace(self, st: PIRLSState, resp: Response | None = None) -> float:
