@@ -362,8 +362,6 @@ class RowProducts:
         self.X = np.asarray(X, dtype=float)
         self.n = self.X.shape[0]
         self.layout = layout
-        # [X y] is formed row-major per column (k × n): contiguous columns for the bincounts
-        self._XT = np.ascontiguousarray(self.X.T)
         self._w_last: Any = self  # the weights the cached products were made with (self: none yet)
         self._z_last: dict | None = None
         if not re.terms:
@@ -418,13 +416,9 @@ class RowProducts:
         """The products for response ``y`` (offset already subtracted) and weights ``w`` (default 1)."""
         weights = w
         w = np.ones(self.n) if w is None else np.asarray(w, dtype=float)
-        p = self._XT.shape[0]
-        XYT = np.empty((p + 1, self.n))  # [X y]ᵀ and W[X y]ᵀ, one contiguous row per column
-        XYT[:p] = self._XT
-        XYT[p] = y
-        XYwT = XYT * w
-        A33 = XYwT @ XYT.T
-        XYw = XYwT.T  # n × k, column-major
+        XY = np.column_stack([self.X, np.asarray(y, dtype=float)])
+        XYw = XY * w[:, None]
+        A33 = XY.T @ XYw
         re = self.re
         if not re.terms:
             return CrossProducts(re, self.n, A33)

@@ -146,7 +146,7 @@ class GLMM(MixedModel):
 
     def pirls(self) -> PIRLS:
         """A new PIRLS on this model's engines and response."""
-        return PIRLS(self.row_engines(), self.response())
+        return PIRLS(self.row_engines(), self.response(), keep_b=True)
 
     def deviance_function(self) -> LaplaceDeviance:
         """−2 log L of (θ, β) that :meth:`loglike` evaluates (made once)."""

@@ -281,10 +281,12 @@ class PIRLS:
         Relative change of the penalized deviance at which iterations stop ...
     utol : float
         ... together with the largest change of u (and β) in an iteration.
+    keep_b : bool
+        Warm-start each run from the last mode as b = Λθu rather than as u (:meth:`warm_u`).
     """
 
     def __init__(self, engines: RowEngines | PIRLSRows, resp: Response, tol: float = 1e-10, utol: float = 1e-9,
-                 maxit: int = 100) -> None:
+                 maxit: int = 100, keep_b: bool = False) -> None:
         self.source: PIRLSRows = RowSource(engines) if isinstance(engines, RowEngines) else engines
         self.re = self.source.re
         self.p = self.source.p
@@ -293,10 +295,10 @@ class PIRLS:
         self.tol, self.utol, self.maxit = tol, utol, maxit
         self.u = np.zeros(self.re.q)
         self._u_theta: np.ndarray | None = None  # the θ of the last mode self.u
-        self._diag = _diagonal_lind(self.re)
+        self._diag = _diagonal_lind(self.re) if keep_b else None
 
     def warm_u(self, theta: np.ndarray) -> np.ndarray:
-        """The start of u at θ: the last mode, as b = Λθu when every term is scalar.
+        """The start of u at θ: the last mode, as b = Λθu with ``keep_b`` when every term is scalar.
 
         The modes of b move little when θ does (with many rows per level the data pin them);
         those of u = Λθ⁻¹b scale with 1/θ.  Keeping b saves PIRLS about one iteration after a
