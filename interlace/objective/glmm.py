@@ -25,22 +25,12 @@ class JointPIRLSDeviance:
     Parameters
     ----------
     pirls : PIRLS
-    coarse : bool
-        The modes only start lme4's second stage: PIRLS stops at a step of 1e-6, or where its
-        quadratic convergence predicts the mode within 1e-10 (see :meth:`PIRLS.run`), instead
-        of its own tolerance: about one iteration fewer per evaluation, the criterion within
-        ~1e-7 of its value at the mode, far below what a coarse search over θ resolves.
     """
 
-    #: PIRLS's stopping tolerances for a coarse stage (see the class docstring)
-    COARSE_UTOL = 1e-6
-    COARSE_ETOL = 1e-10
-
-    def __init__(self, pirls: PIRLS, coarse: bool = False) -> None:
+    def __init__(self, pirls: PIRLS) -> None:
         self.pirls = pirls
         self.beta = np.zeros(pirls.p)
         self.n_evals = 0
-        self._tols: dict = {"utol": self.COARSE_UTOL, "etol": self.COARSE_ETOL} if coarse else {}
 
     @property
     def x0(self) -> np.ndarray:
@@ -62,7 +52,7 @@ class JointPIRLSDeviance:
         beta0 = self.glm_start()
         if beta0 is not None:
             self.beta = beta0
-        st = self.pirls.run(theta, self.beta, joint=True, u0=np.zeros(self.pirls.re.q), **self._tols)
+        st = self.pirls.run(theta, self.beta, joint=True, u0=np.zeros(self.pirls.re.q))
         if st.converged:
             self.beta = st.beta
 
@@ -76,14 +66,14 @@ class JointPIRLSDeviance:
 
     def __call__(self, theta: np.ndarray) -> float:
         self.n_evals += 1
-        st = self.pirls.run(theta, self.beta, joint=True, **self._tols)
+        st = self.pirls.run(theta, self.beta, joint=True)
         if st.converged:
             self.beta = st.beta
         return self.pirls.laplace(st)
 
     def solution(self, theta: np.ndarray) -> PIRLSState:
         """The joint mode at θ, from the current β."""
-        return self.pirls.run(theta, self.beta, joint=True, **self._tols)
+        return self.pirls.run(theta, self.beta, joint=True)
 
 
 class LaplaceDeviance:

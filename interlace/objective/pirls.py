@@ -313,7 +313,7 @@ class PIRLS:
         return u
 
     def run(self, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray | None = None, joint: bool = False,
-            resp: Response | None = None, utol: float | None = None, etol: float = 0.0) -> PIRLSState:
+            resp: Response | None = None) -> PIRLSState:
         """Iterate to the conditional mode at θ (and β unless ``joint``).
 
         Parameters
@@ -325,16 +325,6 @@ class PIRLS:
             Iterate over (β, u) with ``beta`` the start, instead of over u at ``beta``.
         resp : Response, optional
             The response to use (default the one given at construction).
-        utol : float, optional
-            The step size at which to stop (default the PIRLS's own); a mode that only starts
-            something else (lme4's first stage under the Laplace fit) may stop earlier.
-        etol : float
-            With a response whose step is a Newton step (``newton_steps``: canonical links),
-            also stop when the distance to the mode predicted from the last two full steps,
-            ``s_k³ / s_{k−1}²`` (quadratic convergence), is below ``etol`` (0: never): the
-            iteration that would only confirm it is saved.  Stopping e short of the mode moves
-            the penalized deviance by O(e²) but log|L|² by about e × Σ leverages (it is first
-            order in u), so this is for criteria that need not be exact.
         """
         theta = np.asarray(theta, float)
         beta = np.asarray(beta, float).copy()
@@ -346,9 +336,6 @@ class PIRLS:
         old = pt.deviance + float(u @ u)
         converged = False
         it = 0
-        utol = self.utol if utol is None else float(utol)
-        newton = etol > 0 and bool(getattr(resp, "newton_steps", False))
-        last_full = np.inf  # the size of the previous full step (inf: none)
         for it in range(1, self.maxit + 1):  # noqa: B007 - the count is reported after the loop
             pls.load(pt.products(joint))
             f = pls.factor(theta)
@@ -369,7 +356,7 @@ class PIRLS:
                 b_try = beta + step * db if joint else beta
                 # a step below utol ends the iteration: tell the source (a pass over chunks then sums
                 # the conditional log-likelihood the objective reads at the mode)
-                pt_try = src.point(theta, b_try, u_try, resp, joint, final=step * size < utol)
+                pt_try = src.point(theta, b_try, u_try, resp, joint, final=step * size < self.utol)
                 new = pt_try.deviance + float(u_try @ u_try)
                 if np.isfinite(new) and new <= old * (1 + 1e-12) + 1e-12:
                     improved = True
@@ -389,16 +376,9 @@ class PIRLS:
             step_size = step * float(np.max(np.abs(du), initial=0.0))
             if joint:
                 step_size = max(step_size, step * float(np.max(np.abs(db), initial=0.0)))
-            if change < self.tol and step_size < utol:
+            if change < self.tol and step_size < self.utol:
                 converged = True
                 break
-            if newton and step == 1.0:
-                if change < self.tol and step_size < last_full and step_size ** 3 < etol * last_full ** 2:
-                    converged = True
-                    break
-                last_full = step_size
-            else:
-                last_full = np.inf
         # factor once more with the weights at the mode (the Laplace determinant)
         pls.load(pt.products(joint))
         f = pls.factor(theta)

@@ -9,9 +9,6 @@ from ..families import GLMFamily
 
 __all__ = ["GLMResponse"]
 
-#: (family, link) pairs whose link is canonical (observed information = expected)
-_CANONICAL = {("binomial", "logit"), ("poisson", "log"), ("gaussian", "identity")}
-
 
 @dataclass
 class GLMResponse:
@@ -31,12 +28,6 @@ class GLMResponse:
     weights: np.ndarray
     offset: np.ndarray
     family: GLMFamily
-
-    @property
-    def newton_steps(self) -> bool:
-        """Whether a PIRLS step is a Newton step (canonical link: Fisher scoring is Newton's method),
-        so PIRLS may stop on the quadratic convergence it predicts."""
-        return (self.family.name, self.family.link_name) in _CANONICAL
 
     def with_params(self, nb_theta: float) -> GLMResponse:
         """The same response with another negative-binomial shape (the only family parameter)."""
