@@ -52,9 +52,7 @@ class JointPIRLSDeviance:
         beta0 = self.glm_start()
         if beta0 is not None:
             self.beta = beta0
-        st = self.pirls.run(theta, self.beta, joint=True, u0=np.zeros(self.pirls.re.q))
-        if st.converged:
-            self.beta = st.beta
+        self.pirls.run(theta, self.beta, joint=True, u0=np.zeros(self.pirls.re.q))
 
     def glm_start(self) -> np.ndarray | None:
         """glm's first weighted least-squares β from the family's starting means (None when the
