@@ -149,7 +149,7 @@ class GLMFamily:
         """
         if self.name == "binomial":
             ylogy = (const or self.response_constants(y, w))["ylogy"]
-            return 2 * w * (ylogy - _binomial_loglik_kernel(y, 1 - y, mu))
+            return 2 * w * (ylogy - xlogy(y, mu) - xlog1py(1 - y, -mu))
         if self.name == "poisson":
             return 2 * w * (xlogy(y, y / mu) - (y - mu))
         if self.name == "negative_binomial":
@@ -172,7 +172,7 @@ class GLMFamily:
         if self.name == "binomial":
             n = np.round(w)
             k = np.round(w * y)
-            ll = (const or self.response_constants(y, w))["lchoose"] + _binomial_loglik_kernel(k, n - k, mu)
+            ll = (const or self.response_constants(y, w))["lchoose"] + xlogy(k, mu) + xlog1py(n - k, -mu)
             pos = np.asarray(w) > 0
             return ll if pos.all() else np.where(pos, ll, 0.0)
         if self.name == "poisson":
@@ -191,21 +191,6 @@ class GLMFamily:
         if self.name == "inverse_gaussian":
             return w * st.invgauss.logpdf(y, mu * dispersion, scale=1.0 / dispersion)
         return w * st.norm.logpdf(y, mu, np.sqrt(dispersion))
-
-
-def _binomial_loglik_kernel(a: np.ndarray, b: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """``a log μ + b log(1 − μ)`` with 0 · log 0 = 0.
-
-    numpy's vectorized ``log``/``log1p`` (several times faster than scipy's ``xlogy``/``xlog1py``,
-    which PIRLS would call on every row at every step); where that is not finite (μ at 0 or 1,
-    as only a caller outside PIRLS passes: the link's inverse keeps μ inside) scipy's give the
-    0 · log 0 = 0 convention.
-    """
-    with np.errstate(all="ignore"):
-        out = a * np.log(mu) + b * np.log1p(-mu)
-    if np.all(np.isfinite(out)):
-        return out
-    return xlogy(a, mu) + xlog1py(b, -mu)
 
 
 def resolve_family(family: str | GLMFamily | smf_fam.Family, link: str | None = None,

@@ -203,7 +203,7 @@ class RowSource:
         self.engines = engines
         self.re = engines.re
         self.X = engines.X
-        self.Z = self.re.Z().tocsr()  # η = Xβ + ZΛu at every step: CSR's product is the faster
+        self.Z = self.re.Z()
         self.n, self.p = self.X.shape
         self.name = engines.name
         self._made: dict[bool, tuple[PLSSystem, RowProducts]] = {False: engines.get(fixed=False)}
@@ -237,14 +237,6 @@ class RowSource:
     def glm_start(self, resp: Response) -> np.ndarray | None:
         """glm's first weighted least-squares β on these rows (see :mod:`interlace.objective.glmm`)."""
         return glm_start_beta(glm_start_factor(self.X, resp))
-
-
-def _diagonal_lind(re: Any) -> np.ndarray | None:
-    """The θ index of each diagonal entry of Λθ when Λθ is diagonal (every term scalar), else None."""
-    if not re.terms or not all(t.p == 1 for t in re.terms):
-        return None
-    lind = np.asarray(re.lind, np.intp)
-    return lind if lind.size == re.q else None
 
 
 @dataclass
@@ -281,12 +273,10 @@ class PIRLS:
         Relative change of the penalized deviance at which iterations stop ...
     utol : float
         ... together with the largest change of u (and β) in an iteration.
-    keep_b : bool
-        Warm-start each run from the last mode as b = Λθu rather than as u (:meth:`warm_u`).
     """
 
     def __init__(self, engines: RowEngines | PIRLSRows, resp: Response, tol: float = 1e-10, utol: float = 1e-9,
-                 maxit: int = 100, keep_b: bool = False) -> None:
+                 maxit: int = 100) -> None:
         self.source: PIRLSRows = RowSource(engines) if isinstance(engines, RowEngines) else engines
         self.re = self.source.re
         self.p = self.source.p
@@ -294,23 +284,6 @@ class PIRLS:
         self.engine = self.source.name
         self.tol, self.utol, self.maxit = tol, utol, maxit
         self.u = np.zeros(self.re.q)
-        self._u_theta: np.ndarray | None = None  # the θ of the last mode self.u
-        self._diag = _diagonal_lind(self.re) if keep_b else None
-
-    def warm_u(self, theta: np.ndarray) -> np.ndarray:
-        """The start of u at θ: the last mode, as b = Λθu with ``keep_b`` when every term is scalar.
-
-        The modes of b move little when θ does (with many rows per level the data pin them);
-        those of u = Λθ⁻¹b scale with 1/θ.  Keeping b saves PIRLS about one iteration after a
-        step of the search over θ; with a term that is not scalar (Λθ not diagonal) u is kept.
-        """
-        u = self.u.copy()
-        if self._diag is None or self._u_theta is None:
-            return u
-        old, new = self._u_theta[self._diag], np.asarray(theta, float)[self._diag]
-        ok = (old > 0) & (new > 0)
-        u[ok] *= old[ok] / new[ok]
-        return u
 
     def run(self, theta: np.ndarray, beta: np.ndarray, u0: np.ndarray | None = None, joint: bool = False,
             resp: Response | None = None) -> PIRLSState:
@@ -328,7 +301,7 @@ class PIRLS:
         """
         theta = np.asarray(theta, float)
         beta = np.asarray(beta, float).copy()
-        u = self.warm_u(theta) if u0 is None else np.array(u0, float)
+        u = (self.u if u0 is None else np.asarray(u0, float)).copy()
         resp = self.resp if resp is None else resp
         src = self.source
         pt = src.point(theta, beta, u, resp, joint)
@@ -382,7 +355,7 @@ class PIRLS:
         # factor once more with the weights at the mode (the Laplace determinant)
         pls.load(pt.products(joint))
         f = pls.factor(theta)
-        self.u, self._u_theta = u, theta.copy()
+        self.u = u
         return PIRLSState(beta, u, pt.eta, pt.mu, f.ldL2, old, converged, it, pt)
 
     def laplace(self, st: PIRLSState, resp: Response | None = None) -> float:

@@ -121,7 +121,7 @@ def fit_glmm_runner(design: ChunkedDesign, family: GLMFamily, runner: Any, nAGQ:
         name = engine_for_products(ChunkedRows.cross_products_of(design.re, setup.blocks), engine).engine
         rows = ChunkedRows(runner, design, keep, name, progress)
         rows.start_factor = setup.start_factor
-        pirls = PIRLS(rows, cast(Response, ChunkedResponse(family)), keep_b=True)
+        pirls = PIRLS(rows, cast(Response, ChunkedResponse(family)))
         with blas_limits(design.re, blas_threads), np.errstate(all="ignore"):
             fit = fit_stages(pirls, family, nAGQ, start, optimizer, maxiter, check_conv)
         res = ChunkedGLMMResult.from_fit(design, keep, dropped, family, nAGQ, fit, name)
