@@ -92,9 +92,13 @@ class GLMFamily:
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
         """dμ/dη."""
         with np.errstate(all="ignore"):  # far out on a logistic link exp() overflows: inf/inf² is 0
-            d = self.link.inverse_deriv(eta)
-        d = np.where(np.isnan(d), 0.0, d)
-        return np.where(np.abs(d) < 1e-300, 1e-300, d)
+            d = np.array(self.link.inverse_deriv(eta), dtype=float)
+        # NaN (that overflow) and |d| < 1e-300 become 1e-300; a mask and an assignment rather than
+        # np.where: PIRLS calls this on every row at every step
+        bad = ~(np.abs(d) >= 1e-300)
+        if bad.any():
+            d[bad] = 1e-300
+        return d
 
     def variance(self, mu: np.ndarray) -> np.ndarray:
         if self.name == "binomial":
@@ -169,7 +173,8 @@ class GLMFamily:
             n = np.round(w)
             k = np.round(w * y)
             ll = (const or self.response_constants(y, w))["lchoose"] + xlogy(k, mu) + xlog1py(n - k, -mu)
-            return np.where(w > 0, ll, 0.0)
+            pos = np.asarray(w) > 0
+            return ll if pos.all() else np.where(pos, ll, 0.0)
         if self.name == "poisson":
             # the saturated log-likelihood minus half the deviance: the same number as
             # w (y log μ − μ) − log y!, without its cancellation (counts near 10¹² lose

@@ -134,18 +134,28 @@ class WeightedGram:
         return sp.csr_matrix((data, self._indices, self._indptr), shape=self.shape)
 
 
-def weighted_cross(cols: np.ndarray, vals: np.ndarray, XYw: np.ndarray, q: int) -> np.ndarray:
-    """``(ZᵀW[X y])ᵀ``: a dense ``(k, q)`` array, given ``XYw = W[X y]`` (n × k)."""
+def weighted_cross(cols: np.ndarray, vals: np.ndarray, XYw: np.ndarray, q: int, ones: bool | None = None
+                   ) -> np.ndarray:
+    """``(ZᵀW[X y])ᵀ``: a dense ``(k, q)`` array, given ``XYw = W[X y]`` (n × k; column-major is
+    fastest). ``ones``: whether every value of ``vals`` is 1 (intercept-only terms; default: look)."""
     flat = cols.ravel()
+    m = vals.shape[1]
+    if ones is None:
+        ones = bool(np.all(vals == 1.0))
     out = np.empty((XYw.shape[1], q))
     for c in range(XYw.shape[1]):
-        out[c] = np.bincount(flat, weights=(XYw[:, c:c + 1] * vals).ravel(), minlength=q)
+        col = XYw[:, c]
+        weights = (col if m == 1 else np.repeat(col, m)) if ones else (col[:, None] * vals).ravel()
+        out[c] = np.bincount(flat, weights=weights, minlength=q)
     return out
 
 
-def level_gram(codes: np.ndarray, X: np.ndarray, w: np.ndarray, nlevels: int) -> np.ndarray:
-    """``Σ_{rows of level l} w x xᵀ`` per level: the ``(nlevels, p, p)`` diagonal blocks of Z1ᵀWZ1."""
+def level_gram(codes: np.ndarray, X: np.ndarray, w: np.ndarray, nlevels: int, ones: bool = False) -> np.ndarray:
+    """``Σ_{rows of level l} w x xᵀ`` per level: the ``(nlevels, p, p)`` diagonal blocks of Z1ᵀWZ1
+    (``ones``: X is a column of ones, an intercept-only term)."""
     p = X.shape[1]
+    if ones and p == 1:
+        return np.bincount(codes, w, minlength=nlevels).reshape(nlevels, 1, 1)
     A = np.empty((nlevels, p, p))
     for a in range(p):
         for b in range(a, p):
@@ -385,13 +395,16 @@ class RowProducts:
         t1 = re.terms[0]
         self.q1 = t1.q
         self.q2 = re.q - self.q1
+        self._ones1 = bool(np.all(t1.X == 1.0))
         if layout == "full":
             self._rows = row_structure(re)
+            self._ones = bool(np.all(self._rows[1] == 1.0))
             self._gram = WeightedGram(*self._rows, *self._rows, (re.q, re.q), dense=False)
             return
         self._rows1 = row_structure(re, 0, 1)
         if self.q2:
             self._rows2 = row_structure(re, 1)
+            self._ones2 = bool(np.all(self._rows2[1] == 1.0))
             shape21 = (self.q2, self.q1)
             if dense21 is None:
                 probe = WeightedGram(*self._rows2, *self._rows1, shape21, dense=False)
@@ -419,7 +432,7 @@ class RowProducts:
             z = {"S": sp.csc_matrix(self._gram(w))}
         else:
             t1 = re.terms[0]
-            z = {"A11": level_gram(t1.codes, t1.X, w, t1.nlevels)}
+            z = {"A11": level_gram(t1.codes, t1.X, w, t1.nlevels, self._ones1)}
             if self.q2:
                 z["A21"], z["A22"] = self._gram21(w), self._gram22(w)
         self._w_last, self._z_last = weights, z
@@ -437,12 +450,12 @@ class RowProducts:
             return CrossProducts(re, self.n, A33)
         z = self._z_products(weights, w)
         if self.layout == "full":
-            return CrossProducts(re, self.n, A33, full=(z["S"], weighted_cross(*self._rows, XYw, re.q).T))
-        blocks = {"A11": z["A11"], "A31": weighted_cross(*self._rows1, XYw, self.q1), "A21": None, "A22": None,
-                  "A32": None}
+            return CrossProducts(re, self.n, A33, full=(z["S"], weighted_cross(*self._rows, XYw, re.q, self._ones).T))
+        blocks = {"A11": z["A11"], "A31": weighted_cross(*self._rows1, XYw, self.q1, self._ones1), "A21": None,
+                  "A22": None, "A32": None}
         if self.q2:
             blocks["A21"], blocks["A22"] = z["A21"], z["A22"]
-            blocks["A32"] = weighted_cross(*self._rows2, XYw, self.q2)
+            blocks["A32"] = weighted_cross(*self._rows2, XYw, self.q2, self._ones2)
         return CrossProducts(re, self.n, A33, blocks=blocks, pattern=self if self.q2 else None)
 
     def support22(self) -> np.ndarray:
