@@ -12,6 +12,13 @@ from __future__ import annotations
 from ..interlace_lme_worker import load_frame, serve, thread_info, timed, with_warnings
 
 
+def _timed_or_once(run, spec: dict) -> tuple:
+    """``(seconds, result)``: ``run`` timed ``spec["repeats"]`` times, or once untimed in a peak-memory worker."""
+    if spec["mode"] == "peak":
+        return None, run()
+    return timed(run, spec["repeats"], None, spec.get("progress"))
+
+
 def _frame_cov(cov) -> list:
     """Covariance matrix (DataFrame or array) as nested lists."""
     import numpy as np
@@ -64,10 +71,7 @@ def fit_interlace(spec: dict) -> dict:
         def run():
             return fitted.bootstrap(n=next(calls, n_boot), seed=1, progress=False)
 
-    if spec["mode"] == "peak":
-        seconds, res = None, run()
-    else:
-        seconds, res = timed(run, spec["repeats"], None, spec.get("progress"))
+    seconds, res = _timed_or_once(run, spec)
     if spec.get("bootstrap"):
         boot, res = res, fitted
     pls = getattr(getattr(res.model, "_deviance", None), "pls", None)
@@ -102,10 +106,7 @@ def _fit_coxme(spec: dict, df, out: dict, coxme) -> dict:
             warnings.simplefilter("ignore")
             return coxme(spec["formula"], df, ties=spec["method"], engine=spec["engine"])
 
-    if spec["mode"] == "peak":
-        seconds, res = None, run()
-    else:
-        seconds, res = timed(run, spec["repeats"], None, spec.get("progress"))
+    seconds, res = _timed_or_once(run, spec)
     opt = res.opt_summary
     cov = [{"group": name, "names": [str(c) for c in C.index], "matrix": _frame_cov(C)}
            for name, C in res.random_effects_cov.items()]
@@ -133,10 +134,7 @@ def _fit_clmm(spec: dict, df, out: dict) -> dict:
     def run():
         return clmm(spec["formula"], df, link=spec["link"], engine=spec["engine"])
 
-    if spec["mode"] == "peak":
-        seconds, res = None, run()
-    else:
-        seconds, res = timed(run, spec["repeats"], None, spec.get("progress"))
+    seconds, res = _timed_or_once(run, spec)
     opt = res.opt_summary
     vc = res.variance_components
     out.update(

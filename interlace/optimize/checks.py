@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ConvergenceWarning, SingularFitWarning, warn_user
-from .gradient import at_upper, gradient_derivatives, minimize_with_gradient, newton_steps
+from .gradient import at_upper, free_indices, gradient_derivatives, minimize_with_gradient, newton_steps
 
 if TYPE_CHECKING:
     from .optimizers import OptSummary
@@ -117,10 +117,7 @@ def free_derivatives(fun: Callable[[np.ndarray], float], x: np.ndarray, lower: n
         ``free`` (their indices) and, when there are any, ``gradient`` and ``hessian``.
     """
     x = np.asarray(x, float)
-    on_bound = (lower == 0) & (x < tol_singular)
-    if upper is not None:
-        on_bound |= at_upper(x, upper)
-    idx = np.flatnonzero(~on_bound)
+    idx = free_indices(x, lower, upper, tol_singular)
     if not idx.size:
         return {"free": idx}
     g, H = finite_diff_derivs(_restricted(fun, x, idx), x[idx], delta)

@@ -32,7 +32,7 @@ import scipy.optimize
 
 from .optimizers import GRADIENT_OPTIMIZER, OptSummary
 
-__all__ = ["GRADIENT_OPTIMIZER", "HESSIAN_STEP", "ValueAndGrad", "at_upper", "gradient_derivatives",
+__all__ = ["GRADIENT_OPTIMIZER", "HESSIAN_STEP", "ValueAndGrad", "at_upper", "free_indices", "gradient_derivatives",
            "minimize_gradient", "minimize_with_gradient", "newton_steps"]
 
 
@@ -45,6 +45,15 @@ def at_upper(x: npt.ArrayLike, upper: npt.ArrayLike | None, rtol: float = 1e-6) 
     finite = np.isfinite(upper)
     bound = np.where(finite, upper, 0.0)
     return finite & (x >= bound - rtol * np.maximum(np.abs(bound), 1.0))
+
+def free_indices(x: np.ndarray, lower: np.ndarray, upper: npt.ArrayLike | None, tol_singular: float) -> np.ndarray:
+    """The parameters off the boundary: not within ``tol_singular`` of a lower bound of 0, nor at
+    their finite upper bound (the checks' derivatives are taken over these)."""
+    on_bound = (np.asarray(lower) == 0) & (x < tol_singular)
+    if upper is not None:
+        on_bound |= at_upper(x, upper)
+    return np.flatnonzero(~on_bound)
+
 
 #: Relative step of the forward differences of the gradient (the Hessian of the checks).
 HESSIAN_STEP = 1e-5
@@ -71,10 +80,7 @@ def gradient_derivatives(value_and_grad: ValueAndGrad, x: np.ndarray, lower: np.
         ``hessian``); None when the criterion gave no gradient.
     """
     x = np.asarray(x, float)
-    on_bound = (lower == 0) & (x < tol_singular)
-    if upper is not None:
-        on_bound |= at_upper(x, upper)
-    idx = np.flatnonzero(~on_bound)
+    idx = free_indices(x, lower, upper, tol_singular)
     if not idx.size:
         return {"free": idx}
     if g0 is None:
