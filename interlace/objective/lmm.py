@@ -164,14 +164,16 @@ class LMMDeviance:
         """Degrees of freedom of the residual variance estimate (n or n − p)."""
         return self.n - self.p if self.reml else self.n
 
+    def _profiled(self, ldL2: Any, ldRX2: Any, pwrss: Any) -> Any:
+        """The criterion from a factorization's log-determinants and penalized RSS (scalars or arrays)."""
+        nu = self.dof
+        val = ldL2 + nu * (1.0 + np.log(2.0 * np.pi * pwrss / nu)) - self.ldW
+        return val + ldRX2 if self.reml else val
+
     def _criterion(self, f: Factorization) -> float:
         if not f.ok or not np.isfinite(f.pwrss) or f.pwrss <= 0:
             return np.inf
-        nu = self.dof
-        val = f.ldL2 + nu * (1.0 + np.log(2.0 * np.pi * f.pwrss / nu)) - self.ldW
-        if self.reml:
-            val += f.ldRX2
-        return float(val)
+        return float(self._profiled(f.ldL2, f.ldRX2, f.pwrss))
 
     def __call__(self, theta: np.ndarray) -> float:
         self.n_evals += 1
@@ -185,13 +187,10 @@ class LMMDeviance:
             return np.array([self(t) for t in thetas])
         self.n_evals += thetas.shape[0]
         ldL2, ldRX2, pwrss = parts
-        nu = self.dof
         ok = pwrss > 0
         if not ok.all():
             pwrss = np.where(ok, pwrss, 1.0)
-        val = ldL2 + nu * (1.0 + np.log((2.0 * np.pi / nu) * pwrss)) - self.ldW
-        if self.reml:
-            val += ldRX2
+        val = self._profiled(ldL2, ldRX2, pwrss)
         if not (ok.all() and np.isfinite(val).all()):
             val = np.where(ok & np.isfinite(val), val, np.inf)
         return val
