@@ -26,6 +26,7 @@ import numpy as np
 from ..linalg.engines import RowEngines
 from ..optimize import minimize
 from ..optimize.optimizers import HAVE_NLOPT
+from ..optimize.stencil import stencil
 from .lmm import LMMDeviance, check_exact_fit, sum_log_weights
 
 __all__ = ["LMMRefitter", "RefitEstimate", "REFIT_STEP", "REFIT_XTOL"]
@@ -113,7 +114,6 @@ class LMMRefitter:
         self.scale = scale
         self.optimizer = optimizer
         self._log_w = sum_log_weights(weights)
-        self._fd: tuple[np.ndarray, np.ndarray] | None = None
 
     def _options(self) -> dict:
         name = str(self.optimizer).lower()
@@ -131,28 +131,6 @@ class LMMRefitter:
             y = y - self.offset
         self.pls.load(self.rows(y, self.weights))
         return LMMDeviance(self.pls, self.reml, *self._log_w)
-
-    def _stencil(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The finite-difference points around a θ (center, ±δeᵢ, ±δ(eᵢ + eⱼ)) and the linear map from
-        the criterion at them to the gradient and the Hessian (lme4's ``deriv12`` formulas, the
-        off-diagonal entries from the axis points as :func:`~interlace.optimize.checks.finite_diff_derivs`)."""
-        d = FD_STEP
-        E = np.eye(n) * d
-        iu, ju = np.triu_indices(n, 1)
-        m = iu.size
-        pts = np.vstack([np.zeros(n), E, -E, E[iu] + E[ju], -(E[iu] + E[ju])])
-        D = np.zeros((n + n * n, pts.shape[0]))
-        for i in range(n):
-            D[i, 1 + i], D[i, 1 + n + i] = 1 / (2 * d), -1 / (2 * d)
-            h = n + i * n + i
-            D[h, 0], D[h, 1 + i], D[h, 1 + n + i] = -2 / d**2, 1 / d**2, 1 / d**2
-        for k, (a, b) in enumerate(zip(iu.tolist(), ju.tolist())):
-            row = np.zeros(pts.shape[0])
-            row[1 + 2 * n + k], row[1 + 2 * n + m + k] = 1, 1
-            row[0] = 2
-            row[[1 + a, 1 + b, 1 + n + a, 1 + n + b]] -= 1
-            D[n + a * n + b] = D[n + b * n + a] = row / (2 * d**2)
-        return pts, D
 
     def _step(self, g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, bool] | None:
         """The Newton step ``−H⁻¹g``; where H is not positive definite (far from the minimum), the
@@ -181,9 +159,7 @@ class LMMRefitter:
         assert self.scale is not None
         n = x.size
         lower, upper = dev.lower, dev.upper
-        if self._fd is None:
-            self._fd = self._stencil(n)
-        pts, D = self._fd
+        pts, D = stencil(n, FD_STEP)
         v = dev.criteria(x + pts)
         for _ in range(NEWTON_MAXITER):
             if not np.isfinite(v).all():

@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from ..errors import ConvergenceWarning, SingularFitWarning, warn_user
 from .gradient import at_upper, free_indices, gradient_derivatives, minimize_with_gradient, newton_steps
+from .stencil import Criteria, axis_gradient, stencil_derivatives
 
 if TYPE_CHECKING:
     from .optimizers import OptSummary
@@ -105,11 +106,12 @@ def check_convergence(fun: Callable[[np.ndarray], float], x: np.ndarray, lower: 
 
 
 def free_derivatives(fun: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray, tol_singular: float = 1e-4,
-                     delta: float = 1e-4, upper: np.ndarray | None = None) -> dict:
+                     delta: float = 1e-4, upper: np.ndarray | None = None, criteria: Criteria | None = None) -> dict:
     """Finite-difference gradient and Hessian over the parameters off the boundary.
 
     A parameter is on the boundary within ``tol_singular`` of a lower bound of 0, or
-    at its (finite) upper bound.
+    at its (finite) upper bound.  With ``criteria`` (the criterion at many points in one
+    pass) the points are evaluated in one call (:func:`~interlace.optimize.stencil.stencil_derivatives`).
 
     Returns
     -------
@@ -120,7 +122,10 @@ def free_derivatives(fun: Callable[[np.ndarray], float], x: np.ndarray, lower: n
     idx = free_indices(x, lower, upper, tol_singular)
     if not idx.size:
         return {"free": idx}
-    g, H = finite_diff_derivs(_restricted(fun, x, idx), x[idx], delta)
+    if criteria is not None:
+        _, g, H = stencil_derivatives(criteria, x, idx, delta)
+    else:
+        g, H = finite_diff_derivs(_restricted(fun, x, idx), x[idx], delta)
     return {"free": idx, "gradient": g, "hessian": H}
 
 
@@ -232,7 +237,8 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
                      upper: npt.ArrayLike | None = None,
                      value_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray | None]] | None = None,
                      mirror: Callable[[np.ndarray, int], np.ndarray | None] | None = None,
-                     gradient_search: bool = True) -> OptSummary:
+                     gradient_search: bool = True, gradient_checks: bool = True,
+                     criteria: Criteria | None = None) -> OptSummary:
     """Minimize, run lme4's checks, and refine by a Newton step: the fitting loop of LMMs.
 
     With BOBYQA (the default) and no user tolerances, the optimizer stops at a relative
@@ -276,6 +282,14 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         False: BOBYQA searches and the checks use the gradient (the criterion's owner decides,
         e.g. :attr:`~interlace.objective.lmm.LMMDeviance.gradient_pays`).  The recorded name
         ``"L-BFGS-B+analytic"`` always searches with the gradient.
+    gradient_checks : bool
+        Whether the checks after a BOBYQA search take their derivatives from ``value_and_grad``;
+        False: finite differences of the criterion (cheaper where a gradient costs several
+        evaluations and the parameters are few; the criterion's owner decides, e.g.
+        :attr:`~interlace.objective.lmm.LMMDeviance.gradient_checks_pay`).
+    criteria : callable, optional
+        ``points (K, n) -> values (K,)``, the criterion at many points in one pass: the
+        finite-difference checks then evaluate each stencil in one call.
     Returns
     -------
     OptSummary
@@ -288,13 +302,13 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
     upper = None if upper is None else np.asarray(upper, float)
     vg = value_and_grad
 
-    def derivatives(x: np.ndarray) -> tuple[dict, bool]:
-        """The checks' derivatives at x: from the gradient when there is one, else differences."""
-        if vg is not None:
+    def derivatives(x: np.ndarray, searched_with_gradient: bool = False) -> tuple[dict, bool]:
+        """The checks' derivatives at x: from the gradient when there is one (and it pays), else differences."""
+        if vg is not None and (gradient_checks or searched_with_gradient):
             d = gradient_derivatives(vg, x, lower, upper)
             if d is not None:
                 return d, True
-        return free_derivatives(fun, x, lower, delta=delta, upper=upper), False
+        return free_derivatives(fun, x, lower, delta=delta, upper=upper, criteria=criteria), False
 
     if is_auto(optimizer):
         search = gradient_search or str(optimizer).lower() == GRADIENT_OPTIMIZER.lower()
@@ -314,11 +328,11 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
                     tight.x, tight.fmin = gopt.x, gopt.fmin
                 if not check_conv:
                     return tight
-                d, analytic = derivatives(tight.x)
+                d, analytic = derivatives(tight.x, True)
                 if analytic:
                     newton_steps(vg, tight, lower, upper, d)
                 else:
-                    _refine(fun, tight, lower, d, delta, upper)
+                    _refine(fun, tight, lower, d, delta, upper, criteria)
                 return _verdict(tight, lower, d, warn)
     coarse = (check_conv and str(optimizer).lower() in ("bobyqa", "nlopt_bobyqa", "pybobyqa")
               and not (options and {"xtol_rel", "xtol_abs", "ftol_rel", "ftol_abs", "rhoend"} & set(options)))
@@ -328,7 +342,7 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         return opt
     derivs, analytic = derivatives(opt.x)
     refined = newton_steps(vg, opt, lower, upper, derivs) if analytic and vg is not None else \
-        _refine(fun, opt, lower, derivs, delta, upper)
+        _refine(fun, opt, lower, derivs, delta, upper, criteria)
     budget_left = maxfun is None or maxfun > opt.n_evals
     if not refined and coarse and "hessian" in derivs and opt.converged and budget_left:
         tight = minimize(fun, opt.x, lower, optimizer=optimizer, options=options, rhobeg=0.02,
@@ -340,7 +354,7 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         if analytic and vg is not None:
             newton_steps(vg, opt, lower, upper, derivs)
         else:
-            _refine(fun, opt, lower, derivs, delta, upper)
+            _refine(fun, opt, lower, derivs, delta, upper, criteria)
     return _verdict(opt, lower, derivs, warn)
 
 
@@ -354,7 +368,8 @@ def _verdict(opt: OptSummary, lower: np.ndarray, derivs: dict, warn: bool) -> Op
     return opt
 
 
-def _refine(fun, opt, lower: np.ndarray, derivs: dict, delta: float = 1e-4, upper: np.ndarray | None = None) -> bool:
+def _refine(fun, opt, lower: np.ndarray, derivs: dict, delta: float = 1e-4, upper: np.ndarray | None = None,
+            criteria: Criteria | None = None) -> bool:
     """A Newton step, then the gradient at the new point and, from it, one chord step.
 
     The checks' verdict then rests on a gradient computed at the final point (for the
@@ -364,7 +379,8 @@ def _refine(fun, opt, lower: np.ndarray, derivs: dict, delta: float = 1e-4, uppe
         return False
     idx, H = derivs["free"], derivs["hessian"]
     x = np.array(opt.x, float)
-    derivs["gradient"] = central_gradient(_restricted(fun, x, idx), x[idx], delta)[0]
+    derivs["gradient"] = (axis_gradient(criteria, x, idx, delta) if criteria is not None
+                          else central_gradient(_restricted(fun, x, idx), x[idx], delta)[0])
     if newton_polish(fun, opt, lower, derivs, upper):
         derivs["gradient"] = derivs["gradient"] - H @ (x[idx] - opt.x[idx])
     return True
