@@ -4,6 +4,7 @@ from __future__ import annotations
 import builtins
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -82,9 +83,74 @@ def formula_env(eval_env: patsy.EvalEnvironment | None = None) -> patsy.EvalEnvi
     return _ENV if eval_env is None else eval_env.with_outer_namespace(EVAL_NAMESPACE)
 
 
+def _numeric_columns(desc: patsy.ModelDesc, data: pd.DataFrame) -> dict[str, np.ndarray] | None:
+    """The columns of a one-sided formula whose every factor is a bare numeric column of ``data``
+    (``1 + Days``, ``x1 * x2``), or None when any factor is something else (a categorical or
+    boolean column, a function call, a stateful transform) or the frame is empty."""
+    if desc.lhs_termlist or not len(data) or not data.columns.is_unique:
+        return None
+    cols: dict[str, np.ndarray] = {}
+    for term in desc.rhs_termlist:
+        for factor in term.factors:
+            code = getattr(factor, "code", None)
+            if not isinstance(code, str) or code in cols:
+                continue
+            if not code.isidentifier() or code not in data.columns:
+                return None
+            values = data[code].to_numpy() if isinstance(data[code].dtype, np.dtype) else None
+            if values is None or values.dtype.kind not in "iuf":
+                return None
+            cols[code] = values
+    return cols
+
+
+def _numeric_info(desc: patsy.ModelDesc, cols: dict[str, np.ndarray],
+                  eval_env: patsy.EvalEnvironment) -> patsy.DesignInfo:
+    """patsy's design info of a formula of bare numeric columns, made from their first row (a numeric
+    column has no state to memorize: it is the one the full data would give), picklable."""
+    first = {k: v[:1] for k, v in cols.items()}
+    return storable(patsy.incr_dbuilder(desc, lambda: iter([first]), eval_env=eval_env, NA_action=_NO_NA_CHECK))
+
+
+@lru_cache(maxsize=256)
+def _numeric_info_default(rhs: str, names: tuple[str, ...]) -> patsy.DesignInfo:
+    """:func:`_numeric_info` in interlace's namespace, kept per formula (the design depends on nothing
+    else for bare numeric columns, and is never modified once built)."""
+    return _numeric_info(model_desc(rhs), {k: np.zeros(1) for k in names}, _ENV)
+
+
+def _numeric_matrix(desc: patsy.ModelDesc, cols: dict[str, np.ndarray], n: int,
+                    info: patsy.DesignInfo) -> patsy.DesignMatrix:
+    """patsy's model matrix of a formula of bare numeric columns (:func:`_numeric_columns`) with its
+    design ``info``, built without patsy's evaluation passes over the rows: each column is the
+    product of its factors' columns in patsy's order (as ``patsy.build``'s subterm products), so
+    the matrix is patsy's and ``predict(newdata)`` encodes as usual."""
+    X = np.empty((n, len(info.column_names)))
+    for term, subterms in info.term_codings.items():
+        start = info.term_slices[term].start
+        for k, sub in enumerate(subterms):
+            out = X[:, start + k]
+            out[...] = 1
+            for factor in sub.factors:
+                out *= cols[factor.code]
+    return patsy.DesignMatrix(X, info)
+
+
 def build_matrix(rhs: str, data: pd.DataFrame, where: str,
                  eval_env: patsy.EvalEnvironment | None = None) -> patsy.DesignMatrix:
-    """Evaluate a one-sided formula on ``data`` with interlace's namespace (and ``eval_env``'s), with clear errors."""
+    """Evaluate a one-sided formula on ``data`` with interlace's namespace (and ``eval_env``'s), with clear errors.
+
+    A formula of bare numeric columns is built without patsy's passes over the rows
+    (:func:`_numeric_matrix`: the same matrix and design info)."""
+    try:
+        desc = model_desc(rhs)
+        cols = _numeric_columns(desc, data)
+        if cols is not None:
+            info = (_numeric_info_default(rhs, tuple(cols)) if eval_env is None
+                    else _numeric_info(desc, cols, formula_env(eval_env)))
+            return _numeric_matrix(desc, cols, len(data), info)
+    except patsy.PatsyError:
+        pass  # patsy's own path below reports it
     try:  # numpy's warnings (log of a negative, ...) are left out: non-finite results are refused after
         with np.errstate(all="ignore"):
             mm = patsy.dmatrix(model_desc(rhs), _strings_as_categorical(data), eval_env=formula_env(eval_env),
