@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from ..errors import ConvergenceWarning, SingularFitWarning, warn_user
 from .gradient import at_upper, free_indices, gradient_derivatives, minimize_with_gradient, newton_steps
-from .stencil import Criteria, axis_gradient, stencil_derivatives
+from .stencil import Criteria, axis_gradient, newton_search, stencil_derivatives
 
 if TYPE_CHECKING:
     from .optimizers import OptSummary
@@ -289,7 +289,10 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         :attr:`~interlace.objective.lmm.LMMDeviance.gradient_checks_pay`).
     criteria : callable, optional
         ``points (K, n) -> values (K,)``, the criterion at many points in one pass: the
-        finite-difference checks then evaluate each stencil in one call.
+        finite-difference checks then evaluate each stencil in one call, and ``"auto"``
+        (without a gradient search, a budget or options) first searches by Newton steps on
+        such stencils (:func:`~interlace.optimize.stencil.newton_search`, recorded as
+        ``"Newton+stencils"``), falling back to BOBYQA where they do not apply.
     Returns
     -------
     OptSummary
@@ -313,6 +316,10 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
     if is_auto(optimizer):
         search = gradient_search or str(optimizer).lower() == GRADIENT_OPTIMIZER.lower()
         optimizer = "bobyqa"
+        if criteria is not None and check_conv and maxfun is None and not options and not (vg is not None and search):
+            found = newton_search(criteria, np.asarray(x0, float), lower, upper, delta)
+            if found is not None:
+                return _verdict(found[0], lower, found[1], warn)
         if vg is not None and not options and search:
             gopt, gderivs = minimize_with_gradient(fun, vg, x0, lower, upper, maxfun, check_conv, mirror)
             if gopt is not None and (gderivs is not None or not check_conv):
