@@ -106,7 +106,9 @@ def numpy_dtypes(data: pd.DataFrame) -> pd.DataFrame:
     ``data`` itself is not modified.
     """
     conv = {}
-    for j, name in enumerate(data.columns):
+    for j, (name, dtype) in enumerate(zip(data.columns, data.dtypes)):
+        if not isinstance(dtype, pd.api.extensions.ExtensionDtype):
+            continue  # numpy dtypes need nothing (read column by column only the others)
         new = _numpy_column(data.iloc[:, j])
         if new is not None:
             conv[name] = new

@@ -269,9 +269,9 @@ def build_frame(
     frame = numeric_columns(data.loc[:, cols], expression_columns(data, fixed_formula, specs) + off_cols).copy()
     _attach(frame, data, weights, "weights", WEIGHTS_COL)
     _attach(frame, data, offset, "offset", OFFSET_COL)
-    missing = frame.isna()
-    bad = missing.any(axis=1).to_numpy()
-    by_col = {c: int(missing[c].sum()) for c in frame.columns if missing[c].any()}
+    missing = frame.isna().to_numpy()
+    bad = missing.any(axis=1)
+    by_col = {c: int(k) for c, k in zip(frame.columns, missing.sum(axis=0)) if k}
     by_col = {{WEIGHTS_COL: "weights", OFFSET_COL: "offset"}.get(c, c): v for c, v in by_col.items()}
     n_dropped = int(bad.sum())
     if n_dropped == len(frame):
@@ -317,8 +317,10 @@ def check_finite(frame: pd.DataFrame, columns: Sequence[str], offset: np.ndarray
     """Refuse infinite values in the numeric ``columns`` of ``frame`` and in the offset."""
     if offset is not None and not np.all(np.isfinite(offset)):
         raise DataError(f"offset has {int(np.sum(~np.isfinite(offset)))} infinite values")
+    dtypes = frame.dtypes
     for c in columns:
-        if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
+        dtype = dtypes[c]
+        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
             values = frame[c].to_numpy()
             n_inf = int(np.isinf(values if np.iscomplexobj(values) else values.astype(float)).sum())
             if n_inf:
