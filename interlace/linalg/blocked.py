@@ -279,6 +279,7 @@ class BlockedPLS(PLSSystem):
         super().load(cp)
         b = cp.blocks()
         self.__dict__.pop("_split", None)  # its pair sums hold the previous data's weights
+        self.__dict__.pop("_last_factor", None)  # a factorization of the previous data
         self.__dict__.pop("_dense_gram", None)  # its Gram holds the previous data's
         self.A11, self.A31 = b["A11"], b["A31"]
         if self.p1 == 2:  # the three distinct entries of each 2 × 2 block, stacked for one product per θ
@@ -660,6 +661,10 @@ class BlockedPLS(PLSSystem):
             i11, i21, i22 = self._small_index
             return self._factor_small(theta, (th[i11] if i11 >= 0 else 0.0, th[i21] if i21 >= 0 else 0.0,
                                               th[i22] if i22 >= 0 else 0.0))
+        last = self.__dict__.pop("_last_factor", None)
+        if last is not None and last[0] == theta.tobytes():  # the state is still this θ's
+            self._last_factor = last
+            return last[1]
         T1 = re.terms[0].cov.template(theta[re.theta_slice(0)])
         self.__dict__.pop("_pending", None)
         try:
@@ -736,7 +741,12 @@ class BlockedPLS(PLSSystem):
             M33 = self.A33 - L31 @ L31.T - L32 @ L32.T
         else:
             M33 = self.A33 - L31 @ L31.T
-        return self._finish(M33, float(ld1) + ld2)
+        f = self._finish(M33, float(ld1) + ld2)
+        if f.ok and self.__dict__.get("_split") is not None:
+            # a factorization costs ~1 s on the weight-class path (users × items): the fit's last
+            # evaluation and its solution are at the same θ, so the second reuses the first
+            self._last_factor = (theta.tobytes(), f)
+        return f
 
     def _L11_solve(self, B1: np.ndarray, transpose: bool) -> np.ndarray:
         """Solve with the block-diagonal L11 (or its transpose) for the rows of block 1."""

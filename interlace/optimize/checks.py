@@ -232,7 +232,7 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
                      upper: npt.ArrayLike | None = None,
                      value_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray | None]] | None = None,
                      mirror: Callable[[np.ndarray, int], np.ndarray | None] | None = None,
-                     gradient_search: bool = True) -> OptSummary:
+                     gradient_search: bool = True, newton_search: bool = False) -> OptSummary:
     """Minimize, run lme4's checks, and refine by a Newton step: the fitting loop of LMMs.
 
     With BOBYQA (the default) and no user tolerances, the optimizer stops at a relative
@@ -276,6 +276,13 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         False: BOBYQA searches and the checks use the gradient (the criterion's owner decides,
         e.g. :attr:`~interlace.objective.lmm.LMMDeviance.gradient_pays`).  The recorded name
         ``"L-BFGS-B+analytic"`` always searches with the gradient.
+    newton_search : bool
+        Under ``optimizer="auto"`` without a gradient, search by Newton steps on the checks'
+        finite-difference derivatives (:func:`~interlace.optimize.newton.newton_search`) before
+        the checks' refinement, instead of BOBYQA; BOBYQA takes over from the best point when
+        Newton does not apply.  For few parameters and dear evaluations (the criterion's owner
+        decides, e.g. :attr:`~interlace.objective.lmm.LMMDeviance.newton_pays`).
+
     Returns
     -------
     OptSummary
@@ -287,6 +294,7 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
     lower = np.asarray(lower, float)
     upper = None if upper is None else np.asarray(upper, float)
     vg = value_and_grad
+    spent_newton = 0
 
     def derivatives(x: np.ndarray) -> tuple[dict, bool]:
         """The checks' derivatives at x: from the gradient when there is one, else differences."""
@@ -320,10 +328,18 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
                 else:
                     _refine(fun, tight, lower, d, delta, upper)
                 return _verdict(tight, lower, d, warn)
+        elif vg is None and newton_search and not options and check_conv and maxfun is None:
+            nopt, nderivs, x_best, spent_newton = _newton(fun, x0, lower, upper, delta)
+            if nopt is not None and nderivs is not None:
+                if _refine(fun, nopt, lower, nderivs, delta, upper):
+                    return _verdict(nopt, lower, nderivs, warn)
+            x0 = x_best  # BOBYQA from Newton's best point, its evaluations counted
     coarse = (check_conv and str(optimizer).lower() in ("bobyqa", "nlopt_bobyqa", "pybobyqa")
               and not (options and {"xtol_rel", "xtol_abs", "ftol_rel", "ftol_abs", "rhoend"} & set(options)))
     opt = minimize(fun, x0, lower, optimizer=optimizer, maxfun=maxfun, options=options, upper=upper,
                    **({"xtol_rel": COARSE_XTOL, "rhoend": 1e-5} if coarse else {}))
+    if spent_newton:
+        opt.n_evals += spent_newton
     if not check_conv:
         return opt
     derivs, analytic = derivatives(opt.x)
@@ -342,6 +358,14 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         else:
             _refine(fun, opt, lower, derivs, delta, upper)
     return _verdict(opt, lower, derivs, warn)
+
+
+def _newton(fun, x0, lower: np.ndarray, upper: np.ndarray | None, delta: float):
+    """:func:`~interlace.optimize.newton.newton_search` with the checks' derivatives."""
+    from .newton import newton_search
+
+    x0 = np.asarray(x0, float)
+    return newton_search(fun, x0, lower, lambda f, x: free_derivatives(f, x, lower, delta=delta, upper=upper), upper)
 
 
 def _verdict(opt: OptSummary, lower: np.ndarray, derivs: dict, warn: bool) -> OptSummary:

@@ -32,11 +32,15 @@ _BIG = 1e20
 #: The name :class:`OptSummary` records for the gradient path of ``optimizer="auto"``
 #: (:mod:`interlace.optimize.gradient`); refits given it take the same path.
 GRADIENT_OPTIMIZER = "L-BFGS-B+analytic"
+#: The name recorded for ``"auto"``'s Newton search without a gradient (:mod:`interlace.optimize.newton`,
+#: which defines it too); refits given it take ``"auto"``'s path.
+_NEWTON_OPTIMIZER = "Newton+finite-differences"
 
 
 def is_auto(optimizer: object) -> bool:
     """Whether ``optimizer`` asks for ``"auto"`` (the gradient path where there is a gradient, else BOBYQA)."""
-    return isinstance(optimizer, str) and optimizer.lower() in ("auto", GRADIENT_OPTIMIZER.lower())
+    return isinstance(optimizer, str) and optimizer.lower() in ("auto", GRADIENT_OPTIMIZER.lower(),
+                                                                 _NEWTON_OPTIMIZER.lower())
 
 
 @dataclass
