@@ -542,9 +542,7 @@ class BlockedPLS(PLSSystem):
         heavy = np.sort(order[n_light:])
         # the heavy columns of A21, in CSC once: per evaluation only their values are rescaled
         A21h = self.A21[:, heavy].tocsc()
-        r, c = np.divmod(positions, self.q2)
-        self._split = {"heavy": heavy, "rep": rep, "positions": positions, "rows": r.astype(np.int32),
-                       "cols": c.astype(np.int32), "N": N, "A21_heavy": A21h,
+        self._split = {"heavy": heavy, "rep": rep, "positions": positions, "N": N, "A21_heavy": A21h,
                        "heavy_of_entry": heavy[np.repeat(np.arange(heavy.size), np.diff(A21h.indptr))]}
         return self._split
 
@@ -559,8 +557,9 @@ class BlockedPLS(PLSSystem):
             self._pair_matrix, self._pair_matrix_src = P, self._pair_prod
         return P @ c
 
-    def _scaled_blocks(self, theta, D1):
-        """L21, Λ2ᵀA22Λ2 and A32Λ2 when Λ2 is diagonal (every later term scalar)."""
+    def _scaled_blocks(self, theta, D1, fill: bool = True):
+        """L21, Λ2ᵀA22Λ2 and A32Λ2 when Λ2 is diagonal (every later term scalar); ``fill=False``: the
+        M22 buffer is returned as it is (the weight-class path writes all of it)."""
         lam2 = theta[self._lam2_lind]
         A21 = self.A21
         if sp.issparse(A21):
@@ -575,8 +574,10 @@ class BlockedPLS(PLSSystem):
             L21 = lam2[:, None] * self._times_D1(A21, D1)
         # only M22's upper triangle is ever read (see factor); A22 = Z2ᵀWZ2 is sparse in a
         # dense array, so zero the buffer and scatter its scaled upper nonzeros
-        pos, r, c, src = self._a22_upper()
         M22 = self._m22_buffer()
+        if not fill:
+            return L21, M22, self.A32 * lam2[None, :]
+        pos, r, c, src = self._a22_upper()
         M22.fill(0.0)
         values = self.A22.data if sp.issparse(self.A22) else self.A22.ravel()
         M22.ravel()[pos] = values[src] * (lam2[r] * lam2[c])
@@ -629,6 +630,40 @@ class BlockedPLS(PLSSystem):
                     blk[...] = np.einsum("ij,xiyk,kl->xjyl", temps[a], B, temps[b]).reshape(blk.shape)
         return S
 
+    def _split_schur(self, theta: np.ndarray, D1: np.ndarray, M22: np.ndarray) -> np.ndarray:
+        """Upper triangle of Λ2ᵀ(A22 − A21 diag(δ²) A21ᵀ)Λ2 in M22, on the weight-class path.
+
+        The unscaled Schur block S = A22 − A21 diag(δ²) A21ᵀ depends on the first term's θ
+        only (δ² is a function of it; Λ2 is diagonal): it is kept, with that θ, in a second
+        q2 × q2 array, and M22 is S scaled by Λ2 on both sides.  Evaluations that change only
+        the later terms' θ (half of a finite-difference stencil's points, grouped by
+        :class:`~interlace.optimize.newton.GroupedStencil`) skip the light pairs' mat-vec and
+        the heavy columns' rank-k updates (users × items: 0.6 of 0.9 s).
+        """
+        split = self._split
+        key = theta[self.re.theta_slice(0)].tobytes()
+        S = split.get("schur")
+        if split.get("schur_key") != key:
+            split["schur_key"] = None
+            if S is None:
+                S = split["schur"] = np.empty((self.q2, self.q2))
+            pos, _, _, src = self._a22_upper()
+            S.fill(0.0)
+            S.ravel()[pos] = (self.A22.data if sp.issparse(self.A22) else self.A22.ravel())[src]
+            d = D1[:, 0, 0]
+            S.ravel()[split["positions"]] -= split["N"] @ (d[split["rep"]] ** 2)
+            A = split["A21_heavy"]  # the heavy columns of A21 δ, scaled in place of a sparse copy
+            Ah = sp.csc_matrix((A.data * d[split["heavy_of_entry"]], A.indices, A.indptr), shape=A.shape)
+            S = split["schur"] = self._subtract_gram_syrk(Ah, S)
+            split["schur_key"] = key
+        lam2 = theta[self._lam2_lind]
+        if lam2.min() == lam2.max():  # one scalar later term
+            np.multiply(S, lam2[0] * lam2[0], out=M22)
+        else:
+            np.multiply(S, lam2[:, None], out=M22)
+            M22 *= lam2[None, :]
+        return M22
+
     def _subtract_gram_syrk(self, L21: sp.spmatrix, M22: np.ndarray) -> np.ndarray:
         """M22 − L21 L21ᵀ (upper triangle) by BLAS ``dsyrk`` over dense column chunks of L21.
 
@@ -679,7 +714,7 @@ class BlockedPLS(PLSSystem):
             pairs = self._use_pairs()
             subtracted = pairs  # L21 L21ᵀ already subtracted from M22
             if self._diag2:
-                L21, M22, LamA32 = self._scaled_blocks(theta, D1)
+                L21, M22, LamA32 = self._scaled_blocks(theta, D1, fill=pairs or self._class_split() is None)
                 if pairs:
                     # only the upper triangle is subtracted (in memory order): the Cholesky reads nothing else
                     lam2 = theta[self._lam2_lind]
@@ -707,14 +742,7 @@ class BlockedPLS(PLSSystem):
                     M22 = np.asarray((Lam2.T @ (Lam2.T @ self.A22).T).T)
             split = None if subtracted else self._class_split()
             if split is not None:
-                lam2 = theta[self._lam2_lind]
-                vals = split["N"] @ (D1[split["rep"], 0, 0] ** 2)
-                vals *= lam2[split["rows"]] * lam2[split["cols"]]
-                M22.ravel()[split["positions"]] -= vals
-                A = split["A21_heavy"]  # L21's heavy columns: Λ2ᵀ A21 δ, scaled in place of a sparse copy
-                L21h = sp.csc_matrix((A.data * lam2[A.indices] * D1[split["heavy_of_entry"], 0, 0], A.indices,
-                                      A.indptr), shape=A.shape)
-                M22 = self._subtract_gram_syrk(L21h, M22)
+                M22 = self._split_schur(theta, D1, M22)
             elif not subtracted:
                 if sp.issparse(L21) and self.q2 >= SYRK_MIN_COLUMNS:
                     M22 = self._subtract_gram_syrk(L21, M22)

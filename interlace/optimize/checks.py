@@ -331,8 +331,7 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         elif vg is None and newton_search and not options and check_conv and maxfun is None:
             nopt, nderivs, x_best, spent_newton = _newton(fun, x0, lower, upper, delta)
             if nopt is not None and nderivs is not None:
-                if _refine(fun, nopt, lower, nderivs, delta, upper):
-                    return _verdict(nopt, lower, nderivs, warn)
+                return _verdict(nopt, lower, nderivs, warn)
             x0 = x_best  # BOBYQA from Newton's best point, its evaluations counted
     coarse = (check_conv and str(optimizer).lower() in ("bobyqa", "nlopt_bobyqa", "pybobyqa")
               and not (options and {"xtol_rel", "xtol_abs", "ftol_rel", "ftol_abs", "rhoend"} & set(options)))
@@ -361,11 +360,23 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
 
 
 def _newton(fun, x0, lower: np.ndarray, upper: np.ndarray | None, delta: float):
-    """:func:`~interlace.optimize.newton.newton_search` with the checks' derivatives."""
-    from .newton import newton_search
+    """:func:`~interlace.optimize.newton.newton_search` with the checks' derivatives, then their refinement.
 
-    x0 = np.asarray(x0, float)
-    return newton_search(fun, x0, lower, lambda f, x: free_derivatives(f, x, lower, delta=delta, upper=upper), upper)
+    Returns
+    -------
+    (OptSummary or None, dict or None, ndarray, int)
+        The refined answer and its derivatives, or None, Newton's best point and the evaluations
+        spent (BOBYQA takes over from there).
+    """
+    from .newton import GroupedStencil, newton_search
+
+    crit = GroupedStencil(fun, delta)
+    opt, d, x = newton_search(crit, np.asarray(x0, float), lower,
+                              lambda f, z: free_derivatives(f, z, lower, delta=delta, upper=upper), upper)
+    if opt is not None and d is not None and _refine(crit, opt, lower, d, delta, upper, prefetch=crit.prefetch):
+        opt.n_evals = crit.n_evals  # every evaluation: the search's stencils are the checks' derivatives
+        return opt, d, opt.x, crit.n_evals
+    return None, None, x, crit.n_evals
 
 
 def _verdict(opt: OptSummary, lower: np.ndarray, derivs: dict, warn: bool) -> OptSummary:
@@ -378,16 +389,21 @@ def _verdict(opt: OptSummary, lower: np.ndarray, derivs: dict, warn: bool) -> Op
     return opt
 
 
-def _refine(fun, opt, lower: np.ndarray, derivs: dict, delta: float = 1e-4, upper: np.ndarray | None = None) -> bool:
+def _refine(fun, opt, lower: np.ndarray, derivs: dict, delta: float = 1e-4, upper: np.ndarray | None = None,
+            prefetch: Callable[..., None] | None = None) -> bool:
     """A Newton step, then the gradient at the new point and, from it, one chord step.
 
     The checks' verdict then rests on a gradient computed at the final point (for the
     chord step: its quadratic-model prediction, ``g − H·step``).  ``derivs`` is updated.
+    ``prefetch(x, idx, hessian=False)``, when given, evaluates the gradient's points first
+    (:meth:`~interlace.optimize.newton.GroupedStencil.prefetch`).
     """
     if not newton_polish(fun, opt, lower, derivs, upper):
         return False
     idx, H = derivs["free"], derivs["hessian"]
     x = np.array(opt.x, float)
+    if prefetch is not None:
+        prefetch(x, idx, hessian=False)
     derivs["gradient"] = central_gradient(_restricted(fun, x, idx), x[idx], delta)[0]
     if newton_polish(fun, opt, lower, derivs, upper):
         derivs["gradient"] = derivs["gradient"] - H @ (x[idx] - opt.x[idx])

@@ -17,9 +17,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .gradient import free_indices
 from .optimizers import _NEWTON_OPTIMIZER, OptSummary
 
-__all__ = ["NEWTON_OPTIMIZER", "NEWTON_MAX_PARAMETERS", "newton_search"]
+__all__ = ["NEWTON_OPTIMIZER", "NEWTON_MAX_PARAMETERS", "GroupedStencil", "newton_search"]
 
 #: The name :class:`~interlace.optimize.OptSummary` records for this search; refits given it take
 #: ``"auto"``'s path (:func:`~interlace.optimize.optimizers.is_auto`).
@@ -33,15 +34,61 @@ MAX_ITERATIONS = 8
 MAX_HALVINGS = 4
 
 
-def newton_search(fun: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarray,
+class GroupedStencil:
+    """The criterion with its values remembered, evaluating finite-difference stencils grouped by θ's
+    leading element.
+
+    The derivatives of :func:`~interlace.optimize.checks.free_derivatives` then read every stencil
+    point from memory (the same points, the same values, in another order).  The points that
+    share the centre's leading element come first, then the others by it: an engine that keeps
+    work per leading parameter (the weight-class engine's Gram of the first term,
+    :meth:`~interlace.linalg.blocked.BlockedPLS.factor`) forms it for 2 of a 2-θ Hessian's 7
+    points instead of 7.
+    """
+
+    def __init__(self, fun: Callable[[np.ndarray], float], delta: float) -> None:
+        self.fun, self.delta = fun, delta
+        self.n_evals = 0
+        self._memo: dict[bytes, float] = {}
+
+    def __call__(self, z: np.ndarray) -> float:
+        key = np.asarray(z, float).tobytes()
+        v = self._memo.get(key)
+        if v is None:
+            self.n_evals += 1
+            v = self._memo[key] = float(self.fun(z))
+        return v
+
+    def prefetch(self, x: np.ndarray, idx: np.ndarray, hessian: bool = True) -> None:
+        """Evaluate the stencil of the central gradient (and the Hessian) over ``x[idx]`` at ``x``, grouped."""
+        x = np.asarray(x, float)
+        d = self.delta
+        pts = [x]
+        for a, i in enumerate(idx):
+            for sign in (1.0, -1.0):
+                p = x.copy()
+                p[i] = x[i] + sign * d
+                pts.append(p)
+            if hessian:
+                for j in idx[:a]:
+                    for sign in (1.0, -1.0):
+                        p = x.copy()
+                        p[i], p[j] = x[i] + sign * d, x[j] + sign * d
+                        pts.append(p)
+        pts.sort(key=lambda p: (p[0] != x[0], p[0], tuple(p[1:])))
+        for p in pts:
+            self(p)
+
+
+def newton_search(fun: GroupedStencil, x0: np.ndarray, lower: np.ndarray,
                   derivatives: Callable[[Callable[[np.ndarray], float], np.ndarray], dict],
-                  upper: np.ndarray | None = None) -> tuple[OptSummary | None, dict | None, np.ndarray, int]:
+                  upper: np.ndarray | None = None) -> tuple[OptSummary | None, dict | None, np.ndarray]:
     """Newton steps on the checks' finite-difference derivatives until the next step is a refinement.
 
     Parameters
     ----------
-    fun : callable
-        The criterion (the last value is remembered: the derivatives' centre is never evaluated twice).
+    fun : GroupedStencil
+        The criterion (its evaluations are counted in ``fun.n_evals``).
     x0, lower, upper : ndarray
         Start and bounds.
     derivatives : callable
@@ -50,37 +97,28 @@ def newton_search(fun: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.
 
     Returns
     -------
-    (OptSummary or None, dict or None, ndarray, int)
+    (OptSummary or None, dict or None, ndarray)
         The search's answer and the derivatives at it, whose Newton step is below
-        ``1e-3 (1 + |x|)`` (then the caller's refinement takes it); or ``(None, None, x, k)``
+        ``1e-3 (1 + |x|)`` (then the caller's refinement takes it); or ``(None, None, x)``
         when Newton does not apply (a parameter on its bound, a Hessian that is not positive
         definite, no decrease along the step, no convergence in :data:`MAX_ITERATIONS`): the
-        caller then searches with BOBYQA from ``x``, the best point seen, after ``k`` evaluations.
+        caller then searches with BOBYQA from ``x``, the best point seen.
     """
     t0 = time.perf_counter()
     lower = np.asarray(lower, float)
     up = np.full(lower.size, np.inf) if upper is None else np.asarray(upper, float)
     x = np.minimum(np.maximum(np.asarray(x0, float), lower), up)
-    count, memo = [0], {}
-
-    def f(z: np.ndarray) -> float:
-        key = np.asarray(z, float).tobytes()
-        if key not in memo:
-            count[0] += 1
-            memo.clear()  # one entry: the last point, the centre of the next stencil once accepted
-            memo[key] = float(fun(z))
-        return memo[key]
-
-    fx = f(x)
+    fx = fun(x)
     if not np.isfinite(fx):
-        return None, None, x, count[0]
+        return None, None, x
     for _ in range(MAX_ITERATIONS):
-        memo.clear()
-        memo[x.tobytes()] = fx  # the stencil's centre is the accepted point: not evaluated again
-        d = derivatives(f, x)
-        idx = d.get("free", np.arange(0))
+        idx = free_indices(x, lower, upper, 1e-4)
+        if idx.size != x.size:
+            break
+        fun.prefetch(x, idx)
+        d = derivatives(fun, x)
         g, H = d.get("gradient"), d.get("hessian")
-        if idx.size != x.size or g is None or not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+        if g is None or H is None or not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
             break
         try:
             c = np.linalg.cholesky(H)
@@ -88,18 +126,18 @@ def newton_search(fun: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.
             break
         step = np.linalg.solve(c.T, np.linalg.solve(c, g))
         if np.all(np.abs(step) <= 1e-3 * (1.0 + np.abs(x))):
-            opt = OptSummary(NEWTON_OPTIMIZER, np.asarray(x0, float), lower, x, fx, count[0], True,
+            opt = OptSummary(NEWTON_OPTIMIZER, np.asarray(x0, float), lower, x, fx, fun.n_evals, True,
                              "Newton step below 1e-3 (1 + |x|)", time.perf_counter() - t0)
-            return opt, d, x, count[0]
+            return opt, d, x
         t, moved = 1.0, False
         for _ in range(MAX_HALVINGS + 1):
             xn = x - t * step
             if np.all(xn >= lower) and np.all(xn <= up):
-                fn = f(xn)
+                fn = fun(xn)
                 if np.isfinite(fn) and fn < fx:
                     x, fx, moved = xn, fn, True
                     break
             t *= 0.5
         if not moved:
             break
-    return None, None, x, count[0]
+    return None, None, x
