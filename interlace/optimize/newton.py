@@ -129,9 +129,21 @@ def newton_search(fun: GroupedStencil, x0: np.ndarray, lower: np.ndarray,
             opt = OptSummary(NEWTON_OPTIMIZER, np.asarray(x0, float), lower, x, fx, fun.n_evals, True,
                              "Newton step below 1e-3 (1 + |x|)", time.perf_counter() - t0)
             return opt, d, x
+        # the step in log θ for the parameters bounded at 0 (from a start far off, the criterion is
+        # nearer a quadratic there: no overshoot to be halved back), directly for the others
+        logp = lower == 0
+        if np.any(logp & (x - step <= 0)):  # heading for the boundary (a singular fit): BOBYQA's business
+            break
+        sc = np.where(logp, x, 1.0)
+        Hp = sc[:, None] * H * sc[None, :] + np.diag(np.where(logp, g * x, 0.0))
+        try:
+            cp = np.linalg.cholesky(Hp)
+            dphi = np.linalg.solve(cp.T, np.linalg.solve(cp, g * sc))
+        except np.linalg.LinAlgError:  # not convex in log θ here: the step in θ
+            logp, dphi = np.zeros(x.size, bool), step
         t, moved = 1.0, False
         for _ in range(MAX_HALVINGS + 1):
-            xn = x - t * step
+            xn = np.where(logp, x * np.exp(-t * dphi), x - t * dphi)
             if np.all(xn >= lower) and np.all(xn <= up):
                 fn = fun(xn)
                 if np.isfinite(fn) and fn < fx:
