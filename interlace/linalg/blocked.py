@@ -91,42 +91,21 @@ def _class_pair_matrix(A21: sp.csc_matrix, cols: np.ndarray, classes: np.ndarray
         pos.append(K.row.astype(itype) * itype(q2) + K.col.astype(itype))
         data.append(K.data)
         del B, K
-    if q2 * q2 <= DENSE_PAIR_TABLE:  # distinct positions by a lookup table: no sort
-        table = np.zeros(q2 * q2, dtype=np.int32)
-        for p in pos:
-            table[p] = 1
-        positions = np.flatnonzero(table)
-        table[positions] = np.arange(positions.size, dtype=np.int32)
-        for i, p in enumerate(pos):
-            pos[i] = table[p]
-        del table
-    else:
-        positions = np.unique(np.concatenate(pos))
-        for i, p in enumerate(pos):
-            pos[i] = np.searchsorted(positions, p).astype(np.int32)
-    positions = positions.astype(itype)
-    # N in CSR straight from the per-class pieces, each freed once placed (a CSC copy converted
-    # to CSR held the entries three times: users × items, 1.1·10⁷ entries, 130 MB each)
-    total = sum(p.size for p in pos)
-    ntype = np.int32 if max(total, positions.size) < 2**31 else np.int64
-    fill = np.zeros(positions.size, dtype=ntype)
-    for p in pos:
-        fill[p] += 1  # a position occurs once per class
-    indptr = np.empty(positions.size + 1, dtype=ntype)
-    indptr[0] = 0
-    np.cumsum(fill, out=indptr[1:])
-    fill[:] = indptr[:-1]
-    index = np.empty(total, dtype=ntype)
-    values = np.empty(total)
-    for kappa in range(n_classes):  # classes ascending: each row's columns come sorted
-        p = pos[kappa]
-        dest = fill[p]
-        fill[p] += 1
-        index[dest] = kappa
-        values[dest] = data[kappa]
-        pos[kappa] = data[kappa] = None
-    del fill, pos, data
-    return positions, sp.csr_matrix((values, index, indptr), shape=(positions.size, n_classes))
+    # the pieces as the columns of one sparse (q2² × classes) matrix, turned into rows by scipy's
+    # conversion (compiled, one pass): its non-empty rows are the distinct positions, in order,
+    # each with its classes ascending (a lookup table and a counting sort in numpy took 1.6 s on
+    # users × items, 1.1·10⁷ entries; this 0.2 s, within the memory of the fit's dense blocks)
+    cptr = np.zeros(n_classes + 1, dtype=np.int64)
+    np.cumsum([p.size for p in pos], out=cptr[1:])
+    flat, vals = np.concatenate(pos), np.concatenate(data)
+    del pos, data
+    Q = sp.csc_matrix((vals, flat, cptr), shape=(q2 * q2, n_classes)).tocsr()
+    del flat, vals
+    nonempty = np.diff(Q.indptr) > 0
+    positions = np.flatnonzero(nonempty).astype(itype)
+    indptr = np.append(Q.indptr[:-1][nonempty], Q.indptr[-1])
+    del nonempty
+    return positions, sp.csr_matrix((Q.data, Q.indices, indptr), shape=(positions.size, n_classes))
 
 
 def _column_order(A21: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
