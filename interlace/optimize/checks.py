@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from ..errors import ConvergenceWarning, SingularFitWarning, warn_user
 from .gradient import at_upper, free_indices, gradient_derivatives, minimize_with_gradient, newton_steps
-from .stencil import Criteria, axis_gradient, newton_search, stencil_derivatives
+from .stencil import Criteria, GroupedCriteria, NewtonOutcome, axis_gradient, newton_search, stencil_derivatives
 
 if TYPE_CHECKING:
     from .optimizers import OptSummary
@@ -238,7 +238,7 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
                      value_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray | None]] | None = None,
                      mirror: Callable[[np.ndarray, int], np.ndarray | None] | None = None,
                      gradient_search: bool = True, gradient_checks: bool = True,
-                     criteria: Criteria | None = None) -> OptSummary:
+                     criteria: Criteria | None = None, newton: bool = False) -> OptSummary:
     """Minimize, run lme4's checks, and refine by a Newton step: the fitting loop of LMMs.
 
     With BOBYQA (the default) and no user tolerances, the optimizer stops at a relative
@@ -292,7 +292,15 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         finite-difference checks then evaluate each stencil in one call, and ``"auto"``
         (without a gradient search, a budget or options) first searches by Newton steps on
         such stencils (:func:`~interlace.optimize.stencil.newton_search`, recorded as
-        ``"Newton+stencils"``), falling back to BOBYQA where they do not apply.
+        ``"Newton+finite-differences"``).
+    newton : bool
+        Under ``"auto"`` without ``criteria`` or a gradient search, search by Newton steps on the
+        checks' finite differences all the same, the points of each stencil grouped by their
+        leading element (:class:`~interlace.optimize.stencil.GroupedCriteria`): for few
+        parameters and dear evaluations (the criterion's owner decides, e.g.
+        :attr:`~interlace.objective.lmm.LMMDeviance.newton_pays`).  Either search ends as
+        BOBYQA does (the checks' Newton and chord steps); BOBYQA takes over from the best point
+        seen where Newton does not apply.
     Returns
     -------
     OptSummary
@@ -304,6 +312,7 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
     lower = np.asarray(lower, float)
     upper = None if upper is None else np.asarray(upper, float)
     vg = value_and_grad
+    spent_newton = 0
 
     def derivatives(x: np.ndarray, searched_with_gradient: bool = False) -> tuple[dict, bool]:
         """The checks' derivatives at x: from the gradient when there is one (and it pays), else differences."""
@@ -316,10 +325,12 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
     if is_auto(optimizer):
         search = gradient_search or str(optimizer).lower() == GRADIENT_OPTIMIZER.lower()
         optimizer = "bobyqa"
-        if criteria is not None and check_conv and maxfun is None and not options and not (vg is not None and search):
-            found = newton_search(criteria, np.asarray(x0, float), lower, upper, delta)
-            if found is not None:
-                return _verdict(found[0], lower, found[1], warn)
+        if (criteria is not None or newton) and check_conv and maxfun is None and not options \
+                and not (vg is not None and search):
+            found = _newton(fun, criteria, x0, lower, upper, delta)
+            if found.opt is not None and found.derivs is not None:
+                return _verdict(found.opt, lower, found.derivs, warn)
+            x0, spent_newton = found.x, found.n_evals  # BOBYQA from Newton's best point, its evaluations counted
         if vg is not None and not options and search:
             gopt, gderivs = minimize_with_gradient(fun, vg, x0, lower, upper, maxfun, check_conv, mirror)
             if gopt is not None and (gderivs is not None or not check_conv):
@@ -345,6 +356,8 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
               and not (options and {"xtol_rel", "xtol_abs", "ftol_rel", "ftol_abs", "rhoend"} & set(options)))
     opt = minimize(fun, x0, lower, optimizer=optimizer, maxfun=maxfun, options=options, upper=upper,
                    **({"xtol_rel": COARSE_XTOL, "rhoend": 1e-5} if coarse else {}))
+    if spent_newton:
+        opt.n_evals += spent_newton
     if not check_conv:
         return opt
     derivs, analytic = derivatives(opt.x)
@@ -363,6 +376,25 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         else:
             _refine(fun, opt, lower, derivs, delta, upper, criteria)
     return _verdict(opt, lower, derivs, warn)
+
+
+def _newton(fun: Callable[[np.ndarray], float], criteria: Criteria | None, x0: npt.ArrayLike, lower: np.ndarray,
+            upper: np.ndarray | None, delta: float) -> NewtonOutcome:
+    """:func:`~interlace.optimize.stencil.newton_search` on ``criteria`` (else on ``fun``'s values grouped by
+    :class:`~interlace.optimize.stencil.GroupedCriteria`), then the checks' refinement at its answer.
+
+    ``opt`` is None (BOBYQA's business, from ``x``) when the search or the refinement does not apply.
+    """
+    crit = criteria if criteria is not None else GroupedCriteria(fun)
+    scalar = crit.value if isinstance(crit, GroupedCriteria) else fun
+    found = newton_search(crit, np.asarray(x0, float), lower, upper, delta)
+    if found.opt is None or found.derivs is None:
+        return found
+    if not _refine(scalar, found.opt, lower, found.derivs, delta, upper, crit):
+        return NewtonOutcome(None, None, found.x, found.opt.n_evals)
+    if isinstance(crit, GroupedCriteria):
+        found.opt.n_evals = crit.n_evals  # every evaluation: the search's stencils are the checks' derivatives
+    return found
 
 
 def _verdict(opt: OptSummary, lower: np.ndarray, derivs: dict, warn: bool) -> OptSummary:

@@ -17,7 +17,7 @@ import scipy.optimize
 
 from ..errors import InterlaceError
 
-__all__ = ["GRADIENT_OPTIMIZER", "STENCIL_OPTIMIZER", "OptSummary", "minimize", "OPTIMIZERS", "HAVE_NLOPT", "is_auto"]
+__all__ = ["GRADIENT_OPTIMIZER", "NEWTON_OPTIMIZER", "OptSummary", "minimize", "OPTIMIZERS", "HAVE_NLOPT", "is_auto"]
 
 OPTIMIZERS = ("bobyqa", "pybobyqa", "nlopt_bobyqa", "L-BFGS-B", "Nelder-Mead", "Powell")
 
@@ -32,15 +32,15 @@ _BIG = 1e20
 #: The name :class:`OptSummary` records for the gradient path of ``optimizer="auto"``
 #: (:mod:`interlace.optimize.gradient`); refits given it take the same path.
 GRADIENT_OPTIMIZER = "L-BFGS-B+analytic"
-#: The recorded name of ``optimizer="auto"``'s Newton search on vectorized stencils
+#: The recorded name of ``optimizer="auto"``'s Newton search on finite-difference stencils
 #: (:func:`~interlace.optimize.stencil.newton_search`); asking for it is asking for ``"auto"``.
-STENCIL_OPTIMIZER = "Newton+stencils"
+NEWTON_OPTIMIZER = "Newton+finite-differences"
 
 
 def is_auto(optimizer: object) -> bool:
     """Whether ``optimizer`` asks for ``"auto"`` (the gradient path where there is a gradient, else BOBYQA)."""
     return isinstance(optimizer, str) and optimizer.lower() in ("auto", GRADIENT_OPTIMIZER.lower(),
-                                                                 STENCIL_OPTIMIZER.lower())
+                                                                 NEWTON_OPTIMIZER.lower())
 
 
 @dataclass
