@@ -232,7 +232,8 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
                      upper: npt.ArrayLike | None = None,
                      value_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray | None]] | None = None,
                      mirror: Callable[[np.ndarray, int], np.ndarray | None] | None = None,
-                     gradient_search: bool = True) -> OptSummary:
+                     gradient_search: bool = True,
+                     scale: Callable[[np.ndarray], np.ndarray] | None = None) -> OptSummary:
     """Minimize, run lme4's checks, and refine by a Newton step: the fitting loop of LMMs.
 
     With BOBYQA (the default) and no user tolerances, the optimizer stops at a relative
@@ -276,6 +277,10 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         False: BOBYQA searches and the checks use the gradient (the criterion's owner decides,
         e.g. :attr:`~interlace.objective.lmm.LMMDeviance.gradient_pays`).  The recorded name
         ``"L-BFGS-B+analytic"`` always searches with the gradient.
+    scale : callable, optional
+        ``x0 -> s``, the gradient search's scales of the parameters (see
+        :func:`~interlace.optimize.gradient.minimize_with_gradient`).
+
     Returns
     -------
     OptSummary
@@ -300,7 +305,8 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         search = gradient_search or str(optimizer).lower() == GRADIENT_OPTIMIZER.lower()
         optimizer = "bobyqa"
         if vg is not None and not options and search:
-            gopt, gderivs = minimize_with_gradient(fun, vg, x0, lower, upper, maxfun, check_conv, mirror)
+            gopt, gderivs = minimize_with_gradient(fun, vg, x0, lower, upper, maxfun, check_conv, mirror,
+                                                   scale)
             if gopt is not None and (gderivs is not None or not check_conv):
                 spent = maxfun is not None and gopt.n_evals >= maxfun
                 if gopt.converged or spent:
