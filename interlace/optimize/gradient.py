@@ -365,9 +365,10 @@ def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: V
             status, success, message = 1, False, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"
         if status == 1:
             break
-        x = _boundary_probe(vg, lower, up, mirror)
-        if x is None:
+        probe = _boundary_probe(vg, lower, up, mirror)
+        if probe is None:
             break
+        x = probe
     fbest, xbest, gbest = vg.best
     if gbest is None:  # never a finite value with a gradient
         fbest, xbest = vg.last[1], vg.last[0]
