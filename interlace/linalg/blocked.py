@@ -210,10 +210,10 @@ IDENTITY_MIN_THETA = 1e-2
 GRAD_DENSE_ELEMENTS = 30_000_000
 
 
-def _inv_lower_product(L: np.ndarray, full: bool = True) -> np.ndarray:
+def _inv_lower_product(L: np.ndarray, full: bool = True, overwrite: bool = False) -> np.ndarray:
     """``(L Lᵀ)⁻¹`` from the lower Cholesky factor ``L`` (LAPACK ``dpotri``): its lower triangle,
-    and the upper one too when ``full``."""
-    S, info = sla.lapack.dpotri(L, lower=1)
+    and the upper one too when ``full``; with ``overwrite`` (and ``L`` Fortran-ordered) in ``L``'s memory."""
+    S, info = sla.lapack.dpotri(L, lower=1, overwrite_c=int(overwrite))
     if info != 0:
         raise np.linalg.LinAlgError("dpotri failed")
     if full:
@@ -239,7 +239,7 @@ class BlockedPLS(PLSSystem):
     _pair_matrix_src: Any
     _numeric = ("cp", "A33", "_L33", "A11", "A21", "A22", "A31", "A32", "_pair_prod", "_pair_matrix",
                 "_pair_matrix_src", "_split", "_m22_buf", "_L11", "_L11_parts", "_A11_stack", "_L21", "_L22",
-                "_L31", "_L32", "_D1blocks", "_T1", "_dense_gram", "_pending", "_small")
+                "_L31", "_L32", "_D1blocks", "_T1", "_dense_gram", "_pending", "_small", "_l22_spent")
 
     def __init__(self, re: Any, p: int) -> None:
         super().__init__(re, p)
@@ -729,6 +729,7 @@ class BlockedPLS(PLSSystem):
             except np.linalg.LinAlgError:
                 return Factorization(np.inf, np.inf, np.inf, ok=False)
             self._L21, self._L22 = L21, L22
+            self._l22_spent = None
             R = LamA32 - np.asarray(L21 @ L31.T).T
             L32 = sla.solve_triangular(L22, R.T, lower=True, check_finite=False).T
             self._L32 = L32
@@ -747,14 +748,33 @@ class BlockedPLS(PLSSystem):
         L = np.transpose(self._l11(), (0, 2, 1)) if transpose else self._l11()
         return np.linalg.solve(L, R).reshape(self.q1, k)
 
+    def _l22(self) -> np.ndarray:
+        """L22 at the last factored θ (factored again when the gradient inverted it in place)."""
+        theta = self.__dict__.get("_l22_spent")
+        if theta is not None:
+            self.factor(theta)
+        return self._L22
+
+    def _invert_l22(self, theta: np.ndarray, full: bool) -> np.ndarray:
+        """Σ22 = (L22L22ᵀ)⁻¹ (lower triangle, or all with ``full``) in L22's buffer when L22 is
+        Fortran-ordered (as factored in the M22 buffer): no second q2 × q2 array at the gradient
+        (10 MB on InstEval); a solve that needs L22 afterwards factors θ again (:meth:`_l22`)."""
+        L22 = self._l22()
+        inplace = bool(L22.flags.f_contiguous)
+        S = _inv_lower_product(L22, full=full, overwrite=inplace)
+        if inplace:
+            self._l22_spent = np.array(theta, float)
+        return S
+
     def solve_M(self, B: np.ndarray) -> np.ndarray:
         B = np.asarray(B, float)
         B1, B2 = B[: self.q1], B[self.q1:]
         # forward: L y = b
         y1 = self._L11_solve(B1, transpose=False)
         if self.q2:
-            y2 = sla.solve_triangular(self._L22, B2 - np.asarray(self._L21 @ y1), lower=True, check_finite=False)
-            x2 = sla.solve_triangular(self._L22.T, y2, lower=False, check_finite=False)
+            L22 = self._l22()
+            y2 = sla.solve_triangular(L22, B2 - np.asarray(self._L21 @ y1), lower=True, check_finite=False)
+            x2 = sla.solve_triangular(L22.T, y2, lower=False, check_finite=False)
             x1 = self._L11_solve(y1 - np.asarray(self._L21.T @ x2), transpose=True)
             return np.vstack([x1, x2])
         return self._L11_solve(y1, transpose=True)
@@ -767,7 +787,7 @@ class BlockedPLS(PLSSystem):
         beta = self._beta()
         if self.q2:
             r2 = self._L32[p] - self._L32[:p].T @ beta
-            u2 = sla.solve_triangular(self._L22.T, r2, lower=False, check_finite=False)
+            u2 = sla.solve_triangular(self._l22().T, r2, lower=False, check_finite=False)
             r1 = self._L31[p] - self._L31[:p].T @ beta - np.asarray(self._L21.T @ u2).ravel()
         else:
             u2 = np.zeros(0)
@@ -844,7 +864,7 @@ class BlockedPLS(PLSSystem):
             return None
         if pairs and self._diag2:
             return self._grad_blocks_pairs(theta, t, a, d2)
-        Sig = _inv_lower_product(self._L22)
+        Sig = self._invert_l22(theta, full=True)
         if self._diag2:
             lam2 = theta[self._lam2_lind]
             St = lam2[:, None] * Sig * lam2[None, :]
@@ -913,7 +933,7 @@ class BlockedPLS(PLSSystem):
         H = A22 − A21 diag(θ²/d²) A21ᵀ.
         """
         q2 = self.q2
-        Sig2 = _inv_lower_product(self._L22, full=False)
+        Sig2 = self._invert_l22(theta, full=False)
         fortran = bool(Sig2.flags.f_contiguous)  # entry (i, j) at j·q2 + i: read the transpose, no copy
         Sig = Sig2.T.ravel() if fortran else Sig2.ravel()
 
