@@ -237,6 +237,8 @@ class BlockedPLS(PLSSystem):
     _pairs: Any
     #: the numbers of the last A21 the pair matrix was built from
     _pair_matrix_src: Any
+    #: θ whose L22 :meth:`_invert_l22` overwrote with Σ22 (absent: L22 holds the factor)
+    _l22_spent: np.ndarray
     _numeric = ("cp", "A33", "_L33", "A11", "A21", "A22", "A31", "A32", "_pair_prod", "_pair_matrix",
                 "_pair_matrix_src", "_split", "_m22_buf", "_L11", "_L11_parts", "_A11_stack", "_L21", "_L22",
                 "_L31", "_L32", "_D1blocks", "_T1", "_dense_gram", "_pending", "_small", "_l22_spent")
@@ -729,7 +731,7 @@ class BlockedPLS(PLSSystem):
             except np.linalg.LinAlgError:
                 return Factorization(np.inf, np.inf, np.inf, ok=False)
             self._L21, self._L22 = L21, L22
-            self._l22_spent = None
+            self.__dict__.pop("_l22_spent", None)
             R = LamA32 - np.asarray(L21 @ L31.T).T
             L32 = sla.solve_triangular(L22, R.T, lower=True, check_finite=False).T
             self._L32 = L32
