@@ -866,6 +866,8 @@ class BlockedPLS(PLSSystem):
             return None
         if pairs and self._diag2:
             return self._grad_blocks_pairs(theta, t, a, d2)
+        if pairs and self._templates_invertible(theta):
+            return self._grad_blocks_pairs_templates(theta, t, a, d2)
         Sig = self._invert_l22(theta, full=True)
         if self._diag2:
             lam2 = theta[self._lam2_lind]
@@ -923,6 +925,81 @@ class BlockedPLS(PLSSystem):
                 for j in range(p):
                     blk[i, j] = float(np.sum(Sig[base + i, :] * Y[:, base + j].T))
             out.append(blk)
+        return out
+
+    def _templates_invertible(self, theta: np.ndarray) -> bool:
+        """Whether every later term's template has its diagonal at least :data:`IDENTITY_MIN_THETA`
+        (then Σ22 Λ2ᵀ H = (I − Σ22) Λ2⁻¹ loses no more than ~ε/θ² relative)."""
+        re = self.re
+        for k, term in enumerate(re.terms[1:], start=1):
+            T = term.cov.template(theta[re.theta_slice(k)])
+            if np.any(np.diag(T) < IDENTITY_MIN_THETA):
+                return False
+        return True
+
+    def _lambda2_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Λ2 by rows, padded: ``(cols, lind)``, each ``q2 × m`` (m the most entries in a row; padding
+        has column 0 and θ index ``n_theta``, a θ entry appended as 0)."""
+        got = self.__dict__.get("_lam2_by_row")
+        if got is None:
+            idx, ptr, lind = self._lam2
+            cols = np.repeat(np.arange(self.q2), np.diff(ptr))
+            order = np.lexsort((cols, idx))
+            rows, cols, lind = idx[order], cols[order], lind[order]
+            count = np.bincount(rows, minlength=self.q2)
+            m = int(count.max(initial=1))
+            slot = np.arange(rows.size) - np.repeat(np.cumsum(count) - count, count)
+            C = np.zeros((self.q2, m), dtype=np.int64)
+            T = np.full((self.q2, m), self.re.n_theta, dtype=np.int64)
+            C[rows, slot], T[rows, slot] = cols, lind
+            got = self._lam2_by_row = (C, T)
+        return got
+
+    def _grad_blocks_pairs_templates(self, theta: np.ndarray, t: float, a: np.ndarray, d2: np.ndarray
+                                     ) -> list[np.ndarray]:
+        """:meth:`logdet_grad_blocks` for a scalar first term with A21's column pairs kept and vector-valued
+        later terms whose templates are invertible (:meth:`_templates_invertible`).
+
+        Only Σ22's lower triangle is formed (in L22's buffer) and read at the pairs and at its
+        diagonal level blocks: ``s_c = A21_cᵀ (Λ2 Σ22 Λ2ᵀ) A21_c`` with ``(Λ2 Σ22 Λ2ᵀ)_ij`` summed
+        over the (at most p × p) entries of Λ2's rows i and j, and, as Λ2ᵀHΛ2 = M22 − I,
+        a later term's ``Σ_l (Σ22 Λ2ᵀ H)_ll = Σ_l (I − Σ22_ll) T⁻¹``.
+        """
+        q2 = self.q2
+        Sig2 = self._invert_l22(theta, full=False)
+        fortran = bool(Sig2.flags.f_contiguous)
+        Sig = Sig2.T.ravel() if fortran else Sig2.ravel()
+
+        def lower(i: np.ndarray, j: np.ndarray) -> np.ndarray:  # i ≥ j
+            return j * q2 + i if fortran else i * q2 + j
+        ui, uj = self._pairs[4], self._pairs[5]
+        C, T = self._lambda2_rows()
+        th = np.append(theta, 0.0)
+        pos = self.__dict__.get("_pair_lam_pos")
+        if pos is None:
+            pos = []
+            for al in range(C.shape[1]):
+                for be in range(C.shape[1]):
+                    ca, cb = C[ui, al], C[uj, be]
+                    pos.append((al, be, lower(np.maximum(ca, cb), np.minimum(ca, cb))))
+            self._pair_lam_pos = pos
+            self._pair_mult = np.where(ui == uj, 1.0, 2.0)
+        st = np.zeros(ui.size)
+        for al, be, where in pos:
+            st += th[T[ui, al]] * th[T[uj, be]] * Sig[where]
+        s = self._pair_matrix.T @ (self._pair_mult * st)
+        out = [np.array([[float(np.sum(t * a / d2 - t * s / (d2 * d2)))]])]
+        re = self.re
+        offs = re.col_offsets[1:] - self.q1
+        for k, term in enumerate(re.terms[1:], start=1):
+            p, nl, o = term.p, term.nlevels, int(offs[k - 1])
+            base = o + np.arange(nl) * p
+            D = np.empty((p, p))
+            for i in range(p):
+                for j in range(i + 1):
+                    D[i, j] = D[j, i] = float(np.sum(Sig[lower(base + i, base + j)]))
+            Tk = term.cov.template(theta[re.theta_slice(k)])
+            out.append((nl * np.eye(p) - D) @ np.linalg.inv(Tk))
         return out
 
     def _grad_blocks_pairs(self, theta: np.ndarray, t: float, a: np.ndarray, d2: np.ndarray) -> list[np.ndarray]:
