@@ -2,23 +2,25 @@
 
 L-BFGS-B's first step is a plain gradient step (its first Hessian model is the identity), so on
 an LMM criterion, whose curvature differs between θ entries by orders of magnitude (InstEval at
-its MIVQUE0 start: about 5·10⁴ in the students' θ, 4·10³ in the departments'), the first trial
+its optimum: 5.7·10⁴ in the students' θ, 4.2·10³ in the departments'), the first trial
 point lands far away (θ = 80 there) and the line search spends two or three evaluations coming
 back.  Searching over ``θ_k / s_k`` with ``s_k ≈ h_k^(−1/2)``, ``h_k`` an estimate of the
 criterion's second derivative in θ_k, makes that first model about right.
 
 For a scalar term with diagonal products ``a_c = (ZᵀWZ)_cc`` per level c, the expected
-information about θ in the profiled criterion (−2 log-likelihood) is close to
+information about τ = θ² in −2 log-likelihood is ``Σ_c (a_c / (τ a_c + 1))²`` (a level's
+observations see ``τ a_c + 1`` of variance per unit of σ²), so in θ
 
-    h(θ) = 2 θ² Σ_c (a_c / (θ² a_c + 1))²,
+    h(θ) = 4 θ² Σ_c (a_c / (θ² a_c + 1))²,
 
-which tends to ``2 L / θ²`` (L levels) when every level is well determined (measured on
-InstEval at the optimum: 7.8·10⁴, 1.2·10⁴ and 5.6·10³ against the finite-difference Hessian's
-5.7·10⁴, 1.7·10⁴ and 4.2·10³).  For an entry of a vector term's template in row r, ``θ²`` is
-the template row's squared norm (the relative variance of coefficient r) and ``a_c`` the
-products of that coefficient's column.  θ² is floored at :data:`MIN_VARIANCE` so that a start
-at (or near) 0 does not give an infinite scale.  Each scale is rounded to a power of two, so
-``θ / s`` and back are exact.
+which tends to ``4 L / θ²`` (L levels) when every level is well determined.  At InstEval's
+optimum it gives 5.9·10⁴, 1.7·10⁴ and 5.4·10³ (the last with θ² floored, below) against the
+finite-difference Hessian's 5.7·10⁴, 1.7·10⁴ and 4.2·10³ (at the MIVQUE0 start: 6.0·10⁴,
+1.5·10⁴, 5.4·10³).
+For an entry of a vector term's template in row r, ``θ²`` is the template row's squared norm
+(the relative variance of coefficient r) and ``a_c`` the products of that coefficient's column.
+θ² is floored at :data:`MIN_VARIANCE` so that a start at (or near) 0 does not give an infinite
+scale.  Each scale is rounded to a power of two, so ``θ / s`` and back are exact.
 """
 from __future__ import annotations
 
@@ -71,7 +73,7 @@ def curvature_scales(cp: CrossProducts, theta: np.ndarray) -> np.ndarray:
             done.add(int(j))
             tau = max(float(T[row] @ T[row]), MIN_VARIANCE)
             a = _column_diagonal(cp, slice(off + int(row), off + t.q, p))
-            h = 2.0 * tau * float(np.sum((a / (tau * a + 1.0)) ** 2))
+            h = 4.0 * tau * float(np.sum((a / (tau * a + 1.0)) ** 2))
             if np.isfinite(h) and h > 0:
                 out[sl.start + int(j)] = 2.0 ** np.round(-0.5 * np.log2(h))
     return out
