@@ -189,10 +189,10 @@ IDENTITY_MIN_THETA = 1e-2
 GRAD_DENSE_ELEMENTS = 30_000_000
 
 
-def _inv_lower_product(L: np.ndarray, full: bool = True) -> np.ndarray:
+def _inv_lower_product(L: np.ndarray, full: bool = True, overwrite: bool = False) -> np.ndarray:
     """``(L Lᵀ)⁻¹`` from the lower Cholesky factor ``L`` (LAPACK ``dpotri``): its lower triangle,
-    and the upper one too when ``full``."""
-    S, info = sla.lapack.dpotri(L, lower=1)
+    and the upper one too when ``full``; with ``overwrite`` (and ``L`` Fortran-ordered) in ``L``'s memory."""
+    S, info = sla.lapack.dpotri(L, lower=1, overwrite_c=int(overwrite))
     if info != 0:
         raise np.linalg.LinAlgError("dpotri failed")
     if full:
@@ -216,9 +216,11 @@ class BlockedPLS(PLSSystem):
     _pairs: Any
     #: the numbers of the last A21 the pair matrix was built from
     _pair_matrix_src: Any
+    #: θ whose L22 :meth:`_invert_l22` overwrote with Σ22 (absent: L22 holds the factor)
+    _l22_spent: np.ndarray
     _numeric = ("cp", "A33", "_L33", "A11", "A21", "A22", "A31", "A32", "_pair_prod", "_pair_matrix",
                 "_pair_matrix_src", "_split", "_m22_buf", "_L11", "_L11_parts", "_A11_stack", "_L21", "_L22",
-                "_L31", "_L32", "_D1blocks", "_T1", "_dense_gram", "_pending", "_small")
+                "_L31", "_L32", "_D1blocks", "_T1", "_dense_gram", "_pending", "_small", "_l22_spent")
 
     def __init__(self, re: Any, p: int) -> None:
         super().__init__(re, p)
@@ -741,6 +743,7 @@ class BlockedPLS(PLSSystem):
             except np.linalg.LinAlgError:
                 return Factorization(np.inf, np.inf, np.inf, ok=False)
             self._L21, self._L22 = L21, L22
+            self.__dict__.pop("_l22_spent", None)
             R = LamA32 - np.asarray(L21 @ L31.T).T
             L32 = sla.solve_triangular(L22, R.T, lower=True, check_finite=False).T
             self._L32 = L32
@@ -764,14 +767,33 @@ class BlockedPLS(PLSSystem):
         L = np.transpose(self._l11(), (0, 2, 1)) if transpose else self._l11()
         return np.linalg.solve(L, R).reshape(self.q1, k)
 
+    def _l22(self) -> np.ndarray:
+        """L22 at the last factored θ (factored again when the gradient inverted it in place)."""
+        theta = self.__dict__.get("_l22_spent")
+        if theta is not None:
+            self.factor(theta)
+        return self._L22
+
+    def _invert_l22(self, theta: np.ndarray, full: bool) -> np.ndarray:
+        """Σ22 = (L22L22ᵀ)⁻¹ (lower triangle, or all with ``full``) in L22's buffer when L22 is
+        Fortran-ordered (as factored in the M22 buffer): no second q2 × q2 array at the gradient
+        (10 MB on InstEval); a solve that needs L22 afterwards factors θ again (:meth:`_l22`)."""
+        L22 = self._l22()
+        inplace = bool(L22.flags.f_contiguous)
+        S = _inv_lower_product(L22, full=full, overwrite=inplace)
+        if inplace:
+            self._l22_spent = np.array(theta, float)
+        return S
+
     def solve_M(self, B: np.ndarray) -> np.ndarray:
         B = np.asarray(B, float)
         B1, B2 = B[: self.q1], B[self.q1:]
         # forward: L y = b
         y1 = self._L11_solve(B1, transpose=False)
         if self.q2:
-            y2 = sla.solve_triangular(self._L22, B2 - np.asarray(self._L21 @ y1), lower=True, check_finite=False)
-            x2 = sla.solve_triangular(self._L22.T, y2, lower=False, check_finite=False)
+            L22 = self._l22()
+            y2 = sla.solve_triangular(L22, B2 - np.asarray(self._L21 @ y1), lower=True, check_finite=False)
+            x2 = sla.solve_triangular(L22.T, y2, lower=False, check_finite=False)
             x1 = self._L11_solve(y1 - np.asarray(self._L21.T @ x2), transpose=True)
             return np.vstack([x1, x2])
         return self._L11_solve(y1, transpose=True)
@@ -784,7 +806,7 @@ class BlockedPLS(PLSSystem):
         beta = self._beta()
         if self.q2:
             r2 = self._L32[p] - self._L32[:p].T @ beta
-            u2 = sla.solve_triangular(self._L22.T, r2, lower=False, check_finite=False)
+            u2 = sla.solve_triangular(self._l22().T, r2, lower=False, check_finite=False)
             r1 = self._L31[p] - self._L31[:p].T @ beta - np.asarray(self._L21.T @ u2).ravel()
         else:
             u2 = np.zeros(0)
@@ -861,7 +883,9 @@ class BlockedPLS(PLSSystem):
             return None
         if pairs and self._diag2:
             return self._grad_blocks_pairs(theta, t, a, d2)
-        Sig = _inv_lower_product(self._L22)
+        if pairs and self._templates_invertible(theta):
+            return self._grad_blocks_pairs_templates(theta, t, a, d2)
+        Sig = self._invert_l22(theta, full=True)
         if self._diag2:
             lam2 = theta[self._lam2_lind]
             St = lam2[:, None] * Sig * lam2[None, :]
@@ -920,6 +944,81 @@ class BlockedPLS(PLSSystem):
             out.append(blk)
         return out
 
+    def _templates_invertible(self, theta: np.ndarray) -> bool:
+        """Whether every later term's template has its diagonal at least :data:`IDENTITY_MIN_THETA`
+        (then Σ22 Λ2ᵀ H = (I − Σ22) Λ2⁻¹ loses no more than ~ε/θ² relative)."""
+        re = self.re
+        for k, term in enumerate(re.terms[1:], start=1):
+            T = term.cov.template(theta[re.theta_slice(k)])
+            if np.any(np.diag(T) < IDENTITY_MIN_THETA):
+                return False
+        return True
+
+    def _lambda2_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Λ2 by rows, padded: ``(cols, lind)``, each ``q2 × m`` (m the most entries in a row; padding
+        has column 0 and θ index ``n_theta``, a θ entry appended as 0)."""
+        got = self.__dict__.get("_lam2_by_row")
+        if got is None:
+            idx, ptr, lind = self._lam2
+            cols = np.repeat(np.arange(self.q2), np.diff(ptr))
+            order = np.lexsort((cols, idx))
+            rows, cols, lind = idx[order], cols[order], lind[order]
+            count = np.bincount(rows, minlength=self.q2)
+            m = int(count.max(initial=1))
+            slot = np.arange(rows.size) - np.repeat(np.cumsum(count) - count, count)
+            C = np.zeros((self.q2, m), dtype=np.int64)
+            T = np.full((self.q2, m), self.re.n_theta, dtype=np.int64)
+            C[rows, slot], T[rows, slot] = cols, lind
+            got = self._lam2_by_row = (C, T)
+        return got
+
+    def _grad_blocks_pairs_templates(self, theta: np.ndarray, t: float, a: np.ndarray, d2: np.ndarray
+                                     ) -> list[np.ndarray]:
+        """:meth:`logdet_grad_blocks` for a scalar first term with A21's column pairs kept and vector-valued
+        later terms whose templates are invertible (:meth:`_templates_invertible`).
+
+        Only Σ22's lower triangle is formed (in L22's buffer) and read at the pairs and at its
+        diagonal level blocks: ``s_c = A21_cᵀ (Λ2 Σ22 Λ2ᵀ) A21_c`` with ``(Λ2 Σ22 Λ2ᵀ)_ij`` summed
+        over the (at most p × p) entries of Λ2's rows i and j, and, as Λ2ᵀHΛ2 = M22 − I,
+        a later term's ``Σ_l (Σ22 Λ2ᵀ H)_ll = Σ_l (I − Σ22_ll) T⁻¹``.
+        """
+        q2 = self.q2
+        Sig2 = self._invert_l22(theta, full=False)
+        fortran = bool(Sig2.flags.f_contiguous)
+        Sig = Sig2.T.ravel() if fortran else Sig2.ravel()
+
+        def lower(i: np.ndarray, j: np.ndarray) -> np.ndarray:  # i ≥ j
+            return j * q2 + i if fortran else i * q2 + j
+        ui, uj = self._pairs[4], self._pairs[5]
+        C, T = self._lambda2_rows()
+        th = np.append(theta, 0.0)
+        pos = self.__dict__.get("_pair_lam_pos")
+        if pos is None:
+            pos = []
+            for al in range(C.shape[1]):
+                for be in range(C.shape[1]):
+                    ca, cb = C[ui, al], C[uj, be]
+                    pos.append((al, be, lower(np.maximum(ca, cb), np.minimum(ca, cb))))
+            self._pair_lam_pos = pos
+            self._pair_mult = np.where(ui == uj, 1.0, 2.0)
+        st = np.zeros(ui.size)
+        for al, be, where in pos:
+            st += th[T[ui, al]] * th[T[uj, be]] * Sig[where]
+        s = self._pair_matrix.T @ (self._pair_mult * st)
+        out = [np.array([[float(np.sum(t * a / d2 - t * s / (d2 * d2)))]])]
+        re = self.re
+        offs = re.col_offsets[1:] - self.q1
+        for k, term in enumerate(re.terms[1:], start=1):
+            p, nl, o = term.p, term.nlevels, int(offs[k - 1])
+            base = o + np.arange(nl) * p
+            D = np.empty((p, p))
+            for i in range(p):
+                for j in range(i + 1):
+                    D[i, j] = D[j, i] = float(np.sum(Sig[lower(base + i, base + j)]))
+            Tk = term.cov.template(theta[re.theta_slice(k)])
+            out.append((nl * np.eye(p) - D) @ np.linalg.inv(Tk))
+        return out
+
     def _grad_blocks_pairs(self, theta: np.ndarray, t: float, a: np.ndarray, d2: np.ndarray) -> list[np.ndarray]:
         """:meth:`logdet_grad_blocks` for a scalar first term, every later term scalar and A21's
         column pairs kept: only Σ22's lower triangle at the pairs and at A22's nonzeros is read.
@@ -930,7 +1029,7 @@ class BlockedPLS(PLSSystem):
         H = A22 − A21 diag(θ²/d²) A21ᵀ.
         """
         q2 = self.q2
-        Sig2 = _inv_lower_product(self._L22, full=False)
+        Sig2 = self._invert_l22(theta, full=False)
         fortran = bool(Sig2.flags.f_contiguous)  # entry (i, j) at j·q2 + i: read the transpose, no copy
         Sig = Sig2.T.ravel() if fortran else Sig2.ravel()
 

@@ -41,6 +41,7 @@ from ..optimize import OptSummary, minimize_checked
 from ..optimize.checks import at_upper
 from .lmm_gradient import criterion_gradient, gradient_supported, make_gram
 from .start import moment_start
+from .theta_scale import curvature_scales
 
 __all__ = ["LMMDeviance", "LMMSolution", "fit_criterion", "check_exact_fit", "sigma_zero_message",
            "residual_fraction", "THETA_MAX", "ZERO_RESIDUAL"]
@@ -250,6 +251,11 @@ class LMMDeviance:
             return out
         return None
 
+    def theta_scales(self, theta: np.ndarray) -> np.ndarray:
+        """Scales of θ for the gradient search at θ (:func:`~interlace.objective.theta_scale.curvature_scales`)."""
+        assert self.pls.cp is not None, "the engine has no data"
+        return curvature_scales(self.pls.cp, theta)
+
     @property
     def has_gradient(self) -> bool:
         """Whether :meth:`value_and_gradient` gives a gradient here (this class, this engine, this size:
@@ -414,7 +420,7 @@ def fit_criterion(dev: LMMDeviance, x0: np.ndarray, optimizer: str = "auto", max
                            mirror=dev.mirrored, gradient_search=dev.gradient_pays,
                            gradient_checks=dev.gradient_checks_pay,
                            criteria=dev.criteria if dev.vectorized else None,
-                           newton=dev.newton_pays)
+                           newton=dev.newton_pays, scale=dev.theta_scales)
     sol = dev.solution(opt.x)
     msg = sigma_zero_message(dev, opt.x, sol, response)
     if msg is not None:

@@ -169,17 +169,12 @@ def criterion_gradient(pls: Any, theta: np.ndarray, reml: bool, dof: int, pwrss:
     """
     re = pls.re
     theta = np.asarray(theta, float)
-    fast = getattr(pls, "logdet_grad_blocks", None)
-    Q = fast(theta) if fast is not None else None
-    if Q is None:
-        Q = solved_grad_blocks(pls, theta, gram)
-    if Q is None:
-        return None
     templates = re.templates(theta)
     p = pls.p
     C = gram.C
     nterms = len(re.terms)
     c = -2.0 * dof / pwrss
+    # the solves first: the engine's level blocks may invert its factor in place (BlockedPLS)
     if reml and p:
         # one solve with M for B = M⁻¹ΛᵀC_X and M⁻¹Λᵀc; then β = S⁻¹(Xᵀy − C_XᵀΛ M⁻¹Λᵀc), u = M⁻¹Λᵀc − Bβ
         LC = _lam_times(re, templates, C, transpose=True)
@@ -192,11 +187,19 @@ def criterion_gradient(pls: Any, theta: np.ndarray, reml: bool, dof: int, pwrss:
         rz = C[:, p] - C[:, :p] @ beta - AW[:, 0]
         RB = C[:, :p] - AW[:, 1:]
         Sinv_Bt = dpotrs(RX, np.ascontiguousarray(Bf[:, :p].T), lower=1)[0]  # S⁻¹Bᵀ, S = R_X R_Xᵀ
-        blocks = [2.0 * Q[k].T + c * _level_sum(re, k, rz[:, None], u[:, None])
-                  - 2.0 * _level_sum(re, k, RB, Sinv_Bt.T) for k in range(nterms)]
     else:
         beta, u = pls.solve()
         rz = C[:, p] - C[:, :p] @ beta - gram.times(_lam_times(re, templates, u[:, None]))[:, 0]
+    fast = getattr(pls, "logdet_grad_blocks", None)
+    Q = fast(theta) if fast is not None else None
+    if Q is None:
+        Q = solved_grad_blocks(pls, theta, gram)
+    if Q is None:
+        return None
+    if reml and p:
+        blocks = [2.0 * Q[k].T + c * _level_sum(re, k, rz[:, None], u[:, None])
+                  - 2.0 * _level_sum(re, k, RB, Sinv_Bt.T) for k in range(nterms)]
+    else:
         blocks = [2.0 * Q[k].T + c * _level_sum(re, k, rz[:, None], u[:, None]) for k in range(nterms)]
     return gram.pairing(blocks)
 

@@ -238,7 +238,8 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
                      value_and_grad: Callable[[np.ndarray], tuple[float, np.ndarray | None]] | None = None,
                      mirror: Callable[[np.ndarray, int], np.ndarray | None] | None = None,
                      gradient_search: bool = True, gradient_checks: bool = True,
-                     criteria: Criteria | None = None, newton: bool = False) -> OptSummary:
+                     criteria: Criteria | None = None, newton: bool = False,
+                     scale: Callable[[np.ndarray], np.ndarray] | None = None) -> OptSummary:
     """Minimize, run lme4's checks, and refine by a Newton step: the fitting loop of LMMs.
 
     With BOBYQA (the default) and no user tolerances, the optimizer stops at a relative
@@ -301,6 +302,10 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
         :attr:`~interlace.objective.lmm.LMMDeviance.newton_pays`).  Either search ends as
         BOBYQA does (the checks' Newton and chord steps); BOBYQA takes over from the best point
         seen where Newton does not apply.
+    scale : callable, optional
+        ``x0 -> s``, the gradient search's scales of the parameters (see
+        :func:`~interlace.optimize.gradient.minimize_with_gradient`).
+
     Returns
     -------
     OptSummary
@@ -332,7 +337,8 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
                 return _verdict(found.opt, lower, found.derivs, warn)
             x0, spent_newton = found.x, found.n_evals  # BOBYQA from Newton's best point, its evaluations counted
         if vg is not None and not options and search:
-            gopt, gderivs = minimize_with_gradient(fun, vg, x0, lower, upper, maxfun, check_conv, mirror)
+            gopt, gderivs = minimize_with_gradient(fun, vg, x0, lower, upper, maxfun, check_conv, mirror,
+                                                   scale)
             if gopt is not None and (gderivs is not None or not check_conv):
                 spent = maxfun is not None and gopt.n_evals >= maxfun
                 if gopt.converged or spent:

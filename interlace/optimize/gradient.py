@@ -197,6 +197,10 @@ def minimize_gradient(fun_grad: ValueAndGrad, x0: npt.ArrayLike, lower: npt.Arra
                       time.perf_counter() - t0)
 
 
+#: A Newton step below this (relative to 1 + |x|) is not worth another one (:func:`newton_steps`).
+NEGLIGIBLE_STEP = 1e-8
+
+
 def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarray, upper: np.ndarray | None,
                  derivs: dict, max_steps: int = 3) -> bool:
     """Newton steps on the free parameters with the checks' Hessian and the exact gradient.
@@ -204,7 +208,8 @@ def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarra
     A step is taken when H is positive definite, the step is a refinement (below
     1e-3 (1 + |x|)), stays within the bounds and the criterion does not grow beyond its
     rounding; after it ``derivs["gradient"]`` is the exact gradient at the new point.
-    Steps repeat while the previous one moved x by more than 1e-8 relative; ``opt`` is
+    Steps repeat while the previous one moved x by more than :data:`NEGLIGIBLE_STEP`
+    relative and the next one, predicted from that gradient, would too; ``opt`` is
     updated in place (``n_evals`` counts the steps).
 
     Returns
@@ -228,6 +233,8 @@ def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarra
         x = np.array(opt.x, float)
         if np.any(np.abs(step) > 1e-3 * (1.0 + np.abs(x[idx]))):
             break
+        if taken and np.all(np.abs(step) <= NEGLIGIBLE_STEP * (1.0 + np.abs(x[idx]))):
+            break  # the exact gradient after a step predicts no move worth an evaluation
         x[idx] -= step
         if np.any(x < lower) or (upper is not None and np.any(x > upper)):
             break
@@ -239,11 +246,16 @@ def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarra
         derivs["gradient"] = np.asarray(gfull, float)[idx]
         taken = True
         # with a Hessian exact to ~1e-5 the next step would be ~1e-5 of this one: below 1e-13
-        if np.all(np.abs(step) <= 1e-8 * (1.0 + np.abs(x[idx]))):
+        if np.all(np.abs(step) <= NEGLIGIBLE_STEP * (1.0 + np.abs(x[idx]))):
             break
     opt.polished = opt.polished or taken
     return taken
 
+
+#: L-BFGS-B's tolerance on the projected gradient in :func:`minimize_with_gradient`, unscaled and
+#: in scaled variables (where ``½ |g|²`` estimates the decrease left to the Newton steps).
+GTOL = 1e-4
+SCALED_GTOL = 1e-3
 
 #: Steps of the probes off a lower bound of 0 (:func:`_boundary_probe`), and how many restarts they may cause.
 BOUNDARY_STEP = 1e-3
@@ -288,7 +300,8 @@ def _boundary_probe(vg: _Counted, lower: np.ndarray, upper: np.ndarray,
 def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: ValueAndGrad, x0: npt.ArrayLike,
                            lower: npt.ArrayLike, upper: npt.ArrayLike | None = None, maxfun: int | None = None,
                            check_conv: bool = True,
-                           mirror: Callable[[np.ndarray, int], np.ndarray | None] | None = None
+                           mirror: Callable[[np.ndarray, int], np.ndarray | None] | None = None,
+                           scale: Callable[[np.ndarray], np.ndarray] | None = None
                            ) -> tuple[OptSummary | None, dict | None]:
     """L-BFGS-B with the analytic gradient, then the checks' derivatives and Newton steps.
 
@@ -307,6 +320,12 @@ def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: V
         Compute the checks' derivatives and take the Newton steps.
     mirror : callable, optional
         ``(x, k) -> x'`` with the same criterion (see :func:`_boundary_probe`).
+    scale : callable, optional
+        ``x0 -> s``: L-BFGS-B searches over ``x / s`` (s > 0, best powers of two so that the
+        change of variables is exact), with ``s_k`` about the inverse square root of the
+        criterion's curvature in ``x_k``; its first, gradient step is then about a Newton step
+        instead of one of length ``|∇f|``.  The stopping tolerance on the projected gradient
+        is taken in the scaled variables.
 
     Returns
     -------
@@ -327,22 +346,29 @@ def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: V
     vg(start)
     if vg.last is None or vg.last[2] is None:  # no gradient from this criterion (at this size)
         return None, None
-    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None) for lo, hi in zip(lower, up)]
+    s = np.ones(n) if scale is None else np.asarray(scale(start), float)
+    gtol = GTOL if scale is None else SCALED_GTOL
+
+    def scaled(y: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g = vg(y * s)
+        return f, g * s
+    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None) for lo, hi in zip(lower / s, up / s)]
     x = start
     for _ in range(1 + MAX_BOUNDARY_RESTARTS):
-        # stop when the criterion changes by < 1e-12 relative or the projected gradient is < 1e-4:
+        # stop when the criterion changes by < 1e-12 relative or the projected gradient is < gtol:
         # the Newton steps then land on the optimum (L-BFGS-B's last iterations only creep)
         try:
-            res = scipy.optimize.minimize(vg, x, jac=True, method="L-BFGS-B", bounds=bounds,
-                                          options={"maxfun": maxfun - vg.n, "ftol": 1e-12, "gtol": 1e-4})
+            res = scipy.optimize.minimize(scaled, x / s, jac=True, method="L-BFGS-B", bounds=bounds,
+                                          options={"maxfun": maxfun - vg.n, "ftol": 1e-12, "gtol": gtol})
             status, success, message = int(res.status), bool(res.success), str(res.message)
         except _BudgetSpent:
             status, success, message = 1, False, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"
         if status == 1:
             break
-        x = _boundary_probe(vg, lower, up, mirror)
-        if x is None:
+        probe = _boundary_probe(vg, lower, up, mirror)
+        if probe is None:
             break
+        x = probe
     fbest, xbest, gbest = vg.best
     if gbest is None:  # never a finite value with a gradient
         fbest, xbest = vg.last[1], vg.last[0]

@@ -17,11 +17,10 @@ from interlace.optimize.gradient import gradient_derivatives
 ENGINES = ["blocked"] + (["cholmod"] if HAVE_CHOLMOD else [])
 
 
-def _insteval_subset() -> pd.DataFrame:
-    """A crossed design with a sparse A21 (the blocked engine's column pairs): 1,500 rows simulated
-    in InstEval's shape (students × lecturers crossed, lecturers nested in departments)."""
+def _insteval_subset(n: int = 1500, ns: int = 300, nd: int = 60, ndept: int = 12) -> pd.DataFrame:
+    """A crossed design simulated in InstEval's shape (students × lecturers crossed, lecturers nested
+    in departments); at 1,000 × 250 levels A21 is stored sparse (the blocked engine's column pairs)."""
     rng = np.random.default_rng(7)
-    n, ns, nd, ndept = 1500, 300, 60, 12
     s = rng.integers(0, ns, n)
     d = rng.integers(0, nd, n)
     dept = d % ndept
@@ -39,6 +38,7 @@ def _cases():
     pas = interlace.datasets.load("pastes")
     ort = interlace.datasets.load("orthodont")
     ie = _insteval_subset()
+    iep = _insteval_subset(n=3000, ns=1000, nd=250)
     return {
         "sleepstudy_slopes": ("Reaction ~ Days + (Days | Subject)", ss, None, [0.8, 0.1, 0.3]),
         "sleepstudy_weighted": ("Reaction ~ Days + (Days | Subject)", ss, "w", [0.8, -0.1, 0.3]),
@@ -51,6 +51,12 @@ def _cases():
         "insteval_like_small_dept": ("y ~ service + (1 | s) + (1 | d) + (1 | dept)", ie, None, [0.3, 0.5, 0.001]),
         "insteval_like_vector_dept": ("y ~ fservice + (1 | s) + (1 | d) + (0 + fservice | dept)", ie, None,
                                       [0.3, 0.5, 0.2, 0.05, 0.1]),
+        # column pairs with a 2 × 2 term: later terms' blocks from (I − Σ22) Λ2⁻¹, or from H when
+        # a template's diagonal is below 1e-2
+        "insteval_pairs_vector_dept": ("y ~ fservice + (1 | s) + (1 | d) + (0 + fservice | dept)", iep, None,
+                                       [0.3, 0.5, 0.2, 0.05, 0.1]),
+        "insteval_pairs_vector_dept_small": ("y ~ fservice + (1 | s) + (1 | d) + (0 + fservice | dept)", iep, None,
+                                             [0.3, 0.5, 0.2, 0.05, 0.004]),
     }
 
 
@@ -62,6 +68,8 @@ CASES = _cases()
 @pytest.mark.parametrize("case", list(CASES))
 def test_gradient_matches_numerical_derivatives(case, reml, engine):
     formula, data, weights, theta = CASES[case]
+    if engine == "cholmod" and case.startswith("insteval_pairs"):
+        pytest.skip("1,274 columns: CHOLMOD gives no gradient above 500 (the blocked engine's path is the subject)")
     model = interlace.CrossedLME.from_formula(formula, data, reml=reml, engine=engine, weights=weights)
     dev = model.objective()
     theta = np.asarray(theta, float)
