@@ -29,7 +29,8 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-__all__ = ["CHUNK_LEVELS", "DenseGram", "GRAM_CACHE_BYTES", "ScaledGramFactor"]
+__all__ = ["CHUNK_LEVELS", "DenseGram", "GRAD_IDENTITY_MIN_SV", "GRAM_CACHE_BYTES", "ScaledGramFactor",
+           "dense_grad_blocks"]
 
 #: Memory for the Grams G kept for reuse (at least one is kept): 8 of 2,000 × 2,000.
 GRAM_CACHE_BYTES = 256 * 2**20
@@ -210,3 +211,63 @@ class DenseGram:
         rows = np.repeat(np.arange(q2), np.diff(S.indptr))
         out.reshape(-1)[rows * q2 + S.indices] += S.data
         return out
+
+
+#: Below this smallest singular value of a later term's template, :func:`dense_grad_blocks`
+#: declines (its identity ``Σ22 Λ2ᵀH = (I − Σ22)Λ2⁻¹`` loses about ε/σ² relative there).
+GRAD_IDENTITY_MIN_SV = 1e-2
+
+
+def dense_grad_blocks(re: Any, theta: np.ndarray, L22: np.ndarray, Lam2: sp.spmatrix, A21: np.ndarray
+                      ) -> tuple[np.ndarray, list[np.ndarray]] | None:
+    """The parts of the log-determinant's gradient blocks that need the dense block, for a dense A21.
+
+    With Σ22 = (L22 L22ᵀ)⁻¹ and X = L22⁻¹ Λ2ᵀ A21 (one ``dtrtri`` of L22, q2³/3 flops, and one
+    ``dtrmm``, q2² q1):
+
+    * the first term's ``S_c = A21_cᵀ Λ2 Σ22 Λ2ᵀ A21_c = X_cᵀ X_c`` per level c;
+    * a later term's ``Σ_l (Σ22 Λ2ᵀ H)_ll = (n_l I − Σ_l Σ22_ll) T⁻¹``: M22 = Λ2ᵀHΛ2 + I gives
+      Σ22 Λ2ᵀ H = (I − Σ22) Λ2⁻¹, so only Σ22's diagonal level blocks are read (column
+      products of L22⁻¹); neither H nor the full Σ22 is formed.
+
+    Parameters
+    ----------
+    re : RandomEffects
+    theta : ndarray
+    L22 : ndarray (q2, q2)
+        Lower Cholesky factor of M22 at ``theta`` (not modified).
+    Lam2 : sparse matrix (q2, q2)
+        Λ of the later terms at ``theta``.
+    A21 : ndarray (q2, q1)
+
+    Returns
+    -------
+    (S, blocks) or None
+        ``S`` of shape ``(l1, p1, p1)`` and one ``p × p`` block per later term; None when a later
+        term's template is too close to singular for the identity (:data:`GRAD_IDENTITY_MIN_SV`).
+    """
+    terms = re.terms[1:]
+    temps = [t.cov.template(theta[re.theta_slice(k + 1)]) for k, t in enumerate(terms)]
+    if any(np.linalg.svd(T, compute_uv=False)[-1] < GRAD_IDENTITY_MIN_SV for T in temps):
+        return None
+    t1 = re.terms[0]
+    q1, q2 = t1.q, A21.shape[0]
+    Linv, info = sla.lapack.dtrtri(L22, lower=1)
+    if info != 0:
+        return None
+    B = np.asarray(Lam2.T @ A21)  # Λ2ᵀ A21, C order: Bᵀ is Fortran-ordered
+    # Xᵀ = Bᵀ L22⁻ᵀ in place of Bᵀ (X = L22⁻¹ Λ2ᵀ A21, C order)
+    X = sla.blas.dtrmm(1.0, Linv, np.ascontiguousarray(B).T, side=1, lower=1, trans_a=1, overwrite_b=1).T
+    p1 = t1.p
+    S = np.empty((t1.nlevels, p1, p1))
+    for a in range(p1):  # column products of X, one pair (a, b) of the template's columns at a time
+        for b in range(a + 1):
+            S[:, a, b] = S[:, b, a] = np.einsum("ij,ij->j", X[:, a::p1], X[:, b::p1])
+    LT = Linv.T  # row r: column r of L22⁻¹ (Σ22 = L22⁻ᵀ L22⁻¹)
+    offs = re.col_offsets[1:] - q1
+    blocks = []
+    for k, t in enumerate(terms):
+        R = LT[int(offs[k]):int(offs[k + 1])].reshape(t.nlevels, t.p, q2)
+        D = np.einsum("lik,ljk->ij", R, R)
+        blocks.append((t.nlevels * np.eye(t.p) - D) @ np.linalg.inv(temps[k]))
+    return S, blocks
