@@ -18,7 +18,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from .crossprod import CrossProducts
-from .dense_gram import DenseGram, ScaledGramFactor, dense_grad_blocks
+from .dense_gram import DenseGram, ScaledGramFactor
 from .pls import Factorization, PLSSystem
 
 __all__ = ["BlockedPLS", "GRAD_DENSE_ELEMENTS", "MAX_COLUMN_PAIRS"]
@@ -856,7 +856,7 @@ class BlockedPLS(PLSSystem):
         dense = None
         if not pairs and not self._diag2 and not sp.issparse(self.A21):
             # the crossed vector-valued layout factored through DenseGram: no Σ22, H or G formed
-            dense = dense_grad_blocks(re, theta, self._L22, self._Lambda2(theta), self.A21)
+            dense = self._dense_gram.grad_blocks(theta, self._L22)
         if dense is not None:
             S, later = dense
             return [term1(S)] + later
