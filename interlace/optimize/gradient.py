@@ -32,8 +32,8 @@ import scipy.optimize
 
 from .optimizers import GRADIENT_OPTIMIZER, OptSummary
 
-__all__ = ["GRADIENT_OPTIMIZER", "HESSIAN_STEP", "ValueAndGrad", "at_upper", "free_indices", "gradient_derivatives",
-           "minimize_gradient", "minimize_with_gradient", "newton_steps"]
+__all__ = ["GRADIENT_OPTIMIZER", "HESSIAN_STEP", "NEWTON_NEGLIGIBLE", "ValueAndGrad", "at_upper", "free_indices",
+           "gradient_derivatives", "minimize_gradient", "minimize_with_gradient", "newton_steps"]
 
 
 def at_upper(x: npt.ArrayLike, upper: npt.ArrayLike | None, rtol: float = 1e-6) -> np.ndarray:
@@ -197,6 +197,10 @@ def minimize_gradient(fun_grad: ValueAndGrad, x0: npt.ArrayLike, lower: npt.Arra
                       time.perf_counter() - t0)
 
 
+#: A Newton step after the first that moves no parameter by more than this (relative) is not taken.
+NEWTON_NEGLIGIBLE = 1e-10
+
+
 def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarray, upper: np.ndarray | None,
                  derivs: dict, max_steps: int = 3) -> bool:
     """Newton steps on the free parameters with the checks' Hessian and the exact gradient.
@@ -204,8 +208,9 @@ def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarra
     A step is taken when H is positive definite, the step is a refinement (below
     1e-3 (1 + |x|)), stays within the bounds and the criterion does not grow beyond its
     rounding; after it ``derivs["gradient"]`` is the exact gradient at the new point.
-    Steps repeat while the previous one moved x by more than 1e-8 relative; ``opt`` is
-    updated in place (``n_evals`` counts the steps).
+    Steps repeat while the previous one moved x by more than 1e-8 relative and the next would
+    move it by more than :data:`NEWTON_NEGLIGIBLE`; ``opt`` is updated in place (``n_evals``
+    counts the steps).
 
     Returns
     -------
@@ -228,6 +233,8 @@ def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarra
         x = np.array(opt.x, float)
         if np.any(np.abs(step) > 1e-3 * (1.0 + np.abs(x[idx]))):
             break
+        if taken and np.all(np.abs(step) <= NEWTON_NEGLIGIBLE * (1.0 + np.abs(x[idx]))):
+            break  # the gradient at this point is exact: a step this small is not worth a factorization
         x[idx] -= step
         if np.any(x < lower) or (upper is not None and np.any(x > upper)):
             break
