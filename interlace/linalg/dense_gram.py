@@ -11,9 +11,9 @@ pair Gram of :mod:`interlace.linalg.blocked` does not apply.  Here:
 * G depends on the first term's θ only.  It is ``B Bᵀ`` for ``B = A21 blockdiag(Cᵢ)``, any
   ``Cᵢ Cᵢᵀ = Wᵢ`` (lower triangular for 2 × 2 blocks: three multiply-adds per entry instead
   of four), formed in one array kept between evaluations and one BLAS ``dsyrk`` (the dominant
-  cost: q2² q1 multiply-adds).  The last few G are kept (:data:`GRAM_CACHE_BYTES`) and reused
-  for the same θ1: the finite-difference derivatives of lme4's checks move one or two θ at a
-  time, so a third of their points share the θ1 of an earlier one.  The engine keeps only
+  cost: q2² q1 multiply-adds).  The last few G are kept (:data:`GRAM_CACHE_COUNT`,
+  :data:`GRAM_CACHE_BYTES`) and reused for the same θ1: the checks' Hessian moves one θ at a
+  time, so half of its points share the θ1 of the search's last one.  The engine keeps only
   the last one once it is asked for the solution (:meth:`DenseGram.trim`);
 * Λ2ᵀ(A22 − G)Λ2 is two passes over the dense block (the level blocks T_k of each later
   term, as batched products with the small templates) and a scatter of the few nonzeros of
@@ -31,10 +31,14 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-__all__ = ["DenseGram", "GRAD_IDENTITY_MIN_SV", "GRAM_CACHE_BYTES", "ScaledGramFactor", "grad_blocks_declined"]
+__all__ = ["DenseGram", "GRAD_IDENTITY_MIN_SV", "GRAM_CACHE_BYTES", "GRAM_CACHE_COUNT", "ScaledGramFactor",
+           "grad_blocks_declined"]
 
 #: Memory for the Grams G kept for reuse (at least one is kept): 8 of 2,000 × 2,000.
 GRAM_CACHE_BYTES = 256 * 2**20
+#: At most this many Grams are kept: the gradient's checks revisit the search's last θ1 after
+#: their three θ1 columns, and an evicted array is refilled in place (no new pages to fault in).
+GRAM_CACHE_COUNT = 6
 
 
 class ScaledGramFactor:
@@ -124,7 +128,7 @@ class DenseGram:
         self._A = np.ascontiguousarray(A21, dtype=float)
         self._A22 = sp.csr_matrix(A22, dtype=float)
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
-        self._keep = max(1, GRAM_CACHE_BYTES // (8 * q2 * q2))
+        self._keep = max(1, min(GRAM_CACHE_COUNT, GRAM_CACHE_BYTES // (8 * q2 * q2)))
         self._H = np.empty((q2, q2))
         self._buf: np.ndarray | None = None  # see _work
         self._linv: np.ndarray | None = None  # L22⁻¹ of the gradient (grad_blocks)
