@@ -885,6 +885,22 @@ class BlockedPLS(PLSSystem):
             return self._grad_blocks_pairs(theta, t, a, d2)
         if pairs and self._templates_invertible(theta):
             return self._grad_blocks_pairs_templates(theta, t, a, d2)
+
+        def term1(S: np.ndarray) -> np.ndarray:
+            """Term 1's block from ``S_c = W_cᵀ Σ22 W_c`` (``(l1, p1, p1)``)."""
+            if p1 == 1:
+                return np.array([[float(np.sum(t * a / d2 - t * S[:, 0, 0] / (d2 * d2)))]])
+            MT = M11inv @ T1.T  # M11_c⁻¹ T1ᵀ
+            mid = M11inv + MT @ S @ np.transpose(MT, (0, 2, 1))
+            return np.sum(mid @ TA - MT @ S, axis=0)
+
+        dense = None
+        if not pairs and not self._diag2 and not sp.issparse(self.A21):
+            # the crossed vector-valued layout factored through DenseGram: no Σ22, H or G formed
+            dense = self._dense_gram.grad_blocks(theta, self._L22)
+        if dense is not None:
+            S, later = dense
+            return [term1(S)] + later
         Sig = self._invert_l22(theta, full=True)
         if self._diag2:
             lam2 = theta[self._lam2_lind]
@@ -923,14 +939,7 @@ class BlockedPLS(PLSSystem):
             G = V @ V.T
             G = G.toarray() if sp.issparse(G) else np.asarray(G)
             H = (self.A22.toarray() if sp.issparse(self.A22) else np.array(self.A22, dtype=float)) - G
-        # term 1's blocks
-        if p1 == 1:
-            Q1 = np.array([[float(np.sum(t * a / d2 - t * S[:, 0, 0] / (d2 * d2)))]])
-        else:
-            MT = M11inv @ T1.T  # M11_c⁻¹ T1ᵀ
-            mid = M11inv + MT @ S @ np.transpose(MT, (0, 2, 1))
-            Q1 = np.sum(mid @ TA - MT @ S, axis=0)
-        out = [Q1]
+        out = [term1(S)]
         # later terms: level blocks of Σ22 Λ2ᵀ H
         Y = lam2[:, None] * H if Lam2 is None else np.asarray(Lam2.T @ H)
         offs = re.col_offsets[1:] - self.q1

@@ -10,15 +10,17 @@ pair Gram of :mod:`interlace.linalg.blocked` does not apply.  Here:
 
 * G depends on the first term's θ only.  It is ``B Bᵀ`` for ``B = A21 blockdiag(Cᵢ)``, any
   ``Cᵢ Cᵢᵀ = Wᵢ`` (lower triangular for 2 × 2 blocks: three multiply-adds per entry instead
-  of four), formed by chunks of :data:`CHUNK_LEVELS` levels and BLAS ``dsyrk`` (the dominant
-  cost: q2² q1 multiply-adds).  The last few G are kept (:data:`GRAM_CACHE_BYTES`) and reused
-  for the same θ1: the finite-difference derivatives of lme4's checks move one or two θ at a
-  time, so a third of their points share the θ1 of an earlier one.  The engine keeps only
+  of four), formed in one array kept between evaluations and one BLAS ``dsyrk`` (the dominant
+  cost: q2² q1 multiply-adds).  The last few G are kept (:data:`GRAM_CACHE_COUNT`,
+  :data:`GRAM_CACHE_BYTES`) and reused for the same θ1: the checks' Hessian moves one θ at a
+  time, so half of its points share the θ1 of the search's last one.  The engine keeps only
   the last one once it is asked for the solution (:meth:`DenseGram.trim`);
 * Λ2ᵀ(A22 − G)Λ2 is two passes over the dense block (the level blocks T_k of each later
   term, as batched products with the small templates) and a scatter of the few nonzeros of
   Λ2ᵀA22Λ2;
-* L21 = Λ2ᵀ A21 blockdiag(D1) is never formed: :class:`ScaledGramFactor` multiplies by it.
+* L21 = Λ2ᵀ A21 blockdiag(D1) is never formed: :class:`ScaledGramFactor` multiplies by it;
+* the log-determinant's gradient (:meth:`DenseGram.grad_blocks`) needs only L22⁻¹ and
+  L22⁻¹Λ2ᵀA21, not Σ22, H or G.
 """
 from __future__ import annotations
 
@@ -29,12 +31,14 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-__all__ = ["CHUNK_LEVELS", "DenseGram", "GRAM_CACHE_BYTES", "ScaledGramFactor"]
+__all__ = ["DenseGram", "GRAD_IDENTITY_MIN_SV", "GRAM_CACHE_BYTES", "GRAM_CACHE_COUNT", "ScaledGramFactor",
+           "grad_blocks_declined"]
 
 #: Memory for the Grams G kept for reuse (at least one is kept): 8 of 2,000 × 2,000.
 GRAM_CACHE_BYTES = 256 * 2**20
-#: Levels of the first term per chunk of B (its product with the roots stays in cache).
-CHUNK_LEVELS = 128
+#: At most this many Grams are kept: the gradient's checks revisit the search's last θ1 after
+#: their three θ1 columns, and an evicted array is refilled in place (no new pages to fault in).
+GRAM_CACHE_COUNT = 6
 
 
 class ScaledGramFactor:
@@ -124,8 +128,10 @@ class DenseGram:
         self._A = np.ascontiguousarray(A21, dtype=float)
         self._A22 = sp.csr_matrix(A22, dtype=float)
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
-        self._keep = max(1, GRAM_CACHE_BYTES // (8 * q2 * q2))
+        self._keep = max(1, min(GRAM_CACHE_COUNT, GRAM_CACHE_BYTES // (8 * q2 * q2)))
         self._H = np.empty((q2, q2))
+        self._buf: np.ndarray | None = None  # see _work
+        self._linv: np.ndarray | None = None  # L22⁻¹ of the gradient (grad_blocks)
         # within the diagonal level blocks of the later terms, the lower entries the sandwich reads
         lo, up = [], []
         offs = re.col_offsets[1:] - self.q1
@@ -136,6 +142,13 @@ class DenseGram:
                     lo.append((base + b) * q2 + base + a)
                     up.append((base + a) * q2 + base + b)
         self._fix = (np.concatenate(lo), np.concatenate(up)) if lo else None
+
+    def _work(self) -> np.ndarray:
+        """A q2 × q1 array reused by every θ (B of the Gram, X of the gradient): at 3,000,000 rows
+        64 MB that would otherwise be mapped and faulted in at each evaluation."""
+        if self._buf is None:
+            self._buf = np.empty((self.q2, self.q1))
+        return self._buf
 
     def gram(self, key: bytes, T1: np.ndarray, D1: np.ndarray) -> np.ndarray:
         """The upper triangle of G (a C-ordered q2 × q2 view) for the first term's θ ``key``
@@ -148,34 +161,85 @@ class DenseGram:
         # a Fortran array whose lower triangle dsyrk fills (its upper one holds only the fixed entries)
         G = self._cache.popitem(last=False)[1] if len(self._cache) >= self._keep else np.zeros((q2, q2), order="F")
         A = self._A.reshape(q2, l1, p1)
-        roots = _roots_2x2(T1, self._A11) if p1 == 2 else None
-        chunk = min(CHUNK_LEVELS, l1)
-        buf, tmp = np.empty((q2, p1, chunk)), np.empty((q2, chunk))
-        for s in range(0, l1, chunk):
-            e = min(l1, s + chunk)
-            m = e - s
-            B, t = buf[:, :, :m], tmp[:, :m]
-            if roots is not None:  # B0 = A0 c00 + A1 c10, B1 = A1 c11
-                c00, c10, c11 = roots
-                np.multiply(A[:, s:e, 0], c00[s:e], out=B[:, 0])
-                np.multiply(A[:, s:e, 1], c10[s:e], out=t)
-                B[:, 0] += t
-                np.multiply(A[:, s:e, 1], c11[s:e], out=B[:, 1])
-            else:  # B_j = Σ_i A_i D1[:, i, j]
-                for j in range(p1):
-                    np.multiply(A[:, s:e, 0], D1[s:e, 0, j], out=B[:, j])
-                    for i in range(1, p1):
-                        np.multiply(A[:, s:e, i], D1[s:e, i, j], out=t)
-                        B[:, j] += t
-            B2 = B.reshape(q2, p1 * m) if m == chunk else np.ascontiguousarray(B).reshape(q2, p1 * m)
-            # G += B Bᵀ: dsyrk with trans on Bᵀ (a Fortran-ordered view, no copy)
-            G = sla.blas.dsyrk(1.0, B2.T, beta=1.0 if s else 0.0, c=G, trans=1, lower=1, overwrite_c=1)
+        # B = A21 blockdiag(Cᵢ) with its columns ordered (coefficient, level): B[:, j] is contiguous
+        B = self._work().reshape(q2, p1, l1)
+        if p1 == 2:  # B0 = A0 c00 + A1 c10, B1 = A1 c11
+            c00, c10, c11 = _roots_2x2(T1, self._A11)
+            np.multiply(A[:, :, 0], c00, out=B[:, 0])
+            np.multiply(A[:, :, 1], c11, out=B[:, 1])
+            B[:, 0] += A[:, :, 1] * c10
+        else:  # B_j = Σ_i A_i D1[:, i, j]
+            for j in range(p1):
+                np.multiply(A[:, :, 0], D1[:, 0, j], out=B[:, j])
+                for i in range(1, p1):
+                    B[:, j] += A[:, :, i] * D1[:, i, j]
+        # G = B Bᵀ: dsyrk with trans on Bᵀ (a Fortran-ordered view, no copy)
+        G = sla.blas.dsyrk(1.0, B.reshape(q2, p1 * l1).T, beta=0.0, c=G, trans=1, lower=1, overwrite_c=1)
         Gc = G.T  # C-ordered view: G's lower (Fortran) triangle is its upper one
         if self._fix is not None:
             flat = Gc.reshape(-1)
             flat[self._fix[0]] = flat[self._fix[1]]
         self._cache[key] = G
         return Gc
+
+    def grad_blocks(self, theta: np.ndarray, L22: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]] | None:
+        """The parts of the log-determinant's gradient blocks that need the dense block.
+
+        With Σ22 = (L22 L22ᵀ)⁻¹ and X = L22⁻¹ Λ2ᵀ A21 (one ``dtrtri`` of L22, q2³/3 flops, and one
+        ``dtrmm``, q2² q1; both in arrays kept between calls):
+
+        * the first term's ``S_c = A21_cᵀ Λ2 Σ22 Λ2ᵀ A21_c = X_cᵀ X_c`` per level c;
+        * a later term's ``Σ_l (Σ22 Λ2ᵀ H)_ll = (n_l I − Σ_l Σ22_ll) T⁻¹``: M22 = Λ2ᵀHΛ2 + I gives
+          Σ22 Λ2ᵀ H = (I − Σ22) Λ2⁻¹, so only Σ22's diagonal level blocks are read (column
+          products of L22⁻¹); neither H, G nor the full Σ22 is formed.
+
+        Parameters
+        ----------
+        theta : ndarray
+        L22 : ndarray (q2, q2)
+            Lower Cholesky factor of M22 at ``theta`` (not modified).
+
+        Returns
+        -------
+        (S, blocks) or None
+            ``S`` of shape ``(l1, p1, p1)`` and one ``p × p`` block per later term; None when a
+            later term's template is too close to singular (:func:`grad_blocks_declined`).
+        """
+        re, q2, q1, l1, p1 = self.re, self.q2, self.q1, self.l1, self.p1
+        if grad_blocks_declined(re, theta):
+            return None
+        temps = _later_templates(re, theta)
+        if self._linv is None:
+            self._linv = np.empty((q2, q2), order="F")
+        np.copyto(self._linv, L22)
+        Linv, info = sla.lapack.dtrtri(self._linv, lower=1, overwrite_c=1)
+        if info != 0:
+            return None
+        # Λ2ᵀ A21 by the later terms' level blocks T_kᵀ, into the kept q2 × q1 array (C order)
+        B = self._work()
+        offs = re.col_offsets[1:] - self.q1
+        for k, t in enumerate(re.terms[1:]):
+            T, p = temps[k], t.p
+            src = self._A[offs[k]:offs[k + 1]].reshape(t.nlevels, p, q1)
+            dst = B[offs[k]:offs[k + 1]].reshape(t.nlevels, p, q1)
+            for a in range(p):  # row a of level l: Σ_b T[b, a] A21[l·p + b]
+                np.multiply(src[:, 0], T[0, a], out=dst[:, a])
+                for b in range(1, p):
+                    if T[b, a] != 0.0:
+                        dst[:, a] += src[:, b] * T[b, a]
+        # Xᵀ = Bᵀ L22⁻ᵀ in place of Bᵀ (a Fortran-ordered view): X = L22⁻¹ Λ2ᵀ A21, C order
+        X = sla.blas.dtrmm(1.0, Linv, B.T, side=1, lower=1, trans_a=1, overwrite_b=1).T
+        S = np.empty((l1, p1, p1))
+        for a in range(p1):  # column products of X, one pair (a, b) of the first term's coefficients at a time
+            for b in range(a + 1):
+                S[:, a, b] = S[:, b, a] = np.einsum("ij,ij->j", X[:, a::p1], X[:, b::p1])
+        LT = Linv.T  # row r: column r of L22⁻¹ (Σ22 = L22⁻ᵀ L22⁻¹); C order
+        blocks = []
+        for k, t in enumerate(re.terms[1:]):
+            R = LT[int(offs[k]):int(offs[k + 1])].reshape(t.nlevels, t.p, q2)
+            D = np.einsum("lik,ljk->ij", R, R)
+            blocks.append((t.nlevels * np.eye(t.p) - D) @ np.linalg.inv(temps[k]))
+        return S, blocks
 
     def trim(self) -> None:
         """Keep only the last Gram (the solution's θ): a fitted model's engine holds one q2 × q2 array."""
@@ -210,3 +274,19 @@ class DenseGram:
         rows = np.repeat(np.arange(q2), np.diff(S.indptr))
         out.reshape(-1)[rows * q2 + S.indices] += S.data
         return out
+
+
+#: Below this smallest singular value of a later term's template, :func:`dense_grad_blocks`
+#: declines (its identity ``Σ22 Λ2ᵀH = (I − Σ22)Λ2⁻¹`` loses about ε/σ² relative there).
+GRAD_IDENTITY_MIN_SV = 1e-2
+
+
+def _later_templates(re: Any, theta: np.ndarray) -> list[np.ndarray]:
+    """The templates of the terms after the first at θ."""
+    return [t.cov.template(theta[re.theta_slice(k + 1)]) for k, t in enumerate(re.terms[1:])]
+
+
+def grad_blocks_declined(re: Any, theta: np.ndarray) -> bool:
+    """Whether :meth:`DenseGram.grad_blocks` declines at θ: a later term's template is too close to
+    singular for its identity (smallest singular value below :data:`GRAD_IDENTITY_MIN_SV`)."""
+    return any(np.linalg.svd(T, compute_uv=False)[-1] < GRAD_IDENTITY_MIN_SV for T in _later_templates(re, theta))

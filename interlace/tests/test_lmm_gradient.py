@@ -31,6 +31,18 @@ def _insteval_subset(n: int = 1500, ns: int = 300, nd: int = 60, ndept: int = 12
                          "service": service, "fservice": service.astype(str)})
 
 
+def _crossed_slopes() -> pd.DataFrame:
+    """Correlated intercepts and slopes on two crossed factors, most (a, b) pairs present: the
+    blocked engine's dense A21 with a vector-valued later term (:mod:`interlace.linalg.dense_gram`)."""
+    rng = np.random.default_rng(11)
+    n, n1, n2 = 1200, 40, 20
+    a, b, x = rng.integers(0, n1, n), rng.integers(0, n2, n), rng.standard_normal(n)
+    y = (1 + 0.5 * x + rng.normal(0, 1, n1)[a] + rng.normal(0, 0.5, n1)[a] * x + rng.normal(0, 0.7, n2)[b]
+         + rng.normal(0, 0.4, n2)[b] * x + rng.standard_normal(n))
+    return pd.DataFrame({"y": y, "x": x, "a": a.astype(str), "b": b.astype(str),
+                         "w": rng.uniform(0.5, 2.0, n)})
+
+
 def _cases():
     ss = interlace.datasets.load("sleepstudy")
     ss = ss.assign(w=np.random.default_rng(1).uniform(0.5, 2.0, len(ss)))
@@ -39,6 +51,8 @@ def _cases():
     ort = interlace.datasets.load("orthodont")
     ie = _insteval_subset()
     iep = _insteval_subset(n=3000, ns=1000, nd=250)
+    cs = _crossed_slopes()
+    slopes = "y ~ x + (1 + x | a) + (1 + x | b)"
     return {
         "sleepstudy_slopes": ("Reaction ~ Days + (Days | Subject)", ss, None, [0.8, 0.1, 0.3]),
         "sleepstudy_weighted": ("Reaction ~ Days + (Days | Subject)", ss, "w", [0.8, -0.1, 0.3]),
@@ -57,6 +71,11 @@ def _cases():
                                        [0.3, 0.5, 0.2, 0.05, 0.1]),
         "insteval_pairs_vector_dept_small": ("y ~ fservice + (1 | s) + (1 | d) + (0 + fservice | dept)", iep, None,
                                              [0.3, 0.5, 0.2, 0.05, 0.004]),
+        "crossed_slopes": (slopes, cs, None, [1.0, 0.1, 0.5, 0.7, -0.2, 0.4]),
+        "crossed_slopes_weighted": (slopes, cs, "w", [0.8, 0.3, 0.4, 0.6, 0.1, 0.5]),
+        # b's template near singular: the dense blocks' identity is declined, Σ22 formed instead
+        "crossed_slopes_b_near_singular": (slopes, cs, None, [1.0, 0.1, 0.5, 0.7, -0.2, 0.001]),
+        "crossed_slopes_b_zero": (slopes, cs, None, [1.0, 0.1, 0.5, 0.0, 0.0, 0.0]),
     }
 
 
@@ -120,3 +139,25 @@ def test_auto_without_a_gradient_is_bobyqa():
         warnings.simplefilter("ignore")
         res = interlace.fit("Reaction ~ Days + (1 | Subject)", data, correlation=interlace.AR1("Days"))
     assert "bobyqa" in res.opt_summary.optimizer
+
+
+@pytest.mark.parametrize(("case", "taken"), [("crossed_slopes", True), ("crossed_slopes_b_near_singular", False)])
+def test_dense_crossed_blocks_path(case, taken, monkeypatch):
+    """The crossed vector-valued layout takes the dense blocks (checked against differences above)
+    and declines them when a later template is near singular."""
+    from interlace.linalg.dense_gram import DenseGram
+
+    seen = []
+    real = DenseGram.grad_blocks
+
+    def spy(self, *args):
+        out = real(self, *args)
+        seen.append(out is not None)
+        return out
+
+    monkeypatch.setattr(DenseGram, "grad_blocks", spy)
+    formula, data, weights, theta = CASES[case]
+    model = interlace.CrossedLME.from_formula(formula, data, reml=True, engine="blocked", weights=weights)
+    _, g = model.objective().value_and_gradient(np.asarray(theta, float))
+    assert g is not None
+    assert seen == [taken]
