@@ -13,9 +13,16 @@ from __future__ import annotations
 import numpy as np
 
 from .agq import agq_deviance
-from .pirls import PIRLS, PIRLSState
+from .glmm_gradient import (GLMMGradientRows, GRADIENT_FAMILIES, GRADIENT_MAX_Q_DENSE, GRADIENT_MAX_REST,
+                            laplace_gradient)
+from .pirls import PIRLS, PIRLSState, RowSource
 
-__all__ = ["JointPIRLSDeviance", "LaplaceDeviance"]
+__all__ = ["CANONICAL", "JointPIRLSDeviance", "LaplaceDeviance"]
+
+#: (family, link) pairs whose IRLS weights are the observed information (the mode's derivatives then
+#: come from the factored M)
+CANONICAL = {("binomial", "logit"), ("poisson", "log"), ("gamma", "inverse"), ("inverse_gaussian", "1/mu^2"),
+             ("gaussian", "identity")}
 
 
 class JointPIRLSDeviance:
@@ -89,6 +96,7 @@ class LaplaceDeviance:
         self.nAGQ = int(nAGQ)
         self.n_theta = pirls.re.n_theta
         self.n_evals = 0
+        self._rows: GLMMGradientRows | None = None
 
     @property
     def x0(self) -> np.ndarray:
@@ -118,3 +126,32 @@ class LaplaceDeviance:
     def solution(self, x: np.ndarray) -> PIRLSState:
         """The conditional mode of u at (θ, β)."""
         return self.pirls.run(*self.split(x))
+
+    @property
+    def has_gradient(self) -> bool:
+        """Whether :meth:`value_and_gradient` is available: the Laplace approximation, rows in memory,
+        a family of :data:`~interlace.objective.glmm_gradient.GRADIENT_FAMILIES`, at most
+        :data:`~interlace.objective.glmm_gradient.GRADIENT_MAX_REST` columns outside the term of most
+        levels, and for a non-canonical link at most
+        :data:`~interlace.objective.glmm_gradient.GRADIENT_MAX_Q_DENSE` random effects."""
+        re = self.pirls.re
+        fam = getattr(self.pirls.resp, "family", None)
+        if (self.nAGQ != 1 or fam is None or fam.name not in GRADIENT_FAMILIES or not re.terms
+                or not isinstance(self.pirls.source, RowSource)):
+            return False
+        if re.q - int(re.col_offsets[1]) > GRADIENT_MAX_REST:
+            return False
+        return (fam.name, fam.link_name) in CANONICAL or re.q <= GRADIENT_MAX_Q_DENSE
+
+    def value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """The Laplace deviance at x = (θ, β) and its exact gradient (:mod:`~interlace.objective.glmm_gradient`)."""
+        self.n_evals += 1
+        theta, beta = self.split(x)
+        st = self.pirls.run(theta, beta)
+        f = self.pirls.laplace(st)
+        if not np.isfinite(f):
+            return np.inf, None
+        if self._rows is None:
+            self._rows = GLMMGradientRows(self.pirls.source)  # type: ignore[arg-type]
+        g = laplace_gradient(self.pirls.resp, st, theta, beta, self._rows, self.pirls.source.engine(False))
+        return f, g
