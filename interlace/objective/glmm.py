@@ -30,6 +30,11 @@ CANONICAL = {("binomial", "logit"), ("poisson", "log"), ("gamma", "inverse"), ("
              ("gaussian", "identity")}
 
 
+#: :meth:`LaplaceDeviance.value_and_gradient` starts PIRLS at the mode predicted from the last gradient
+#: (û + dû/dx · Δx) when no parameter moved by more than this; else at the last mode
+TANGENT_STEP = 0.25
+
+
 class JointPIRLSDeviance:
     """θ → Laplace deviance at the joint PIRLS mode of (β, u); β is warm-started from the last
     converged evaluation (lme4's first stage).
@@ -39,10 +44,12 @@ class JointPIRLSDeviance:
     pirls : PIRLS
     """
 
-    def __init__(self, pirls: PIRLS) -> None:
+    def __init__(self, pirls: PIRLS, rescale: bool = False) -> None:
         self.pirls = pirls
         self.beta = np.zeros(pirls.p)
         self.n_evals = 0
+        self.rescale = rescale
+        self._theta_last: np.ndarray | None = None
 
     @property
     def x0(self) -> np.ndarray:
@@ -76,10 +83,33 @@ class JointPIRLSDeviance:
 
     def __call__(self, theta: np.ndarray) -> float:
         self.n_evals += 1
-        st = self.pirls.run(theta, self.beta, joint=True)
+        theta = np.asarray(theta, float)
+        u0 = self.rescaled_modes(theta) if self.rescale else None
+        st = self.pirls.run(theta, self.beta, joint=True, u0=u0)
         if st.converged:
             self.beta = st.beta
+            self._theta_last = theta.copy()
         return self.pirls.laplace(st)
+
+    def rescaled_modes(self, theta: np.ndarray) -> np.ndarray | None:
+        """The last mode as spherical modes at θ that keep the random effects b = Λu of the last θ
+        (u = Λθ⁻¹ Λ_last u_last, level by level; None where a template is singular).
+
+        The modes of b move little with θ when many rows pin each level, so PIRLS starts nearer.
+        """
+        if self._theta_last is None:
+            return None
+        re = self.pirls.re
+        u = self.pirls.u
+        out = np.empty_like(u)
+        for k, (T_old, T_new) in enumerate(zip(re.templates(self._theta_last), re.templates(theta))):
+            sl = slice(int(re.col_offsets[k]), int(re.col_offsets[k + 1]))
+            t = re.terms[k]
+            if np.any(np.diag(T_new) == 0):
+                return None
+            B = u[sl].reshape(t.nlevels, t.p) @ T_old.T
+            out[sl] = np.linalg.solve(T_new, B.T).T.ravel() if t.p > 1 else B.ravel() / T_new[0, 0]
+        return out
 
     def solution(self, theta: np.ndarray) -> PIRLSState:
         """The joint mode at θ, from the current β."""
@@ -103,6 +133,7 @@ class LaplaceDeviance:
         self.n_evals = 0
         self._rows: GLMMGradientRows | None = None
         self._last: tuple[np.ndarray, float, np.ndarray] | None = None
+        self._tangent: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def x0(self) -> np.ndarray:
@@ -156,14 +187,24 @@ class LaplaceDeviance:
             return self._last[1], self._last[2].copy()
         self.n_evals += 1
         theta, beta = self.split(x)
-        st = self.pirls.run(theta, beta)
+        st = None
+        if self._tangent is not None:  # start at the mode predicted to first order from the last gradient
+            x_last, u_last, du_dx = self._tangent
+            step = x - x_last
+            if np.max(np.abs(step), initial=0.0) <= TANGENT_STEP:
+                st = self.pirls.run(theta, beta, u0=u_last + du_dx @ step)
+                if not (st.converged and np.isfinite(st.ldL2)):
+                    st = None
+        if st is None:
+            st = self.pirls.run(theta, beta)
         f = self.pirls.laplace(st)
         if not np.isfinite(f):
             return np.inf, None
         if self._rows is None:
             self._rows = GLMMGradientRows(self.pirls.source)  # type: ignore[arg-type]
-        g = laplace_gradient(self.pirls.resp, st, theta, beta, self._rows, self.pirls.source.engine(False))
+        g, du = laplace_gradient(self.pirls.resp, st, theta, beta, self._rows, self.pirls.source.engine(False))
         self._last = (x, f, g)
+        self._tangent = (x, st.u.copy(), du)
         return f, g.copy()
 
     def preconditioner(self, x0: np.ndarray, vcov_beta: np.ndarray, g0: np.ndarray | None = None,

@@ -177,8 +177,9 @@ class GLMMGradientRows:
 
 
 def laplace_gradient(resp: Any, st: PIRLSState, theta: np.ndarray, beta: np.ndarray, rows: GLMMGradientRows,
-                     pls: Any) -> np.ndarray:
-    """Gradient of the Laplace deviance with respect to (θ, β) at the PIRLS mode ``st``.
+                     pls: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient of the Laplace deviance with respect to (θ, β) at the PIRLS mode ``st``, and the
+    mode's derivatives dû/d(θ, β) (q × (n_θ + p)).
 
     ``pls`` is the u-engine loaded with the IRLS weights at the mode and factored at θ (as
     :meth:`~interlace.objective.pirls.PIRLS.run` leaves it).  See the module docstring.
@@ -242,4 +243,4 @@ def laplace_gradient(resp: Any, st: PIRLSState, theta: np.ndarray, beta: np.ndar
     for j, (k, _) in enumerate(rows.dtemplates):
         sl = rows.slices[k]
         grad[j] += 2.0 * float(np.sum(w[:, None] * zlP[:, sl] * zdl[j]))
-    return grad
+    return grad, du
