@@ -28,7 +28,7 @@ def glmer(formula: str, data: pd.DataFrame | dd.DataFrame | str | os.PathLike[st
           link: str | None = None, groups: str | Sequence[str] | None = None,
           random: str | Sequence[str] | None = None, weights: str | npt.ArrayLike | None = None,
           offset: str | npt.ArrayLike | None = None, nAGQ: int = 1, engine: str = "auto",
-          optimizer: str = "bobyqa", start: npt.ArrayLike | None = None, check_conv: bool = True,
+          optimizer: str = "auto", start: npt.ArrayLike | None = None, check_conv: bool = True,
           maxiter: int | None = None, **chunked: Any) -> GLMMResultWrapper | ChunkedGLMMResult:
     """Fit a generalized linear mixed model.
 
@@ -100,7 +100,7 @@ def glmer(formula: str, data: pd.DataFrame | dd.DataFrame | str | os.PathLike[st
 def glmer_nb(formula: str, data: pd.DataFrame, link: str = "log", groups: str | Sequence[str] | None = None,
              random: str | Sequence[str] | None = None, weights: str | npt.ArrayLike | None = None,
              offset: str | npt.ArrayLike | None = None, nAGQ: int = 1, engine: str = "auto",
-             optimizer: str = "bobyqa", check_conv: bool = True, maxiter: int | None = None) -> GLMMResultWrapper:
+             optimizer: str = "auto", check_conv: bool = True, maxiter: int | None = None) -> GLMMResultWrapper:
     """Negative-binomial GLMM with the shape θ estimated (lme4's ``glmer.nb``).
 
     Parameters are those of :func:`glmer` (without ``family``). The result has

@@ -167,6 +167,17 @@ class GLMM(MixedModel):
         return -0.5 * self.deviance_function()(np.asarray(params, float))
 
     # ---------------------------------------------------------------- fitting
+    def fit(self, start_params: Any = None, method: str = "auto", maxiter: int | None = None,
+            check_conv: bool = True, blas_threads: int | None = None, **kwargs: Any) -> Any:
+        """Estimate θ and β by lme4's two stages (see :class:`MixedModel.fit` and :func:`fit_stages`).
+
+        ``method="auto"`` (default) runs stage 2 on the exact gradient of the Laplace deviance
+        where it is available (``nAGQ=1``, rows in memory; :attr:`LaplaceDeviance.has_gradient`),
+        else BOBYQA; ``"bobyqa"`` is lme4's path throughout.
+        """
+        return super().fit(start_params=start_params, method=method, maxiter=maxiter, check_conv=check_conv,
+                           blas_threads=blas_threads, **kwargs)
+
     def _fit(self, start_params, method, maxiter, check_conv):
         from ..results.glmm import GLMMResult, GLMMResultWrapper
 
