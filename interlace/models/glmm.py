@@ -228,18 +228,21 @@ def fit_stages(pirls: PIRLS, family: GLMFamily, nAGQ: int, start_params: Any = N
                                 check_conv=check_conv, warn=check_conv, delta=1e-3)
     else:  # stage 1 starts stage 2; with the gradient search, whose Newton steps end at the optimum
         # wherever it starts, a coarse stage 1 is enough
-        coarse = {"xtol_rel": STAGE1_XTOL, "rhoend": STAGE1_XTOL} if gradient else {}
         tols = pirls.tol, pirls.utol
         if gradient:  # and PIRLS to a coarser stop: 3 iterations per evaluation instead of 4
             pirls.tol, pirls.utol = STAGE1_PIRLS_TOL
         try:
-            opt1 = minimize(stage1, theta0, stage1.lower, optimizer=method, maxfun=maxiter, **coarse)
+            if gradient:
+                opt1 = minimize(stage1, theta0, stage1.lower, optimizer=method, maxfun=maxiter,
+                                xtol_rel=STAGE1_XTOL, rhoend=STAGE1_XTOL)
+            else:
+                opt1 = minimize(stage1, theta0, stage1.lower, optimizer=method, maxfun=maxiter)
         finally:
             pirls.tol, pirls.utol = tols
     st1 = stage1.solution(opt1.x)
     derivs: dict = {}
     if nAGQ == 0:
-        obj, opt, xopt = stage1, opt1, opt1.x
+        opt, xopt = opt1, opt1.x
         theta, beta = opt1.x, st1.beta
     else:
         x0 = np.concatenate([opt1.x, st1.beta])
@@ -263,7 +266,7 @@ def fit_stages(pirls: PIRLS, family: GLMFamily, nAGQ: int, start_params: Any = N
         theta, beta = obj.split(xopt)
     st = pirls.run(theta, beta, joint=nAGQ == 0)
     warn_fit_problems(family, st, opt)
-    objective = obj(xopt)
+    objective = stage1(xopt) if nAGQ == 0 else obj(xopt)
     vcov = glmm_vcov(nAGQ, theta, st, derivs, pirls)
     return StagesFit(np.asarray(theta, float), np.asarray(beta, float), st, objective, vcov, opt)
 

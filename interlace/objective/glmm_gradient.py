@@ -162,7 +162,7 @@ class GLMMGradientRows:
                 for b in range(p1):
                     B[:, a, b] = np.bincount(self.level1, weights=w * z1[:, a] * v[:, b], minlength=L1)
         if p1 == 1:
-            S11 = (1.0 - B) / M11
+            S11: np.ndarray = (1.0 - B) / M11
         else:
             S11 = np.linalg.solve(M11, np.eye(p1) - B)
             S11 = 0.5 * (S11 + np.transpose(S11, (0, 2, 1)))
