@@ -60,7 +60,11 @@ def glmer(formula: str, data: pd.DataFrame | dd.DataFrame | str | os.PathLike[st
     nAGQ : int
         0: PIRLS only (fast, approximate); 1: Laplace (default); >1: adaptive
         Gauss-Hermite quadrature with that many nodes (one scalar term only).
-    engine, optimizer, start, check_conv, maxiter
+    optimizer : str
+        ``"auto"`` (default): the second stage on the exact gradient of the Laplace deviance
+        (steps in preconditioned coordinates, L-BFGS-B, Newton steps) where it is available,
+        else BOBYQA; ``"bobyqa"``: lme4's BOBYQA stages.  See the GLMM page of the docs.
+    engine, start, check_conv, maxiter
         As in :func:`interlace.fit`.
 
     **chunked

@@ -253,9 +253,15 @@ def fit_stages(pirls: PIRLS, family: GLMFamily, nAGQ: int, start_params: Any = N
             se1 = np.ones(pirls.p)
         steps = np.concatenate([np.full(obj.n_theta, 0.05), np.clip(se1, 1e-4, 1.0)])
         if gradient:
-            # L-BFGS-B on the exact gradient, the checks' Hessian by differences of it, Newton steps
-            # (BOBYQA from its answer if the search stops short or a step is refused)
+            # steps on the exact gradient, the checks' Hessian by differences of it, Newton steps;
+            # where they fail (PIRLS failing, a Hessian that is not positive definite), lme4's path
             opt = gradient_stage2(obj, x0, pirls, opt1.x, st1, maxiter, check_conv)
+            if opt is None:
+                spent = opt1.n_evals + obj.n_evals
+                fallback = fit_stages(pirls, family, nAGQ, start_params, "bobyqa", maxiter, check_conv)
+                fallback.opt.n_evals += spent
+                fallback.opt.messages = [*fallback.opt.messages, "the gradient search failed: lme4's BOBYQA stages"]
+                return fallback
             derivs.update(opt.derivs)
         else:
             opt = minimize(obj, x0, obj.lower, optimizer=method, maxfun=maxiter, rhobeg=steps)
@@ -272,34 +278,35 @@ def fit_stages(pirls: PIRLS, family: GLMFamily, nAGQ: int, start_params: Any = N
 
 
 def gradient_stage2(obj: LaplaceDeviance, x0: np.ndarray, pirls: PIRLS, theta1: np.ndarray, st1: PIRLSState,
-                    maxiter: int | None, warn: bool) -> OptSummary:
+                    maxiter: int | None, warn: bool) -> OptSummary | None:
     """Stage 2 on the exact gradient (``optimizer="auto"``): :func:`preconditioned_search` from stage 1's
     answer, the checks' Hessian by forward differences of the gradient, Newton steps to the optimum,
     and lme4's verdicts (in ``opt.messages``; the derivatives in ``opt.derivs``).
 
-    When that search does not converge, a θ ends near its bound of 0 or the Newton step is refused,
-    :func:`~interlace.optimize.minimize_checked` takes over from its answer (L-BFGS-B with probes
-    of the boundary, then BOBYQA if needed).
+    A θ near its bound of 0 goes on through :func:`~interlace.optimize.minimize_checked`'s gradient
+    path (probes of the boundary).  Returns None when the search or the Newton step fails (PIRLS
+    failing, the Hessian not positive definite): the caller then runs lme4's BOBYQA stages.
     """
     n0 = obj.n_evals
     t0 = time.perf_counter()
     pre = preconditioned_search(obj, x0, pirls, theta1, st1, maxiter)
-    x1 = x0 if pre is None else pre.x
+    if pre is None or not (pre.converged and np.isfinite(pre.fmin)):
+        return None
     nth = obj.n_theta
-    off_bound = not np.any((obj.lower[:nth] == 0) & (x1[:nth] < 1e-4))
-    if pre is not None and pre.converged and off_bound:
+    if np.any((obj.lower[:nth] == 0) & (pre.x[:nth] < 1e-4)):
+        opt = minimize_checked(obj, pre.x, obj.lower, optimizer=GRADIENT_OPTIMIZER, maxfun=maxiter,
+                               check_conv=True, warn=warn, delta=1e-3, value_and_grad=obj.value_and_gradient)
+        if not opt.derivs or not np.isfinite(opt.fmin):
+            return None
+    else:
         opt = OptSummary(GRADIENT_OPTIMIZER, x0, obj.lower, pre.x, pre.fmin, 0, True, pre.message, 0.0)
         d = gradient_derivatives(obj.value_and_gradient, opt.x, obj.lower)
-        if d is not None and newton_steps(obj.value_and_gradient, opt, obj.lower, None, d):
-            opt.n_evals = obj.n_evals - n0
-            opt.seconds = time.perf_counter() - t0
-            msgs = convergence_messages(opt.x, obj.lower, opt.converged, opt.message, d)
-            if warn:
-                warn_messages(msgs)
-            opt.messages, opt.derivs = [m for m, _ in msgs], d
-            return opt
-    opt = minimize_checked(obj, x1, obj.lower, optimizer=GRADIENT_OPTIMIZER, maxfun=maxiter, check_conv=True,
-                           warn=warn, delta=1e-3, value_and_grad=obj.value_and_gradient)
+        if d is None or not newton_steps(obj.value_and_gradient, opt, obj.lower, None, d):
+            return None
+        msgs = convergence_messages(opt.x, obj.lower, opt.converged, opt.message, d)
+        if warn:
+            warn_messages(msgs)
+        opt.messages, opt.derivs = [m for m, _ in msgs], d
     opt.x0, opt.n_evals = x0, obj.n_evals - n0
     opt.seconds = time.perf_counter() - t0
     return opt

@@ -188,18 +188,23 @@ class LaplaceDeviance:
         self.n_evals += 1
         theta, beta = self.split(x)
         st = None
+        u_good = None
         if self._tangent is not None:  # start at the mode predicted to first order from the last gradient
-            x_last, u_last, du_dx = self._tangent
+            x_last, u_good, du_dx = self._tangent
             step = x - x_last
             if np.max(np.abs(step), initial=0.0) <= TANGENT_STEP:
-                st = self.pirls.run(theta, beta, u0=u_last + du_dx @ step)
+                st = self.pirls.run(theta, beta, u0=u_good + du_dx @ step)
                 if not (st.converged and np.isfinite(st.ldL2)):
                     st = None
         if st is None:
-            st = self.pirls.run(theta, beta)
+            st = self.pirls.run(theta, beta, u0=u_good)
         f = self.pirls.laplace(st)
-        if not np.isfinite(f):
-            return np.inf, None
+        if not (st.converged and np.isfinite(f)):
+            # no gradient where PIRLS fails (the searches back off), and the next run starts from the
+            # last mode that converged, not from where this one stopped
+            if u_good is not None:
+                self.pirls.u = u_good.copy()
+            return (f if np.isfinite(f) else np.inf), None
         if self._rows is None:
             self._rows = GLMMGradientRows(self.pirls.source)  # type: ignore[arg-type]
         g, du = laplace_gradient(self.pirls.resp, st, theta, beta, self._rows, self.pirls.source.engine(False))
