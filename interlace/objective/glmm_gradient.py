@@ -106,6 +106,9 @@ class GLMMGradientRows:
         self.ZL = sp.csr_matrix((np.ones(n * m), self.cols.ravel(), np.arange(0, n * m + 1, m)), shape=(n, self.q))
         self.ZL.has_canonical_format = False
         self.flat_cols = self.cols.ravel()
+        # flat positions in M⁻¹'s columns of block 2 (q × q₂, C order) of each row's pairs (a, b), b in block 2
+        self.pair_flat = {(a, b): self.cols[:, a] * self.q2 + (self.cols[:, b] - self.q1)
+                          for a in range(m) for b in range(self.slices[0].stop, m)}
         self.level1 = re.terms[0].codes.astype(np.intp)
         # ∂T_k/∂θ_j (Λ is linear in θ): for each θ_j its term and the template's derivative
         self.dtemplates: list[tuple[int, np.ndarray]] = []
@@ -129,7 +132,6 @@ class GLMMGradientRows:
     def inverse_pairs(self, pls: Any, zl: np.ndarray, w: np.ndarray) -> np.ndarray:
         """M⁻¹ at each row's pairs of columns: ``P[i, a, b] = (M⁻¹)[cols[i, a], cols[i, b]]`` (n × m × m)."""
         n, m, q1, p1 = self.n, self.m, self.q1, self.p1
-        cols = self.cols
         s1 = self.slices[0]
         P = np.empty((n, m, m))
         X2 = None
@@ -137,11 +139,9 @@ class GLMMGradientRows:
             E = np.zeros((self.q, self.q2))
             E[np.arange(q1, self.q), np.arange(self.q2)] = 1.0
             X2 = np.asarray(pls.solve_M(E))                    # M⁻¹'s columns of block 2 (q × q₂)
-            rest = range(s1.stop, m)
-            for a in range(m):
-                for b in rest:
-                    P[:, a, b] = X2[cols[:, a], cols[:, b] - q1]
-                    P[:, b, a] = P[:, a, b]
+            for (a, b), flat in self.pair_flat.items():
+                P[:, a, b] = np.take(X2, flat)
+                P[:, b, a] = P[:, a, b]
         # level blocks of block 1: Σ11_ll = M11_ll⁻¹ (I − (M12 Σ21)_ll)
         L1 = self.re.terms[0].nlevels
         z1 = zl[:, s1]
@@ -208,9 +208,12 @@ def laplace_gradient(resp: Any, st: PIRLSState, theta: np.ndarray, beta: np.ndar
     npar = nth + p
     zl = rows.row_values(theta)
     P = rows.inverse_pairs(pls, zl, w)
-    # leverages s_i = zl_i P_i zl_i; and zlP = zl_i P_i (n × m)
-    zlP = np.einsum("ia,iab->ib", zl, P)
-    s = np.einsum("ib,ib->i", zlP, zl)
+    # zlP = zl_i P_i (n × m) and the leverages s_i = zl_i P_i zl_i
+    m = rows.m
+    zlP = zl[:, 0, None] * P[:, 0, :]
+    for a_ in range(1, m):
+        zlP += zl[:, a_, None] * P[:, a_, :]
+    s = np.sum(zlP * zl, axis=1)
     # ∂η/∂φ at fixed u
     E = np.empty((n, npar))
     ucols = u[rows.cols]
@@ -219,7 +222,7 @@ def laplace_gradient(resp: Any, st: PIRLSState, theta: np.ndarray, beta: np.ndar
         sl = rows.slices[k]
         zd = rows.vals[:, sl] @ dT
         zdl.append(zd)
-        E[:, j] = np.einsum("ij,ij->i", zd, ucols[:, sl])
+        E[:, j] = np.sum(zd * ucols[:, sl], axis=1)
     E[:, nth:] = src.X
     ZL = rows.ZL_times(zl)
     R = np.asarray(ZL.T @ (omega[:, None] * E))
