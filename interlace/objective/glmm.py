@@ -207,7 +207,10 @@ class LaplaceDeviance:
             return (f if np.isfinite(f) else np.inf), None
         if self._rows is None:
             self._rows = GLMMGradientRows(self.pirls.source)  # type: ignore[arg-type]
-        g, du = laplace_gradient(self.pirls.resp, st, theta, beta, self._rows, self.pirls.source.engine(False))
+        try:
+            g, du = laplace_gradient(self.pirls.resp, st, theta, beta, self._rows, self.pirls.source.engine(False))
+        except np.linalg.LinAlgError:  # a singular observed information (separation): no gradient here
+            return f, None
         self._last = (x, f, g)
         self._tangent = (x, st.u.copy(), du)
         return f, g.copy()
