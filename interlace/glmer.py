@@ -28,7 +28,7 @@ def glmer(formula: str, data: pd.DataFrame | dd.DataFrame | str | os.PathLike[st
           link: str | None = None, groups: str | Sequence[str] | None = None,
           random: str | Sequence[str] | None = None, weights: str | npt.ArrayLike | None = None,
           offset: str | npt.ArrayLike | None = None, nAGQ: int = 1, engine: str = "auto",
-          optimizer: str = "bobyqa", start: npt.ArrayLike | None = None, check_conv: bool = True,
+          optimizer: str = "auto", start: npt.ArrayLike | None = None, check_conv: bool = True,
           maxiter: int | None = None, **chunked: Any) -> GLMMResultWrapper | ChunkedGLMMResult:
     """Fit a generalized linear mixed model.
 
@@ -60,7 +60,11 @@ def glmer(formula: str, data: pd.DataFrame | dd.DataFrame | str | os.PathLike[st
     nAGQ : int
         0: PIRLS only (fast, approximate); 1: Laplace (default); >1: adaptive
         Gauss-Hermite quadrature with that many nodes (one scalar term only).
-    engine, optimizer, start, check_conv, maxiter
+    optimizer : str
+        ``"auto"`` (default): the second stage on the exact gradient of the Laplace deviance
+        (steps in preconditioned coordinates, L-BFGS-B, Newton steps) where it is available,
+        else BOBYQA; ``"bobyqa"``: lme4's BOBYQA stages.  See the GLMM page of the docs.
+    engine, start, check_conv, maxiter
         As in :func:`interlace.fit`.
 
     **chunked
@@ -100,7 +104,7 @@ def glmer(formula: str, data: pd.DataFrame | dd.DataFrame | str | os.PathLike[st
 def glmer_nb(formula: str, data: pd.DataFrame, link: str = "log", groups: str | Sequence[str] | None = None,
              random: str | Sequence[str] | None = None, weights: str | npt.ArrayLike | None = None,
              offset: str | npt.ArrayLike | None = None, nAGQ: int = 1, engine: str = "auto",
-             optimizer: str = "bobyqa", check_conv: bool = True, maxiter: int | None = None) -> GLMMResultWrapper:
+             optimizer: str = "auto", check_conv: bool = True, maxiter: int | None = None) -> GLMMResultWrapper:
     """Negative-binomial GLMM with the shape θ estimated (lme4's ``glmer.nb``).
 
     Parameters are those of :func:`glmer` (without ``family``). The result has

