@@ -26,7 +26,7 @@ import interlace  # noqa: E402
 from interlace.tests import test_clmm_reference as C  # noqa: E402
 from interlace.tests import test_glmer_reference as G  # noqa: E402
 from interlace.tests import test_lmer_reference as L  # noqa: E402
-from interlace.tests.conftest import case_data, case_names, load_case  # noqa: E402
+from interlace.tests.conftest import case_names, fit_lmer_case, load_case  # noqa: E402
 
 
 def _rel(a, b, floor: float) -> float:
@@ -41,11 +41,7 @@ def _track(worst: dict, key: str, value: float, where: str) -> None:
 
 def lmer_case(case: str, engine: str, worst: dict) -> None:
     d = load_case("lmer", case)
-    py = d["python"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = interlace.fit(py["formula"], case_data(d), random=py["random"], method=py["method"],
-                            weights=py["weights"], offset=py["offset"], engine=engine)
+    res = fit_lmer_case(d, engine)
     where = f"{case} ({engine})"
     _track(worst, "LMM fixed effects (rel.)", _rel(res.fe_params, d["fixef"]["values"], 1e-8), where)
     _track(worst, "LMM standard errors (rel.)", _rel(res.fe_bse, d["se"], 1e-12), where)

@@ -35,8 +35,8 @@ from ..formula.parse import split_offsets
 from ..objective.glmm import JointPIRLSDeviance, LaplaceDeviance
 from ..objective.pirls import PIRLS, PIRLSState
 from ..optimize import OptSummary, check_convergence, minimize, minimize_checked
-from ..optimize.checks import convergence_messages, warn_messages
-from ..optimize.gradient import GRADIENT_OPTIMIZER, gradient_derivatives, minimize_gradient, newton_steps
+from ..optimize.checks import record_verdicts
+from ..optimize.gradient import GRADIENT_OPTIMIZER, gradient_derivatives, newton_steps, preconditioned_search
 from ..optimize.optimizers import is_auto
 from ..response.glm import GLMResponse
 from .base import MixedModel
@@ -191,10 +191,6 @@ class GLMM(MixedModel):
 STAGE1_XTOL = 1e-1
 #: PIRLS's stopping tolerances (relative change of the penalized deviance, largest step) in that stage 1
 STAGE1_PIRLS_TOL = (1e-8, 1e-4)
-#: Chord steps of :func:`preconditioned_search` before L-BFGS-B, and the relative decrease of the
-#: deviance below which they have settled
-MAX_CHORD_STEPS = 6
-CHORD_SETTLED = 1e-9
 
 
 @dataclass
@@ -279,7 +275,8 @@ def fit_stages(pirls: PIRLS, family: GLMFamily, nAGQ: int, start_params: Any = N
 
 def gradient_stage2(obj: LaplaceDeviance, x0: np.ndarray, pirls: PIRLS, theta1: np.ndarray, st1: PIRLSState,
                     maxiter: int | None, warn: bool) -> OptSummary | None:
-    """Stage 2 on the exact gradient (``optimizer="auto"``): :func:`preconditioned_search` from stage 1's
+    """Stage 2 on the exact gradient (``optimizer="auto"``): :func:`~interlace.optimize.gradient.preconditioned_search`
+    in the coordinates of :meth:`LaplaceDeviance.preconditioner` (stage 1's PIRLS information) from stage 1's
     answer, the checks' Hessian by forward differences of the gradient, Newton steps to the optimum,
     and lme4's verdicts (in ``opt.messages``; the derivatives in ``opt.derivs``).
 
@@ -289,7 +286,11 @@ def gradient_stage2(obj: LaplaceDeviance, x0: np.ndarray, pirls: PIRLS, theta1: 
     """
     n0 = obj.n_evals
     t0 = time.perf_counter()
-    pre = preconditioned_search(obj, x0, pirls, theta1, st1, maxiter)
+    try:
+        C = obj.preconditioner(x0, pirls.rx_vcov(theta1, st1))
+    except InterlaceError:
+        C = None
+    pre = None if C is None else preconditioned_search(obj.value_and_gradient, x0, C, obj.lower, obj.n_theta, maxiter)
     if pre is None or not (pre.converged and np.isfinite(pre.fmin)):
         return None
     nth = obj.n_theta
@@ -303,63 +304,10 @@ def gradient_stage2(obj: LaplaceDeviance, x0: np.ndarray, pirls: PIRLS, theta1: 
         d = gradient_derivatives(obj.value_and_gradient, opt.x, obj.lower)
         if d is None or not newton_steps(obj.value_and_gradient, opt, obj.lower, None, d):
             return None
-        msgs = convergence_messages(opt.x, obj.lower, opt.converged, opt.message, d)
-        if warn:
-            warn_messages(msgs)
-        opt.messages, opt.derivs = [m for m, _ in msgs], d
+        record_verdicts(opt, obj.lower, d, warn)
     opt.x0, opt.n_evals = x0, obj.n_evals - n0
     opt.seconds = time.perf_counter() - t0
     return opt
-
-
-def preconditioned_search(obj: LaplaceDeviance, x0: np.ndarray, pirls: PIRLS, theta1: np.ndarray,
-                          st1: PIRLSState, maxiter: int | None) -> OptSummary | None:
-    """L-BFGS-B in the coordinates of :meth:`LaplaceDeviance.preconditioner` from stage 1's answer.
-
-    In the original coordinates the search creeps along the valleys of correlated fixed effects
-    (VerbAgg: 45 evaluations); in these, whose Hessian is near the identity, chord steps (Newton
-    steps with the preconditioner's Hessian) and then L-BFGS-B take a few.  Returns the search's
-    summary in the original coordinates (None if it could not run).
-    """
-    try:
-        V = pirls.rx_vcov(theta1, st1)
-    except InterlaceError:
-        return None
-    C = obj.preconditioner(x0, V)
-    if C is None:
-        return None
-    nth = obj.n_theta
-    S = np.diag(C)[:nth]
-    lower_z = np.concatenate([(obj.lower[:nth] - x0[:nth]) / S, np.full(x0.size - nth, -np.inf)])
-
-    def vg(z: np.ndarray) -> tuple[float, np.ndarray | None]:
-        f, g = obj.value_and_gradient(x0 + C @ z)
-        return f, None if g is None else C.T @ g
-
-    # chord steps z − ∇_z f (Newton steps with the preconditioner's Hessian) while they lower the deviance:
-    # L-BFGS-B's first step would be of unit length, far from the Newton step's
-    z = np.zeros(x0.size)
-    f, g = vg(z)
-    n_steps = 0
-    for _ in range(MAX_CHORD_STEPS):
-        if g is None or not np.isfinite(f):
-            break
-        z_new = np.maximum(z - g, lower_z)
-        f_new, g_new = vg(z_new)
-        if not (np.isfinite(f_new) and f_new < f and g_new is not None):
-            break
-        n_steps += 1
-        settled = f - f_new < CHORD_SETTLED * max(1.0, abs(f))
-        z, f, g = z_new, f_new, g_new
-        if settled:  # the Newton steps of the checks finish from here
-            return OptSummary("chord steps", x0, obj.lower, np.maximum(x0 + C @ z, obj.lower), float(f), n_steps,
-                              True, "chord steps settled", 0.0)
-    res = minimize_gradient(vg, z, lower_z, maxfun=maxiter or 200, ftol=1e-12, gtol=1e-6)
-    if not np.isfinite(res.fmin):
-        return None
-    res.x = np.maximum(x0 + C @ res.x, obj.lower)
-    res.x0 = x0
-    return res
 
 
 def warn_fit_problems(family: GLMFamily, st: PIRLSState, opt: OptSummary) -> None:

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from .optimizers import OptSummary
 
 __all__ = ["is_singular", "finite_diff_derivs", "central_gradient", "free_derivatives", "convergence_messages",
-           "warn_messages", "check_convergence", "newton_polish", "minimize_checked", "COARSE_XTOL", "SINGULAR_MSG",
+           "warn_messages", "check_convergence", "newton_polish", "minimize_checked", "record_verdicts", "COARSE_XTOL",
+           "SINGULAR_MSG",
            "at_upper"]
 
 SINGULAR_MSG = "boundary (singular) fit: see CrossedLMEResult.is_singular"
@@ -334,7 +335,7 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
                 and not (vg is not None and search):
             found = _newton(fun, criteria, x0, lower, upper, delta)
             if found.opt is not None and found.derivs is not None:
-                return _verdict(found.opt, lower, found.derivs, warn)
+                return record_verdicts(found.opt, lower, found.derivs, warn)
             x0, spent_newton = found.x, found.n_evals  # BOBYQA from Newton's best point, its evaluations counted
         if vg is not None and not options and search:
             gopt, gderivs = minimize_with_gradient(fun, vg, x0, lower, upper, maxfun, check_conv, mirror,
@@ -342,7 +343,7 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
             if gopt is not None and (gderivs is not None or not check_conv):
                 spent = maxfun is not None and gopt.n_evals >= maxfun
                 if gopt.converged or spent:
-                    return gopt if gderivs is None else _verdict(gopt, lower, gderivs, warn)
+                    return gopt if gderivs is None else record_verdicts(gopt, lower, gderivs, warn)
                 # L-BFGS-B stopped short or the Newton step was refused: BOBYQA from its answer
                 tight = minimize(fun, gopt.x, lower, optimizer="bobyqa", rhobeg=0.02, upper=upper,
                                  maxfun=None if maxfun is None else max(maxfun - gopt.n_evals, 1))
@@ -357,7 +358,7 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
                     newton_steps(vg, tight, lower, upper, d)
                 else:
                     _refine(fun, tight, lower, d, delta, upper, criteria)
-                return _verdict(tight, lower, d, warn)
+                return record_verdicts(tight, lower, d, warn)
     coarse = (check_conv and str(optimizer).lower() in ("bobyqa", "nlopt_bobyqa", "pybobyqa")
               and not (options and {"xtol_rel", "xtol_abs", "ftol_rel", "ftol_abs", "rhoend"} & set(options)))
     opt = minimize(fun, x0, lower, optimizer=optimizer, maxfun=maxfun, options=options, upper=upper,
@@ -381,7 +382,7 @@ def minimize_checked(fun: Callable[[np.ndarray], float], x0: npt.ArrayLike, lowe
             newton_steps(vg, opt, lower, upper, derivs)
         else:
             _refine(fun, opt, lower, derivs, delta, upper, criteria)
-    return _verdict(opt, lower, derivs, warn)
+    return record_verdicts(opt, lower, derivs, warn)
 
 
 def _newton(fun: Callable[[np.ndarray], float], criteria: Criteria | None, x0: npt.ArrayLike, lower: np.ndarray,
@@ -403,8 +404,9 @@ def _newton(fun: Callable[[np.ndarray], float], criteria: Criteria | None, x0: n
     return found
 
 
-def _verdict(opt: OptSummary, lower: np.ndarray, derivs: dict, warn: bool) -> OptSummary:
-    """Record (and issue) lme4's verdicts on ``opt`` from the checks' derivatives."""
+def record_verdicts(opt: OptSummary, lower: np.ndarray, derivs: dict, warn: bool) -> OptSummary:
+    """Record (and issue) lme4's verdicts on ``opt`` from the checks' derivatives (``opt.messages``,
+    ``opt.derivs``)."""
     msgs = convergence_messages(opt.x, lower, opt.converged, opt.message, derivs)
     if warn:
         warn_messages(msgs)

@@ -33,6 +33,7 @@ import scipy.optimize
 from .optimizers import GRADIENT_OPTIMIZER, OptSummary
 
 __all__ = ["GRADIENT_OPTIMIZER", "HESSIAN_STEP", "NEGLIGIBLE_STEP", "ValueAndGrad", "at_upper", "free_indices",
+           "preconditioned_search",
            "gradient_derivatives", "minimize_gradient", "minimize_with_gradient", "newton_steps"]
 
 
@@ -386,3 +387,57 @@ def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: V
                 opt.message = f"{opt.message}; Newton step refused"
     opt.seconds = time.perf_counter() - t0
     return opt, derivs
+
+
+#: Chord steps of :func:`preconditioned_search` before L-BFGS-B, and the relative decrease of the
+#: criterion below which they have settled
+MAX_CHORD_STEPS = 6
+CHORD_SETTLED = 1e-9
+
+
+def preconditioned_search(value_and_grad: ValueAndGrad, x0: np.ndarray, C: np.ndarray, lower: np.ndarray,
+                          n_bounded: int, maxfun: int | None = None) -> OptSummary | None:
+    """Minimize in the coordinates ``x = x0 + C z`` where ``CᵀHC`` is near the identity: chord steps
+    ``z − ∇_z f`` (Newton steps with the approximate Hessian ``(CCᵀ)⁻¹``) while they lower the criterion,
+    then L-BFGS-B if they have not settled.
+
+    In the original coordinates a search creeps along the valleys of correlated parameters (a
+    GLMM's fixed effects: VerbAgg 45 evaluations); in these it takes a few.  The first
+    ``n_bounded`` parameters are bounded below by ``lower`` (``C`` diagonal there), the others free.
+
+    Returns
+    -------
+    OptSummary or None
+        In the original coordinates; None when the criterion is not finite at the answer.
+    """
+    x0 = np.asarray(x0, float)
+    S = np.diag(C)[:n_bounded]
+    lower_z = np.concatenate([(lower[:n_bounded] - x0[:n_bounded]) / S, np.full(x0.size - n_bounded, -np.inf)])
+
+    def vg(z: np.ndarray) -> tuple[float, np.ndarray | None]:
+        f, g = value_and_grad(x0 + C @ z)
+        return f, None if g is None else C.T @ g
+
+    # L-BFGS-B's first step would be of unit length, far from the Newton step's
+    z = np.zeros(x0.size)
+    f, g = vg(z)
+    n_steps = 0
+    for _ in range(MAX_CHORD_STEPS):
+        if g is None or not np.isfinite(f):
+            break
+        z_new = np.maximum(z - g, lower_z)
+        f_new, g_new = vg(z_new)
+        if not (np.isfinite(f_new) and f_new < f and g_new is not None):
+            break
+        n_steps += 1
+        settled = f - f_new < CHORD_SETTLED * max(1.0, abs(f))
+        z, f, g = z_new, f_new, g_new
+        if settled:  # Newton steps with the exact Hessian finish from here
+            return OptSummary("chord steps", x0, lower, np.maximum(x0 + C @ z, lower), float(f), n_steps,
+                              True, "chord steps settled", 0.0)
+    res = minimize_gradient(vg, z, lower_z, maxfun=maxfun or 200, ftol=1e-12, gtol=1e-6)
+    if not np.isfinite(res.fmin):
+        return None
+    res.x = np.maximum(x0 + C @ res.x, lower)
+    res.x0 = x0
+    return res

@@ -46,6 +46,30 @@ def case_data(d: dict) -> pd.DataFrame:
     return pd.read_csv(ROOT / d["data"])
 
 
+def fit_lmer_case(d: dict, engine: str = "auto"):
+    """An lme4 reference case (``load_case("lmer", ...)``) fitted as its script describes, warnings silenced."""
+    import warnings
+
+    import interlace
+
+    py = d["python"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return interlace.fit(py["formula"], case_data(d), random=py["random"], method=py["method"],
+                             weights=py["weights"], offset=py["offset"], engine=engine)
+
+
+def users_items_frame(rng, n_users: int = 300, n_items: int = 200) -> pd.DataFrame:
+    """A small users × items design: lognormal counts of distinct items per user, two crossed scalar effects."""
+    import numpy as np
+
+    counts = np.minimum(3 + rng.poisson(rng.lognormal(2.0, 1.0, n_users)), n_items)
+    user = np.repeat(np.arange(n_users), counts)
+    item = np.concatenate([rng.choice(n_items, c, replace=False) for c in counts])
+    y = 0.6 * rng.normal(size=n_users)[user] + 0.8 * rng.normal(size=n_items)[item] + rng.normal(size=user.size)
+    return pd.DataFrame({"y": y, "user": user, "item": item})
+
+
 @pytest.fixture(scope="session")
 def dask_client():
     """A real ``distributed.LocalCluster`` with 2 worker processes (1 thread each), shared by the session."""

@@ -26,6 +26,7 @@ from interlace.design import build_fixed, build_frame, build_random_effects
 from interlace.formula import model_terms
 from interlace.linalg import HAVE_CHOLMOD, RowEngines
 from interlace.objective import LMMDeviance
+from interlace.tests.conftest import users_items_frame
 
 needs_cholmod = pytest.mark.skipif(not HAVE_CHOLMOD, reason="no CHOLMOD (scikit-sparse)")
 
@@ -366,13 +367,6 @@ def test_syrk_gram_equals_cholmod(name, monkeypatch, a21_storage):
         assert blk(th) == pytest.approx(chm(th), rel=1e-10)
 
 
-def _users_items(rng, n_users=300, n_items=200):
-    counts = np.minimum(3 + rng.poisson(rng.lognormal(2.0, 1.0, n_users)), n_items)
-    user = np.repeat(np.arange(n_users), counts)
-    item = np.concatenate([rng.choice(n_items, c, replace=False) for c in counts])
-    y = 0.6 * rng.normal(size=n_users)[user] + 0.8 * rng.normal(size=n_items)[item] + rng.normal(size=user.size)
-    return pd.DataFrame({"y": y, "user": user, "item": item})
-
 
 def test_class_split_equals_rank_k(monkeypatch, a21_storage):
     """Light users' pairs merged by weight class + rank-k updates for the rest: the same
@@ -384,7 +378,7 @@ def test_class_split_equals_rank_k(monkeypatch, a21_storage):
     from interlace.models.lmm import CrossedLME
 
     rng = np.random.default_rng(11)
-    df = _users_items(rng)
+    df = users_items_frame(rng)
     monkeypatch.setattr("interlace.linalg.blocked.MAX_COLUMN_PAIRS", 0)
     monkeypatch.setattr("interlace.linalg.blocked.SYRK_MIN_COLUMNS", 0)
 

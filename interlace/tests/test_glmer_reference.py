@@ -33,13 +33,20 @@ def _as_factors(data: pd.DataFrame, d: dict) -> pd.DataFrame:
     return data
 
 
-def _fit(d: dict, engine: str):
+def glmer_inputs(d: dict) -> tuple[str, pd.DataFrame]:
+    """A glmer case's formula (``cbind(successes, failures) ~ ...`` for a two-column response) and data
+    (R's factors as strings)."""
     py = d["python"]
-    data = _as_factors(case_data(d), d)
     formula = py["formula"]
     if py["response"]:
         rhs = formula.split("~", 1)[1]
         formula = f"cbind({py['response']['successes']}, {py['response']['failures']}) ~ {rhs}"
+    return formula, _as_factors(case_data(d), d)
+
+
+def _fit(d: dict, engine: str):
+    py = d["python"]
+    formula, data = glmer_inputs(d)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if py["family"] == "negative_binomial":

@@ -15,7 +15,7 @@ import interlace
 from interlace.families import resolve_family
 from interlace.models.glmm import GLMM
 from interlace.tests.conftest import load_case
-from interlace.tests.test_glmer_reference import _as_factors, case_data
+from interlace.tests.test_glmer_reference import glmer_inputs
 
 CASES = ["binary_cloglog", "binary_crossed", "binary_slope", "cbpp_logit", "cbpp_probit", "cbpp_prop_weights",
          "gamma_log", "grouseticks_poisson", "invgauss_log", "negbin", "poisson_offset", "verbagg_laplace"]
@@ -24,11 +24,7 @@ CASES = ["binary_cloglog", "binary_crossed", "binary_slope", "cbpp_logit", "cbpp
 def _model(case: str, engine: str) -> GLMM:
     d = load_case("glmer", case)
     py = d["python"]
-    data = _as_factors(case_data(d), d)
-    formula = py["formula"]
-    if py["response"]:
-        rhs = formula.split("~", 1)[1]
-        formula = f"cbind({py['response']['successes']}, {py['response']['failures']}) ~ {rhs}"
+    formula, data = glmer_inputs(d)
     family = resolve_family(py["family"], py["link"], nb_theta=d.get("nb_theta") or np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -61,7 +57,7 @@ def test_auto_stage2_ends_where_the_gradient_vanishes(case):
     (test_glmer_reference); "bobyqa" stays lme4's path."""
     d = load_case("glmer", case)
     py = d["python"]
-    data = _as_factors(case_data(d), d)
+    _, data = glmer_inputs(d)
     kw = {"family": py["family"], "link": py["link"], "random": py["random"], "weights": py["weights"],
           "offset": py["offset"]}
     with warnings.catch_warnings():

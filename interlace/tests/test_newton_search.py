@@ -8,10 +8,7 @@ engine.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-import pandas as pd
 import pytest
 
 import interlace
@@ -19,7 +16,7 @@ from interlace.objective.lmm import LMMDeviance
 from interlace.optimize.checks import free_derivatives
 from interlace.optimize.optimizers import NEWTON_OPTIMIZER
 from interlace.optimize.stencil import GroupedCriteria
-from interlace.tests.conftest import case_data, load_case
+from interlace.tests.conftest import fit_lmer_case, load_case, users_items_frame
 
 
 @pytest.fixture
@@ -38,11 +35,7 @@ def test_lme4_references(case, engine, forced_newton):
     if engine == "cholmod" and not interlace.linalg.HAVE_CHOLMOD:
         pytest.skip("no CHOLMOD")
     d = load_case("lmer", case)
-    py = d["python"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = interlace.fit(py["formula"], case_data(d), random=py["random"], method=py["method"],
-                            weights=py["weights"], offset=py["offset"], engine=engine)
+    res = fit_lmer_case(d, engine)
     assert abs(res.llf - d["loglik"]) < 1e-4
     np.testing.assert_allclose(res.fe_params.to_numpy(), d["fixef"]["values"], rtol=1e-4, atol=1e-8)
     np.testing.assert_allclose(res.fe_bse.to_numpy(), d["se"], rtol=1e-4)
@@ -54,13 +47,6 @@ def test_lme4_references(case, engine, forced_newton):
         assert res.opt_summary.messages == []
 
 
-def _users_items(rng, n_users=300, n_items=200):
-    counts = np.minimum(3 + rng.poisson(rng.lognormal(2.0, 1.0, n_users)), n_items)
-    user = np.repeat(np.arange(n_users), counts)
-    item = np.concatenate([rng.choice(n_items, c, replace=False) for c in counts])
-    y = 0.6 * rng.normal(size=n_users)[user] + 0.8 * rng.normal(size=n_items)[item] + rng.normal(size=user.size)
-    return pd.DataFrame({"y": y, "user": user, "item": item})
-
 
 @pytest.fixture
 def split_design(monkeypatch):
@@ -71,7 +57,7 @@ def split_design(monkeypatch):
     monkeypatch.setattr("interlace.linalg.blocked.SYRK_MIN_COLUMNS", 0)
     monkeypatch.setattr("interlace.linalg.blocked.SPLIT_COLUMN_PAIRS", 4000)
     monkeypatch.setattr("interlace.objective.lmm.GRADIENT_SEARCH_MIN_Q2", 0)
-    return _users_items(np.random.default_rng(5), 420, 240)  # q > 500: no gradient by q solves
+    return users_items_frame(np.random.default_rng(5), 420, 240)  # q > 500: no gradient by q solves
 
 
 def test_users_items_reaches_the_minimum(split_design):
