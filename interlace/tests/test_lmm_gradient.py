@@ -82,13 +82,15 @@ def _cases():
 CASES = _cases()
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+#: (case, engine) pairs: the insteval_pairs designs (1,274 columns) only on the blocked engine, whose
+#: column-pair path is their subject (CHOLMOD gives no gradient above 500 columns)
+CASE_ENGINES = [(c, e) for c in CASES for e in ENGINES if not (e == "cholmod" and c.startswith("insteval_pairs"))]
+
+
 @pytest.mark.parametrize("reml", [True, False], ids=["REML", "ML"])
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case,engine", CASE_ENGINES)
 def test_gradient_matches_numerical_derivatives(case, reml, engine):
     formula, data, weights, theta = CASES[case]
-    if engine == "cholmod" and case.startswith("insteval_pairs"):
-        pytest.skip("1,274 columns: CHOLMOD gives no gradient above 500 (the blocked engine's path is the subject)")
     model = interlace.CrossedLME.from_formula(formula, data, reml=reml, engine=engine, weights=weights)
     dev = model.objective()
     theta = np.asarray(theta, float)
