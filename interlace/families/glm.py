@@ -76,6 +76,12 @@ class GLMFamily:
         return GLMFamily(self.name, self.link_name, float(nb_theta))
 
     @property
+    def canonical(self) -> bool:
+        """Whether the link is the family's canonical one (the IRLS weights are then the observed
+        information); the negative binomial's default log link is not."""
+        return self.name != "negative_binomial" and self.link_name == _DEFAULT_LINK.get(self.name)
+
+    @property
     def has_dispersion(self) -> bool:
         """True for families with a free scale parameter (Gamma, inverse Gaussian, Gaussian)."""
         return self.name in ("gamma", "inverse_gaussian", "gaussian")

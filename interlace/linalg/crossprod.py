@@ -24,7 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["CrossProducts", "RowProducts", "TermPairGram", "WeightedGram", "a21_pair_count", "level_gram",
-           "row_structure", "weighted_cross", "DENSE_A21_ELEMENTS", "SPARSE_A22_ELEMENTS", "dense_a21", "sparse_a22"]
+           "row_pattern", "row_structure", "weighted_cross", "DENSE_A21_ELEMENTS", "SPARSE_A22_ELEMENTS",
+           "dense_a21", "sparse_a22"]
 
 #: A21 (terms 2..k × term 1) is stored dense when it has at most this many elements
 #: (or is more than a quarter full): small dense products beat sparse bookkeeping.
@@ -58,6 +59,16 @@ def row_structure(re: Any, first: int = 0, last: int | None = None) -> tuple[np.
     cols = [re.col_offsets[first + k] - base + t.codes[:, None] * t.p + np.arange(t.p) for k, t in enumerate(terms)]
     vals = [t.X for t in terms]
     return np.hstack(cols).astype(np.int64), np.hstack(vals).astype(float)
+
+
+def row_pattern(cols: np.ndarray, q: int) -> sp.csr_matrix:
+    """The ``n × q`` CSR matrix with each row's nonzeros at :func:`row_structure`'s ``cols`` (values 1,
+    to be overwritten in place, e.g. by ZΛ's per-row values; columns in the structure's order, so
+    not in canonical format)."""
+    n, m = cols.shape
+    A = sp.csr_matrix((np.ones(n * m), cols.ravel(), np.arange(0, n * m + 1, m)), shape=(n, q))
+    A.has_canonical_format = False
+    return A
 
 
 #: Largest lookup table (entries) :func:`_distinct` uses instead of sorting, beyond four per key.

@@ -13,7 +13,7 @@ from typing import cast
 import numpy as np
 import scipy.sparse as sp
 
-from ..linalg.crossprod import row_structure
+from ..linalg.crossprod import row_pattern, row_structure
 from ..response.ordinal import OrdinalResponse
 from .agq import agq_deviance
 from .pirls import PIRLS, PIRLSState, RowSource
@@ -158,8 +158,7 @@ class GradientRows:
         q = re.q
         self.n, self.m, self.q, self.K1 = n, m, q, n_alpha
         self.pairs = [(a, b, self.cols[:, a] * q + self.cols[:, b]) for a in range(m) for b in range(m)]
-        self.A = sp.csr_matrix((np.ones(n * m), self.cols.ravel(), np.arange(0, n * m + 1, m)), shape=(n, q))
-        self.A.has_canonical_format = False
+        self.A = row_pattern(self.cols, q)
         self.flat_cols = self.cols.ravel()
         n_theta = re.n_theta
         # ∂Λ/∂θ_j is constant (Λ is linear in θ): its diagonal at each row's columns

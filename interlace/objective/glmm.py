@@ -22,12 +22,7 @@ from .glmm_gradient import (
 )
 from .pirls import PIRLS, PIRLSState, RowSource
 
-__all__ = ["CANONICAL", "JointPIRLSDeviance", "LaplaceDeviance"]
-
-#: (family, link) pairs whose IRLS weights are the observed information (the mode's derivatives then
-#: come from the factored M)
-CANONICAL = {("binomial", "logit"), ("poisson", "log"), ("gamma", "inverse"), ("inverse_gaussian", "1/mu^2"),
-             ("gaussian", "identity")}
+__all__ = ["JointPIRLSDeviance", "LaplaceDeviance"]
 
 
 #: :meth:`LaplaceDeviance.value_and_gradient` starts PIRLS at the mode predicted from the last gradient
@@ -178,7 +173,7 @@ class LaplaceDeviance:
             return False
         if re.q - int(re.col_offsets[1]) > GRADIENT_MAX_REST:
             return False
-        return (fam.name, fam.link_name) in CANONICAL or re.q <= GRADIENT_MAX_Q_DENSE
+        return fam.canonical or re.q <= GRADIENT_MAX_Q_DENSE
 
     def value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray | None]:
         """The Laplace deviance at x = (θ, β) and its exact gradient (:mod:`~interlace.objective.glmm_gradient`)."""

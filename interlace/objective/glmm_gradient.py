@@ -37,7 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import digamma
 
-from ..linalg.crossprod import row_structure
+from ..linalg.crossprod import row_pattern, row_structure
 from .pirls import PIRLSState, RowSource
 
 __all__ = ["GRADIENT_MAX_REST", "GLMMGradientRows", "laplace_gradient"]
@@ -103,8 +103,7 @@ class GLMMGradientRows:
         self.p1 = re.terms[0].p
         self.q1 = int(re.col_offsets[1])
         self.q2 = self.q - self.q1
-        self.ZL = sp.csr_matrix((np.ones(n * m), self.cols.ravel(), np.arange(0, n * m + 1, m)), shape=(n, self.q))
-        self.ZL.has_canonical_format = False
+        self.ZL = row_pattern(self.cols, self.q)
         self.flat_cols = self.cols.ravel()
         # flat positions in M⁻¹'s columns of block 2 (q × q₂, C order) of each row's pairs (a, b), b in block 2
         self.pair_flat = {(a, b): self.cols[:, a] * self.q2 + (self.cols[:, b] - self.q1)
