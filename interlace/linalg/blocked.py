@@ -141,26 +141,35 @@ def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
     ktype = np.int32 if q2 * q2 < 2**31 else np.int64
     top = int(counts.max(initial=1))
     rtype = np.uint8 if top <= 2**8 else np.uint16 if top <= 2**16 else itype
-    # pair e is (first, second) in column order, first repeated over its pairs (a repeat, not a gather)
-    second = np.arange(n_pairs, dtype=itype)
-    second -= np.repeat((np.cumsum(npair) - npair - pos).astype(itype), npair)
+    # pair e is (first, second) in column order, first repeated over its pairs (a repeat, not a
+    # gather); second = e − shift[first], formed chunk by chunk (no pair-sized index array)
+    end = np.cumsum(npair)
+    shift_first = (end - npair - pos).astype(itype)
     srows = rows[order].astype(ktype)
-    keys = np.repeat(srows * ktype(q2), npair)
-    for a in range(0, n_pairs, PAIR_CHUNK):  # no pair-sized temporary
-        keys[a:a + PAIR_CHUNK] += srows[second[a:a + PAIR_CHUNK]]
-    del srows
     rank = (pos - np.repeat(cptr[:-1], counts)).astype(rtype)
     # the two ranks packed in one word of twice their width, carried through the grouping below
     ptype, shift = {np.uint8: (np.uint16, 8), np.uint16: (np.uint32, 16)}.get(rtype, (np.uint64, 32))
+    keys = np.repeat(srows * ktype(q2), npair)
     packed = np.repeat(rank.astype(ptype) << ptype(shift), npair)
-    packed |= rank[second]
-    del second, order, rank, pos, npair
+    for a in range(0, n_pairs, PAIR_CHUNK):
+        b = min(a + PAIR_CHUNK, n_pairs)
+        f0, f1 = np.searchsorted(end, [a, b - 1], side="right")
+        reps = npair[f0:f1 + 1].copy()  # the chunk's pairs of firsts f0..f1
+        reps[0] = min(int(end[f0]), b) - a
+        if f1 > f0:
+            reps[-1] = b - int(end[f1] - npair[f1])
+        second = np.arange(a, b, dtype=itype) - np.repeat(shift_first[f0:f1 + 1], reps)
+        keys[a:b] += srows[second]
+        packed[a:b] |= rank[second]
+    del srows, order, rank, pos, npair, end, shift_first
     if q2 * q2 <= DENSE_PAIR_TABLE:  # distinct keys by a lookup table: O(pairs), no sort
         table = np.zeros(q2 * q2, dtype=np.int32)
         table[keys] = 1
         uniq = np.flatnonzero(table)
         table[uniq] = np.arange(uniq.size, dtype=np.int32)
-        inv = table[keys]
+        inv = keys  # the keys' ranks written over them (both int32): no second pair-sized array
+        for a in range(0, n_pairs, PAIR_CHUNK):
+            inv[a:a + PAIR_CHUNK] = table[keys[a:a + PAIR_CHUNK]]
         del table
     else:
         uniq, inv = np.unique(keys, return_inverse=True)

@@ -24,8 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["CrossProducts", "RowProducts", "TermPairGram", "WeightedGram", "a21_pair_count", "level_gram",
-           "row_pattern", "row_structure", "weighted_cross", "DENSE_A21_ELEMENTS", "SPARSE_A22_ELEMENTS",
-           "dense_a21", "sparse_a22"]
+           "row_pattern", "row_structure", "term_columns", "term_cross", "weighted_cross", "DENSE_A21_ELEMENTS",
+           "SPARSE_A22_ELEMENTS", "dense_a21", "sparse_a22"]
 
 #: A21 (terms 2..k × term 1) is stored dense when it has at most this many elements
 #: (or is more than a quarter full): small dense products beat sparse bookkeeping.
@@ -58,7 +58,7 @@ def row_structure(re: Any, first: int = 0, last: int | None = None) -> tuple[np.
     base = re.col_offsets[first]
     cols = [re.col_offsets[first + k] - base + t.codes[:, None] * t.p + np.arange(t.p) for k, t in enumerate(terms)]
     vals = [t.X for t in terms]
-    return np.hstack(cols).astype(np.int64), np.hstack(vals).astype(float)
+    return np.hstack(cols).astype(np.int64, copy=False), np.hstack(vals).astype(float, copy=False)
 
 
 def row_pattern(cols: np.ndarray, q: int) -> sp.csr_matrix:
@@ -85,7 +85,7 @@ def _distinct(key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     table[key] = 1
     uniq = np.flatnonzero(table)
     table[uniq] = np.arange(uniq.size, dtype=np.int32)
-    return uniq, table[key].astype(np.intp)
+    return uniq, table[key]
 
 
 class WeightedGram:
@@ -117,10 +117,14 @@ class WeightedGram:
             self._size = shape[0] * shape[1]
         else:
             uniq, inv = _distinct(key, shape[0] * shape[1])
-            rows, self._indices = np.divmod(uniq, shape[1])
-            self._indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))])
-            self._target = inv
+            del key
+            rows, indices = np.divmod(uniq, shape[1])
+            indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))])
             self._size = uniq.size
+            # int32 when they fit (half the memory kept for refits; bincount widens per call)
+            itype = np.int32 if max(self._size, shape[1]) < 2**31 else np.int64
+            self._indices, self._indptr = indices.astype(itype), indptr.astype(itype)
+            self._target = inv.astype(itype, copy=False)
 
     @property
     def nnz(self) -> int:
@@ -251,6 +255,31 @@ def weighted_cross(cols: np.ndarray, vals: np.ndarray, XYw: np.ndarray, q: int, 
         col = XYw[:, c]
         weights = (col if m == 1 else np.repeat(col, m)) if ones else (col[:, None] * vals).ravel()
         out[c] = np.bincount(flat, weights=weights, minlength=q)
+    return out
+
+
+def term_columns(re: Any, first: int = 0, last: int | None = None) -> list[tuple]:
+    """The rows of Z for terms ``first:last`` as references to the terms' own arrays (no copies).
+
+    Returns per term ``(codes, X, offset, p, levels, ones)``: ``offset`` its first column relative to
+    the first selected term, ``ones`` whether each model-matrix column is all ones.
+    """
+    base = re.col_offsets[first]
+    return [(t.codes, t.X, int(re.col_offsets[first + k] - base), t.p, t.nlevels,
+             tuple(bool(np.all(t.X[:, a] == 1.0)) for a in range(t.p)))
+            for k, t in enumerate(re.terms[first:last])]
+
+
+def term_cross(columns: list[tuple], XYw: np.ndarray, q: int) -> np.ndarray:
+    """:func:`weighted_cross` from :func:`term_columns`: one ``np.bincount`` per term and coefficient,
+    the same sums (each column's rows added in row order) without an ``(n, m)`` row structure."""
+    out = np.empty((XYw.shape[1], q))
+    for c in range(XYw.shape[1]):
+        col = XYw[:, c]
+        for codes, X, off, p, nlev, ones in columns:
+            for a in range(p):
+                w = col if ones[a] else col * X[:, a]
+                out[c, off + a:off + nlev * p:p] = np.bincount(codes, weights=w, minlength=nlev)
     return out
 
 
@@ -505,30 +534,42 @@ class RowProducts:
             self._ones = bool(np.all(self._rows[1] == 1.0))
             self._gram = WeightedGram(*self._rows, *self._rows, (re.q, re.q), dense=False)
             return
-        self._rows1 = row_structure(re, 0, 1)
+        # the rows of Z are read from the terms' own codes and model matrices (term_cross): the
+        # (n, m) row structures are made only for the Grams' patterns, and not kept
+        self._cols1 = term_columns(re, 0, 1)
         if self.q2:
-            self._rows2 = row_structure(re, 1)
-            self._ones2 = bool(np.all(self._rows2[1] == 1.0))
+            self._cols2 = term_columns(re, 1)
+            rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+            def gram(b: int, shape: tuple[int, int]) -> WeightedGram:
+                """Sparse ``Z2ᵀWZ_b``: against term 1 (``b = 1``) or terms 2..k (``b = 2``)."""
+                for k, (first, last) in ((2, (1, None)), (b, (0, 1) if b == 1 else (1, None))):
+                    if k not in rows:
+                        rows[k] = row_structure(re, first, last)
+                return WeightedGram(*rows[2], *rows[b], shape, dense=False)
+
             shape21 = (self.q2, self.q1)
             gram21: Any = None
             if dense21 is None:
                 nnz = a21_pair_count(re)  # from the level pairs: no per-coefficient probe
                 if nnz is None:
-                    gram21 = WeightedGram(*self._rows2, *self._rows1, shape21, dense=False)
+                    gram21 = gram(1, shape21)
                     nnz = gram21.nnz
                 dense21 = dense_a21(nnz, self.q1, self.q2)
             if dense21:
                 gram21 = TermPairGram(re, range(1, len(re.terms)), range(0, 1))
             elif gram21 is None:
-                gram21 = WeightedGram(*self._rows2, *self._rows1, shape21, dense=False)
+                gram21 = gram(1, shape21)
             self._gram21 = gram21
+            rows.pop(1, None)
             shape22 = (self.q2, self.q2)
             gram22 = None
             if sparse22 is None and all(t.p == 1 for t in re.terms[1:]) and self.q2 * self.q2 > SPARSE_A22_ELEMENTS:
-                probe = WeightedGram(*self._rows2, *self._rows2, shape22, dense=False)
+                probe = gram(2, shape22)
                 gram22 = probe if sparse_a22(re, probe.nnz) else None
             elif sparse22:
-                gram22 = WeightedGram(*self._rows2, *self._rows2, shape22, dense=False)
+                gram22 = gram(2, shape22)
+            rows.clear()
             rest = range(1, len(re.terms))
             self._gram22 = gram22 if gram22 is not None else TermPairGram(re, rest, rest)
             self._support22: np.ndarray | None = None
@@ -561,11 +602,11 @@ class RowProducts:
         z = self._z_products(weights, w)
         if self.layout == "full":
             return CrossProducts(re, self.n, A33, full=(z["S"], weighted_cross(*self._rows, XYw, re.q, self._ones).T))
-        blocks = {"A11": z["A11"], "A31": weighted_cross(*self._rows1, XYw, self.q1, self._ones1), "A21": None,
+        blocks = {"A11": z["A11"], "A31": term_cross(self._cols1, XYw, self.q1), "A21": None,
                   "A22": None, "A32": None}
         if self.q2:
             blocks["A21"], blocks["A22"] = z["A21"], z["A22"]
-            blocks["A32"] = weighted_cross(*self._rows2, XYw, self.q2, self._ones2)
+            blocks["A32"] = term_cross(self._cols2, XYw, self.q2)
         return CrossProducts(re, self.n, A33, blocks=blocks, pattern=self if self.q2 else None)
 
     def support22(self) -> np.ndarray:
