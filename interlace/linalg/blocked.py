@@ -116,7 +116,19 @@ def _column_order(A21: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     return order, cptr
 
 
-def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
+def _scratch(buffers: tuple[np.ndarray, ...], dtype: Any, n: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """An array of ``n`` elements of ``dtype`` in the memory of the first of ``buffers`` (1-d
+    float64 arrays) large enough, and the buffers left (that one's rest in place of it); a new
+    array when none is."""
+    size = n * np.dtype(dtype).itemsize
+    for i, buf in enumerate(buffers):
+        if buf.nbytes >= size:
+            used = -(-size // 8)  # whole float64 elements
+            return buf[:used].view(dtype)[:n], buffers[:i] + (buf[used:],) + buffers[i + 1:]
+    return np.empty(n, dtype=dtype), buffers
+
+
+def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int, scratch: tuple[np.ndarray, ...] = ()):
     """For every column k of A21, the pairs of its nonzeros (i ≤ j), grouped by distinct pair.
 
     Returns ``(ra, rb, K, indptr, ui, uj)``: per pair its column ``K`` and the ranks ``ra ≤ rb``
@@ -127,8 +139,10 @@ def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
 
     Pair-sized arrays are small: the ranks in the narrowest unsigned type (uint8 when no
     column has more than 256 nonzeros), ``K`` in int32, and intermediates freed as soon as
-    used.  InstEval's 1.8 M pairs keep 11 MB (int64 positions and indices took 58 MB) and
-    peak at ~50 MB (was 185 MB).
+    used.  InstEval's 1.8 M pairs keep 11 MB (int64 positions and indices took 58 MB).
+    ``scratch``: 1-d float64 arrays whose memory the pair keys, their lookup table and the packed
+    ranks may use (the engine passes the buffers of its pair products and of M22, which it fills
+    afterwards: the grouping then costs little memory beyond what the fit keeps).
     """
     cols = A21.indices
     nnz = cols.size
@@ -149,8 +163,10 @@ def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
     rank = (pos - np.repeat(cptr[:-1], counts)).astype(rtype)
     # the two ranks packed in one word of twice their width, carried through the grouping below
     ptype, shift = {np.uint8: (np.uint16, 8), np.uint16: (np.uint32, 16)}.get(rtype, (np.uint64, 32))
-    keys = np.repeat(srows * ktype(q2), npair)
-    packed = np.repeat(rank.astype(ptype) << ptype(shift), npair)
+    keys, scratch = _scratch(scratch, ktype, n_pairs)
+    packed, scratch = _scratch(scratch, ptype, n_pairs)
+    first_key = srows * ktype(q2)
+    first_rank = rank.astype(ptype) << ptype(shift)
     for a in range(0, n_pairs, PAIR_CHUNK):
         b = min(a + PAIR_CHUNK, n_pairs)
         f0, f1 = np.searchsorted(end, [a, b - 1], side="right")
@@ -159,11 +175,12 @@ def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
         if f1 > f0:
             reps[-1] = b - int(end[f1] - npair[f1])
         second = np.arange(a, b, dtype=itype) - np.repeat(shift_first[f0:f1 + 1], reps)
-        keys[a:b] += srows[second]
-        packed[a:b] |= rank[second]
-    del srows, order, rank, pos, npair, end, shift_first
+        np.add(np.repeat(first_key[f0:f1 + 1], reps), srows[second], out=keys[a:b])
+        np.bitwise_or(np.repeat(first_rank[f0:f1 + 1], reps), rank[second], out=packed[a:b])
+    del srows, order, rank, pos, npair, end, shift_first, first_key, first_rank
     if q2 * q2 <= DENSE_PAIR_TABLE:  # distinct keys by a lookup table: O(pairs), no sort
-        table = np.zeros(q2 * q2, dtype=np.int32)
+        table, scratch = _scratch(scratch, np.int32, q2 * q2)
+        table.fill(0)
         table[keys] = 1
         uniq = np.flatnonzero(table)
         table[uniq] = np.arange(uniq.size, dtype=np.int32)
@@ -183,8 +200,14 @@ def _column_pairs(A21: sp.csr_matrix, rows: np.ndarray, q2: int):
     del packed, inv, colptr
     packed, K, indptr = G.data, G.indices, G.indptr
     del G
-    ra = (packed >> ptype(shift)).astype(rtype)
-    rb = (packed & ptype((1 << shift) - 1)).astype(rtype)
+    if np.dtype(rtype).itemsize * 2 == packed.itemsize and np.dtype(rtype).kind == "u":
+        # the two halves of each word, read in place: ra the high one, rb the low one
+        halves = packed.view(rtype).reshape(-1, 2)
+        hi = 1 if np.little_endian else 0
+        ra, rb = halves[:, hi], halves[:, 1 - hi]
+    else:
+        ra = (packed >> ptype(shift)).astype(rtype)
+        rb = (packed & ptype((1 << shift) - 1)).astype(rtype)
     del packed
     ui, uj = np.divmod(uniq.astype(ktype), ktype(q2))  # ui · q2 + uj fits ktype
     return ra, rb, K, indptr, ui, uj
@@ -227,7 +250,7 @@ class BlockedPLS(PLSSystem):
     _pair_matrix_src: Any
     #: θ whose L22 :meth:`_invert_l22` overwrote with Σ22 (absent: L22 holds the factor)
     _l22_spent: np.ndarray
-    _numeric = ("cp", "A33", "_L33", "A11", "A21", "A22", "A31", "A32", "_pair_prod", "_pair_matrix",
+    _numeric = ("cp", "A33", "_L33", "A11", "A21", "A22", "A31", "A32", "_pair_prod", "_prod_scratch", "_pair_matrix",
                 "_pair_matrix_src", "_split", "_m22_buf", "_L11", "_L11_parts", "_A11_stack", "_L21", "_L22",
                 "_L31", "_L32", "_D1blocks", "_T1", "_dense_gram", "_pending", "_small", "_l22_spent")
 
@@ -281,7 +304,7 @@ class BlockedPLS(PLSSystem):
             self.A22, self.A32 = b["A22"], b["A32"]
             A21 = b["A21"]
             if sp.issparse(A21) and not hasattr(self, "_a21_rows"):
-                self._a21_rows = np.repeat(np.arange(self.q2), np.diff(A21.indptr))
+                self._a21_rows = np.repeat(np.arange(self.q2, dtype=A21.indices.dtype), np.diff(A21.indptr))
             self.A21 = A21
             if self._use_pairs():
                 self._pair_prod = self._pair_products(A21, reload="_pair_prod" in self.__dict__)
@@ -457,8 +480,14 @@ class BlockedPLS(PLSSystem):
         if not (self.q2 and self.p1 == 1 and sp.issparse(self.A21)):
             return False
         if not hasattr(self, "_pairs"):
-            self._pairs = _column_pairs(self.A21, self._a21_rows, self.q2) if \
-                _pair_count(self.A21) <= MAX_COLUMN_PAIRS else None
+            n_pairs = _pair_count(self.A21)
+            self._pairs = None
+            if n_pairs <= MAX_COLUMN_PAIRS:
+                # the grouping's temporaries live in the memory of the pair products and of M22,
+                # which the first load and the first factorization then fill: no memory of their own
+                self._prod_scratch = np.empty(n_pairs)
+                self._pairs = _column_pairs(self.A21, self._a21_rows, self.q2,
+                                            scratch=(self._prod_scratch, self._m22_buffer().ravel()))
         return self._pairs is not None
 
     def _pair_products(self, A21: sp.csr_matrix, reload: bool = False) -> np.ndarray:
@@ -469,15 +498,15 @@ class BlockedPLS(PLSSystem):
         (int32) and gathers from them, 1.5× faster.
         """
         ra, rb, K, indptr, ui, uj = self._pairs
+        prod = self.__dict__.pop("_prod_scratch", None)  # the memory :meth:`_use_pairs` grouped the pairs in
         pos = self.__dict__.get("_pair_positions")
         if pos is not None:
             return A21.data[pos[0]] * A21.data[pos[1]]
         if not hasattr(self, "_pair_order"):
-            self._pair_order = _column_order(A21)
+            self._pair_order = tuple(a.astype(K.dtype) for a in _column_order(A21))
         order, cptr = self._pair_order
-        start = cptr[:-1].astype(K.dtype)
+        start = cptr[:-1]
         if reload:
-            order = order.astype(K.dtype)
             Pi, Pj = np.empty(K.size, dtype=K.dtype), np.empty(K.size, dtype=K.dtype)
             for a in range(0, K.size, PAIR_CHUNK):
                 base = start[K[a:a + PAIR_CHUNK]]
@@ -486,7 +515,8 @@ class BlockedPLS(PLSSystem):
             self._pair_positions = (Pi, Pj)
             return A21.data[Pi] * A21.data[Pj]
         v = A21.data[order]  # column-major values
-        prod = np.empty(K.size)
+        if prod is None or prod.size != K.size:
+            prod = np.empty(K.size)
         for a in range(0, K.size, PAIR_CHUNK):  # in chunks: no pair-sized temporaries
             b = min(K.size, a + PAIR_CHUNK)
             base = start[K[a:b]]
@@ -1018,7 +1048,7 @@ class BlockedPLS(PLSSystem):
                     ca, cb = C[ui, al], C[uj, be]
                     pos.append((al, be, lower(np.maximum(ca, cb), np.minimum(ca, cb))))
             self._pair_lam_pos = pos
-            self._pair_mult = np.where(ui == uj, 1.0, 2.0)
+            self._pair_mult = np.where(ui == uj, 1.0, 2.0).astype(np.float32)  # exact; products are float64
         st = np.zeros(ui.size)
         for al, be, where in pos:
             st += th[T[ui, al]] * th[T[uj, be]] * Sig[where]
@@ -1057,7 +1087,7 @@ class BlockedPLS(PLSSystem):
         Pi, Pj, K, inv, ui, uj = self._pairs
         if not hasattr(self, "_pair_lower"):
             self._pair_lower = lower(uj, ui)  # (uj, ui), uj ≥ ui: Σ22's lower triangle
-            self._pair_mult = np.where(ui == uj, 1.0, 2.0)
+            self._pair_mult = np.where(ui == uj, 1.0, 2.0).astype(np.float32)  # exact; products are float64
             owner = np.concatenate([np.full(tm.q, k) for k, tm in enumerate(self.re.terms[1:])])
             self._q2_owner = owner
         sig_p = Sig[self._pair_lower]

@@ -107,9 +107,11 @@ class WeightedGram:
         mb = cols_b.shape[1]
         self.shape = shape
         self.dense = dense
-        v = (vals_a[:, :, None] * vals_b[:, None, :]).reshape(n, ma * mb)
         #: None when every product is 1 (indicator columns: random intercepts), the weights themselves
-        self._v = None if np.all(v == 1.0) else v
+        self._v = None
+        if not (np.all(vals_a == 1.0) and np.all(vals_b == 1.0)):
+            v = (vals_a[:, :, None] * vals_b[:, None, :]).reshape(n, ma * mb)
+            self._v = None if np.all(v == 1.0) else v
         self._m = ma * mb
         key = (cols_a[:, :, None] * shape[1] + cols_b[:, None, :]).ravel()
         if dense:

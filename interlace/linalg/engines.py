@@ -112,15 +112,24 @@ def _level_pair_pattern(re: Any, k: int, j: int) -> sp.csr_matrix:
     tk, tj = re.terms[k], re.terms[j]
     offs = re.col_offsets
     lk, lj = int(offs[k + 1] - offs[k]) // tk.p, int(offs[j + 1] - offs[j]) // tj.p
-    key = np.asarray(tk.codes, dtype=np.int64) * lj + np.asarray(tj.codes)
+    key = np.asarray(tk.codes, dtype=np.int64) * lj
+    key += tj.codes
     if lk * lj <= max(1 << 24, 4 * key.size):
         seen = np.zeros(lk * lj, dtype=bool)
         seen[key] = True
+        del key
         uniq = np.flatnonzero(seen)
+        del seen
     else:
         uniq = np.unique(key)
-    r, c = np.divmod(uniq, lj)
-    P = sp.csr_matrix((np.ones(uniq.size), (r, c)), shape=(lk, lj))
+        del key
+    # the ascending flat positions are the pattern in CSR order: its row starts by counting
+    itype = np.int32 if max(uniq.size, lj) < 2**31 else np.int64
+    indptr = np.zeros(lk + 1, dtype=itype)
+    np.cumsum(np.bincount(uniq // lj, minlength=lk), out=indptr[1:])
+    P = sp.csr_matrix((np.ones(uniq.size), (uniq % lj).astype(itype), indptr), shape=(lk, lj))
+    if tk.p == 1 and tj.p == 1:
+        return P
     return sp.kron(P, np.ones((tk.p, tj.p)), format="csr")
 
 

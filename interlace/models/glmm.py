@@ -133,7 +133,7 @@ class GLMM(MixedModel):
         elif f_expr is not None:
             raise FormulaError(f"cbind() on the left of {fixed!r} is only for the binomial family")
         endog = pd.Series(y, index=frame.data.index, name=fx.response)
-        exog = pd.DataFrame(fx.X, index=frame.data.index, columns=fx.names)
+        exog = pd.DataFrame(fx.X, index=frame.data.index, columns=fx.names, copy=False)  # shares the design's X
         mod = cls(endog, exog, re, fam, weights=w, offset=frame.offset, nAGQ=nAGQ, engine=engine,
                   frame=frame, fixed_design=fx, formula=formula)
         mod.data.frame = data

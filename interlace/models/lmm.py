@@ -145,8 +145,9 @@ class CrossedLME(MixedModel):
         re = build_random_effects(specs, frame.data, allow_empty=bool(extra) or variance is not None
                                   or correlation is not None)
         residual = bind_residual(correlation, variance, frame.data, re)
-        endog = pd.Series(fx.y, index=frame.data.index, name=fx.response)
-        exog = pd.DataFrame(fx.X, index=frame.data.index, columns=fx.names)
+        # the model's endog and exog share the design's arrays (pandas would copy a 2-d array)
+        endog = pd.Series(fx.y, index=frame.data.index, name=fx.response, copy=False)
+        exog = pd.DataFrame(fx.X, index=frame.data.index, columns=fx.names, copy=False)
         mod = cls(endog, exog, re, weights=frame.weights, offset=frame.offset, reml=reml, engine=engine,
                   frame=frame, fixed_design=fx, formula=formula, df_method=df_method,
                   residual=residual, correlation=correlation, variance=variance)
