@@ -137,6 +137,8 @@ def _make_term(spec: RandomTermSpec, data: pd.DataFrame, cov: CovarianceStructur
     if bad:
         raise DataError(f"column(s) {', '.join(map(repr, bad))} of term {spec.source!r} have non-finite values")
     check_magnitude(X, names, f"column of term {spec.source!r}")
+    if X.shape[1] == 1 and np.all(X == 1.0):  # a random intercept: its column of ones as a view (no memory)
+        X = np.broadcast_to(np.float64(1.0), X.shape)
     if check_nobs and X.shape[1] * len(levels) >= n:
         raise DataError(
             f"number of observations (={n}) <= number of random effects (={X.shape[1] * len(levels)}) for term "
