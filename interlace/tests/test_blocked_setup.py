@@ -63,6 +63,42 @@ def test_pair_products_follow_new_values():
         np.testing.assert_allclose(P @ c, G[ui, uj], rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.parametrize("sizes", [(1.0, 1.0), (0.6, 0.3), (0.0, 0.0)], ids=["both-fit", "partly", "none"])
+def test_column_pairs_in_scratch_memory(sizes):
+    """Grouped in the memory of scratch buffers (the engine passes its pair products' and M22's,
+    holding old numbers) or, where they are too small, in arrays of its own: the same pairs."""
+    rng = np.random.default_rng(11)
+    q2, q1 = 40, 60
+    A = _random_a21(rng, q2, q1, 0.15)
+    rows = np.repeat(np.arange(q2), np.diff(A.indptr))
+    expected = _column_pairs(A, rows, q2)
+    n_pairs = expected[2].size
+    scratch = (rng.uniform(size=int(sizes[0] * n_pairs)), rng.uniform(size=int(sizes[1] * q2 * q2)))
+    got = _column_pairs(A, rows, q2, scratch=scratch)
+    for a, b in zip(got, expected):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_engine_pair_products_fill_their_scratch():
+    """The engine's first load writes the pair products into the memory the pairs were grouped in."""
+    rng = np.random.default_rng(12)
+    q2, q1 = 30, 80
+    A = _random_a21(rng, q2, q1, 0.2)
+    pls = BlockedPLS.__new__(BlockedPLS)
+    pls.q2, pls.p1, pls.A21 = q2, 1, A
+    pls._a21_rows = np.repeat(np.arange(q2, dtype=A.indices.dtype), np.diff(A.indptr))
+    assert pls._use_pairs()
+    buf = pls._prod_scratch
+    prod = pls._pair_products(A)
+    assert prod is buf and "_prod_scratch" not in pls.__dict__
+    ra, rb, K, indptr, ui, uj = pls._pairs
+    c = rng.uniform(size=q1)
+    P = sp.csr_matrix((prod, K, indptr), shape=(ui.size, q1))
+    G = (A @ sp.diags(c) @ A.T).toarray()
+    np.testing.assert_allclose(P @ c, G[ui, uj], rtol=1e-13, atol=1e-15)
+
+
 def _crossed_pattern(rng, q2, q1, per_column):
     cols = np.repeat(np.arange(q1), per_column)
     rows = np.concatenate([rng.choice(q2, per_column, replace=False) for _ in range(q1)])
@@ -192,3 +228,26 @@ def test_level_pair_fill_matches_the_product_of_z(formula):
     for at_least in (None, SPARSE_FILL_LIMIT):
         expected = _pattern_fill((Z2.T @ Z1).tocsr(), (Z2.T @ Z2).tocsr(), Z2.shape[1], at_least)
         assert lower_block_fill(re, at_least) == expected
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | a) + (1 | b) + (1 | c)",
+                                     "y ~ x + (1 + x | a) + (1 + x + z | b) + (0 + x | c)"])
+def test_term_cross_equals_row_structure_cross(formula):
+    """ZᵀW[X y] from the terms' own codes (term_cross, what RowProducts keeps) equals, bit for bit,
+    the sums over the (n, m) row structures (weighted_cross) and the sparse product."""
+    import interlace
+    from interlace.linalg.crossprod import row_structure, term_columns, term_cross, weighted_cross
+
+    rng = np.random.default_rng(4)
+    n = 2000
+    df = pd.DataFrame({"y": rng.standard_normal(n), "x": rng.standard_normal(n),
+                       "z": rng.integers(0, 3, n).astype(float),
+                       "a": rng.integers(0, 50, n), "b": rng.integers(0, 20, n), "c": rng.integers(0, 6, n)})
+    re = interlace.CrossedLME.from_formula(formula, df).random_effects_structure
+    XYw = rng.standard_normal((n, 3)) * rng.uniform(0.5, 2.0, n)[:, None]
+    for first, last in [(0, 1), (1, None), (0, None)]:
+        q = int(re.col_offsets[len(re.terms) if last is None else last] - re.col_offsets[first])
+        got = term_cross(term_columns(re, first, last), XYw, q)
+        assert np.array_equal(got, weighted_cross(*row_structure(re, first, last), XYw, q))
+        Z = sp.hstack([t.Z() for t in re.terms[first:last]]).tocsr()
+        np.testing.assert_allclose(got, (Z.T @ XYw).T, rtol=1e-12, atol=1e-12)
