@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ..errors import InterlaceError
 from ..optimize.optimizers import HAVE_NLOPT
@@ -112,6 +111,8 @@ def all_fit(result: Any, optimizers: list[str] | None = None, progress: bool = F
     fits, errors, rows = {}, {}, []
     fix, th, sd = {}, {}, {}
     sd_names: list[str] = []
+    from tqdm.auto import tqdm  # imported when used: a fit does not need it
+
     for opt in tqdm(names, disable=not progress, desc="allFit"):
         t0 = time.perf_counter()
         with warnings.catch_warnings():

@@ -5,7 +5,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ..design.terms import group_labels
 
@@ -60,6 +59,8 @@ def cluster_bootstrap_se(frame: pd.DataFrame, group: tuple[str, ...], column: st
     codes, _ = pd.factorize(group_labels(frame, group), sort=True)
     rng = np.random.default_rng(seed)
     reps = np.empty(n_bootstrap)
+    from tqdm.auto import tqdm  # imported when used: a fit does not need it
+
     for i in tqdm(range(n_bootstrap), disable=not progress, desc="cluster bootstrap"):
         reps[i] = stat(cluster_resample_indices(codes, rng))
     return float(np.std(reps, ddof=1))

@@ -5,12 +5,8 @@ so the replicates are the same whatever the number of worker processes.
 """
 from __future__ import annotations
 
-import multiprocessing
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
-
-from tqdm.auto import tqdm
 
 from ..linalg.threads import blas_limits
 
@@ -61,6 +57,11 @@ def run_replicates(worker: Any, seeds: list, n_jobs: int = 1, progress: bool = T
     ``worker`` has ``run(indices, seeds) -> [(i, ...), ...]`` and ``blas_limits()`` (a context
     manager kept for the life of a worker process).  Returns the rows sorted by replicate.
     """
+    import multiprocessing  # imported here, with tqdm and the executor: a fit needs none of them
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
     global _WORKER
     n = len(seeds)
     out: list = []

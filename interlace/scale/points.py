@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..design.response import binomial_response
 from ..families import GLMFamily
@@ -331,6 +330,8 @@ class ChunkedRows:
         self._lam: tuple[bytes, Any] | None = None
         self.passes = {"joint": 0, "conditional": 0, "loglik": 0}
         self.start_factor: np.ndarray | None = None
+        from tqdm.auto import tqdm  # imported when used: a fit in memory does not need it
+
         self._bar = tqdm(desc="GLMM passes over the chunks", unit="pass", disable=not progress, leave=False)
 
     def glm_start(self, resp: Any) -> np.ndarray | None:
