@@ -797,7 +797,7 @@ class BlockedPLS(PLSSystem):
                     and n * (n + self.q1) <= LEAN_MAX_ELEMENTS)
             lean = self._lean = ScalarCrossedFactor(self.A11[:, 0, 0], self.A21, self.A22, self.A31, self.A32,
                                                     self.A33, self.p) if fits else False
-        return lean or None
+        return lean if isinstance(lean, ScalarCrossedFactor) else None
 
     @property
     def keeps_leading_theta(self) -> bool:

@@ -67,13 +67,27 @@ class ScalarCrossedFactor:
         self.A = A
         self._B = np.empty((n, q1))
         self._C = np.empty((n, n), order="F")
-        flat = self._C.reshape(-1, order="F")  # a view: the buffer is Fortran-contiguous
-        self._diag = flat[:: n + 1]
-        self._diag22 = flat[: q2 * (n + 1): n + 1]
+        self._views()
         self._s = np.ones(n)
         self._keep = max(1, min(4, MAX_KEPT_BYTES // (8 * n * n)))
         #: kept θ1: ``[θ1, H, d, δ, Σ log d²]``, most recently used last
         self._kept: list[list] = []
+
+    def _views(self) -> None:
+        """M's diagonal and the diagonal of its first block, as views of its buffer."""
+        n = self.n
+        flat = self._C.reshape(-1, order="F")  # a view: the buffer is Fortran-contiguous
+        self._diag = flat[:: n + 1]
+        self._diag22 = flat[: self.q2 * (n + 1): n + 1]
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_diag"], state["_diag22"]  # views: a copy or pickle would detach them from the buffer
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._views()
 
     def _first(self, t1: float) -> list:
         """``[θ1, H, d, δ, Σ log d²]`` at θ1, formed or taken from those kept."""
