@@ -1,7 +1,8 @@
 """Sparse linear algebra: the only package that knows CHOLMOD versus numpy/scipy.
 
 Cross-products of ``[Z X y]`` (:mod:`.crossprod`) feed the PLS engines (:mod:`.pls`,
-:mod:`.blocked` with :mod:`.dense_gram` for vector-valued crossed terms, :mod:`.cholmod`,
+:mod:`.blocked` with :mod:`.dense_gram` for vector-valued crossed terms and :mod:`.scalar_crossed` for
+scalar ones, :mod:`.cholmod`,
 :mod:`.fixed_only`), which :mod:`.engines` builds;
 :mod:`.arrowhead` factors the non-PLS random-effects blocks of Cox models, and
 :mod:`.threads` holds the BLAS thread policy.

@@ -20,6 +20,8 @@ import scipy.sparse as sp
 from .crossprod import CrossProducts
 from .dense_gram import DenseGram, ScaledGramFactor
 from .pls import Factorization, PLSSystem
+from .scalar_crossed import MAX_ELEMENTS as LEAN_MAX_ELEMENTS
+from .scalar_crossed import ScalarCrossedFactor
 
 __all__ = ["BlockedPLS", "GRAD_DENSE_ELEMENTS", "MAX_COLUMN_PAIRS"]
 
@@ -252,7 +254,8 @@ class BlockedPLS(PLSSystem):
     _l22_spent: np.ndarray
     _numeric = ("cp", "A33", "_L33", "A11", "A21", "A22", "A31", "A32", "_pair_prod", "_prod_scratch", "_pair_matrix",
                 "_pair_matrix_src", "_split", "_m22_buf", "_L11", "_L11_parts", "_A11_stack", "_L21", "_L22",
-                "_L31", "_L32", "_D1blocks", "_T1", "_dense_gram", "_pending", "_small", "_l22_spent")
+                "_L31", "_L32", "_D1blocks", "_T1", "_dense_gram", "_pending", "_small", "_l22_spent", "_lean",
+                "_lean_pending")
 
     def __init__(self, re: Any, p: int) -> None:
         super().__init__(re, p)
@@ -282,6 +285,14 @@ class BlockedPLS(PLSSystem):
             self._diag2 = all(t.p == 1 for t in re.terms[1:])
             if self._diag2:
                 self._lam2_lind = marker.data.astype(np.int64) - 1
+        #: θ positions of a scalar first term and of the later scalar terms' λ (a single θ: an int), for
+        #: :class:`~interlace.linalg.scalar_crossed.ScalarCrossedFactor`; None when not every term is scalar
+        self._lean_index: tuple[int, Any] | None = None
+        cov1 = t1.cov
+        if self.q2 and p1 == 1 and self._diag2 and cov1.theta_index.size == 1:
+            lind = self._lam2_lind
+            one = bool(np.all(lind == lind[0]))
+            self._lean_index = (re.theta_slice(0).start + int(cov1.theta_index[0]), int(lind[0]) if one else lind)
 
     def _Lambda2(self, theta: np.ndarray) -> sp.csc_matrix:
         idx, ptr, lind = self._lam2
@@ -299,6 +310,8 @@ class BlockedPLS(PLSSystem):
             A = self.A11
             self._A11_stack = np.stack([A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]])
         self.__dict__.pop("_pending", None)
+        self.__dict__.pop("_lean", None)  # built from these products at the first factorization
+        self.__dict__.pop("_lean_pending", None)
         self._small = self._small_products() if self.q2 == 0 and self.p1 == 2 else None
         if self.q2:
             self.A22, self.A32 = b["A22"], b["A32"]
@@ -434,7 +447,17 @@ class BlockedPLS(PLSSystem):
         return ldL2, ldRX2, pwrss
 
     def _full_state(self) -> None:
-        """The level blocks of L11, D1 and L31 at the θ :meth:`_factor_small` left pending."""
+        """The level blocks of L11, D1 and L31 at the θ :meth:`_factor_small` left pending, or L11, D1, L31
+        and L21 at the θ :meth:`_factor_lean` left pending."""
+        lean = self.__dict__.pop("_lean_pending", None)
+        if lean is not None:
+            t1, lam, d, delta = lean
+            self._L11, self._D1blocks, self._T1 = d[:, None, None], delta[:, None, None], np.array([[t1]])
+            self._L31 = self.A31 * delta
+            L21 = self.A21 * delta
+            L21 *= np.reshape(lam, (-1, 1))  # as _scaled_blocks: λ (A21 D1)
+            self._L21 = L21
+            return
         theta = self.__dict__.pop("_pending", None)
         if theta is not None:
             T1 = self.re.terms[0].cov.template(theta[self.re.theta_slice(0)])
@@ -716,12 +739,17 @@ class BlockedPLS(PLSSystem):
             i11, i21, i22 = self._small_index
             return self._factor_small(theta, (th[i11] if i11 >= 0 else 0.0, th[i21] if i21 >= 0 else 0.0,
                                               th[i22] if i22 >= 0 else 0.0))
+        if self._lean_index is not None:
+            f = self._factor_lean(theta)
+            if f is not None:
+                return f
         last = self.__dict__.pop("_last_factor", None)
         if last is not None and last[0] == theta.tobytes():  # the state is still this θ's
             self._last_factor = last
             return last[1]
         T1 = re.terms[0].cov.template(theta[re.theta_slice(0)])
         self.__dict__.pop("_pending", None)
+        self.__dict__.pop("_lean_pending", None)
         try:
             ld1, D1 = self._D1(T1)
         except np.linalg.LinAlgError:
@@ -796,6 +824,49 @@ class BlockedPLS(PLSSystem):
             # evaluation and its solution are at the same θ, so the second reuses the first
             self._last_factor = (theta.tobytes(), f)
         return f
+
+    def _lean_factor(self) -> ScalarCrossedFactor | None:
+        """The :class:`~interlace.linalg.scalar_crossed.ScalarCrossedFactor` of the loaded products (made once per
+        load), or None where it does not apply (a term not scalar, a sparse A21, buffers above
+        :data:`~interlace.linalg.scalar_crossed.MAX_ELEMENTS`)."""
+        lean = self.__dict__.get("_lean")
+        if lean is None:
+            n = self.q2 + self.p + 1
+            fits = (self._lean_index is not None and self.cp is not None and not sp.issparse(self.A21)
+                    and n * (n + self.q1) <= LEAN_MAX_ELEMENTS)
+            lean = self._lean = ScalarCrossedFactor(self.A11[:, 0, 0], self.A21, self.A22, self.A31, self.A32,
+                                                    self.A33, self.p) if fits else False
+        return lean if isinstance(lean, ScalarCrossedFactor) else None
+
+    @property
+    def keeps_leading_theta(self) -> bool:
+        """Whether evaluations that share θ's first element share most of their work: the lean path keeps the
+        first term's Schur block per θ1 (:mod:`~interlace.linalg.scalar_crossed`), so the points of a
+        finite-difference stencil grouped by it (:class:`~interlace.optimize.stencil.GroupedCriteria`) cost
+        three such blocks and a small Cholesky each."""
+        return self._lean_index is not None and self._lean_index[0] == 0 and self._lean_factor() is not None
+
+    def _factor_lean(self, theta: np.ndarray) -> Factorization | None:
+        """:meth:`factor` for scalar terms with a dense A21 (:mod:`~interlace.linalg.scalar_crossed`): L22, L32
+        and L33 from one Cholesky factor, L11, D1, L31 and L21 left pending (:meth:`_full_state`); None where
+        that does not apply or fails (the general path then runs)."""
+        lean = self._lean_factor()
+        if lean is None:
+            return None
+        i1, i2 = self._lean_index  # type: ignore[misc]
+        t1 = float(theta[i1])
+        lam = float(theta[i2]) if isinstance(i2, int) else theta[i2]
+        got = lean.factor(t1, lam)
+        if got is None:
+            return None
+        ldL2, ldRX2, pwrss, first, L = got
+        q2 = self.q2
+        self.__dict__.pop("_pending", None)
+        self.__dict__.pop("_l22_spent", None)
+        self._lean_pending = (t1, lam, first[2], first[3])
+        self._L22, self._L32 = L[:q2, :q2], L[q2:, :q2]
+        self._L33 = L[q2:, q2:].copy()
+        return Factorization(ldL2, ldRX2, pwrss)
 
     def _L11_solve(self, B1: np.ndarray, transpose: bool) -> np.ndarray:
         """Solve with the block-diagonal L11 (or its transpose) for the rows of block 1."""
