@@ -235,7 +235,7 @@ def fit_stages(pirls: PIRLS, family: GLMFamily, nAGQ: int, start_params: Any = N
                 opt1 = minimize(stage1, theta0, stage1.lower, optimizer=method, maxfun=maxiter)
         finally:
             pirls.tol, pirls.utol = tols
-    st1 = stage1.solution(opt1.x)
+    st1 = stage1.solution(opt1.x, remembered=gradient and nAGQ != 0)  # the gradient search's start
     derivs: dict = {}
     if nAGQ == 0:
         opt, xopt = opt1, opt1.x
@@ -266,9 +266,14 @@ def fit_stages(pirls: PIRLS, family: GLMFamily, nAGQ: int, start_params: Any = N
         opt.n_evals += opt1.n_evals
         xopt = opt.x
         theta, beta = obj.split(xopt)
-    st = pirls.run(theta, beta, joint=nAGQ == 0)
+    known = obj.remembered(xopt) if nAGQ != 0 else None  # the gradient search's last points
+    if known is not None:
+        objective, st = known
+    else:
+        st = pirls.run(theta, beta, joint=nAGQ == 0)
     warn_fit_problems(family, st, opt)
-    objective = stage1(xopt) if nAGQ == 0 else obj(xopt)
+    if known is None:
+        objective = stage1(xopt) if nAGQ == 0 else obj(xopt)
     vcov = glmm_vcov(nAGQ, theta, st, derivs, pirls)
     return StagesFit(np.asarray(theta, float), np.asarray(beta, float), st, objective, vcov, opt)
 

@@ -28,6 +28,9 @@ __all__ = ["JointPIRLSDeviance", "LaplaceDeviance"]
 #: :meth:`LaplaceDeviance.value_and_gradient` starts PIRLS at the mode predicted from the last gradient
 #: (û + dû/dx · Δx) when no parameter moved by more than this; else at the last mode
 TANGENT_STEP = 0.25
+#: Points :meth:`LaplaceDeviance.value_and_gradient` remembers (the searches and the checks return to
+#: the centre of their differences; the fit's end reads the PIRLS state at the optimum)
+REMEMBERED_POINTS = 4
 
 
 class JointPIRLSDeviance:
@@ -45,6 +48,7 @@ class JointPIRLSDeviance:
         self.n_evals = 0
         self.rescale = rescale
         self._theta_last: np.ndarray | None = None
+        self._best: tuple[float, np.ndarray, PIRLSState] | None = None
 
     @property
     def x0(self) -> np.ndarray:
@@ -81,10 +85,13 @@ class JointPIRLSDeviance:
         theta = np.asarray(theta, float)
         u0 = self.rescaled_modes(theta) if self.rescale else None
         st = self.pirls.run(theta, self.beta, joint=True, u0=u0)
+        f = self.pirls.laplace(st)
         if st.converged:
             self.beta = st.beta
             self._theta_last = theta.copy()
-        return self.pirls.laplace(st)
+            if self._best is None or f < self._best[0]:
+                self._best = (f, theta.copy(), st)
+        return f
 
     def rescaled_modes(self, theta: np.ndarray) -> np.ndarray | None:
         """The last mode as spherical modes at θ that keep the random effects b = Λu of the last θ
@@ -106,8 +113,14 @@ class JointPIRLSDeviance:
             out[sl] = np.linalg.solve(T_new, B.T).T.ravel() if t.p > 1 else B.ravel() / T_new[0, 0]
         return out
 
-    def solution(self, theta: np.ndarray) -> PIRLSState:
-        """The joint mode at θ, from the current β."""
+    def solution(self, theta: np.ndarray, remembered: bool = False) -> PIRLSState:
+        """The joint mode at θ, from the current β; with ``remembered``, the state of the best evaluation
+        when it was at θ (at the tolerances it ran with; PIRLS then restarts from its mode)."""
+        theta = np.asarray(theta, float)
+        if remembered and self._best is not None and np.array_equal(theta, self._best[1]):
+            st = self._best[2]
+            self.pirls.u = st.u.copy()
+            return st
         return self.pirls.run(theta, self.beta, joint=True)
 
 
@@ -127,7 +140,7 @@ class LaplaceDeviance:
         self.n_theta = pirls.re.n_theta
         self.n_evals = 0
         self._rows: GLMMGradientRows | None = None
-        self._last: tuple[np.ndarray, float, np.ndarray] | None = None
+        self._memo: dict[bytes, tuple[float, np.ndarray, PIRLSState]] = {}
         self._tangent: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
@@ -159,6 +172,11 @@ class LaplaceDeviance:
         """The conditional mode of u at (θ, β)."""
         return self.pirls.run(*self.split(x))
 
+    def remembered(self, x: np.ndarray) -> tuple[float, PIRLSState] | None:
+        """The deviance and PIRLS state at x when :meth:`value_and_gradient` computed them recently, else None."""
+        hit = self._memo.get(np.asarray(x, float).tobytes())
+        return None if hit is None else (hit[0], hit[2])
+
     @property
     def has_gradient(self) -> bool:
         """Whether :meth:`value_and_gradient` is available: the Laplace approximation, rows in memory,
@@ -178,8 +196,9 @@ class LaplaceDeviance:
     def value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray | None]:
         """The Laplace deviance at x = (θ, β) and its exact gradient (:mod:`~interlace.objective.glmm_gradient`)."""
         x = np.array(x, float)
-        if self._last is not None and np.array_equal(x, self._last[0]):  # the searches' repeated points
-            return self._last[1], self._last[2].copy()
+        hit = self._memo.get(x.tobytes())
+        if hit is not None:  # the searches' repeated points
+            return hit[0], hit[1].copy()
         self.n_evals += 1
         theta, beta = self.split(x)
         st = None
@@ -206,7 +225,9 @@ class LaplaceDeviance:
             g, du = laplace_gradient(self.pirls.resp, st, theta, beta, self._rows, self.pirls.source.engine(False))
         except np.linalg.LinAlgError:  # a singular observed information (separation): no gradient here
             return f, None
-        self._last = (x, f, g)
+        self._memo[x.tobytes()] = (f, g, st)
+        while len(self._memo) > REMEMBERED_POINTS:
+            del self._memo[next(iter(self._memo))]
         self._tangent = (x, st.u.copy(), du)
         return f, g.copy()
 
