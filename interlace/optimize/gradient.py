@@ -32,8 +32,8 @@ import scipy.optimize
 
 from .optimizers import GRADIENT_OPTIMIZER, OptSummary
 
-__all__ = ["GRADIENT_OPTIMIZER", "HESSIAN_STEP", "NEGLIGIBLE_STEP", "ValueAndGrad", "at_upper", "free_indices",
-           "preconditioned_search",
+__all__ = ["GRADIENT_OPTIMIZER", "HANDOVER_STEP", "HESSIAN_STEP", "NEGLIGIBLE_STEP", "UNEVALUATED_STEP", "ValueAndGrad",
+           "at_upper", "free_indices", "preconditioned_search",
            "gradient_derivatives", "minimize_gradient", "minimize_with_gradient", "newton_steps"]
 
 
@@ -118,6 +118,10 @@ class _BudgetSpent(Exception):
     ``maxfun`` is checked only between iterations)."""
 
 
+class _HandedOver(Exception):
+    """Raised by :func:`minimize_with_gradient`'s callback when the Newton steps will finish from the iterate."""
+
+
 class _Counted:
     """``value_and_grad`` with a count and the best point seen (its value and gradient)."""
 
@@ -200,6 +204,9 @@ def minimize_gradient(fun_grad: ValueAndGrad, x0: npt.ArrayLike, lower: npt.Arra
 
 #: A Newton step below this (relative to 1 + |x|) is not worth another one (:func:`newton_steps`).
 NEGLIGIBLE_STEP = 1e-8
+#: After a Newton step, the next one below this (relative) is taken without an evaluation: from an exact
+#: gradient and a Hessian exact to ~1e-5 it lands within ~1e-11 of the optimum (:func:`newton_steps`)
+UNEVALUATED_STEP = 1e-6
 
 
 def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarray, upper: np.ndarray | None,
@@ -210,8 +217,10 @@ def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarra
     1e-3 (1 + |x|)), stays within the bounds and the criterion does not grow beyond its
     rounding; after it ``derivs["gradient"]`` is the exact gradient at the new point.
     Steps repeat while the previous one moved x by more than :data:`NEGLIGIBLE_STEP`
-    relative and the next one, predicted from that gradient, would too; ``opt`` is
-    updated in place (``n_evals`` counts the steps).
+    relative and the next one, predicted from that gradient, would too; a next step below
+    :data:`UNEVALUATED_STEP` is taken on the quadratic model (its value and gradient
+    predicted, as :func:`~interlace.optimize.checks.newton_polish`'s chord step); ``opt`` is
+    updated in place (``n_evals`` counts the evaluated steps).
 
     Returns
     -------
@@ -239,6 +248,12 @@ def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarra
         x[idx] -= step
         if np.any(x < lower) or (upper is not None and np.any(x > upper)):
             break
+        if taken and np.all(np.abs(step) <= UNEVALUATED_STEP * (1.0 + np.abs(x[idx]))):
+            # from an exact gradient after a Newton step, the next is below the criterion's resolution:
+            # taken on the quadratic model (value and gradient predicted), as the chord step after BOBYQA
+            opt.x, opt.fmin = x, opt.fmin - 0.5 * float(g @ step)
+            derivs["gradient"] = g - H @ step
+            break
         f, gfull = value_and_grad(x)
         opt.n_evals += 1
         if gfull is None or not np.isfinite(f) or f > opt.fmin + 1e-11 * max(1.0, abs(opt.fmin)):
@@ -257,6 +272,11 @@ def newton_steps(value_and_grad: ValueAndGrad, opt: OptSummary, lower: np.ndarra
 #: in scaled variables (where ``½ |g|²`` estimates the decrease left to the Newton steps).
 GTOL = 1e-4
 SCALED_GTOL = 1e-3
+
+#: :func:`minimize_with_gradient` (with scales) hands over to the checks' Hessian and Newton steps once the
+#: scaled-gradient step ``s²|∇f|`` is below this, relative to ``1 + |x|``: a tenth of the Newton steps' bound
+#: (:data:`~interlace.optimize.stencil.NEWTON_HANDOVER`), as that step underestimates the Newton step up to ~5×
+HANDOVER_STEP = 1e-4
 
 #: Steps of the probes off a lower bound of 0 (:func:`_boundary_probe`), and how many restarts they may cause.
 BOUNDARY_STEP = 1e-3
@@ -349,27 +369,58 @@ def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: V
         return None, None
     s = np.ones(n) if scale is None else np.asarray(scale(start), float)
     gtol = GTOL if scale is None else SCALED_GTOL
+    c = 1.0
+    if scale is not None:
+        # L-BFGS-B's first step has unit length; a uniform factor c (a power of two) makes it the step
+        # −s²∇f, about a Newton step where the scales fit the curvature (its line search then starts there)
+        gz = float(np.linalg.norm(np.asarray(vg.last[2], float) * s))
+        if np.isfinite(gz) and gz > 1.0:
+            c = 2.0 ** round(np.log2(gz))
+    sc = s * c
 
     def scaled(y: np.ndarray) -> tuple[float, np.ndarray]:
-        f, g = vg(y * s)
-        return f, g * s
-    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None) for lo, hi in zip(lower / s, up / s)]
-    x = start
-    for _ in range(1 + MAX_BOUNDARY_RESTARTS):
-        # stop when the criterion changes by < 1e-12 relative or the projected gradient is < gtol:
-        # the Newton steps then land on the optimum (L-BFGS-B's last iterations only creep)
-        try:
-            res = scipy.optimize.minimize(scaled, x / s, jac=True, method="L-BFGS-B", bounds=bounds,
-                                          options={"maxfun": maxfun - vg.n, "ftol": 1e-12, "gtol": gtol})
-            status, success, message = int(res.status), bool(res.success), str(res.message)
-        except _BudgetSpent:
-            status, success, message = 1, False, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"
-        if status == 1:
-            break
-        probe = _boundary_probe(vg, lower, up, mirror)
-        if probe is None:
-            break
-        x = probe
+        f, g = vg(y * sc)
+        return f, g * sc
+
+    def handover(y: np.ndarray) -> None:
+        """Stop the search once the scaled-gradient step from this iterate is below :data:`HANDOVER_STEP`."""
+        x = np.asarray(y, float) * sc
+        if vg.last is None or not np.array_equal(vg.last[0], x):
+            return
+        g = np.asarray(vg.last[2], float)
+        pg = np.where(((x <= lower) & (g > 0)) | ((x >= up) & (g < 0)), 0.0, g)
+        if np.max(s * s * np.abs(pg) / (1.0 + np.abs(x)), initial=0.0) <= HANDOVER_STEP:
+            raise _HandedOver
+
+    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
+              for lo, hi in zip(lower / sc, up / sc)]
+
+    def search(x: np.ndarray, early: bool) -> tuple[int, bool, str, bool]:
+        """L-BFGS-B from x (with the probes off the boundary): (status, success, message, handed over)."""
+        status, success, message, handed = 0, False, "", False
+        for _ in range(1 + MAX_BOUNDARY_RESTARTS):
+            # stop when the criterion changes by < 1e-12 relative or the projected gradient is < gtol
+            # (or, with ``early``, the Newton steps will finish from here): L-BFGS-B's last iterations only creep
+            try:
+                res = scipy.optimize.minimize(scaled, x / sc, jac=True, method="L-BFGS-B", bounds=bounds,
+                                              callback=handover if early else None,
+                                              options={"maxfun": maxfun - vg.n, "ftol": 1e-12, "gtol": gtol * c})
+                status, success, message, handed = int(res.status), bool(res.success), str(res.message), False
+            except _BudgetSpent:
+                return 1, False, "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT", False
+            except _HandedOver:
+                status, success, handed = 0, True, True
+                message = f"scaled-gradient step below {HANDOVER_STEP:g} (1 + |x|): Newton steps finish"
+            if status == 1:
+                break
+            probe = _boundary_probe(vg, lower, up, mirror)
+            if probe is None:
+                break
+            x = probe
+        return status, success, message, handed
+
+    early = scale is not None and check_conv
+    status, success, message, handed = search(start, early)
     fbest, xbest, gbest = vg.best
     if gbest is None:  # never a finite value with a gradient
         fbest, xbest = vg.last[1], vg.last[0]
@@ -382,6 +433,14 @@ def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: V
             pass
         elif derivs is not None and "hessian" in derivs:
             steps_ok = newton_steps(value_and_grad, opt, lower, None if upper is None else up, derivs)
+            if not steps_ok and handed:  # handed over too early: the search goes on to its own stop
+                status, success, message, handed = search(opt.x, False)
+                fbest, xbest, gbest = vg.best
+                opt = OptSummary(GRADIENT_OPTIMIZER, start, lower, np.minimum(np.maximum(xbest, lower), up), fbest,
+                                 vg.n, success, message, 0.0)
+                derivs = gradient_derivatives(value_and_grad, opt.x, lower, None if upper is None else up, g0=gbest)
+                steps_ok = status != 1 and derivs is not None and "hessian" in derivs and newton_steps(
+                    value_and_grad, opt, lower, None if upper is None else up, derivs)
             if not steps_ok:
                 opt.converged = False
                 opt.message = f"{opt.message}; Newton step refused"
@@ -430,7 +489,9 @@ def preconditioned_search(value_and_grad: ValueAndGrad, x0: np.ndarray, C: np.nd
         if not (np.isfinite(f_new) and f_new < f and g_new is not None):
             break
         n_steps += 1
-        settled = f - f_new < CHORD_SETTLED * max(1.0, abs(f))
+        # settled: this step, or the next one predicted from its gradient (½|∇_z f|² with the Hessian ≈ I),
+        # lowers the criterion by less than CHORD_SETTLED relative
+        settled = min(f - f_new, 0.5 * float(g_new @ g_new)) < CHORD_SETTLED * max(1.0, abs(f))
         z, f, g = z_new, f_new, g_new
         if settled:  # Newton steps with the exact Hessian finish from here
             return OptSummary("chord steps", x0, lower, np.maximum(x0 + C @ z, lower), float(f), n_steps,
