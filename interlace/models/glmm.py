@@ -228,7 +228,13 @@ def fit_stages(pirls: PIRLS, family: GLMFamily, nAGQ: int, start_params: Any = N
         if gradient:  # and PIRLS to a coarser stop: 3 iterations per evaluation instead of 4
             pirls.tol, pirls.utol = STAGE1_PIRLS_TOL
         try:
-            if gradient:
+            if gradient and stage1.em_applies and start_params is None:
+                # scalar terms, fixed dispersion: EM steps on the joint modes instead of BOBYQA
+                t1 = time.perf_counter()
+                th1, n1 = stage1.em_start(theta0)
+                opt1 = OptSummary("EM steps", theta0, stage1.lower, th1, np.nan, n1, True, "EM steps",
+                                  time.perf_counter() - t1)
+            elif gradient:
                 opt1 = minimize(stage1, theta0, stage1.lower, optimizer=method, maxfun=maxiter,
                                 xtol_rel=STAGE1_XTOL, rhoend=STAGE1_XTOL)
             else:
@@ -273,7 +279,7 @@ def fit_stages(pirls: PIRLS, family: GLMFamily, nAGQ: int, start_params: Any = N
         st = pirls.run(theta, beta, joint=nAGQ == 0)
     warn_fit_problems(family, st, opt)
     if known is None:
-        objective = stage1(xopt) if nAGQ == 0 else obj(xopt)
+        objective = stage1(xopt) if nAGQ == 0 else pirls.laplace(st) if nAGQ == 1 else obj(xopt)
     vcov = glmm_vcov(nAGQ, theta, st, derivs, pirls)
     return StagesFit(np.asarray(theta, float), np.asarray(beta, float), st, objective, vcov, opt)
 
