@@ -65,7 +65,7 @@ ValueAndGrad = Callable[[np.ndarray], "tuple[float, np.ndarray | None]"]
 def gradient_derivatives(value_and_grad: ValueAndGrad, x: np.ndarray, lower: np.ndarray,
                          upper: np.ndarray | None = None, tol_singular: float = 1e-4,
                          g0: np.ndarray | None = None, delta: float = HESSIAN_STEP,
-                         central: bool = False) -> dict | None:
+                         central: bool = False, pair: tuple[np.ndarray, np.ndarray] | None = None) -> dict | None:
     """The exact gradient and a Hessian by forward differences of it, over the parameters off the boundary.
 
     The boundary is that of :func:`~interlace.optimize.checks.free_derivatives`.  Column j
@@ -73,6 +73,13 @@ def gradient_derivatives(value_and_grad: ValueAndGrad, x: np.ndarray, lower: np.
     (backwards at an upper bound), symmetrized: ``n`` gradient evaluations; with ``central``,
     ``(g(x + h e_j) − g(x − h e_j)) / 2h`` at ``2n`` (the CLMM's standard errors come from
     this Hessian, so they take the more accurate differences).
+
+    ``pair`` = ``(s, y)``, a search's last step from x and the change of the exact gradient over it
+    (``y ≈ H s``, to ``½ T[s, s]``): one column fewer is differenced, the one along which s moves
+    most (relative to ``1 + |x|``), and it is solved from ``H s = y`` and the other columns
+    (:func:`minimize_with_gradient` passes a step below :data:`SECANT_STEP`, where the column is
+    exact to ~|s|/|x|, enough for the Newton steps and the checks' verdicts).  Ignored with
+    ``central``, or when s moves a parameter on the boundary.
 
     Returns
     -------
@@ -90,7 +97,17 @@ def gradient_derivatives(value_and_grad: ValueAndGrad, x: np.ndarray, lower: np.
             return None
     n = idx.size
     H = np.empty((n, n))
+    solved = -1
+    if pair is not None and not central and n > 1:
+        ps, py = np.asarray(pair[0], float), np.asarray(pair[1], float)
+        off = np.ones(x.size, bool)
+        off[idx] = False
+        rel = np.abs(ps[idx]) / (1.0 + np.abs(x[idx]))
+        if not np.any(ps[off]) and np.all(np.isfinite(py)) and rel.max(initial=0.0) > 0:
+            solved = int(np.argmax(rel))
     for a, i in enumerate(idx):
+        if a == solved:
+            continue
         h = delta * max(1.0, abs(x[i]))
         if upper is not None and x[i] + h > upper[i]:
             h = -h
@@ -108,6 +125,10 @@ def gradient_derivatives(value_and_grad: ValueAndGrad, x: np.ndarray, lower: np.
             H[:, a] = (gp[idx] - gm[idx]) / (2 * h)
         else:
             H[:, a] = (gp[idx] - g0[idx]) / h
+    if solved >= 0 and pair is not None:
+        ps, py = np.asarray(pair[0], float)[idx], np.asarray(pair[1], float)[idx]
+        rest = np.arange(n) != solved
+        H[:, solved] = (py - H[:, rest] @ ps[rest]) / ps[solved]
     with np.errstate(invalid="ignore"):
         H = 0.5 * (H + H.T)
     return {"free": idx, "gradient": np.asarray(g0, float)[idx], "hessian": H}
@@ -131,6 +152,7 @@ class _Counted:
         self.n = 0
         self.best: tuple[float, np.ndarray, np.ndarray | None] = (np.inf, np.zeros(0), None)
         self.last: tuple | None = None
+        self.previous: tuple | None = None  # the evaluation before ``last``
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         x = np.array(x, float)
@@ -141,7 +163,7 @@ class _Counted:
                 raise _BudgetSpent
             self.n += 1
             f, g = self.vg(x)
-            self.last = (x, f, g)
+            self.previous, self.last = self.last, (x, f, g)
         if not np.isfinite(f) or g is None or not np.all(np.isfinite(g)):
             return 1e100, np.zeros_like(x)
         if f < self.best[0]:
@@ -323,6 +345,25 @@ def _boundary_probe(vg: _Counted, lower: np.ndarray, upper: np.ndarray,
     return None
 
 
+#: :func:`minimize_with_gradient` after a hand-over: the search's previous step, when below this relative
+#: to ``1 + |x|``, gives one column of the checks' Hessian (:func:`gradient_derivatives`' ``pair``)
+SECANT_STEP = 1e-3
+
+
+def _secant_pair(vg: _Counted, x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The step from x to the evaluation before it and the change of the gradient over it, when below
+    :data:`SECANT_STEP` (else None)."""
+    if vg.last is None or vg.previous is None or not np.array_equal(vg.last[0], x):
+        return None
+    xp, fp, gp = vg.previous
+    if gp is None or not np.isfinite(fp):
+        return None
+    s = np.asarray(xp, float) - x
+    if not np.any(s) or np.any(np.abs(s) > SECANT_STEP * (1.0 + np.abs(x))):
+        return None
+    return s, np.asarray(gp, float) - g
+
+
 def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: ValueAndGrad, x0: npt.ArrayLike,
                            lower: npt.ArrayLike, upper: npt.ArrayLike | None = None, maxfun: int | None = None,
                            check_conv: bool = True,
@@ -434,7 +475,8 @@ def minimize_with_gradient(fun: Callable[[np.ndarray], float], value_and_grad: V
                      success, message, 0.0)
     derivs = None
     if check_conv and gbest is not None:
-        derivs = gradient_derivatives(value_and_grad, opt.x, lower, None if upper is None else up, g0=gbest)
+        derivs = gradient_derivatives(value_and_grad, opt.x, lower, None if upper is None else up, g0=gbest,
+                                      pair=_secant_pair(vg, opt.x, gbest) if handed else None)
         if status == 1:  # the evaluation budget is spent: no steps, the verdict says so
             pass
         elif derivs is not None and "hessian" in derivs:
