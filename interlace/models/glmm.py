@@ -210,7 +210,8 @@ def fit_stages(pirls: PIRLS, family: GLMFamily, nAGQ: int, start_params: Any = N
     """lme4's two stages on a PIRLS, wherever its rows are (in memory, or chunks: :mod:`interlace.scale`).
 
     1. θ by BOBYQA with (β, u) from joint PIRLS (the whole fit for ``nAGQ=0``: coarse
-       BOBYQA, the checks and a Newton step, as for LMMs);
+       BOBYQA, the checks and a Newton step, as for LMMs); before the gradient search of stage 2,
+       EM steps on the joint modes where they apply (:meth:`JointPIRLSDeviance.em_start`);
     2. (θ, β) by BOBYQA on the Laplace (or quadrature) deviance, u from PIRLS given (θ, β),
        then lme4's checks, whose Hessian gives vcov(β̂) (:func:`glmm_vcov`).
     """
