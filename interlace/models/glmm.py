@@ -210,7 +210,8 @@ def fit_stages(pirls: PIRLS, family: GLMFamily, nAGQ: int, start_params: Any = N
     """lme4's two stages on a PIRLS, wherever its rows are (in memory, or chunks: :mod:`interlace.scale`).
 
     1. θ by BOBYQA with (β, u) from joint PIRLS (the whole fit for ``nAGQ=0``: coarse
-       BOBYQA, the checks and a Newton step, as for LMMs);
+       BOBYQA, the checks and a Newton step, as for LMMs); before the gradient search of stage 2,
+       EM steps on the joint modes where they apply (:meth:`JointPIRLSDeviance.em_start`);
     2. (θ, β) by BOBYQA on the Laplace (or quadrature) deviance, u from PIRLS given (θ, β),
        then lme4's checks, whose Hessian gives vcov(β̂) (:func:`glmm_vcov`).
     """
@@ -228,14 +229,20 @@ def fit_stages(pirls: PIRLS, family: GLMFamily, nAGQ: int, start_params: Any = N
         if gradient:  # and PIRLS to a coarser stop: 3 iterations per evaluation instead of 4
             pirls.tol, pirls.utol = STAGE1_PIRLS_TOL
         try:
-            if gradient:
+            if gradient and stage1.em_applies and start_params is None:
+                # scalar terms, fixed dispersion: EM steps on the joint modes instead of BOBYQA
+                t1 = time.perf_counter()
+                th1, n1 = stage1.em_start(theta0)
+                opt1 = OptSummary("EM steps", theta0, stage1.lower, th1, np.nan, n1, True, "EM steps",
+                                  time.perf_counter() - t1)
+            elif gradient:
                 opt1 = minimize(stage1, theta0, stage1.lower, optimizer=method, maxfun=maxiter,
                                 xtol_rel=STAGE1_XTOL, rhoend=STAGE1_XTOL)
             else:
                 opt1 = minimize(stage1, theta0, stage1.lower, optimizer=method, maxfun=maxiter)
         finally:
             pirls.tol, pirls.utol = tols
-    st1 = stage1.solution(opt1.x)
+    st1 = stage1.solution(opt1.x, remembered=gradient and nAGQ != 0)  # the gradient search's start
     derivs: dict = {}
     if nAGQ == 0:
         opt, xopt = opt1, opt1.x
@@ -266,9 +273,14 @@ def fit_stages(pirls: PIRLS, family: GLMFamily, nAGQ: int, start_params: Any = N
         opt.n_evals += opt1.n_evals
         xopt = opt.x
         theta, beta = obj.split(xopt)
-    st = pirls.run(theta, beta, joint=nAGQ == 0)
+    known = obj.remembered(xopt) if nAGQ != 0 else None  # the gradient search's last points
+    if known is not None:
+        objective, st = known
+    else:
+        st = pirls.run(theta, beta, joint=nAGQ == 0)
     warn_fit_problems(family, st, opt)
-    objective = stage1(xopt) if nAGQ == 0 else obj(xopt)
+    if known is None:
+        objective = stage1(xopt) if nAGQ == 0 else pirls.laplace(st) if nAGQ == 1 else obj(xopt)
     vcov = glmm_vcov(nAGQ, theta, st, derivs, pirls)
     return StagesFit(np.asarray(theta, float), np.asarray(beta, float), st, objective, vcov, opt)
 

@@ -28,6 +28,17 @@ __all__ = ["JointPIRLSDeviance", "LaplaceDeviance"]
 #: :meth:`LaplaceDeviance.value_and_gradient` starts PIRLS at the mode predicted from the last gradient
 #: (û + dû/dx · Δx) when no parameter moved by more than this; else at the last mode
 TANGENT_STEP = 0.25
+#: Points :meth:`LaplaceDeviance.value_and_gradient` remembers (the searches and the checks return to
+#: the centre of their differences; the fit's end reads the PIRLS state at the optimum)
+REMEMBERED_POINTS = 4
+
+
+#: :meth:`JointPIRLSDeviance.em_start`: at most this many EM steps, stopping once θ changes by less than
+#: EM_SETTLED relative
+EM_MAX_STEPS = 4
+EM_SETTLED = 0.05
+#: The families whose dispersion is fixed at 1, where θ is the random effects' standard deviation
+EM_FAMILIES = ("binomial", "poisson")
 
 
 class JointPIRLSDeviance:
@@ -45,6 +56,8 @@ class JointPIRLSDeviance:
         self.n_evals = 0
         self.rescale = rescale
         self._theta_last: np.ndarray | None = None
+        self._best: tuple[float, np.ndarray, PIRLSState] | None = None
+        self._warm: tuple[np.ndarray, PIRLSState] | None = None
 
     @property
     def x0(self) -> np.ndarray:
@@ -66,7 +79,8 @@ class JointPIRLSDeviance:
         beta0 = self.glm_start()
         if beta0 is not None:
             self.beta = beta0
-        self.pirls.run(theta, self.beta, joint=True, u0=np.zeros(self.pirls.re.q))
+        st = self.pirls.run(theta, self.beta, joint=True, u0=np.zeros(self.pirls.re.q))
+        self._warm = (np.array(theta, float), st)
 
     def glm_start(self) -> np.ndarray | None:
         """glm's first weighted least-squares β from the family's starting means (None when the
@@ -81,10 +95,73 @@ class JointPIRLSDeviance:
         theta = np.asarray(theta, float)
         u0 = self.rescaled_modes(theta) if self.rescale else None
         st = self.pirls.run(theta, self.beta, joint=True, u0=u0)
+        f = self.pirls.laplace(st)
         if st.converged:
             self.beta = st.beta
             self._theta_last = theta.copy()
-        return self.pirls.laplace(st)
+            if self._best is None or f < self._best[0]:
+                self._best = (f, theta.copy(), st)
+        return f
+
+    @property
+    def em_applies(self) -> bool:
+        """Whether :meth:`em_start` applies: rows in memory, a family of :data:`EM_FAMILIES`, scalar terms only."""
+        re = self.pirls.re
+        fam = getattr(self.pirls.resp, "family", None)
+        return (fam is not None and fam.name in EM_FAMILIES and bool(re.terms)
+                and isinstance(self.pirls.source, RowSource)
+                and all(t.p == 1 and t.cov.n_theta == 1 for t in re.terms))
+
+    def em_start(self, theta: np.ndarray) -> tuple[np.ndarray, int]:
+        """θ from EM steps on the joint modes: a start for the gradient search of the second stage.
+
+        Each step sets a scalar term's variance to the mean over its levels of b̂² plus b's
+        conditional variance, the latter from the level's own working weights alone
+        (θ²/(1 + θ²Σᵢwᵢzᵢ²), the crossing ignored), then runs joint PIRLS at the new θ.  With
+        many rows per level one step lands near the optimum (the binary 1,000 × 200 workload:
+        θ within 1.5 % after two steps, against 19 BOBYQA evaluations for a coarse stage 1);
+        it stops after :data:`EM_MAX_STEPS` or once θ moves by less than :data:`EM_SETTLED`
+        relative.  The second stage's Newton steps end at the optimum wherever it starts.
+
+        Returns
+        -------
+        (θ, evaluations)
+            The last θ whose PIRLS converged (its state is :meth:`solution`'s, ``remembered``).
+        """
+        re, pirls = self.pirls.re, self.pirls
+        theta = np.asarray(theta, float).copy()
+        if self._warm is not None and self._warm[1].converged and np.array_equal(self._warm[0], theta):
+            st, n = self._warm[1], 0  # :meth:`warm_start`'s PIRLS at this θ
+        else:
+            st, n = pirls.run(theta, self.beta, joint=True), 1
+        if not st.converged or st.eta is None:
+            return theta, n
+        self._best = (pirls.laplace(st), theta.copy(), st)
+        for _ in range(EM_MAX_STEPS):
+            if st.eta is None or st.mu is None:
+                break
+            w, _ = pirls.resp.working(st.eta, st.mu)
+            new = theta.copy()
+            for k, term in enumerate(re.terms):
+                j = int(re.theta_offsets[k])
+                u = st.u[int(re.col_offsets[k]):int(re.col_offsets[k + 1])]
+                t2 = theta[j] ** 2
+                wl = np.bincount(term.codes, weights=w * term.X[:, 0] ** 2, minlength=term.nlevels)
+                new[j] = np.sqrt(t2 * np.mean(u * u + 1.0 / (1.0 + t2 * wl)))
+            if not np.all(np.isfinite(new)):
+                break
+            st_new = pirls.run(new, st.beta, joint=True)
+            n += 1
+            if not st_new.converged:
+                break
+            moved = np.max(np.abs(new - theta) / np.maximum(np.abs(theta), 1e-8))
+            theta, st = new, st_new
+            self.beta = st.beta
+            self._best = (pirls.laplace(st), theta.copy(), st)
+            if moved < EM_SETTLED:
+                break
+        self.n_evals += n
+        return theta, n
 
     def rescaled_modes(self, theta: np.ndarray) -> np.ndarray | None:
         """The last mode as spherical modes at θ that keep the random effects b = Λu of the last θ
@@ -106,8 +183,14 @@ class JointPIRLSDeviance:
             out[sl] = np.linalg.solve(T_new, B.T).T.ravel() if t.p > 1 else B.ravel() / T_new[0, 0]
         return out
 
-    def solution(self, theta: np.ndarray) -> PIRLSState:
-        """The joint mode at θ, from the current β."""
+    def solution(self, theta: np.ndarray, remembered: bool = False) -> PIRLSState:
+        """The joint mode at θ, from the current β; with ``remembered``, the state of the best evaluation
+        when it was at θ (at the tolerances it ran with; PIRLS then restarts from its mode)."""
+        theta = np.asarray(theta, float)
+        if remembered and self._best is not None and np.array_equal(theta, self._best[1]):
+            st = self._best[2]
+            self.pirls.u = st.u.copy()
+            return st
         return self.pirls.run(theta, self.beta, joint=True)
 
 
@@ -127,7 +210,7 @@ class LaplaceDeviance:
         self.n_theta = pirls.re.n_theta
         self.n_evals = 0
         self._rows: GLMMGradientRows | None = None
-        self._last: tuple[np.ndarray, float, np.ndarray] | None = None
+        self._memo: dict[bytes, tuple[float, np.ndarray, PIRLSState]] = {}
         self._tangent: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
@@ -159,6 +242,11 @@ class LaplaceDeviance:
         """The conditional mode of u at (θ, β)."""
         return self.pirls.run(*self.split(x))
 
+    def remembered(self, x: np.ndarray) -> tuple[float, PIRLSState] | None:
+        """The deviance and PIRLS state at x when :meth:`value_and_gradient` computed them recently, else None."""
+        hit = self._memo.get(np.asarray(x, float).tobytes())
+        return None if hit is None else (hit[0], hit[2])
+
     @property
     def has_gradient(self) -> bool:
         """Whether :meth:`value_and_gradient` is available: the Laplace approximation, rows in memory,
@@ -178,8 +266,9 @@ class LaplaceDeviance:
     def value_and_gradient(self, x: np.ndarray) -> tuple[float, np.ndarray | None]:
         """The Laplace deviance at x = (θ, β) and its exact gradient (:mod:`~interlace.objective.glmm_gradient`)."""
         x = np.array(x, float)
-        if self._last is not None and np.array_equal(x, self._last[0]):  # the searches' repeated points
-            return self._last[1], self._last[2].copy()
+        hit = self._memo.get(x.tobytes())
+        if hit is not None:  # the searches' repeated points
+            return hit[0], hit[1].copy()
         self.n_evals += 1
         theta, beta = self.split(x)
         st = None
@@ -206,7 +295,9 @@ class LaplaceDeviance:
             g, du = laplace_gradient(self.pirls.resp, st, theta, beta, self._rows, self.pirls.source.engine(False))
         except np.linalg.LinAlgError:  # a singular observed information (separation): no gradient here
             return f, None
-        self._last = (x, f, g)
+        self._memo[x.tobytes()] = (f, g, st)
+        while len(self._memo) > REMEMBERED_POINTS:
+            del self._memo[next(iter(self._memo))]
         self._tangent = (x, st.u.copy(), du)
         return f, g.copy()
 
