@@ -20,18 +20,51 @@ from ..errors import DataError
 from ..formula import RandomTermSpec
 from .covariance import CovarianceStructure, Unstructured
 from .fixed import build_matrix, check_magnitude, new_matrix
+from .frame import ModelFrame
 
 __all__ = ["RandomEffects", "RandomEffectsTerm", "build_random_effects", "group_labels", "term_from_arrays"]
 
 
-def group_labels(data: pd.DataFrame, group: tuple[str, ...]) -> pd.Series:
+def _column(data: pd.DataFrame | ModelFrame, name: str) -> pd.Series:
+    if isinstance(data, ModelFrame):
+        values = data.columns[name]
+        return pd.Series(values, index=data.index, name=name, dtype=values.dtype, copy=False)
+    return data[name]
+
+
+def group_labels(data: pd.DataFrame | ModelFrame, group: tuple[str, ...]) -> pd.Series:
     """The grouping factor's value per row: the column itself, or ``"a:b"`` strings for interactions."""
     if len(group) == 1:
-        return data[group[0]]
-    out = data[group[0]].astype(str)
+        return _column(data, group[0])
+    out = _column(data, group[0]).astype(str)
     for g in group[1:]:
-        out = out + ":" + data[g].astype(str)
+        out = out + ":" + _column(data, g).astype(str)
     return out
+
+
+#: Widest range of an integer grouping column factorized by a table lookup (else by pandas' hashing),
+#: relative to its number of rows
+_LOOKUP_SPAN = 4
+
+
+def factorize_groups(data: pd.DataFrame | ModelFrame, group: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, levels)`` of a grouping factor, levels sorted: ``pandas.factorize(..., sort=True)``.
+
+    An integer column of the model frame whose values span at most a few times its rows
+    (subject or item numbers) is factorized by one table lookup, without pandas.
+    """
+    values = data.columns[group[0]] if isinstance(data, ModelFrame) and len(group) == 1 else None
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu" and values.size:
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo < _LOOKUP_SPAN * values.size + 1024 and hi < 2 ** 63:
+            shifted = values.astype(np.int64) - np.int64(lo)
+            present = np.zeros(hi - lo + 1, dtype=bool)
+            present[shifted] = True
+            offsets = np.flatnonzero(present)
+            position = np.cumsum(present, dtype=np.int64) - 1
+            return position[shifted], (offsets + lo).astype(values.dtype)
+    codes, levels = pd.factorize(group_labels(data, group), sort=True)
+    return codes, levels
 
 
 @dataclass
@@ -104,20 +137,19 @@ class RandomEffectsTerm:
         return X, codes
 
 
-def _make_term(spec: RandomTermSpec, data: pd.DataFrame, cov: CovarianceStructure | None = None,
+def _make_term(spec: RandomTermSpec, data: pd.DataFrame | ModelFrame, cov: CovarianceStructure | None = None,
                check_nobs: bool = True) -> RandomEffectsTerm:
     """Build one term from its spec on the complete-case data.
 
     Parameters
     ----------
     spec : RandomTermSpec
-    data : DataFrame
+    data : DataFrame or ModelFrame
     cov : CovarianceStructure, optional
         The term's covariance structure; default :class:`Unstructured` of the
         term's width (lme4's).  Its ``p`` must equal the number of columns.
     """
-    lab = group_labels(data, spec.group)
-    codes, levels = pd.factorize(lab, sort=True)
+    codes, levels = factorize_groups(data, spec.group)
     levels = pd.Index(levels, name=spec.name)
     n = len(data)
     if len(levels) < 2:
@@ -299,7 +331,7 @@ class RandomEffects:
                 for k, t in enumerate(self.terms)]
 
 
-def build_random_effects(specs: list[RandomTermSpec], data: pd.DataFrame, check_nobs: bool = True,
+def build_random_effects(specs: list[RandomTermSpec], data: pd.DataFrame | ModelFrame, check_nobs: bool = True,
                          allow_empty: bool = False) -> RandomEffects:
     """Build every term of ``specs`` on the complete-case ``data``.
 
