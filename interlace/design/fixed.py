@@ -109,7 +109,8 @@ def _numeric_columns(desc: patsy.ModelDesc, data: pd.DataFrame | ModelFrame) -> 
             code = getattr(factor, "code", None)
             if not isinstance(code, str) or code in cols:
                 continue
-            values = _numeric_values(data, code) if code.isidentifier() else None
+            # a column named Intercept clashes with patsy's intercept: patsy's path says so
+            values = _numeric_values(data, code) if code.isidentifier() and code != "Intercept" else None
             if values is None:
                 return None
             cols[code] = values
@@ -227,6 +228,16 @@ def check_magnitude(values: np.ndarray, names: list[str], what: str) -> None:
                         "rescale it (e.g. divide by a power of 10)")
 
 
+def moderate(values: np.ndarray) -> bool:
+    """Whether every value is finite and within ±:data:`MAX_MAGNITUDE` (one pass for each bound; a NaN fails):
+    the common case, in which the checks naming the offending columns need not run."""
+    v = np.asarray(values, float)
+    if not v.size:
+        return True
+    with np.errstate(invalid="ignore"):
+        return bool(v.max() <= MAX_MAGNITUDE and v.min() >= -MAX_MAGNITUDE)
+
+
 def check_columns(values: np.ndarray, names: list[str], what: str) -> np.ndarray:
     """Refuse non-finite values and values whose squares overflow, naming the columns; returns ``values``."""
     v = np.asarray(values, float)
@@ -274,6 +285,29 @@ def _r_column_order(design_info: patsy.DesignInfo, rhs: str) -> np.ndarray:
                           ).astype(np.intp)
 
 
+#: A column whose part independent of the columns before it keeps at least this fraction of its norm
+#: (and 1000 times the rank tolerance), measured from the Cholesky factor of XᵀX, is independent: the
+#: Gram matrix's rounding moves that fraction's square by about ``n`` ε, far below the margin's square
+_CLEAR_MARGIN = 1e-3
+
+
+def _clearly_independent(X: np.ndarray, tol: float) -> bool:
+    """Whether every column of ``X`` is far from the span of the columns before it (the common case,
+    decided from the small Gram matrix, so the QR of the rows need not run)."""
+    n, p = X.shape
+    if p == 0 or n < p:
+        return p == 0
+    G = X.T @ X
+    sq = np.diagonal(G)
+    if not np.all(sq > 0):
+        return False
+    try:
+        L = np.linalg.cholesky(G)
+    except np.linalg.LinAlgError:
+        return False
+    return bool(np.all(np.diagonal(L) > max(_CLEAR_MARGIN, 1e3 * tol) * np.sqrt(sq)))
+
+
 def _independent_columns(X: np.ndarray, tol: float) -> np.ndarray:
     """Columns kept by R's ``qr(X, tol, LAPACK = FALSE)`` (LINPACK ``dqrdc2``), as lme4 drops them.
 
@@ -283,6 +317,8 @@ def _independent_columns(X: np.ndarray, tol: float) -> np.ndarray:
     would drop whichever is shorter).
     """
     n, p = X.shape
+    if _clearly_independent(X, tol):
+        return np.arange(p)
     norm0 = np.linalg.norm(X, axis=0)
     norm0 = np.where(norm0 > 0, norm0, 1.0)
     # an unpivoted QR in this order is dqrdc2 up to the first negligible column
@@ -352,13 +388,14 @@ def build_fixed(fixed_formula: str, data: pd.DataFrame | ModelFrame, rank_tol: f
     names_full = list(Xfull.design_info.column_names)
     X = np.asarray(Xfull, dtype=float)
     y = np.asarray(ymat, dtype=float).ravel()
-    if not np.all(np.isfinite(y)):
-        raise DataError(f"response {lhs.strip()!r} has {int(np.sum(~np.isfinite(y)))} non-finite values")
-    bad_cols = [names_full[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
-    if bad_cols:
-        raise DataError(f"fixed-effects column(s) {', '.join(map(repr, bad_cols))} have non-finite values")
-    check_magnitude(y, [lhs.strip()], "response")
-    check_magnitude(X, names_full, "fixed-effects column")
+    if not (moderate(y) and moderate(X)):  # say which values are not finite or too large
+        if not np.all(np.isfinite(y)):
+            raise DataError(f"response {lhs.strip()!r} has {int(np.sum(~np.isfinite(y)))} non-finite values")
+        bad_cols = [names_full[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
+        if bad_cols:
+            raise DataError(f"fixed-effects column(s) {', '.join(map(repr, bad_cols))} have non-finite values")
+        check_magnitude(y, [lhs.strip()], "response")
+        check_magnitude(X, names_full, "fixed-effects column")
     keep = np.arange(X.shape[1])
     dropped: list[str] = []
     if X.shape[1] > 0:

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from ..errors import DataError
 from ..formula import RandomTermSpec
 from .covariance import CovarianceStructure, Unstructured
-from .fixed import build_matrix, check_magnitude, new_matrix
+from .fixed import build_matrix, check_magnitude, moderate, new_matrix
 from .frame import ModelFrame
 
 __all__ = ["RandomEffects", "RandomEffectsTerm", "build_random_effects", "group_labels", "term_from_arrays"]
@@ -165,10 +165,11 @@ def _make_term(spec: RandomTermSpec, data: pd.DataFrame | ModelFrame, cov: Covar
     mm = build_matrix(spec.lhs, data, f"random-effects term {spec.source!r}")
     names = ["Intercept" if c == "Intercept" else c for c in mm.design_info.column_names]
     X = np.asarray(mm, dtype=float)
-    bad = [names[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
-    if bad:
-        raise DataError(f"column(s) {', '.join(map(repr, bad))} of term {spec.source!r} have non-finite values")
-    check_magnitude(X, names, f"column of term {spec.source!r}")
+    if not moderate(X):  # say which columns are not finite or too large
+        bad = [names[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
+        if bad:
+            raise DataError(f"column(s) {', '.join(map(repr, bad))} of term {spec.source!r} have non-finite values")
+        check_magnitude(X, names, f"column of term {spec.source!r}")
     if check_nobs and X.shape[1] * len(levels) >= n:
         raise DataError(
             f"number of observations (={n}) <= number of random effects (={X.shape[1] * len(levels)}) for term "
