@@ -62,6 +62,12 @@ def quoted_names(code: str) -> list[str]:
             and len(n.args) == 1 and isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str)]
 
 
+@lru_cache(maxsize=1024)
+def _code_names(code: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(quoted names, sorted bare names)`` of a formula expression (kept per string)."""
+    return tuple(quoted_names(code)), tuple(sorted(formula_names(code)))
+
+
 def _term_codes(formula_rhs: str) -> list[str]:
     try:
         desc = model_desc(formula_rhs)
@@ -76,12 +82,13 @@ def _columns_of(codes: list[str], data: pd.DataFrame, where: str, env: Any = Non
     (given ``env``, a patsy ``EvalEnvironment``) names of ``env``, which are collected in ``outer``."""
     cols: list[str] = []
     for code in codes:
-        for name in quoted_names(code):
+        quoted, bare = _code_names(code)
+        for name in quoted:
             if name not in data.columns:
                 raise DataError(f"column {name!r} quoted in {where} is not in the data")
             if name not in cols:
                 cols.append(name)
-        for name in sorted(formula_names(code)):
+        for name in bare:
             if name == "offset" and name not in data.columns:
                 raise FormulaError(f"offset() in {where} is not available here: give the offset as a column "
                                    "name (offset='column')")
