@@ -309,6 +309,23 @@ class RandomEffects:
         b = self.col_offsets[len(self.terms) if last is None else last]
         return L[a:b, a:b].tocsc()
 
+    def times_lambda(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """``Λθ u`` term by term from the templates' entries, without forming Λθ: each entry adds its
+        products in Λθ's column order, as the sparse product does, so the numbers are the same."""
+        theta = np.asarray(theta, float)
+        u = np.asarray(u, float).ravel()
+        b = np.zeros(u.size)
+        for k, t in enumerate(self.terms):
+            a, e = int(self.col_offsets[k]), int(self.col_offsets[k + 1])
+            U = u[a:e].reshape(t.nlevels, t.p)
+            B = np.zeros((t.nlevels, t.p))
+            cov = t.cov
+            vals = theta[self.theta_offsets[k] + cov.theta_index]
+            for j in np.lexsort((cov.rows, cov.cols)):
+                B[:, cov.rows[j]] += vals[j] * U[:, cov.cols[j]]
+            b[a:e] = B.ravel()
+        return b
+
     def subset(self, rows: np.ndarray) -> RandomEffects:
         """The structure on the rows ``rows`` (positions or a mask), every level and θ's layout kept.
 
