@@ -29,6 +29,7 @@ Structures:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 
@@ -72,6 +73,16 @@ class CovarianceStructure:
         return scale * T @ T.T
 
 
+@lru_cache(maxsize=64)
+def _lower_triangle(p: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of a ``p × p`` lower triangle, column by column (kept per ``p``, read-only)."""
+    r, c = np.tril_indices(p)
+    idx = np.lexsort((r, c))
+    rows, cols = r[idx], c[idx]
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
+
+
 class Unstructured(CovarianceStructure):
     """General positive semi-definite ``p × p`` covariance (lme4's default).
 
@@ -83,9 +94,7 @@ class Unstructured(CovarianceStructure):
 
     def __init__(self, p: int) -> None:
         self.p = p
-        r, c = np.tril_indices(p)  # lower triangle, ordered column by column
-        idx = np.lexsort((r, c))
-        self.rows, self.cols = r[idx], c[idx]
+        self.rows, self.cols = _lower_triangle(p)
         self.theta_index = np.arange(self.rows.size)
 
     @property

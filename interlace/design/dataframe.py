@@ -70,7 +70,7 @@ def to_pandas(data: Any) -> pd.DataFrame:
             raise DataError(f"data must be a DataFrame (pandas, polars, pyarrow, or any frame the narwhals "
                             f"library supports), got {type(data).__name__}")
         data = converted
-    dup = data.columns[data.columns.duplicated()].unique()
+    dup = [] if data.columns.is_unique else data.columns[data.columns.duplicated()].unique()
     if len(dup):
         raise DataError(f"data has duplicated column names: {', '.join(map(repr, dup[:10]))}; a formula cannot "
                         "tell them apart: rename or drop the copies")
@@ -106,12 +106,12 @@ def numpy_dtypes(data: pd.DataFrame) -> pd.DataFrame:
     ``data`` itself is not modified.
     """
     conv = {}
-    for j, (name, dtype) in enumerate(zip(data.columns, data.dtypes)):
+    for j, dtype in enumerate(data.dtypes.tolist()):
         if not isinstance(dtype, pd.api.extensions.ExtensionDtype):
             continue  # numpy dtypes need nothing (read column by column only the others)
         new = _numpy_column(data.iloc[:, j])
         if new is not None:
-            conv[name] = new
+            conv[data.columns[j]] = new
     return data.assign(**conv) if conv else data
 
 

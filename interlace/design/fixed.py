@@ -12,7 +12,7 @@ import patsy
 
 from ..errors import DataError, FormulaError, RankDeficiencyWarning, warn_user
 from ..formula.parse import model_desc
-from .frame import _PATSY_NAMES, EVAL_NAMESPACE, formula_names
+from .frame import _PATSY_NAMES, EVAL_NAMESPACE, ModelFrame, formula_names
 from .stored import EVAL_ENV, storable
 
 __all__ = ["FixedDesign", "build_fixed", "build_matrix", "formula_env", "new_matrix"]
@@ -83,11 +83,25 @@ def formula_env(eval_env: patsy.EvalEnvironment | None = None) -> patsy.EvalEnvi
     return _ENV if eval_env is None else eval_env.with_outer_namespace(EVAL_NAMESPACE)
 
 
-def _numeric_columns(desc: patsy.ModelDesc, data: pd.DataFrame) -> dict[str, np.ndarray] | None:
+def _numeric_values(data: pd.DataFrame | ModelFrame, name: str) -> np.ndarray | None:
+    """The values of column ``name`` when it is a numpy numeric (not boolean) column, else None."""
+    if isinstance(data, ModelFrame):
+        values = data.columns.get(name)
+        if not isinstance(values, np.ndarray):
+            return None
+    else:
+        if name not in data.columns:
+            return None
+        col = data[name]
+        values = col.to_numpy() if isinstance(col.dtype, np.dtype) else None
+    return values if values is not None and values.dtype.kind in "iuf" else None
+
+
+def _numeric_columns(desc: patsy.ModelDesc, data: pd.DataFrame | ModelFrame) -> dict[str, np.ndarray] | None:
     """The columns of a one-sided formula whose every factor is a bare numeric column of ``data``
     (``1 + Days``, ``x1 * x2``), or None when any factor is something else (a categorical or
     boolean column, a function call, a stateful transform) or the frame is empty."""
-    if desc.lhs_termlist or not len(data) or not data.columns.is_unique:
+    if desc.lhs_termlist or not len(data) or (isinstance(data, pd.DataFrame) and not data.columns.is_unique):
         return None
     cols: dict[str, np.ndarray] = {}
     for term in desc.rhs_termlist:
@@ -95,10 +109,9 @@ def _numeric_columns(desc: patsy.ModelDesc, data: pd.DataFrame) -> dict[str, np.
             code = getattr(factor, "code", None)
             if not isinstance(code, str) or code in cols:
                 continue
-            if not code.isidentifier() or code not in data.columns:
-                return None
-            values = data[code].to_numpy() if isinstance(data[code].dtype, np.dtype) else None
-            if values is None or values.dtype.kind not in "iuf":
+            # a column named Intercept clashes with patsy's intercept: patsy's path says so
+            values = _numeric_values(data, code) if code.isidentifier() and code != "Intercept" else None
+            if values is None:
                 return None
             cols[code] = values
     return cols
@@ -136,12 +149,13 @@ def _numeric_matrix(desc: patsy.ModelDesc, cols: dict[str, np.ndarray], n: int,
     return patsy.DesignMatrix(X, info)
 
 
-def build_matrix(rhs: str, data: pd.DataFrame, where: str,
+def build_matrix(rhs: str, data: pd.DataFrame | ModelFrame, where: str,
                  eval_env: patsy.EvalEnvironment | None = None) -> patsy.DesignMatrix:
     """Evaluate a one-sided formula on ``data`` with interlace's namespace (and ``eval_env``'s), with clear errors.
 
     A formula of bare numeric columns is built without patsy's passes over the rows
-    (:func:`_numeric_matrix`: the same matrix and design info)."""
+    (:func:`_numeric_matrix`: the same matrix and design info); ``data`` may be a model
+    frame, whose columns are then read without a DataFrame."""
     try:
         desc = model_desc(rhs)
         cols = _numeric_columns(desc, data)
@@ -151,6 +165,8 @@ def build_matrix(rhs: str, data: pd.DataFrame, where: str,
             return _numeric_matrix(desc, cols, len(data), info)
     except patsy.PatsyError:
         pass  # patsy's own path below reports it
+    if isinstance(data, ModelFrame):
+        data = data.data
     try:  # numpy's warnings (log of a negative, ...) are left out: non-finite results are refused after
         with np.errstate(all="ignore"):
             mm = patsy.dmatrix(model_desc(rhs), _strings_as_categorical(data), eval_env=formula_env(eval_env),
@@ -212,6 +228,16 @@ def check_magnitude(values: np.ndarray, names: list[str], what: str) -> None:
                         "rescale it (e.g. divide by a power of 10)")
 
 
+def moderate(values: np.ndarray) -> bool:
+    """Whether every value is finite and within ±:data:`MAX_MAGNITUDE` (one pass for each bound; a NaN fails):
+    the common case, in which the checks naming the offending columns need not run."""
+    v = np.asarray(values, float)
+    if not v.size:
+        return True
+    with np.errstate(invalid="ignore"):
+        return bool(v.max() <= MAX_MAGNITUDE and v.min() >= -MAX_MAGNITUDE)
+
+
 def check_columns(values: np.ndarray, names: list[str], what: str) -> np.ndarray:
     """Refuse non-finite values and values whose squares overflow, naming the columns; returns ``values``."""
     v = np.asarray(values, float)
@@ -259,6 +285,29 @@ def _r_column_order(design_info: patsy.DesignInfo, rhs: str) -> np.ndarray:
                           ).astype(np.intp)
 
 
+#: A column whose part independent of the columns before it keeps at least this fraction of its norm
+#: (and 1000 times the rank tolerance), measured from the Cholesky factor of XᵀX, is independent: the
+#: Gram matrix's rounding moves that fraction's square by about ``n`` ε, far below the margin's square
+_CLEAR_MARGIN = 1e-3
+
+
+def _clearly_independent(X: np.ndarray, tol: float) -> bool:
+    """Whether every column of ``X`` is far from the span of the columns before it (the common case,
+    decided from the small Gram matrix, so the QR of the rows need not run)."""
+    n, p = X.shape
+    if p == 0 or n < p:
+        return p == 0
+    G = X.T @ X
+    sq = np.diagonal(G)
+    if not np.all(sq > 0):
+        return False
+    try:
+        L = np.linalg.cholesky(G)
+    except np.linalg.LinAlgError:
+        return False
+    return bool(np.all(np.diagonal(L) > max(_CLEAR_MARGIN, 1e3 * tol) * np.sqrt(sq)))
+
+
 def _independent_columns(X: np.ndarray, tol: float) -> np.ndarray:
     """Columns kept by R's ``qr(X, tol, LAPACK = FALSE)`` (LINPACK ``dqrdc2``), as lme4 drops them.
 
@@ -268,6 +317,8 @@ def _independent_columns(X: np.ndarray, tol: float) -> np.ndarray:
     would drop whichever is shorter).
     """
     n, p = X.shape
+    if _clearly_independent(X, tol):
+        return np.arange(p)
     norm0 = np.linalg.norm(X, axis=0)
     norm0 = np.where(norm0 > 0, norm0, 1.0)
     # an unpivoted QR in this order is dqrdc2 up to the first negligible column
@@ -293,7 +344,28 @@ def _independent_columns(X: np.ndarray, tol: float) -> np.ndarray:
     return np.asarray(kept, dtype=np.intp)
 
 
-def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7,
+def _response_matrix(name: str, data: pd.DataFrame | ModelFrame, eval_env: patsy.EvalEnvironment | None
+                     ) -> tuple[np.ndarray, pd.DataFrame | ModelFrame]:
+    """The response as one column (a numeric column read directly, anything else through patsy), and
+    the data to build X from (a logical response is 0/1 there, as R uses it)."""
+    values = _numeric_values(data, name)
+    if values is not None:  # a numeric column: what patsy would give, without its overhead
+        return np.asarray(values, dtype=float)[:, None], data
+    frame = _check_response(name, data.data if isinstance(data, ModelFrame) else data)
+    col = frame[name] if name in frame.columns else None
+    if col is not None and pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        return col.to_numpy(float)[:, None], frame
+    try:
+        with np.errstate(all="ignore"):
+            ymat = patsy.dmatrix(name + " - 1", frame, eval_env=formula_env(eval_env), NA_action=_NO_NA_CHECK)
+    except patsy.PatsyError as exc:
+        raise FormulaError(f"cannot evaluate response {name!r}: {exc}") from None
+    except PATSY_INTERNAL as exc:
+        raise FormulaError(f"cannot evaluate response {name!r}: {type(exc).__name__}: {exc}") from None
+    return np.asarray(ymat), frame
+
+
+def build_fixed(fixed_formula: str, data: pd.DataFrame | ModelFrame, rank_tol: float = 1e-7,
                 eval_env: patsy.EvalEnvironment | None = None) -> FixedDesign:
     """Build ``y`` and ``X`` from a two-sided formula, dropping aliased columns as lme4 does.
 
@@ -301,7 +373,7 @@ def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7,
     ----------
     fixed_formula : str
         ``"y ~ x1 + x2"``.
-    data : DataFrame
+    data : DataFrame or ModelFrame
         Complete rows only (see :func:`interlace.design.frame.build_frame`).
     rank_tol : float
         Relative tolerance on the pivoted QR diagonal (lme4's ``rankMatrix`` default).
@@ -309,32 +381,21 @@ def build_fixed(fixed_formula: str, data: pd.DataFrame, rank_tol: float = 1e-7,
         A namespace searched after the data and before interlace's (see :func:`formula_env`).
     """
     lhs, rhs = fixed_formula.split("~", 1)
-    data = _check_response(lhs, data)
-    col = data[lhs.strip()] if lhs.strip() in data.columns else None
-    if col is not None and pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-        ymat = col.to_numpy(float)[:, None]      # a numeric column: what patsy would give, without its overhead
-    else:
-        try:
-            with np.errstate(all="ignore"):
-                ymat = patsy.dmatrix(lhs.strip() + " - 1", data, eval_env=formula_env(eval_env),
-                                     NA_action=_NO_NA_CHECK)
-        except patsy.PatsyError as exc:
-            raise FormulaError(f"cannot evaluate response {lhs.strip()!r}: {exc}") from None
-        except PATSY_INTERNAL as exc:
-            raise FormulaError(f"cannot evaluate response {lhs.strip()!r}: {type(exc).__name__}: {exc}") from None
+    ymat, data = _response_matrix(lhs.strip(), data, eval_env)
     if ymat.shape[1] != 1:
         raise DataError(f"response {lhs.strip()!r} is not numeric: it expands to {ymat.shape[1]} columns")
     Xfull = build_matrix(rhs, data, "the fixed-effects model matrix", eval_env)
     names_full = list(Xfull.design_info.column_names)
     X = np.asarray(Xfull, dtype=float)
     y = np.asarray(ymat, dtype=float).ravel()
-    if not np.all(np.isfinite(y)):
-        raise DataError(f"response {lhs.strip()!r} has {int(np.sum(~np.isfinite(y)))} non-finite values")
-    bad_cols = [names_full[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
-    if bad_cols:
-        raise DataError(f"fixed-effects column(s) {', '.join(map(repr, bad_cols))} have non-finite values")
-    check_magnitude(y, [lhs.strip()], "response")
-    check_magnitude(X, names_full, "fixed-effects column")
+    if not (moderate(y) and moderate(X)):  # say which values are not finite or too large
+        if not np.all(np.isfinite(y)):
+            raise DataError(f"response {lhs.strip()!r} has {int(np.sum(~np.isfinite(y)))} non-finite values")
+        bad_cols = [names_full[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
+        if bad_cols:
+            raise DataError(f"fixed-effects column(s) {', '.join(map(repr, bad_cols))} have non-finite values")
+        check_magnitude(y, [lhs.strip()], "response")
+        check_magnitude(X, names_full, "fixed-effects column")
     keep = np.arange(X.shape[1])
     dropped: list[str] = []
     if X.shape[1] > 0:

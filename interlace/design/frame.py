@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import builtins
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -63,6 +62,12 @@ def quoted_names(code: str) -> list[str]:
             and len(n.args) == 1 and isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str)]
 
 
+@lru_cache(maxsize=1024)
+def _code_names(code: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(quoted names, sorted bare names)`` of a formula expression (kept per string)."""
+    return tuple(quoted_names(code)), tuple(sorted(formula_names(code)))
+
+
 def _term_codes(formula_rhs: str) -> list[str]:
     try:
         desc = model_desc(formula_rhs)
@@ -77,12 +82,13 @@ def _columns_of(codes: list[str], data: pd.DataFrame, where: str, env: Any = Non
     (given ``env``, a patsy ``EvalEnvironment``) names of ``env``, which are collected in ``outer``."""
     cols: list[str] = []
     for code in codes:
-        for name in quoted_names(code):
+        quoted, bare = _code_names(code)
+        for name in quoted:
             if name not in data.columns:
                 raise DataError(f"column {name!r} quoted in {where} is not in the data")
             if name not in cols:
                 cols.append(name)
-        for name in sorted(formula_names(code)):
+        for name in bare:
             if name == "offset" and name not in data.columns:
                 raise FormulaError(f"offset() in {where} is not available here: give the offset as a column "
                                    "name (offset='column')")
@@ -103,41 +109,104 @@ def _columns_of(codes: list[str], data: pd.DataFrame, where: str, env: Any = Non
     return cols
 
 
-@dataclass
+#: A column of the model frame: a numpy array, or a pandas ExtensionArray (categorical, string, ...)
+Column = Any
+
+
 class ModelFrame:
     """Rows and columns used by a model after dropping missing values.
 
-    Attributes
+    Built by :func:`build_frame` from the used columns' values (numpy arrays, or pandas
+    extension arrays for categorical, string and other extension dtypes), so a fit reads
+    them without label-indexing a frame; :attr:`data` is the same rows as a DataFrame,
+    made on first use.
+
+    Parameters
     ----------
-    data : pandas.DataFrame
-        The used columns, complete rows only, original index kept.
+    data : pandas.DataFrame, optional
+        The used columns, complete rows only, original index kept (or give ``columns``
+        and ``index``).
     n_dropped : int
         Rows dropped for missing values.
     dropped_by_column : dict
         Missing-value count per column among the original rows.
     weights, offset : ndarray or None
+    columns : dict of str to array, optional
+        The used columns' values on the complete rows (keyword only, with ``index``).
+    index : pandas.Index, optional
+        The complete rows' labels.
     """
 
-    data: pd.DataFrame
-    n_dropped: int = 0
-    dropped_by_column: dict = field(default_factory=dict)
-    weights: np.ndarray | None = None
-    offset: np.ndarray | None = None
+    def __init__(self, data: pd.DataFrame | None = None, n_dropped: int = 0,
+                 dropped_by_column: dict | None = None, weights: np.ndarray | None = None,
+                 offset: np.ndarray | None = None, *, columns: dict[str, Column] | None = None,
+                 index: pd.Index | None = None) -> None:
+        if (data is None) == (columns is None):
+            raise TypeError("ModelFrame takes either data or columns (with index)")
+        self._data = data
+        self._columns = columns
+        self._index = index
+        self.n_dropped = int(n_dropped)
+        self.dropped_by_column = {} if dropped_by_column is None else dropped_by_column
+        self.weights = weights
+        self.offset = offset
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The used columns as a DataFrame (complete rows, original index, the columns' own dtypes)."""
+        if self._data is None:
+            assert self._columns is not None and self._index is not None
+            index = self._index
+            self._data = pd.DataFrame({c: pd.Series(v, index=index, dtype=v.dtype, copy=False)
+                                       for c, v in self._columns.items()}, index=index)
+        return self._data
+
+    @property
+    def columns(self) -> dict[str, Column]:
+        """The used columns' values on the complete rows, by name (numpy or pandas extension arrays)."""
+        if self._columns is None:
+            data = self.data
+            self._columns = {c: data.iloc[:, j].array if isinstance(dtype, pd.api.extensions.ExtensionDtype)
+                             else data.iloc[:, j].to_numpy()
+                             for j, (c, dtype) in enumerate(zip(data.columns, data.dtypes))}
+        return self._columns
+
+    @property
+    def index(self) -> pd.Index:
+        """The complete rows' labels."""
+        return self._index if self._index is not None else self.data.index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if state["_columns"] is not None:
+            state["_data"] = None  # rebuilt from the columns on demand
+        return state
+
+    def _with_rows(self, rows: Any) -> ModelFrame:
+        if self._columns is None:
+            return ModelFrame(self.data.iloc[rows], self.n_dropped, dict(self.dropped_by_column))
+        return ModelFrame(n_dropped=self.n_dropped, dropped_by_column=dict(self.dropped_by_column),
+                          columns={c: v[rows] for c, v in self._columns.items()}, index=self.index[rows])
 
     def without_rows(self) -> ModelFrame:
         """The frame's columns and dropped-row counts, no rows."""
-        return ModelFrame(self.data.iloc[:0], self.n_dropped, dict(self.dropped_by_column))
+        return self._with_rows(slice(0, 0))
 
     def subset(self, rows: np.ndarray) -> ModelFrame:
         """The frame restricted to the positions ``rows`` (the dropped-row counts kept)."""
-        return ModelFrame(self.data.iloc[rows], self.n_dropped, dict(self.dropped_by_column),
-                          None if self.weights is None else self.weights[rows],
-                          None if self.offset is None else self.offset[rows])
+        out = self._with_rows(rows)
+        out.weights = None if self.weights is None else self.weights[rows]
+        out.offset = None if self.offset is None else self.offset[rows]
+        return out
 
 
-def _attach(frame: pd.DataFrame, source: pd.DataFrame, value, name: str, col: str) -> None:
+def _per_row(source: pd.DataFrame, value: Any, name: str) -> np.ndarray | None:
+    """Weights or offset (a column name or a vector of the data's length) as float64, checked."""
     if value is None:
-        return
+        return None
     what = f"{name} column {value!r}" if isinstance(value, str) else name
     if isinstance(value, str):
         if value not in source.columns:
@@ -147,14 +216,15 @@ def _attach(frame: pd.DataFrame, source: pd.DataFrame, value, name: str, col: st
         vals = np.asarray(value).ravel()
         if vals.shape[0] != len(source):
             raise DataError(f"{name} has length {vals.shape[0]} but the data have {len(source)} rows")
-    if np.iscomplexobj(vals) or pd.api.types.is_complex_dtype(getattr(vals, "dtype", None)):
+    dtype = getattr(vals, "dtype", None)
+    if np.iscomplexobj(vals) or pd.api.types.is_complex_dtype(dtype):
         raise DataError(f"{what} holds complex numbers: it must be real")
-    if pd.api.types.is_datetime64_any_dtype(getattr(vals, "dtype", None)) \
-            or pd.api.types.is_timedelta64_dtype(getattr(vals, "dtype", None)):
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
         raise DataError(f"{what} holds dates or times: it must be numbers")
+    if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
+        return np.array(vals, dtype=float)  # numbers already: what to_numeric gives, without its pass
     try:
-        frame[col] = np.asarray(pd.to_numeric(pd.Series(np.asarray(vals, dtype=object)), errors="raise"),
-                                dtype=float)
+        return np.asarray(pd.to_numeric(pd.Series(np.asarray(vals, dtype=object)), errors="raise"), dtype=float)
     except (TypeError, ValueError):
         raise DataError(f"{what} must be numeric") from None
 
@@ -179,6 +249,31 @@ def expression_columns(data: pd.DataFrame, fixed_formula: str, specs: list[Rando
 _NUMBER_KINDS = ("integer", "floating", "mixed-integer-float", "decimal")
 
 
+def _as_numbers(c: str, col: pd.Series) -> pd.Series | None:
+    """A column a formula evaluates as numbers: None when usable as it is, float64 for numbers stored
+    as objects; a :class:`DataError` naming it for complex, date and time values."""
+    dtype = col.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        return None
+    if pd.api.types.is_complex_dtype(dtype):
+        raise DataError(f"column {c!r} holds complex numbers: a model needs real numbers")
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype) \
+            or isinstance(dtype, pd.PeriodDtype):
+        raise DataError(f"column {c!r} holds dates or times (dtype {dtype}), which a formula cannot use "
+                        f"directly: make it a number (e.g. days since the first, "
+                        f"(data[{c!r}] - data[{c!r}].min()).dt.days) or a factor (data[{c!r}].astype(str))")
+    if pd.api.types.is_object_dtype(dtype):
+        kind = pd.api.types.infer_dtype(col, skipna=True)
+        if kind in _NUMBER_KINDS:
+            return pd.to_numeric(col, errors="coerce").astype(float)
+        if kind == "complex":
+            raise DataError(f"column {c!r} holds complex numbers: a model needs real numbers")
+        if kind in ("datetime", "datetime64", "date", "time", "timedelta", "period"):
+            raise DataError(f"column {c!r} holds dates or times, which a formula cannot use directly: make "
+                            "it a number (e.g. days since the first) or a factor (.astype(str))")
+    return None
+
+
 def numeric_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """``frame`` with the columns a formula evaluates made usable as numbers.
 
@@ -190,24 +285,9 @@ def numeric_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame
     """
     conv = {}
     for c in columns:
-        col = frame[c]
-        dtype = col.dtype
-        if pd.api.types.is_complex_dtype(dtype):
-            raise DataError(f"column {c!r} holds complex numbers: a model needs real numbers")
-        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype) \
-                or isinstance(dtype, pd.PeriodDtype):
-            raise DataError(f"column {c!r} holds dates or times (dtype {dtype}), which a formula cannot use "
-                            f"directly: make it a number (e.g. days since the first, "
-                            f"(data[{c!r}] - data[{c!r}].min()).dt.days) or a factor (data[{c!r}].astype(str))")
-        if pd.api.types.is_object_dtype(dtype):
-            kind = pd.api.types.infer_dtype(col, skipna=True)
-            if kind in _NUMBER_KINDS:
-                conv[c] = pd.to_numeric(col, errors="coerce").astype(float)
-            elif kind == "complex":
-                raise DataError(f"column {c!r} holds complex numbers: a model needs real numbers")
-            elif kind in ("datetime", "datetime64", "date", "time", "timedelta", "period"):
-                raise DataError(f"column {c!r} holds dates or times, which a formula cannot use directly: make "
-                                "it a number (e.g. days since the first) or a factor (.astype(str))")
+        new = _as_numbers(c, frame[c])
+        if new is not None:
+            conv[c] = new
     return frame.assign(**conv) if conv else frame
 
 
@@ -266,37 +346,90 @@ def build_frame(
             raise DataError(f"column {c!r} of the residual structure is not in the data")
         if c not in cols:
             cols.append(c)
-    frame = numeric_columns(data.loc[:, cols], expression_columns(data, fixed_formula, specs) + off_cols).copy()
-    _attach(frame, data, weights, "weights", WEIGHTS_COL)
-    _attach(frame, data, offset, "offset", OFFSET_COL)
-    missing = frame.isna().to_numpy()
-    bad = missing.any(axis=1)
-    by_col = {c: int(k) for c, k in zip(frame.columns, missing.sum(axis=0)) if k}
-    by_col = {{WEIGHTS_COL: "weights", OFFSET_COL: "offset"}.get(c, c): v for c, v in by_col.items()}
-    n_dropped = int(bad.sum())
-    if n_dropped == len(frame):
+    # each used column read once as an array (no label-indexing of the frame, no frame copy)
+    series = {}
+    for c in cols:
+        col = data[c]
+        if isinstance(col, pd.DataFrame):
+            raise DataError(f"data has several columns named {c!r}; a formula cannot tell them apart: rename "
+                            "or drop the copies")
+        series[c] = col
+    for c in dict.fromkeys(expression_columns(data, fixed_formula, specs) + off_cols):
+        new = _as_numbers(c, series[c])
+        if new is not None:
+            series[c] = new
+    values: dict[str, Column] = {c: col.array if isinstance(col.dtype, pd.api.extensions.ExtensionDtype)
+                                 else col.to_numpy() for c, col in series.items()}
+    w = _per_row(data, weights, "weights")
+    o = _per_row(data, offset, "offset")
+    bad = None
+    by_col = {}
+    for c, v in [*values.items(), ("weights", w), ("offset", o)]:
+        miss = _missing(v)
+        if miss is None:
+            continue
+        k = int(np.count_nonzero(miss))
+        if k:
+            by_col[c] = k
+            bad = miss if bad is None else bad | miss
+    n_dropped = 0 if bad is None else int(np.count_nonzero(bad))
+    if n_dropped == len(data):
         raise DataError(
             "no rows left after dropping rows with missing values "
             f"(missing per column: {by_col})"
         )
+    index = data.index
     if n_dropped:
-        frame = frame.loc[~bad]
+        keep = ~bad
+        values = {c: v[keep] for c, v in values.items()}
+        index = index[keep]
+        w = None if w is None else w[keep]
+        o = None if o is None else o[keep]
         if warn:
             warn_user(
                 f"{n_dropped} of {len(data)} rows dropped for missing values "
                 f"(missing per column: {by_col})",
                 MissingDataWarning,
             )
-    w = frame.pop(WEIGHTS_COL).to_numpy() if WEIGHTS_COL in frame else None
-    o = frame.pop(OFFSET_COL).to_numpy() if OFFSET_COL in frame else None
+    else:  # the model's own copy: the user's frame may change after the fit
+        values = {c: v.copy() for c, v in values.items()}
+    frame = ModelFrame(n_dropped=n_dropped, dropped_by_column=by_col, columns=values, index=index)
     for expr in offset_terms:
-        o = _offset_values(expr, frame) + (0.0 if o is None else o)
+        o = _offset_values(expr, frame.data) + (0.0 if o is None else o)
     if w is not None and (np.any(w < 0) or not np.all(np.isfinite(w))):
         raise DataError("weights must be finite and non-negative")
     if w is not None and not np.any(w > 0):
         raise DataError("weights are all zero: no observation carries information")
-    check_finite(frame, frame.columns, o)
-    return ModelFrame(frame, n_dropped, by_col, w, o)
+    _check_finite_values(values, o)
+    frame.weights, frame.offset = w, o
+    return frame
+
+
+def _missing(values: Column | None) -> np.ndarray | None:
+    """Where ``values`` are missing (pandas' ``isna``), or None for a dtype that cannot hold a missing value."""
+    if values is None:
+        return None
+    kind = values.dtype.kind if isinstance(values, np.ndarray) else None
+    if kind in ("i", "u", "b"):
+        return None
+    if kind == "f":
+        return np.isnan(values)
+    return np.asarray(pd.isna(values), dtype=bool)
+
+
+def _check_finite_values(values: dict[str, Column], offset: np.ndarray | None) -> None:
+    """:func:`check_finite` on the model frame's column values."""
+    if offset is not None and not np.all(np.isfinite(offset)):
+        raise DataError(f"offset has {int(np.sum(~np.isfinite(offset)))} infinite values")
+    for c, v in values.items():
+        dtype = v.dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+            continue  # cannot hold an infinity
+        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+            arr = np.asarray(v)
+            n_inf = int(np.isinf(arr if np.iscomplexobj(arr) else arr.astype(float)).sum())
+            if n_inf:
+                raise DataError(f"column {c!r} has {n_inf} infinite value{'s' if n_inf > 1 else ''}")
 
 
 def _offset_values(expr: str, frame: pd.DataFrame) -> np.ndarray:

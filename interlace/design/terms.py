@@ -19,19 +19,52 @@ import scipy.sparse as sp
 from ..errors import DataError
 from ..formula import RandomTermSpec
 from .covariance import CovarianceStructure, Unstructured
-from .fixed import build_matrix, check_magnitude, new_matrix
+from .fixed import build_matrix, check_magnitude, moderate, new_matrix
+from .frame import ModelFrame
 
 __all__ = ["RandomEffects", "RandomEffectsTerm", "build_random_effects", "group_labels", "term_from_arrays"]
 
 
-def group_labels(data: pd.DataFrame, group: tuple[str, ...]) -> pd.Series:
+def _column(data: pd.DataFrame | ModelFrame, name: str) -> pd.Series:
+    if isinstance(data, ModelFrame):
+        values = data.columns[name]
+        return pd.Series(values, index=data.index, name=name, dtype=values.dtype, copy=False)
+    return data[name]
+
+
+def group_labels(data: pd.DataFrame | ModelFrame, group: tuple[str, ...]) -> pd.Series:
     """The grouping factor's value per row: the column itself, or ``"a:b"`` strings for interactions."""
     if len(group) == 1:
-        return data[group[0]]
-    out = data[group[0]].astype(str)
+        return _column(data, group[0])
+    out = _column(data, group[0]).astype(str)
     for g in group[1:]:
-        out = out + ":" + data[g].astype(str)
+        out = out + ":" + _column(data, g).astype(str)
     return out
+
+
+#: Widest range of an integer grouping column factorized by a table lookup (else by pandas' hashing),
+#: relative to its number of rows
+_LOOKUP_SPAN = 4
+
+
+def factorize_groups(data: pd.DataFrame | ModelFrame, group: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, levels)`` of a grouping factor, levels sorted: ``pandas.factorize(..., sort=True)``.
+
+    An integer column of the model frame whose values span at most a few times its rows
+    (subject or item numbers) is factorized by one table lookup, without pandas.
+    """
+    values = data.columns[group[0]] if isinstance(data, ModelFrame) and len(group) == 1 else None
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu" and values.size:
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo < _LOOKUP_SPAN * values.size + 1024 and hi < 2 ** 63:
+            shifted = values.astype(np.int64) - np.int64(lo)
+            present = np.zeros(hi - lo + 1, dtype=bool)
+            present[shifted] = True
+            offsets = np.flatnonzero(present)
+            position = np.cumsum(present, dtype=np.int64) - 1
+            return position[shifted], (offsets + lo).astype(values.dtype)
+    codes, levels = pd.factorize(group_labels(data, group), sort=True)
+    return codes, levels
 
 
 @dataclass
@@ -104,20 +137,19 @@ class RandomEffectsTerm:
         return X, codes
 
 
-def _make_term(spec: RandomTermSpec, data: pd.DataFrame, cov: CovarianceStructure | None = None,
+def _make_term(spec: RandomTermSpec, data: pd.DataFrame | ModelFrame, cov: CovarianceStructure | None = None,
                check_nobs: bool = True) -> RandomEffectsTerm:
     """Build one term from its spec on the complete-case data.
 
     Parameters
     ----------
     spec : RandomTermSpec
-    data : DataFrame
+    data : DataFrame or ModelFrame
     cov : CovarianceStructure, optional
         The term's covariance structure; default :class:`Unstructured` of the
         term's width (lme4's).  Its ``p`` must equal the number of columns.
     """
-    lab = group_labels(data, spec.group)
-    codes, levels = pd.factorize(lab, sort=True)
+    codes, levels = factorize_groups(data, spec.group)
     levels = pd.Index(levels, name=spec.name)
     n = len(data)
     if len(levels) < 2:
@@ -133,10 +165,11 @@ def _make_term(spec: RandomTermSpec, data: pd.DataFrame, cov: CovarianceStructur
     mm = build_matrix(spec.lhs, data, f"random-effects term {spec.source!r}")
     names = ["Intercept" if c == "Intercept" else c for c in mm.design_info.column_names]
     X = np.asarray(mm, dtype=float)
-    bad = [names[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
-    if bad:
-        raise DataError(f"column(s) {', '.join(map(repr, bad))} of term {spec.source!r} have non-finite values")
-    check_magnitude(X, names, f"column of term {spec.source!r}")
+    if not moderate(X):  # say which columns are not finite or too large
+        bad = [names[j] for j in range(X.shape[1]) if not np.all(np.isfinite(X[:, j]))]
+        if bad:
+            raise DataError(f"column(s) {', '.join(map(repr, bad))} of term {spec.source!r} have non-finite values")
+        check_magnitude(X, names, f"column of term {spec.source!r}")
     if X.shape[1] == 1 and np.all(X == 1.0):  # a random intercept: its column of ones as a view (no memory)
         X = np.broadcast_to(np.float64(1.0), X.shape)
     if check_nobs and X.shape[1] * len(levels) >= n:
@@ -278,6 +311,23 @@ class RandomEffects:
         b = self.col_offsets[len(self.terms) if last is None else last]
         return L[a:b, a:b].tocsc()
 
+    def times_lambda(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """``Λθ u`` term by term from the templates' entries, without forming Λθ: each entry adds its
+        products in Λθ's column order, as the sparse product does, so the numbers are the same."""
+        theta = np.asarray(theta, float)
+        u = np.asarray(u, float).ravel()
+        b = np.zeros(u.size)
+        for k, t in enumerate(self.terms):
+            a, e = int(self.col_offsets[k]), int(self.col_offsets[k + 1])
+            U = u[a:e].reshape(t.nlevels, t.p)
+            B = np.zeros((t.nlevels, t.p))
+            cov = t.cov
+            vals = theta[self.theta_offsets[k] + cov.theta_index]
+            for j in np.lexsort((cov.rows, cov.cols)):
+                B[:, cov.rows[j]] += vals[j] * U[:, cov.cols[j]]
+            b[a:e] = B.ravel()
+        return b
+
     def subset(self, rows: np.ndarray) -> RandomEffects:
         """The structure on the rows ``rows`` (positions or a mask), every level and θ's layout kept.
 
@@ -301,7 +351,7 @@ class RandomEffects:
                 for k, t in enumerate(self.terms)]
 
 
-def build_random_effects(specs: list[RandomTermSpec], data: pd.DataFrame, check_nobs: bool = True,
+def build_random_effects(specs: list[RandomTermSpec], data: pd.DataFrame | ModelFrame, check_nobs: bool = True,
                          allow_empty: bool = False) -> RandomEffects:
     """Build every term of ``specs`` on the complete-case ``data``.
 

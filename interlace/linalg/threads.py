@@ -1,6 +1,7 @@
 """The BLAS thread policy of a fit: one thread for small factors, the library's default for large ones."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from threadpoolctl import ThreadpoolController
@@ -23,6 +24,9 @@ def limit_blas_threads(limit: int | None) -> Any:
     global _CONTROLLER
     if _CONTROLLER is None:
         _CONTROLLER = ThreadpoolController()
+    if limit is None or all(lib.get_num_threads() == limit for lib in _CONTROLLER.lib_controllers
+                            if lib.user_api == "blas"):
+        return nullcontext()  # nothing to change (threadpoolctl's context would read and set every pool)
     return _CONTROLLER.limit(limits=limit, user_api="blas")
 
 

@@ -23,6 +23,7 @@ from ..design.terms import RandomEffects
 from ..errors import DataError
 from ..linalg.engines import PLS_ENGINES, RowEngines, parse_engine
 from ..linalg.threads import blas_limits
+from .data import LabelledData
 
 __all__ = ["MixedModel", "select_rows"]
 
@@ -72,6 +73,9 @@ class MixedModel(LikelihoodModel):
     fixed_design : FixedDesign, optional
         The fixed-effects design (encodes new data for ``predict``).
     formula : str, optional
+    labels : tuple, optional
+        ``(row index, response name, column names)`` of array ``endog`` and ``exog`` (formula
+        interface): statsmodels' pandas data then makes its Series and DataFrame on first use.
     """
 
     #: engine names the family accepts
@@ -86,12 +90,22 @@ class MixedModel(LikelihoodModel):
         #: the fixed-effects design (None for a model built from arrays)
         self.fixed_design: FixedDesign | None = kwargs.pop("fixed_design", None)
         self.formula: str | None = kwargs.pop("formula", None)
+        self._labels = kwargs.pop("labels", None)
         super().__init__(endog, exog, missing="none", **kwargs)
         self.engine = parse_engine(engine, self._engine_names)
         self.random_effects_structure = random_effects
         self.nobs = float(self.endog.shape[0])
         self.k_fe = self.exog.shape[1]
         self._engines: RowEngines | None = None
+
+    def _handle_data(self, endog: Any, exog: Any, missing: str, hasconst: Any, **kwargs: Any) -> Any:
+        """statsmodels' data of ``endog``/``exog``; arrays given with ``labels=(index, yname, xnames)``
+        make a :class:`~interlace.models.data.LabelledData`, whose pandas objects are made on first use."""
+        labels = self.__dict__.pop("_labels", None)
+        if labels is None:
+            return super()._handle_data(endog, exog, missing, hasconst, **kwargs)
+        return LabelledData(np.asarray(endog, float), np.asarray(exog, float), *labels, missing=missing,
+                            hasconst=hasconst, **kwargs)
 
     # ---------------------------------------------------------------- pickling
     #: caches of engines and objectives: rebuilt on demand (``row_engines()``, ``objective()``),

@@ -141,16 +141,15 @@ class CrossedLME(MixedModel):
         fixed, offset_terms = split_offsets(fixed)
         frame = build_frame(data, fixed, specs, weights=inp.weights, offset=inp.offset, extra=extra,
                             offset_terms=offset_terms)
-        fx = build_fixed(fixed, frame.data)
-        re = build_random_effects(specs, frame.data, allow_empty=bool(extra) or variance is not None
+        fx = build_fixed(fixed, frame)
+        re = build_random_effects(specs, frame, allow_empty=bool(extra) or variance is not None
                                   or correlation is not None)
-        residual = bind_residual(correlation, variance, frame.data, re)
-        # the model's endog and exog share the design's arrays (pandas would copy a 2-d array)
-        endog = pd.Series(fx.y, index=frame.data.index, name=fx.response, copy=False)
-        exog = pd.DataFrame(fx.X, index=frame.data.index, columns=fx.names, copy=False)
-        mod = cls(endog, exog, re, weights=frame.weights, offset=frame.offset, reml=reml, engine=engine,
+        residual = (bind_residual(correlation, variance, frame.data, re)
+                    if correlation is not None or variance is not None else None)
+        mod = cls(fx.y, fx.X, re, weights=frame.weights, offset=frame.offset, reml=reml, engine=engine,
                   frame=frame, fixed_design=fx, formula=formula, df_method=df_method,
-                  residual=residual, correlation=correlation, variance=variance)
+                  residual=residual, correlation=correlation, variance=variance,
+                  labels=(frame.index, fx.response, fx.names))
         mod.data.frame = data
         mod.specs = specs
         mod.groups_arg = groups

@@ -342,7 +342,7 @@ class LMMDeviance:
                             "values of extreme magnitude and the fixed effects for collinearity")
         obj = np.inf if self.zero_weights else self._criterion(f)
         beta, u = self.pls.solve()
-        b = np.asarray(self.pls.re.Lambda(theta) @ u).ravel()
+        b = self.pls.re.times_lambda(theta, u)
         return LMMSolution(theta, beta, u, b, f.pwrss / self.dof, obj, f.pwrss, f.ldL2, f.ldRX2,
                            self.pls.RX().copy())
 
