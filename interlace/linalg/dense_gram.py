@@ -163,11 +163,12 @@ class DenseGram:
         A = self._A.reshape(q2, l1, p1)
         # B = A21 blockdiag(Cᵢ) with its columns ordered (coefficient, level): B[:, j] is contiguous
         B = self._work().reshape(q2, p1, l1)
-        if p1 == 2:  # B0 = A0 c00 + A1 c10, B1 = A1 c11
+        if p1 == 2:  # B0 = A0 c00 + A1 c10, B1 = A1 c11 (B1 holds A1 c10 first: no temporary)
             c00, c10, c11 = _roots_2x2(T1, self._A11)
+            np.multiply(A[:, :, 1], c10, out=B[:, 1])
             np.multiply(A[:, :, 0], c00, out=B[:, 0])
+            B[:, 0] += B[:, 1]
             np.multiply(A[:, :, 1], c11, out=B[:, 1])
-            B[:, 0] += A[:, :, 1] * c10
         else:  # B_j = Σ_i A_i D1[:, i, j]
             for j in range(p1):
                 np.multiply(A[:, :, 0], D1[:, 0, j], out=B[:, j])
@@ -222,11 +223,7 @@ class DenseGram:
             T, p = temps[k], t.p
             src = self._A[offs[k]:offs[k + 1]].reshape(t.nlevels, p, q1)
             dst = B[offs[k]:offs[k + 1]].reshape(t.nlevels, p, q1)
-            for a in range(p):  # row a of level l: Σ_b T[b, a] A21[l·p + b]
-                np.multiply(src[:, 0], T[0, a], out=dst[:, a])
-                for b in range(1, p):
-                    if T[b, a] != 0.0:
-                        dst[:, a] += src[:, b] * T[b, a]
+            _template_rows(T, src, dst)
         # Xᵀ = Bᵀ L22⁻ᵀ in place of Bᵀ (a Fortran-ordered view): X = L22⁻¹ Λ2ᵀ A21, C order
         X = sla.blas.dtrmm(1.0, Linv, B.T, side=1, lower=1, trans_a=1, overwrite_b=1).T
         S = np.empty((l1, p1, p1))
@@ -279,6 +276,27 @@ class DenseGram:
 #: Below this smallest singular value of a later term's template, :func:`dense_grad_blocks`
 #: declines (its identity ``Σ22 Λ2ᵀH = (I − Σ22)Λ2⁻¹`` loses about ε/σ² relative there).
 GRAD_IDENTITY_MIN_SV = 1e-2
+
+
+def _template_rows(T: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
+    """``dst[:, a] = Σ_b T[b, a] src[:, b]`` for ``(levels, p, m)`` arrays: Tᵀ times each level's rows.
+
+    The zero entries of T (a lower-triangular template's upper ones) are skipped, and the last
+    row of ``dst``, written last, holds the partial products of the others: no temporary array.
+    """
+    p = T.shape[0]
+    for a in range(p):
+        nz = [b for b in range(p) if T[b, a] != 0.0]
+        if not nz:
+            dst[:, a] = 0.0
+            continue
+        np.multiply(src[:, nz[0]], T[nz[0], a], out=dst[:, a])
+        for b in nz[1:]:
+            if a < p - 1:
+                np.multiply(src[:, b], T[b, a], out=dst[:, p - 1])
+                dst[:, a] += dst[:, p - 1]
+            else:
+                dst[:, a] += src[:, b] * T[b, a]
 
 
 def _later_templates(re: Any, theta: np.ndarray) -> list[np.ndarray]:
