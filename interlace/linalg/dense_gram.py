@@ -31,11 +31,14 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-__all__ = ["DenseGram", "GRAD_IDENTITY_MIN_SV", "GRAM_CACHE_BYTES", "GRAM_CACHE_COUNT", "ScaledGramFactor",
-           "grad_blocks_declined"]
+__all__ = ["DenseGram", "GRAD_IDENTITY_MIN_SV", "GRAM_CACHE_BYTES", "GRAM_CACHE_COUNT", "PASS_BYTES",
+           "ScaledGramFactor", "grad_blocks_declined"]
 
 #: Memory for the Grams G kept for reuse (at least one is kept): 8 of 2,000 × 2,000.
 GRAM_CACHE_BYTES = 256 * 2**20
+#: Elementwise passes over the q2 × q1 arrays run by row chunks of about this many bytes, so that
+#: a chunk's several passes read it from cache rather than memory.
+PASS_BYTES = 256 * 2**10
 #: At most this many Grams are kept: the gradient's checks revisit the search's last θ1 after
 #: their three θ1 columns, and an evicted array is refilled in place (no new pages to fault in).
 GRAM_CACHE_COUNT = 6
@@ -165,10 +168,13 @@ class DenseGram:
         B = self._work().reshape(q2, p1, l1)
         if p1 == 2:  # B0 = A0 c00 + A1 c10, B1 = A1 c11 (B1 holds A1 c10 first: no temporary)
             c00, c10, c11 = _roots_2x2(T1, self._A11)
-            np.multiply(A[:, :, 1], c10, out=B[:, 1])
-            np.multiply(A[:, :, 0], c00, out=B[:, 0])
-            B[:, 0] += B[:, 1]
-            np.multiply(A[:, :, 1], c11, out=B[:, 1])
+            step = max(1, PASS_BYTES // (8 * self.q1))
+            for r in range(0, q2, step):  # by row chunks that stay in cache over the four passes
+                a, b = A[r:r + step], B[r:r + step]
+                np.multiply(a[:, :, 1], c10, out=b[:, 1])
+                np.multiply(a[:, :, 0], c00, out=b[:, 0])
+                b[:, 0] += b[:, 1]
+                np.multiply(a[:, :, 1], c11, out=b[:, 1])
         else:  # B_j = Σ_i A_i D1[:, i, j]
             for j in range(p1):
                 np.multiply(A[:, :, 0], D1[:, 0, j], out=B[:, j])
@@ -223,7 +229,9 @@ class DenseGram:
             T, p = temps[k], t.p
             src = self._A[offs[k]:offs[k + 1]].reshape(t.nlevels, p, q1)
             dst = B[offs[k]:offs[k + 1]].reshape(t.nlevels, p, q1)
-            _template_rows(T, src, dst)
+            step = max(1, PASS_BYTES // (8 * p * q1))
+            for r in range(0, t.nlevels, step):  # by level chunks that stay in cache
+                _template_rows(T, src[r:r + step], dst[r:r + step])
         # Xᵀ = Bᵀ L22⁻ᵀ in place of Bᵀ (a Fortran-ordered view): X = L22⁻¹ Λ2ᵀ A21, C order
         X = sla.blas.dtrmm(1.0, Linv, B.T, side=1, lower=1, trans_a=1, overwrite_b=1).T
         S = np.empty((l1, p1, p1))
