@@ -262,6 +262,14 @@ class DenseGram:
         terms = re.terms[1:]
         offs = re.col_offsets[1:] - self.q1
         temps = [t.cov.template(theta[re.theta_slice(k + 1)]) for k, t in enumerate(terms)]
+        if len(terms) == 1 and terms[0].p > 1:  # both passes by level chunks that stay in cache
+            t, T = terms[0], temps[0]
+            step = max(1, PASS_BYTES // (8 * t.p * q2)) * t.p
+            for r in range(0, q2, step):
+                Hc = H[r:r + step]
+                np.matmul(Gc[r:r + step].reshape(-1, t.p), -T, out=Hc.reshape(-1, t.p))
+                np.matmul(T.T, Hc.reshape(-1, t.p, q2), out=out[r:r + step].reshape(-1, t.p, q2))
+            return self._add_sandwich(Lam2, out)
         for k, t in enumerate(terms):
             sl, T = slice(offs[k], offs[k + 1]), temps[k]
             if len(terms) == 1:
@@ -276,6 +284,11 @@ class DenseGram:
                 np.multiply(H[sl], T[0, 0], out=out[sl])
             else:
                 np.matmul(T.T, H[sl].reshape(t.nlevels, t.p, q2), out=out[sl].reshape(t.nlevels, t.p, q2))
+        return self._add_sandwich(Lam2, out)
+
+    def _add_sandwich(self, Lam2: sp.spmatrix, out: np.ndarray) -> np.ndarray:
+        """``out += Λ2ᵀ A22 Λ2`` (its few nonzeros)."""
+        q2 = self.q2
         S = (Lam2.T @ self._A22 @ Lam2).tocsr()
         rows = np.repeat(np.arange(q2), np.diff(S.indptr))
         out.reshape(-1)[rows * q2 + S.indices] += S.data
