@@ -192,10 +192,17 @@ def criterion_gradient(pls: Any, theta: np.ndarray, reml: bool, dof: int, pwrss:
     # the solves first: the engine's level blocks may invert its factor in place (BlockedPLS)
     if reml and p:
         # one solve with M for B = M⁻¹ΛᵀC_X and M⁻¹Λᵀc; then β = S⁻¹(Xᵀy − C_XᵀΛ M⁻¹Λᵀc), u = M⁻¹Λᵀc − Bβ
-        LC = _lam_times(re, templates, C, transpose=True)
-        Bf = pls.solve_M(LC)
+        forward = getattr(pls, "forward_C", None)
+        got = forward(theta) if forward is not None else None
+        if got is not None:  # L⁻¹ΛᵀC from the factor: C_XᵀΛM⁻¹Λᵀc = (L⁻¹ΛᵀC_X)ᵀ L⁻¹Λᵀc
+            Y, Bf = got
+            cross = Y[:, :p].T @ Y[:, p]
+        else:
+            LC = _lam_times(re, templates, C, transpose=True)
+            Bf = pls.solve_M(LC)
+            cross = LC[:, :p].T @ Bf[:, p]
         RX = pls.RX()
-        beta = dpotrs(RX, gram.A33[:p, p] - LC[:, :p].T @ Bf[:, p], lower=1)[0]
+        beta = dpotrs(RX, gram.A33[:p, p] - cross, lower=1)[0]
         u = Bf[:, p] - Bf[:, :p] @ beta
         W = np.column_stack([u, Bf[:, :p]])
         AW = gram.times(_lam_times(re, templates, W))
