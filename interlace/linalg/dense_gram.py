@@ -236,8 +236,12 @@ class DenseGram:
         # Xᵀ = Bᵀ L22⁻ᵀ in place of Bᵀ (a Fortran-ordered view): X = L22⁻¹ Λ2ᵀ A21, C order
         X = sla.blas.dtrmm(1.0, Linv, B.T, side=1, lower=1, trans_a=1, overwrite_b=1).T
         S = np.empty((l1, p1, p1))
-        for a in range(p1):  # column products of X, one pair (a, b) of the first term's coefficients at a time
-            for b in range(a + 1):
+        # column products of X: the squares in one contiguous pass, then one pair (a, b) of the first
+        # term's coefficients at a time
+        sq = np.einsum("ij,ij->j", X, X).reshape(l1, p1)
+        for a in range(p1):
+            S[:, a, a] = sq[:, a]
+            for b in range(a):
                 S[:, a, b] = S[:, b, a] = np.einsum("ij,ij->j", X[:, a::p1], X[:, b::p1])
         LT = Linv.T  # row r: column r of L22⁻¹ (Σ22 = L22⁻ᵀ L22⁻¹); C order
         blocks = []
