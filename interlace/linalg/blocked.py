@@ -255,7 +255,7 @@ class BlockedPLS(PLSSystem):
     _numeric = ("cp", "A33", "_L33", "A11", "A21", "A22", "A31", "A32", "_pair_prod", "_prod_scratch", "_pair_matrix",
                 "_pair_matrix_src", "_split", "_m22_buf", "_L11", "_L11_parts", "_A11_stack", "_L21", "_L22",
                 "_L31", "_L32", "_D1blocks", "_T1", "_dense_gram", "_pending", "_small", "_l22_spent", "_lean",
-                "_lean_pending")
+                "_lean_pending", "_forward_theta")
 
     def __init__(self, re: Any, p: int) -> None:
         super().__init__(re, p)
@@ -733,6 +733,7 @@ class BlockedPLS(PLSSystem):
     def factor(self, theta: np.ndarray) -> Factorization:
         re = self.re
         theta = np.asarray(theta, float)
+        self.__dict__.pop("_forward_theta", None)
         if self.__dict__.get("_small") is not None:
             # T1's three entries as floats, read off θ without forming the template
             th = theta.tolist()
@@ -758,6 +759,7 @@ class BlockedPLS(PLSSystem):
         L31 = self._times_D1(self.A31, D1)
         self._L31 = L31
         ld2 = 0.0
+        dense = False  # factored through DenseGram (see forward_C)
         if self.q2:
             pairs = self._use_pairs()
             subtracted = pairs  # L21 L21ᵀ already subtracted from M22
@@ -779,7 +781,7 @@ class BlockedPLS(PLSSystem):
                 M22 = dg.schur(theta, Lam2, G, self._m22_buffer())
                 L21 = ScaledGramFactor(Lam2, self.A21, D1)
                 LamA32 = np.asarray((Lam2.T @ self.A32.T).T)
-                subtracted = True
+                subtracted = dense = True
             else:
                 Lam2 = self._Lambda2(theta)
                 L21 = Lam2.T @ self._times_D1(self.A21, D1)
@@ -814,6 +816,8 @@ class BlockedPLS(PLSSystem):
             R = LamA32 - np.asarray(L21 @ L31.T).T
             L32 = sla.solve_triangular(L22, R.T, lower=True, check_finite=False).T
             self._L32 = L32
+            if dense:
+                self._forward_theta = theta.tobytes()
             ld2 = 2.0 * float(np.sum(np.log(np.diag(L22))))
             M33 = self.A33 - L31 @ L31.T - L32 @ L32.T
         else:
@@ -903,10 +907,29 @@ class BlockedPLS(PLSSystem):
         if self.q2:
             L22 = self._l22()
             y2 = sla.solve_triangular(L22, B2 - np.asarray(self._L21 @ y1), lower=True, check_finite=False)
-            x2 = sla.solve_triangular(L22.T, y2, lower=False, check_finite=False)
-            x1 = self._L11_solve(y1 - np.asarray(self._L21.T @ x2), transpose=True)
-            return np.vstack([x1, x2])
+            return self._back_M(y1, y2)
         return self._L11_solve(y1, transpose=True)
+
+    def _back_M(self, y1: np.ndarray, y2: np.ndarray) -> np.ndarray:
+        """Lᵀ x = y for the rows of blocks 1 and 2 (the backward half of :meth:`solve_M`)."""
+        x2 = sla.solve_triangular(self._l22().T, y2, lower=False, check_finite=False)
+        x1 = self._L11_solve(y1 - np.asarray(self._L21.T @ x2), transpose=True)
+        return np.vstack([x1, x2])
+
+    def forward_C(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(Y, M⁻¹ΛᵀC)`` with ``Y = L⁻¹ΛᵀC`` for the loaded ``C = ZᵀW[X y]`` at θ, from the factor's
+        own L31 and L32 (only the backward solve is done), or None where the last factorization was not
+        at θ through :class:`~interlace.linalg.dense_gram.DenseGram` (the caller then solves with M).
+
+        Parameters
+        ----------
+        theta : ndarray
+            The θ the engine was last factored at.
+        """
+        if self.__dict__.get("_forward_theta") != np.asarray(theta, float).tobytes():
+            return None
+        Y1, Y2 = np.ascontiguousarray(self._L31.T), np.ascontiguousarray(self._L32.T)
+        return np.vstack([Y1, Y2]), self._back_M(Y1, Y2)
 
     def solve(self) -> tuple[np.ndarray, np.ndarray]:
         if "_dense_gram" in self.__dict__:

@@ -31,11 +31,14 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-__all__ = ["DenseGram", "GRAD_IDENTITY_MIN_SV", "GRAM_CACHE_BYTES", "GRAM_CACHE_COUNT", "ScaledGramFactor",
-           "grad_blocks_declined"]
+__all__ = ["DenseGram", "GRAD_IDENTITY_MIN_SV", "GRAM_CACHE_BYTES", "GRAM_CACHE_COUNT", "PASS_BYTES",
+           "ScaledGramFactor", "grad_blocks_declined"]
 
 #: Memory for the Grams G kept for reuse (at least one is kept): 8 of 2,000 × 2,000.
 GRAM_CACHE_BYTES = 256 * 2**20
+#: Elementwise passes over the q2 × q1 arrays run by row chunks of about this many bytes, so that
+#: a chunk's several passes read it from cache rather than memory.
+PASS_BYTES = 256 * 2**10
 #: At most this many Grams are kept: the gradient's checks revisit the search's last θ1 after
 #: their three θ1 columns, and an evicted array is refilled in place (no new pages to fault in).
 GRAM_CACHE_COUNT = 6
@@ -82,9 +85,10 @@ class ScaledGramFactor:
         l1, p1 = self._D1.shape[:2]
         if not self._t:  # Λ2ᵀ A21 (D1 X), D1 X level by level
             DX = np.matmul(self._D1, X2.reshape(l1, p1, k)).reshape(l1 * p1, k)
-            out = np.asarray(self._Lam2.T @ (self._A21 @ DX))
+            # A21 as BLAS's right-hand operand: faster for these few columns than A21 @ DX
+            out = np.asarray(self._Lam2.T @ (DX.T @ self._A21.T).T)
         else:  # D1ᵀ A21ᵀ (Λ2 Y)
-            Z = (self._A21.T @ np.asarray(self._Lam2 @ X2)).reshape(l1, p1, k)
+            Z = (np.asarray(self._Lam2 @ X2).T @ self._A21).T.reshape(l1, p1, k)
             out = np.matmul(np.transpose(self._D1, (0, 2, 1)), Z).reshape(l1 * p1, k)
         return out.ravel() if vec else out
 
@@ -163,11 +167,15 @@ class DenseGram:
         A = self._A.reshape(q2, l1, p1)
         # B = A21 blockdiag(Cᵢ) with its columns ordered (coefficient, level): B[:, j] is contiguous
         B = self._work().reshape(q2, p1, l1)
-        if p1 == 2:  # B0 = A0 c00 + A1 c10, B1 = A1 c11
+        if p1 == 2:  # B0 = A0 c00 + A1 c10, B1 = A1 c11 (B1 holds A1 c10 first: no temporary)
             c00, c10, c11 = _roots_2x2(T1, self._A11)
-            np.multiply(A[:, :, 0], c00, out=B[:, 0])
-            np.multiply(A[:, :, 1], c11, out=B[:, 1])
-            B[:, 0] += A[:, :, 1] * c10
+            step = max(1, PASS_BYTES // (8 * self.q1))
+            for r in range(0, q2, step):  # by row chunks that stay in cache over the four passes
+                a, b = A[r:r + step], B[r:r + step]
+                np.multiply(a[:, :, 1], c10, out=b[:, 1])
+                np.multiply(a[:, :, 0], c00, out=b[:, 0])
+                b[:, 0] += b[:, 1]
+                np.multiply(a[:, :, 1], c11, out=b[:, 1])
         else:  # B_j = Σ_i A_i D1[:, i, j]
             for j in range(p1):
                 np.multiply(A[:, :, 0], D1[:, 0, j], out=B[:, j])
@@ -222,16 +230,18 @@ class DenseGram:
             T, p = temps[k], t.p
             src = self._A[offs[k]:offs[k + 1]].reshape(t.nlevels, p, q1)
             dst = B[offs[k]:offs[k + 1]].reshape(t.nlevels, p, q1)
-            for a in range(p):  # row a of level l: Σ_b T[b, a] A21[l·p + b]
-                np.multiply(src[:, 0], T[0, a], out=dst[:, a])
-                for b in range(1, p):
-                    if T[b, a] != 0.0:
-                        dst[:, a] += src[:, b] * T[b, a]
+            step = max(1, PASS_BYTES // (8 * p * q1))
+            for r in range(0, t.nlevels, step):  # by level chunks that stay in cache
+                _template_rows(T, src[r:r + step], dst[r:r + step])
         # Xᵀ = Bᵀ L22⁻ᵀ in place of Bᵀ (a Fortran-ordered view): X = L22⁻¹ Λ2ᵀ A21, C order
         X = sla.blas.dtrmm(1.0, Linv, B.T, side=1, lower=1, trans_a=1, overwrite_b=1).T
         S = np.empty((l1, p1, p1))
-        for a in range(p1):  # column products of X, one pair (a, b) of the first term's coefficients at a time
-            for b in range(a + 1):
+        # column products of X: the squares in one contiguous pass, then one pair (a, b) of the first
+        # term's coefficients at a time
+        sq = np.einsum("ij,ij->j", X, X).reshape(l1, p1)
+        for a in range(p1):
+            S[:, a, a] = sq[:, a]
+            for b in range(a):
                 S[:, a, b] = S[:, b, a] = np.einsum("ij,ij->j", X[:, a::p1], X[:, b::p1])
         LT = Linv.T  # row r: column r of L22⁻¹ (Σ22 = L22⁻ᵀ L22⁻¹); C order
         blocks = []
@@ -256,6 +266,14 @@ class DenseGram:
         terms = re.terms[1:]
         offs = re.col_offsets[1:] - self.q1
         temps = [t.cov.template(theta[re.theta_slice(k + 1)]) for k, t in enumerate(terms)]
+        if len(terms) == 1 and terms[0].p > 1:  # both passes by level chunks that stay in cache
+            t, T = terms[0], temps[0]
+            step = max(1, PASS_BYTES // (8 * t.p * q2)) * t.p
+            for r in range(0, q2, step):
+                Hc = H[r:r + step]
+                np.matmul(Gc[r:r + step].reshape(-1, t.p), -T, out=Hc.reshape(-1, t.p))
+                np.matmul(T.T, Hc.reshape(-1, t.p, q2), out=out[r:r + step].reshape(-1, t.p, q2))
+            return self._add_sandwich(Lam2, out)
         for k, t in enumerate(terms):
             sl, T = slice(offs[k], offs[k + 1]), temps[k]
             if len(terms) == 1:
@@ -270,6 +288,11 @@ class DenseGram:
                 np.multiply(H[sl], T[0, 0], out=out[sl])
             else:
                 np.matmul(T.T, H[sl].reshape(t.nlevels, t.p, q2), out=out[sl].reshape(t.nlevels, t.p, q2))
+        return self._add_sandwich(Lam2, out)
+
+    def _add_sandwich(self, Lam2: sp.spmatrix, out: np.ndarray) -> np.ndarray:
+        """``out += Λ2ᵀ A22 Λ2`` (its few nonzeros)."""
+        q2 = self.q2
         S = (Lam2.T @ self._A22 @ Lam2).tocsr()
         rows = np.repeat(np.arange(q2), np.diff(S.indptr))
         out.reshape(-1)[rows * q2 + S.indices] += S.data
@@ -279,6 +302,27 @@ class DenseGram:
 #: Below this smallest singular value of a later term's template, :func:`dense_grad_blocks`
 #: declines (its identity ``Σ22 Λ2ᵀH = (I − Σ22)Λ2⁻¹`` loses about ε/σ² relative there).
 GRAD_IDENTITY_MIN_SV = 1e-2
+
+
+def _template_rows(T: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
+    """``dst[:, a] = Σ_b T[b, a] src[:, b]`` for ``(levels, p, m)`` arrays: Tᵀ times each level's rows.
+
+    The zero entries of T (a lower-triangular template's upper ones) are skipped, and the last
+    row of ``dst``, written last, holds the partial products of the others: no temporary array.
+    """
+    p = T.shape[0]
+    for a in range(p):
+        nz = [b for b in range(p) if T[b, a] != 0.0]
+        if not nz:
+            dst[:, a] = 0.0
+            continue
+        np.multiply(src[:, nz[0]], T[nz[0], a], out=dst[:, a])
+        for b in nz[1:]:
+            if a < p - 1:
+                np.multiply(src[:, b], T[b, a], out=dst[:, p - 1])
+                dst[:, a] += dst[:, p - 1]
+            else:
+                dst[:, a] += src[:, b] * T[b, a]
 
 
 def _later_templates(re: Any, theta: np.ndarray) -> list[np.ndarray]:

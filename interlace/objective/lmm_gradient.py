@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.linalg.lapack import dpotrs
 
 __all__ = ["SOLVE_GRAD_MAX_Q", "criterion_gradient", "gradient_supported", "make_gram", "solved_grad_blocks"]
@@ -55,7 +56,7 @@ class _Gram:
             b = cp.blocks()
             self.C = np.vstack([b["A31"].T, b["A32"].T]) if self.q2 else np.asarray(b["A31"].T)
             self.A11 = b["A11"]
-            self.A21, self.A22 = b["A21"], b["A22"]
+            self.A21, self.A22 = b["A21"], _sparse_if_few(b["A22"])
         self.pairing = _Pairing(cp.re)
 
     def times(self, V: np.ndarray) -> np.ndarray:
@@ -69,9 +70,23 @@ class _Gram:
         if not self.q2:
             return out1
         V2 = V[q1:]
-        out1 = out1 + np.asarray(self.A21.T @ V2)
-        out2 = np.asarray(self.A21 @ V1) + np.asarray(self.A22 @ V2)
+        A21 = self.A21
+        if sp.issparse(A21):
+            out1 = out1 + np.asarray(A21.T @ V2)
+            out2 = np.asarray(A21 @ V1)
+        else:  # a dense A21 read as the right-hand operand: BLAS runs these few-column products faster
+            out1 = out1 + (V2.T @ A21).T
+            out2 = (V1.T @ A21.T).T
+        out2 = out2 + np.asarray(self.A22 @ V2)
         return np.vstack([out1, out2])
+
+
+def _sparse_if_few(A: Any) -> Any:
+    """A dense block with few nonzeros (a later term's A22: one block per level) as CSR, read by every
+    product; anything else as given."""
+    if sp.issparse(A) or not isinstance(A, np.ndarray) or A.ndim != 2:
+        return A
+    return sp.csr_matrix(A) if np.count_nonzero(A) <= 0.05 * A.size else A
 
 
 def solved_grad_blocks(pls: Any, theta: np.ndarray, gram: _Gram, chunk: int = 256) -> list[np.ndarray] | None:
@@ -177,10 +192,17 @@ def criterion_gradient(pls: Any, theta: np.ndarray, reml: bool, dof: int, pwrss:
     # the solves first: the engine's level blocks may invert its factor in place (BlockedPLS)
     if reml and p:
         # one solve with M for B = M⁻¹ΛᵀC_X and M⁻¹Λᵀc; then β = S⁻¹(Xᵀy − C_XᵀΛ M⁻¹Λᵀc), u = M⁻¹Λᵀc − Bβ
-        LC = _lam_times(re, templates, C, transpose=True)
-        Bf = pls.solve_M(LC)
+        forward = getattr(pls, "forward_C", None)
+        got = forward(theta) if forward is not None else None
+        if got is not None:  # L⁻¹ΛᵀC from the factor: C_XᵀΛM⁻¹Λᵀc = (L⁻¹ΛᵀC_X)ᵀ L⁻¹Λᵀc
+            Y, Bf = got
+            cross = Y[:, :p].T @ Y[:, p]
+        else:
+            LC = _lam_times(re, templates, C, transpose=True)
+            Bf = pls.solve_M(LC)
+            cross = LC[:, :p].T @ Bf[:, p]
         RX = pls.RX()
-        beta = dpotrs(RX, gram.A33[:p, p] - LC[:, :p].T @ Bf[:, p], lower=1)[0]
+        beta = dpotrs(RX, gram.A33[:p, p] - cross, lower=1)[0]
         u = Bf[:, p] - Bf[:, :p] @ beta
         W = np.column_stack([u, Bf[:, :p]])
         AW = gram.times(_lam_times(re, templates, W))
