@@ -312,6 +312,7 @@ class BlockedPLS(PLSSystem):
         self.__dict__.pop("_pending", None)
         self.__dict__.pop("_lean", None)  # built from these products at the first factorization
         self.__dict__.pop("_lean_pending", None)
+        self.__dict__.pop("_forward_theta", None)  # L31 and L32 of the previous data (forward_C)
         self._small = self._small_products() if self.q2 == 0 and self.p1 == 2 else None
         if self.q2:
             self.A22, self.A32 = b["A22"], b["A32"]

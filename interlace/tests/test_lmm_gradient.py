@@ -163,3 +163,25 @@ def test_dense_crossed_blocks_path(case, taken, monkeypatch):
     _, g = model.objective().value_and_gradient(np.asarray(theta, float))
     assert g is not None
     assert seen == [taken]
+
+
+def test_forward_c_reads_the_factor_and_forgets_it_on_load():
+    """``BlockedPLS.forward_C`` (the REML gradient's M⁻¹ΛᵀC from the dense-Gram factor's L31 and L32)
+    equals the solve with M, is refused at another θ, and is forgotten when new data are loaded."""
+    from interlace.objective.lmm_gradient import _lam_times, make_gram
+
+    formula, data, weights, theta = CASES["crossed_slopes"]
+    theta = np.asarray(theta, float)
+    model = interlace.CrossedLME.from_formula(formula, data, reml=True, engine="blocked", weights=weights)
+    dev = model.objective()
+    dev(theta)
+    pls = dev.pls
+    got = pls.forward_C(theta)
+    assert got is not None
+    Y, B = got
+    LC = _lam_times(pls.re, pls.re.templates(theta), make_gram(pls).C, transpose=True)
+    np.testing.assert_allclose(B, pls.solve_M(LC), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(Y.T @ Y, LC.T @ B, rtol=1e-10, atol=1e-10)  # (L⁻¹ΛᵀC)ᵀ(L⁻¹ΛᵀC) = CᵀΛM⁻¹ΛᵀC
+    assert pls.forward_C(theta * 1.01) is None
+    pls.load(pls.cp)
+    assert pls.forward_C(theta) is None
