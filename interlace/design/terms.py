@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from ..errors import DataError
 from ..formula import RandomTermSpec
+from .codes import distinct
 from .covariance import CovarianceStructure, Unstructured
 from .fixed import build_matrix, check_magnitude, moderate, new_matrix
 from .frame import ModelFrame
@@ -57,12 +58,8 @@ def factorize_groups(data: pd.DataFrame | ModelFrame, group: tuple[str, ...]) ->
     if isinstance(values, np.ndarray) and values.dtype.kind in "iu" and values.size:
         lo, hi = int(values.min()), int(values.max())
         if hi - lo < _LOOKUP_SPAN * values.size + 1024 and hi < 2 ** 63:
-            shifted = values.astype(np.int64) - np.int64(lo)
-            present = np.zeros(hi - lo + 1, dtype=bool)
-            present[shifted] = True
-            offsets = np.flatnonzero(present)
-            position = np.cumsum(present, dtype=np.int64) - 1
-            return position[shifted], (offsets + lo).astype(values.dtype)
+            offsets, codes = distinct(values.astype(np.int64) - np.int64(lo), hi - lo + 1)
+            return codes.astype(np.int64), (offsets + lo).astype(values.dtype)
     codes, levels = pd.factorize(group_labels(data, group), sort=True)
     return codes, levels
 

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..design.codes import DISTINCT_TABLE, distinct
+
 __all__ = ["CrossProducts", "RowProducts", "TermPairGram", "WeightedGram", "a21_pair_count", "level_gram",
            "row_pattern", "row_structure", "term_columns", "term_cross", "weighted_cross", "DENSE_A21_ELEMENTS",
            "SPARSE_A22_ELEMENTS", "dense_a21", "sparse_a22"]
@@ -71,23 +73,6 @@ def row_pattern(cols: np.ndarray, q: int) -> sp.csr_matrix:
     return A
 
 
-#: Largest lookup table (entries) :func:`_distinct` uses instead of sorting, beyond four per key.
-DISTINCT_TABLE = 1 << 21
-
-
-def _distinct(key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(key, return_inverse=True)`` for keys in ``[0, size)``: through a lookup table
-    (O(keys), no sort) when ``size`` is at most :data:`DISTINCT_TABLE` or four per key."""
-    if size > max(DISTINCT_TABLE, 4 * key.size):
-        uniq, inv = np.unique(key, return_inverse=True)
-        return uniq, inv.ravel()
-    table = np.zeros(size, dtype=np.int32)
-    table[key] = 1
-    uniq = np.flatnonzero(table)
-    table[uniq] = np.arange(uniq.size, dtype=np.int32)
-    return uniq, table[key]
-
-
 class WeightedGram:
     """``Z_aᵀ W Z_b`` for any diagonal W, on a pattern found once.
 
@@ -118,7 +103,7 @@ class WeightedGram:
             self._target = key
             self._size = shape[0] * shape[1]
         else:
-            uniq, inv = _distinct(key, shape[0] * shape[1])
+            uniq, inv = distinct(key, shape[0] * shape[1])
             del key
             rows, indices = np.divmod(uniq, shape[1])
             indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))])

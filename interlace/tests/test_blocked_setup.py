@@ -165,10 +165,10 @@ def test_sparse_a22_equals_cholmod(monkeypatch):
 @pytest.mark.parametrize("size, n", [(1000, 5000), (10**7, 1000), (3000, 10), (50, 0)])
 def test_distinct_matches_unique(size, n):
     """The lookup-table path of the Gram patterns (small key range) and the sorting path agree with np.unique."""
-    from interlace.linalg.crossprod import _distinct
+    from interlace.design.codes import distinct
 
     key = np.random.default_rng(size).integers(0, size, n)
-    uniq, inv = _distinct(key, size)
+    uniq, inv = distinct(key, size)
     expected, expected_inv = np.unique(key, return_inverse=True)
     np.testing.assert_array_equal(uniq, expected)
     np.testing.assert_array_equal(inv, expected_inv.ravel())

@@ -13,6 +13,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import interlace
 import interlace.api as smf
@@ -269,3 +271,22 @@ def test_duplicated_column_names(sleep, fn):
     }[fn]
     with pytest.raises(DataError, match=r"data has duplicated column names: 'Days'"):
         call()
+
+
+@settings(deadline=None)
+@given(values=st.lists(st.integers(-3000, 3000), min_size=1, max_size=200),
+       dtype=st.sampled_from(["int64", "int32", "int16"]), shift=st.sampled_from([0, 10**6, -(10**9)]))
+def test_integer_groups_factorized_as_pandas(values, dtype, shift):
+    """An integer grouping column's codes and levels (table lookup where the values span a few
+    times the rows) are ``pandas.factorize(..., sort=True)``'s, for any range, sign and dtype."""
+    from interlace.design.frame import ModelFrame
+    from interlace.design.terms import factorize_groups
+
+    arr = np.asarray(values, dtype=np.int64) + (shift if dtype == "int64" else 0)
+    arr = arr.astype(dtype)
+    frame = ModelFrame(columns={"g": arr}, index=pd.RangeIndex(arr.size))
+    codes, levels = factorize_groups(frame, ("g",))
+    expected_codes, expected_levels = pd.factorize(pd.Series(arr), sort=True)
+    np.testing.assert_array_equal(codes, expected_codes)
+    np.testing.assert_array_equal(np.asarray(levels), np.asarray(expected_levels))
+    assert np.asarray(levels).dtype == np.asarray(expected_levels).dtype
